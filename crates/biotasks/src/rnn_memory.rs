@@ -261,4 +261,44 @@ mod tests {
             .collect();
         assert_eq!(new_random, old_random);
     }
+
+    /// End to end through the layer: region 0 → region 1 in bio2art (W[0, 1] > 0). The input
+    /// drives neuron 1 only and the readout sees neuron 0 only, so a signal reaches the output
+    /// one step later exactly when neuron 0 receives from neuron 1: upstream's orientation.
+    #[test]
+    fn orientation_decides_which_neuron_receives() {
+        let c = Connectome::from_matrix("tiny", 2, vec![0.0, 0.5, 0.0, 0.0]).unwrap();
+        let b2a = Bio2artConfig {
+            intrinsic_conn: false,
+            ..Bio2artConfig::default()
+        };
+        let net = convert(&c, &b2a, &mut Stream::seeded(0)).unwrap();
+        let response = |orientation: Orientation| -> Vec<f32> {
+            let rm = RecurrentMatrix::from_network(&net, orientation).unwrap();
+            let w: Vec<f32> = rm.weights.iter().map(|&v| v as f32).collect();
+            let mut rnn = biolayers::layers::ElmanRnnConfig::new(1, 2, 1)
+                .with_topology(rm.topology())
+                .with_recurrent_weights(w)
+                .init(&mut Stream::seeded(0))
+                .unwrap();
+            let values: [Vec<f32>; 6] = [
+                vec![0.0, 1.0],
+                vec![0.0; 2],
+                vec![],
+                vec![0.0; 2],
+                vec![1.0, 0.0],
+                vec![0.0],
+            ];
+            for (k, p) in rnn.params_mut().into_iter().enumerate() {
+                if k != 2 {
+                    let shape = p.value.shape().to_vec();
+                    p.value = Tensor::from_vec(values[k].clone(), &shape).unwrap();
+                }
+            }
+            let x = Tensor::from_vec(vec![1.0, 0.0, 0.0], &[1, 3, 1]).unwrap();
+            biolayers::train::predict(&mut rnn, x).unwrap().to_vec().unwrap()
+        };
+        assert_eq!(response(Orientation::Upstream), [0.0, 0.5, 0.0]);
+        assert_eq!(response(Orientation::SourceRow), [0.0, 0.0, 0.0]);
+    }
 }
