@@ -9,6 +9,7 @@ mod cmd_bio2art;
 mod cmd_gallery;
 mod cmd_mask;
 mod cmd_reproduce;
+mod cmd_rnn_runs;
 mod cmd_task;
 mod cmd_validate;
 mod png;
@@ -41,6 +42,12 @@ enum Command {
     BenchTrain(cmd_bench_train::BenchTrainArgs),
     /// Convert a bundled connectome into a neuron-level recurrent topology (bio2art).
     Bio2art(cmd_bio2art::Bio2artArgs),
+    /// Train an upstream config grid (config.ini or .toml) of bio-instantiated RNNs, optionally one shard.
+    RnnRun(cmd_rnn_runs::RnnRunArgs),
+    /// Join the results folders of the shards of one rnn-run sweep.
+    MergeResults(cmd_rnn_runs::MergeResultsArgs),
+    /// Loss curves (mean ± SD) and box plots of rnn-run results folders, as upstream's lossvisualization.py.
+    PlotLoss(cmd_rnn_runs::PlotLossArgs),
 }
 
 fn main() {
@@ -54,6 +61,9 @@ fn main() {
         Command::Reproduce(a) => cmd_reproduce::run(a),
         Command::BenchKernels(a) => cmd_bench_kernels::run(a),
         Command::BenchTrain(a) => cmd_bench_train::run(a),
+        Command::RnnRun(a) => cmd_rnn_runs::run_cmd(a),
+        Command::MergeResults(a) => cmd_rnn_runs::merge_cmd(a),
+        Command::PlotLoss(a) => cmd_rnn_runs::plot_cmd(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -50,6 +50,7 @@ pub mod pic_latent_mem;
 pub mod plot;
 pub mod reproduce;
 pub mod rnn_memory;
+pub mod rnn_runs;
 pub mod seq_mem;
 pub mod trials;
 
