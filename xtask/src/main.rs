@@ -4,10 +4,12 @@
 //! one-line message with a non-zero exit status. Output files are written atomically.
 
 mod cmd_bench_kernels;
+mod cmd_bench_rnn;
 mod cmd_bench_train;
 mod cmd_bio2art;
 mod cmd_gallery;
 mod cmd_mask;
+mod cmd_mnist_latents;
 mod cmd_reproduce;
 mod cmd_rnn_runs;
 mod cmd_task;
@@ -40,8 +42,12 @@ enum Command {
     Reproduce(cmd_reproduce::ReproduceArgs),
     /// Training throughput of the schizo-cifar network (images/s) at r = 0 and 0.5.
     BenchTrain(cmd_bench_train::BenchTrainArgs),
+    /// Training-epoch time of the bio-instantiated RNN (Rust half of benches/rnn_epoch.sh).
+    BenchRnn(cmd_bench_rnn::BenchRnnArgs),
     /// Convert a bundled connectome into a neuron-level recurrent topology (bio2art).
     Bio2art(cmd_bio2art::Bio2artArgs),
+    /// Train the small MNIST CNN and cache the (10000, 50) test-image latent table for pic_latent_mem.
+    MnistLatents(cmd_mnist_latents::MnistLatentsArgs),
     /// Train an upstream config grid (config.ini or .toml) of bio-instantiated RNNs, optionally one shard.
     RnnRun(cmd_rnn_runs::RnnRunArgs),
     /// Join the results folders of the shards of one rnn-run sweep.
@@ -57,10 +63,12 @@ fn main() {
         Command::MasksGallery(a) => cmd_gallery::run(a),
         Command::Validate(a) => cmd_validate::run(a),
         Command::Bio2art(a) => cmd_bio2art::run(a),
+        Command::MnistLatents(a) => cmd_mnist_latents::run(a),
         Command::Task(a) => cmd_task::run(a),
         Command::Reproduce(a) => cmd_reproduce::run(a),
         Command::BenchKernels(a) => cmd_bench_kernels::run(a),
         Command::BenchTrain(a) => cmd_bench_train::run(a),
+        Command::BenchRnn(a) => cmd_bench_rnn::run(a),
         Command::RnnRun(a) => cmd_rnn_runs::run_cmd(a),
         Command::MergeResults(a) => cmd_rnn_runs::merge_cmd(a),
         Command::PlotLoss(a) => cmd_rnn_runs::plot_cmd(a),

@@ -45,6 +45,7 @@ pub mod assembly;
 pub mod data;
 mod error;
 pub mod fit;
+pub mod mnist_latents;
 pub mod nback_mem;
 pub mod pic_latent_mem;
 pub mod plot;
