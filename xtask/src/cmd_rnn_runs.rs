@@ -43,7 +43,8 @@ pub fn run_cmd(a: &RnnRunArgs) -> CliResult {
         Some(s) => s.parse::<Shard>()?,
         None => Shard::ALL,
     };
-    let report = run(
+    let report = run_named(
+        &a.config,
         &cfg,
         &RunOptions {
             out: a.out.clone(),
@@ -68,6 +69,22 @@ pub fn run_cmd(a: &RnnRunArgs) -> CliResult {
         report.out.display()
     );
     Ok(())
+}
+
+/// [`run`], with configuration errors naming `path` (the runner only knows the parsed config).
+fn run_named(
+    path: &Path,
+    cfg: &RunsConfig,
+    opts: &RunOptions,
+) -> Result<biotasks::rnn_runs::RunReport, biotasks::Error> {
+    run(cfg, opts).map_err(|e| match e {
+        biotasks::Error::Config { key, detail, .. } => biotasks::Error::Config {
+            file: path.to_path_buf(),
+            key,
+            detail,
+        },
+        other => other,
+    })
 }
 
 /// Arguments of `cargo xtask merge-results`.

@@ -634,6 +634,13 @@ pub fn run(cfg: &RunsConfig, opts: &RunOptions) -> Result<RunReport> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(&cfg.paths.path_to_results));
+    // Inputs first, so that a missing connectome or latent table leaves no folder behind.
+    let net = network(cfg)?;
+    let table = if cfg.trialparams.trial_params.task_name == TaskName::PicLatentMem {
+        Some(load_latents(cfg, opts.data.as_deref())?)
+    } else {
+        None
+    };
     layout::create_dir(&out)?;
     let stored = out.join("config.toml");
     if stored.is_file() {
@@ -652,12 +659,6 @@ pub fn run(cfg: &RunsConfig, opts: &RunOptions) -> Result<RunReport> {
     }
     let combos = combinations(cfg);
     layout::write_index(&out, cfg, &combos)?;
-    let net = network(cfg)?;
-    let table = if cfg.trialparams.trial_params.task_name == TaskName::PicLatentMem {
-        Some(load_latents(cfg, opts.data.as_deref())?)
-    } else {
-        None
-    };
     let all = jobs(combos.len(), cfg.trainvalidate.iterations);
     let mine = opts.shard.select(&all);
     let (mut todo, mut skipped) = (Vec::new(), Vec::new());
