@@ -30,7 +30,7 @@ pub struct ReproduceArgs {
     pub seed: u64,
     /// rnn-memory: upstream's whole seq_mem grid (xtask/configs/seq_mem.ini: 24 combinations ×
     /// 5 iterations × 500 epochs) for the bio and the randomised topology through `rnn-run`,
-    /// into <out>/bio, <out>/rand and the loss plots into <out>/figs (resumable; days on 2 cores).
+    /// into <out>/bio, <out>/rand and the loss plots into <out>/figs (resumable; hours on 2 cores).
     #[arg(long)]
     pub full: bool,
     /// No progress bars.
