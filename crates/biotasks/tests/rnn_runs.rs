@@ -490,6 +490,16 @@ fn seq_mem_runs_without_accuracy_files() {
         std::fs::read(out.join("1/history.csv")).unwrap(),
         std::fs::read(out2.join("1/history.csv")).unwrap()
     );
+    // freeze_layer: W_hh identical at epochs 1 and 2 while W_ih trains; absent connections stay 0.
+    let load =
+        |e: usize| biolayers::io::load_npz(&out.join(format!("0/checkpoints/model_epoch_{e}_iter_0.npz"))).unwrap();
+    let (e1, e2) = (load(1), load(2));
+    let get = |a: &[biolayers::io::NamedArray], n: &str| a.iter().find(|x| x.name == n).unwrap().data.clone();
+    assert_eq!(get(&e1, "w_hh"), get(&e2, "w_hh"));
+    assert_ne!(get(&e1, "w_ih"), get(&e2, "w_ih"));
+    assert_eq!(e1.iter().find(|x| x.name == "w_hh").unwrap().shape, vec![19, 19]);
+    let zeros = get(&e2, "w_hh").iter().filter(|&&v| v == 0.0).count();
+    assert!(zeros >= 19, "the diagonal (no self-connections) at least: {zeros}");
     let loss = npy(&out.join("0/validate_loss_all.npy"));
     assert_eq!(loss.shape, vec![1, 2]);
     assert!(loss.data.iter().all(|v| v.is_finite() && *v >= 0.0));

@@ -765,6 +765,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn trimmed_losses_and_accuracy_use_only_nonzero_targets() {
+        let g = Graph::new();
+        // Three rows, three classes; rows 0 and 2 are decision steps (labels 2 and 1).
+        let logits = [0.5f32, -1.0, 2.0, 9.0, 9.0, 9.0, 0.1, 0.3, -0.2];
+        let y = [2.0f32, 0.0, 1.0];
+        let onehot = [0.0f32, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0];
+        let z = g.input(Tensor::from_vec(logits.to_vec(), &[3, 3]).unwrap());
+        let nll = trimmed_nll(&g, &z, &onehot, 2).unwrap();
+        let got = f64::from(g.value(&nll).unwrap().as_slice().unwrap()[0]);
+        let lsm = |r: &[f32], k: usize| {
+            let m = r.iter().map(|&v| f64::from(v)).fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + r.iter().map(|&v| (f64::from(v) - m).exp()).sum::<f64>().ln();
+            f64::from(r[k]) - lse
+        };
+        let want = -(lsm(&logits[0..3], 2) + lsm(&logits[6..9], 1)) / 2.0;
+        assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        // Row 0 predicts 2 (right), row 2 predicts 1 (right); row 1 is ignored.
+        assert_eq!(trimmed_accuracy(&logits, &y), 100.0);
+        assert_eq!(trimmed_accuracy(&logits, &[1.0, 0.0, 2.0]), 0.0);
+        let pred = g.input(Tensor::from_vec(vec![0.5f32, 7.0, 0.0], &[3, 1]).unwrap());
+        let mse = trimmed_mse(&g, &pred, &[0.25, 0.0, 1.0]).unwrap();
+        let got = g.value(&mse).unwrap().as_slice().unwrap()[0];
+        assert!((got - (0.0625 + 1.0) / 2.0).abs() < 1e-7, "{got}");
+    }
+
+    #[test]
     fn job_seeds_differ() {
         let a = job_seed(
             1,
