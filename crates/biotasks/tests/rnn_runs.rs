@@ -445,6 +445,16 @@ fn tiny_run_shards_merge_resume_and_plot() {
     }
     let csv = std::fs::read_to_string(figs.join("summary.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 8);
+    // A folder with unfinished combinations (one shard) is refused with a clear error.
+    match plot_loss(
+        &[shards[0].clone()],
+        &labels[..1],
+        &root.join("f3"),
+        &PlotLossOptions::default(),
+    ) {
+        Err(Error::Data { detail, .. }) => assert!(detail.contains("not all its runs are finished"), "{detail}"),
+        other => panic!("expected a data error, got {other:?}"),
+    }
     // Folders of different grids are refused.
     let seq = root.join("seq");
     run(&tiny("seq_mem", false), &opts(&seq)).unwrap();

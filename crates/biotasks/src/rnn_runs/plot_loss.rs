@@ -207,6 +207,15 @@ pub fn plot_loss(
         let mut max_epoch = 2.0f64;
         for (f, dir) in folders.iter().zip(results) {
             let cdir = layout::combination_dir(dir, ci);
+            if !cdir.join("validate_loss_all.npy").is_file() {
+                return Err(Error::Data {
+                    path: cdir.clone(),
+                    detail: format!(
+                        "combination {ci} {} has no loss arrays: not all its runs are finished (rnn-run, or merge-results for shards)",
+                        combo.upstream_tuple()
+                    ),
+                });
+            }
             let val = read_array(&cdir.join("validate_loss_all.npy"))?;
             let train = read_array(&cdir.join("train_loss_all.npy"))?;
             if val.cols <= start || train.cols != val.cols || train.rows != val.rows {
