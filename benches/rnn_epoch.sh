@@ -6,6 +6,7 @@
 #   VENV=/path/to/venv bash benches/rnn_epoch.sh      # use an existing PyTorch venv
 #   bash benches/rnn_epoch.sh nback_mem               # the other task
 #   EPOCHS=10 bash benches/rnn_epoch.sh             # timed epochs per side (default 20)
+#   THREADS=1 bash benches/rnn_epoch.sh             # threads for both sides (default: each one's own)
 # Not part of CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,10 +22,12 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 task=${1:-seq_mem}
 epochs=${EPOCHS:-20}
+threads=${THREADS:-0}
+if [[ "$threads" != 0 ]]; then export RAYON_NUM_THREADS=$threads; fi
 cargo build --quiet --release -p xtask
 out=$(mktemp -d)
 ./target/release/xtask bench-rnn --task "$task" --epochs "$epochs" --json "$out/rust.json" --export "$out"
-"$venv/bin/python" benches/pytorch_rnn.py --data "$out" --task "$task" --epochs "$epochs" > "$out/torch.json"
+"$venv/bin/python" benches/pytorch_rnn.py --data "$out" --task "$task" --epochs "$epochs" --threads "$threads" > "$out/torch.json"
 cat "$out/torch.json"
 python3 - "$out" <<'PY'
 import json, sys
