@@ -37,4 +37,7 @@ torch = json.loads(open(f"{d}/torch.json").read())
 print(f"{rust['task']} H={rust['hidden']} batch={rust['batch']} trials={rust['trials']} density={rust['density']:.4f}: "
       f"rust {rust['median_epoch_ms']:.2f} ms/epoch, pytorch {torch['median_epoch_ms']:.2f} ms/epoch "
       f"(torch {torch['torch']}, {torch['threads']} threads), speed-up {torch['median_epoch_ms'] / rust['median_epoch_ms']:.2f}x")
+if rust.get("cpu_ms_per_epoch"):
+    print(f"  CPU time per epoch (all threads): rust {rust['cpu_ms_per_epoch']:.1f} ms, pytorch {torch['cpu_ms_per_epoch']:.1f} ms, "
+          f"ratio {torch['cpu_ms_per_epoch'] / rust['cpu_ms_per_epoch']:.2f}x")
 PY

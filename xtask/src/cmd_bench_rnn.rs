@@ -74,6 +74,17 @@ fn topology(hidden: usize, seed: u64) -> CliResult<(Vec<bool>, f64, &'static str
     Ok((topo, d, "random, Marmoset x 4 density"))
 }
 
+/// CPU time (user + system) of this process in seconds, from `/proc/self/stat` (Linux; 10 ms
+/// ticks, so only sums over many epochs are meaningful). `None` elsewhere.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let (u, s): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
+    Some((u + s) / 100.0)
+}
+
 /// Mean over the rows with a nonzero target: squared error (`classes == 1`) or NLL of the
 /// log-softmax (the target is the class).
 fn trimmed_loss(g: &Graph, out: &Var, y: &[f32], classes: usize) -> bioautograd::Result<Var> {
@@ -150,7 +161,11 @@ pub fn run(a: &BenchRnnArgs) -> CliResult {
     let mut opt = OptimizerConfig::torch_adam(1e-4).build()?;
     let mut times = Vec::with_capacity(a.epochs);
     let mut last_loss = f64::NAN;
+    let mut cpu_start = None;
     for epoch in 0..=a.epochs {
+        if epoch == 1 {
+            cpu_start = process_cpu_seconds();
+        }
         let start = Instant::now();
         let mut total = 0.0;
         for (x, y, b) in &batches {
@@ -163,24 +178,29 @@ pub fn run(a: &BenchRnnArgs) -> CliResult {
         }
         last_loss = total / batches.len() as f64;
     }
+    let cpu_ms = match (cpu_start, process_cpu_seconds()) {
+        (Some(a0), Some(a1)) => Some(1e3 * (a1 - a0) / a.epochs as f64),
+        _ => None,
+    };
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
     let median = sorted[sorted.len() / 2];
     println!(
-        "rust {}: H {h}, batch {}, {n} trials (T {steps}), topology {source} density {density:.4}: median epoch {:.2} ms [min {:.2}, max {:.2}] over {} epochs; last loss {last_loss:.4}",
+        "rust {}: H {h}, batch {}, {n} trials (T {steps}), topology {source} density {density:.4}: median epoch {:.2} ms [min {:.2}, max {:.2}] over {} epochs; CPU {} ms/epoch (mean); last loss {last_loss:.4}",
         a.task,
         a.batch,
         1e3 * median,
         1e3 * sorted[0],
         1e3 * sorted[sorted.len() - 1],
-        a.epochs
+        a.epochs,
+        cpu_ms.map_or("n/a".to_string(), |c| format!("{c:.1}"))
     );
     if let Some(p) = &a.json {
         let rec = serde_json::json!({
             "impl": "rust", "task": a.task, "hidden": h, "batch": a.batch, "trials": n,
             "steps": steps, "density": density, "topology": source, "epochs": a.epochs,
             "median_epoch_ms": 1e3 * median, "min_epoch_ms": 1e3 * sorted[0],
-            "max_epoch_ms": 1e3 * sorted[sorted.len() - 1],
+            "max_epoch_ms": 1e3 * sorted[sorted.len() - 1], "cpu_ms_per_epoch": cpu_ms,
             "threads": std::thread::available_parallelism().map(|v| v.get()).unwrap_or(1),
         });
         bionpy::write_atomic(p, serde_json::to_string_pretty(&rec)?.as_bytes())?;

@@ -56,7 +56,31 @@ enum Command {
     PlotLoss(cmd_rnn_runs::PlotLossArgs),
 }
 
+/// glibc's malloc returns every freed block above its mmap threshold (128 KiB, growing
+/// dynamically) to the kernel, and the tape allocates fresh activations and gradients for every
+/// op: a training step then spends up to a third of its time in page faults (measured on the RNN
+/// epoch benchmark: 0.30 s of 0.96 s CPU). Serving blocks up to 32 MiB from the heap and trimming
+/// only above 256 MiB removes that cost; it changes no result.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_allocator() {
+    extern "C" {
+        fn mallopt(param: i32, value: i32) -> i32;
+    }
+    const M_TRIM_THRESHOLD: i32 = -1;
+    const M_MMAP_THRESHOLD: i32 = -3;
+    // SAFETY: mallopt only adjusts glibc allocator parameters; called before any other thread
+    // exists. A rejected value (return 0) leaves glibc's default, which is fine.
+    unsafe {
+        mallopt(M_MMAP_THRESHOLD, 32 << 20);
+        mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
+
 fn main() {
+    tune_allocator();
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Mask(a) => cmd_mask::run(a),
