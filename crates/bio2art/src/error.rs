@@ -71,6 +71,12 @@ pub enum Error {
         /// Why.
         detail: String,
     },
+    /// A matrix handed to the RNN helpers (`topology`) has the wrong size or a non-finite value.
+    #[error("{detail}")]
+    InvalidRecurrent {
+        /// What is wrong.
+        detail: String,
+    },
     /// A file bundled in the crate could not be parsed (a corrupted build).
     #[error("bundled data file {file}: {detail}")]
     BundledData {

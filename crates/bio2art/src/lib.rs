@@ -16,6 +16,9 @@
 //!   project's value-stable ChaCha8 stream, or CPython's `random` reproducing upstream's
 //!   matrices bit for bit for the same seed.
 //!
+//! * [`topology`]: the neuron matrix as an RNN's recurrent matrix ([`Orientation`],
+//!   [`RecurrentMatrix`]), upstream's `random_w` ([`random_w`]) and `remap_w` ([`remap_w`]).
+//!
 //! Upstream's silent failures become [`Error`]s (wrong `neuron_density` length, unknown name,
 //! out-of-range parameters, zero or NaN densities) or [`Warning`]s (the intrinsic weight of a
 //! one-neuron region with `keep_diag = false`). Differences from upstream are listed in
@@ -49,6 +52,7 @@ pub mod density;
 mod error;
 mod numpy_sum;
 pub mod rng;
+pub mod topology;
 
 pub use biorng::Stream;
 pub use connectome::{list, Connectome, ConnectomeInfo, CONNECTOME_NAMES, DATA_ATTRIBUTION, DATA_LICENSE};
@@ -56,3 +60,4 @@ pub use conversion::{convert, Bio2artConfig, Bio2artNetwork, Bio2artSpec, Warnin
 pub use density::{scale_neuron_density, NeuronDensity, ScaleType, MAX_NEURONS_PER_REGION};
 pub use error::{Error, Result};
 pub use rng::RngKind;
+pub use topology::{is_symmetric, random_w, recurrent_matrix, remap_w, Orientation, RecurrentMatrix};

@@ -54,6 +54,11 @@ pub fn train_step_with<M: Module + ?Sized>(
     };
     opt.begin_step();
     for (i, (p, g)) in model.params_mut().into_iter().zip(grads).enumerate() {
+        // A frozen parameter is bound as an input and has no gradient; the check also covers a
+        // hook that would hand it one.
+        if !p.is_trainable() {
+            continue;
+        }
         if let Some(g) = g {
             opt.update(i, p.value.data_mut()?, &g)?;
         }

@@ -45,11 +45,13 @@ pub mod assembly;
 pub mod data;
 mod error;
 pub mod fit;
+pub mod mnist_latents;
 pub mod nback_mem;
 pub mod pic_latent_mem;
 pub mod plot;
 pub mod reproduce;
 pub mod rnn_memory;
+pub mod rnn_runs;
 pub mod seq_mem;
 pub mod trials;
 

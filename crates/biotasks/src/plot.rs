@@ -172,3 +172,143 @@ pub fn write_line_plot(stem: &Path, plot: &LinePlot) -> Result<()> {
     bionpy::write_atomic(&stem.with_extension("svg"), svg.as_bytes())?;
     Ok(())
 }
+
+/// One box of a [`BoxPlot`]: a label and its values.
+#[derive(Debug, Clone, Default)]
+pub struct BoxGroup {
+    /// Category label (x axis).
+    pub label: String,
+    /// The values (non-finite ones are ignored).
+    pub values: Vec<f64>,
+}
+
+/// A box plot: per group the quartiles (box), the median (line), whiskers to the furthest value
+/// within 1.5 IQR of the box and the values beyond them as points (seaborn's defaults).
+#[derive(Debug, Clone)]
+pub struct BoxPlot<'a> {
+    /// Caption.
+    pub title: &'a str,
+    /// X axis label.
+    pub x_label: &'a str,
+    /// Y axis label.
+    pub y_label: &'a str,
+    /// The boxes, left to right, coloured like the series of [`LinePlot`] (group `k` takes the
+    /// `k`-th colour).
+    pub groups: Vec<BoxGroup>,
+}
+
+/// The `q`-quantile of sorted values with linear interpolation (NumPy's default).
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+fn draw_boxes<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    p: &BoxPlot,
+) -> std::result::Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let finite: Vec<Vec<f64>> = p
+        .groups
+        .iter()
+        .map(|g| {
+            let mut v: Vec<f64> = g.values.iter().copied().filter(|x| x.is_finite()).collect();
+            v.sort_by(f64::total_cmp);
+            v
+        })
+        .collect();
+    let (lo, hi) = finite
+        .iter()
+        .flatten()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+    let pad = ((hi - lo) * 0.08).max(1e-6);
+    let n = p.groups.len().max(1);
+    let labels: Vec<String> = p.groups.iter().map(|g| g.label.clone()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(p.title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), (lo - pad)..(hi + pad))?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(2 * n + 1)
+        .x_label_formatter(&|x| {
+            let r = x.round();
+            if (x - r).abs() < 1e-6 && r >= 0.0 {
+                labels.get(r as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .x_desc(p.x_label)
+        .y_desc(p.y_label)
+        .label_style(("sans-serif", 14))
+        .draw()?;
+    for (i, v) in finite.iter().enumerate() {
+        if v.is_empty() {
+            continue;
+        }
+        let color = PALETTE[i % PALETTE.len()];
+        let x = i as f64;
+        let (q1, med, q3) = (
+            quantile_sorted(v, 0.25),
+            quantile_sorted(v, 0.5),
+            quantile_sorted(v, 0.75),
+        );
+        let iqr = q3 - q1;
+        let low_w = v.iter().copied().find(|&a| a >= q1 - 1.5 * iqr).unwrap_or(q1);
+        let high_w = v.iter().rev().copied().find(|&a| a <= q3 + 1.5 * iqr).unwrap_or(q3);
+        let w = 0.3;
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(x - w, q1), (x + w, q3)],
+            color.mix(0.55).filled(),
+        )))?;
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(x - w, q1), (x + w, q3)],
+            BLACK.mix(0.7).stroke_width(1),
+        )))?;
+        let line = |a: (f64, f64), b: (f64, f64)| PathElement::new(vec![a, b], BLACK.mix(0.7).stroke_width(1));
+        chart.draw_series([
+            PathElement::new(vec![(x - w, med), (x + w, med)], BLACK.stroke_width(2)),
+            line((x, q3), (x, high_w)),
+            line((x, q1), (x, low_w)),
+            line((x - w / 2.0, high_w), (x + w / 2.0, high_w)),
+            line((x - w / 2.0, low_w), (x + w / 2.0, low_w)),
+        ])?;
+        chart.draw_series(
+            v.iter()
+                .filter(|&&a| a < low_w || a > high_w)
+                .map(|&a| Circle::new((x, a), 3, BLACK.mix(0.7).stroke_width(1))),
+        )?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// Renders `plot` to `<stem>.png` and `<stem>.svg` (each written atomically).
+pub fn write_box_plot(stem: &Path, plot: &BoxPlot) -> Result<()> {
+    register_font();
+    let (w, h) = (560u32, 480u32);
+    let mut rgb = vec![0u8; (w * h * 3) as usize];
+    draw_boxes(BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area(), plot)
+        .map_err(|e| plot_err(stem, e))?;
+    let img = image::RgbImage::from_raw(w, h, rgb).ok_or_else(|| plot_err(stem, "plot buffer has the wrong size"))?;
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| plot_err(stem, e))?;
+    let mut svg = String::new();
+    draw_boxes(SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area(), plot).map_err(|e| plot_err(stem, e))?;
+    bionpy::write_atomic(&stem.with_extension("png"), &png)?;
+    bionpy::write_atomic(&stem.with_extension("svg"), svg.as_bytes())?;
+    Ok(())
+}

@@ -12,7 +12,7 @@
 //! Batches `(128, T, 2)` with `T = 2·pattern_length + 1` (11 for the default pattern length 5,
 //! lr 1e-4 as in upstream's config grid); predictions `(128·T, 1)`.
 
-use bio2art::{convert, Bio2artConfig, Connectome, NeuronDensity};
+use bio2art::{convert, random_w, Bio2artConfig, Connectome, NeuronDensity, Orientation, RecurrentMatrix};
 use bioautograd::{Graph, Mode, Tensor, Var};
 use biolayers::layers::{ElmanRnn, Module, RnnNonlinearity};
 use biolayers::optim::OptimizerConfig;
@@ -72,9 +72,9 @@ impl RnnMemoryConfig {
     }
 }
 
-/// Topology `(from, to)` flattened, from the bio2art neuron matrix (row = source), in upstream's
-/// orientation (transposed).
-fn bio_topology(cfg: &RnnMemoryConfig) -> Result<(Vec<bool>, usize)> {
+/// The bio2art neuron matrix as the recurrent template, in upstream's orientation (transposed;
+/// see `bio2art::topology`).
+fn bio_matrix(cfg: &RnnMemoryConfig) -> Result<RecurrentMatrix> {
     let connectome = Connectome::load(&cfg.connectome)?;
     let b2a = Bio2artConfig {
         neuron_density: NeuronDensity::Uniform(cfg.neurons_per_region),
@@ -84,27 +84,7 @@ fn bio_topology(cfg: &RnnMemoryConfig) -> Result<(Vec<bool>, usize)> {
         ..Bio2artConfig::default()
     };
     let net = convert(&connectome, &b2a, &mut Stream::seeded(cfg.seed))?;
-    let m = net.n_neurons;
-    let mut topo = vec![false; m * m];
-    for i in 0..m {
-        for j in 0..m {
-            // W[i, j] (i -> j in bio2art) becomes the connection j -> i, as upstream's W_hh[to, from].
-            topo[j * m + i] = net.weights[i * m + j] != 0.0;
-        }
-    }
-    Ok((topo, m))
-}
-
-/// Permutes the off-diagonal entries of a topology (upstream's directed `random_w`).
-fn randomised(topo: &[bool], m: usize, rng: &mut Stream) -> Vec<bool> {
-    let idx: Vec<usize> = (0..m * m).filter(|k| k / m != k % m).collect();
-    let mut vals: Vec<bool> = idx.iter().map(|&k| topo[k]).collect();
-    rng.shuffle(&mut vals);
-    let mut out = topo.to_vec();
-    for (&k, v) in idx.iter().zip(vals) {
-        out[k] = v;
-    }
-    out
+    Ok(RecurrentMatrix::from_network(&net, Orientation::Upstream)?)
 }
 
 /// Mean squared error over the rows whose target is not zero.
@@ -132,8 +112,9 @@ pub fn rnn_memory(opts: &ReproduceOptions, long: bool) -> Result<Vec<SettingResu
 
 /// Runs `cfg` and writes the results folder of `opts`.
 pub fn run(opts: &ReproduceOptions, cfg: &RnnMemoryConfig) -> Result<Vec<SettingResult>> {
-    let (bio, m) = bio_topology(cfg)?;
-    let density = bio.iter().filter(|&&c| c).count() as f64 / (m * m) as f64;
+    let bio_w = bio_matrix(cfg)?;
+    let (bio, m) = (bio_w.topology(), bio_w.hidden);
+    let density = bio_w.density();
     std::fs::create_dir_all(&opts.out).map_err(|e| Error::Data {
         path: opts.out.clone(),
         detail: e.to_string(),
@@ -163,10 +144,17 @@ pub fn run(opts: &ReproduceOptions, cfg: &RnnMemoryConfig) -> Result<Vec<Setting
             let in_dim = train.trials().in_dim;
             let (train_b, val_b) = (batches(&train, cfg.batch_size), batches(&val, cfg.batch_size));
             let mut rng = Stream::seeded(seed ^ 0xB10);
+            // The random control is `random_w` applied to the oriented matrix (one shuffle of the
+            // off-diagonal entries): the same distribution as randomising bio2art's W before
+            // orienting it (upstream's order, `bio2art::recurrent_matrix`), and the same draws
+            // as the committed results.
             let topo = if label == "bio" {
                 bio.clone()
             } else {
-                randomised(&bio, m, &mut rng)
+                random_w(&bio_w.weights, m, &mut rng)?
+                    .iter()
+                    .map(|&w| w != 0.0)
+                    .collect()
             };
             let mut model = ElmanRnn::new(in_dim, m, 1, &topo, RnnNonlinearity::Relu, &mut rng)?;
             let mut opt = OptimizerConfig::torch_adam(cfg.lr).build()?;
@@ -229,4 +217,88 @@ pub fn run(opts: &ReproduceOptions, cfg: &RnnMemoryConfig) -> Result<Vec<Setting
         summary_table("rnn-memory", &description, caveat, &results).as_bytes(),
     )?;
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The topologies before `bio2art::topology` existed: the transposed nonzero pattern, and a
+    /// shuffle of its off-diagonal flags. The API must give the same ones for the same seeds.
+    #[test]
+    fn bio_and_random_topologies_are_unchanged() {
+        let cfg = RnnMemoryConfig::new(false, 3);
+        let connectome = Connectome::load(&cfg.connectome).unwrap();
+        let b2a = Bio2artConfig {
+            neuron_density: NeuronDensity::Uniform(cfg.neurons_per_region),
+            target_sparsity: cfg.target_sparsity,
+            rand_partition: cfg.rand_partition,
+            keep_diag: false,
+            ..Bio2artConfig::default()
+        };
+        let net = convert(&connectome, &b2a, &mut Stream::seeded(cfg.seed)).unwrap();
+        let m = net.n_neurons;
+        let mut old = vec![false; m * m];
+        for i in 0..m {
+            for j in 0..m {
+                old[j * m + i] = net.weights[i * m + j] != 0.0;
+            }
+        }
+        let bio = bio_matrix(&cfg).unwrap();
+        assert_eq!(bio.topology(), old);
+        assert!((bio.density() - 0.4753).abs() < 1e-4, "{}", bio.density());
+        let idx: Vec<usize> = (0..m * m).filter(|k| k / m != k % m).collect();
+        let mut vals: Vec<bool> = idx.iter().map(|&k| old[k]).collect();
+        Stream::seeded(3 ^ 0xB10).shuffle(&mut vals);
+        let mut old_random = old.clone();
+        for (&k, v) in idx.iter().zip(vals) {
+            old_random[k] = v;
+        }
+        let new_random: Vec<bool> = random_w(&bio.weights, m, &mut Stream::seeded(3 ^ 0xB10))
+            .unwrap()
+            .iter()
+            .map(|&w| w != 0.0)
+            .collect();
+        assert_eq!(new_random, old_random);
+    }
+
+    /// End to end through the layer: region 0 → region 1 in bio2art (W[0, 1] > 0). The input
+    /// drives neuron 1 only and the readout sees neuron 0 only, so a signal reaches the output
+    /// one step later exactly when neuron 0 receives from neuron 1: upstream's orientation.
+    #[test]
+    fn orientation_decides_which_neuron_receives() {
+        let c = Connectome::from_matrix("tiny", 2, vec![0.0, 0.5, 0.0, 0.0]).unwrap();
+        let b2a = Bio2artConfig {
+            intrinsic_conn: false,
+            ..Bio2artConfig::default()
+        };
+        let net = convert(&c, &b2a, &mut Stream::seeded(0)).unwrap();
+        let response = |orientation: Orientation| -> Vec<f32> {
+            let rm = RecurrentMatrix::from_network(&net, orientation).unwrap();
+            let w: Vec<f32> = rm.weights.iter().map(|&v| v as f32).collect();
+            let mut rnn = biolayers::layers::ElmanRnnConfig::new(1, 2, 1)
+                .with_topology(rm.topology())
+                .with_recurrent_weights(w)
+                .init(&mut Stream::seeded(0))
+                .unwrap();
+            let values: [Vec<f32>; 6] = [
+                vec![0.0, 1.0],
+                vec![0.0; 2],
+                vec![],
+                vec![0.0; 2],
+                vec![1.0, 0.0],
+                vec![0.0],
+            ];
+            for (k, p) in rnn.params_mut().into_iter().enumerate() {
+                if k != 2 {
+                    let shape = p.value.shape().to_vec();
+                    p.value = Tensor::from_vec(values[k].clone(), &shape).unwrap();
+                }
+            }
+            let x = Tensor::from_vec(vec![1.0, 0.0, 0.0], &[1, 3, 1]).unwrap();
+            biolayers::train::predict(&mut rnn, x).unwrap().to_vec().unwrap()
+        };
+        assert_eq!(response(Orientation::Upstream), [0.0, 0.5, 0.0]);
+        assert_eq!(response(Orientation::SourceRow), [0.0, 0.0, 0.0]);
+    }
 }

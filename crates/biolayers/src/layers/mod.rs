@@ -22,7 +22,7 @@ mod rnn;
 pub use basic::{Activation, AvgPool2d, BatchNorm2d, Dropout, Flatten, FlattenChannelsLast, MaxPool2d, Sequential};
 pub use conv::{Conv2d, Conv2dConfig, PaddingConfig};
 pub use dense::{Dense, DenseConfig};
-pub use rnn::{ElmanRnn, RnnNonlinearity};
+pub use rnn::{ElmanRnn, ElmanRnnConfig, RecurrentInit, RnnNonlinearity};
 
 use bioautograd::{Graph, Tensor, Var};
 
@@ -38,6 +38,7 @@ pub struct Param {
     /// The value.
     pub value: Tensor,
     var: Option<Var>,
+    trainable: bool,
 }
 
 impl Param {
@@ -47,14 +48,31 @@ impl Param {
             name: name.to_string(),
             value,
             var: None,
+            trainable: true,
         }
     }
 
-    /// Registers the value as a `param` leaf of `g` and remembers its node.
+    /// Registers the value in `g` and remembers its node: a `param` leaf, or, for a frozen
+    /// parameter, a plain input leaf, so that no gradient is computed for it and the optimiser
+    /// never sees it.
     pub fn bind(&mut self, g: &Graph) -> Var {
-        let v = g.param(self.value.clone());
+        let v = if self.trainable {
+            g.param(self.value.clone())
+        } else {
+            g.input(self.value.clone())
+        };
         self.var = Some(v);
         v
+    }
+
+    /// `false` for a frozen parameter (kept at its value by [`crate::train::train_step`]).
+    pub fn is_trainable(&self) -> bool {
+        self.trainable
+    }
+
+    /// Freezes (`false`) or unfreezes (`true`) the parameter.
+    pub fn set_trainable(&mut self, trainable: bool) {
+        self.trainable = trainable;
     }
 
     /// The node of the last [`Param::bind`].

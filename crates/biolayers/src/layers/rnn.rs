@@ -3,7 +3,16 @@
 //! `h_t = act(x_t·W_ih + b_ih + h_{t-1}·(W_hh ⊙ M) + b_hh)`, `h_0 = 0`, `ŷ_t = h_t·W_out + b_out`.
 //! `M` (hidden × hidden, row = source neuron, column = target neuron) is the topology: the
 //! recurrent product runs through the tile-skipping masked GEMM, so gradients at absent
-//! connections are exactly zero and the topology survives training.
+//! connections are exactly zero and the topology survives training (upstream zeroes
+//! `weight_hh_l0.grad` at `W == 0` after every backward; with no weight decay both leave those
+//! entries at exactly 0).
+//!
+//! Built burn style: [`ElmanRnnConfig`] → [`ElmanRnnConfig::init`] → [`Module::forward`].
+//! [`ElmanRnn::new`] is the short form (default init, no freezing).
+//!
+//! Layout: our weights are PyTorch's transposed. `W_ih` is `(in, hidden)` = `weight_ih_l0ᵀ`,
+//! `W_hh` is `(hidden, hidden)` with `W_hh[from, to]` = `weight_hh_l0[to, from]`, `W_out` is
+//! `(hidden, out)` = `fc.weightᵀ`. Fans in [`RecurrentInit`] are PyTorch's (of the PyTorch shapes).
 //!
 //! # Shapes
 //! Input `(batch, T, in)`, batch-first; output `(batch·T, out)`, one row per time step.
@@ -12,17 +21,258 @@ use std::sync::Arc;
 
 use bioautograd::{Graph, Tensor, TileMap, TileSize, Var};
 use biorng::Stream;
+use serde::{Deserialize, Serialize};
 
 use super::{Module, Param};
 use crate::error::{invalid, Result};
 
-/// The recurrent nonlinearity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The recurrent nonlinearity (serialised `"relu"` / `"tanh"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RnnNonlinearity {
     /// ReLU (upstream's default in the experiments).
     Relu,
     /// tanh.
     Tanh,
+}
+
+impl std::str::FromStr for RnnNonlinearity {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "relu" => Ok(RnnNonlinearity::Relu),
+            "tanh" => Ok(RnnNonlinearity::Tanh),
+            other => Err(invalid("nonlinearity", other, "expected relu or tanh")),
+        }
+    }
+}
+
+/// Upstream's three init schemes (`rnnmodels.ModelBio(init=...)`, serialised lowercase).
+///
+/// With `H` = hidden, `I` = input and `O` = output size, and `U(±l)` = `U(-l, l)`:
+///
+/// | scheme | `W_hh` | `W_ih` | readout `W_out` |
+/// |---|---|---|---|
+/// | `default` (`nn.RNN` / `nn.Linear` defaults) | `U(±1/√H)` | `U(±1/√H)` | `U(±1/√H)` (`kaiming_uniform(a=√5)`, fan_in = H) |
+/// | `xavier` (`xavier_uniform_`, gain 1) | `U(±√(6/2H))` | `U(±√(6/(I+H)))` | `U(±√(6/(H+O)))` |
+/// | `he` (`kaiming_uniform_(mode='fan_out')`, a = 0 → gain √2) | `U(±√(6/H))` | `U(±√(6/H))` (fan_out of `(H, I)` = H) | `U(±√(6/O))` (fan_out of `(O, H)` = O) |
+///
+/// Biases are PyTorch's defaults in every scheme: `b_ih`, `b_hh`, `b_out` ~ `U(±1/√H)` (upstream
+/// only replaces weights). `he` uses `mode='fan_out'` for the readout too, as `ModelBio` does
+/// (its plain `Model` uses `fan_in` there). Upstream's script replaces any non-`default` choice
+/// by the nonlinearity's ([`RecurrentInit::upstream_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecurrentInit {
+    /// PyTorch's `nn.RNN` / `nn.Linear` defaults.
+    #[default]
+    Default,
+    /// `nn.init.xavier_uniform_`.
+    Xavier,
+    /// `nn.init.kaiming_uniform_(mode='fan_out')`.
+    He,
+}
+
+impl RecurrentInit {
+    /// What upstream's `biornnmemory.py` ends up using when its `init` setting is `requested`:
+    /// `default` stays, anything else becomes `he` for relu and `xavier` for tanh.
+    pub fn upstream_for(requested: RecurrentInit, nonlinearity: RnnNonlinearity) -> RecurrentInit {
+        match (requested, nonlinearity) {
+            (RecurrentInit::Default, _) => RecurrentInit::Default,
+            (_, RnnNonlinearity::Relu) => RecurrentInit::He,
+            (_, RnnNonlinearity::Tanh) => RecurrentInit::Xavier,
+        }
+    }
+
+    /// The uniform bounds `(W_ih, W_hh, W_out)` for these sizes.
+    pub fn bounds(self, input: usize, hidden: usize, output: usize) -> (f64, f64, f64) {
+        let (i, h, o) = (input as f64, hidden as f64, output as f64);
+        match self {
+            RecurrentInit::Default => {
+                let k = 1.0 / h.sqrt();
+                (k, k, k)
+            }
+            RecurrentInit::Xavier => ((6.0 / (i + h)).sqrt(), (6.0 / (2.0 * h)).sqrt(), (6.0 / (h + o)).sqrt()),
+            RecurrentInit::He => ((6.0 / h).sqrt(), (6.0 / h).sqrt(), (6.0 / o).sqrt()),
+        }
+    }
+}
+
+impl std::str::FromStr for RecurrentInit {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "default" => Ok(RecurrentInit::Default),
+            "xavier" => Ok(RecurrentInit::Xavier),
+            "he" => Ok(RecurrentInit::He),
+            other => Err(invalid("init", other, "expected default, xavier or he")),
+        }
+    }
+}
+
+/// Configuration of an [`ElmanRnn`] (burn style: build, then [`ElmanRnnConfig::init`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ElmanRnnConfig {
+    /// Input features per time step.
+    pub input: usize,
+    /// Hidden neurons `H`.
+    pub hidden: usize,
+    /// Readout outputs.
+    pub output: usize,
+    /// Recurrent nonlinearity.
+    pub nonlinearity: RnnNonlinearity,
+    /// Weight init scheme.
+    pub init: RecurrentInit,
+    /// `H·H` flags, `topology[from·H + to]`; `None` = fully connected (self-connections included).
+    pub topology: Option<Vec<bool>>,
+    /// Explicit initial recurrent weights `W_hh[from·H + to]` (e.g. `bio2art`'s `remap_w`),
+    /// replacing the init scheme's draw (which is still made, so the other parameters get the
+    /// same values either way). Must be 0 wherever `topology` is false.
+    pub recurrent_weights: Option<Vec<f32>>,
+    /// Keep `W_hh` at its initial value (upstream's `freeze_layer`); everything else trains.
+    pub freeze_recurrent: bool,
+}
+
+impl ElmanRnnConfig {
+    /// `input → hidden → output`, relu, default init, fully connected, trainable.
+    pub fn new(input: usize, hidden: usize, output: usize) -> Self {
+        ElmanRnnConfig {
+            input,
+            hidden,
+            output,
+            nonlinearity: RnnNonlinearity::Relu,
+            init: RecurrentInit::Default,
+            topology: None,
+            recurrent_weights: None,
+            freeze_recurrent: false,
+        }
+    }
+
+    /// Sets the nonlinearity.
+    pub fn with_nonlinearity(mut self, nonlinearity: RnnNonlinearity) -> Self {
+        self.nonlinearity = nonlinearity;
+        self
+    }
+
+    /// Sets the init scheme.
+    pub fn with_init(mut self, init: RecurrentInit) -> Self {
+        self.init = init;
+        self
+    }
+
+    /// Sets the topology (`topology[from·H + to]`).
+    pub fn with_topology(mut self, topology: Vec<bool>) -> Self {
+        self.topology = Some(topology);
+        self
+    }
+
+    /// Sets explicit initial recurrent weights (`W_hh[from·H + to]`).
+    pub fn with_recurrent_weights(mut self, weights: Vec<f32>) -> Self {
+        self.recurrent_weights = Some(weights);
+        self
+    }
+
+    /// Freezes (`true`) the recurrent matrix.
+    pub fn with_freeze_recurrent(mut self, freeze: bool) -> Self {
+        self.freeze_recurrent = freeze;
+        self
+    }
+
+    /// Checks sizes and the lengths and support of the optional matrices.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidConfig`] naming the offending field.
+    pub fn validate(&self) -> Result<()> {
+        let h = self.hidden;
+        if self.input == 0 || h == 0 || self.output == 0 {
+            return Err(invalid(
+                "hidden",
+                format!("input {}, hidden {h}, output {}", self.input, self.output),
+                "input, hidden and output sizes must be >= 1",
+            ));
+        }
+        let hh = h
+            .checked_mul(h)
+            .ok_or_else(|| invalid("hidden", h, "hidden² overflows"))?;
+        if let Some(t) = &self.topology {
+            if t.len() != hh {
+                return Err(invalid("topology", t.len(), format!("needs hidden² = {hh} entries")));
+            }
+        }
+        if let Some(w) = &self.recurrent_weights {
+            if w.len() != hh {
+                return Err(invalid(
+                    "recurrent_weights",
+                    w.len(),
+                    format!("needs hidden² = {hh} entries"),
+                ));
+            }
+            if let Some(k) = w.iter().position(|v| !v.is_finite()) {
+                return Err(invalid(
+                    "recurrent_weights",
+                    w[k],
+                    format!("entry {k} (from {}, to {}) is not finite", k / h, k % h),
+                ));
+            }
+            if let Some(t) = &self.topology {
+                if let Some(k) = w.iter().zip(t).position(|(v, c)| !c && *v != 0.0) {
+                    return Err(invalid(
+                        "recurrent_weights",
+                        w[k],
+                        format!(
+                            "entry {k} (from {}, to {}) is nonzero where the topology has no connection",
+                            k / h,
+                            k % h
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Draws the parameters from `rng`, in the order `W_ih`, `W_hh`, `b_ih`, `b_hh`, `W_out`,
+    /// `b_out` (each in C order of our layout), masks `W_hh` with the topology, then applies
+    /// [`ElmanRnnConfig::recurrent_weights`] and [`ElmanRnnConfig::freeze_recurrent`].
+    ///
+    /// # Errors
+    /// See [`ElmanRnnConfig::validate`].
+    pub fn init(&self, rng: &mut Stream) -> Result<ElmanRnn> {
+        self.validate()?;
+        let (input, hidden, output) = (self.input, self.hidden, self.output);
+        let topology = self.topology.clone().unwrap_or_else(|| vec![true; hidden * hidden]);
+        let (l_ih, l_hh, l_out) = self.init.bounds(input, hidden, output);
+        let k_bias = 1.0 / (hidden as f64).sqrt();
+        let mut u = |n: usize, bound: f64| -> Vec<f32> { (0..n).map(|_| rng.uniform(-bound, bound) as f32).collect() };
+        let w_ih = u(input * hidden, l_ih);
+        let mut w_hh = u(hidden * hidden, l_hh);
+        for (w, &c) in w_hh.iter_mut().zip(&topology) {
+            if !c {
+                *w = 0.0;
+            }
+        }
+        let (b_ih, b_hh) = (u(hidden, k_bias), u(hidden, k_bias));
+        let (w_out, b_out) = (u(hidden * output, l_out), u(output, k_bias));
+        if let Some(w) = &self.recurrent_weights {
+            w_hh.clone_from(w);
+        }
+        let tiles = TileMap::from_bools(&topology, hidden, hidden, TileSize::CPU_DEFAULT)?;
+        let t = |v: Vec<f32>, s: &[usize]| Tensor::from_vec(v, s);
+        let mut w_hh = Param::new("w_hh", t(w_hh, &[hidden, hidden])?);
+        w_hh.set_trainable(!self.freeze_recurrent);
+        Ok(ElmanRnn {
+            w_ih: Param::new("w_ih", t(w_ih, &[input, hidden])?),
+            b_ih: Param::new("b_ih", t(b_ih, &[hidden])?),
+            w_hh,
+            b_hh: Param::new("b_hh", t(b_hh, &[hidden])?),
+            w_out: Param::new("w_out", t(w_out, &[hidden, output])?),
+            b_out: Param::new("b_out", t(b_out, &[output])?),
+            topology_flags: topology,
+            topology: Arc::new(tiles),
+            hidden,
+            nonlinearity: self.nonlinearity,
+        })
+    }
 }
 
 /// An Elman RNN with a masked recurrent matrix and a linear readout.
@@ -34,6 +284,7 @@ pub struct ElmanRnn {
     b_hh: Param,
     w_out: Param,
     b_out: Param,
+    topology_flags: Vec<bool>,
     topology: Arc<TileMap>,
     hidden: usize,
     nonlinearity: RnnNonlinearity,
@@ -41,9 +292,8 @@ pub struct ElmanRnn {
 
 impl ElmanRnn {
     /// A layer `input → hidden → output` whose recurrent weights exist only where
-    /// `topology[from·hidden + to]` is true. Every weight and bias is drawn from PyTorch's RNN
-    /// default `U(-1/sqrt(hidden), 1/sqrt(hidden))` (the readout from `nn.Linear`'s default);
-    /// absent recurrent connections are 0.
+    /// `topology[from·hidden + to]` is true, with [`RecurrentInit::Default`] and a trainable
+    /// recurrent matrix: `ElmanRnnConfig::new(..).with_topology(..).init(rng)`.
     pub fn new(
         input: usize,
         hidden: usize,
@@ -52,46 +302,53 @@ impl ElmanRnn {
         nonlinearity: RnnNonlinearity,
         rng: &mut Stream,
     ) -> Result<Self> {
-        if input == 0 || hidden == 0 || output == 0 {
-            return Err(invalid("hidden", hidden, "input, hidden and output sizes must be >= 1"));
-        }
-        if topology.len() != hidden * hidden {
-            return Err(invalid(
-                "topology",
-                topology.len(),
-                format!("needs hidden² = {} entries", hidden * hidden),
-            ));
-        }
-        let k = 1.0 / (hidden as f64).sqrt();
-        let mut u = |n: usize, bound: f64| -> Vec<f32> { (0..n).map(|_| rng.uniform(-bound, bound) as f32).collect() };
-        let w_ih = u(input * hidden, k);
-        let mut w_hh = u(hidden * hidden, k);
-        for (w, &c) in w_hh.iter_mut().zip(topology) {
-            if !c {
-                *w = 0.0;
-            }
-        }
-        let (b_ih, b_hh) = (u(hidden, k), u(hidden, k));
-        let ko = 1.0 / (hidden as f64).sqrt();
-        let (w_out, b_out) = (u(hidden * output, ko), u(output, ko));
-        let tiles = TileMap::from_bools(topology, hidden, hidden, TileSize::CPU_DEFAULT)?;
-        let t = |v: Vec<f32>, s: &[usize]| Tensor::from_vec(v, s);
-        Ok(ElmanRnn {
-            w_ih: Param::new("w_ih", t(w_ih, &[input, hidden])?),
-            b_ih: Param::new("b_ih", t(b_ih, &[hidden])?),
-            w_hh: Param::new("w_hh", t(w_hh, &[hidden, hidden])?),
-            b_hh: Param::new("b_hh", t(b_hh, &[hidden])?),
-            w_out: Param::new("w_out", t(w_out, &[hidden, output])?),
-            b_out: Param::new("b_out", t(b_out, &[output])?),
-            topology: Arc::new(tiles),
-            hidden,
-            nonlinearity,
-        })
+        ElmanRnnConfig::new(input, hidden, output)
+            .with_nonlinearity(nonlinearity)
+            .with_topology(topology.to_vec())
+            .init(rng)
     }
 
     /// The recurrent weights `(hidden, hidden)`, row = source.
     pub fn recurrent(&self) -> &Tensor {
         &self.w_hh.value
+    }
+
+    /// The topology `topology[from·hidden + to]`.
+    pub fn topology(&self) -> &[bool] {
+        &self.topology_flags
+    }
+
+    /// Hidden size.
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+
+    /// `true` when the recurrent matrix is frozen.
+    pub fn recurrent_frozen(&self) -> bool {
+        !self.w_hh.is_trainable()
+    }
+
+    /// Replaces the recurrent weights (`W_hh[from·H + to]`, e.g. after `bio2art::remap_w` of
+    /// [`ElmanRnn::recurrent`]); they must be finite and 0 off the topology.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidConfig`] for a wrong length, a non-finite value or a weight at an
+    /// absent connection; the layer is unchanged then.
+    pub fn set_recurrent(&mut self, weights: &[f32]) -> Result<()> {
+        let h = self.hidden;
+        let check = ElmanRnnConfig {
+            topology: Some(self.topology_flags.clone()),
+            recurrent_weights: Some(weights.to_vec()),
+            ..ElmanRnnConfig::new(1, h, 1)
+        };
+        check.validate()?;
+        self.w_hh.value = Tensor::from_vec(weights.to_vec(), &[h, h])?;
+        Ok(())
+    }
+
+    /// Freezes (`true`) or unfreezes the recurrent matrix.
+    pub fn set_freeze_recurrent(&mut self, freeze: bool) {
+        self.w_hh.set_trainable(!freeze);
     }
 }
 
