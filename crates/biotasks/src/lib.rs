@@ -46,6 +46,7 @@ pub mod data;
 mod error;
 pub mod fit;
 pub mod nback_mem;
+pub mod perturb;
 pub mod pic_latent_mem;
 pub mod plot;
 pub mod reproduce;
