@@ -71,10 +71,16 @@ fn run_checked(cmd: &mut Command, what: &str) -> CliResult {
 pub fn run(a: &ValidateArgs) -> CliResult {
     let root = workspace_root();
     let python = ensure_python(&root, a.python.as_deref())?;
-    let scripts: [(&str, Vec<&str>); 1] = [(
-        "xtask/python/masks_reference.py",
-        vec!["crates/biomask/tests/fixtures/masks", "crates/biorng/tests/fixtures"],
-    )];
+    let scripts: [(&str, Vec<&str>); 2] = [
+        (
+            "xtask/python/masks_reference.py",
+            vec!["crates/biomask/tests/fixtures/masks", "crates/biorng/tests/fixtures"],
+        ),
+        (
+            "xtask/python/filters_reference.py",
+            vec!["crates/biolayers/tests/fixtures/filters"],
+        ),
+    ];
     for (script, args) in scripts {
         println!("running {script}");
         run_checked(Command::new(&python).current_dir(&root).arg(script).args(&args), script)?;

@@ -6,6 +6,7 @@
 mod cmd_bench_kernels;
 mod cmd_bench_train;
 mod cmd_bio2art;
+mod cmd_filters;
 mod cmd_gallery;
 mod cmd_mask;
 mod cmd_reproduce;
@@ -39,6 +40,8 @@ enum Command {
     Reproduce(cmd_reproduce::ReproduceArgs),
     /// Training throughput of the schizo-cifar network (images/s) at r = 0 and 0.5.
     BenchTrain(cmd_bench_train::BenchTrainArgs),
+    /// Export a BioNet first-layer filter bank (gabor, dog, low-pass, combined) as .npy and a PNG grid.
+    Filters(cmd_filters::FiltersArgs),
     /// Convert a bundled connectome into a neuron-level recurrent topology (bio2art).
     Bio2art(cmd_bio2art::Bio2artArgs),
 }
@@ -50,6 +53,7 @@ fn main() {
         Command::MasksGallery(a) => cmd_gallery::run(a),
         Command::Validate(a) => cmd_validate::run(a),
         Command::Bio2art(a) => cmd_bio2art::run(a),
+        Command::Filters(a) => cmd_filters::run(a),
         Command::Task(a) => cmd_task::run(a),
         Command::Reproduce(a) => cmd_reproduce::run(a),
         Command::BenchKernels(a) => cmd_bench_kernels::run(a),
