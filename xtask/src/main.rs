@@ -9,6 +9,7 @@ mod cmd_bio2art;
 mod cmd_filters;
 mod cmd_gallery;
 mod cmd_mask;
+mod cmd_perturb;
 mod cmd_reproduce;
 mod cmd_task;
 mod cmd_validate;
@@ -42,6 +43,8 @@ enum Command {
     BenchTrain(cmd_bench_train::BenchTrainArgs),
     /// Export a BioNet first-layer filter bank (gabor, dog, low-pass, combined) as .npy and a PNG grid.
     Filters(cmd_filters::FiltersArgs),
+    /// Apply BioNet's test-time perturbations to one image (one level, all levels, or all ten) as a PNG.
+    Perturb(cmd_perturb::PerturbArgs),
     /// Convert a bundled connectome into a neuron-level recurrent topology (bio2art).
     Bio2art(cmd_bio2art::Bio2artArgs),
 }
@@ -54,6 +57,7 @@ fn main() {
         Command::Validate(a) => cmd_validate::run(a),
         Command::Bio2art(a) => cmd_bio2art::run(a),
         Command::Filters(a) => cmd_filters::run(a),
+        Command::Perturb(a) => cmd_perturb::run(a),
         Command::Task(a) => cmd_task::run(a),
         Command::Reproduce(a) => cmd_reproduce::run(a),
         Command::BenchKernels(a) => cmd_bench_kernels::run(a),
