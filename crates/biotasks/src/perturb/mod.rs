@@ -251,10 +251,20 @@ impl Perturbation {
         Perturbation::ALL.iter().position(|&p| p == self).unwrap_or(0)
     }
 
+    /// How many uniform [0, 1) draws one `(height, width)` image consumes: `H * W` for Uniform
+    /// and Salt and Pepper, `((H - 1)(W - 1)) / 2` for Phase Scrambling, 0 otherwise.
+    pub fn draws_per_image(self, height: usize, width: usize) -> usize {
+        match self {
+            Perturbation::Uniform | Perturbation::SaltAndPepper => height * width,
+            Perturbation::PhaseScrambling => phase::phase_shift_count(height, width),
+            _ => 0,
+        }
+    }
+
     /// Applies the perturbation at `level` (a value, normally one of [`Perturbation::levels`])
-    /// to one greyscale `(height, width)` image in [0, 1]; stochastic ones draw from `rng`
-    /// exactly as upstream's calls draw from their `RandomState`. The result is clipped to
-    /// [0, 1].
+    /// to one greyscale `(height, width)` image in [0, 1]; stochastic ones draw
+    /// [`Perturbation::draws_per_image`] values from `rng` with `uniform01`, exactly as
+    /// upstream's calls draw from their `RandomState`. The result is clipped to [0, 1].
     ///
     /// Errors: wrong length, values outside [0, 1] or non-finite (upstream asserts), a level
     /// outside the operation's domain (contrast or probability outside [0, 1], negative width or
@@ -269,6 +279,31 @@ impl Perturbation {
         opts: &PerturbOptions,
         rng: &mut Stream,
     ) -> Result<Vec<f32>> {
+        let draws: Vec<f64> = (0..self.draws_per_image(height, width))
+            .map(|_| rng.uniform01())
+            .collect();
+        self.apply_with_draws(image, height, width, level, opts, &draws)
+    }
+
+    /// [`Perturbation::apply`] with the uniform [0, 1) draws given (in the order `apply` would
+    /// take them from its stream; length [`Perturbation::draws_per_image`]). This lets a batch
+    /// draw sequentially, as upstream's shared generator does, and compute in parallel.
+    pub fn apply_with_draws(
+        self,
+        image: &[f32],
+        height: usize,
+        width: usize,
+        level: f64,
+        opts: &PerturbOptions,
+        draws: &[f64],
+    ) -> Result<Vec<f32>> {
+        if draws.len() != self.draws_per_image(height, width) {
+            return Err(Error::Shape {
+                what: "random draws",
+                expected: self.draws_per_image(height, width).to_string(),
+                got: draws.len().to_string(),
+            });
+        }
         check_image(image, height, width)?;
         if !level.is_finite() {
             return Err(invalid("level", level, "must be finite"));
@@ -280,8 +315,14 @@ impl Perturbation {
                     return Err(invalid("width", level, "must be >= 0"));
                 }
                 let base = adjust_contrast(image, opts.contrast_level)?;
-                // rng.uniform(low=-w, high=w, size=(H, W)), added in float64.
-                Ok(base.iter().map(|&x| clip(x + rng.uniform(-level, level))).collect())
+                // rng.uniform(low=-w, high=w, size=(H, W)) = low + (high - low) * u, added in
+                // float64.
+                let (low, range) = (-level, level - -level);
+                Ok(base
+                    .iter()
+                    .zip(draws)
+                    .map(|(&x, &u)| clip(x + (low + range * u)))
+                    .collect())
             }
             Perturbation::SaltAndPepper => {
                 if !(0.0..=1.0).contains(&level) {
@@ -291,8 +332,8 @@ impl Perturbation {
                 let (white, black) = (1.0 - level / 2.0, level / 2.0);
                 Ok(base
                     .iter()
-                    .map(|&x| {
-                        let u = rng.uniform01();
+                    .zip(draws)
+                    .map(|(&x, &u)| {
                         let salt = if u >= white { 1.0 } else { 0.0 };
                         let pepper = if u < black { -1.0 } else { 0.0 };
                         clip(x + salt + pepper)
@@ -317,8 +358,9 @@ impl Perturbation {
                     return Err(invalid("width", level, "must be >= 0"));
                 }
                 phase::check_size(height, width)?;
-                let shifts: Vec<f64> = (0..phase::phase_shift_count(height, width))
-                    .map(|_| (rng.uniform01() - 0.5) * 2.0 * level / 180.0 * std::f64::consts::PI)
+                let shifts: Vec<f64> = draws
+                    .iter()
+                    .map(|&u| (u - 0.5) * 2.0 * level / 180.0 * std::f64::consts::PI)
                     .collect();
                 let img: Vec<f64> = image.iter().map(|&v| f64::from(v)).collect();
                 Ok(phase::scramble_phases(&img, height, width, &shifts)?
@@ -568,29 +610,37 @@ impl Perturber {
             });
         }
         let (p, level, opts) = (self.perturbation, self.level, self.opts);
-        if let Some((stream, next)) = self.numpy.as_mut() {
-            if first_index != *next && p.is_stochastic() {
-                return Err(invalid(
-                    "first_index",
-                    first_index,
-                    format!("numpy seeding draws in image order; the next image is {next}"),
-                ));
+        let n = images.len() / len;
+        let k = p.draws_per_image(height, width);
+        // Random draws per image: upstream's shared stream taken in image order, or one
+        // stream per image; the perturbations themselves then run in parallel.
+        let draws: Vec<f64> = match self.numpy.as_mut() {
+            Some((stream, next)) => {
+                if first_index != *next && p.is_stochastic() {
+                    return Err(invalid(
+                        "first_index",
+                        first_index,
+                        format!("numpy seeding draws in image order; the next image is {next}"),
+                    ));
+                }
+                *next = first_index + n;
+                (0..n * k).map(|_| stream.uniform01()).collect()
             }
-            let mut out = Vec::with_capacity(images.len());
-            for img in images.chunks_exact(len) {
-                out.extend(p.apply(img, height, width, level, &opts, stream)?);
+            None => {
+                let (seed, li) = (self.seed, self.level_index);
+                (0..n)
+                    .into_par_iter()
+                    .flat_map_iter(|i| {
+                        let mut rng = Stream::seeded(image_seed(seed, p, li, first_index + i));
+                        (0..k).map(move |_| rng.uniform01())
+                    })
+                    .collect()
             }
-            *next = first_index + images.len() / len;
-            return Ok(out);
-        }
-        let (seed, li) = (self.seed, self.level_index);
+        };
         let parts: Vec<Result<Vec<f32>>> = images
             .par_chunks_exact(len)
             .enumerate()
-            .map(|(i, img)| {
-                let mut rng = Stream::seeded(image_seed(seed, p, li, first_index + i));
-                p.apply(img, height, width, level, &opts, &mut rng)
-            })
+            .map(|(i, img)| p.apply_with_draws(img, height, width, level, &opts, &draws[i * k..(i + 1) * k]))
             .collect();
         let mut out = Vec::with_capacity(images.len());
         for part in parts {
@@ -725,6 +775,30 @@ mod tests {
         let b = np.apply_batch(&images[h * w..], 1, h, w).unwrap();
         let mut np_whole = Perturber::new(Perturbation::Uniform, 3, opts, RngKind::Numpy, 5).unwrap();
         assert_eq!([a, b].concat(), np_whole.apply_batch(&images, 0, h, w).unwrap());
+    }
+
+    #[test]
+    fn apply_equals_apply_with_its_own_draws() {
+        let (h, w) = (4, 6);
+        let img: Vec<f32> = (0..h * w).map(|i| (i % 5) as f32 / 5.0).collect();
+        let opts = PerturbOptions::default();
+        for p in Perturbation::ALL {
+            let level = p.levels()[p.levels().len() / 2];
+            let k = p.draws_per_image(h, w);
+            assert_eq!(k > 0, p.is_stochastic(), "{p}");
+            let mut a = Stream::numpy(3);
+            let mut b = Stream::numpy(3);
+            let draws: Vec<f64> = (0..k).map(|_| b.uniform01()).collect();
+            let got = p.apply(&img, h, w, level, &opts, &mut a);
+            let want = p.apply_with_draws(&img, h, w, level, &opts, &draws);
+            match (got, want) {
+                (Ok(x), Ok(y)) => assert_eq!(x, y, "{p}"),
+                (Err(_), Err(_)) => assert_eq!(p, Perturbation::Rotation), // 90 degrees, not square
+                other => panic!("{p}: {other:?}"),
+            }
+            assert_eq!(a.uniform01(), b.uniform01(), "{p}: same number of draws");
+            assert!(p.apply_with_draws(&img, h, w, level, &opts, &vec![0.5; k + 1]).is_err());
+        }
     }
 
     #[test]
