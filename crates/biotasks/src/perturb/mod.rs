@@ -43,6 +43,20 @@
 //!
 //! # Shapes
 //! One image: `(height, width)`, row-major, values in [0, 1]. A batch: `(n, height, width)`.
+//!
+//! ```
+//! use biotasks::perturb::{PerturbOptions, Perturbation, Perturber};
+//! use biotasks::RngKind;
+//!
+//! let p = Perturbation::from_name("salt_and_pepper")?;
+//! assert_eq!(p.name(), "Salt and Pepper");
+//! assert_eq!(p.levels()[3], 0.30000000000000004); // NumPy's linspace(0, 1, 11)[3]
+//! let images = vec![0.5f32; 2 * 8 * 8]; // two 8x8 images in [0, 1]
+//! let mut upstream = Perturber::new(p, 3, PerturbOptions::default(), RngKind::Numpy, 0)?;
+//! let out = upstream.apply_batch(&images, 0, 8, 8)?;
+//! assert!(out.iter().all(|&v| v == 0.0 || v == 0.5 || v == 1.0));
+//! # Ok::<(), biotasks::Error>(())
+//! ```
 
 pub mod gaussian;
 pub mod phase;
