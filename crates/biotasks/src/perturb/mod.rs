@@ -574,6 +574,22 @@ impl Perturber {
         seed: u64,
     ) -> Result<Self> {
         let level = perturbation.level(level_index)?;
+        Perturber::with_level(perturbation, level_index, level, opts, kind, seed)
+    }
+
+    /// A perturber that applies `level` (any value, e.g. a filter width rescaled for a smaller
+    /// image) but seeds as level `level_index` does.
+    pub fn with_level(
+        perturbation: Perturbation,
+        level_index: usize,
+        level: f64,
+        opts: PerturbOptions,
+        kind: RngKind,
+        seed: u64,
+    ) -> Result<Self> {
+        if !level.is_finite() {
+            return Err(invalid("level", level, "must be finite"));
+        }
         let numpy = match kind {
             RngKind::Seeded => None,
             RngKind::Numpy => {
@@ -813,6 +829,21 @@ mod tests {
             assert_eq!(a.uniform01(), b.uniform01(), "{p}: same number of draws");
             assert!(p.apply_with_draws(&img, h, w, level, &opts, &vec![0.5; k + 1]).is_err());
         }
+    }
+
+    #[test]
+    fn with_level_applies_its_value_and_seeds_by_index() {
+        let img: Vec<f32> = (0..16).map(|i| i as f32 / 16.0).collect();
+        let opts = PerturbOptions::default();
+        let mut a = Perturber::with_level(Perturbation::Uniform, 2, 0.2, opts, RngKind::Seeded, 9).unwrap();
+        let mut b = Perturber::new(Perturbation::Uniform, 2, opts, RngKind::Seeded, 9).unwrap();
+        assert_eq!(
+            a.apply_batch(&img, 0, 4, 4).unwrap(),
+            b.apply_batch(&img, 0, 4, 4).unwrap()
+        );
+        let c = Perturber::with_level(Perturbation::LowPass, 0, 0.5, opts, RngKind::Seeded, 9).unwrap();
+        assert_eq!(c.level(), 0.5);
+        assert!(Perturber::with_level(Perturbation::LowPass, 0, f64::NAN, opts, RngKind::Seeded, 9).is_err());
     }
 
     #[test]
