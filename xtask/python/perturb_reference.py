@@ -16,7 +16,9 @@ image to `scipy.fftpack.fft2`, which then computes in complex64; the float32 res
 written too (`phase_float32_max_abs_diff` in cases.json) so the size of that difference is on
 record.
 
-`--fft-precision-224` instead measures that difference on a 224x224 image and writes nothing.
+`--fft-precision-224` instead measures that difference on a 224x224 image and writes nothing;
+`--write-224 DIR` writes every perturbation at every level of one 224x224 image to DIR (6 MB, not
+committed) for the ignored test `full_size_224_matches_numpy_scipy`.
 
 Writes into OUT_DIR:
   cases.json                        seed, background, image names, phase float32 difference
@@ -217,14 +219,32 @@ def main(out_dir):
     print(f"perturbation fixtures in {out_dir}; float32 vs float64 phase scrambling: max |diff| {phase32:.3g}")
 
 
-def fft_precision_224():
-    """Upstream's float32 (complex64) FFT against our float64 one on a 224x224 image with smooth
-    texture and a sharp-edged block, at every level (writes nothing)."""
+def image_224():
+    """A 224x224 test image with smooth texture and a sharp-edged block, scaled as upstream."""
     rs = np.random.RandomState(3)
     img = gaussian_filter(rs.rand(224, 224), 3)
     img = (img - img.min()) / (img.max() - img.min()) * 200 + 20
     img[60:160, 80:140] = 240
-    img = img.astype(np.uint8).astype(np.float32) * np.float32(1 / 255)
+    return img.astype(np.uint8).astype(np.float32) * np.float32(1 / 255)
+
+
+def write_224(out_dir):
+    """Every perturbation at every level on one 224x224 image (too large to commit; compared by
+    the ignored test `full_size_224_matches_numpy_scipy`)."""
+    os.makedirs(out_dir, exist_ok=True)
+    img = image_224()
+    np.save(os.path.join(out_dir, "input.npy"), img[None])
+    bg = LANCZOS_MEAN / 255
+    for name, lv in levels():
+        out = [perturb(name, img, level, np.random.RandomState(SEED + li), bg) for li, level in enumerate(lv)]
+        np.save(os.path.join(out_dir, name.replace(" ", "_").lower() + ".npy"), np.stack(out))
+    print(f"224x224 cases in {out_dir}")
+
+
+def fft_precision_224():
+    """Upstream's float32 (complex64) FFT against our float64 one on a 224x224 image with smooth
+    texture and a sharp-edged block, at every level (writes nothing)."""
+    img = image_224()
     worst, means = 0.0, []
     for li, w in enumerate(np.linspace(0, 180, 11)):
         a = phase_scramble(img.copy(), w, np.random.RandomState(li), np.float64).astype(np.float32)
@@ -238,5 +258,7 @@ def fft_precision_224():
 if __name__ == "__main__":
     if sys.argv[1:] == ["--fft-precision-224"]:
         fft_precision_224()
+    elif len(sys.argv) == 3 and sys.argv[1] == "--write-224":
+        write_224(sys.argv[2])
     else:
         main(sys.argv[1] if len(sys.argv) > 1 else "crates/biotasks/tests/fixtures/perturb")

@@ -105,3 +105,32 @@ fn seeded_mode_is_reproducible_and_changes_with_the_seed() {
         assert_ne!(run(1), run(2), "{p}");
     }
 }
+
+/// Upstream's size: every perturbation at every level of one 224x224 image, against the arrays
+/// `python3 xtask/python/perturb_reference.py --write-224 DIR` writes (too large to commit). Run
+/// with `BIOMIMETIC_PERTURB_224=DIR cargo test -p biotasks --test perturb_reference -- --ignored
+/// --nocapture`.
+#[test]
+#[ignore = "needs BIOMIMETIC_PERTURB_224=DIR written by perturb_reference.py --write-224 DIR"]
+fn full_size_224_matches_numpy_scipy() {
+    let dir = PathBuf::from(std::env::var("BIOMIMETIC_PERTURB_224").expect("set BIOMIMETIC_PERTURB_224=DIR"));
+    let input = bionpy::read_npy::<f32>(&dir.join("input.npy")).unwrap();
+    let (h, w) = (input.shape[1], input.shape[2]);
+    for p in Perturbation::ALL {
+        let want = bionpy::read_npy::<f32>(&dir.join(format!("{}.npy", p.slug()))).unwrap();
+        let mut worst = 0f32;
+        let start = std::time::Instant::now();
+        for li in 0..p.levels().len() {
+            let mut perturber = Perturber::new(p, li, PerturbOptions::default(), RngKind::Numpy, 7).unwrap();
+            let got = perturber.apply_batch(&input.data, 0, h, w).unwrap();
+            for (a, b) in got.iter().zip(&want.data[li * h * w..(li + 1) * h * w]) {
+                worst = worst.max((a - b).abs());
+            }
+        }
+        println!(
+            "{p}: max |diff| {worst:e} ({:.3} s, all levels)",
+            start.elapsed().as_secs_f64()
+        );
+        assert!(worst <= tolerance(p), "{p}: {worst}");
+    }
+}
