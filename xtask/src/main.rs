@@ -37,7 +37,7 @@ enum Command {
     BenchKernels(cmd_bench_kernels::BenchKernelsArgs),
     /// Generate one working-memory trial set (seq_mem, nback_mem, pic_latent_mem) as .npy.
     Task(cmd_task::TaskArgs),
-    /// Reproduce a paper experiment into results/<name>/ (rnn-memory, schizo-mnist, schizo-cifar, mouse-cifar, synaptic-diversity).
+    /// Reproduce a paper experiment into results/<name>/ (bionet, rnn-memory, schizo-mnist, schizo-cifar, mouse-cifar, synaptic-diversity).
     Reproduce(cmd_reproduce::ReproduceArgs),
     /// Training throughput of the schizo-cifar network (images/s) at r = 0 and 0.5.
     BenchTrain(cmd_bench_train::BenchTrainArgs),

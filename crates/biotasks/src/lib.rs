@@ -42,6 +42,7 @@
 //! ```
 
 pub mod assembly;
+pub mod bionet;
 pub mod data;
 mod error;
 pub mod fit;
