@@ -233,7 +233,7 @@ impl BioNetRunConfig {
         let (input_size, width_scale, epochs, lr, train_images, test_images, per_class, augment) = if args.smoke {
             (32, 0.125, 1, 1e-3, 200, 100, 2, false)
         } else if quick {
-            (32, 0.25, 5, 1e-3, 10_000, 500, 10, false)
+            (32, 0.25, 8, 1e-3, 10_000, 500, 10, false)
         } else {
             (224, 1.0, 100, 1e-4, 50_000, 10_000, 10, true)
         };
