@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use biotasks::bionet::{reproduce_bionet, BioNetArgs, Convolution, RecurrentOption};
+use biotasks::perturb::Perturbation;
 use biotasks::reproduce::{cifar, schizo_mnist, synaptic_diversity, ReproduceOptions, SettingResult};
 use biotasks::rnn_memory::rnn_memory;
 use biotasks::rnn_runs::{bio_vs_rand, RunOptions, RunsConfig, Shard};
@@ -11,7 +13,7 @@ use crate::CliResult;
 /// Arguments of `cargo xtask reproduce`.
 #[derive(clap::Args, Debug)]
 pub struct ReproduceArgs {
-    /// Experiment: rnn-memory, schizo-mnist, schizo-cifar, mouse-cifar, synaptic-diversity.
+    /// Experiment: bionet, rnn-memory, schizo-mnist, schizo-cifar, mouse-cifar, synaptic-diversity.
     pub name: String,
     /// The small variant that finishes in minutes on 2 cores.
     #[arg(long)]
@@ -36,6 +38,98 @@ pub struct ReproduceArgs {
     /// No progress bars.
     #[arg(long)]
     pub no_progress: bool,
+    /// bionet: first layer(s) to compare, comma-separated: Standard, Gabor, DoG, Low-pass,
+    /// Combined (default: Standard,Gabor).
+    #[arg(long, value_delimiter = ',')]
+    pub convolution: Vec<String>,
+    /// bionet: base network, all-cnn or vgg16.
+    #[arg(long, default_value = "all-cnn")]
+    pub base: String,
+    /// bionet: retinal bottleneck of N channels in front of the first layer.
+    #[arg(long)]
+    pub bottleneck: Option<usize>,
+    /// bionet: a ConvLSTM unrolled over --steps on the first layer's output.
+    #[arg(long)]
+    pub recurrent: bool,
+    /// bionet: upstream's recurrent model instead (a learned one-step ConvLSTM replacing the
+    /// first layer, no filter bank).
+    #[arg(long, conflicts_with = "recurrent")]
+    pub recurrent_upstream: bool,
+    /// bionet: ConvLSTM steps T.
+    #[arg(long, default_value_t = 3)]
+    pub steps: usize,
+    /// bionet: upscaling, nearest, bilinear or bicubic.
+    #[arg(long, default_value = "nearest")]
+    pub interpolation: String,
+    /// bionet: trials per model (default 5, 1 with --quick).
+    #[arg(long)]
+    pub trials: Option<usize>,
+    /// bionet: a seconds-long end-to-end check on tiny data.
+    #[arg(long, hide = true)]
+    pub smoke: bool,
+    /// bionet: override the preset's number of training images.
+    #[arg(long)]
+    pub train_images: Option<usize>,
+    /// bionet: override the preset's number of test images.
+    #[arg(long)]
+    pub test_images: Option<usize>,
+    /// bionet: override the preset's number of epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// bionet: override the preset's input side (banks scaled by size/224).
+    #[arg(long)]
+    pub input_size: Option<usize>,
+    /// bionet: perturbations to evaluate, comma-separated (default: all ten).
+    #[arg(long, value_delimiter = ',')]
+    pub perturbations: Vec<String>,
+}
+
+fn bionet_args(a: &ReproduceArgs) -> CliResult<BioNetArgs> {
+    let convolutions = a
+        .convolution
+        .iter()
+        .map(|c| c.parse::<Convolution>())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(BioNetArgs {
+        convolutions,
+        base: a.base.parse()?,
+        bottleneck: a.bottleneck,
+        recurrent: if a.recurrent {
+            RecurrentOption::ConvLstm
+        } else if a.recurrent_upstream {
+            RecurrentOption::Upstream
+        } else {
+            RecurrentOption::None
+        },
+        steps: a.steps,
+        interpolation: a.interpolation.parse()?,
+        trials: a.trials,
+        smoke: a.smoke,
+        overrides: (a.train_images, a.test_images, a.epochs),
+        input_size: a.input_size,
+        perturbations: a
+            .perturbations
+            .iter()
+            .map(|p| Perturbation::from_name(p))
+            .collect::<Result<Vec<_>, _>>()?,
+    })
+}
+
+fn run_bionet(a: &ReproduceArgs, opts: &ReproduceOptions) -> CliResult {
+    let results = reproduce_bionet(opts, &bionet_args(a)?)?;
+    for r in &results {
+        let test = r.history.last().map_or(f64::NAN, |e| e.val_acc);
+        let gen = r.generalisation.iter().map(|(_, s)| s.accuracy).sum::<f64>() / r.generalisation.len().max(1) as f64;
+        println!(
+            "{:<28} trial {}  CIFAR-10 test acc {test:.4}  CIFAR-10G mean acc {gen:.4}",
+            r.model, r.trial
+        );
+    }
+    println!(
+        "wrote metrics/, robustness/, auc.csv and summary.md to {}",
+        opts.out.display()
+    );
+    Ok(())
 }
 
 /// Runs `cargo xtask reproduce`.
@@ -51,6 +145,9 @@ pub fn run(a: &ReproduceArgs) -> CliResult {
     if a.name == "rnn-memory" && a.full {
         return rnn_memory_full(a, &opts);
     }
+    if a.name == "bionet" {
+        return run_bionet(a, &opts);
+    }
     let results = match a.name.as_str() {
         "schizo-mnist" => schizo_mnist(&opts)?,
         "schizo-cifar" => cifar(&opts, false)?,
@@ -59,7 +156,7 @@ pub fn run(a: &ReproduceArgs) -> CliResult {
         "rnn-memory" => rnn_memory(&opts, a.full)?,
         other => {
             return Err(format!(
-                "unknown experiment `{other}` (available: rnn-memory, schizo-mnist, schizo-cifar, mouse-cifar, synaptic-diversity)"
+                "unknown experiment `{other}` (available: bionet, rnn-memory, schizo-mnist, schizo-cifar, mouse-cifar, synaptic-diversity)"
             )
             .into())
         }

@@ -10,8 +10,8 @@ use crate::CliResult;
 /// Arguments of `cargo xtask validate`.
 #[derive(clap::Args, Debug)]
 pub struct ValidateArgs {
-    /// Python interpreter with NumPy. Default: `python3` if it imports numpy, else a venv at
-    /// `.venv-validate` created with `python3 -m venv` and `pip install numpy`.
+    /// Python interpreter with NumPy and SciPy. Default: `python3` if it imports both, else a venv
+    /// at `.venv-validate` created with `python3 -m venv` and `pip install numpy scipy`.
     #[arg(long)]
     pub python: Option<PathBuf>,
 }
@@ -26,7 +26,7 @@ fn workspace_root() -> PathBuf {
 
 fn has_numpy(python: &Path) -> bool {
     Command::new(python)
-        .args(["-c", "import numpy"])
+        .args(["-c", "import numpy, scipy"])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false)
@@ -37,7 +37,11 @@ fn ensure_python(root: &Path, requested: Option<&Path>) -> CliResult<PathBuf> {
         if has_numpy(p) {
             return Ok(p.to_path_buf());
         }
-        return Err(format!("--python {}: cannot import numpy with this interpreter", p.display()).into());
+        return Err(format!(
+            "--python {}: cannot import numpy and scipy with this interpreter",
+            p.display()
+        )
+        .into());
     }
     let system = PathBuf::from("python3");
     if has_numpy(&system) {
@@ -46,14 +50,14 @@ fn ensure_python(root: &Path, requested: Option<&Path>) -> CliResult<PathBuf> {
     let venv = root.join(".venv-validate");
     let py = venv.join("bin/python");
     if !has_numpy(&py) {
-        eprintln!("creating {} with numpy ...", venv.display());
+        eprintln!("creating {} with numpy and scipy ...", venv.display());
         run_checked(
             Command::new("python3").args(["-m", "venv"]).arg(&venv),
             "python3 -m venv",
         )?;
         run_checked(
-            Command::new(&py).args(["-m", "pip", "install", "--quiet", "numpy"]),
-            "pip install numpy",
+            Command::new(&py).args(["-m", "pip", "install", "--quiet", "numpy", "scipy"]),
+            "pip install numpy scipy",
         )?;
     }
     Ok(py)
@@ -71,7 +75,7 @@ fn run_checked(cmd: &mut Command, what: &str) -> CliResult {
 pub fn run(a: &ValidateArgs) -> CliResult {
     let root = workspace_root();
     let python = ensure_python(&root, a.python.as_deref())?;
-    let scripts: [(&str, Vec<&str>); 2] = [
+    let scripts: [(&str, Vec<&str>); 4] = [
         (
             "xtask/python/masks_reference.py",
             vec!["crates/biomask/tests/fixtures/masks", "crates/biorng/tests/fixtures"],
@@ -83,6 +87,14 @@ pub fn run(a: &ValidateArgs) -> CliResult {
                 "crates/bio2art/tests/fixtures",
                 "crates/bio2art/tests/fixtures/topology",
             ],
+        ),
+        (
+            "xtask/python/filters_reference.py",
+            vec!["crates/biolayers/tests/fixtures/filters"],
+        ),
+        (
+            "xtask/python/perturb_reference.py",
+            vec!["crates/biotasks/tests/fixtures/perturb"],
         ),
     ];
     for (script, args) in scripts {

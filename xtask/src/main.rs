@@ -7,9 +7,11 @@ mod cmd_bench_kernels;
 mod cmd_bench_rnn;
 mod cmd_bench_train;
 mod cmd_bio2art;
+mod cmd_filters;
 mod cmd_gallery;
 mod cmd_mask;
 mod cmd_mnist_latents;
+mod cmd_perturb;
 mod cmd_reproduce;
 mod cmd_rnn_runs;
 mod cmd_task;
@@ -38,12 +40,16 @@ enum Command {
     BenchKernels(cmd_bench_kernels::BenchKernelsArgs),
     /// Generate one working-memory trial set (seq_mem, nback_mem, pic_latent_mem) as .npy.
     Task(cmd_task::TaskArgs),
-    /// Reproduce a paper experiment into results/<name>/ (rnn-memory, schizo-mnist, schizo-cifar, mouse-cifar, synaptic-diversity).
+    /// Reproduce a paper experiment into results/<name>/ (bionet, rnn-memory, schizo-mnist, schizo-cifar, mouse-cifar, synaptic-diversity).
     Reproduce(cmd_reproduce::ReproduceArgs),
     /// Training throughput of the schizo-cifar network (images/s) at r = 0 and 0.5.
     BenchTrain(cmd_bench_train::BenchTrainArgs),
     /// Training-epoch time of the bio-instantiated RNN (Rust half of benches/rnn_epoch.sh).
     BenchRnn(cmd_bench_rnn::BenchRnnArgs),
+    /// Export a BioNet first-layer filter bank (gabor, dog, low-pass, combined) as .npy and a PNG grid.
+    Filters(cmd_filters::FiltersArgs),
+    /// Apply BioNet's test-time perturbations to one image (one level, all levels, or all ten) as a PNG.
+    Perturb(cmd_perturb::PerturbArgs),
     /// Convert a bundled connectome into a neuron-level recurrent topology (bio2art).
     Bio2art(cmd_bio2art::Bio2artArgs),
     /// Train the small MNIST CNN and cache the (10000, 50) test-image latent table for pic_latent_mem.
@@ -88,6 +94,8 @@ fn main() {
         Command::Validate(a) => cmd_validate::run(a),
         Command::Bio2art(a) => cmd_bio2art::run(a),
         Command::MnistLatents(a) => cmd_mnist_latents::run(a),
+        Command::Filters(a) => cmd_filters::run(a),
+        Command::Perturb(a) => cmd_perturb::run(a),
         Command::Task(a) => cmd_task::run(a),
         Command::Reproduce(a) => cmd_reproduce::run(a),
         Command::BenchKernels(a) => cmd_bench_kernels::run(a),

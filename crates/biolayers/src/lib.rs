@@ -17,9 +17,14 @@
 //! * [`layers`]: `Dense`/`SzDense`/`MDense` (masked through the tile-skipping kernels), activations,
 //!   dropout, pooling, batch-norm, flatten, `Sequential`.
 //! * [`train`]: one optimisation step on the tape, prediction, model parameter files.
+//! * [`filters`]: BioNet's fixed first-layer filter banks (Gabor, DoG, Low-pass) and the frozen
+//!   layer that holds them; [`bionet`]: ALL-CNN-C / VGG-16 with a replaceable first layer, the
+//!   retinal bottleneck and a ConvLSTM first stage ([`layers::ConvLstm`]).
 
 pub mod bio;
+pub mod bionet;
 mod error;
+pub mod filters;
 pub mod init;
 pub mod io;
 pub mod layers;

@@ -42,11 +42,13 @@
 //! ```
 
 pub mod assembly;
+pub mod bionet;
 pub mod data;
 mod error;
 pub mod fit;
 pub mod mnist_latents;
 pub mod nback_mem;
+pub mod perturb;
 pub mod pic_latent_mem;
 pub mod plot;
 pub mod reproduce;

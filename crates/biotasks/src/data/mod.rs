@@ -1,4 +1,4 @@
-//! Image datasets: MNIST (IDX, gzipped or not), CIFAR-10 (binary batches) and image folders
+//! Image datasets: MNIST (IDX, gzipped or not), CIFAR-10 (binary batches), CIFAR-10G and image folders
 //! (one sub-folder per class, JPEG/PNG, RGB or greyscale), held in memory as `u8`; seeded
 //! shuffling, batching, normalisation and augmentation (horizontal flip, shifts).
 //!
@@ -7,10 +7,12 @@
 //! `f32 (batch, channels, height, width)` after `(x / 255 - mean[c]) / std[c]`.
 
 mod cifar;
+mod cifar10g;
 mod folder;
 mod idx;
 
 pub use cifar::{load_cifar10_binary, CIFAR10_CLASSES};
+pub use cifar10g::{cifar10g_sets, cifar10g_sets_dir, load_cifar10g, CIFAR10G_RESOLUTION, CIFAR10G_SETS};
 pub use folder::{load_image_folder, ColorMode, FolderOptions};
 pub use idx::{load_idx, load_mnist};
 
