@@ -261,6 +261,30 @@ fn progress_bar(enabled: bool, len: usize, epoch: usize, epochs: usize) -> Optio
     Some(bar)
 }
 
+/// The optimizer's per-parameter slots as `.npz` arrays `opt.{i}.first`, `opt.{i}.second` and
+/// `opt.{i}.started` (the layout `load_checkpoint` and the RNN runner's resume files read back).
+pub(crate) fn optimizer_arrays(state: &OptimizerState) -> Vec<NamedArray> {
+    let mut arrays = Vec::with_capacity(3 * state.slots.len());
+    for (i, (m, v, started)) in state.slots.iter().enumerate() {
+        arrays.push(NamedArray {
+            name: format!("opt.{i}.first"),
+            shape: vec![m.len()],
+            data: m.clone(),
+        });
+        arrays.push(NamedArray {
+            name: format!("opt.{i}.second"),
+            shape: vec![v.len()],
+            data: v.clone(),
+        });
+        arrays.push(NamedArray {
+            name: format!("opt.{i}.started"),
+            shape: vec![1],
+            data: vec![f32::from(u8::from(*started))],
+        });
+    }
+    arrays
+}
+
 /// Writes `checkpoint.npz` (parameters, buffers, optimiser state) and `checkpoint.json` (epoch,
 /// history), each atomically; the epoch is stored in both so a torn pair is detected.
 pub fn save_checkpoint(dir: &Path, model: &Sequential, opt: &Optimizer, history: &[EpochRecord]) -> Result<()> {
@@ -284,23 +308,7 @@ pub fn save_checkpoint(dir: &Path, model: &Sequential, opt: &Optimizer, history:
         });
     }
     let state = opt.export_state();
-    for (i, (m, v, started)) in state.slots.into_iter().enumerate() {
-        arrays.push(NamedArray {
-            name: format!("opt.{i}.first"),
-            shape: vec![m.len()],
-            data: m,
-        });
-        arrays.push(NamedArray {
-            name: format!("opt.{i}.second"),
-            shape: vec![v.len()],
-            data: v,
-        });
-        arrays.push(NamedArray {
-            name: format!("opt.{i}.started"),
-            shape: vec![1],
-            data: vec![f32::from(u8::from(started))],
-        });
-    }
+    arrays.extend(optimizer_arrays(&state));
     // f32 holds integers exactly up to 2^24; split larger counters.
     let (hi, lo) = ((state.t >> 24) as f32, (state.t & 0xFF_FFFF) as f32);
     arrays.push(NamedArray {

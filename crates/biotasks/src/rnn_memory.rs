@@ -88,7 +88,7 @@ fn bio_matrix(cfg: &RnnMemoryConfig) -> Result<RecurrentMatrix> {
 }
 
 /// Mean squared error over the rows whose target is not zero.
-fn trimmed_mse(g: &Graph, pred: &Var, y: &[f32]) -> bioautograd::Result<Var> {
+pub(crate) fn trimmed_mse(g: &Graph, pred: &Var, y: &[f32]) -> bioautograd::Result<Var> {
     let n = y.len();
     let mask: Vec<f32> = y.iter().map(|&v| f32::from(u8::from(v != 0.0))).collect();
     let count = mask.iter().sum::<f32>().max(1.0);

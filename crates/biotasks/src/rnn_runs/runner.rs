@@ -298,17 +298,7 @@ fn bt(e: bioautograd::Error) -> Error {
     Error::Train(biolayers::Error::from(e))
 }
 
-/// MSE over the rows whose target is nonzero.
-fn trimmed_mse(g: &Graph, pred: &Var, y: &[f32]) -> bioautograd::Result<Var> {
-    let n = y.len();
-    let mask: Vec<f32> = y.iter().map(|&v| f32::from(u8::from(v != 0.0))).collect();
-    let count = mask.iter().sum::<f32>().max(1.0);
-    let target = g.input(Tensor::from_vec(y.to_vec(), &[n, 1])?);
-    let m = g.input(Tensor::from_vec(mask, &[n, 1])?);
-    let diff = g.sub(pred, &target)?;
-    let sq = g.mul(&g.mul(&diff, &diff)?, &m)?;
-    g.mul(&g.sum(&sq)?, &g.input(Tensor::scalar(1.0 / count)))
-}
+use crate::rnn_memory::trimmed_mse;
 
 /// NLL of the log-softmax over the rows whose target (class) is nonzero.
 fn trimmed_nll(g: &Graph, logits: &Var, onehot: &[f32], count: usize) -> bioautograd::Result<Var> {
@@ -401,23 +391,7 @@ fn params_arrays(model: &ElmanRnn) -> Result<Vec<NamedArray>> {
 fn save_resume(dir: &Path, it: usize, model: &ElmanRnn, opt: &Optimizer, history: &[EpochRecord]) -> Result<()> {
     let mut arrays = params_arrays(model)?;
     let state = opt.export_state();
-    for (i, (m, v, started)) in state.slots.into_iter().enumerate() {
-        arrays.push(NamedArray {
-            name: format!("opt.{i}.first"),
-            shape: vec![m.len()],
-            data: m,
-        });
-        arrays.push(NamedArray {
-            name: format!("opt.{i}.second"),
-            shape: vec![v.len()],
-            data: v,
-        });
-        arrays.push(NamedArray {
-            name: format!("opt.{i}.started"),
-            shape: vec![1],
-            data: vec![f32::from(u8::from(started))],
-        });
-    }
+    arrays.extend(crate::fit::optimizer_arrays(&state));
     save_npz(&dir.join(format!("resume_iter_{it}.npz")), &arrays)?;
     let meta = ResumeMeta {
         epoch: history.len(),
