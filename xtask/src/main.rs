@@ -8,6 +8,7 @@ mod cmd_bench_train;
 mod cmd_bio2art;
 mod cmd_gallery;
 mod cmd_mask;
+mod cmd_ptx;
 mod cmd_reproduce;
 mod cmd_task;
 mod cmd_validate;
@@ -41,6 +42,8 @@ enum Command {
     BenchTrain(cmd_bench_train::BenchTrainArgs),
     /// Convert a bundled connectome into a neuron-level recurrent topology (bio2art).
     Bio2art(cmd_bio2art::Bio2artArgs),
+    /// Compile kernels/**/*.cu to the committed PTX (pinned pip nvcc 13.0); --check for CI.
+    Ptx(cmd_ptx::PtxArgs),
 }
 
 fn main() {
@@ -54,6 +57,7 @@ fn main() {
         Command::Reproduce(a) => cmd_reproduce::run(a),
         Command::BenchKernels(a) => cmd_bench_kernels::run(a),
         Command::BenchTrain(a) => cmd_bench_train::run(a),
+        Command::Ptx(a) => cmd_ptx::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

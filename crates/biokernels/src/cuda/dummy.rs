@@ -1,0 +1,148 @@
+//! The backend of builds without the `cuda` feature: the same API as the real one, but no
+//! value of these types can exist, so [`CudaDevice::new`] is the only reachable function and it
+//! returns [`Error::CudaUnavailable`]. Call sites need no `#[cfg]`.
+
+use std::convert::Infallible;
+
+use super::{GemmOp, Precision};
+use crate::error::{Error, Result};
+use crate::gemm::Beta;
+use crate::tile_map::TileMap;
+
+/// A CUDA device (never constructed in this build).
+#[derive(Debug)]
+pub struct CudaDevice(Infallible);
+/// A device matrix (never constructed in this build).
+#[derive(Debug)]
+pub struct GpuMatrix(Infallible);
+/// Device tile lists (never constructed in this build).
+#[derive(Debug)]
+pub struct DeviceTileMap(Infallible);
+/// A cuBLAS handle (never constructed in this build).
+#[derive(Debug)]
+pub struct CublasHandle(Infallible);
+
+impl GpuMatrix {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        match self.0 {}
+    }
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        match self.0 {}
+    }
+    /// Whether the values are stored as bf16.
+    pub fn is_bf16(&self) -> bool {
+        match self.0 {}
+    }
+}
+
+impl DeviceTileMap {
+    /// `[k, n]` of the mask.
+    pub fn shape(&self) -> [usize; 2] {
+        match self.0 {}
+    }
+    /// Fraction of the dense work inside non-empty tiles.
+    pub fn work_fraction(&self) -> f64 {
+        match self.0 {}
+    }
+}
+
+#[allow(clippy::too_many_arguments, unused_variables)]
+impl CudaDevice {
+    /// Always [`Error::CudaUnavailable`]: this build has no CUDA backend.
+    ///
+    /// # Errors
+    /// [`Error::CudaUnavailable`].
+    pub fn new(ordinal: usize) -> Result<Self> {
+        Err(Error::CudaUnavailable)
+    }
+    /// The device's name.
+    pub fn name(&self) -> String {
+        match self.0 {}
+    }
+    /// `(major, minor)` compute capability.
+    pub fn compute_capability(&self) -> (i32, i32) {
+        match self.0 {}
+    }
+    /// Waits for all queued work.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn synchronize(&self) -> Result<()> {
+        match self.0 {}
+    }
+    /// Copies a matrix to the device.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn upload(&self, data: &[f32], rows: usize, cols: usize, precision: Precision) -> Result<GpuMatrix> {
+        match self.0 {}
+    }
+    /// An f32 output filled with `value`.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn filled(&self, rows: usize, cols: usize, value: f32) -> Result<GpuMatrix> {
+        match self.0 {}
+    }
+    /// Copies a matrix back.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn download(&self, m: &GpuMatrix) -> Result<Vec<f32>> {
+        match self.0 {}
+    }
+    /// Uploads the tile lists of a mask.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn upload_tile_map(&self, map: &TileMap) -> Result<DeviceTileMap> {
+        match self.0 {}
+    }
+    /// One masked GEMM on the device.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn masked_gemm(
+        &self,
+        op: GemmOp,
+        precision: Precision,
+        a: &GpuMatrix,
+        b: &GpuMatrix,
+        mask: &DeviceTileMap,
+        out: &mut GpuMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        match self.0 {}
+    }
+    /// The dense cuBLAS product.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn cublas_gemm(
+        &self,
+        blas: &CublasHandle,
+        op: GemmOp,
+        precision: Precision,
+        a: &GpuMatrix,
+        b: &GpuMatrix,
+        out: &mut GpuMatrix,
+    ) -> Result<()> {
+        match self.0 {}
+    }
+    /// A cuBLAS handle.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn cublas(&self) -> Result<CublasHandle> {
+        match self.0 {}
+    }
+    /// Median time of `f` with CUDA events.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn time_median(&self, warmup: usize, reps: usize, f: impl FnMut() -> Result<()>) -> Result<f64> {
+        match self.0 {}
+    }
+}

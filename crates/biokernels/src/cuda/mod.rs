@@ -1,0 +1,223 @@
+//! The CUDA backend: masked GEMM on NVIDIA GPUs (sm_80 and newer) from the PTX committed in
+//! `kernels/` (see `docs/cuda.md`).
+//!
+//! The kernels consume the same [`TileMap`] as the CPU path, rebuilt with 64 × 64 tiles and
+//! turned into per-block lists of non-empty tiles ([`tile_list`]): empty tiles are never
+//! loaded, full tiles run the dense inner loop, partial tiles apply their bit pattern.
+//! [`Precision`] picks exact f32 (FFMA), TF32 tensor cores or bf16 tensor cores (f32
+//! accumulation and f32 output in every case).
+//!
+//! Three builds, no `#[cfg]` at the call sites:
+//! - without the `cuda` feature, [`CudaDevice::new`] returns [`Error::CudaUnavailable`] (a dummy
+//!   backend with the same API whose types cannot be constructed);
+//! - with the feature on a machine without a driver or GPU, it returns
+//!   [`Error::NoCudaDevice`] (the driver library is probed before cudarc is called, because
+//!   cudarc panics when it is missing);
+//! - with a GPU, a working device.
+//!
+//! Callers fall back to the CPU on either error ([`open_device`] returns `None` then).
+//!
+//! # Shapes
+//! As [`crate::gemm`]: `x (m, k)`, `w (k, n)`, `dy (m, n)`, mask `(k, n)`; outputs `y (m, n)`,
+//! `dx (m, k)`, `dw (k, n)`, all row-major.
+
+pub mod bench;
+pub mod ptx;
+pub mod tile_list;
+
+#[cfg(feature = "cuda")]
+mod backend;
+#[cfg(feature = "cuda")]
+pub use backend::{CublasHandle, CudaDevice, DeviceTileMap, GpuMatrix};
+
+#[cfg(not(feature = "cuda"))]
+mod dummy;
+#[cfg(not(feature = "cuda"))]
+pub use dummy::{CublasHandle, CudaDevice, DeviceTileMap, GpuMatrix};
+
+pub use tile_list::{GpuTileLists, GPU_TILE};
+
+use crate::error::{Error, Result};
+use crate::gemm::{Beta, MatMut, MatRef};
+use crate::tile_map::TileMap;
+
+/// Arithmetic of a GPU GEMM. Accumulation and outputs are f32 in every mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// Exact f32 products (FFMA): the reference path.
+    F32,
+    /// Inputs rounded to TF32 (10-bit mantissa) on tensor cores (`mma.m16n8k8`).
+    Tf32,
+    /// Inputs stored as bf16 (8-bit mantissa) on tensor cores (`mma.m16n8k16`).
+    Bf16,
+}
+
+impl Precision {
+    /// Every precision.
+    pub const ALL: [Precision; 3] = [Precision::F32, Precision::Tf32, Precision::Bf16];
+
+    /// `f32`, `tf32`, `bf16` (also the kernel name suffix).
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Tf32 => "tf32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+
+    /// The relative error the tests accept against a float64 reference
+    /// (`‖out − ref‖₂ / ‖ref‖₂`): 1e-5, 1e-3, 1e-2.
+    pub fn tolerance(self) -> f64 {
+        match self {
+            Precision::F32 => 1e-5,
+            Precision::Tf32 => 1e-3,
+            Precision::Bf16 => 1e-2,
+        }
+    }
+}
+
+/// Which product of a masked dense layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GemmOp {
+    /// `Y = X·(W⊙M)`: inputs `x (m, k)`, `w (k, n)`.
+    Forward,
+    /// `dX = dY·(W⊙M)ᵀ`: inputs `dy (m, n)`, `w (k, n)`.
+    Dx,
+    /// `dW = (Xᵀ·dY)⊙M`: inputs `x (m, k)`, `dy (m, n)`; entries off the mask are 0.
+    Dw,
+}
+
+impl GemmOp {
+    /// Every op.
+    pub const ALL: [GemmOp; 3] = [GemmOp::Forward, GemmOp::Dx, GemmOp::Dw];
+
+    /// `forward`, `dx`, `dw` (the CPU benchmark's names).
+    pub fn name(self) -> &'static str {
+        match self {
+            GemmOp::Forward => "forward",
+            GemmOp::Dx => "dx",
+            GemmOp::Dw => "dw",
+        }
+    }
+
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    fn kernel_suffix(self) -> &'static str {
+        match self {
+            GemmOp::Forward => "fwd",
+            GemmOp::Dx => "dx",
+            GemmOp::Dw => "dw",
+        }
+    }
+}
+
+/// Checks the two input shapes of `op` against the mask `(k, n)`; returns `m` and the output
+/// shape.
+fn check_gemm_shapes(op: GemmOp, a: [usize; 2], b: [usize; 2], mask: [usize; 2]) -> Result<(usize, [usize; 2])> {
+    let [k, n] = mask;
+    let mismatch = |lhs: &'static str, lhs_shape, rhs: &'static str, rhs_shape| Error::ShapeMismatch {
+        op: op.name(),
+        lhs,
+        lhs_shape,
+        rhs,
+        rhs_shape,
+    };
+    match op {
+        GemmOp::Forward => {
+            if a[1] != k {
+                return Err(mismatch("x", a, "mask", mask));
+            }
+            if b != mask {
+                return Err(mismatch("w", b, "mask", mask));
+            }
+            Ok((a[0], [a[0], n]))
+        }
+        GemmOp::Dx => {
+            if a[1] != n {
+                return Err(mismatch("dy", a, "mask", mask));
+            }
+            if b != mask {
+                return Err(mismatch("w", b, "mask", mask));
+            }
+            Ok((a[0], [a[0], k]))
+        }
+        GemmOp::Dw => {
+            if a[1] != k {
+                return Err(mismatch("x", a, "mask", mask));
+            }
+            if b[1] != n || b[0] != a[0] {
+                return Err(mismatch("x", a, "dy", b));
+            }
+            Ok((a[0], [k, n]))
+        }
+    }
+}
+
+/// Device 0, or `None` with the reason on stderr when this build or machine has no CUDA: the
+/// caller then stays on the CPU.
+pub fn open_device() -> Option<CudaDevice> {
+    match CudaDevice::new(0) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("CUDA not used: {e}");
+            None
+        }
+    }
+}
+
+/// One masked GEMM on `dev` with host operands: uploads `a`, `b`, the mask and the current
+/// `out` (so `Beta::One` accumulates), runs [`CudaDevice::masked_gemm`], copies `out` back.
+/// Operands as in [`CudaDevice::masked_gemm`].
+///
+/// # Errors
+/// Shape errors, [`Error::Cuda`].
+#[allow(clippy::too_many_arguments)]
+pub fn masked_gemm_host(
+    dev: &CudaDevice,
+    op: GemmOp,
+    precision: Precision,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    mask: &TileMap,
+    mut out: MatMut<'_>,
+    beta: Beta,
+) -> Result<()> {
+    check_gemm_shapes(op, [a.rows(), a.cols()], [b.rows(), b.cols()], mask.shape())?;
+    let ga = dev.upload(a.data(), a.rows(), a.cols(), precision)?;
+    let gb = dev.upload(b.data(), b.rows(), b.cols(), precision)?;
+    let gm = dev.upload_tile_map(mask)?;
+    let [rows, cols] = out.shape();
+    let mut go = dev.upload(out.data(), rows, cols, Precision::F32)?;
+    dev.masked_gemm(op, precision, &ga, &gb, &gm, &mut go, beta)?;
+    let host = dev.download(&go)?;
+    out.data().copy_from_slice(&host);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_checks_name_the_operands() {
+        assert_eq!(
+            check_gemm_shapes(GemmOp::Forward, [3, 4], [4, 5], [4, 5]).unwrap(),
+            (3, [3, 5])
+        );
+        assert_eq!(
+            check_gemm_shapes(GemmOp::Dx, [3, 5], [4, 5], [4, 5]).unwrap(),
+            (3, [3, 4])
+        );
+        assert_eq!(
+            check_gemm_shapes(GemmOp::Dw, [3, 4], [3, 5], [4, 5]).unwrap(),
+            (3, [4, 5])
+        );
+        assert!(matches!(
+            check_gemm_shapes(GemmOp::Forward, [3, 5], [4, 5], [4, 5]),
+            Err(Error::ShapeMismatch { lhs: "x", .. })
+        ));
+        assert!(matches!(
+            check_gemm_shapes(GemmOp::Dw, [3, 4], [2, 5], [4, 5]),
+            Err(Error::ShapeMismatch { rhs: "dy", .. })
+        ));
+    }
+}
