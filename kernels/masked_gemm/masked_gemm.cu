@@ -27,8 +27,14 @@
 // Outputs are always f32. `beta` = 0 overwrites the output (it is never read, so a poisoned
 // buffer is fully replaced), beta = 1 adds to it.
 
+#ifdef KERNELS_HOST_EMULATION
+// kernels/emulate: the same source compiled for the CPU (one CTA at a time, threads as
+// coroutines, mma.sync emulated per warp), to check the indexing without a GPU.
+#include "../emulate/host_emulation.h"
+#else
 #include <cuda_bf16.h>
 #include <stdint.h>
+#endif
 
 #define TILE 64       // mask tile side (k and n); must match biokernels::cuda::GPU_TILE
 #define NTHREADS 256  // 8 warps per CTA
@@ -54,6 +60,7 @@ template <> struct Traits<MODE_BF16> {
 __device__ __forceinline__ float to_f32(float v) { return v; }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
 
+#ifndef KERNELS_HOST_EMULATION
 __device__ __forceinline__ uint32_t f32_to_tf32(float v) {
     uint32_t r;
     asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(v));
@@ -75,6 +82,8 @@ __device__ __forceinline__ void mma_bf16(float* c, const uint32_t* a, const uint
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
+
+#endif
 
 // Shared memory of one stage. f32/tf32: word (kk, i) = element kk of the reduction, row i.
 // bf16: word (kk/2, i) holds the pair (kk even, kk odd) of row i, low half first, which is
@@ -110,7 +119,6 @@ __device__ __forceinline__ void masked_tile_gemm(
     int ldb, float* __restrict__ C, int ldc, int rows, int cols, int red, int i0, int j0,
     const int2* __restrict__ list, int nsteps, const unsigned long long* __restrict__ bits, int out_slot,
     float beta) {
-    typedef typename Traits<MODE>::T T;
     enum { BK = Traits<MODE>::BK, KW = Stage<MODE, BM>::KW, STEPS_PER_TILE = TILE / BK };
     const bool A_KC = (OP != OP_DW);
     const bool B_NC = (OP != OP_DX);

@@ -1,0 +1,204 @@
+// Runs kernels/masked_gemm/masked_gemm.cu on the CPU through host_emulation.h and checks every
+// kernel (forward, dX, dW x f32, tf32, bf16) against a float64 reference, with the launch
+// geometry of crates/biokernels/src/cuda/backend.rs and the tile lists of
+// crates/biokernels/src/cuda/tile_list.rs (rebuilt here from the dense mask the same way).
+//
+// Outputs are poisoned with NaN before each launch and must be fully written; inputs are
+// random and never zero; dW must be exactly 0 off the mask; beta = 1 must accumulate.
+// Build and run: kernels/emulate/run.sh (exit status 0 when every case passes).
+
+#define KERNELS_HOST_EMULATION 1
+#include "../masked_gemm/masked_gemm.cu"
+
+#include <cstdio>
+#include <string>
+
+namespace {
+
+uint64_t g_rng = 0x9E3779B97F4A7C15ull;
+float rnd() {  // [-1, 1), never 0
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    float v = float((g_rng >> 40) + 0.5) / float(1u << 23) - 1.0f;
+    return v == 0.0f ? 0.25f : v;
+}
+
+struct Lists {
+    int grid_rows, grid_cols;
+    std::vector<int> col_ptr, row_ptr, tile_slots;
+    std::vector<int2> col_entries, row_entries;
+    std::vector<unsigned long long> bits;
+};
+
+Lists build_lists(const std::vector<char>& mask, int k, int n) {
+    Lists l;
+    l.grid_rows = (k + TILE - 1) / TILE;
+    l.grid_cols = (n + TILE - 1) / TILE;
+    l.tile_slots.assign(l.grid_rows * l.grid_cols, -2);
+    for (int tr = 0; tr < l.grid_rows; ++tr)
+        for (int tc = 0; tc < l.grid_cols; ++tc) {
+            std::vector<unsigned long long> block(TILE, 0);
+            int ones = 0, area = 0;
+            for (int r = tr * TILE; r < std::min(k, (tr + 1) * TILE); ++r)
+                for (int c = tc * TILE; c < std::min(n, (tc + 1) * TILE); ++c) {
+                    ++area;
+                    if (mask[size_t(r) * n + c]) {
+                        ++ones;
+                        block[r - tr * TILE] |= 1ull << (c - tc * TILE);
+                    }
+                }
+            int slot = -2;
+            if (ones == area) slot = -1;
+            else if (ones > 0) {
+                slot = int(l.bits.size() / TILE);
+                l.bits.insert(l.bits.end(), block.begin(), block.end());
+            }
+            l.tile_slots[tr * l.grid_cols + tc] = slot;
+        }
+    l.col_ptr.push_back(0);
+    for (int tc = 0; tc < l.grid_cols; ++tc) {
+        for (int tr = 0; tr < l.grid_rows; ++tr)
+            if (l.tile_slots[tr * l.grid_cols + tc] != -2) l.col_entries.push_back({tr, l.tile_slots[tr * l.grid_cols + tc]});
+        l.col_ptr.push_back(int(l.col_entries.size()));
+    }
+    l.row_ptr.push_back(0);
+    for (int tr = 0; tr < l.grid_rows; ++tr) {
+        for (int tc = 0; tc < l.grid_cols; ++tc)
+            if (l.tile_slots[tr * l.grid_cols + tc] != -2) l.row_entries.push_back({tc, l.tile_slots[tr * l.grid_cols + tc]});
+        l.row_ptr.push_back(int(l.row_entries.size()));
+    }
+    if (l.bits.empty()) l.bits.push_back(0);
+    if (l.col_entries.empty()) l.col_entries.push_back({0, 0});
+    if (l.row_entries.empty()) l.row_entries.push_back({0, 0});
+    return l;
+}
+
+enum Op { FWD, DX, DW };
+const char* op_name[] = {"forward", "dx", "dw"};
+const char* prec_name[] = {"f32", "tf32", "bf16"};
+const double tol[] = {1e-5, 1e-3, 1e-2};
+
+std::vector<__nv_bfloat16> to_bf16(const std::vector<float>& v) {
+    std::vector<__nv_bfloat16> out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) out[i] = __float2bfloat16_rn(v[i]);
+    return out;
+}
+
+// The kernel launch exactly as backend.rs does it.
+void launch(Op op, int prec, const std::vector<float>& a, const std::vector<float>& b, std::vector<float>& out,
+            int m, int k, int n, const Lists& l, float beta) {
+    auto ab = to_bf16(a), bb = to_bf16(b);
+    unsigned mb = unsigned((m + 127) / 128);
+    EmuDim3 grid = op == FWD ? EmuDim3{mb, unsigned(l.grid_cols), 1}
+                 : op == DX  ? EmuDim3{mb, unsigned(l.grid_rows), 1}
+                             : EmuDim3{unsigned(l.grid_cols), unsigned(l.grid_rows), 1};
+    const float *fa = a.data(), *fb = b.data();
+    const __nv_bfloat16 *ha = ab.data(), *hb = bb.data();
+    float* o = out.data();
+    std::function<void()> body = [&] {
+        switch (op * 3 + prec) {
+            case 0: masked_gemm_fwd_f32(fa, fb, o, m, k, n, l.col_ptr.data(), l.col_entries.data(), l.bits.data(), beta); break;
+            case 1: masked_gemm_fwd_tf32(fa, fb, o, m, k, n, l.col_ptr.data(), l.col_entries.data(), l.bits.data(), beta); break;
+            case 2: masked_gemm_fwd_bf16(ha, hb, o, m, k, n, l.col_ptr.data(), l.col_entries.data(), l.bits.data(), beta); break;
+            case 3: masked_gemm_dx_f32(fa, fb, o, m, k, n, l.row_ptr.data(), l.row_entries.data(), l.bits.data(), beta); break;
+            case 4: masked_gemm_dx_tf32(fa, fb, o, m, k, n, l.row_ptr.data(), l.row_entries.data(), l.bits.data(), beta); break;
+            case 5: masked_gemm_dx_bf16(ha, hb, o, m, k, n, l.row_ptr.data(), l.row_entries.data(), l.bits.data(), beta); break;
+            case 6: masked_gemm_dw_f32(fa, fb, o, m, k, n, l.tile_slots.data(), l.bits.data(), beta); break;
+            case 7: masked_gemm_dw_tf32(fa, fb, o, m, k, n, l.tile_slots.data(), l.bits.data(), beta); break;
+            case 8: masked_gemm_dw_bf16(ha, hb, o, m, k, n, l.tile_slots.data(), l.bits.data(), beta); break;
+        }
+    };
+    emu::launch(grid, NTHREADS, body);
+}
+
+std::vector<double> reference(Op op, const std::vector<float>& a, const std::vector<float>& b,
+                              const std::vector<char>& mask, int m, int k, int n) {
+    std::vector<double> out;
+    if (op == FWD) {
+        out.assign(size_t(m) * n, 0.0);
+        for (int i = 0; i < m; ++i)
+            for (int kk = 0; kk < k; ++kk)
+                for (int j = 0; j < n; ++j)
+                    if (mask[size_t(kk) * n + j]) out[size_t(i) * n + j] += double(a[size_t(i) * k + kk]) * b[size_t(kk) * n + j];
+    } else if (op == DX) {
+        out.assign(size_t(m) * k, 0.0);
+        for (int i = 0; i < m; ++i)
+            for (int kk = 0; kk < k; ++kk)
+                for (int j = 0; j < n; ++j)
+                    if (mask[size_t(kk) * n + j]) out[size_t(i) * k + kk] += double(a[size_t(i) * n + j]) * b[size_t(kk) * n + j];
+    } else {
+        out.assign(size_t(k) * n, 0.0);
+        for (int i = 0; i < m; ++i)
+            for (int kk = 0; kk < k; ++kk)
+                for (int j = 0; j < n; ++j)
+                    if (mask[size_t(kk) * n + j]) out[size_t(kk) * n + j] += double(a[size_t(i) * k + kk]) * b[size_t(i) * n + j];
+    }
+    return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    struct Shape {
+        int m, k, n;
+    };
+    // Ragged shapes: off the 128-row, 64-tile and 16/32-step blocks somewhere.
+    std::vector<Shape> shapes = {{130, 200, 150}, {37, 64, 257}};
+    if (argc > 1 && std::string(argv[1]) == "--quick") shapes.resize(1);
+    int failures = 0, cases = 0;
+    for (auto s : shapes) {
+        const int m = s.m, k = s.k, n = s.n;
+        std::vector<std::pair<const char*, std::vector<char>>> masks;
+        std::vector<char> band(size_t(k) * n), random(size_t(k) * n), full(size_t(k) * n, 1), holes(size_t(k) * n);
+        for (int r = 0; r < k; ++r)
+            for (int c = 0; c < n; ++c) {
+                band[size_t(r) * n + c] = std::abs(r * n / k - c) <= n / 5;
+                random[size_t(r) * n + c] = rnd() > 0;
+                holes[size_t(r) * n + c] = (c / 64) % 2 == 0 && (r / 64) % 3 != 1;
+            }
+        masks.push_back({"band", band});
+        masks.push_back({"random", random});
+        masks.push_back({"full", full});
+        masks.push_back({"holes", holes});
+        for (auto& [mask_name, mask] : masks) {
+            Lists l = build_lists(mask, k, n);
+            for (int op = 0; op < 3; ++op) {
+                int ar = m, ac = op == DX ? n : k, br = op == DW ? m : k, bc = n;
+                int orow = op == DW ? k : m, ocol = op == DX ? k : n;
+                std::vector<float> a(size_t(ar) * ac), b(size_t(br) * bc);
+                for (auto& v : a) v = rnd();
+                for (auto& v : b) v = rnd();
+                auto want = reference(Op(op), a, b, mask, m, k, n);
+                for (int prec = 0; prec < 3; ++prec)
+                    for (int pass = 0; pass < 2; ++pass) {
+                        // pass 0: beta = 0 into a NaN-poisoned output; pass 1: beta = 1 onto random values.
+                        float beta = pass == 0 ? 0.0f : 1.0f;
+                        std::vector<float> out(size_t(orow) * ocol), prev;
+                        for (auto& v : out) v = pass == 0 ? NAN : rnd();
+                        prev = out;
+                        launch(Op(op), prec, a, b, out, m, k, n, l, beta);
+                        double num = 0, den = 0;
+                        bool finite = true, off_ok = true;
+                        for (size_t i = 0; i < out.size(); ++i) {
+                            double w = want[i] + (pass ? double(prev[i]) : 0.0);
+                            finite &= std::isfinite(out[i]);
+                            num += (out[i] - w) * (out[i] - w);
+                            den += w * w;
+                            if (op == DW && !mask[i] && out[i] != (pass ? prev[i] : 0.0f)) off_ok = false;
+                        }
+                        double err = std::sqrt(num / (den > 0 ? den : 1));
+                        bool ok = finite && off_ok && err < tol[prec];
+                        ++cases;
+                        failures += !ok;
+                        std::printf("%s %-7s %-4s %3dx%3dx%3d %-6s beta=%d rel.err %.2e %s%s%s\n", ok ? "PASS" : "FAIL",
+                                    op_name[op], prec_name[prec], m, k, n, mask_name, pass, err,
+                                    finite ? "" : " [NaN left: output not fully written]",
+                                    off_ok ? "" : " [dW off the mask not 0/unchanged]", "");
+                    }
+            }
+        }
+    }
+    std::printf("%d/%d cases passed\n", cases - failures, cases);
+    return failures == 0 ? 0 : 1;
+}
