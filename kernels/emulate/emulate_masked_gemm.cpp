@@ -137,6 +137,80 @@ std::vector<double> reference(Op op, const std::vector<float>& a, const std::vec
     return out;
 }
 
+// Masked conv2d forward (one launch per group, as backend.rs does) against a float64 reference.
+int conv_cases() {
+    // {n, cin, h, w, cout, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, groups}; oh/ow filled below.
+    std::vector<ConvGeom> geoms = {
+        {2, 6, 9, 7, 70, 3, 3, 1, 1, 1, 1, 1, 1, 0, 0, 1},
+        {3, 8, 10, 11, 12, 3, 2, 2, 1, 1, 0, 1, 2, 0, 0, 2},
+    };
+    int failures = 0, cases = 0;
+    for (auto g : geoms) {
+        g.oh = (g.h + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh + 1;
+        g.ow = (g.w + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+        const int cin_g = g.cin / g.groups, cout_g = g.cout / g.groups, red = g.kh * g.kw * cin_g;
+        std::vector<float> x(size_t(g.n) * g.cin * g.h * g.w), w(size_t(red) * g.cout), bias(g.cout);
+        for (auto& v : x) v = rnd();
+        for (auto& v : w) v = rnd();
+        for (auto& v : bias) v = rnd();
+        // Per group: a band over (tap, channel) x out-channel plus random holes.
+        std::vector<std::vector<char>> masks(g.groups, std::vector<char>(size_t(red) * cout_g));
+        for (auto& mk : masks)
+            for (int r = 0; r < red; ++r)
+                for (int c = 0; c < cout_g; ++c) mk[size_t(r) * cout_g + c] = std::abs((r % cin_g) * cout_g / cin_g - c) <= 2 || rnd() > 0.6f;
+        std::vector<double> want(size_t(g.n) * g.cout * g.oh * g.ow, 0.0);
+        for (int b = 0; b < g.n; ++b)
+            for (int co = 0; co < g.cout; ++co)
+                for (int oh = 0; oh < g.oh; ++oh)
+                    for (int ow = 0; ow < g.ow; ++ow) {
+                        int grp = co / cout_g;
+                        double s = bias[co];
+                        for (int ti = 0; ti < g.kh; ++ti)
+                            for (int tj = 0; tj < g.kw; ++tj)
+                                for (int c = 0; c < cin_g; ++c) {
+                                    int ih = oh * g.sh - g.ph + ti * g.dh, iw = ow * g.sw - g.pw + tj * g.dw;
+                                    if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) continue;
+                                    int r = (ti * g.kw + tj) * cin_g + c;
+                                    if (!masks[grp][size_t(r) * cout_g + co - grp * cout_g]) continue;
+                                    s += double(x[((size_t(b) * g.cin + grp * cin_g + c) * g.h + ih) * g.w + iw]) *
+                                         w[size_t(r) * g.cout + co];
+                                }
+                        want[((size_t(b) * g.cout + co) * g.oh + oh) * g.ow + ow] = s;
+                    }
+        for (int prec = 0; prec < 3; ++prec) {
+            std::vector<float> y(want.size(), NAN);
+            auto xb = to_bf16(x), wb = to_bf16(w);
+            for (int grp = 0; grp < g.groups; ++grp) {
+                Lists l = build_lists(masks[grp], red, cout_g);
+                unsigned mb = unsigned((g.n * g.oh * g.ow + 127) / 128);
+                float* o = y.data();
+                std::function<void()> body = [&] {
+                    if (prec == 0) masked_conv2d_fwd_f32(x.data(), w.data(), bias.data(), o, g, grp, l.col_ptr.data(), l.col_entries.data(), l.bits.data(), 0.f);
+                    if (prec == 1) masked_conv2d_fwd_tf32(x.data(), w.data(), bias.data(), o, g, grp, l.col_ptr.data(), l.col_entries.data(), l.bits.data(), 0.f);
+                    if (prec == 2) masked_conv2d_fwd_bf16(xb.data(), wb.data(), bias.data(), o, g, grp, l.col_ptr.data(), l.col_entries.data(), l.bits.data(), 0.f);
+                };
+                emu::launch(EmuDim3{mb, unsigned(l.grid_cols), 1}, NTHREADS, body);
+            }
+            double num = 0, den = 0;
+            bool finite = true;
+            for (size_t i = 0; i < y.size(); ++i) {
+                finite &= std::isfinite(y[i]);
+                num += (y[i] - want[i]) * (y[i] - want[i]);
+                den += want[i] * want[i];
+            }
+            double err = std::sqrt(num / den);
+            bool ok = finite && err < tol[prec];
+            ++cases;
+            failures += !ok;
+            std::printf("%s conv2d  %-4s n%d c%d %dx%d -> %d, k%dx%d s%dx%d p%dx%d d%dx%d g%d rel.err %.2e%s\n", ok ? "PASS" : "FAIL",
+                        prec_name[prec], g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
+                        g.groups, err, finite ? "" : " [NaN left: output not fully written]");
+        }
+    }
+    std::printf("conv2d: %d/%d cases passed\n", cases - failures, cases);
+    return failures;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -199,6 +273,7 @@ int main(int argc, char** argv) {
             }
         }
     }
-    std::printf("%d/%d cases passed\n", cases - failures, cases);
+    std::printf("gemm: %d/%d cases passed\n", cases - failures, cases);
+    failures += conv_cases();
     return failures == 0 ? 0 : 1;
 }

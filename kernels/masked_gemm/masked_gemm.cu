@@ -1,4 +1,5 @@
-// Masked GEMM on the tile map: forward, dX and masked dW, in three precisions.
+// Masked GEMM on the tile map: forward, dX and masked dW, in three precisions; and the masked
+// conv2d forward as an implicit GEMM on the same tiles (masked_conv2d_fwd_*).
 //
 //   forward  Y  = X · (W ⊙ M)      X (m,k), W (k,n) -> Y (m,n)
 //   dX       dX = dY · (W ⊙ M)ᵀ    dY (m,n), W (k,n) -> dX (m,k)
@@ -41,7 +42,6 @@
 #define PAD 8         // shared-memory row padding (in 32-bit words): conflict-free fragments
 
 enum { MODE_F32 = 0, MODE_TF32 = 1, MODE_BF16 = 2 };
-enum { OP_FWD = 0, OP_DX = 1, OP_DW = 2 };
 
 template <int MODE> struct Traits;
 template <> struct Traits<MODE_F32> {
@@ -107,22 +107,23 @@ __device__ __forceinline__ void smem_put(uint32_t (*s)[W], int kk, int i, float 
     }
 }
 
-// The generic CTA body. A is the (rows, reduction) operand, B the (reduction, cols) operand:
-//   A_KC: A(i, kk) = A[i * lda + kk] (reduction contiguous), else A[kk * lda + i];
-//   B_NC: B(kk, j) = B[kk * ldb + j] (columns contiguous), else B[j * ldb + kk].
-// MASKB: 0 none, 1 forward (bit row = kk in tile, bit col = j), 2 dX (bit row = j, col = kk).
-// The reduction is a sequence of `nsteps` steps of BK; step s belongs to list entry
-// s / (TILE / BK) (forward, dX) or is plain (dW, list == nullptr).
-template <int MODE, int OP, int BM>
-__device__ __forceinline__ void masked_tile_gemm(
-    const typename Traits<MODE>::T* __restrict__ A, int lda, const typename Traits<MODE>::T* __restrict__ B,
-    int ldb, float* __restrict__ C, int ldc, int rows, int cols, int red, int i0, int j0,
-    const int2* __restrict__ list, int nsteps, const unsigned long long* __restrict__ bits, int out_slot,
-    float beta) {
+// The generic CTA body over an operand policy P (see GemmFwd, GemmDx, GemmDw, ConvFwd below),
+// which says where element (i, kk) of A (rows x reduction), element (kk, j) of B
+// (reduction x cols) and element (i, j) of the output live:
+//   p.rows, p.cols, p.red           the GEMM's sizes (loads outside are 0, stores skipped);
+//   p.a(gi, gk), p.b(gk, gj)        the input values (called in bounds only);
+//   p.c(gi, gj)                     the output's index in p.out; p.bias(gj) is added to it.
+// A_IFAST / B_JFAST pick which index consecutive threads walk when loading (the one that is
+// contiguous in memory, for coalescing). MASKB: 0 none, 1 forward (bit row = kk in tile, bit col
+// = j), 2 dX (bit row = j, bit col = kk). The reduction is a sequence of `nsteps` steps of BK;
+// step s belongs to list entry s / (TILE / BK) (forward, dX) or is plain (list == nullptr).
+template <int MODE, int BM, int MASKB, bool A_IFAST, bool B_JFAST, class P>
+__device__ __forceinline__ void masked_tile_gemm(const P& p, int i0, int j0, const int2* __restrict__ list,
+                                                 int nsteps, const unsigned long long* __restrict__ bits,
+                                                 int out_slot, float beta) {
     enum { BK = Traits<MODE>::BK, KW = Stage<MODE, BM>::KW, STEPS_PER_TILE = TILE / BK };
-    const bool A_KC = (OP != OP_DW);
-    const bool B_NC = (OP != OP_DX);
     enum { A_PER = BM * BK / NTHREADS, B_PER = BK * TILE / NTHREADS };
+    const int rows = p.rows, cols = p.cols, red = p.red;
 
     __shared__ Stage<MODE, BM> st[2];
     const int tid = threadIdx.x;
@@ -144,26 +145,26 @@ __device__ __forceinline__ void masked_tile_gemm(
         for (int r = 0; r < A_PER; ++r) {
             int e = tid + r * NTHREADS;
             int i, kk;
-            if (A_KC) { kk = e % BK; i = e / BK; } else { i = e % BM; kk = e / BM; }
+            if (!A_IFAST) { kk = e % BK; i = e / BK; } else { i = e % BM; kk = e / BM; }
             int gi = i0 + i, gk = kbase + kk;
             float v = 0.f;
-            if (gi < rows && gk < red) v = to_f32(A_KC ? A[(size_t)gi * lda + gk] : A[(size_t)gk * lda + gi]);
+            if (gi < rows && gk < red) v = p.a(gi, gk);
             ra[r] = v;
         }
 #pragma unroll
         for (int r = 0; r < B_PER; ++r) {
             int e = tid + r * NTHREADS;
             int j, kk;
-            if (B_NC) { j = e % TILE; kk = e / TILE; } else { kk = e % BK; j = e / BK; }
+            if (B_JFAST) { j = e % TILE; kk = e / TILE; } else { kk = e % BK; j = e / BK; }
             int gj = j0 + j, gk = kbase + kk;
             float v = 0.f;
             if (gj < cols && gk < red) {
-                v = to_f32(B_NC ? B[(size_t)gk * ldb + gj] : B[(size_t)gj * ldb + gk]);
-                if (slot >= 0) {
+                v = p.b(gk, gj);
+                if (MASKB != 0 && slot >= 0) {
                     // forward: bit (k in tile, n = j); dX: bit (k = j, n in tile)
-                    unsigned long long w = (OP == OP_FWD) ? bits[(size_t)slot * TILE + toff + kk]
-                                                          : bits[(size_t)slot * TILE + j];
-                    int c = (OP == OP_FWD) ? j : toff + kk;
+                    unsigned long long w = (MASKB == 1) ? bits[(size_t)slot * TILE + toff + kk]
+                                                        : bits[(size_t)slot * TILE + j];
+                    int c = (MASKB == 1) ? j : toff + kk;
                     if (!((w >> c) & 1ull)) v = 0.f;
                 }
             }
@@ -175,14 +176,14 @@ __device__ __forceinline__ void masked_tile_gemm(
         for (int r = 0; r < A_PER; ++r) {
             int e = tid + r * NTHREADS;
             int i, kk;
-            if (A_KC) { kk = e % BK; i = e / BK; } else { i = e % BM; kk = e / BM; }
+            if (!A_IFAST) { kk = e % BK; i = e / BK; } else { i = e % BM; kk = e / BM; }
             smem_put<MODE, BM + PAD>(st[buf].a, kk, i, ra[r]);
         }
 #pragma unroll
         for (int r = 0; r < B_PER; ++r) {
             int e = tid + r * NTHREADS;
             int j, kk;
-            if (B_NC) { j = e % TILE; kk = e / TILE; } else { kk = e % BK; j = e / BK; }
+            if (B_JFAST) { j = e % TILE; kk = e / TILE; } else { kk = e % BK; j = e / BK; }
             smem_put<MODE, TILE + PAD>(st[buf].b, kk, j, rb[r]);
         }
     };
@@ -255,19 +256,20 @@ __device__ __forceinline__ void masked_tile_gemm(
         __syncthreads();
     }
 
-    // Epilogue: (row i, col j) of the block; dW applies the mask of a partial tile.
+    // Epilogue: (row i, col j) of the block; out_slot >= 0 (dW) applies a partial tile's mask.
     auto put = [&](int i, int j, float v) {
         int gi = i0 + i, gj = j0 + j;
         if (gi >= rows || gj >= cols) return;
-        size_t o = (size_t)gi * ldc + gj;
-        if (OP == OP_DW && out_slot >= 0) {
+        size_t o = p.c(gi, gj);
+        if (out_slot >= 0) {
             if (!((bits[(size_t)out_slot * TILE + i] >> j) & 1ull)) {
                 // Off the support: exactly 0 (beta = 0) or left unchanged (beta = 1).
-                if (beta == 0.f) C[o] = 0.f;
+                if (beta == 0.f) p.out[o] = 0.f;
                 return;
             }
         }
-        C[o] = (beta == 0.f) ? v : v + beta * C[o];
+        v += p.bias(gj);
+        p.out[o] = (beta == 0.f) ? v : v + beta * p.out[o];
     };
     if (MODE == MODE_F32) {
 #pragma unroll
@@ -289,6 +291,29 @@ __device__ __forceinline__ void masked_tile_gemm(
     }
 }
 
+// Operand policies of the three GEMM products (row-major X (m,k), W (k,n), dY (m,n)).
+template <class T> struct GemmFwd {  // Y (m,n) = X (m,k) . W (k,n)
+    const T* __restrict__ X; const T* __restrict__ W; float* __restrict__ out; int rows, cols, red;  // m, n, k
+    __device__ float a(int i, int kk) const { return to_f32(X[(size_t)i * red + kk]); }
+    __device__ float b(int kk, int j) const { return to_f32(W[(size_t)kk * cols + j]); }
+    __device__ size_t c(int i, int j) const { return (size_t)i * cols + j; }
+    __device__ float bias(int) const { return 0.f; }
+};
+template <class T> struct GemmDx {  // dX (m,k) = dY (m,n) . W(k,n)^T
+    const T* __restrict__ dY; const T* __restrict__ W; float* __restrict__ out; int rows, cols, red;  // m, k, n
+    __device__ float a(int i, int kk) const { return to_f32(dY[(size_t)i * red + kk]); }
+    __device__ float b(int kk, int j) const { return to_f32(W[(size_t)j * red + kk]); }
+    __device__ size_t c(int i, int j) const { return (size_t)i * cols + j; }
+    __device__ float bias(int) const { return 0.f; }
+};
+template <class T> struct GemmDw {  // dW (k,n) = X(m,k)^T . dY (m,n)
+    const T* __restrict__ X; const T* __restrict__ dY; float* __restrict__ out; int rows, cols, red;  // k, n, m
+    __device__ float a(int i, int kk) const { return to_f32(X[(size_t)kk * rows + i]); }
+    __device__ float b(int kk, int j) const { return to_f32(dY[(size_t)kk * cols + j]); }
+    __device__ size_t c(int i, int j) const { return (size_t)i * cols + j; }
+    __device__ float bias(int) const { return 0.f; }
+};
+
 // Forward: grid (ceil(m / 128), column tiles). col_ptr[tc]..col_ptr[tc+1] index `entries`.
 template <int MODE>
 __device__ void fwd_body(const typename Traits<MODE>::T* X, const typename Traits<MODE>::T* W, float* Y, int m, int k,
@@ -296,8 +321,8 @@ __device__ void fwd_body(const typename Traits<MODE>::T* X, const typename Trait
     const int tc = blockIdx.y;
     const int b = col_ptr[tc], e = col_ptr[tc + 1];
     const int nsteps = (e - b) * (TILE / Traits<MODE>::BK);
-    masked_tile_gemm<MODE, OP_FWD, 128>(X, k, W, n, Y, n, m, n, k, blockIdx.x * 128, tc * TILE, entries + b, nsteps,
-                                        bits, -1, beta);
+    GemmFwd<typename Traits<MODE>::T> p{X, W, Y, m, n, k};
+    masked_tile_gemm<MODE, 128, 1, false, true>(p, blockIdx.x * 128, tc * TILE, entries + b, nsteps, bits, -1, beta);
 }
 
 // dX: grid (ceil(m / 128), row tiles). row_ptr[tr]..row_ptr[tr+1] index `entries` ({tc, slot}).
@@ -307,8 +332,8 @@ __device__ void dx_body(const typename Traits<MODE>::T* dY, const typename Trait
     const int tr = blockIdx.y;
     const int b = row_ptr[tr], e = row_ptr[tr + 1];
     const int nsteps = (e - b) * (TILE / Traits<MODE>::BK);
-    masked_tile_gemm<MODE, OP_DX, 128>(dY, n, W, n, dX, k, m, k, n, blockIdx.x * 128, tr * TILE, entries + b, nsteps,
-                                       bits, -1, beta);
+    GemmDx<typename Traits<MODE>::T> p{dY, W, dX, m, k, n};
+    masked_tile_gemm<MODE, 128, 2, false, false>(p, blockIdx.x * 128, tr * TILE, entries + b, nsteps, bits, -1, beta);
 }
 
 // dW: grid (column tiles, row tiles); one 64 x 64 tile of dW per CTA, reduced over all of m.
@@ -329,8 +354,49 @@ __device__ void dw_body(const typename Traits<MODE>::T* X, const typename Traits
         return;
     }
     const int nsteps = (m + Traits<MODE>::BK - 1) / Traits<MODE>::BK;
-    masked_tile_gemm<MODE, OP_DW, 64>(X, k, dY, n, dW, n, k, n, m, tr * TILE, tc * TILE, nullptr, nsteps, bits, slot,
-                                      beta);
+    GemmDw<typename Traits<MODE>::T> p{X, dY, dW, k, n, m};
+    masked_tile_gemm<MODE, 64, 0, true, true>(p, tr * TILE, tc * TILE, nullptr, nsteps, bits, slot, beta);
+}
+
+// ---- Masked conv2d forward as an implicit GEMM ------------------------------------------------
+// NCHW input x (N, C_in, H, W), Keras weight w (kh, kw, C_in/G, C_out), output y (N, C_out, OH,
+// OW). For group g the GEMM is rows = N*OH*OW output pixels (ow fastest), reduction =
+// kh*kw*C_in/G in the order (tap row, tap column, channel) — the rows of the group's tile map
+// (biokernels::ConvMask) — and cols = C_out/G. im2col is never materialised: A is gathered from
+// x (zero in the padding), B is the weight matrix with leading dimension C_out.
+struct ConvGeom {
+    int n, cin, h, w, cout, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, groups;
+};
+template <class T> struct ConvFwd {
+    const T* __restrict__ x; const T* __restrict__ wt; float* __restrict__ out; const float* __restrict__ b_;
+    ConvGeom g; int group, rows, cols, red;
+    __device__ float a(int i, int kk) const {
+        const int cin_g = g.cin / g.groups;
+        int ow = i % g.ow, t = i / g.ow, oh = t % g.oh, b = t / g.oh;
+        int c = kk % cin_g, t2 = kk / cin_g, tj = t2 % g.kw, ti = t2 / g.kw;
+        int ih = oh * g.sh - g.ph + ti * g.dh, iw = ow * g.sw - g.pw + tj * g.dw;
+        if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) return 0.f;
+        return to_f32(x[(((size_t)b * g.cin + group * cin_g + c) * g.h + ih) * g.w + iw]);
+    }
+    __device__ float b(int kk, int j) const { return to_f32(wt[(size_t)kk * g.cout + group * cols + j]); }
+    __device__ size_t c(int i, int j) const {
+        int ow = i % g.ow, t = i / g.ow, oh = t % g.oh, b = t / g.oh;
+        return (((size_t)b * g.cout + group * cols + j) * g.oh + oh) * g.ow + ow;
+    }
+    __device__ float bias(int j) const { return b_ ? b_[group * cols + j] : 0.f; }
+};
+
+// grid (ceil(N*OH*OW / 128), column tiles of C_out/G); one launch per group with its lists.
+template <int MODE>
+__device__ void conv_fwd_body(const typename Traits<MODE>::T* x, const typename Traits<MODE>::T* w, const float* bias,
+                              float* y, ConvGeom g, int group, const int* col_ptr, const int2* entries,
+                              const unsigned long long* bits, float beta) {
+    const int tc = blockIdx.y;
+    const int b = col_ptr[tc], e = col_ptr[tc + 1];
+    const int nsteps = (e - b) * (TILE / Traits<MODE>::BK);
+    const int rows = g.n * g.oh * g.ow, cols = g.cout / g.groups, red = g.kh * g.kw * (g.cin / g.groups);
+    ConvFwd<typename Traits<MODE>::T> p{x, w, y, bias, g, group, rows, cols, red};
+    masked_tile_gemm<MODE, 128, 1, true, true>(p, blockIdx.x * 128, tc * TILE, entries + b, nsteps, bits, -1, beta);
 }
 
 #define FWD_ARGS(T)                                                                                             \
@@ -370,5 +436,17 @@ __global__ void __launch_bounds__(NTHREADS) masked_gemm_dw_tf32(DW_ARGS(float)) 
 }
 __global__ void __launch_bounds__(NTHREADS) masked_gemm_dw_bf16(DW_ARGS(__nv_bfloat16)) {
     dw_body<MODE_BF16>(X, dY, dW, m, k, n, tile_slots, bits, beta);
+}
+#define CONV_ARGS(T)                                                                                      \
+    const T *__restrict__ x, const T *__restrict__ w, const float *__restrict__ bias, float *__restrict__ y, \
+        ConvGeom g, int group, const int *col_ptr, const int2 *entries, const unsigned long long *bits, float beta
+__global__ void __launch_bounds__(NTHREADS) masked_conv2d_fwd_f32(CONV_ARGS(float)) {
+    conv_fwd_body<MODE_F32>(x, w, bias, y, g, group, col_ptr, entries, bits, beta);
+}
+__global__ void __launch_bounds__(NTHREADS) masked_conv2d_fwd_tf32(CONV_ARGS(float)) {
+    conv_fwd_body<MODE_TF32>(x, w, bias, y, g, group, col_ptr, entries, bits, beta);
+}
+__global__ void __launch_bounds__(NTHREADS) masked_conv2d_fwd_bf16(CONV_ARGS(__nv_bfloat16)) {
+    conv_fwd_body<MODE_BF16>(x, w, bias, y, g, group, col_ptr, entries, bits, beta);
 }
 }

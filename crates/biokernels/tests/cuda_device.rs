@@ -15,7 +15,7 @@ use std::io::Write;
 
 use biokernels::cuda::{masked_gemm_host, CudaDevice, GemmOp, Precision};
 use biokernels::gemm::{masked_matmul, masked_matmul_dw, masked_matmul_dx, Beta, MatMut, MatRef};
-use biokernels::{Error, TileMap, TileSize};
+use biokernels::{Conv2dGeometry, ConvMask, Error, Padding, TileMap, TileSize};
 
 enum Device {
     Cpu,
@@ -335,6 +335,101 @@ fn no_gpu_is_a_typed_error_not_a_panic() {
                 assert!(matches!(e, Error::NoCudaDevice { .. }), "{e:?}");
             } else {
                 assert_eq!(e, Error::CudaUnavailable);
+            }
+        }
+    }
+}
+
+/// float64 reference of the masked conv2d forward (NCHW, Keras weights, top/left padding).
+fn conv_reference(g: &Conv2dGeometry, x: &[f32], w: &[f32], mask: &ConvMask, bias: &[f32]) -> Vec<f64> {
+    let (oh_n, ow_n) = g.output_hw().unwrap();
+    let (top, _, left, _) = g.padding_amounts().unwrap();
+    let (kh, kw) = g.kernel;
+    let cin_g = g.in_channels / g.groups;
+    let cout_g = g.out_channels / g.groups;
+    let mut y = vec![0f64; g.batch * g.out_channels * oh_n * ow_n];
+    for b in 0..g.batch {
+        for co in 0..g.out_channels {
+            let grp = co / cout_g;
+            for oh in 0..oh_n {
+                for ow in 0..ow_n {
+                    let mut s = f64::from(bias[co]);
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            let ih = (oh * g.stride.0 + i * g.dilation.0) as isize - top as isize;
+                            let iw = (ow * g.stride.1 + j * g.dilation.1) as isize - left as isize;
+                            if ih < 0 || iw < 0 || ih >= g.in_h as isize || iw >= g.in_w as isize {
+                                continue;
+                            }
+                            for c in 0..cin_g {
+                                if !mask.get(i, j, c, co) {
+                                    continue;
+                                }
+                                let xv = x[((b * g.in_channels + grp * cin_g + c) * g.in_h + ih as usize) * g.in_w
+                                    + iw as usize];
+                                s += f64::from(xv) * f64::from(w[((i * kw + j) * cin_g + c) * g.out_channels + co]);
+                            }
+                        }
+                    }
+                    y[((b * g.out_channels + co) * oh_n + oh) * ow_n + ow] = s;
+                }
+            }
+        }
+    }
+    y
+}
+
+#[test]
+fn masked_conv2d_matches_f64_reference_on_every_device() {
+    let geoms = [
+        Conv2dGeometry::new(2, 6, (9, 7), 70, (3, 3)).with_padding(Padding::Same),
+        Conv2dGeometry::new(3, 8, (10, 11), 12, (3, 2))
+            .with_stride((2, 1))
+            .with_dilation((1, 2))
+            .with_groups(2)
+            .with_padding(Padding::Explicit {
+                top: 1,
+                bottom: 1,
+                left: 0,
+                right: 0,
+            }),
+    ];
+    for dev in devices("masked_conv2d_matches_f64_reference_on_every_device") {
+        for g in &geoms {
+            let [kh, kw, nx, ny, groups] = g.mask_dims();
+            let coin = random(kh * kw * nx * ny, 17);
+            let keep: Vec<f32> = (0..coin.len())
+                .map(|idx| {
+                    let (c, co) = ((idx / ny) % nx, idx % ny);
+                    f32::from(u8::from((c * ny / nx).abs_diff(co) <= 2 || coin[idx] > 0.2))
+                })
+                .collect();
+            let mask = ConvMask::from_values(&keep, (kh, kw), nx, ny, groups, TileSize::CPU_DEFAULT).unwrap();
+            let x = random(g.input_len(), 3);
+            let w = random(g.weight_len(), 4);
+            let bias = random(g.out_channels, 5);
+            let want = conv_reference(g, &x, &w, &mask, &bias);
+            for p in dev.precisions() {
+                let mut y = vec![f32::NAN; g.output_len().unwrap()];
+                match &dev {
+                    Device::Cpu => biokernels::conv2d(g, &x, &w, Some(&mask), Some(&bias), &mut y).unwrap(),
+                    Device::Cuda(d) => biokernels::cuda::masked_conv2d_host(
+                        d,
+                        p,
+                        g,
+                        &x,
+                        &w,
+                        Some(&mask),
+                        Some(&bias),
+                        &mut y,
+                        Beta::Zero,
+                    )
+                    .unwrap(),
+                }
+                let what = format!("{} conv2d {g:?} {}", dev.label(), p.name());
+                assert!(y.iter().all(|v| v.is_finite()), "{what}: output not fully written");
+                let err = rel_error(&y, &want);
+                assert!(err < p.tolerance(), "{what}: relative error {err:.3e}");
             }
         }
     }

@@ -8,10 +8,11 @@ use cudarc::nvrtc::Ptx;
 use half::bf16;
 
 use super::tile_list::{GpuTileLists, GPU_TILE};
-use super::{ptx, GemmOp, Precision};
+use super::{conv_params, ptx, GemmOp, Precision};
+use crate::conv::{Conv2dGeometry, ConvMask};
 use crate::error::{Error, Result};
 use crate::gemm::Beta;
-use crate::tile_map::TileMap;
+use crate::tile_map::{TileMap, TileSize};
 
 fn drv(op: &'static str) -> impl Fn(cudarc::driver::DriverError) -> Error {
     move |e| Error::Cuda {
@@ -88,6 +89,20 @@ impl DeviceTileMap {
     /// Fraction of the dense work inside non-empty tiles.
     pub fn work_fraction(&self) -> f64 {
         self.work_fraction
+    }
+}
+
+/// The tile lists of a conv mask, one [`DeviceTileMap`] per group, for one geometry.
+#[derive(Debug)]
+pub struct DeviceConvMask {
+    dims: [usize; 5],
+    groups: Vec<DeviceTileMap>,
+}
+
+impl DeviceConvMask {
+    /// `[kh, kw, nx, ny, groups]` (as [`ConvMask::dims`]).
+    pub fn dims(&self) -> [usize; 5] {
+        self.dims
     }
 }
 
@@ -260,6 +275,165 @@ impl CudaDevice {
             bits: self.stream.clone_htod(&bits).map_err(drv("upload tile lists"))?,
             work_fraction: l.work_fraction,
         })
+    }
+
+    /// Uploads the per-group tile lists of a conv mask for `geom` (`None`: keep every weight).
+    ///
+    /// # Errors
+    /// [`Error::ConvMaskMismatch`], [`Error::ConvGeometry`], [`Error::Cuda`].
+    pub fn upload_conv_mask(&self, geom: &Conv2dGeometry, mask: Option<&ConvMask>) -> Result<DeviceConvMask> {
+        geom.validate()?;
+        let dims = geom.mask_dims();
+        let groups = match mask {
+            Some(m) => {
+                if m.dims() != dims {
+                    return Err(Error::ConvMaskMismatch {
+                        op: "conv2d",
+                        expected: dims,
+                        got: m.dims(),
+                    });
+                }
+                m.maps()
+                    .iter()
+                    .map(|tm| self.upload_tile_map(tm))
+                    .collect::<Result<Vec<_>>>()?
+            }
+            None => {
+                let [kh, kw, nx, ny, g] = dims;
+                let full = TileMap::full(kh * kw * nx, ny / g, TileSize::square(GPU_TILE))?;
+                (0..g)
+                    .map(|_| self.upload_tile_map(&full))
+                    .collect::<Result<Vec<_>>>()?
+            }
+        };
+        Ok(DeviceConvMask { dims, groups })
+    }
+
+    /// The masked conv2d forward as an implicit GEMM on the tile lists: `y = conv(x, W⊙M) +
+    /// bias` (`Beta::Zero`) or added to `y` (`Beta::One`). `x`, `w`, `bias`, `y` hold the NCHW /
+    /// Keras-layout buffers of [`crate::conv::conv2d`] (any `rows × cols` with the right
+    /// length); `x` and `w` in bf16 exactly when `precision` is `Bf16`, `bias` and `y` in f32.
+    ///
+    /// # Errors
+    /// [`Error::ConvGeometry`], [`Error::ConvBuffer`], [`Error::ConvMaskMismatch`],
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn masked_conv2d(
+        &self,
+        precision: Precision,
+        geom: &Conv2dGeometry,
+        x: &GpuMatrix,
+        w: &GpuMatrix,
+        mask: &DeviceConvMask,
+        bias: Option<&GpuMatrix>,
+        y: &mut GpuMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "conv2d";
+        let params = conv_params(geom)?;
+        let out_len = geom.output_len()?;
+        let check = |name: &'static str, shape: Vec<usize>, m: &GpuMatrix| -> Result<()> {
+            let expected = shape.iter().product::<usize>();
+            let got = m.rows * m.cols;
+            if got != expected {
+                return Err(Error::ConvBuffer {
+                    op: OP,
+                    name,
+                    shape,
+                    expected,
+                    got,
+                });
+            }
+            Ok(())
+        };
+        check("x", geom.input_shape().to_vec(), x)?;
+        check("w", geom.weight_shape().to_vec(), w)?;
+        check("y", geom.output_shape()?.to_vec(), y)?;
+        if let Some(b) = bias {
+            check("bias", vec![geom.out_channels], b)?;
+            if b.is_bf16() {
+                return Err(Error::CudaOperand {
+                    op: OP,
+                    reason: "the bias must be f32".to_string(),
+                });
+            }
+        }
+        if mask.dims != geom.mask_dims() {
+            return Err(Error::ConvMaskMismatch {
+                op: OP,
+                expected: geom.mask_dims(),
+                got: mask.dims,
+            });
+        }
+        if x.is_bf16() != (precision == Precision::Bf16) || w.is_bf16() != (precision == Precision::Bf16) {
+            return Err(Error::CudaOperand {
+                op: OP,
+                reason: format!(
+                    "{} needs x and w uploaded with Precision::{precision:?}",
+                    precision.name()
+                ),
+            });
+        }
+        let GpuData::F32(out_buf) = &mut y.data else {
+            return Err(Error::CudaOperand {
+                op: OP,
+                reason: "the output must be an f32 matrix".to_string(),
+            });
+        };
+        debug_assert_eq!(out_buf.len(), out_len);
+        let rows = geom.batch * params[13] as usize * params[14] as usize;
+        let m_blocks = u32::try_from(rows.div_ceil(BLOCK_M)).map_err(|_| Error::CudaOperand {
+            op: OP,
+            reason: format!("{rows} output pixels are too many"),
+        })?;
+        let f = self
+            .gemm
+            .load_function(&format!("masked_conv2d_fwd_{}", precision.name()))
+            .map_err(drv("load kernel"))?;
+        let beta = beta_f32(beta);
+        // A null bias pointer: the kernel tests `bias != nullptr`.
+        let null_bias: u64 = 0;
+        for (group, lists) in mask.groups.iter().enumerate() {
+            if m_blocks == 0 || lists.grid_cols == 0 {
+                continue;
+            }
+            let group_i = group as i32;
+            let cfg = LaunchConfig {
+                grid_dim: (m_blocks, lists.grid_cols as u32, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut lb = self.stream.launch_builder(&f);
+            match (&x.data, &w.data) {
+                (GpuData::F32(a), GpuData::F32(b)) => {
+                    lb.arg(a).arg(b);
+                }
+                (GpuData::Bf16(a), GpuData::Bf16(b)) => {
+                    lb.arg(a).arg(b);
+                }
+                _ => unreachable!("checked above"),
+            }
+            match bias.map(|b| &b.data) {
+                Some(GpuData::F32(b)) => {
+                    lb.arg(b);
+                }
+                _ => {
+                    lb.arg(&null_bias);
+                }
+            }
+            lb.arg(&mut *out_buf)
+                .arg(&params)
+                .arg(&group_i)
+                .arg(&lists.col_ptr)
+                .arg(&lists.col_entries)
+                .arg(&lists.bits)
+                .arg(&beta);
+            // SAFETY: the arguments match `masked_conv2d_fwd_*` (x, w, bias or null, y, the
+            // 16-int ConvGeom by value, group, the group's forward lists, bits, beta); the
+            // buffer lengths were checked against the geometry above.
+            unsafe { lb.launch(cfg) }.map_err(drv("launch masked_conv2d"))?;
+        }
+        Ok(())
     }
 
     fn function(&self, op: GemmOp, precision: Precision) -> Result<CudaFunction> {

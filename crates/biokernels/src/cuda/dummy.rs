@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 
 use super::{GemmOp, Precision};
+use crate::conv::{Conv2dGeometry, ConvMask};
 use crate::error::{Error, Result};
 use crate::gemm::Beta;
 use crate::tile_map::TileMap;
@@ -18,6 +19,17 @@ pub struct GpuMatrix(Infallible);
 /// Device tile lists (never constructed in this build).
 #[derive(Debug)]
 pub struct DeviceTileMap(Infallible);
+/// Device conv tile lists (never constructed in this build).
+#[derive(Debug)]
+pub struct DeviceConvMask(Infallible);
+
+impl DeviceConvMask {
+    /// `[kh, kw, nx, ny, groups]`.
+    pub fn dims(&self) -> [usize; 5] {
+        match self.0 {}
+    }
+}
+
 /// A cuBLAS handle (never constructed in this build).
 #[derive(Debug)]
 pub struct CublasHandle(Infallible);
@@ -112,6 +124,30 @@ impl CudaDevice {
         b: &GpuMatrix,
         mask: &DeviceTileMap,
         out: &mut GpuMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        match self.0 {}
+    }
+    /// Uploads the per-group tile lists of a conv mask.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn upload_conv_mask(&self, geom: &Conv2dGeometry, mask: Option<&ConvMask>) -> Result<DeviceConvMask> {
+        match self.0 {}
+    }
+    /// The masked conv2d forward.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn masked_conv2d(
+        &self,
+        precision: Precision,
+        geom: &Conv2dGeometry,
+        x: &GpuMatrix,
+        w: &GpuMatrix,
+        mask: &DeviceConvMask,
+        bias: Option<&GpuMatrix>,
+        y: &mut GpuMatrix,
         beta: Beta,
     ) -> Result<()> {
         match self.0 {}

@@ -28,15 +28,16 @@ pub mod tile_list;
 #[cfg(feature = "cuda")]
 mod backend;
 #[cfg(feature = "cuda")]
-pub use backend::{CublasHandle, CudaDevice, DeviceTileMap, GpuMatrix};
+pub use backend::{CublasHandle, CudaDevice, DeviceConvMask, DeviceTileMap, GpuMatrix};
 
 #[cfg(not(feature = "cuda"))]
 mod dummy;
 #[cfg(not(feature = "cuda"))]
-pub use dummy::{CublasHandle, CudaDevice, DeviceTileMap, GpuMatrix};
+pub use dummy::{CublasHandle, CudaDevice, DeviceConvMask, DeviceTileMap, GpuMatrix};
 
 pub use tile_list::{GpuTileLists, GPU_TILE};
 
+use crate::conv::{Conv2dGeometry, ConvMask};
 use crate::error::{Error, Result};
 use crate::gemm::{Beta, MatMut, MatRef};
 use crate::tile_map::TileMap;
@@ -152,6 +153,90 @@ fn check_gemm_shapes(op: GemmOp, a: [usize; 2], b: [usize; 2], mask: [usize; 2])
     }
 }
 
+/// The `ConvGeom` argument of the conv kernels: `[n, cin, h, w, cout, kh, kw, sh, sw, ph, pw,
+/// dh, dw, oh, ow, groups]` (top/left padding; the bottom/right padding only bounds the output
+/// size, which is given).
+///
+/// # Errors
+/// [`Error::ConvGeometry`] for an invalid geometry, [`Error::CudaOperand`] when a size does not
+/// fit in `i32`.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+fn conv_params(geom: &Conv2dGeometry) -> Result<[i32; 16]> {
+    let (oh, ow) = geom.output_hw()?;
+    let (top, _, left, _) = geom.padding_amounts()?;
+    let v = [
+        geom.batch,
+        geom.in_channels,
+        geom.in_h,
+        geom.in_w,
+        geom.out_channels,
+        geom.kernel.0,
+        geom.kernel.1,
+        geom.stride.0,
+        geom.stride.1,
+        top,
+        left,
+        geom.dilation.0,
+        geom.dilation.1,
+        oh,
+        ow,
+        geom.groups,
+    ];
+    let mut out = [0i32; 16];
+    for (o, &x) in out.iter_mut().zip(&v) {
+        *o = i32::try_from(x).map_err(|_| Error::CudaOperand {
+            op: "conv2d",
+            reason: format!("size {x} does not fit in i32"),
+        })?;
+    }
+    // The kernels index pixels of a batch with i32 (`n·oh·ow` rows) and `kh·kw·cin/G` rows.
+    for (what, total) in [
+        ("n·oh·ow", geom.batch.checked_mul(oh).and_then(|x| x.checked_mul(ow))),
+        (
+            "kh·kw·cin",
+            geom.kernel
+                .0
+                .checked_mul(geom.kernel.1)
+                .and_then(|x| x.checked_mul(geom.in_channels)),
+        ),
+    ] {
+        if total.is_none_or(|t| i32::try_from(t).is_err()) {
+            return Err(Error::CudaOperand {
+                op: "conv2d",
+                reason: format!("{what} does not fit in i32"),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The masked conv2d forward on `dev` with host operands (`y = conv(x, W⊙M) + bias`, or added
+/// to `y` with `Beta::One`); shapes as [`crate::conv::conv2d`]. `mask = None` keeps every weight.
+///
+/// # Errors
+/// [`Error::ConvGeometry`], [`Error::ConvBuffer`], [`Error::ConvMaskMismatch`], [`Error::Cuda`].
+#[allow(clippy::too_many_arguments)]
+pub fn masked_conv2d_host(
+    dev: &CudaDevice,
+    precision: Precision,
+    geom: &Conv2dGeometry,
+    x: &[f32],
+    w: &[f32],
+    mask: Option<&ConvMask>,
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    beta: Beta,
+) -> Result<()> {
+    let gx = dev.upload(x, 1, x.len(), precision)?;
+    let gw = dev.upload(w, 1, w.len(), precision)?;
+    let gb = bias.map(|b| dev.upload(b, 1, b.len(), Precision::F32)).transpose()?;
+    let gm = dev.upload_conv_mask(geom, mask)?;
+    let mut gy = dev.upload(y, 1, y.len(), Precision::F32)?;
+    dev.masked_conv2d(precision, geom, &gx, &gw, &gm, gb.as_ref(), &mut gy, beta)?;
+    y.copy_from_slice(&dev.download(&gy)?);
+    Ok(())
+}
+
 /// Device 0, or `None` with the reason on stderr when this build or machine has no CUDA: the
 /// caller then stays on the CPU.
 pub fn open_device() -> Option<CudaDevice> {
@@ -196,6 +281,30 @@ pub fn masked_gemm_host(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conv_params_follow_the_geometry() {
+        use crate::conv::Padding;
+        let g = Conv2dGeometry::new(2, 6, (9, 7), 70, (3, 3)).with_padding(Padding::Same);
+        assert_eq!(
+            conv_params(&g).unwrap(),
+            [2, 6, 9, 7, 70, 3, 3, 1, 1, 1, 1, 1, 1, 9, 7, 1]
+        );
+        let g = Conv2dGeometry::new(3, 8, (10, 11), 12, (3, 2))
+            .with_stride((2, 1))
+            .with_dilation((1, 2))
+            .with_groups(2)
+            .with_padding(Padding::Explicit {
+                top: 1,
+                bottom: 1,
+                left: 0,
+                right: 0,
+            });
+        assert_eq!(
+            conv_params(&g).unwrap(),
+            [3, 8, 10, 11, 12, 3, 2, 2, 1, 1, 0, 1, 2, 5, 9, 2]
+        );
+    }
 
     #[test]
     fn shape_checks_name_the_operands() {

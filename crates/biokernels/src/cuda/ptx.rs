@@ -10,8 +10,8 @@ pub const MASKED_GEMM_COMPUTE_80: &str = include_str!("../../../../kernels/maske
 /// `kernels/masked_gemm/masked_gemm.cu` for `compute_90`.
 pub const MASKED_GEMM_COMPUTE_90: &str = include_str!("../../../../kernels/masked_gemm/masked_gemm.compute_90.ptx");
 
-/// The kernels (`extern "C"` entry points) of the masked GEMM module.
-pub const MASKED_GEMM_KERNELS: [&str; 9] = [
+/// The kernels (`extern "C"` entry points) of the masked GEMM module (GEMM and conv).
+pub const MASKED_GEMM_KERNELS: [&str; 12] = [
     "masked_gemm_fwd_f32",
     "masked_gemm_fwd_tf32",
     "masked_gemm_fwd_bf16",
@@ -21,6 +21,9 @@ pub const MASKED_GEMM_KERNELS: [&str; 9] = [
     "masked_gemm_dw_f32",
     "masked_gemm_dw_tf32",
     "masked_gemm_dw_bf16",
+    "masked_conv2d_fwd_f32",
+    "masked_conv2d_fwd_tf32",
+    "masked_conv2d_fwd_bf16",
 ];
 
 #[cfg(test)]
