@@ -202,12 +202,107 @@ int conv_cases() {
             bool ok = finite && err < tol[prec];
             ++cases;
             failures += !ok;
-            std::printf("%s conv2d  %-4s n%d c%d %dx%d -> %d, k%dx%d s%dx%d p%dx%d d%dx%d g%d rel.err %.2e%s\n", ok ? "PASS" : "FAIL",
+            std::printf("%s conv2d  fwd %-4s n%d c%d %dx%d -> %d, k%dx%d s%dx%d p%dx%d d%dx%d g%d rel.err %.2e%s\n", ok ? "PASS" : "FAIL",
                         prec_name[prec], g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
                         g.groups, err, finite ? "" : " [NaN left: output not fully written]");
         }
     }
     std::printf("conv2d: %d/%d cases passed\n", cases - failures, cases);
+    return failures;
+}
+
+// Input and weight gradients of the masked conv2d against float64 references.
+int conv_grad_cases() {
+    std::vector<ConvGeom> geoms = {
+        {2, 6, 9, 7, 70, 3, 3, 1, 1, 1, 1, 1, 1, 0, 0, 1},
+        {3, 8, 10, 11, 12, 3, 2, 2, 1, 1, 0, 1, 2, 0, 0, 2},
+    };
+    int failures = 0, cases = 0;
+    for (auto g : geoms) {
+        g.oh = (g.h + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh + 1;
+        g.ow = (g.w + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+        const int cin_g = g.cin / g.groups, cout_g = g.cout / g.groups, red = g.kh * g.kw * cin_g, taps = g.kh * g.kw;
+        std::vector<float> x(size_t(g.n) * g.cin * g.h * g.w), w(size_t(red) * g.cout),
+            dy(size_t(g.n) * g.cout * g.oh * g.ow);
+        for (auto& v : x) v = rnd();
+        for (auto& v : w) v = rnd();
+        for (auto& v : dy) v = rnd();
+        std::vector<std::vector<char>> masks(g.groups, std::vector<char>(size_t(red) * cout_g));
+        for (auto& mk : masks)
+            for (int r = 0; r < red; ++r)
+                for (int c = 0; c < cout_g; ++c) mk[size_t(r) * cout_g + c] = std::abs((r % cin_g) * cout_g / cin_g - c) <= 2 || rnd() > 0.6f;
+        std::vector<double> want_dx(x.size(), 0.0), want_dw(w.size(), 0.0);
+        for (int b = 0; b < g.n; ++b)
+            for (int co = 0; co < g.cout; ++co)
+                for (int oh = 0; oh < g.oh; ++oh)
+                    for (int ow = 0; ow < g.ow; ++ow) {
+                        int grp = co / cout_g;
+                        double d = dy[((size_t(b) * g.cout + co) * g.oh + oh) * g.ow + ow];
+                        for (int ti = 0; ti < g.kh; ++ti)
+                            for (int tj = 0; tj < g.kw; ++tj)
+                                for (int c = 0; c < cin_g; ++c) {
+                                    int ih = oh * g.sh - g.ph + ti * g.dh, iw = ow * g.sw - g.pw + tj * g.dw;
+                                    if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) continue;
+                                    int r = (ti * g.kw + tj) * cin_g + c;
+                                    if (!masks[grp][size_t(r) * cout_g + co - grp * cout_g]) continue;
+                                    size_t xi = ((size_t(b) * g.cin + grp * cin_g + c) * g.h + ih) * g.w + iw;
+                                    want_dx[xi] += d * w[size_t(r) * g.cout + co];
+                                    want_dw[size_t(r) * g.cout + co] += d * x[xi];
+                                }
+                    }
+        for (int prec = 0; prec < 3; ++prec) {
+            std::vector<float> dx(x.size(), NAN), dw(w.size(), NAN);
+            auto xb = to_bf16(x), wb = to_bf16(w), dyb = to_bf16(dy);
+            for (int grp = 0; grp < g.groups; ++grp) {
+                // dgrad lists: rows (tap, co), cols c.
+                std::vector<char> mt(size_t(taps) * cout_g * cin_g);
+                for (int t = 0; t < taps; ++t)
+                    for (int co = 0; co < cout_g; ++co)
+                        for (int c = 0; c < cin_g; ++c)
+                            mt[(size_t(t) * cout_g + co) * cin_g + c] = masks[grp][(size_t(t) * cin_g + c) * cout_g + co];
+                Lists lt = build_lists(mt, taps * cout_g, cin_g);
+                Lists l = build_lists(masks[grp], red, cout_g);
+                unsigned mb = unsigned((g.n * g.h * g.w + 127) / 128);
+                float *pdx = dx.data(), *pdw = dw.data();
+                std::function<void()> body_dx = [&] {
+                    if (prec == 0) masked_conv2d_dx_f32(dy.data(), w.data(), pdx, g, grp, lt.col_ptr.data(), lt.col_entries.data(), lt.bits.data(), 0.f);
+                    if (prec == 1) masked_conv2d_dx_tf32(dy.data(), w.data(), pdx, g, grp, lt.col_ptr.data(), lt.col_entries.data(), lt.bits.data(), 0.f);
+                    if (prec == 2) masked_conv2d_dx_bf16(dyb.data(), wb.data(), pdx, g, grp, lt.col_ptr.data(), lt.col_entries.data(), lt.bits.data(), 0.f);
+                };
+                emu::launch(EmuDim3{mb, unsigned(lt.grid_cols), 1}, NTHREADS, body_dx);
+                std::function<void()> body_dw = [&] {
+                    if (prec == 0) masked_conv2d_dw_f32(x.data(), dy.data(), pdw, g, grp, l.tile_slots.data(), l.bits.data(), 0.f);
+                    if (prec == 1) masked_conv2d_dw_tf32(x.data(), dy.data(), pdw, g, grp, l.tile_slots.data(), l.bits.data(), 0.f);
+                    if (prec == 2) masked_conv2d_dw_bf16(xb.data(), dyb.data(), pdw, g, grp, l.tile_slots.data(), l.bits.data(), 0.f);
+                };
+                emu::launch(EmuDim3{unsigned(l.grid_cols), unsigned(l.grid_rows), 1}, NTHREADS, body_dw);
+            }
+            for (int which = 0; which < 2; ++which) {
+                const std::vector<float>& got = which == 0 ? dx : dw;
+                const std::vector<double>& want = which == 0 ? want_dx : want_dw;
+                double num = 0, den = 0;
+                bool finite = true, off_ok = true;
+                for (size_t i = 0; i < got.size(); ++i) {
+                    finite &= std::isfinite(got[i]);
+                    num += (got[i] - want[i]) * (got[i] - want[i]);
+                    den += want[i] * want[i];
+                    if (which == 1) {
+                        int r = int(i / g.cout), co = int(i % g.cout), grp = co / cout_g;
+                        if (!masks[grp][size_t(r) * cout_g + co - grp * cout_g] && got[i] != 0.0f) off_ok = false;
+                    }
+                }
+                double err = std::sqrt(num / den);
+                bool ok = finite && off_ok && err < tol[prec];
+                ++cases;
+                failures += !ok;
+                std::printf("%s conv2d  %s  %-4s n%d c%d %dx%d -> %d, k%dx%d s%dx%d p%dx%d d%dx%d g%d rel.err %.2e%s%s\n",
+                            ok ? "PASS" : "FAIL", which == 0 ? "dx" : "dw", prec_name[prec], g.n, g.cin, g.h, g.w, g.cout,
+                            g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups, err,
+                            finite ? "" : " [NaN left: output not fully written]", off_ok ? "" : " [dW off the mask not 0]");
+            }
+        }
+    }
+    std::printf("conv2d gradients: %d/%d cases passed\n", cases - failures, cases);
     return failures;
 }
 
@@ -275,5 +370,6 @@ int main(int argc, char** argv) {
     }
     std::printf("gemm: %d/%d cases passed\n", cases - failures, cases);
     failures += conv_cases();
+    failures += conv_grad_cases();
     return failures == 0 ? 0 : 1;
 }

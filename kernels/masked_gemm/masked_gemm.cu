@@ -336,26 +336,31 @@ __device__ void dx_body(const typename Traits<MODE>::T* dY, const typename Trait
     masked_tile_gemm<MODE, 128, 2, false, false>(p, blockIdx.x * 128, tr * TILE, entries + b, nsteps, bits, -1, beta);
 }
 
-// dW: grid (column tiles, row tiles); one 64 x 64 tile of dW per CTA, reduced over all of m.
-template <int MODE>
-__device__ void dw_body(const typename Traits<MODE>::T* X, const typename Traits<MODE>::T* dY, float* dW, int m, int k,
-                        int n, const int* tile_slots, const unsigned long long* bits, float beta) {
+// A weight-gradient CTA: grid (column tiles, row tiles) of the mask; one 64 x 64 tile of the
+// gradient per CTA, reduced over all of p.red. Empty tiles only write zeros (beta = 0).
+template <int MODE, bool A_IFAST, bool B_JFAST, class P>
+__device__ void wgrad_tile(const P& p, const int* tile_slots, const unsigned long long* bits, float beta) {
     const int tc = blockIdx.x, tr = blockIdx.y;
-    const int grid_cols = gridDim.x;
-    const int slot = tile_slots[tr * grid_cols + tc];
+    const int slot = tile_slots[tr * gridDim.x + tc];
     if (slot == -2) {
-        // Empty tile: nothing to compute; with beta = 0 the output is still written (zeros).
         if (beta == 0.f) {
             for (int e = threadIdx.x; e < TILE * TILE; e += NTHREADS) {
                 int r = tr * TILE + e / TILE, c = tc * TILE + e % TILE;
-                if (r < k && c < n) dW[(size_t)r * n + c] = 0.f;
+                if (r < p.rows && c < p.cols) p.out[p.c(r, c)] = 0.f;
             }
         }
         return;
     }
-    const int nsteps = (m + Traits<MODE>::BK - 1) / Traits<MODE>::BK;
+    const int nsteps = (p.red + Traits<MODE>::BK - 1) / Traits<MODE>::BK;
+    masked_tile_gemm<MODE, 64, 0, A_IFAST, B_JFAST>(p, tr * TILE, tc * TILE, nullptr, nsteps, bits, slot, beta);
+}
+
+// dW: one 64 x 64 tile of dW per CTA, reduced over all of m.
+template <int MODE>
+__device__ void dw_body(const typename Traits<MODE>::T* X, const typename Traits<MODE>::T* dY, float* dW, int m, int k,
+                        int n, const int* tile_slots, const unsigned long long* bits, float beta) {
     GemmDw<typename Traits<MODE>::T> p{X, dY, dW, k, n, m};
-    masked_tile_gemm<MODE, 64, 0, true, true>(p, tr * TILE, tc * TILE, nullptr, nsteps, bits, slot, beta);
+    wgrad_tile<MODE, true, true>(p, tile_slots, bits, beta);
 }
 
 // ---- Masked conv2d forward as an implicit GEMM ------------------------------------------------
@@ -397,6 +402,81 @@ __device__ void conv_fwd_body(const typename Traits<MODE>::T* x, const typename 
     const int rows = g.n * g.oh * g.ow, cols = g.cout / g.groups, red = g.kh * g.kw * (g.cin / g.groups);
     ConvFwd<typename Traits<MODE>::T> p{x, w, y, bias, g, group, rows, cols, red};
     masked_tile_gemm<MODE, 128, 1, true, true>(p, blockIdx.x * 128, tc * TILE, entries + b, nsteps, bits, -1, beta);
+}
+
+// Input gradient of the masked conv2d: dx (N, C_in, H, W) = sum over taps and output channels of
+// dy (N, C_out, OH, OW) * W. Per group: rows = N*H*W input pixels, reduction = (tap, output
+// channel of the group) = kh*kw*C_out/G, cols = C_in/G. A gathers dy at the output pixel a tap
+// maps the input pixel to (zero when the stride does not divide or it falls outside); B is the
+// weight (tap, c, co) read as (tap, co) x c. The mask of this GEMM is the forward mask with each
+// tap's (c, co) block transposed: its own tile lists, built on the host.
+template <class T> struct ConvDx {
+    const T* __restrict__ dy; const T* __restrict__ wt; float* __restrict__ out;
+    ConvGeom g; int group, rows, cols, red;
+    __device__ float a(int i, int kk) const {
+        const int cout_g = g.cout / g.groups;
+        int iw = i % g.w, t = i / g.w, ih = t % g.h, b = t / g.h;
+        int co = kk % cout_g, tap = kk / cout_g, tj = tap % g.kw, ti = tap / g.kw;
+        int ohn = ih + g.ph - ti * g.dh, own = iw + g.pw - tj * g.dw;
+        if (ohn < 0 || own < 0 || ohn % g.sh != 0 || own % g.sw != 0) return 0.f;
+        int oh = ohn / g.sh, ow = own / g.sw;
+        if (oh >= g.oh || ow >= g.ow) return 0.f;
+        return to_f32(dy[(((size_t)b * g.cout + group * cout_g + co) * g.oh + oh) * g.ow + ow]);
+    }
+    __device__ float b(int kk, int j) const {
+        const int cout_g = g.cout / g.groups;
+        int co = kk % cout_g, tap = kk / cout_g;
+        return to_f32(wt[((size_t)tap * cols + j) * g.cout + group * cout_g + co]);
+    }
+    __device__ size_t c(int i, int j) const {
+        int iw = i % g.w, t = i / g.w, ih = t % g.h, b = t / g.h;
+        return (((size_t)b * g.cin + group * cols + j) * g.h + ih) * g.w + iw;
+    }
+    __device__ float bias(int) const { return 0.f; }
+};
+
+// Weight gradient of the masked conv2d: dW (kh, kw, C_in/G, C_out) = im2col(x)^T . dy, only on
+// the group's non-empty tiles, masked on partial ones. Per group: rows = kh*kw*C_in/G (the rows
+// of the group's tile map), cols = C_out/G, reduction = N*OH*OW output pixels.
+template <class T> struct ConvDw {
+    const T* __restrict__ x; const T* __restrict__ dy; float* __restrict__ out;
+    ConvGeom g; int group, rows, cols, red;
+    __device__ float a(int i, int kk) const {
+        const int cin_g = g.cin / g.groups;
+        int ow = kk % g.ow, t = kk / g.ow, oh = t % g.oh, b = t / g.oh;
+        int c = i % cin_g, t2 = i / cin_g, tj = t2 % g.kw, ti = t2 / g.kw;
+        int ih = oh * g.sh - g.ph + ti * g.dh, iw = ow * g.sw - g.pw + tj * g.dw;
+        if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) return 0.f;
+        return to_f32(x[(((size_t)b * g.cin + group * cin_g + c) * g.h + ih) * g.w + iw]);
+    }
+    __device__ float b(int kk, int j) const {
+        int ow = kk % g.ow, t = kk / g.ow, oh = t % g.oh, b = t / g.oh;
+        return to_f32(dy[(((size_t)b * g.cout + group * cols + j) * g.oh + oh) * g.ow + ow]);
+    }
+    __device__ size_t c(int i, int j) const { return (size_t)i * g.cout + group * cols + j; }
+    __device__ float bias(int) const { return 0.f; }
+};
+
+// dgrad: grid (ceil(N*H*W / 128), column tiles of C_in/G) with the transposed lists.
+template <int MODE>
+__device__ void conv_dx_body(const typename Traits<MODE>::T* dy, const typename Traits<MODE>::T* w, float* dx, ConvGeom g,
+                             int group, const int* col_ptr, const int2* entries, const unsigned long long* bits,
+                             float beta) {
+    const int tc = blockIdx.y;
+    const int b = col_ptr[tc], e = col_ptr[tc + 1];
+    const int nsteps = (e - b) * (TILE / Traits<MODE>::BK);
+    const int rows = g.n * g.h * g.w, cols = g.cin / g.groups, red = g.kh * g.kw * (g.cout / g.groups);
+    ConvDx<typename Traits<MODE>::T> p{dy, w, dx, g, group, rows, cols, red};
+    masked_tile_gemm<MODE, 128, 1, true, false>(p, blockIdx.x * 128, tc * TILE, entries + b, nsteps, bits, -1, beta);
+}
+
+// wgrad: grid (column tiles, row tiles) of the group's forward map.
+template <int MODE>
+__device__ void conv_dw_body(const typename Traits<MODE>::T* x, const typename Traits<MODE>::T* dy, float* dw, ConvGeom g,
+                             int group, const int* tile_slots, const unsigned long long* bits, float beta) {
+    const int rows = g.kh * g.kw * (g.cin / g.groups), cols = g.cout / g.groups, red = g.n * g.oh * g.ow;
+    ConvDw<typename Traits<MODE>::T> p{x, dy, dw, g, group, rows, cols, red};
+    wgrad_tile<MODE, false, false>(p, tile_slots, bits, beta);
 }
 
 #define FWD_ARGS(T)                                                                                             \
@@ -448,5 +528,29 @@ __global__ void __launch_bounds__(NTHREADS) masked_conv2d_fwd_tf32(CONV_ARGS(flo
 }
 __global__ void __launch_bounds__(NTHREADS) masked_conv2d_fwd_bf16(CONV_ARGS(__nv_bfloat16)) {
     conv_fwd_body<MODE_BF16>(x, w, bias, y, g, group, col_ptr, entries, bits, beta);
+}
+#define CONV_DX_ARGS(T)                                                                                     \
+    const T *__restrict__ dy, const T *__restrict__ w, float *__restrict__ dx, ConvGeom g, int group,        \
+        const int *col_ptr, const int2 *entries, const unsigned long long *bits, float beta
+__global__ void __launch_bounds__(NTHREADS) masked_conv2d_dx_f32(CONV_DX_ARGS(float)) {
+    conv_dx_body<MODE_F32>(dy, w, dx, g, group, col_ptr, entries, bits, beta);
+}
+__global__ void __launch_bounds__(NTHREADS) masked_conv2d_dx_tf32(CONV_DX_ARGS(float)) {
+    conv_dx_body<MODE_TF32>(dy, w, dx, g, group, col_ptr, entries, bits, beta);
+}
+__global__ void __launch_bounds__(NTHREADS) masked_conv2d_dx_bf16(CONV_DX_ARGS(__nv_bfloat16)) {
+    conv_dx_body<MODE_BF16>(dy, w, dx, g, group, col_ptr, entries, bits, beta);
+}
+#define CONV_DW_ARGS(T)                                                                                     \
+    const T *__restrict__ x, const T *__restrict__ dy, float *__restrict__ dw, ConvGeom g, int group,        \
+        const int *tile_slots, const unsigned long long *bits, float beta
+__global__ void __launch_bounds__(NTHREADS) masked_conv2d_dw_f32(CONV_DW_ARGS(float)) {
+    conv_dw_body<MODE_F32>(x, dy, dw, g, group, tile_slots, bits, beta);
+}
+__global__ void __launch_bounds__(NTHREADS) masked_conv2d_dw_tf32(CONV_DW_ARGS(float)) {
+    conv_dw_body<MODE_TF32>(x, dy, dw, g, group, tile_slots, bits, beta);
+}
+__global__ void __launch_bounds__(NTHREADS) masked_conv2d_dw_bf16(CONV_DW_ARGS(__nv_bfloat16)) {
+    conv_dw_body<MODE_BF16>(x, dy, dw, g, group, tile_slots, bits, beta);
 }
 }

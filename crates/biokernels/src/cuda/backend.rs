@@ -93,10 +93,13 @@ impl DeviceTileMap {
 }
 
 /// The tile lists of a conv mask, one [`DeviceTileMap`] per group, for one geometry.
+/// `groups` hold the forward / weight-gradient lists over `(kh·kw·nx, ny/G)`; `transposed` the
+/// input-gradient lists over `(kh·kw·ny/G, nx)` (each tap's channel block transposed).
 #[derive(Debug)]
 pub struct DeviceConvMask {
     dims: [usize; 5],
     groups: Vec<DeviceTileMap>,
+    transposed: Vec<DeviceTileMap>,
 }
 
 impl DeviceConvMask {
@@ -284,7 +287,11 @@ impl CudaDevice {
     pub fn upload_conv_mask(&self, geom: &Conv2dGeometry, mask: Option<&ConvMask>) -> Result<DeviceConvMask> {
         geom.validate()?;
         let dims = geom.mask_dims();
-        let groups = match mask {
+        let [kh, kw, nx, ny, g] = dims;
+        let cout_g = ny / g;
+        let tile = TileSize::square(GPU_TILE);
+        let full = TileMap::full(kh * kw * nx, cout_g, tile)?;
+        let maps: Vec<&TileMap> = match mask {
             Some(m) => {
                 if m.dims() != dims {
                     return Err(Error::ConvMaskMismatch {
@@ -293,20 +300,25 @@ impl CudaDevice {
                         got: m.dims(),
                     });
                 }
-                m.maps()
-                    .iter()
-                    .map(|tm| self.upload_tile_map(tm))
-                    .collect::<Result<Vec<_>>>()?
+                m.maps().iter().collect()
             }
-            None => {
-                let [kh, kw, nx, ny, g] = dims;
-                let full = TileMap::full(kh * kw * nx, ny / g, TileSize::square(GPU_TILE))?;
-                (0..g)
-                    .map(|_| self.upload_tile_map(&full))
-                    .collect::<Result<Vec<_>>>()?
-            }
+            None => vec![&full; g],
         };
-        Ok(DeviceConvMask { dims, groups })
+        let mut groups = Vec::with_capacity(g);
+        let mut transposed = Vec::with_capacity(g);
+        for map in maps {
+            groups.push(self.upload_tile_map(map)?);
+            // Row (tap, co), column c of the input-gradient GEMM is forward entry (tap, c), co.
+            let t = TileMap::from_fn(kh * kw * cout_g, nx, tile, |r, c| {
+                map.get((r / cout_g) * nx + c, r % cout_g)
+            })?;
+            transposed.push(self.upload_tile_map(&t)?);
+        }
+        Ok(DeviceConvMask {
+            dims,
+            groups,
+            transposed,
+        })
     }
 
     /// The masked conv2d forward as an implicit GEMM on the tile lists: `y = conv(x, W⊙M) +
@@ -432,6 +444,146 @@ impl CudaDevice {
             // 16-int ConvGeom by value, group, the group's forward lists, bits, beta); the
             // buffer lengths were checked against the geometry above.
             unsafe { lb.launch(cfg) }.map_err(drv("launch masked_conv2d"))?;
+        }
+        Ok(())
+    }
+
+    /// Checks a conv buffer's length.
+    fn conv_buf(name: &'static str, shape: Vec<usize>, m: &GpuMatrix) -> Result<()> {
+        let expected = shape.iter().product::<usize>();
+        let got = m.rows * m.cols;
+        if got != expected {
+            return Err(Error::ConvBuffer {
+                op: "conv2d",
+                name,
+                shape,
+                expected,
+                got,
+            });
+        }
+        Ok(())
+    }
+
+    /// The input (`Dx`) or weight (`Dw`) gradient of [`CudaDevice::masked_conv2d`]:
+    /// `Dx`: `a = dy (N, C_out, OH, OW)`, `b = w`, `out = dx (N, C_in, H, W)`;
+    /// `Dw`: `a = x (N, C_in, H, W)`, `b = dy`, `out = dw (kh, kw, C_in/G, C_out)`, computed only
+    /// on the mask's non-empty tiles and exactly 0 off the mask (`Beta::Zero`). `a` and `b` in
+    /// bf16 exactly when `precision` is `Bf16`; `out` f32. `GemmOp::Forward` is an error (use
+    /// `masked_conv2d`).
+    ///
+    /// # Errors
+    /// [`Error::ConvGeometry`], [`Error::ConvBuffer`], [`Error::ConvMaskMismatch`],
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn masked_conv2d_backward(
+        &self,
+        op: GemmOp,
+        precision: Precision,
+        geom: &Conv2dGeometry,
+        a: &GpuMatrix,
+        b: &GpuMatrix,
+        mask: &DeviceConvMask,
+        out: &mut GpuMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "conv2d backward";
+        let params = conv_params(geom)?;
+        let (oh, ow) = (params[13] as usize, params[14] as usize);
+        let out_shape = geom.output_shape()?.to_vec();
+        let (name, rows) = match op {
+            GemmOp::Dx => {
+                Self::conv_buf("dy", out_shape, a)?;
+                Self::conv_buf("w", geom.weight_shape().to_vec(), b)?;
+                Self::conv_buf("dx", geom.input_shape().to_vec(), out)?;
+                ("dx", geom.batch * geom.in_h * geom.in_w)
+            }
+            GemmOp::Dw => {
+                Self::conv_buf("x", geom.input_shape().to_vec(), a)?;
+                Self::conv_buf("dy", out_shape, b)?;
+                Self::conv_buf("dw", geom.weight_shape().to_vec(), out)?;
+                ("dw", geom.batch * oh * ow)
+            }
+            GemmOp::Forward => {
+                return Err(Error::CudaOperand {
+                    op: OP,
+                    reason: "the forward convolution is masked_conv2d".to_string(),
+                })
+            }
+        };
+        if mask.dims != geom.mask_dims() {
+            return Err(Error::ConvMaskMismatch {
+                op: OP,
+                expected: geom.mask_dims(),
+                got: mask.dims,
+            });
+        }
+        if a.is_bf16() != (precision == Precision::Bf16) || b.is_bf16() != (precision == Precision::Bf16) {
+            return Err(Error::CudaOperand {
+                op: OP,
+                reason: format!(
+                    "{} needs inputs uploaded with Precision::{precision:?}",
+                    precision.name()
+                ),
+            });
+        }
+        let GpuData::F32(out_buf) = &mut out.data else {
+            return Err(Error::CudaOperand {
+                op: OP,
+                reason: "the output must be an f32 matrix".to_string(),
+            });
+        };
+        if i32::try_from(rows).is_err() || i32::try_from(geom.input_len()).is_err() {
+            return Err(Error::CudaOperand {
+                op: OP,
+                reason: "the layer is too large for i32 pixel indices".to_string(),
+            });
+        }
+        let f = self
+            .gemm
+            .load_function(&format!("masked_conv2d_{name}_{}", precision.name()))
+            .map_err(drv("load kernel"))?;
+        let beta = beta_f32(beta);
+        let m_blocks = rows.div_ceil(BLOCK_M) as u32;
+        let lists = if op == GemmOp::Dx {
+            &mask.transposed
+        } else {
+            &mask.groups
+        };
+        for (group, l) in lists.iter().enumerate() {
+            let grid = match op {
+                GemmOp::Dx => (m_blocks, l.grid_cols as u32, 1),
+                _ => (l.grid_cols as u32, l.grid_rows as u32, 1),
+            };
+            if grid.0 == 0 || grid.1 == 0 {
+                continue;
+            }
+            let group_i = group as i32;
+            let cfg = LaunchConfig {
+                grid_dim: grid,
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut lb = self.stream.launch_builder(&f);
+            match (&a.data, &b.data) {
+                (GpuData::F32(p), GpuData::F32(q)) => {
+                    lb.arg(p).arg(q);
+                }
+                (GpuData::Bf16(p), GpuData::Bf16(q)) => {
+                    lb.arg(p).arg(q);
+                }
+                _ => unreachable!("checked above"),
+            }
+            lb.arg(&mut *out_buf).arg(&params).arg(&group_i);
+            if op == GemmOp::Dx {
+                lb.arg(&l.col_ptr).arg(&l.col_entries);
+            } else {
+                lb.arg(&l.tile_slots);
+            }
+            lb.arg(&l.bits).arg(&beta);
+            // SAFETY: the arguments match `masked_conv2d_{dx,dw}_*` (two inputs, output, the
+            // 16-int ConvGeom, group, the group's lists, bits, beta); the buffer lengths were
+            // checked against the geometry above.
+            unsafe { lb.launch(cfg) }.map_err(drv("launch masked_conv2d backward"))?;
         }
         Ok(())
     }

@@ -152,6 +152,23 @@ impl CudaDevice {
     ) -> Result<()> {
         match self.0 {}
     }
+    /// The input or weight gradient of the masked conv2d.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn masked_conv2d_backward(
+        &self,
+        op: GemmOp,
+        precision: Precision,
+        geom: &Conv2dGeometry,
+        a: &GpuMatrix,
+        b: &GpuMatrix,
+        mask: &DeviceConvMask,
+        out: &mut GpuMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        match self.0 {}
+    }
     /// The dense cuBLAS product.
     ///
     /// # Errors

@@ -237,6 +237,34 @@ pub fn masked_conv2d_host(
     Ok(())
 }
 
+/// The input (`GemmOp::Dx`: `a = dy`, `b = w`, `out = dx`) or weight (`GemmOp::Dw`: `a = x`,
+/// `b = dy`, `out = dw`, 0 off the mask) gradient of the masked conv2d on `dev` with host
+/// operands; shapes as [`crate::conv::conv2d_backward_input`] /
+/// [`crate::conv::conv2d_backward_weight`].
+///
+/// # Errors
+/// As [`CudaDevice::masked_conv2d_backward`].
+#[allow(clippy::too_many_arguments)]
+pub fn masked_conv2d_backward_host(
+    dev: &CudaDevice,
+    op: GemmOp,
+    precision: Precision,
+    geom: &Conv2dGeometry,
+    a: &[f32],
+    b: &[f32],
+    mask: Option<&ConvMask>,
+    out: &mut [f32],
+    beta: Beta,
+) -> Result<()> {
+    let ga = dev.upload(a, 1, a.len(), precision)?;
+    let gb = dev.upload(b, 1, b.len(), precision)?;
+    let gm = dev.upload_conv_mask(geom, mask)?;
+    let mut go = dev.upload(out, 1, out.len(), Precision::F32)?;
+    dev.masked_conv2d_backward(op, precision, geom, &ga, &gb, &gm, &mut go, beta)?;
+    out.copy_from_slice(&dev.download(&go)?);
+    Ok(())
+}
+
 /// Device 0, or `None` with the reason on stderr when this build or machine has no CUDA: the
 /// caller then stays on the CPU.
 pub fn open_device() -> Option<CudaDevice> {

@@ -11,7 +11,7 @@ pub const MASKED_GEMM_COMPUTE_80: &str = include_str!("../../../../kernels/maske
 pub const MASKED_GEMM_COMPUTE_90: &str = include_str!("../../../../kernels/masked_gemm/masked_gemm.compute_90.ptx");
 
 /// The kernels (`extern "C"` entry points) of the masked GEMM module (GEMM and conv).
-pub const MASKED_GEMM_KERNELS: [&str; 12] = [
+pub const MASKED_GEMM_KERNELS: [&str; 18] = [
     "masked_gemm_fwd_f32",
     "masked_gemm_fwd_tf32",
     "masked_gemm_fwd_bf16",
@@ -24,6 +24,12 @@ pub const MASKED_GEMM_KERNELS: [&str; 12] = [
     "masked_conv2d_fwd_f32",
     "masked_conv2d_fwd_tf32",
     "masked_conv2d_fwd_bf16",
+    "masked_conv2d_dx_f32",
+    "masked_conv2d_dx_tf32",
+    "masked_conv2d_dx_bf16",
+    "masked_conv2d_dw_f32",
+    "masked_conv2d_dw_tf32",
+    "masked_conv2d_dw_bf16",
 ];
 
 #[cfg(test)]
