@@ -525,3 +525,149 @@ fn masked_conv2d_gradients_match_f64_reference_on_every_device() {
         }
     }
 }
+
+/// The CPU side of the training kernels' test: the same formulas in plain f32 loops (the
+/// project's CPU implementations live in bioautograd / biolayers, which depend on this crate).
+mod cpu_train {
+    pub fn softmax_xent(z: &[f32], labels: &[f32], classes: usize, scale: f32) -> (Vec<f32>, Vec<f32>) {
+        let rows = labels.len();
+        let (mut loss, mut dz) = (vec![0f32; rows], vec![0f32; z.len()]);
+        for r in 0..rows {
+            let zr = &z[r * classes..(r + 1) * classes];
+            let mx = zr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = zr.iter().map(|v| (v - mx).exp()).sum();
+            let lab = labels[r] as usize;
+            loss[r] = sum.ln() + mx - zr[lab];
+            for j in 0..classes {
+                dz[r * classes + j] = ((zr[j] - mx).exp() / sum - f32::from(u8::from(j == lab))) * scale;
+            }
+        }
+        (loss, dz)
+    }
+}
+
+#[test]
+fn training_kernels_match_f64_reference_on_every_device() {
+    use biokernels::cuda::OptimizerStep;
+    let (rows, classes) = (300, 10);
+    let z: Vec<f32> = random(rows * classes, 31).iter().map(|v| 4.0 * v).collect();
+    let labels: Vec<f32> = random(rows, 32)
+        .iter()
+        .map(|v| (((v + 1.0) * 5.0) as usize % classes) as f32)
+        .collect();
+    let scale = 1.0 / rows as f32;
+    // float64 references
+    let mut want_loss = vec![0f64; rows];
+    let mut want_dz = vec![0f64; rows * classes];
+    for r in 0..rows {
+        let zr: Vec<f64> = z[r * classes..(r + 1) * classes]
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let mx = zr.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = zr.iter().map(|v| (v - mx).exp()).sum();
+        let lab = labels[r] as usize;
+        want_loss[r] = sum.ln() + mx - zr[lab];
+        for j in 0..classes {
+            want_dz[r * classes + j] = ((zr[j] - mx).exp() / sum - f64::from(u8::from(j == lab))) * f64::from(scale);
+        }
+    }
+    let (n, c, hw) = (3, 5, 40);
+    let dyc = random(n * c * hw, 33);
+    let mut want_db = vec![0f64; c];
+    for (i, &v) in dyc.iter().enumerate() {
+        want_db[(i / hw) % c] += f64::from(v);
+    }
+    // Adam (Keras) three steps from zero state, float64 replica.
+    let len = 500;
+    let w0 = random(len, 34);
+    let grads: Vec<Vec<f32>> = (0..3).map(|t| random(len, 40 + t)).collect();
+    let (lr, b1, b2, eps) = (1e-3f64, 0.9f64, 0.999f64, 1e-7f64);
+    let mut ww: Vec<f64> = w0.iter().map(|&v| f64::from(v)).collect();
+    let (mut mm, mut vv) = (vec![0f64; len], vec![0f64; len]);
+    let mut steps = Vec::new();
+    for (t, g) in grads.iter().enumerate() {
+        let t = t as i32 + 1;
+        let (bc1, bc2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
+        steps.push(OptimizerStep::Adam {
+            beta1: b1 as f32,
+            beta2: b2 as f32,
+            eps: eps as f32,
+            step: (lr * bc2.sqrt() / bc1) as f32,
+            bc2_sqrt: bc2.sqrt() as f32,
+            torch: false,
+            weight_decay: 0.0,
+        });
+        for i in 0..len {
+            let gi = f64::from(g[i]);
+            mm[i] = b1 * mm[i] + (1.0 - b1) * gi;
+            vv[i] = b2 * vv[i] + (1.0 - b2) * gi * gi;
+            ww[i] -= lr * bc2.sqrt() / bc1 * mm[i] / (vv[i].sqrt() + eps);
+        }
+    }
+    for dev in devices("training_kernels_match_f64_reference_on_every_device") {
+        let (loss, dz, db, w) = match &dev {
+            Device::Cpu => {
+                let (loss, dz) = cpu_train::softmax_xent(&z, &labels, classes, scale);
+                let mut db = vec![0f32; c];
+                for (i, &v) in dyc.iter().enumerate() {
+                    db[(i / hw) % c] += v;
+                }
+                let mut w = w0.clone();
+                let (mut m, mut v) = (vec![0f32; len], vec![0f32; len]);
+                for (g, st) in grads.iter().zip(&steps) {
+                    let OptimizerStep::Adam {
+                        beta1,
+                        beta2,
+                        eps,
+                        step,
+                        ..
+                    } = *st
+                    else {
+                        unreachable!()
+                    };
+                    for i in 0..len {
+                        m[i] = beta1 * m[i] + (1.0 - beta1) * g[i];
+                        v[i] = beta2 * v[i] + (1.0 - beta2) * g[i] * g[i];
+                        w[i] -= step * m[i] / (v[i].sqrt() + eps);
+                    }
+                }
+                (loss, dz, db, w)
+            }
+            Device::Cuda(d) => {
+                let gz = d.upload(&z, rows, classes, Precision::F32).unwrap();
+                let gl = d.upload(&labels, rows, 1, Precision::F32).unwrap();
+                let mut gloss = d.filled(rows, 1, f32::NAN).unwrap();
+                let mut gdz = d.filled(rows, classes, f32::NAN).unwrap();
+                d.softmax_cross_entropy(&gz, &gl, scale, &mut gloss, &mut gdz).unwrap();
+                let gdy = d.upload(&dyc, n, c * hw, Precision::F32).unwrap();
+                let mut gdb = d.filled(c, 1, f32::NAN).unwrap();
+                d.bias_grad(&gdy, c, hw, &mut gdb).unwrap();
+                let mut gw = d.upload(&w0, len, 1, Precision::F32).unwrap();
+                let mut gm = d.filled(len, 1, 0.0).unwrap();
+                let mut gv = d.filled(len, 1, 0.0).unwrap();
+                for (g, st) in grads.iter().zip(&steps) {
+                    let gg = d.upload(g, len, 1, Precision::F32).unwrap();
+                    d.optimizer_step(*st, &mut gw, &gg, &mut gm, &mut gv).unwrap();
+                }
+                (
+                    d.download(&gloss).unwrap(),
+                    d.download(&gdz).unwrap(),
+                    d.download(&gdb).unwrap(),
+                    d.download(&gw).unwrap(),
+                )
+            }
+        };
+        let label = dev.label();
+        for (name, got, want) in [
+            ("softmax_xent loss", &loss, &want_loss),
+            ("softmax_xent grad", &dz, &want_dz),
+            ("bias_grad nchw", &db, &want_db),
+            ("adam keras x3", &w, &ww),
+        ] {
+            assert!(got.iter().all(|v| v.is_finite()), "{label} {name}: not fully written");
+            let err = rel_error(got, want);
+            assert!(err < 1e-5, "{label} {name}: relative error {err:.3e}");
+        }
+    }
+}

@@ -8,7 +8,7 @@ use cudarc::nvrtc::Ptx;
 use half::bf16;
 
 use super::tile_list::{GpuTileLists, GPU_TILE};
-use super::{conv_params, ptx, GemmOp, Precision};
+use super::{conv_params, ptx, GemmOp, OptimizerStep, Precision};
 use crate::conv::{Conv2dGeometry, ConvMask};
 use crate::error::{Error, Result};
 use crate::gemm::Beta;
@@ -31,6 +31,7 @@ pub struct CudaDevice {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     gemm: Arc<CudaModule>,
+    train: Arc<CudaModule>,
     name: String,
     cc: (i32, i32),
 }
@@ -171,10 +172,19 @@ impl CudaDevice {
         let gemm = ctx
             .load_module(Ptx::from_src(src))
             .map_err(drv("load masked_gemm PTX"))?;
+        let train_src = if cc.0 >= 9 {
+            ptx::TRAIN_COMPUTE_90
+        } else {
+            ptx::TRAIN_COMPUTE_80
+        };
+        let train = ctx
+            .load_module(Ptx::from_src(train_src))
+            .map_err(drv("load train PTX"))?;
         Ok(CudaDevice {
             ctx,
             stream,
             gemm,
+            train,
             name,
             cc,
         })
@@ -584,6 +594,247 @@ impl CudaDevice {
             // 16-int ConvGeom, group, the group's lists, bits, beta); the buffer lengths were
             // checked against the geometry above.
             unsafe { lb.launch(cfg) }.map_err(drv("launch masked_conv2d backward"))?;
+        }
+        Ok(())
+    }
+
+    fn f32_buf<'a>(op: &'static str, name: &'static str, m: &'a GpuMatrix, len: usize) -> Result<&'a CudaSlice<f32>> {
+        match &m.data {
+            GpuData::F32(s) if s.len() == len => Ok(s),
+            GpuData::F32(s) => Err(Error::CudaOperand {
+                op,
+                reason: format!("`{name}` has {} elements, expected {len}", s.len()),
+            }),
+            GpuData::Bf16(_) => Err(Error::CudaOperand {
+                op,
+                reason: format!("`{name}` must be f32"),
+            }),
+        }
+    }
+
+    fn f32_buf_mut<'a>(
+        op: &'static str,
+        name: &'static str,
+        m: &'a mut GpuMatrix,
+        len: usize,
+    ) -> Result<&'a mut CudaSlice<f32>> {
+        match &mut m.data {
+            GpuData::F32(s) if s.len() == len => Ok(s),
+            _ => Err(Error::CudaOperand {
+                op,
+                reason: format!("`{name}` must be an f32 buffer of {len} elements"),
+            }),
+        }
+    }
+
+    fn cfg_1d(op: &'static str, n: usize) -> Result<(LaunchConfig, i32)> {
+        let ni = i32_dim(op, n)?;
+        Ok((
+            LaunchConfig {
+                grid_dim: (n.div_ceil(THREADS as usize).max(1) as u32, 1, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            },
+            ni,
+        ))
+    }
+
+    fn train_fn(&self, name: &str) -> Result<CudaFunction> {
+        self.train.load_function(name).map_err(drv("load kernel"))
+    }
+
+    /// `y = max(x, 0)` (`backward = false`) or `y = dy · [x > 0]` (`backward = true`, `dy`
+    /// given); f32 buffers of equal length.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn relu(&self, x: &GpuMatrix, dy: Option<&GpuMatrix>, y: &mut GpuMatrix) -> Result<()> {
+        const OP: &str = "relu";
+        let n = x.rows * x.cols;
+        let xs = Self::f32_buf(OP, "x", x, n)?;
+        let ys = Self::f32_buf_mut(OP, "y", y, n)?;
+        let (cfg, ni) = Self::cfg_1d(OP, n)?;
+        let f = self.train_fn(if dy.is_some() { "relu_bwd" } else { "relu_fwd" })?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(xs);
+        if let Some(d) = dy {
+            lb.arg(Self::f32_buf(OP, "dy", d, n)?);
+        }
+        lb.arg(ys).arg(&ni);
+        // SAFETY: relu_fwd(x, y, n) / relu_bwd(x, dy, dx, n) on buffers of n f32 checked above.
+        unsafe { lb.launch(cfg) }.map_err(drv("launch relu"))?;
+        Ok(())
+    }
+
+    /// `y (rows, cols) += bias (cols)`.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn bias_add_rows(&self, y: &mut GpuMatrix, bias: &GpuMatrix) -> Result<()> {
+        const OP: &str = "bias_add_rows";
+        let (rows, cols) = (y.rows, y.cols);
+        let bs = Self::f32_buf(OP, "bias", bias, cols)?;
+        let ys = Self::f32_buf_mut(OP, "y", y, rows * cols)?;
+        let (cfg, _) = Self::cfg_1d(OP, rows * cols)?;
+        let (ri, ci) = (i32_dim(OP, rows)?, i32_dim(OP, cols)?);
+        let f = self.train_fn("bias_add_rows")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(ys).arg(bs).arg(&ri).arg(&ci);
+        // SAFETY: bias_add_rows(y, b, rows, cols) with y of rows*cols and b of cols f32.
+        unsafe { lb.launch(cfg) }.map_err(drv("launch bias_add_rows"))?;
+        Ok(())
+    }
+
+    /// The bias gradient: `db (C) = Σ dy` over every axis but the channel. `dy` is `(rows, C)`
+    /// with `hw = 1` (dense layers) or NCHW `(N, C, hw)` (`dy.rows = N`, `dy.cols = C·hw`).
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn bias_grad(&self, dy: &GpuMatrix, channels: usize, hw: usize, db: &mut GpuMatrix) -> Result<()> {
+        const OP: &str = "bias_grad";
+        let n = dy.rows;
+        if channels == 0 || dy.cols != channels * hw {
+            return Err(Error::CudaOperand {
+                op: OP,
+                reason: format!("dy has {} columns, expected {channels}·{hw}", dy.cols),
+            });
+        }
+        let ds = Self::f32_buf(OP, "dy", dy, n * channels * hw)?;
+        let bs = Self::f32_buf_mut(OP, "db", db, channels)?;
+        let (ni, ci, hi) = (i32_dim(OP, n)?, i32_dim(OP, channels)?, i32_dim(OP, hw)?);
+        if hw == 1 {
+            let (cfg, _) = Self::cfg_1d(OP, channels)?;
+            let f = self.train_fn("bias_grad_rows")?;
+            let mut lb = self.stream.launch_builder(&f);
+            lb.arg(ds).arg(bs).arg(&ni).arg(&ci);
+            // SAFETY: bias_grad_rows(dy, db, rows, cols) on checked lengths.
+            unsafe { lb.launch(cfg) }.map_err(drv("launch bias_grad_rows"))?;
+        } else {
+            let cfg = LaunchConfig {
+                grid_dim: (channels as u32, 1, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let f = self.train_fn("bias_grad_nchw")?;
+            let mut lb = self.stream.launch_builder(&f);
+            lb.arg(ds).arg(bs).arg(&ni).arg(&ci).arg(&hi);
+            // SAFETY: bias_grad_nchw(dy, db, n, c, hw), one CTA of 256 threads per channel.
+            unsafe { lb.launch(cfg) }.map_err(drv("launch bias_grad_nchw"))?;
+        }
+        Ok(())
+    }
+
+    /// Fused softmax cross-entropy over the rows of `logits (rows, classes)` with `labels
+    /// (rows)` (class indices stored as f32): `loss[r] = logsumexp(z_r) − z_r[label]` and
+    /// `dlogits = (softmax − onehot)·grad_scale` (`1/rows` for a mean loss).
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn softmax_cross_entropy(
+        &self,
+        logits: &GpuMatrix,
+        labels: &GpuMatrix,
+        grad_scale: f32,
+        loss: &mut GpuMatrix,
+        dlogits: &mut GpuMatrix,
+    ) -> Result<()> {
+        const OP: &str = "softmax_cross_entropy";
+        let (rows, classes) = (logits.rows, logits.cols);
+        let zs = Self::f32_buf(OP, "logits", logits, rows * classes)?;
+        let ls = Self::f32_buf(OP, "labels", labels, rows)?;
+        let out_l = Self::f32_buf_mut(OP, "loss", loss, rows)?;
+        let out_d = Self::f32_buf_mut(OP, "dlogits", dlogits, rows * classes)?;
+        let (cfg, ri) = Self::cfg_1d(OP, rows)?;
+        let ci = i32_dim(OP, classes)?;
+        let f = self.train_fn("softmax_xent")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(zs)
+            .arg(ls)
+            .arg(out_l)
+            .arg(out_d)
+            .arg(&ri)
+            .arg(&ci)
+            .arg(&grad_scale);
+        // SAFETY: softmax_xent(z, labels, loss, dz, rows, classes, scale) on checked lengths;
+        // labels are read as class indices, which the caller keeps below `classes`.
+        unsafe { lb.launch(cfg) }.map_err(drv("launch softmax_xent"))?;
+        Ok(())
+    }
+
+    /// One optimizer step in place: `w`, its gradient `g`, and the state buffers (`state1` =
+    /// Adam's `m` / RMSprop's mean square, `state2` = Adam's `v` / RMSprop's momentum buffer),
+    /// all f32 of the same length.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn optimizer_step(
+        &self,
+        step: OptimizerStep,
+        w: &mut GpuMatrix,
+        g: &GpuMatrix,
+        state1: &mut GpuMatrix,
+        state2: &mut GpuMatrix,
+    ) -> Result<()> {
+        const OP: &str = "optimizer_step";
+        let n = w.rows * w.cols;
+        let ws = Self::f32_buf_mut(OP, "w", w, n)?;
+        let gs = Self::f32_buf(OP, "g", g, n)?;
+        let s1 = Self::f32_buf_mut(OP, "state1", state1, n)?;
+        let s2 = Self::f32_buf_mut(OP, "state2", state2, n)?;
+        let (cfg, ni) = Self::cfg_1d(OP, n)?;
+        match step {
+            OptimizerStep::Adam {
+                beta1,
+                beta2,
+                eps,
+                step,
+                bc2_sqrt,
+                torch,
+                weight_decay,
+            } => {
+                let f = self.train_fn("adam_step")?;
+                let t = i32::from(torch);
+                let mut lb = self.stream.launch_builder(&f);
+                lb.arg(ws)
+                    .arg(gs)
+                    .arg(s1)
+                    .arg(s2)
+                    .arg(&ni)
+                    .arg(&beta1)
+                    .arg(&beta2)
+                    .arg(&eps)
+                    .arg(&step)
+                    .arg(&bc2_sqrt)
+                    .arg(&t)
+                    .arg(&weight_decay);
+                // SAFETY: adam_step's signature; all buffers have n f32.
+                unsafe { lb.launch(cfg) }.map_err(drv("launch adam_step"))?;
+            }
+            OptimizerStep::RmsProp {
+                rho,
+                eps,
+                lr,
+                momentum,
+                torch,
+                weight_decay,
+            } => {
+                let f = self.train_fn("rmsprop_step")?;
+                let t = i32::from(torch);
+                let mut lb = self.stream.launch_builder(&f);
+                lb.arg(ws)
+                    .arg(gs)
+                    .arg(s1)
+                    .arg(s2)
+                    .arg(&ni)
+                    .arg(&rho)
+                    .arg(&eps)
+                    .arg(&lr)
+                    .arg(&momentum)
+                    .arg(&t)
+                    .arg(&weight_decay);
+                // SAFETY: rmsprop_step's signature; all buffers have n f32.
+                unsafe { lb.launch(cfg) }.map_err(drv("launch rmsprop_step"))?;
+            }
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 
-use super::{GemmOp, Precision};
+use super::{GemmOp, OptimizerStep, Precision};
 use crate::conv::{Conv2dGeometry, ConvMask};
 use crate::error::{Error, Result};
 use crate::gemm::Beta;
@@ -166,6 +166,55 @@ impl CudaDevice {
         mask: &DeviceConvMask,
         out: &mut GpuMatrix,
         beta: Beta,
+    ) -> Result<()> {
+        match self.0 {}
+    }
+    /// ReLU forward or backward.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn relu(&self, x: &GpuMatrix, dy: Option<&GpuMatrix>, y: &mut GpuMatrix) -> Result<()> {
+        match self.0 {}
+    }
+    /// `y += bias` per row.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn bias_add_rows(&self, y: &mut GpuMatrix, bias: &GpuMatrix) -> Result<()> {
+        match self.0 {}
+    }
+    /// The bias gradient.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn bias_grad(&self, dy: &GpuMatrix, channels: usize, hw: usize, db: &mut GpuMatrix) -> Result<()> {
+        match self.0 {}
+    }
+    /// Fused softmax cross-entropy.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn softmax_cross_entropy(
+        &self,
+        logits: &GpuMatrix,
+        labels: &GpuMatrix,
+        grad_scale: f32,
+        loss: &mut GpuMatrix,
+        dlogits: &mut GpuMatrix,
+    ) -> Result<()> {
+        match self.0 {}
+    }
+    /// One optimizer step.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn optimizer_step(
+        &self,
+        step: OptimizerStep,
+        w: &mut GpuMatrix,
+        g: &GpuMatrix,
+        state1: &mut GpuMatrix,
+        state2: &mut GpuMatrix,
     ) -> Result<()> {
         match self.0 {}
     }

@@ -42,6 +42,35 @@ use crate::error::{Error, Result};
 use crate::gemm::{Beta, MatMut, MatRef};
 use crate::tile_map::TileMap;
 
+/// One optimizer step on the GPU (`CudaDevice::optimizer_step`), with the formulas and
+/// conventions of `biolayers::optim` (the caller computes the bias corrections and the
+/// learning rate of the step).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OptimizerStep {
+    /// Adam: `m = β₁m + (1-β₁)g`, `v = β₂v + (1-β₂)g²`; Keras `w -= step·m/(√v + ε)` with
+    /// `step = lr·√(1-β₂ᵗ)/(1-β₁ᵗ)`; PyTorch `w -= step·m/(√v/bc2_sqrt + ε)` with
+    /// `step = lr/(1-β₁ᵗ)`, `bc2_sqrt = √(1-β₂ᵗ)`.
+    Adam {
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        step: f32,
+        bc2_sqrt: f32,
+        torch: bool,
+        weight_decay: f32,
+    },
+    /// RMSprop: `s = ρs + (1-ρ)g²`; Keras `inc = lr·g/√(s + ε)` (ε inside the root), PyTorch
+    /// `lr·g/(√s + ε)`; with momentum the buffer of each convention.
+    RmsProp {
+        rho: f32,
+        eps: f32,
+        lr: f32,
+        momentum: f32,
+        torch: bool,
+        weight_decay: f32,
+    },
+}
+
 /// Arithmetic of a GPU GEMM. Accumulation and outputs are f32 in every mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Precision {

@@ -10,6 +10,23 @@ pub const MASKED_GEMM_COMPUTE_80: &str = include_str!("../../../../kernels/maske
 /// `kernels/masked_gemm/masked_gemm.cu` for `compute_90`.
 pub const MASKED_GEMM_COMPUTE_90: &str = include_str!("../../../../kernels/masked_gemm/masked_gemm.compute_90.ptx");
 
+/// `kernels/train/train.cu` for `compute_80`.
+pub const TRAIN_COMPUTE_80: &str = include_str!("../../../../kernels/train/train.compute_80.ptx");
+/// `kernels/train/train.cu` for `compute_90`.
+pub const TRAIN_COMPUTE_90: &str = include_str!("../../../../kernels/train/train.compute_90.ptx");
+
+/// The kernels of the training module (activations, bias, softmax cross-entropy, optimizers).
+pub const TRAIN_KERNELS: [&str; 8] = [
+    "relu_fwd",
+    "relu_bwd",
+    "bias_add_rows",
+    "bias_grad_rows",
+    "bias_grad_nchw",
+    "softmax_xent",
+    "adam_step",
+    "rmsprop_step",
+];
+
 /// The kernels (`extern "C"` entry points) of the masked GEMM module (GEMM and conv).
 pub const MASKED_GEMM_KERNELS: [&str; 18] = [
     "masked_gemm_fwd_f32",
@@ -45,6 +62,12 @@ mod tests {
             );
             assert!(ptx.contains(&format!(".target {target}")));
             for k in MASKED_GEMM_KERNELS {
+                assert!(ptx.contains(&format!(".entry {k}(")), "{k} missing for {target}");
+            }
+        }
+        for (ptx, target) in [(TRAIN_COMPUTE_80, "sm_80"), (TRAIN_COMPUTE_90, "sm_90")] {
+            assert!(ptx.contains(".version 9.0") && ptx.contains(&format!(".target {target}")));
+            for k in TRAIN_KERNELS {
                 assert!(ptx.contains(&format!(".entry {k}(")), "{k} missing for {target}");
             }
         }
