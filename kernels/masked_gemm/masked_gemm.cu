@@ -40,6 +40,9 @@
 #define TILE 64       // mask tile side (k and n); must match biokernels::cuda::GPU_TILE
 #define NTHREADS 256  // 8 warps per CTA
 #define PAD 8         // shared-memory row padding (in 32-bit words): conflict-free fragments
+// Two CTAs per SM (16 warps) so one CTA's loads overlap the other's math; caps registers at 128
+// (ptxas then spills 8 bytes in masked_gemm_dx_bf16 only). Unmeasured choice: revisit with ncu.
+#define MIN_CTAS 2
 
 enum { MODE_F32 = 0, MODE_TF32 = 1, MODE_BF16 = 2 };
 
@@ -490,67 +493,67 @@ __device__ void conv_dw_body(const typename Traits<MODE>::T* x, const typename T
         const int *tile_slots, const unsigned long long *bits, float beta
 
 extern "C" {
-__global__ void __launch_bounds__(NTHREADS) masked_gemm_fwd_f32(FWD_ARGS(float)) {
+__global__ void __launch_bounds__(NTHREADS, MIN_CTAS) masked_gemm_fwd_f32(FWD_ARGS(float)) {
     fwd_body<MODE_F32>(X, W, Y, m, k, n, col_ptr, entries, bits, beta);
 }
-__global__ void __launch_bounds__(NTHREADS) masked_gemm_fwd_tf32(FWD_ARGS(float)) {
+__global__ void __launch_bounds__(NTHREADS, MIN_CTAS) masked_gemm_fwd_tf32(FWD_ARGS(float)) {
     fwd_body<MODE_TF32>(X, W, Y, m, k, n, col_ptr, entries, bits, beta);
 }
-__global__ void __launch_bounds__(NTHREADS) masked_gemm_fwd_bf16(FWD_ARGS(__nv_bfloat16)) {
+__global__ void __launch_bounds__(NTHREADS, MIN_CTAS) masked_gemm_fwd_bf16(FWD_ARGS(__nv_bfloat16)) {
     fwd_body<MODE_BF16>(X, W, Y, m, k, n, col_ptr, entries, bits, beta);
 }
-__global__ void __launch_bounds__(NTHREADS) masked_gemm_dx_f32(DX_ARGS(float)) {
+__global__ void __launch_bounds__(NTHREADS, MIN_CTAS) masked_gemm_dx_f32(DX_ARGS(float)) {
     dx_body<MODE_F32>(dY, W, dX, m, k, n, row_ptr, entries, bits, beta);
 }
-__global__ void __launch_bounds__(NTHREADS) masked_gemm_dx_tf32(DX_ARGS(float)) {
+__global__ void __launch_bounds__(NTHREADS, MIN_CTAS) masked_gemm_dx_tf32(DX_ARGS(float)) {
     dx_body<MODE_TF32>(dY, W, dX, m, k, n, row_ptr, entries, bits, beta);
 }
-__global__ void __launch_bounds__(NTHREADS) masked_gemm_dx_bf16(DX_ARGS(__nv_bfloat16)) {
+__global__ void __launch_bounds__(NTHREADS, MIN_CTAS) masked_gemm_dx_bf16(DX_ARGS(__nv_bfloat16)) {
     dx_body<MODE_BF16>(dY, W, dX, m, k, n, row_ptr, entries, bits, beta);
 }
-__global__ void __launch_bounds__(NTHREADS) masked_gemm_dw_f32(DW_ARGS(float)) {
+__global__ void __launch_bounds__(NTHREADS, MIN_CTAS) masked_gemm_dw_f32(DW_ARGS(float)) {
     dw_body<MODE_F32>(X, dY, dW, m, k, n, tile_slots, bits, beta);
 }
-__global__ void __launch_bounds__(NTHREADS) masked_gemm_dw_tf32(DW_ARGS(float)) {
+__global__ void __launch_bounds__(NTHREADS, MIN_CTAS) masked_gemm_dw_tf32(DW_ARGS(float)) {
     dw_body<MODE_TF32>(X, dY, dW, m, k, n, tile_slots, bits, beta);
 }
-__global__ void __launch_bounds__(NTHREADS) masked_gemm_dw_bf16(DW_ARGS(__nv_bfloat16)) {
+__global__ void __launch_bounds__(NTHREADS, MIN_CTAS) masked_gemm_dw_bf16(DW_ARGS(__nv_bfloat16)) {
     dw_body<MODE_BF16>(X, dY, dW, m, k, n, tile_slots, bits, beta);
 }
 #define CONV_ARGS(T)                                                                                      \
     const T *__restrict__ x, const T *__restrict__ w, const float *__restrict__ bias, float *__restrict__ y, \
         ConvGeom g, int group, const int *col_ptr, const int2 *entries, const unsigned long long *bits, float beta
-__global__ void __launch_bounds__(NTHREADS) masked_conv2d_fwd_f32(CONV_ARGS(float)) {
+__global__ void __launch_bounds__(NTHREADS, MIN_CTAS) masked_conv2d_fwd_f32(CONV_ARGS(float)) {
     conv_fwd_body<MODE_F32>(x, w, bias, y, g, group, col_ptr, entries, bits, beta);
 }
-__global__ void __launch_bounds__(NTHREADS) masked_conv2d_fwd_tf32(CONV_ARGS(float)) {
+__global__ void __launch_bounds__(NTHREADS, MIN_CTAS) masked_conv2d_fwd_tf32(CONV_ARGS(float)) {
     conv_fwd_body<MODE_TF32>(x, w, bias, y, g, group, col_ptr, entries, bits, beta);
 }
-__global__ void __launch_bounds__(NTHREADS) masked_conv2d_fwd_bf16(CONV_ARGS(__nv_bfloat16)) {
+__global__ void __launch_bounds__(NTHREADS, MIN_CTAS) masked_conv2d_fwd_bf16(CONV_ARGS(__nv_bfloat16)) {
     conv_fwd_body<MODE_BF16>(x, w, bias, y, g, group, col_ptr, entries, bits, beta);
 }
 #define CONV_DX_ARGS(T)                                                                                     \
     const T *__restrict__ dy, const T *__restrict__ w, float *__restrict__ dx, ConvGeom g, int group,        \
         const int *col_ptr, const int2 *entries, const unsigned long long *bits, float beta
-__global__ void __launch_bounds__(NTHREADS) masked_conv2d_dx_f32(CONV_DX_ARGS(float)) {
+__global__ void __launch_bounds__(NTHREADS, MIN_CTAS) masked_conv2d_dx_f32(CONV_DX_ARGS(float)) {
     conv_dx_body<MODE_F32>(dy, w, dx, g, group, col_ptr, entries, bits, beta);
 }
-__global__ void __launch_bounds__(NTHREADS) masked_conv2d_dx_tf32(CONV_DX_ARGS(float)) {
+__global__ void __launch_bounds__(NTHREADS, MIN_CTAS) masked_conv2d_dx_tf32(CONV_DX_ARGS(float)) {
     conv_dx_body<MODE_TF32>(dy, w, dx, g, group, col_ptr, entries, bits, beta);
 }
-__global__ void __launch_bounds__(NTHREADS) masked_conv2d_dx_bf16(CONV_DX_ARGS(__nv_bfloat16)) {
+__global__ void __launch_bounds__(NTHREADS, MIN_CTAS) masked_conv2d_dx_bf16(CONV_DX_ARGS(__nv_bfloat16)) {
     conv_dx_body<MODE_BF16>(dy, w, dx, g, group, col_ptr, entries, bits, beta);
 }
 #define CONV_DW_ARGS(T)                                                                                     \
     const T *__restrict__ x, const T *__restrict__ dy, float *__restrict__ dw, ConvGeom g, int group,        \
         const int *tile_slots, const unsigned long long *bits, float beta
-__global__ void __launch_bounds__(NTHREADS) masked_conv2d_dw_f32(CONV_DW_ARGS(float)) {
+__global__ void __launch_bounds__(NTHREADS, MIN_CTAS) masked_conv2d_dw_f32(CONV_DW_ARGS(float)) {
     conv_dw_body<MODE_F32>(x, dy, dw, g, group, tile_slots, bits, beta);
 }
-__global__ void __launch_bounds__(NTHREADS) masked_conv2d_dw_tf32(CONV_DW_ARGS(float)) {
+__global__ void __launch_bounds__(NTHREADS, MIN_CTAS) masked_conv2d_dw_tf32(CONV_DW_ARGS(float)) {
     conv_dw_body<MODE_TF32>(x, dy, dw, g, group, tile_slots, bits, beta);
 }
-__global__ void __launch_bounds__(NTHREADS) masked_conv2d_dw_bf16(CONV_DW_ARGS(__nv_bfloat16)) {
+__global__ void __launch_bounds__(NTHREADS, MIN_CTAS) masked_conv2d_dw_bf16(CONV_DW_ARGS(__nv_bfloat16)) {
     conv_dw_body<MODE_BF16>(x, dy, dw, g, group, tile_slots, bits, beta);
 }
 }
