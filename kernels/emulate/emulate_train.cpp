@@ -66,6 +66,12 @@ int main() {
         emu::launch(EmuDim3{blocks(cols), 1, 1}, NT, [&] { bias_grad_rows(dy.data(), db.data(), rows, cols); });
         emu::launch(EmuDim3{unsigned(c), 1, 1}, NT, [&] { bias_grad_nchw(dyc.data(), dbc.data(), n, c, hw); });
         check("bias_add_rows", y, wy, 1e-6);
+        std::vector<float> yc(n * c * hw);
+        for (auto& v : yc) v = rnd();
+        std::vector<double> wyc(n * c * hw);
+        for (int i = 0; i < n * c * hw; ++i) wyc[i] = double(yc[i]) + b[(i / hw) % c];
+        emu::launch(EmuDim3{blocks((long long)n * c * hw), 1, 1}, NT, [&] { bias_add_nchw(yc.data(), b.data(), n, c, hw); });
+        check("bias_add_nchw", yc, wyc, 1e-6);
         check("bias_grad_rows", db, wdb, 1e-5);
         check("bias_grad_nchw", dbc, wdbc, 1e-5);
     }

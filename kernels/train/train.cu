@@ -32,6 +32,12 @@ __global__ void bias_add_rows(float* __restrict__ y, const float* __restrict__ b
     if (i < (long long)rows * cols) y[i] += b[i % cols];
 }
 
+// y (N, C, HW) += b (C): the conv / transposed-conv bias in NCHW. One thread per element.
+__global__ void bias_add_nchw(float* __restrict__ y, const float* __restrict__ b, int n, int c, int hw) {
+    long long i = (long long)blockIdx.x * NT + threadIdx.x;
+    if (i < (long long)n * c * hw) y[i] += b[(i / hw) % c];
+}
+
 // db (cols) = sum over rows of dy (rows, cols): the dense bias gradient. One thread per column,
 // rows summed in order (coalesced across the threads of a warp).
 __global__ void bias_grad_rows(const float* __restrict__ dy, float* __restrict__ db, int rows, int cols) {

@@ -9,7 +9,7 @@ use half::bf16;
 
 use super::tile_list::{GpuTileLists, GPU_TILE};
 use super::{conv_params, ptx, GemmOp, OptimizerStep, Precision};
-use crate::conv::{Conv2dGeometry, ConvMask};
+use crate::conv::{Conv2dGeometry, ConvMask, ConvTranspose2dGeometry, Plan};
 use crate::error::{Error, Result};
 use crate::gemm::Beta;
 use crate::tile_map::{TileMap, TileSize};
@@ -290,14 +290,20 @@ impl CudaDevice {
         })
     }
 
-    /// Uploads the per-group tile lists of a conv mask for `geom` (`None`: keep every weight).
+    /// Uploads the per-group tile lists of a conv mask for a layer whose mask dims are `dims`
+    /// (`geom.mask_dims()` of a [`Conv2dGeometry`] or [`ConvTranspose2dGeometry`]); `None`
+    /// keeps every weight.
     ///
     /// # Errors
     /// [`Error::ConvMaskMismatch`], [`Error::ConvGeometry`], [`Error::Cuda`].
-    pub fn upload_conv_mask(&self, geom: &Conv2dGeometry, mask: Option<&ConvMask>) -> Result<DeviceConvMask> {
-        geom.validate()?;
-        let dims = geom.mask_dims();
+    pub fn upload_conv_mask(&self, dims: [usize; 5], mask: Option<&ConvMask>) -> Result<DeviceConvMask> {
         let [kh, kw, nx, ny, g] = dims;
+        if dims.contains(&0) || ny % g != 0 {
+            return Err(Error::ConvGeometry {
+                op: "conv mask",
+                reason: format!("mask dims [kh, kw, nx, ny, groups] = {dims:?}: zero size or groups not dividing ny"),
+            });
+        }
         let cout_g = ny / g;
         let tile = TileSize::square(GPU_TILE);
         let full = TileMap::full(kh * kw * nx, cout_g, tile)?;
@@ -351,28 +357,41 @@ impl CudaDevice {
         y: &mut GpuMatrix,
         beta: Beta,
     ) -> Result<()> {
+        let plan = geom.plan("conv2d")?;
+        self.conv_fwd_plan(precision, &plan, x, w, mask, bias, y, beta)
+    }
+
+    /// Shapes of a plan's convolution view: input, output, weight, mask dims.
+    fn plan_shapes(p: &Plan) -> ([usize; 4], [usize; 4], [usize; 4], [usize; 5]) {
+        let cin_g = p.cin / p.groups;
+        (
+            [p.batch, p.cin, p.h, p.w],
+            [p.batch, p.cout, p.oh, p.ow],
+            [p.kh, p.kw, cin_g, p.cout],
+            [p.kh, p.kw, cin_g, p.cout, p.groups],
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn conv_fwd_plan(
+        &self,
+        precision: Precision,
+        plan: &Plan,
+        x: &GpuMatrix,
+        w: &GpuMatrix,
+        mask: &DeviceConvMask,
+        bias: Option<&GpuMatrix>,
+        y: &mut GpuMatrix,
+        beta: Beta,
+    ) -> Result<()> {
         const OP: &str = "conv2d";
-        let params = conv_params(geom)?;
-        let out_len = geom.output_len()?;
-        let check = |name: &'static str, shape: Vec<usize>, m: &GpuMatrix| -> Result<()> {
-            let expected = shape.iter().product::<usize>();
-            let got = m.rows * m.cols;
-            if got != expected {
-                return Err(Error::ConvBuffer {
-                    op: OP,
-                    name,
-                    shape,
-                    expected,
-                    got,
-                });
-            }
-            Ok(())
-        };
-        check("x", geom.input_shape().to_vec(), x)?;
-        check("w", geom.weight_shape().to_vec(), w)?;
-        check("y", geom.output_shape()?.to_vec(), y)?;
+        let params = conv_params(plan)?;
+        let (in_shape, out_shape, w_shape, mask_dims) = Self::plan_shapes(plan);
+        Self::conv_buf("x", in_shape.to_vec(), x)?;
+        Self::conv_buf("w", w_shape.to_vec(), w)?;
+        Self::conv_buf("y", out_shape.to_vec(), y)?;
         if let Some(b) = bias {
-            check("bias", vec![geom.out_channels], b)?;
+            Self::conv_buf("bias", vec![plan.cout], b)?;
             if b.is_bf16() {
                 return Err(Error::CudaOperand {
                     op: OP,
@@ -380,10 +399,10 @@ impl CudaDevice {
                 });
             }
         }
-        if mask.dims != geom.mask_dims() {
+        if mask.dims != mask_dims {
             return Err(Error::ConvMaskMismatch {
                 op: OP,
-                expected: geom.mask_dims(),
+                expected: mask_dims,
                 got: mask.dims,
             });
         }
@@ -402,8 +421,7 @@ impl CudaDevice {
                 reason: "the output must be an f32 matrix".to_string(),
             });
         };
-        debug_assert_eq!(out_buf.len(), out_len);
-        let rows = geom.batch * params[13] as usize * params[14] as usize;
+        let rows = plan.batch * plan.oh * plan.ow;
         let m_blocks = u32::try_from(rows.div_ceil(BLOCK_M)).map_err(|_| Error::CudaOperand {
             op: OP,
             reason: format!("{rows} output pixels are too many"),
@@ -458,6 +476,61 @@ impl CudaDevice {
         Ok(())
     }
 
+    /// The masked transposed convolution (PyTorch `ConvTranspose2d`, Keras weights
+    /// `(kh, kw, C_out/G, C_in)`), on the kernels of the convolution whose input gradient it is:
+    /// `GemmOp::Forward`: `a = x (N, C_in, H, W)`, `b = w`, `out = y (N, C_out, OH, OW)`, plus
+    /// `bias` (the dgrad kernel, then a bias add); `GemmOp::Dx`: `a = dy`, `b = w`, `out = dx`
+    /// (the conv forward kernel); `GemmOp::Dw`: `a = x`, `b = dy`, `out = dw` (the wgrad kernel
+    /// with the roles of `x` and `dy` swapped), 0 off the mask. `bias` must be `None` for the
+    /// gradients.
+    ///
+    /// # Errors
+    /// [`Error::ConvGeometry`], [`Error::ConvBuffer`], [`Error::ConvMaskMismatch`],
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn masked_conv_transpose2d(
+        &self,
+        op: GemmOp,
+        precision: Precision,
+        geom: &ConvTranspose2dGeometry,
+        a: &GpuMatrix,
+        b: &GpuMatrix,
+        mask: &DeviceConvMask,
+        bias: Option<&GpuMatrix>,
+        out: &mut GpuMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "conv_transpose2d";
+        let (plan, _) = geom.resolve(OP)?;
+        if bias.is_some() && op != GemmOp::Forward {
+            return Err(Error::CudaOperand {
+                op: OP,
+                reason: "a bias only goes with the forward".to_string(),
+            });
+        }
+        match op {
+            GemmOp::Forward => {
+                self.conv_back_plan(GemmOp::Dx, precision, &plan, a, b, mask, out, beta)?;
+                if let Some(bias) = bias {
+                    let (n, c, hw) = (plan.batch, plan.cin, plan.h * plan.w);
+                    Self::conv_buf("bias", vec![c], bias)?;
+                    let bs = Self::f32_buf(OP, "bias", bias, c)?;
+                    let ys = Self::f32_buf_mut(OP, "y", out, n * c * hw)?;
+                    let (cfg, _) = Self::cfg_1d(OP, n * c * hw)?;
+                    let (ni, ci, hi) = (i32_dim(OP, n)?, i32_dim(OP, c)?, i32_dim(OP, hw)?);
+                    let f = self.train_fn("bias_add_nchw")?;
+                    let mut lb = self.stream.launch_builder(&f);
+                    lb.arg(ys).arg(bs).arg(&ni).arg(&ci).arg(&hi);
+                    // SAFETY: bias_add_nchw(y, b, n, c, hw) on buffers of n·c·hw and c f32.
+                    unsafe { lb.launch(cfg) }.map_err(drv("launch bias_add_nchw"))?;
+                }
+                Ok(())
+            }
+            GemmOp::Dx => self.conv_fwd_plan(precision, &plan, a, b, mask, None, out, beta),
+            GemmOp::Dw => self.conv_back_plan(GemmOp::Dw, precision, &plan, b, a, mask, out, beta),
+        }
+    }
+
     /// Checks a conv buffer's length.
     fn conv_buf(name: &'static str, shape: Vec<usize>, m: &GpuMatrix) -> Result<()> {
         let expected = shape.iter().product::<usize>();
@@ -496,22 +569,37 @@ impl CudaDevice {
         out: &mut GpuMatrix,
         beta: Beta,
     ) -> Result<()> {
+        let plan = geom.plan("conv2d backward")?;
+        self.conv_back_plan(op, precision, &plan, a, b, mask, out, beta)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn conv_back_plan(
+        &self,
+        op: GemmOp,
+        precision: Precision,
+        plan: &Plan,
+        a: &GpuMatrix,
+        b: &GpuMatrix,
+        mask: &DeviceConvMask,
+        out: &mut GpuMatrix,
+        beta: Beta,
+    ) -> Result<()> {
         const OP: &str = "conv2d backward";
-        let params = conv_params(geom)?;
-        let (oh, ow) = (params[13] as usize, params[14] as usize);
-        let out_shape = geom.output_shape()?.to_vec();
+        let params = conv_params(plan)?;
+        let (in_shape, out_shape, w_shape, mask_dims) = Self::plan_shapes(plan);
         let (name, rows) = match op {
             GemmOp::Dx => {
-                Self::conv_buf("dy", out_shape, a)?;
-                Self::conv_buf("w", geom.weight_shape().to_vec(), b)?;
-                Self::conv_buf("dx", geom.input_shape().to_vec(), out)?;
-                ("dx", geom.batch * geom.in_h * geom.in_w)
+                Self::conv_buf("dy", out_shape.to_vec(), a)?;
+                Self::conv_buf("w", w_shape.to_vec(), b)?;
+                Self::conv_buf("dx", in_shape.to_vec(), out)?;
+                ("dx", plan.batch * plan.h * plan.w)
             }
             GemmOp::Dw => {
-                Self::conv_buf("x", geom.input_shape().to_vec(), a)?;
-                Self::conv_buf("dy", out_shape, b)?;
-                Self::conv_buf("dw", geom.weight_shape().to_vec(), out)?;
-                ("dw", geom.batch * oh * ow)
+                Self::conv_buf("x", in_shape.to_vec(), a)?;
+                Self::conv_buf("dy", out_shape.to_vec(), b)?;
+                Self::conv_buf("dw", w_shape.to_vec(), out)?;
+                ("dw", plan.batch * plan.oh * plan.ow)
             }
             GemmOp::Forward => {
                 return Err(Error::CudaOperand {
@@ -520,10 +608,10 @@ impl CudaDevice {
                 })
             }
         };
-        if mask.dims != geom.mask_dims() {
+        if mask.dims != mask_dims {
             return Err(Error::ConvMaskMismatch {
                 op: OP,
-                expected: geom.mask_dims(),
+                expected: mask_dims,
                 got: mask.dims,
             });
         }
@@ -542,12 +630,6 @@ impl CudaDevice {
                 reason: "the output must be an f32 matrix".to_string(),
             });
         };
-        if i32::try_from(rows).is_err() || i32::try_from(geom.input_len()).is_err() {
-            return Err(Error::CudaOperand {
-                op: OP,
-                reason: "the layer is too large for i32 pixel indices".to_string(),
-            });
-        }
         let f = self
             .gemm
             .load_function(&format!("masked_conv2d_{name}_{}", precision.name()))

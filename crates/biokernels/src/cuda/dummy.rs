@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 
 use super::{GemmOp, OptimizerStep, Precision};
-use crate::conv::{Conv2dGeometry, ConvMask};
+use crate::conv::{Conv2dGeometry, ConvMask, ConvTranspose2dGeometry};
 use crate::error::{Error, Result};
 use crate::gemm::Beta;
 use crate::tile_map::TileMap;
@@ -132,7 +132,7 @@ impl CudaDevice {
     ///
     /// # Errors
     /// Never returns.
-    pub fn upload_conv_mask(&self, geom: &Conv2dGeometry, mask: Option<&ConvMask>) -> Result<DeviceConvMask> {
+    pub fn upload_conv_mask(&self, dims: [usize; 5], mask: Option<&ConvMask>) -> Result<DeviceConvMask> {
         match self.0 {}
     }
     /// The masked conv2d forward.
@@ -148,6 +148,24 @@ impl CudaDevice {
         mask: &DeviceConvMask,
         bias: Option<&GpuMatrix>,
         y: &mut GpuMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        match self.0 {}
+    }
+    /// The masked transposed convolution and its gradients.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn masked_conv_transpose2d(
+        &self,
+        op: GemmOp,
+        precision: Precision,
+        geom: &ConvTranspose2dGeometry,
+        a: &GpuMatrix,
+        b: &GpuMatrix,
+        mask: &DeviceConvMask,
+        bias: Option<&GpuMatrix>,
+        out: &mut GpuMatrix,
         beta: Beta,
     ) -> Result<()> {
         match self.0 {}

@@ -37,7 +37,7 @@ pub use dummy::{CublasHandle, CudaDevice, DeviceConvMask, DeviceTileMap, GpuMatr
 
 pub use tile_list::{GpuTileLists, GPU_TILE};
 
-use crate::conv::{Conv2dGeometry, ConvMask};
+use crate::conv::{Conv2dGeometry, ConvMask, ConvTranspose2dGeometry, Plan};
 use crate::error::{Error, Result};
 use crate::gemm::{Beta, MatMut, MatRef};
 use crate::tile_map::TileMap;
@@ -182,34 +182,17 @@ fn check_gemm_shapes(op: GemmOp, a: [usize; 2], b: [usize; 2], mask: [usize; 2])
     }
 }
 
-/// The `ConvGeom` argument of the conv kernels: `[n, cin, h, w, cout, kh, kw, sh, sw, ph, pw,
-/// dh, dw, oh, ow, groups]` (top/left padding; the bottom/right padding only bounds the output
-/// size, which is given).
+/// The `ConvGeom` argument of the conv kernels from a convolution plan (the convolution view:
+/// for a transposed convolution, the convolution whose input gradient it is): `[n, cin, h, w,
+/// cout, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, groups]` with the top/left padding (the
+/// bottom/right padding only bounds the output size, which is given).
 ///
 /// # Errors
-/// [`Error::ConvGeometry`] for an invalid geometry, [`Error::CudaOperand`] when a size does not
-/// fit in `i32`.
+/// [`Error::CudaOperand`] when a size does not fit in `i32`.
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-fn conv_params(geom: &Conv2dGeometry) -> Result<[i32; 16]> {
-    let (oh, ow) = geom.output_hw()?;
-    let (top, _, left, _) = geom.padding_amounts()?;
+fn conv_params(p: &Plan) -> Result<[i32; 16]> {
     let v = [
-        geom.batch,
-        geom.in_channels,
-        geom.in_h,
-        geom.in_w,
-        geom.out_channels,
-        geom.kernel.0,
-        geom.kernel.1,
-        geom.stride.0,
-        geom.stride.1,
-        top,
-        left,
-        geom.dilation.0,
-        geom.dilation.1,
-        oh,
-        ow,
-        geom.groups,
+        p.batch, p.cin, p.h, p.w, p.cout, p.kh, p.kw, p.sh, p.sw, p.pt, p.pl, p.dh, p.dw, p.oh, p.ow, p.groups,
     ];
     let mut out = [0i32; 16];
     for (o, &x) in out.iter_mut().zip(&v) {
@@ -218,23 +201,17 @@ fn conv_params(geom: &Conv2dGeometry) -> Result<[i32; 16]> {
             reason: format!("size {x} does not fit in i32"),
         })?;
     }
-    // The kernels index pixels of a batch with i32 (`n·oh·ow` rows) and `kh·kw·cin/G` rows.
-    for (what, total) in [
-        ("n·oh·ow", geom.batch.checked_mul(oh).and_then(|x| x.checked_mul(ow))),
-        (
-            "kh·kw·cin",
-            geom.kernel
-                .0
-                .checked_mul(geom.kernel.1)
-                .and_then(|x| x.checked_mul(geom.in_channels)),
-        ),
-    ] {
-        if total.is_none_or(|t| i32::try_from(t).is_err()) {
-            return Err(Error::CudaOperand {
-                op: "conv2d",
-                reason: format!("{what} does not fit in i32"),
-            });
-        }
+    // The kernels index the pixels of a batch (`n·oh·ow`, `n·h·w` rows) and `kh·kw·cin` with i32.
+    let fits = |dims: &[usize]| {
+        dims.iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .is_some_and(|t| i32::try_from(t).is_ok())
+    };
+    if !fits(&[p.batch, p.oh, p.ow]) || !fits(&[p.batch, p.h, p.w]) || !fits(&[p.kh, p.kw, p.cin.max(p.cout)]) {
+        return Err(Error::CudaOperand {
+            op: "conv2d",
+            reason: "the layer is too large for i32 pixel indices".to_string(),
+        });
     }
     Ok(out)
 }
@@ -259,7 +236,7 @@ pub fn masked_conv2d_host(
     let gx = dev.upload(x, 1, x.len(), precision)?;
     let gw = dev.upload(w, 1, w.len(), precision)?;
     let gb = bias.map(|b| dev.upload(b, 1, b.len(), Precision::F32)).transpose()?;
-    let gm = dev.upload_conv_mask(geom, mask)?;
+    let gm = dev.upload_conv_mask(geom.mask_dims(), mask)?;
     let mut gy = dev.upload(y, 1, y.len(), Precision::F32)?;
     dev.masked_conv2d(precision, geom, &gx, &gw, &gm, gb.as_ref(), &mut gy, beta)?;
     y.copy_from_slice(&dev.download(&gy)?);
@@ -287,9 +264,39 @@ pub fn masked_conv2d_backward_host(
 ) -> Result<()> {
     let ga = dev.upload(a, 1, a.len(), precision)?;
     let gb = dev.upload(b, 1, b.len(), precision)?;
-    let gm = dev.upload_conv_mask(geom, mask)?;
+    let gm = dev.upload_conv_mask(geom.mask_dims(), mask)?;
     let mut go = dev.upload(out, 1, out.len(), Precision::F32)?;
     dev.masked_conv2d_backward(op, precision, geom, &ga, &gb, &gm, &mut go, beta)?;
+    out.copy_from_slice(&dev.download(&go)?);
+    Ok(())
+}
+
+/// The masked transposed convolution on `dev` with host operands: `GemmOp::Forward` (`a = x`,
+/// `b = w`, `bias`, `out = y`), `GemmOp::Dx` (`a = dy`, `b = w`, `out = dx`) or `GemmOp::Dw`
+/// (`a = x`, `b = dy`, `out = dw`, 0 off the mask); shapes as [`crate::conv::conv_transpose2d`]
+/// and its gradients. `bias` is only used by the forward.
+///
+/// # Errors
+/// As [`CudaDevice::masked_conv_transpose2d`].
+#[allow(clippy::too_many_arguments)]
+pub fn masked_conv_transpose2d_host(
+    dev: &CudaDevice,
+    op: GemmOp,
+    precision: Precision,
+    geom: &ConvTranspose2dGeometry,
+    a: &[f32],
+    b: &[f32],
+    mask: Option<&ConvMask>,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    beta: Beta,
+) -> Result<()> {
+    let ga = dev.upload(a, 1, a.len(), precision)?;
+    let gb = dev.upload(b, 1, b.len(), precision)?;
+    let gbias = bias.map(|v| dev.upload(v, 1, v.len(), Precision::F32)).transpose()?;
+    let gm = dev.upload_conv_mask(geom.mask_dims(), mask)?;
+    let mut go = dev.upload(out, 1, out.len(), Precision::F32)?;
+    dev.masked_conv_transpose2d(op, precision, geom, &ga, &gb, &gm, gbias.as_ref(), &mut go, beta)?;
     out.copy_from_slice(&dev.download(&go)?);
     Ok(())
 }
@@ -344,7 +351,7 @@ mod tests {
         use crate::conv::Padding;
         let g = Conv2dGeometry::new(2, 6, (9, 7), 70, (3, 3)).with_padding(Padding::Same);
         assert_eq!(
-            conv_params(&g).unwrap(),
+            conv_params(&g.plan("t").unwrap()).unwrap(),
             [2, 6, 9, 7, 70, 3, 3, 1, 1, 1, 1, 1, 1, 9, 7, 1]
         );
         let g = Conv2dGeometry::new(3, 8, (10, 11), 12, (3, 2))
@@ -358,7 +365,7 @@ mod tests {
                 right: 0,
             });
         assert_eq!(
-            conv_params(&g).unwrap(),
+            conv_params(&g.plan("t").unwrap()).unwrap(),
             [3, 8, 10, 11, 12, 3, 2, 2, 1, 1, 0, 1, 2, 5, 9, 2]
         );
     }

@@ -16,10 +16,11 @@ pub const TRAIN_COMPUTE_80: &str = include_str!("../../../../kernels/train/train
 pub const TRAIN_COMPUTE_90: &str = include_str!("../../../../kernels/train/train.compute_90.ptx");
 
 /// The kernels of the training module (activations, bias, softmax cross-entropy, optimizers).
-pub const TRAIN_KERNELS: [&str; 8] = [
+pub const TRAIN_KERNELS: [&str; 9] = [
     "relu_fwd",
     "relu_bwd",
     "bias_add_rows",
+    "bias_add_nchw",
     "bias_grad_rows",
     "bias_grad_nchw",
     "softmax_xent",
