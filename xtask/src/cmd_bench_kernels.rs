@@ -43,7 +43,7 @@ fn cpu_model() -> Option<String> {
 fn run_cuda(args: &BenchKernelsArgs) -> Result<(), Box<dyn std::error::Error>> {
     use biokernels::cuda::bench::{run_cuda_cases, CudaBenchOptions};
     if args.conv {
-        return Err("bench-kernels --cuda --conv: the CUDA convolutions are not built yet".into());
+        return Err("bench-kernels --cuda --conv is not implemented (the GPU benchmark times the masked GEMMs; the CUDA convolutions have no timing harness yet)".into());
     }
     let dev = biokernels::cuda::CudaDevice::new(0)?;
     let opts = if args.quick {
