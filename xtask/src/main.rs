@@ -12,6 +12,7 @@ mod cmd_gallery;
 mod cmd_mask;
 mod cmd_mnist_latents;
 mod cmd_perturb;
+mod cmd_ptx;
 mod cmd_reproduce;
 mod cmd_rnn_runs;
 mod cmd_task;
@@ -60,6 +61,8 @@ enum Command {
     MergeResults(cmd_rnn_runs::MergeResultsArgs),
     /// Loss curves (mean ± SD) and box plots of rnn-run results folders, as upstream's lossvisualization.py.
     PlotLoss(cmd_rnn_runs::PlotLossArgs),
+    /// Compile kernels/**/*.cu to the committed PTX (pinned pip nvcc 13.0); --check for CI.
+    Ptx(cmd_ptx::PtxArgs),
 }
 
 /// glibc's malloc returns every freed block above its mmap threshold (128 KiB, growing
@@ -104,6 +107,7 @@ fn main() {
         Command::RnnRun(a) => cmd_rnn_runs::run_cmd(a),
         Command::MergeResults(a) => cmd_rnn_runs::merge_cmd(a),
         Command::PlotLoss(a) => cmd_rnn_runs::plot_cmd(a),
+        Command::Ptx(a) => cmd_ptx::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -54,6 +54,10 @@ pub struct BenchRecord {
     pub threads: usize,
     /// Fraction of the dense work inside non-empty tiles (`TileMap::work_fraction`).
     pub work_fraction: f64,
+    /// GPU records only: `f32`, `tf32` or `bf16` (see `cuda::Precision`). CPU records are f32
+    /// and leave it out of the JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
 }
 
 /// A benchmark shape with the 2d grid widths to use for it.
@@ -150,7 +154,7 @@ impl BenchOptions {
 }
 
 /// Deterministic values in `[-1, 1)`, never exactly 0.
-fn values(len: usize, seed: u64) -> Vec<f32> {
+pub(crate) fn values(len: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
         .map(|_| {
@@ -177,7 +181,7 @@ struct Variant<'a> {
     times: Vec<f64>,
 }
 
-fn median(v: &mut [f64]) -> f64 {
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if n == 0 {
@@ -429,6 +433,7 @@ pub fn run_cases(opts: &BenchOptions, mut on_record: impl FnMut(&BenchRecord)) -
                     op: op.name().to_string(),
                     threads: v.threads,
                     work_fraction: v.work,
+                    precision: None,
                 };
                 on_record(&rec);
                 out.push(rec);
@@ -571,6 +576,7 @@ pub fn run_conv_cases(
                     op: op_name.clone(),
                     threads: v.threads,
                     work_fraction: v.work,
+                    precision: None,
                 };
                 on_record(&rec);
                 out.push(rec);

@@ -79,9 +79,19 @@ pub enum Error {
     /// A CPU micro-kernel was requested that this machine (or this build) cannot run.
     #[error("CPU kernel `{isa}` is not available on this machine")]
     IsaUnavailable { isa: &'static str },
-    /// The CUDA path was requested but is not part of this build.
-    #[error("CUDA backend not built yet")]
+    /// The CUDA path was requested but this build has no CUDA backend (feature `cuda` off).
+    #[error("CUDA backend not in this build (rebuild with `--features cuda`)")]
     CudaUnavailable,
+    /// The build has the CUDA backend but this machine cannot run it: no driver library
+    /// (`libcuda.so`), no device, or a device older than sm_80. Callers fall back to the CPU.
+    #[error("no CUDA device: {reason}")]
+    NoCudaDevice { reason: String },
+    /// A CUDA driver or cuBLAS call failed.
+    #[error("CUDA {op} failed: {message}")]
+    Cuda { op: &'static str, message: String },
+    /// A GPU operand that does not fit the call (wrong shape, wrong precision, wrong tile size).
+    #[error("{op}: {reason}")]
+    CudaOperand { op: &'static str, reason: String },
     /// A rayon thread pool could not be built (benchmarks).
     #[error("could not build a thread pool: {0}")]
     ThreadPool(String),

@@ -23,11 +23,14 @@
 //!
 //! [`bench`](mod@bench) holds the benchmark cases behind `cargo xtask bench-kernels`.
 //!
-//! The CUDA path (a later issue) will consume the same [`TileMap`]; until then
-//! [`Error::CudaUnavailable`] is what a CUDA request returns.
+//! [`cuda`] runs the same three products on NVIDIA GPUs (feature `cuda`; exact f32, TF32 and
+//! bf16) from the same [`TileMap`]. Without the feature a CUDA request returns
+//! [`Error::CudaUnavailable`], and on a machine without a driver or GPU
+//! [`Error::NoCudaDevice`]; callers then stay on the CPU.
 
 pub mod bench;
 pub mod conv;
+pub mod cuda;
 pub mod error;
 pub mod gemm;
 pub mod tile_map;

@@ -118,7 +118,7 @@ pub use cpu::COL_BUDGET;
 pub use mask::ConvMask;
 
 use crate::error::{Error, Result};
-use cpu::Plan;
+pub(crate) use cpu::Plan;
 
 /// Spatial padding of a convolution (see the [module docs](self#padding)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

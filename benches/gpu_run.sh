@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The CUDA tests and benchmark on a GPU machine that has no Rust toolchain.
+#
+#   benches/gpu_run.sh build          # here (CPU machine): release test + xtask binaries with
+#                                     # --features cuda, stripped, into target/gpu-bundle/
+#   benches/gpu_run.sh run [--quick]  # on the GPU machine (carry target/gpu-bundle): device
+#                                     # tests with BIOKERNELS_REQUIRE_CUDA=1 (a missing GPU
+#                                     # fails), compute-sanitizer memcheck of the tests when
+#                                     # present, then bench-kernels --cuda --json.
+#
+# Results (logs and bench_cuda.json) go to $OUT when it is set (the device tool's output
+# folder), else to ./gpu-results. See docs/cuda.md for the whole procedure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUNDLE=target/gpu-bundle
+
+build() {
+    mkdir -p "$BUNDLE"
+    cargo test -p biokernels --features cuda --release --no-run --message-format=json >"$BUNDLE/build.json"
+    # The test executables cargo just built: the device tests and the library's unit tests.
+    python3 - "$BUNDLE" <<'PY'
+import json, shutil, sys
+bundle = sys.argv[1]
+for line in open(f"{bundle}/build.json"):
+    msg = json.loads(line)
+    if msg.get("reason") != "compiler-artifact" or not msg.get("executable"):
+        continue
+    name, kinds = msg["target"]["name"], msg["target"]["kind"]
+    if name == "cuda_device":
+        shutil.copy(msg["executable"], f"{bundle}/cuda_device")
+    elif name == "biokernels" and "lib" in kinds:
+        shutil.copy(msg["executable"], f"{bundle}/biokernels_unit")
+PY
+    rm -f "$BUNDLE/build.json"
+    cargo build -p xtask --features cuda --release
+    cp target/release/xtask "$BUNDLE/xtask"
+    strip "$BUNDLE"/cuda_device "$BUNDLE"/biokernels_unit "$BUNDLE"/xtask
+    ls -la "$BUNDLE"
+    du -sh "$BUNDLE"
+}
+
+run() {
+    local out="${OUT:-gpu-results}"
+    mkdir -p "$out"
+    for f in cuda_device biokernels_unit xtask; do
+        [ -x "$BUNDLE/$f" ] || { echo "missing $BUNDLE/$f: run 'benches/gpu_run.sh build' on the CPU machine and carry $BUNDLE" >&2; exit 2; }
+    done
+    nvidia-smi 2>&1 | tee "$out/nvidia-smi.txt" || true
+    # cuBLAS (the benchmark's dense baseline) comes from the image's Python wheels.
+    local libdirs
+    libdirs=$(python3 - <<'PY' 2>/dev/null || true
+import glob, os, site
+dirs = set()
+for s in site.getsitepackages():
+    for p in glob.glob(os.path.join(s, "nvidia", "**", "libcublas.so*"), recursive=True):
+        dirs.add(os.path.dirname(p))
+print(":".join(sorted(dirs)))
+PY
+)
+    if [ -n "$libdirs" ]; then export LD_LIBRARY_PATH="$libdirs:${LD_LIBRARY_PATH:-}"; fi
+    echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
+    export BIOKERNELS_REQUIRE_CUDA=1
+    local status=0
+    "$BUNDLE/cuda_device" --test-threads=1 2>&1 | tee "$out/cuda_device.log" || status=1
+    "$BUNDLE/biokernels_unit" cuda 2>&1 | tee "$out/biokernels_unit.log" || status=1
+    if command -v compute-sanitizer >/dev/null; then
+        compute-sanitizer --tool memcheck --error-exitcode 3 "$BUNDLE/cuda_device" --test-threads=1 \
+            >"$out/memcheck.log" 2>&1 || status=1
+        tail -3 "$out/memcheck.log"
+    fi
+    if [ "$status" -ne 0 ]; then
+        echo "device tests failed: not benchmarking (logs in $out)" >&2
+        exit 1
+    fi
+    "$BUNDLE/xtask" bench-kernels --cuda "$@" --json "$out/bench_cuda.json" 2>&1 | tee "$out/bench_cuda.log"
+}
+
+case "${1:-}" in
+build) build ;;
+run)
+    shift
+    run "$@"
+    ;;
+*)
+    echo "usage: $0 build | run [--quick]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,1158 @@
+//! The real CUDA backend (feature `cuda`): cudarc with the driver loaded at run time.
+
+use std::sync::Arc;
+
+use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType_t};
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::nvrtc::Ptx;
+use half::bf16;
+
+use super::tile_list::{GpuTileLists, GPU_TILE};
+use super::{conv_params, ptx, GemmOp, OptimizerStep, Precision};
+use crate::conv::{Conv2dGeometry, ConvMask, ConvTranspose2dGeometry, Plan};
+use crate::error::{Error, Result};
+use crate::gemm::Beta;
+use crate::tile_map::{TileMap, TileSize};
+
+fn drv(op: &'static str) -> impl Fn(cudarc::driver::DriverError) -> Error {
+    move |e| Error::Cuda {
+        op,
+        message: format!("{e:?}"),
+    }
+}
+
+/// Rows of the output block of one CTA in the forward and dX kernels (`BM` in the source).
+const BLOCK_M: usize = 128;
+const THREADS: u32 = 256;
+
+/// One CUDA device with its stream and the loaded kernel modules.
+#[derive(Debug)]
+pub struct CudaDevice {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    gemm: Arc<CudaModule>,
+    train: Arc<CudaModule>,
+    name: String,
+    cc: (i32, i32),
+}
+
+/// Values of a [`GpuMatrix`]: f32, or bf16 for [`Precision::Bf16`] inputs.
+#[derive(Debug)]
+enum GpuData {
+    F32(CudaSlice<f32>),
+    Bf16(CudaSlice<bf16>),
+}
+
+/// A row-major matrix in device memory.
+#[derive(Debug)]
+pub struct GpuMatrix {
+    rows: usize,
+    cols: usize,
+    data: GpuData,
+}
+
+impl GpuMatrix {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// Whether the values are stored as bf16.
+    pub fn is_bf16(&self) -> bool {
+        matches!(self.data, GpuData::Bf16(_))
+    }
+}
+
+/// The tile lists of one mask in device memory.
+#[derive(Debug)]
+pub struct DeviceTileMap {
+    rows: usize,
+    cols: usize,
+    grid_rows: usize,
+    grid_cols: usize,
+    col_ptr: CudaSlice<i32>,
+    col_entries: CudaSlice<i32>,
+    row_ptr: CudaSlice<i32>,
+    row_entries: CudaSlice<i32>,
+    tile_slots: CudaSlice<i32>,
+    bits: CudaSlice<u64>,
+    work_fraction: f64,
+}
+
+impl DeviceTileMap {
+    /// `[k, n]` of the mask.
+    pub fn shape(&self) -> [usize; 2] {
+        [self.rows, self.cols]
+    }
+    /// Fraction of the dense work inside non-empty tiles.
+    pub fn work_fraction(&self) -> f64 {
+        self.work_fraction
+    }
+}
+
+/// The tile lists of a conv mask, one [`DeviceTileMap`] per group, for one geometry.
+/// `groups` hold the forward / weight-gradient lists over `(kh·kw·nx, ny/G)`; `transposed` the
+/// input-gradient lists over `(kh·kw·ny/G, nx)` (each tap's channel block transposed).
+#[derive(Debug)]
+pub struct DeviceConvMask {
+    dims: [usize; 5],
+    groups: Vec<DeviceTileMap>,
+    transposed: Vec<DeviceTileMap>,
+}
+
+impl DeviceConvMask {
+    /// `[kh, kw, nx, ny, groups]` (as [`ConvMask::dims`]).
+    pub fn dims(&self) -> [usize; 5] {
+        self.dims
+    }
+}
+
+/// [`Error::NoCudaDevice`] unless the driver library can be opened: cudarc panics instead of
+/// returning an error when it calls into a missing library.
+fn probe() -> Result<()> {
+    // SAFETY: only probes whether libcuda can be opened (dlopen); it does not call into it.
+    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+        return Err(Error::NoCudaDevice {
+            reason: "the CUDA driver library (libcuda.so) is not installed".to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn i32_dim(op: &'static str, v: usize) -> Result<i32> {
+    i32::try_from(v).map_err(|_| Error::CudaOperand {
+        op,
+        reason: format!("dimension {v} does not fit in i32"),
+    })
+}
+
+fn beta_f32(beta: Beta) -> f32 {
+    match beta {
+        Beta::Zero => 0.0,
+        Beta::One => 1.0,
+    }
+}
+
+impl CudaDevice {
+    /// Opens device `ordinal`, or returns [`Error::NoCudaDevice`] (never panics) when there is
+    /// no driver, no such device, or a device older than sm_80.
+    ///
+    /// # Errors
+    /// [`Error::NoCudaDevice`], [`Error::Cuda`] when loading the PTX fails.
+    pub fn new(ordinal: usize) -> Result<Self> {
+        probe()?;
+        // cudarc panics instead of returning an error in a few driver-less corners; a panic here
+        // must still become the typed error.
+        let ctx = std::panic::catch_unwind(|| CudaContext::new(ordinal))
+            .map_err(|_| Error::NoCudaDevice {
+                reason: "the CUDA driver could not be initialised".to_string(),
+            })?
+            .map_err(|e| Error::NoCudaDevice {
+                reason: format!("device {ordinal}: {e:?}"),
+            })?;
+        let cc = ctx.compute_capability().map_err(drv("compute capability"))?;
+        if cc.0 < 8 {
+            return Err(Error::NoCudaDevice {
+                reason: format!(
+                    "device {ordinal} is sm_{}{}; the kernels need sm_80 or newer",
+                    cc.0, cc.1
+                ),
+            });
+        }
+        let name = ctx.name().map_err(drv("device name"))?;
+        let stream = ctx.default_stream();
+        let src = if cc.0 >= 9 {
+            ptx::MASKED_GEMM_COMPUTE_90
+        } else {
+            ptx::MASKED_GEMM_COMPUTE_80
+        };
+        let gemm = ctx
+            .load_module(Ptx::from_src(src))
+            .map_err(drv("load masked_gemm PTX"))?;
+        let train_src = if cc.0 >= 9 {
+            ptx::TRAIN_COMPUTE_90
+        } else {
+            ptx::TRAIN_COMPUTE_80
+        };
+        let train = ctx
+            .load_module(Ptx::from_src(train_src))
+            .map_err(drv("load train PTX"))?;
+        Ok(CudaDevice {
+            ctx,
+            stream,
+            gemm,
+            train,
+            name,
+            cc,
+        })
+    }
+
+    /// The device's name, e.g. `NVIDIA H100 80GB HBM3`.
+    pub fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// `(major, minor)` compute capability.
+    pub fn compute_capability(&self) -> (i32, i32) {
+        self.cc
+    }
+
+    /// Waits for all queued work.
+    ///
+    /// # Errors
+    /// [`Error::Cuda`].
+    pub fn synchronize(&self) -> Result<()> {
+        self.stream.synchronize().map_err(drv("synchronize"))
+    }
+
+    /// Copies a row-major `rows × cols` matrix to the device, as bf16 for
+    /// [`Precision::Bf16`] (round to nearest even) and f32 otherwise.
+    ///
+    /// # Errors
+    /// [`Error::BufferSize`], [`Error::Cuda`].
+    pub fn upload(&self, data: &[f32], rows: usize, cols: usize, precision: Precision) -> Result<GpuMatrix> {
+        crate::gemm::MatRef::new(data, rows, cols)?;
+        let data = match precision {
+            Precision::Bf16 => {
+                let h: Vec<bf16> = data.iter().map(|&v| bf16::from_f32(v)).collect();
+                GpuData::Bf16(self.stream.clone_htod(&h).map_err(drv("upload"))?)
+            }
+            _ => GpuData::F32(self.stream.clone_htod(data).map_err(drv("upload"))?),
+        };
+        Ok(GpuMatrix { rows, cols, data })
+    }
+
+    /// An f32 `rows × cols` output matrix filled with `value` (tests poison outputs with NaN).
+    ///
+    /// # Errors
+    /// [`Error::SizeOverflow`], [`Error::Cuda`].
+    pub fn filled(&self, rows: usize, cols: usize, value: f32) -> Result<GpuMatrix> {
+        let len = rows.checked_mul(cols).ok_or(Error::SizeOverflow { rows, cols })?;
+        let host = vec![value; len];
+        Ok(GpuMatrix {
+            rows,
+            cols,
+            data: GpuData::F32(self.stream.clone_htod(&host).map_err(drv("alloc"))?),
+        })
+    }
+
+    /// Copies a matrix back (bf16 values are widened to f32).
+    ///
+    /// # Errors
+    /// [`Error::Cuda`].
+    pub fn download(&self, m: &GpuMatrix) -> Result<Vec<f32>> {
+        match &m.data {
+            GpuData::F32(s) => self.stream.clone_dtoh(s).map_err(drv("download")),
+            GpuData::Bf16(s) => Ok(self
+                .stream
+                .clone_dtoh(s)
+                .map_err(drv("download"))?
+                .into_iter()
+                .map(f32::from)
+                .collect()),
+        }
+    }
+
+    /// Uploads the tile lists of a mask (rebuilt with 64 × 64 tiles if needed).
+    ///
+    /// # Errors
+    /// [`Error::Cuda`], [`Error::CudaOperand`].
+    pub fn upload_tile_map(&self, map: &TileMap) -> Result<DeviceTileMap> {
+        let l = GpuTileLists::from_tile_map(map)?;
+        let flat = |v: &[[i32; 2]]| -> Vec<i32> {
+            let mut out: Vec<i32> = v.iter().flat_map(|e| [e[0], e[1]]).collect();
+            // cudarc cannot allocate zero-length buffers portably: keep one dummy entry.
+            if out.is_empty() {
+                out.extend([0, 0]);
+            }
+            out
+        };
+        let mut bits = l.bits.clone();
+        if bits.is_empty() {
+            bits.push(0);
+        }
+        let up_i32 = |v: &[i32]| self.stream.clone_htod(v).map_err(drv("upload tile lists"));
+        Ok(DeviceTileMap {
+            rows: l.rows,
+            cols: l.cols,
+            grid_rows: l.grid_rows,
+            grid_cols: l.grid_cols,
+            col_ptr: up_i32(&l.col_ptr)?,
+            col_entries: up_i32(&flat(&l.col_entries))?,
+            row_ptr: up_i32(&l.row_ptr)?,
+            row_entries: up_i32(&flat(&l.row_entries))?,
+            tile_slots: up_i32(&l.tile_slots)?,
+            bits: self.stream.clone_htod(&bits).map_err(drv("upload tile lists"))?,
+            work_fraction: l.work_fraction,
+        })
+    }
+
+    /// Uploads the per-group tile lists of a conv mask for a layer whose mask dims are `dims`
+    /// (`geom.mask_dims()` of a [`Conv2dGeometry`] or [`ConvTranspose2dGeometry`]); `None`
+    /// keeps every weight.
+    ///
+    /// # Errors
+    /// [`Error::ConvMaskMismatch`], [`Error::ConvGeometry`], [`Error::Cuda`].
+    pub fn upload_conv_mask(&self, dims: [usize; 5], mask: Option<&ConvMask>) -> Result<DeviceConvMask> {
+        let [kh, kw, nx, ny, g] = dims;
+        if dims.contains(&0) || ny % g != 0 {
+            return Err(Error::ConvGeometry {
+                op: "conv mask",
+                reason: format!("mask dims [kh, kw, nx, ny, groups] = {dims:?}: zero size or groups not dividing ny"),
+            });
+        }
+        let cout_g = ny / g;
+        let tile = TileSize::square(GPU_TILE);
+        let full = TileMap::full(kh * kw * nx, cout_g, tile)?;
+        let maps: Vec<&TileMap> = match mask {
+            Some(m) => {
+                if m.dims() != dims {
+                    return Err(Error::ConvMaskMismatch {
+                        op: "conv2d",
+                        expected: dims,
+                        got: m.dims(),
+                    });
+                }
+                m.maps().iter().collect()
+            }
+            None => vec![&full; g],
+        };
+        let mut groups = Vec::with_capacity(g);
+        let mut transposed = Vec::with_capacity(g);
+        for map in maps {
+            groups.push(self.upload_tile_map(map)?);
+            // Row (tap, co), column c of the input-gradient GEMM is forward entry (tap, c), co.
+            let t = TileMap::from_fn(kh * kw * cout_g, nx, tile, |r, c| {
+                map.get((r / cout_g) * nx + c, r % cout_g)
+            })?;
+            transposed.push(self.upload_tile_map(&t)?);
+        }
+        Ok(DeviceConvMask {
+            dims,
+            groups,
+            transposed,
+        })
+    }
+
+    /// The masked conv2d forward as an implicit GEMM on the tile lists: `y = conv(x, W⊙M) +
+    /// bias` (`Beta::Zero`) or added to `y` (`Beta::One`). `x`, `w`, `bias`, `y` hold the NCHW /
+    /// Keras-layout buffers of [`crate::conv::conv2d`] (any `rows × cols` with the right
+    /// length); `x` and `w` in bf16 exactly when `precision` is `Bf16`, `bias` and `y` in f32.
+    ///
+    /// # Errors
+    /// [`Error::ConvGeometry`], [`Error::ConvBuffer`], [`Error::ConvMaskMismatch`],
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn masked_conv2d(
+        &self,
+        precision: Precision,
+        geom: &Conv2dGeometry,
+        x: &GpuMatrix,
+        w: &GpuMatrix,
+        mask: &DeviceConvMask,
+        bias: Option<&GpuMatrix>,
+        y: &mut GpuMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        let plan = geom.plan("conv2d")?;
+        self.conv_fwd_plan(precision, &plan, x, w, mask, bias, y, beta)
+    }
+
+    /// Shapes of a plan's convolution view: input, output, weight, mask dims.
+    fn plan_shapes(p: &Plan) -> ([usize; 4], [usize; 4], [usize; 4], [usize; 5]) {
+        let cin_g = p.cin / p.groups;
+        (
+            [p.batch, p.cin, p.h, p.w],
+            [p.batch, p.cout, p.oh, p.ow],
+            [p.kh, p.kw, cin_g, p.cout],
+            [p.kh, p.kw, cin_g, p.cout, p.groups],
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn conv_fwd_plan(
+        &self,
+        precision: Precision,
+        plan: &Plan,
+        x: &GpuMatrix,
+        w: &GpuMatrix,
+        mask: &DeviceConvMask,
+        bias: Option<&GpuMatrix>,
+        y: &mut GpuMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "conv2d";
+        let params = conv_params(plan)?;
+        let (in_shape, out_shape, w_shape, mask_dims) = Self::plan_shapes(plan);
+        Self::conv_buf("x", in_shape.to_vec(), x)?;
+        Self::conv_buf("w", w_shape.to_vec(), w)?;
+        Self::conv_buf("y", out_shape.to_vec(), y)?;
+        if let Some(b) = bias {
+            Self::conv_buf("bias", vec![plan.cout], b)?;
+            if b.is_bf16() {
+                return Err(Error::CudaOperand {
+                    op: OP,
+                    reason: "the bias must be f32".to_string(),
+                });
+            }
+        }
+        if mask.dims != mask_dims {
+            return Err(Error::ConvMaskMismatch {
+                op: OP,
+                expected: mask_dims,
+                got: mask.dims,
+            });
+        }
+        if x.is_bf16() != (precision == Precision::Bf16) || w.is_bf16() != (precision == Precision::Bf16) {
+            return Err(Error::CudaOperand {
+                op: OP,
+                reason: format!(
+                    "{} needs x and w uploaded with Precision::{precision:?}",
+                    precision.name()
+                ),
+            });
+        }
+        let GpuData::F32(out_buf) = &mut y.data else {
+            return Err(Error::CudaOperand {
+                op: OP,
+                reason: "the output must be an f32 matrix".to_string(),
+            });
+        };
+        let rows = plan.batch * plan.oh * plan.ow;
+        let m_blocks = u32::try_from(rows.div_ceil(BLOCK_M)).map_err(|_| Error::CudaOperand {
+            op: OP,
+            reason: format!("{rows} output pixels are too many"),
+        })?;
+        let f = self
+            .gemm
+            .load_function(&format!("masked_conv2d_fwd_{}", precision.name()))
+            .map_err(drv("load kernel"))?;
+        let beta = beta_f32(beta);
+        // A null bias pointer: the kernel tests `bias != nullptr`.
+        let null_bias: u64 = 0;
+        for (group, lists) in mask.groups.iter().enumerate() {
+            if m_blocks == 0 || lists.grid_cols == 0 {
+                continue;
+            }
+            let group_i = group as i32;
+            let cfg = LaunchConfig {
+                grid_dim: (m_blocks, lists.grid_cols as u32, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut lb = self.stream.launch_builder(&f);
+            match (&x.data, &w.data) {
+                (GpuData::F32(a), GpuData::F32(b)) => {
+                    lb.arg(a).arg(b);
+                }
+                (GpuData::Bf16(a), GpuData::Bf16(b)) => {
+                    lb.arg(a).arg(b);
+                }
+                _ => unreachable!("checked above"),
+            }
+            match bias.map(|b| &b.data) {
+                Some(GpuData::F32(b)) => {
+                    lb.arg(b);
+                }
+                _ => {
+                    lb.arg(&null_bias);
+                }
+            }
+            lb.arg(&mut *out_buf)
+                .arg(&params)
+                .arg(&group_i)
+                .arg(&lists.col_ptr)
+                .arg(&lists.col_entries)
+                .arg(&lists.bits)
+                .arg(&beta);
+            // SAFETY: the arguments match `masked_conv2d_fwd_*` (x, w, bias or null, y, the
+            // 16-int ConvGeom by value, group, the group's forward lists, bits, beta); the
+            // buffer lengths were checked against the geometry above.
+            unsafe { lb.launch(cfg) }.map_err(drv("launch masked_conv2d"))?;
+        }
+        Ok(())
+    }
+
+    /// The masked transposed convolution (PyTorch `ConvTranspose2d`, Keras weights
+    /// `(kh, kw, C_out/G, C_in)`), on the kernels of the convolution whose input gradient it is:
+    /// `GemmOp::Forward`: `a = x (N, C_in, H, W)`, `b = w`, `out = y (N, C_out, OH, OW)`, plus
+    /// `bias` (the dgrad kernel, then a bias add); `GemmOp::Dx`: `a = dy`, `b = w`, `out = dx`
+    /// (the conv forward kernel); `GemmOp::Dw`: `a = x`, `b = dy`, `out = dw` (the wgrad kernel
+    /// with the roles of `x` and `dy` swapped), 0 off the mask. `bias` must be `None` for the
+    /// gradients.
+    ///
+    /// # Errors
+    /// [`Error::ConvGeometry`], [`Error::ConvBuffer`], [`Error::ConvMaskMismatch`],
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn masked_conv_transpose2d(
+        &self,
+        op: GemmOp,
+        precision: Precision,
+        geom: &ConvTranspose2dGeometry,
+        a: &GpuMatrix,
+        b: &GpuMatrix,
+        mask: &DeviceConvMask,
+        bias: Option<&GpuMatrix>,
+        out: &mut GpuMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "conv_transpose2d";
+        let (plan, _) = geom.resolve(OP)?;
+        if bias.is_some() && op != GemmOp::Forward {
+            return Err(Error::CudaOperand {
+                op: OP,
+                reason: "a bias only goes with the forward".to_string(),
+            });
+        }
+        match op {
+            GemmOp::Forward => {
+                self.conv_back_plan(GemmOp::Dx, precision, &plan, a, b, mask, out, beta)?;
+                if let Some(bias) = bias {
+                    let (n, c, hw) = (plan.batch, plan.cin, plan.h * plan.w);
+                    Self::conv_buf("bias", vec![c], bias)?;
+                    let bs = Self::f32_buf(OP, "bias", bias, c)?;
+                    let ys = Self::f32_buf_mut(OP, "y", out, n * c * hw)?;
+                    let (cfg, _) = Self::cfg_1d(OP, n * c * hw)?;
+                    let (ni, ci, hi) = (i32_dim(OP, n)?, i32_dim(OP, c)?, i32_dim(OP, hw)?);
+                    let f = self.train_fn("bias_add_nchw")?;
+                    let mut lb = self.stream.launch_builder(&f);
+                    lb.arg(ys).arg(bs).arg(&ni).arg(&ci).arg(&hi);
+                    // SAFETY: bias_add_nchw(y, b, n, c, hw) on buffers of n·c·hw and c f32.
+                    unsafe { lb.launch(cfg) }.map_err(drv("launch bias_add_nchw"))?;
+                }
+                Ok(())
+            }
+            GemmOp::Dx => self.conv_fwd_plan(precision, &plan, a, b, mask, None, out, beta),
+            GemmOp::Dw => self.conv_back_plan(GemmOp::Dw, precision, &plan, b, a, mask, out, beta),
+        }
+    }
+
+    /// Checks a conv buffer's length.
+    fn conv_buf(name: &'static str, shape: Vec<usize>, m: &GpuMatrix) -> Result<()> {
+        let expected = shape.iter().product::<usize>();
+        let got = m.rows * m.cols;
+        if got != expected {
+            return Err(Error::ConvBuffer {
+                op: "conv2d",
+                name,
+                shape,
+                expected,
+                got,
+            });
+        }
+        Ok(())
+    }
+
+    /// The input (`Dx`) or weight (`Dw`) gradient of [`CudaDevice::masked_conv2d`]:
+    /// `Dx`: `a = dy (N, C_out, OH, OW)`, `b = w`, `out = dx (N, C_in, H, W)`;
+    /// `Dw`: `a = x (N, C_in, H, W)`, `b = dy`, `out = dw (kh, kw, C_in/G, C_out)`, computed only
+    /// on the mask's non-empty tiles and exactly 0 off the mask (`Beta::Zero`). `a` and `b` in
+    /// bf16 exactly when `precision` is `Bf16`; `out` f32. `GemmOp::Forward` is an error (use
+    /// `masked_conv2d`).
+    ///
+    /// # Errors
+    /// [`Error::ConvGeometry`], [`Error::ConvBuffer`], [`Error::ConvMaskMismatch`],
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn masked_conv2d_backward(
+        &self,
+        op: GemmOp,
+        precision: Precision,
+        geom: &Conv2dGeometry,
+        a: &GpuMatrix,
+        b: &GpuMatrix,
+        mask: &DeviceConvMask,
+        out: &mut GpuMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        let plan = geom.plan("conv2d backward")?;
+        self.conv_back_plan(op, precision, &plan, a, b, mask, out, beta)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn conv_back_plan(
+        &self,
+        op: GemmOp,
+        precision: Precision,
+        plan: &Plan,
+        a: &GpuMatrix,
+        b: &GpuMatrix,
+        mask: &DeviceConvMask,
+        out: &mut GpuMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "conv2d backward";
+        let params = conv_params(plan)?;
+        let (in_shape, out_shape, w_shape, mask_dims) = Self::plan_shapes(plan);
+        let (name, rows) = match op {
+            GemmOp::Dx => {
+                Self::conv_buf("dy", out_shape.to_vec(), a)?;
+                Self::conv_buf("w", w_shape.to_vec(), b)?;
+                Self::conv_buf("dx", in_shape.to_vec(), out)?;
+                ("dx", plan.batch * plan.h * plan.w)
+            }
+            GemmOp::Dw => {
+                Self::conv_buf("x", in_shape.to_vec(), a)?;
+                Self::conv_buf("dy", out_shape.to_vec(), b)?;
+                Self::conv_buf("dw", w_shape.to_vec(), out)?;
+                ("dw", plan.batch * plan.oh * plan.ow)
+            }
+            GemmOp::Forward => {
+                return Err(Error::CudaOperand {
+                    op: OP,
+                    reason: "the forward convolution is masked_conv2d".to_string(),
+                })
+            }
+        };
+        if mask.dims != mask_dims {
+            return Err(Error::ConvMaskMismatch {
+                op: OP,
+                expected: mask_dims,
+                got: mask.dims,
+            });
+        }
+        if a.is_bf16() != (precision == Precision::Bf16) || b.is_bf16() != (precision == Precision::Bf16) {
+            return Err(Error::CudaOperand {
+                op: OP,
+                reason: format!(
+                    "{} needs inputs uploaded with Precision::{precision:?}",
+                    precision.name()
+                ),
+            });
+        }
+        let GpuData::F32(out_buf) = &mut out.data else {
+            return Err(Error::CudaOperand {
+                op: OP,
+                reason: "the output must be an f32 matrix".to_string(),
+            });
+        };
+        let f = self
+            .gemm
+            .load_function(&format!("masked_conv2d_{name}_{}", precision.name()))
+            .map_err(drv("load kernel"))?;
+        let beta = beta_f32(beta);
+        let m_blocks = rows.div_ceil(BLOCK_M) as u32;
+        let lists = if op == GemmOp::Dx {
+            &mask.transposed
+        } else {
+            &mask.groups
+        };
+        for (group, l) in lists.iter().enumerate() {
+            let grid = match op {
+                GemmOp::Dx => (m_blocks, l.grid_cols as u32, 1),
+                _ => (l.grid_cols as u32, l.grid_rows as u32, 1),
+            };
+            if grid.0 == 0 || grid.1 == 0 {
+                continue;
+            }
+            let group_i = group as i32;
+            let cfg = LaunchConfig {
+                grid_dim: grid,
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut lb = self.stream.launch_builder(&f);
+            match (&a.data, &b.data) {
+                (GpuData::F32(p), GpuData::F32(q)) => {
+                    lb.arg(p).arg(q);
+                }
+                (GpuData::Bf16(p), GpuData::Bf16(q)) => {
+                    lb.arg(p).arg(q);
+                }
+                _ => unreachable!("checked above"),
+            }
+            lb.arg(&mut *out_buf).arg(&params).arg(&group_i);
+            if op == GemmOp::Dx {
+                lb.arg(&l.col_ptr).arg(&l.col_entries);
+            } else {
+                lb.arg(&l.tile_slots);
+            }
+            lb.arg(&l.bits).arg(&beta);
+            // SAFETY: the arguments match `masked_conv2d_{dx,dw}_*` (two inputs, output, the
+            // 16-int ConvGeom, group, the group's lists, bits, beta); the buffer lengths were
+            // checked against the geometry above.
+            unsafe { lb.launch(cfg) }.map_err(drv("launch masked_conv2d backward"))?;
+        }
+        Ok(())
+    }
+
+    fn f32_buf<'a>(op: &'static str, name: &'static str, m: &'a GpuMatrix, len: usize) -> Result<&'a CudaSlice<f32>> {
+        match &m.data {
+            GpuData::F32(s) if s.len() == len => Ok(s),
+            GpuData::F32(s) => Err(Error::CudaOperand {
+                op,
+                reason: format!("`{name}` has {} elements, expected {len}", s.len()),
+            }),
+            GpuData::Bf16(_) => Err(Error::CudaOperand {
+                op,
+                reason: format!("`{name}` must be f32"),
+            }),
+        }
+    }
+
+    fn f32_buf_mut<'a>(
+        op: &'static str,
+        name: &'static str,
+        m: &'a mut GpuMatrix,
+        len: usize,
+    ) -> Result<&'a mut CudaSlice<f32>> {
+        match &mut m.data {
+            GpuData::F32(s) if s.len() == len => Ok(s),
+            _ => Err(Error::CudaOperand {
+                op,
+                reason: format!("`{name}` must be an f32 buffer of {len} elements"),
+            }),
+        }
+    }
+
+    fn cfg_1d(op: &'static str, n: usize) -> Result<(LaunchConfig, i32)> {
+        let ni = i32_dim(op, n)?;
+        Ok((
+            LaunchConfig {
+                grid_dim: (n.div_ceil(THREADS as usize).max(1) as u32, 1, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            },
+            ni,
+        ))
+    }
+
+    fn train_fn(&self, name: &str) -> Result<CudaFunction> {
+        self.train.load_function(name).map_err(drv("load kernel"))
+    }
+
+    /// `y = max(x, 0)` (`backward = false`) or `y = dy · [x > 0]` (`backward = true`, `dy`
+    /// given); f32 buffers of equal length.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn relu(&self, x: &GpuMatrix, dy: Option<&GpuMatrix>, y: &mut GpuMatrix) -> Result<()> {
+        const OP: &str = "relu";
+        let n = x.rows * x.cols;
+        let xs = Self::f32_buf(OP, "x", x, n)?;
+        let ys = Self::f32_buf_mut(OP, "y", y, n)?;
+        let (cfg, ni) = Self::cfg_1d(OP, n)?;
+        let f = self.train_fn(if dy.is_some() { "relu_bwd" } else { "relu_fwd" })?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(xs);
+        if let Some(d) = dy {
+            lb.arg(Self::f32_buf(OP, "dy", d, n)?);
+        }
+        lb.arg(ys).arg(&ni);
+        // SAFETY: relu_fwd(x, y, n) / relu_bwd(x, dy, dx, n) on buffers of n f32 checked above.
+        unsafe { lb.launch(cfg) }.map_err(drv("launch relu"))?;
+        Ok(())
+    }
+
+    /// `y (rows, cols) += bias (cols)`.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn bias_add_rows(&self, y: &mut GpuMatrix, bias: &GpuMatrix) -> Result<()> {
+        const OP: &str = "bias_add_rows";
+        let (rows, cols) = (y.rows, y.cols);
+        let bs = Self::f32_buf(OP, "bias", bias, cols)?;
+        let ys = Self::f32_buf_mut(OP, "y", y, rows * cols)?;
+        let (cfg, _) = Self::cfg_1d(OP, rows * cols)?;
+        let (ri, ci) = (i32_dim(OP, rows)?, i32_dim(OP, cols)?);
+        let f = self.train_fn("bias_add_rows")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(ys).arg(bs).arg(&ri).arg(&ci);
+        // SAFETY: bias_add_rows(y, b, rows, cols) with y of rows*cols and b of cols f32.
+        unsafe { lb.launch(cfg) }.map_err(drv("launch bias_add_rows"))?;
+        Ok(())
+    }
+
+    /// The bias gradient: `db (C) = Σ dy` over every axis but the channel. `dy` is `(rows, C)`
+    /// with `hw = 1` (dense layers) or NCHW `(N, C, hw)` (`dy.rows = N`, `dy.cols = C·hw`).
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn bias_grad(&self, dy: &GpuMatrix, channels: usize, hw: usize, db: &mut GpuMatrix) -> Result<()> {
+        const OP: &str = "bias_grad";
+        let n = dy.rows;
+        if channels == 0 || dy.cols != channels * hw {
+            return Err(Error::CudaOperand {
+                op: OP,
+                reason: format!("dy has {} columns, expected {channels}·{hw}", dy.cols),
+            });
+        }
+        let ds = Self::f32_buf(OP, "dy", dy, n * channels * hw)?;
+        let bs = Self::f32_buf_mut(OP, "db", db, channels)?;
+        let (ni, ci, hi) = (i32_dim(OP, n)?, i32_dim(OP, channels)?, i32_dim(OP, hw)?);
+        if hw == 1 {
+            let (cfg, _) = Self::cfg_1d(OP, channels)?;
+            let f = self.train_fn("bias_grad_rows")?;
+            let mut lb = self.stream.launch_builder(&f);
+            lb.arg(ds).arg(bs).arg(&ni).arg(&ci);
+            // SAFETY: bias_grad_rows(dy, db, rows, cols) on checked lengths.
+            unsafe { lb.launch(cfg) }.map_err(drv("launch bias_grad_rows"))?;
+        } else {
+            let cfg = LaunchConfig {
+                grid_dim: (channels as u32, 1, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let f = self.train_fn("bias_grad_nchw")?;
+            let mut lb = self.stream.launch_builder(&f);
+            lb.arg(ds).arg(bs).arg(&ni).arg(&ci).arg(&hi);
+            // SAFETY: bias_grad_nchw(dy, db, n, c, hw), one CTA of 256 threads per channel.
+            unsafe { lb.launch(cfg) }.map_err(drv("launch bias_grad_nchw"))?;
+        }
+        Ok(())
+    }
+
+    /// Fused softmax cross-entropy over the rows of `logits (rows, classes)` with `labels
+    /// (rows)` (class indices stored as f32): `loss[r] = logsumexp(z_r) − z_r[label]` and
+    /// `dlogits = (softmax − onehot)·grad_scale` (`1/rows` for a mean loss).
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn softmax_cross_entropy(
+        &self,
+        logits: &GpuMatrix,
+        labels: &GpuMatrix,
+        grad_scale: f32,
+        loss: &mut GpuMatrix,
+        dlogits: &mut GpuMatrix,
+    ) -> Result<()> {
+        const OP: &str = "softmax_cross_entropy";
+        let (rows, classes) = (logits.rows, logits.cols);
+        let zs = Self::f32_buf(OP, "logits", logits, rows * classes)?;
+        let ls = Self::f32_buf(OP, "labels", labels, rows)?;
+        let out_l = Self::f32_buf_mut(OP, "loss", loss, rows)?;
+        let out_d = Self::f32_buf_mut(OP, "dlogits", dlogits, rows * classes)?;
+        let (cfg, ri) = Self::cfg_1d(OP, rows)?;
+        let ci = i32_dim(OP, classes)?;
+        let f = self.train_fn("softmax_xent")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(zs)
+            .arg(ls)
+            .arg(out_l)
+            .arg(out_d)
+            .arg(&ri)
+            .arg(&ci)
+            .arg(&grad_scale);
+        // SAFETY: softmax_xent(z, labels, loss, dz, rows, classes, scale) on checked lengths;
+        // labels are read as class indices, which the caller keeps below `classes`.
+        unsafe { lb.launch(cfg) }.map_err(drv("launch softmax_xent"))?;
+        Ok(())
+    }
+
+    /// One optimizer step in place: `w`, its gradient `g`, and the state buffers (`state1` =
+    /// Adam's `m` / RMSprop's mean square, `state2` = Adam's `v` / RMSprop's momentum buffer),
+    /// all f32 of the same length.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn optimizer_step(
+        &self,
+        step: OptimizerStep,
+        w: &mut GpuMatrix,
+        g: &GpuMatrix,
+        state1: &mut GpuMatrix,
+        state2: &mut GpuMatrix,
+    ) -> Result<()> {
+        const OP: &str = "optimizer_step";
+        let n = w.rows * w.cols;
+        let ws = Self::f32_buf_mut(OP, "w", w, n)?;
+        let gs = Self::f32_buf(OP, "g", g, n)?;
+        let s1 = Self::f32_buf_mut(OP, "state1", state1, n)?;
+        let s2 = Self::f32_buf_mut(OP, "state2", state2, n)?;
+        let (cfg, ni) = Self::cfg_1d(OP, n)?;
+        match step {
+            OptimizerStep::Adam {
+                beta1,
+                beta2,
+                eps,
+                step,
+                bc2_sqrt,
+                torch,
+                weight_decay,
+            } => {
+                let f = self.train_fn("adam_step")?;
+                let t = i32::from(torch);
+                let mut lb = self.stream.launch_builder(&f);
+                lb.arg(ws)
+                    .arg(gs)
+                    .arg(s1)
+                    .arg(s2)
+                    .arg(&ni)
+                    .arg(&beta1)
+                    .arg(&beta2)
+                    .arg(&eps)
+                    .arg(&step)
+                    .arg(&bc2_sqrt)
+                    .arg(&t)
+                    .arg(&weight_decay);
+                // SAFETY: adam_step's signature; all buffers have n f32.
+                unsafe { lb.launch(cfg) }.map_err(drv("launch adam_step"))?;
+            }
+            OptimizerStep::RmsProp {
+                rho,
+                eps,
+                lr,
+                momentum,
+                torch,
+                weight_decay,
+            } => {
+                let f = self.train_fn("rmsprop_step")?;
+                let t = i32::from(torch);
+                let mut lb = self.stream.launch_builder(&f);
+                lb.arg(ws)
+                    .arg(gs)
+                    .arg(s1)
+                    .arg(s2)
+                    .arg(&ni)
+                    .arg(&rho)
+                    .arg(&eps)
+                    .arg(&lr)
+                    .arg(&momentum)
+                    .arg(&t)
+                    .arg(&weight_decay);
+                // SAFETY: rmsprop_step's signature; all buffers have n f32.
+                unsafe { lb.launch(cfg) }.map_err(drv("launch rmsprop_step"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn function(&self, op: GemmOp, precision: Precision) -> Result<CudaFunction> {
+        let name = format!("masked_gemm_{}_{}", op.kernel_suffix(), precision.name());
+        self.gemm.load_function(&name).map_err(drv("load kernel"))
+    }
+
+    /// One masked GEMM on the device: `op` says which product (see [`GemmOp`]); `a` and `b`
+    /// are its two inputs in the order of [`crate::gemm`] (`x, w` / `dy, w` / `x, dy`), `out`
+    /// an f32 output. Inputs must be stored as bf16 exactly when `precision` is `Bf16`.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`], [`Error::OutputShape`], [`Error::CudaOperand`], [`Error::Cuda`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn masked_gemm(
+        &self,
+        op: GemmOp,
+        precision: Precision,
+        a: &GpuMatrix,
+        b: &GpuMatrix,
+        mask: &DeviceTileMap,
+        out: &mut GpuMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        let name = op.name();
+        let [k, n] = mask.shape();
+        let (m, out_shape) = super::check_gemm_shapes(op, [a.rows, a.cols], [b.rows, b.cols], [k, n])?;
+        if [out.rows, out.cols] != out_shape {
+            return Err(Error::OutputShape {
+                op: name,
+                name: "out",
+                expected: out_shape,
+                got: [out.rows, out.cols],
+            });
+        }
+        if a.is_bf16() != (precision == Precision::Bf16) || b.is_bf16() != (precision == Precision::Bf16) {
+            return Err(Error::CudaOperand {
+                op: name,
+                reason: format!(
+                    "{} needs inputs uploaded with Precision::{precision:?}",
+                    precision.name()
+                ),
+            });
+        }
+        let GpuData::F32(out_buf) = &mut out.data else {
+            return Err(Error::CudaOperand {
+                op: name,
+                reason: "the output must be an f32 matrix".to_string(),
+            });
+        };
+        let (mi, ki, ni) = (i32_dim(name, m)?, i32_dim(name, k)?, i32_dim(name, n)?);
+        let beta = beta_f32(beta);
+        let f = self.function(op, precision)?;
+        let m_blocks = u32::try_from(m.div_ceil(BLOCK_M)).map_err(|_| Error::CudaOperand {
+            op: name,
+            reason: format!("m = {m} is too large"),
+        })?;
+        let grid = match op {
+            GemmOp::Forward => (m_blocks, mask.grid_cols as u32, 1),
+            GemmOp::Dx => (m_blocks, mask.grid_rows as u32, 1),
+            GemmOp::Dw => (mask.grid_cols as u32, mask.grid_rows as u32, 1),
+        };
+        if grid.0 == 0 || grid.1 == 0 {
+            return Ok(());
+        }
+        let cfg = LaunchConfig {
+            grid_dim: grid,
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut lb = self.stream.launch_builder(&f);
+        match (&a.data, &b.data) {
+            (GpuData::F32(x), GpuData::F32(y)) => {
+                lb.arg(x).arg(y);
+            }
+            (GpuData::Bf16(x), GpuData::Bf16(y)) => {
+                lb.arg(x).arg(y);
+            }
+            _ => unreachable!("checked above"),
+        }
+        lb.arg(out_buf).arg(&mi).arg(&ki).arg(&ni);
+        match op {
+            GemmOp::Forward => {
+                lb.arg(&mask.col_ptr).arg(&mask.col_entries);
+            }
+            GemmOp::Dx => {
+                lb.arg(&mask.row_ptr).arg(&mask.row_entries);
+            }
+            GemmOp::Dw => {
+                lb.arg(&mask.tile_slots);
+            }
+        }
+        lb.arg(&mask.bits).arg(&beta);
+        // SAFETY: the argument list matches the kernel signature in kernels/masked_gemm (pointers,
+        // three i32 sizes, list pointers, bits, f32 beta); shapes were checked above, so every
+        // index the kernel forms stays inside the buffers.
+        unsafe { lb.launch(cfg) }.map_err(drv("launch masked_gemm"))?;
+        Ok(())
+    }
+
+    /// The dense cuBLAS product of the same op and precision (`cublasGemmEx`, f32 output;
+    /// `Tf32` uses `CUBLAS_COMPUTE_32F_FAST_TF32`): the baseline of `bench-kernels --cuda`.
+    ///
+    /// # Errors
+    /// [`Error::NoCudaDevice`] when libcublas is missing, shape errors, [`Error::Cuda`].
+    pub fn cublas_gemm(
+        &self,
+        blas: &CublasHandle,
+        op: GemmOp,
+        precision: Precision,
+        a: &GpuMatrix,
+        b: &GpuMatrix,
+        out: &mut GpuMatrix,
+    ) -> Result<()> {
+        use cudarc::driver::{DevicePtr, DevicePtrMut};
+        let name = "cublas_gemm";
+        let (m, k, n) = match op {
+            GemmOp::Forward => (a.rows, a.cols, b.cols),
+            GemmOp::Dx => (a.rows, b.rows, a.cols),
+            GemmOp::Dw => (a.rows, a.cols, b.cols),
+        };
+        let (m, k, n) = (i32_dim(name, m)?, i32_dim(name, k)?, i32_dim(name, n)?);
+        // Row-major products as column-major cuBLAS calls on the transposes.
+        let (no, tr) = (cublasOperation_t::CUBLAS_OP_N, cublasOperation_t::CUBLAS_OP_T);
+        let (ta, tb, cm, cn, ck, lda, ldb, ldc) = match op {
+            // Yᵀ(n,m) = Wᵀ · Xᵀ
+            GemmOp::Forward => (no, no, n, m, k, n, k, n),
+            // dXᵀ(k,m) = W(k,n) · dYᵀ
+            GemmOp::Dx => (tr, no, k, m, n, n, n, k),
+            // dWᵀ(n,k) = dYᵀ(n,m) · X(m,k)
+            GemmOp::Dw => (no, tr, n, k, m, n, k, n),
+        };
+        // First cuBLAS operand: W for forward and dX, dY for dW; second: X, dY, X.
+        let (p, q) = (b, a);
+        let (dtype, compute) = match precision {
+            Precision::F32 => (cudaDataType_t::CUDA_R_32F, cublasComputeType_t::CUBLAS_COMPUTE_32F),
+            Precision::Tf32 => (
+                cudaDataType_t::CUDA_R_32F,
+                cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
+            ),
+            Precision::Bf16 => (cudaDataType_t::CUDA_R_16BF, cublasComputeType_t::CUBLAS_COMPUTE_32F),
+        };
+        let GpuData::F32(c) = &mut out.data else {
+            return Err(Error::CudaOperand {
+                op: name,
+                reason: "the output must be an f32 matrix".to_string(),
+            });
+        };
+        let (alpha, beta) = (1.0f32, 0.0f32);
+        let ptr = |d: &GpuData| match d {
+            GpuData::F32(s) => s.device_ptr(&self.stream).0,
+            GpuData::Bf16(s) => s.device_ptr(&self.stream).0,
+        };
+        let (pp, qp) = (ptr(&p.data), ptr(&q.data));
+        let (cp, _rec) = c.device_ptr_mut(&self.stream);
+        // SAFETY: the pointers are live device buffers of the shapes given (checked by the
+        // caller through the masked path on the same matrices); alpha/beta are f32 as the
+        // compute type requires.
+        unsafe {
+            cudarc::cublas::result::gemm_ex(
+                *blas.0.handle(),
+                ta,
+                tb,
+                cm,
+                cn,
+                ck,
+                (&alpha) as *const f32 as *const _,
+                pp as *const _,
+                dtype,
+                lda,
+                qp as *const _,
+                dtype,
+                ldb,
+                (&beta) as *const f32 as *const _,
+                cp as *mut _,
+                cudaDataType_t::CUDA_R_32F,
+                ldc,
+                compute,
+                cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+            )
+        }
+        .map_err(|e| Error::Cuda {
+            op: "cublasGemmEx",
+            message: format!("{e:?}"),
+        })
+    }
+
+    /// A cuBLAS handle on this device's stream.
+    ///
+    /// # Errors
+    /// [`Error::NoCudaDevice`] when libcublas cannot be loaded, [`Error::Cuda`].
+    pub fn cublas(&self) -> Result<CublasHandle> {
+        // SAFETY: only probes whether libcublas can be opened.
+        if !unsafe { cudarc::cublas::sys::is_culib_present() } {
+            return Err(Error::NoCudaDevice {
+                reason: "libcublas.so is not on the library path (needed for the dense baseline)".to_string(),
+            });
+        }
+        let blas = cudarc::cublas::CudaBlas::new(self.stream.clone()).map_err(|e| Error::Cuda {
+            op: "cublasCreate",
+            message: format!("{e:?}"),
+        })?;
+        Ok(CublasHandle(blas))
+    }
+
+    /// Median time in seconds of `reps` calls of `f` after `warmup` calls, each timed with CUDA
+    /// events on the device's stream.
+    ///
+    /// # Errors
+    /// The errors of `f`, [`Error::Cuda`].
+    pub fn time_median(&self, warmup: usize, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+        for _ in 0..warmup {
+            f()?;
+        }
+        self.synchronize()?;
+        let flags = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
+        let mut times = Vec::with_capacity(reps.max(1));
+        for _ in 0..reps.max(1) {
+            let start = self.ctx.new_event(flags).map_err(drv("event"))?;
+            let end = self.ctx.new_event(flags).map_err(drv("event"))?;
+            start.record(&self.stream).map_err(drv("event record"))?;
+            f()?;
+            end.record(&self.stream).map_err(drv("event record"))?;
+            let ms = start.elapsed_ms(&end).map_err(drv("event elapsed"))?;
+            times.push(f64::from(ms) * 1e-3);
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(times[times.len() / 2])
+    }
+}
+
+/// A cuBLAS handle bound to a [`CudaDevice`]'s stream.
+#[derive(Debug)]
+pub struct CublasHandle(cudarc::cublas::CudaBlas);
+
+// The launch geometry above assumes the kernels' TILE.
+const _: () = assert!(GPU_TILE == 64);
