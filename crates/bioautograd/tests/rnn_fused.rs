@@ -9,11 +9,14 @@ use bioautograd::{Graph, RnnActivation, Tensor, TileMap, TileSize, Var};
 use biorng::Stream;
 
 const B: usize = 6;
+/// A batch that exercises every vector width of the AVX-512 path (208 = 128 + 64 + 16 after padding).
+const WIDE_B: usize = 200;
 const T: usize = 5;
 const I: usize = 3;
 const H: usize = 37;
 
 struct Case {
+    b: usize,
     x: Tensor,
     w_ih: Tensor,
     b_ih: Tensor,
@@ -25,15 +28,19 @@ struct Case {
 }
 
 fn case(seed: u64) -> Case {
+    case_with_batch(seed, B)
+}
+
+fn case_with_batch(seed: u64, b: usize) -> Case {
     let mut r = Stream::seeded(seed);
     let mut v = |n: usize, s: f64| -> Vec<f32> { (0..n).map(|_| (r.standard_normal() * s) as f32).collect() };
     let t = |d: Vec<f32>, s: &[usize]| Tensor::from_vec(d, s).unwrap();
-    let x = t(v(B * T * I, 1.0), &[B, T, I]);
+    let x = t(v(b * T * I, 1.0), &[b, T, I]);
     let w_ih = t(v(I * H, 0.5), &[I, H]);
     let b_ih = t(v(H, 0.2), &[H]);
     let w_hh_dense = v(H * H, 0.3);
     let b_hh = t(v(H, 0.2), &[H]);
-    let upstream = t(v(B * T * H, 1.0), &[B, T, H]);
+    let upstream = t(v(b * T * H, 1.0), &[b, T, H]);
     let mut r2 = Stream::seeded(seed ^ 0xabc);
     let keep: Vec<bool> = (0..H * H).map(|k| k / H != k % H && r2.uniform01() < 0.48).collect();
     // Weights are 0 off the topology, as in the layer.
@@ -44,6 +51,7 @@ fn case(seed: u64) -> Case {
         .collect();
     let mask = Arc::new(TileMap::from_bools(&keep, H, H, TileSize::CPU_DEFAULT).unwrap());
     Case {
+        b,
         x,
         w_ih,
         b_ih,
@@ -56,12 +64,12 @@ fn case(seed: u64) -> Case {
 }
 
 /// The layer's former per-step forward.
-fn unfused(g: &Graph, p: &[Var], mask: &Arc<TileMap>, act: RnnActivation) -> Var {
+fn unfused(g: &Graph, p: &[Var], b: usize, mask: &Arc<TileMap>, act: RnnActivation) -> Var {
     let (x, w_ih, b_ih, w_hh, b_hh) = (p[0], p[1], p[2], p[3], p[4]);
     let mut h: Option<Var> = None;
     let mut states = Vec::new();
     for step in 0..T {
-        let xt = g.reshape(&g.slice(&x, 1, step, step + 1).unwrap(), &[B, I]).unwrap();
+        let xt = g.reshape(&g.slice(&x, 1, step, step + 1).unwrap(), &[b, I]).unwrap();
         let mut pre = g.add(&g.matmul(&xt, &w_ih).unwrap(), &b_ih).unwrap();
         if let Some(prev) = &h {
             pre = g.add(&pre, &g.masked_matmul(prev, &w_hh, mask).unwrap()).unwrap();
@@ -71,7 +79,7 @@ fn unfused(g: &Graph, p: &[Var], mask: &Arc<TileMap>, act: RnnActivation) -> Var
             RnnActivation::Relu => g.relu(&pre).unwrap(),
             RnnActivation::Tanh => g.tanh(&pre).unwrap(),
         };
-        states.push(g.reshape(&next, &[B, 1, H]).unwrap());
+        states.push(g.reshape(&next, &[b, 1, H]).unwrap());
         h = Some(next);
     }
     g.concat(&states, 1).unwrap()
@@ -88,7 +96,7 @@ fn run(c: &Case, act: RnnActivation, fused: bool) -> (Vec<f32>, Vec<Vec<f32>>) {
         g.elman_sequence(&p[0], &p[1], &p[2], &p[3], &p[4], Some(&c.mask), act)
             .unwrap()
     } else {
-        unfused(&g, &p, &c.mask, act)
+        unfused(&g, &p, c.b, &c.mask, act)
     };
     let grads = g.backward_with(&y, c.upstream.clone()).unwrap();
     let gs = p.iter().map(|v| grads.slice(v).unwrap().to_vec()).collect();
@@ -110,8 +118,13 @@ fn assert_close(name: &str, got: &[f32], want: &[f32]) {
 #[test]
 fn fused_equals_the_unfused_composition_for_relu_and_tanh() {
     let names = ["dx", "dw_ih", "db_ih", "dw_hh", "db_hh"];
-    for act in [RnnActivation::Relu, RnnActivation::Tanh] {
-        let c = case(7);
+    for (act, b) in [
+        (RnnActivation::Relu, B),
+        (RnnActivation::Tanh, B),
+        (RnnActivation::Relu, WIDE_B),
+        (RnnActivation::Tanh, WIDE_B),
+    ] {
+        let c = case_with_batch(7, b);
         let (y_f, g_f) = run(&c, act, true);
         let (y_u, g_u) = run(&c, act, false);
         assert_close(&format!("{act:?} h"), &y_f, &y_u);
@@ -192,4 +205,16 @@ fn wrong_shapes_are_typed_errors() {
         g.elman_sequence(&x, &w_ih, &b, &w_hh, &b, Some(&small), act),
         Err(bioautograd::Error::ShapeMismatch { .. })
     ));
+}
+
+#[test]
+fn results_do_not_depend_on_the_number_of_threads() {
+    // Two threads split the batch into two independent recurrences; every sum over the batch
+    // is taken afterwards, so the results are bit-identical to one thread.
+    let c = case_with_batch(5, WIDE_B);
+    let on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| run(&c, RnnActivation::Relu, true))
+    };
+    assert_eq!(on(1), on(2));
 }

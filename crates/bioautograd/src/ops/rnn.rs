@@ -25,7 +25,10 @@
 //! and its bit-pattern handling costs more than the skipped work. Backward keeps one
 //! time-major `dz` buffer; `dW_hh` is one masked GEMM (`masked_matmul_dw`, only the support is
 //! computed) over all steps, `dW_ih` and `dX` one GEMM each. Nothing is allocated per step and
-//! no per-step nodes are recorded. The GEMMs run on the current rayon pool (`biokernels`).
+//! no per-step nodes are recorded. With more than one rayon thread (and `B >= 32`) the batch
+//! is split in two halves whose recurrences (forward loop and BPTT loop) run in parallel: batch
+//! rows never interact, and every sum over the batch (`dW`, `db`) is taken afterwards on the
+//! full buffers, so results are bit-identical for any thread count (tested).
 //! The results equal the unfused composition (`matmul`, `masked_matmul`, `add`, `relu`/`tanh`,
 //! `concat`) up to f32 summation order.
 //!
@@ -109,6 +112,111 @@ fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
 }
 
+/// The batch rows of each part: two halves when the pool has more than one thread and the
+/// batch is large enough, else one part. Each part runs its whole recurrence independently
+/// (batch rows never interact), and every sum over the batch is taken afterwards on the full
+/// buffers, so the results do not depend on the split.
+fn batch_parts(b: usize) -> Vec<std::ops::Range<usize>> {
+    if rayon::current_num_threads() > 1 && b >= 32 {
+        vec![0..b / 2, b / 2..b]
+    } else {
+        std::iter::once(0..b).collect()
+    }
+}
+
+/// Rows `rows` of every step of a time-major `(T, B, H)` buffer, as a `(T, rows, H)` copy.
+fn gather_rows<T: Float>(full: &[T], steps: usize, b: usize, h: usize, rows: &std::ops::Range<usize>) -> Vec<T> {
+    let bk = rows.len();
+    let mut out = Vec::with_capacity(steps * bk * h);
+    for t in 0..steps {
+        out.extend_from_slice(&full[(t * b + rows.start) * h..(t * b + rows.end) * h]);
+    }
+    debug_assert_eq!(out.len(), steps * bk * h);
+    out
+}
+
+/// The inverse of [`gather_rows`].
+fn scatter_rows<T: Float>(part: &[T], full: &mut [T], steps: usize, b: usize, h: usize, rows: &std::ops::Range<usize>) {
+    let bk = rows.len();
+    for t in 0..steps {
+        full[(t * b + rows.start) * h..(t * b + rows.end) * h].copy_from_slice(&part[t * bk * h..(t + 1) * bk * h]);
+    }
+}
+
+/// Runs `f` on every part (in parallel with two parts) and returns the results in order.
+fn for_parts<R: Send>(
+    parts: &[std::ops::Range<usize>],
+    f: impl Fn(&std::ops::Range<usize>) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    match parts {
+        [a, b] => {
+            let (ra, rb) = rayon::join(|| f(a), || f(b));
+            Ok(vec![ra?, rb?])
+        }
+        _ => parts.iter().map(f).collect(),
+    }
+}
+
+/// The forward recurrence on a time-major `(T, bk, H)` buffer that holds the input
+/// projections: adds the bias and the recurrent product and applies the nonlinearity in place.
+#[allow(clippy::too_many_arguments)]
+fn recur_forward<T: Float>(
+    hs: &mut [T],
+    steps: usize,
+    bk: usize,
+    h: usize,
+    bias: &[T],
+    w_rec: &[T],
+    activation: RnnActivation,
+) -> Result<()> {
+    let bh = bk * h;
+    for t in 0..steps {
+        let (done, rest) = hs.split_at_mut(t * bh);
+        let z = &mut rest[..bh];
+        for row in z.chunks_exact_mut(h) {
+            row.iter_mut().zip(bias).for_each(|(v, &c)| *v += c);
+        }
+        if t > 0 {
+            T::mm_into(&done[(t - 1) * bh..], w_rec, None, z, true, bk, h, h)?;
+        }
+        z.iter_mut().for_each(|v| *v = activation.apply(*v));
+    }
+    Ok(())
+}
+
+/// BPTT over the batch rows `rows`: `upstream` is the op's whole `(B, T, H)` output gradient,
+/// `hs` the part's time-major `(T, bk, H)` states; returns the part's `dz_t` (block `t`).
+#[allow(clippy::too_many_arguments)]
+fn recur_backward<T: Float>(
+    upstream: &[T],
+    rows: &std::ops::Range<usize>,
+    hs: &[T],
+    steps: usize,
+    h: usize,
+    w_rec: &[T],
+    activation: RnnActivation,
+) -> Result<Vec<T>> {
+    let bk = rows.len();
+    let bh = bk * h;
+    // Block t first receives δ_{t+1} (written by step t+1), then becomes dz_t.
+    let mut dz = vec![T::ZERO; steps * bh];
+    for t in (0..steps).rev() {
+        let (before, rest) = dz.split_at_mut(t * bh);
+        let dzt = &mut rest[..bh];
+        for (k, s) in rows.clone().enumerate() {
+            let g = &upstream[(s * steps + t) * h..(s * steps + t + 1) * h];
+            let ht = &hs[t * bh + k * h..t * bh + (k + 1) * h];
+            for ((d, &gv), &hv) in dzt[k * h..(k + 1) * h].iter_mut().zip(g).zip(ht) {
+                *d = (*d + gv) * activation.derivative_from_output(hv);
+            }
+        }
+        if t > 0 {
+            T::mm_da_into(dzt, w_rec, None, &mut before[(t - 1) * bh..], bk, h, h)?;
+        }
+    }
+    Ok(dz)
+}
+
 /// `(a, b, c)` row-major → `(b, a, c)` row-major.
 fn swap_leading<T: Float>(src: &[T], a: usize, b: usize, c: usize) -> Vec<T> {
     let mut out = vec![T::ZERO; src.len()];
@@ -190,16 +298,17 @@ impl<T: Float> Graph<T> {
         let wih_s = wih.as_slice()?;
         on_pool(|| -> Result<()> {
             T::mm_into(&x_tm, wih_s, None, &mut hs, false, steps * b, i, h)?;
-            for t in 0..steps {
-                let (done, rest) = hs.split_at_mut(t * bh);
-                let z = &mut rest[..bh];
-                for row in z.chunks_exact_mut(h) {
-                    row.iter_mut().zip(&bias).for_each(|(v, &c)| *v += c);
-                }
-                if t > 0 {
-                    T::mm_into(&done[(t - 1) * bh..], &w_rec, None, z, true, b, h, h)?;
-                }
-                z.iter_mut().for_each(|v| *v = activation.apply(*v));
+            let parts = batch_parts(b);
+            if parts.len() == 1 {
+                return recur_forward(&mut hs, steps, b, h, &bias, &w_rec, activation);
+            }
+            let done = for_parts(&parts, |rows| {
+                let mut part = gather_rows(&hs, steps, b, h, rows);
+                recur_forward(&mut part, steps, rows.len(), h, &bias, &w_rec, activation)?;
+                Ok(part)
+            })?;
+            for (rows, part) in parts.iter().zip(&done) {
+                scatter_rows(part, &mut hs, steps, b, h, rows);
             }
             Ok(())
         })?;
@@ -211,23 +320,21 @@ impl<T: Float> Graph<T> {
             &[*x, *w_ih, *b_ih, *w_hh, *b_hh],
             move |g, needs| {
                 on_pool(|| {
-                    // dz, time-major; block t first holds δ_{t+1} (from the step after), then dz_t.
-                    let mut dz = vec![T::ZERO; steps * bh];
-                    for t in (0..steps).rev() {
-                        let (before, rest) = dz.split_at_mut(t * bh);
-                        let dzt = &mut rest[..bh];
-                        let ht = &hs[t * bh..(t + 1) * bh];
-                        for s in 0..b {
-                            let gy = &g[(s * steps + t) * h..(s * steps + t + 1) * h];
-                            let (d, hh) = (&mut dzt[s * h..(s + 1) * h], &ht[s * h..(s + 1) * h]);
-                            for ((d, &gy), &hv) in d.iter_mut().zip(gy).zip(hh) {
-                                *d = (*d + gy) * activation.derivative_from_output(hv);
-                            }
+                    // dz, time-major (T, B, H), by BPTT per part.
+                    let parts = batch_parts(b);
+                    let dz = if parts.len() == 1 {
+                        recur_backward(g, &(0..b), &hs, steps, h, &w_rec, activation)?
+                    } else {
+                        let done = for_parts(&parts, |rows| {
+                            let hs_part = gather_rows(&hs, steps, b, h, rows);
+                            recur_backward(g, rows, &hs_part, steps, h, &w_rec, activation)
+                        })?;
+                        let mut dz = vec![T::ZERO; steps * b * h];
+                        for (rows, part) in parts.iter().zip(&done) {
+                            scatter_rows(part, &mut dz, steps, b, h, rows);
                         }
-                        if t > 0 {
-                            T::mm_da_into(dzt, &w_rec, None, &mut before[(t - 1) * bh..], b, h, h)?;
-                        }
-                    }
+                        dz
+                    };
                     let dx = if needs[0] {
                         let mut dx_tm = vec![T::ZERO; steps * b * i];
                         T::mm_da_into(&dz, wih_keep.as_slice()?, None, &mut dx_tm, steps * b, i, h)?;
