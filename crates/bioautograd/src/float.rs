@@ -76,6 +76,39 @@ pub trait Float:
     fn mm_da(dy: &[Self], b: &[Self], mask: Option<&TileMap>, m: usize, k: usize, n: usize) -> Result<Vec<Self>>;
     /// `dB = (Aᵀ · dY) ⊙ M`: `a (m, k)`, `dy (m, n)` → `(k, n)`.
     fn mm_db(a: &[Self], dy: &[Self], mask: Option<&TileMap>, m: usize, k: usize, n: usize) -> Result<Vec<Self>>;
+    /// [`Float::mm`] into a caller's buffer `c (m, n)`: overwrites it, or adds to it when
+    /// `accumulate` (no allocation; the fused ops reuse their buffers across steps).
+    #[allow(clippy::too_many_arguments)]
+    fn mm_into(
+        a: &[Self],
+        b: &[Self],
+        mask: Option<&TileMap>,
+        c: &mut [Self],
+        accumulate: bool,
+        m: usize,
+        k: usize,
+        n: usize,
+    ) -> Result<()>;
+    /// [`Float::mm_da`] into `c (m, k)` (overwritten).
+    fn mm_da_into(
+        dy: &[Self],
+        b: &[Self],
+        mask: Option<&TileMap>,
+        c: &mut [Self],
+        m: usize,
+        k: usize,
+        n: usize,
+    ) -> Result<()>;
+    /// [`Float::mm_db`] into `c (k, n)` (overwritten; exactly 0 off the mask).
+    fn mm_db_into(
+        a: &[Self],
+        dy: &[Self],
+        mask: Option<&TileMap>,
+        c: &mut [Self],
+        m: usize,
+        k: usize,
+        n: usize,
+    ) -> Result<()>;
     /// Convolution or transposed-convolution forward, without bias (layer input `x`, weight
     /// `w`, see [`crate::ops::conv`]).
     fn conv_forward(geom: &ConvGeometry, x: &[Self], w: &[Self], mask: Option<&ConvMask>) -> Result<Vec<Self>>;
@@ -154,6 +187,59 @@ impl Float for f32 {
         Ok(c)
     }
 
+    fn mm_into(
+        a: &[f32],
+        b: &[f32],
+        mask: Option<&TileMap>,
+        c: &mut [f32],
+        accumulate: bool,
+        m: usize,
+        k: usize,
+        n: usize,
+    ) -> Result<()> {
+        let beta = if accumulate { Beta::One } else { Beta::Zero };
+        let (a, b, cm) = (MatRef::new(a, m, k)?, MatRef::new(b, k, n)?, MatMut::new(c, m, n)?);
+        match mask {
+            None => biokernels::matmul(a, b, cm, beta)?,
+            Some(t) => biokernels::masked_matmul(a, b, t, cm, beta)?,
+        }
+        Ok(())
+    }
+
+    fn mm_da_into(
+        dy: &[f32],
+        b: &[f32],
+        mask: Option<&TileMap>,
+        c: &mut [f32],
+        m: usize,
+        k: usize,
+        n: usize,
+    ) -> Result<()> {
+        let (dy, b, cm) = (MatRef::new(dy, m, n)?, MatRef::new(b, k, n)?, MatMut::new(c, m, k)?);
+        match mask {
+            None => biokernels::matmul_nt(dy, b, cm, Beta::Zero)?,
+            Some(t) => biokernels::masked_matmul_dx(dy, b, t, cm, Beta::Zero)?,
+        }
+        Ok(())
+    }
+
+    fn mm_db_into(
+        a: &[f32],
+        dy: &[f32],
+        mask: Option<&TileMap>,
+        c: &mut [f32],
+        m: usize,
+        k: usize,
+        n: usize,
+    ) -> Result<()> {
+        let (a, dy, cm) = (MatRef::new(a, m, k)?, MatRef::new(dy, m, n)?, MatMut::new(c, k, n)?);
+        match mask {
+            None => biokernels::matmul_tn(a, dy, cm, Beta::Zero)?,
+            Some(t) => biokernels::masked_matmul_dw(a, dy, t, cm, Beta::Zero)?,
+        }
+        Ok(())
+    }
+
     fn conv_forward(geom: &ConvGeometry, x: &[f32], w: &[f32], mask: Option<&ConvMask>) -> Result<Vec<f32>> {
         use biokernels::conv;
         Ok(match geom {
@@ -201,6 +287,14 @@ impl Float for f32 {
             }
         })
     }
+}
+
+/// The f64 products' output-buffer check (the f32 ones go through `MatMut::new`).
+fn check_out(len: usize, rows: usize, cols: usize) -> Result<()> {
+    if len != rows * cols {
+        return Err(biokernels::Error::BufferSize { rows, cols, len }.into());
+    }
+    Ok(())
 }
 
 /// `true` when entry `(r, c)` of the optional mask is kept.
@@ -262,6 +356,52 @@ impl Float for f64 {
             }
         }
         Ok(c)
+    }
+
+    fn mm_into(
+        a: &[f64],
+        b: &[f64],
+        mask: Option<&TileMap>,
+        c: &mut [f64],
+        accumulate: bool,
+        m: usize,
+        k: usize,
+        n: usize,
+    ) -> Result<()> {
+        let y = Self::mm(a, b, mask, m, k, n)?;
+        check_out(c.len(), m, n)?;
+        for (c, y) in c.iter_mut().zip(y) {
+            *c = if accumulate { *c + y } else { y };
+        }
+        Ok(())
+    }
+
+    fn mm_da_into(
+        dy: &[f64],
+        b: &[f64],
+        mask: Option<&TileMap>,
+        c: &mut [f64],
+        m: usize,
+        k: usize,
+        n: usize,
+    ) -> Result<()> {
+        check_out(c.len(), m, k)?;
+        c.copy_from_slice(&Self::mm_da(dy, b, mask, m, k, n)?);
+        Ok(())
+    }
+
+    fn mm_db_into(
+        a: &[f64],
+        dy: &[f64],
+        mask: Option<&TileMap>,
+        c: &mut [f64],
+        m: usize,
+        k: usize,
+        n: usize,
+    ) -> Result<()> {
+        check_out(c.len(), k, n)?;
+        c.copy_from_slice(&Self::mm_db(a, dy, mask, m, k, n)?);
+        Ok(())
     }
 
     fn conv_forward(geom: &ConvGeometry, x: &[f64], w: &[f64], mask: Option<&ConvMask>) -> Result<Vec<f64>> {

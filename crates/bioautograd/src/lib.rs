@@ -54,4 +54,5 @@ pub use graph::{Gradients, Graph, Mode, ParamId, Var};
 pub use ops::batch_norm::BatchNormState;
 pub use ops::conv::{Conv2dOptions, ConvGeometry, ConvMask, Padding};
 pub use ops::pool::Pool2d;
+pub use ops::rnn::RnnActivation;
 pub use tensor::{Device, Storage, Tensor};

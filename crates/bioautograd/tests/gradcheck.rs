@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use bioautograd::{
-    BatchNormState, Conv2dOptions, ConvMask, Graph, Mode, Padding, Pool2d, Result, Tensor, TileMap, TileSize, Var,
+    BatchNormState, Conv2dOptions, ConvMask, Graph, Mode, Padding, Pool2d, Result, RnnActivation, Tensor, TileMap,
+    TileSize, Var,
 };
 use biorng::Stream;
 
@@ -122,6 +123,33 @@ fn masked_matmul_gradient_lives_on_the_support() {
     let dw = g.backward(&s).unwrap().get(&w).unwrap().to_vec().unwrap();
     for (i, (&d, &kp)) in dw.iter().zip(&keep).enumerate() {
         assert_eq!(d == 0.0, !kp, "dW[{i}] = {d}, mask {kp}");
+    }
+}
+
+#[test]
+fn fused_elman_sequence_with_a_sparse_mask() {
+    let mut r = rng();
+    let (b, t, i, h) = (2, 4, 3, 5);
+    let keep: Vec<bool> = (0..h * h).map(|_| r.uniform01() < 0.5).collect();
+    let mask = Arc::new(TileMap::from_bools(&keep, h, h, TileSize::square(2)).unwrap());
+    for act in [RnnActivation::Tanh, RnnActivation::Relu] {
+        let m2 = mask.clone();
+        // Small weights and biases away from 0 keep the relu pre-activations off the kink.
+        let scaled = |r: &mut Stream, shape: &[usize], s: f64| {
+            let t = randn(r, shape);
+            Tensor::from_vec(t.as_slice().unwrap().iter().map(|v| v * s).collect(), shape).unwrap()
+        };
+        check(
+            &format!("elman_sequence {act:?}"),
+            vec![
+                randn(&mut r, &[b, t, i]),
+                scaled(&mut r, &[i, h], 0.5),
+                away_from_zero(&mut r, &[h], 0.3),
+                scaled(&mut r, &[h, h], 0.5),
+                away_from_zero(&mut r, &[h], 0.3),
+            ],
+            &move |g, x| g.elman_sequence(&x[0], &x[1], &x[2], &x[3], &x[4], Some(&m2), act),
+        );
     }
 }
 

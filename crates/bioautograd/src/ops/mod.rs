@@ -14,6 +14,7 @@
 //! | [`dropout`] | `dropout` |
 //! | [`batch_norm`] | `batch_norm2d` |
 //! | [`conv`] | `conv2d`, `conv_transpose2d` (masked or not; biokernels) |
+//! | [`rnn`] | `elman_sequence` (a whole masked Elman recurrence with its BPTT, one node) |
 
 pub mod activation;
 pub mod batch_norm;
@@ -24,5 +25,6 @@ pub mod loss;
 pub mod matmul;
 pub mod pool;
 pub mod reduce;
+pub mod rnn;
 pub mod shape_ops;
 pub mod softmax;

@@ -1,8 +1,10 @@
 //! `ElmanRnn`: a bio-instantiated recurrent layer with a fixed topology and a linear readout.
 //!
 //! `h_t = act(x_t·W_ih + b_ih + h_{t-1}·(W_hh ⊙ M) + b_hh)`, `h_0 = 0`, `ŷ_t = h_t·W_out + b_out`.
-//! `M` (hidden × hidden, row = source neuron, column = target neuron) is the topology: the
-//! recurrent product runs through the tile-skipping masked GEMM, so gradients at absent
+//! `M` (hidden × hidden, row = source neuron, column = target neuron) is the topology. The
+//! whole recurrence is one fused op ([`Graph::elman_sequence`]: forward over all steps and
+//! BPTT inside, no per-step tape nodes); its recurrent weight gradient is computed only on the
+//! topology's support (masked GEMM), so gradients at absent
 //! connections are exactly zero and the topology survives training (upstream zeroes
 //! `weight_hh_l0.grad` at `W == 0` after every backward; with no weight decay both leave those
 //! entries at exactly 0).
@@ -19,7 +21,7 @@
 
 use std::sync::Arc;
 
-use bioautograd::{Graph, Tensor, TileMap, TileSize, Var};
+use bioautograd::{Graph, RnnActivation, Tensor, TileMap, TileSize, Var};
 use biorng::Stream;
 use serde::{Deserialize, Serialize};
 
@@ -362,7 +364,7 @@ impl Module for ElmanRnn {
                 "an RNN takes (batch, T, features)",
             ));
         }
-        let (b, t, f) = (shape[0], shape[1], shape[2]);
+        let (b, t) = (shape[0], shape[1]);
         let (w_ih, b_ih, w_hh, b_hh) = (
             self.w_ih.bind(g),
             self.b_ih.bind(g),
@@ -370,23 +372,14 @@ impl Module for ElmanRnn {
             self.b_hh.bind(g),
         );
         let (w_out, b_out) = (self.w_out.bind(g), self.b_out.bind(g));
-        let mut h: Option<Var> = None;
-        let mut states = Vec::with_capacity(t);
-        for step in 0..t {
-            let xt = g.reshape(&g.slice(x, 1, step, step + 1)?, &[b, f])?;
-            let mut pre = g.add(&g.matmul(&xt, &w_ih)?, &b_ih)?;
-            if let Some(prev) = &h {
-                pre = g.add(&pre, &g.masked_matmul(prev, &w_hh, &self.topology)?)?;
-            }
-            pre = g.add(&pre, &b_hh)?;
-            let next = match self.nonlinearity {
-                RnnNonlinearity::Relu => g.relu(&pre)?,
-                RnnNonlinearity::Tanh => g.tanh(&pre)?,
-            };
-            states.push(g.reshape(&next, &[b, 1, self.hidden])?);
-            h = Some(next);
-        }
-        let all = g.reshape(&g.concat(&states, 1)?, &[b * t, self.hidden])?;
+        let activation = match self.nonlinearity {
+            RnnNonlinearity::Relu => RnnActivation::Relu,
+            RnnNonlinearity::Tanh => RnnActivation::Tanh,
+        };
+        // One fused node for the whole recurrence (forward and BPTT); a frozen `W_hh` is an
+        // input of the graph, so no dW_hh is computed.
+        let states = g.elman_sequence(x, &w_ih, &b_ih, &w_hh, &b_hh, Some(&self.topology), activation)?;
+        let all = g.reshape(&states, &[b * t, self.hidden])?;
         Ok(g.add(&g.matmul(&all, &w_out)?, &b_out)?)
     }
     fn params(&self) -> Vec<&Param> {
