@@ -63,8 +63,8 @@ impl RnnMemoryConfig {
             rand_partition: true,
             pattern_length: 5,
             trials: 500,
-            epochs: if full { 500 } else { 150 },
-            runs: if full { 5 } else { 3 },
+            epochs: if full { 500 } else { 300 },
+            runs: 10,
             batch_size: 128,
             lr: 1e-4,
             seed,
@@ -103,7 +103,7 @@ fn batches(ds: &Dataset, size: usize) -> Vec<(Vec<f32>, Vec<f32>, usize)> {
     (0..ds.len()).step_by(size.max(1)).map(|s| ds.batch(s, size)).collect()
 }
 
-/// Runs the comparison (`long`: 500 epochs × 5 runs instead of 150 × 3) and writes the results
+/// Runs the comparison (300 epochs × 10 runs per topology; `long`: 500 epochs) and writes the results
 /// folder of `opts`.
 pub fn rnn_memory(opts: &ReproduceOptions, long: bool) -> Result<Vec<SettingResult>> {
     let cfg = RnnMemoryConfig::new(long, opts.seed);
