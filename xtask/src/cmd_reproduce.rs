@@ -42,7 +42,7 @@ pub struct ReproduceArgs {
     /// Combined (default: Standard,Gabor).
     #[arg(long, value_delimiter = ',')]
     pub convolution: Vec<String>,
-    /// bionet: base network, all-cnn or vgg16.
+    /// bionet: base network, all-cnn, vgg16 or resnet50.
     #[arg(long, default_value = "all-cnn")]
     pub base: String,
     /// bionet: retinal bottleneck of N channels in front of the first layer.

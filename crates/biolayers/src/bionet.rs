@@ -1,4 +1,4 @@
-//! BioNet's networks: a base (ALL-CNN-C or VGG-16) whose first convolution is replaceable by a
+//! BioNet's networks: a base (ALL-CNN-C, VGG-16 or ResNet-50) whose first convolution is replaceable by a
 //! fixed filter bank, with the optional retinal bottleneck in front and an optional recurrent
 //! (ConvLSTM) first stage.
 //!
@@ -23,6 +23,15 @@
 //! * **VGG-16** (Keras, `weights=None`): 3×3 same ReLU convs 64×2, 128×2, 256×3, 512×3, 512×3,
 //!   2×2 max-pool after each block; flatten (channels last); dense 4096, 4096 (ReLU),
 //!   `classes`. The input side must be divisible by 32.
+//! * **ResNet-50** (Keras `ResNet50` v1, `weights=None`, upstream's `BioResNet50`): stem
+//!   `ZeroPad(3) → Conv(64, 7×7, stride 2) → BN → ReLU → ZeroPad(1) → MaxPool(3×3, stride 2)`;
+//!   stages of [`BottleneckConfig`] blocks `[3, 4, 6, 3]` with `f = 64, 128, 256, 512` (outputs
+//!   `4f`), the first block of each stage with a projection shortcut and stride 2 (stride 1 in
+//!   the first stage); global average pooling; dense `classes` (logits). Batch-norm ε 1.001e-5.
+//!   With a bank (upstream's bio stem) the stem convolution is replaced by
+//!   `ZeroPad(3) → bank (valid, stride 1, ReLU)`, followed by the same BN → ReLU → pool; the
+//!   bank's side must be at most `s + 6`. Any input side works (32 → 16 → 8 → 8, 4, 2, 1 with
+//!   the learned stem).
 //!
 //! Kernels Glorot-uniform, biases zero (the Keras defaults).
 //!
@@ -36,8 +45,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{invalid, Result};
 use crate::filters::{FilterBankConfig, FilterBankLayer, FilterBankSpec};
 use crate::layers::{
-    Activation, Conv2dConfig, ConvLstmConfig, DenseConfig, FlattenChannelsLast, MaxPool2d, Module, PaddingConfig,
-    Sequential,
+    Activation, BatchNorm2d, BottleneckConfig, Conv2dConfig, ConvLstmConfig, DenseConfig, FlattenChannelsLast,
+    MaxPool2d, Module, PaddingConfig, Sequential, KERAS_BN_MOMENTUM, KERAS_RESNET_BN_EPS,
 };
 
 /// The base network.
@@ -48,14 +57,17 @@ pub enum Base {
     AllCnn,
     /// VGG-16.
     Vgg16,
+    /// ResNet-50 (v1, Keras `applications.ResNet50`).
+    Resnet50,
 }
 
 impl Base {
-    /// Upstream's name (`ALL-CNN`, `VGG-16`).
+    /// Upstream's name (`ALL-CNN`, `VGG-16`, `ResNet50`).
     pub fn label(self) -> &'static str {
         match self {
             Base::AllCnn => "ALL-CNN",
             Base::Vgg16 => "VGG-16",
+            Base::Resnet50 => "ResNet50",
         }
     }
 }
@@ -66,7 +78,8 @@ impl std::str::FromStr for Base {
         match s.to_ascii_lowercase().replace('_', "-").as_str() {
             "all-cnn" | "allcnn" | "all-cnn-c" => Ok(Base::AllCnn),
             "vgg16" | "vgg-16" => Ok(Base::Vgg16),
-            _ => Err(invalid("base", s, "expected all-cnn or vgg16")),
+            "resnet50" | "resnet-50" | "resnet" => Ok(Base::Resnet50),
+            _ => Err(invalid("base", s, "expected all-cnn, vgg16 or resnet50")),
         }
     }
 }
@@ -209,11 +222,31 @@ impl BioNetConfig {
         }
         let first_width = match self.base {
             Base::AllCnn => self.width(96),
-            Base::Vgg16 => self.width(64),
+            Base::Vgg16 | Base::Resnet50 => self.width(64),
         };
-        let bank = |spec: &FilterBankSpec, cin: usize| -> Result<FilterBankLayer> {
+        let resnet = self.base == Base::Resnet50;
+        // ResNet's bio stem pads by 3 and filters with a valid, stride-1 bank (upstream's
+        // BioResNet50); the other bases keep the map size (`same`).
+        let bank_padding = |spec: &FilterBankSpec| -> Result<PaddingConfig> {
+            if !resnet {
+                return Ok(same);
+            }
+            if spec.ksize() > self.input_size + 6 {
+                return Err(invalid(
+                    "filter bank size",
+                    spec.ksize(),
+                    format!(
+                        "the ResNet-50 bio stem needs at most input size + 6 = {}",
+                        self.input_size + 6
+                    ),
+                ));
+            }
+            Ok(PaddingConfig::Explicit([3; 4]))
+        };
+        let bank = |spec: &FilterBankSpec, cin: usize, padding: PaddingConfig| -> Result<FilterBankLayer> {
             FilterBankConfig {
                 trainable: self.bank_trainable && self.bottleneck.is_some(),
+                padding,
                 ..FilterBankConfig::new(spec.clone(), cin)
             }
             .init()
@@ -222,6 +255,11 @@ impl BioNetConfig {
         match (&self.front, self.recurrent) {
             (FrontEnd::Standard, Recurrent::UpstreamOneStep) => {
                 seq = seq.push(ConvLstmConfig::new(channels, first_width, (3, 3), 1).init(rng)?);
+                channels = first_width;
+            }
+            (FrontEnd::Standard, _) if resnet => {
+                // ZeroPadding2D(3) + Conv2D(64, 7, strides=2); BN and ReLU follow in the body.
+                seq = seq.push(conv(channels, first_width, 7, 2, PaddingConfig::Explicit([3; 4]), rng)?);
                 channels = first_width;
             }
             (FrontEnd::Standard, _) => {
@@ -236,7 +274,7 @@ impl BioNetConfig {
                 channels = spec.channels();
             }
             (FrontEnd::Bank(spec), _) => {
-                seq = seq.push(bank(spec, channels)?);
+                seq = seq.push(bank(spec, channels, bank_padding(spec)?)?);
                 channels = spec.channels();
             }
             (FrontEnd::Combined { dog, gabor }, recurrent) => {
@@ -244,9 +282,9 @@ impl BioNetConfig {
                     let k = dog.ksize();
                     seq = seq.push(ConvLstmConfig::new(channels, dog.channels(), (k, k), 1).init(rng)?);
                 } else {
-                    seq = seq.push(bank(dog, channels)?);
+                    seq = seq.push(bank(dog, channels, bank_padding(dog)?)?);
                 }
-                seq = seq.push(bank(gabor, dog.channels())?);
+                seq = seq.push(bank(gabor, dog.channels(), same)?);
                 channels = gabor.channels();
             }
         }
@@ -259,7 +297,35 @@ impl BioNetConfig {
         match self.base {
             Base::AllCnn => self.all_cnn_body(seq, channels, rng),
             Base::Vgg16 => self.vgg16_body(seq, channels, rng),
+            Base::Resnet50 => self.resnet50_body(seq, channels, rng),
         }
+    }
+
+    /// Everything after the stem convolution (or the bank that replaces it): BN, ReLU, the
+    /// 3×3/2 max-pool, the four bottleneck stages, global average pooling and the dense head.
+    fn resnet50_body(&self, seq: Sequential, cin: usize, rng: &mut Stream) -> Result<Sequential> {
+        let stem_bn = BatchNorm2d::new(cin)?.with_eps_momentum(KERAS_RESNET_BN_EPS, KERAS_BN_MOMENTUM)?;
+        // ZeroPadding2D(1) + MaxPooling2D(3, strides=2): the input is a ReLU output (>= 0), so
+        // zero padding inside the pool gives the same maxima.
+        let pool = Pool2d::new(3).with_stride(2, 2).with_padding(1, 1);
+        let mut seq = seq.push(stem_bn).push(Activation::Relu).push(MaxPool2d(pool));
+        let mut c = cin;
+        // (filters, blocks, stride of the first block): Keras' stack1 calls of ResNet50.
+        for (filters, blocks, stride) in [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)] {
+            let f = self.width(filters);
+            for b in 0..blocks {
+                let block = if b == 0 {
+                    BottleneckConfig::new(c, f, stride, true)
+                } else {
+                    BottleneckConfig::new(c, f, 1, false)
+                };
+                c = block.out_channels();
+                seq = seq.push(block.init(rng)?);
+            }
+        }
+        Ok(seq
+            .push(GlobalAvgPool)
+            .push(DenseConfig::new(c, self.classes).init(rng)?))
     }
 
     fn all_cnn_body(&self, mut seq: Sequential, cin: usize, rng: &mut Stream) -> Result<Sequential> {

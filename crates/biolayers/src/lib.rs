@@ -18,8 +18,9 @@
 //!   dropout, pooling, batch-norm, flatten, `Sequential`.
 //! * [`train`]: one optimisation step on the tape, prediction, model parameter files.
 //! * [`filters`]: BioNet's fixed first-layer filter banks (Gabor, DoG, Low-pass) and the frozen
-//!   layer that holds them; [`bionet`]: ALL-CNN-C / VGG-16 with a replaceable first layer, the
-//!   retinal bottleneck and a ConvLSTM first stage ([`layers::ConvLstm`]).
+//!   layer that holds them; [`bionet`]: ALL-CNN-C / VGG-16 / ResNet-50 with a replaceable first
+//!   layer, the retinal bottleneck and a ConvLSTM first stage ([`layers::ConvLstm`]); skip
+//!   connections ([`layers::Residual`], [`layers::BottleneckConfig`]).
 
 pub mod bio;
 pub mod bionet;

@@ -4,9 +4,12 @@
 use bioautograd::{Conv2dOptions, Graph, Padding, Tensor, Var};
 use biolayers::bionet::{Base, BioNetConfig, FrontEnd, Recurrent};
 use biolayers::filters::{DogParams, FilterBankSpec, GaborParams};
-use biolayers::layers::{conv_lstm_forward, ConvLstmConfig, Module};
+use biolayers::init::Initializer;
+use biolayers::layers::{
+    conv_lstm_forward, BottleneckConfig, Conv2dConfig, ConvLstmConfig, Module, Residual, Sequential,
+};
 use biolayers::optim::OptimizerConfig;
-use biolayers::train::{predict, train_step};
+use biolayers::train::{load_params, predict, save_params, train_step};
 use biorng::Stream;
 
 fn gabor9() -> FilterBankSpec {
@@ -121,7 +124,10 @@ fn bad_configs_are_errors() {
         ..small(Base::AllCnn, FrontEnd::Standard, 32)
     };
     assert!(steps.build(&mut rng).is_err());
-    assert!("resnet".parse::<Base>().is_err());
+    assert!("resnet18".parse::<Base>().is_err());
+    assert_eq!("resnet50".parse::<Base>().unwrap(), Base::Resnet50);
+    assert_eq!("ResNet-50".parse::<Base>().unwrap(), Base::Resnet50);
+    assert_eq!(Base::Resnet50.label(), "ResNet50"); // model names: Gabor_ResNet50
     assert_eq!("vgg16".parse::<Base>().unwrap(), Base::Vgg16);
     assert!(ConvLstmConfig::new(1, 2, (3, 3), 0).init(&mut rng).is_err());
 }
@@ -212,4 +218,196 @@ fn conv_lstm_gradients_match_finite_differences_in_f64() {
             );
         }
     }
+}
+
+fn combined9() -> FrontEnd {
+    FrontEnd::Combined {
+        dog: FilterBankSpec::Dog(DogParams::trim()).scaled(1.0 / 7.0).unwrap(),
+        gabor: FilterBankSpec::Gabor(GaborParams::trim()).scaled(1.0 / 7.0).unwrap(),
+    }
+}
+
+#[test]
+fn resnet50_maps_every_front_end_to_logits() {
+    let fronts = [
+        FrontEnd::Standard,
+        FrontEnd::Bank(gabor9()),
+        FrontEnd::Bank(FilterBankSpec::Dog(DogParams::paper()).scaled(1.0 / 7.0).unwrap()),
+        combined9(),
+    ];
+    for front in fronts {
+        let mut m = small(Base::Resnet50, front.clone(), 32)
+            .build(&mut Stream::seeded(1))
+            .unwrap();
+        // Stem (conv or bank(s)), BN, ReLU, pool, 16 bottleneck blocks, GAP, dense.
+        let blocks = m.layers().iter().filter(|l| l.name() == "residual").count();
+        assert_eq!(blocks, 3 + 4 + 6 + 3, "{front:?}");
+        let y = predict(&mut m, images(2, 32, 2)).unwrap();
+        assert_eq!(y.shape(), &[2, 10], "{front:?}");
+        assert!(y.to_vec().unwrap().iter().all(|v| v.is_finite()));
+    }
+    // The options in front of the base combine with it too.
+    let cfg = BioNetConfig {
+        bottleneck: Some(2),
+        recurrent: Recurrent::ConvLstm { steps: 2, kernel: 3 },
+        ..small(Base::Resnet50, FrontEnd::Bank(gabor9()), 16)
+    };
+    let y = predict(&mut cfg.build(&mut Stream::seeded(2)).unwrap(), images(1, 16, 4)).unwrap();
+    assert_eq!(y.shape(), &[1, 10]);
+    // The bio stem is valid-padded after a pad of 3: a bank wider than the input + 6 is an error.
+    let wide = FilterBankSpec::Gabor(GaborParams::paper());
+    assert!(small(Base::Resnet50, FrontEnd::Bank(wide), 32)
+        .build(&mut Stream::seeded(1))
+        .is_err());
+}
+
+/// Trainable parameters plus batch-norm running statistics: what Keras' `count_params()`
+/// counts (its BN moving mean/variance are the "non-trainable params").
+fn keras_count(m: &Sequential) -> (usize, usize) {
+    let trainable: usize = m.params().iter().map(|p| p.value.numel()).sum();
+    let buffers: usize = m.buffers().iter().map(|(_, v)| v.len()).sum();
+    (trainable, buffers)
+}
+
+#[test]
+fn resnet50_parameter_count_is_keras_resnet50() {
+    // Keras `ResNet50(weights=None)` on RGB with the 1000-way top: "Total params: 25,636,712,
+    // Trainable params: 25,583,592, Non-trainable params: 53,120" (23,587,712 without the top:
+    // 25,636,712 - (2048 * 1000 + 1000)).
+    let rgb = BioNetConfig {
+        in_channels: 3,
+        classes: 1000,
+        ..BioNetConfig::new(Base::Resnet50, FrontEnd::Standard, 224)
+    };
+    let m = rgb.build(&mut Stream::seeded(0)).unwrap();
+    let (trainable, buffers) = keras_count(&m);
+    assert_eq!((trainable, buffers), (25_583_592, 53_120));
+    assert_eq!(trainable + buffers - (2048 * 1000 + 1000), 23_587_712);
+
+    // BioNet's setting: greyscale input (the stem kernel loses 7*7*2*64 = 6,272 weights) and a
+    // 10-way head (2048*10 + 10 = 20,490 instead of 2,049,000):
+    // 25,636,712 - 6,272 - 2,049,000 + 20,490 = 23,601,930.
+    let grey = BioNetConfig::new(Base::Resnet50, FrontEnd::Standard, 224);
+    let (t, b) = keras_count(&grey.build(&mut Stream::seeded(0)).unwrap());
+    assert_eq!(t + b, 23_601_930);
+    assert_eq!(b, 53_120);
+
+    // Gabor bio stem (24 frozen maps, no learned weights): the stem conv goes (7*7*1*64 + 64 =
+    // 3,200), the stem BN has 24 channels instead of 64 (4*40 = 160 fewer), and the first
+    // block's 1x1 conv (64 -> 64) and projection (64 -> 256) see 24 inputs (40*64 + 40*256 =
+    // 12,800 fewer): 23,601,930 - 3,200 - 160 - 12,800 = 23,585,770.
+    let gabor = BioNetConfig::new(
+        Base::Resnet50,
+        FrontEnd::Bank(FilterBankSpec::Gabor(GaborParams::paper())),
+        224,
+    );
+    let m = gabor.build(&mut Stream::seeded(0)).unwrap();
+    assert_eq!(m.layers()[0].name(), "gabor_conv");
+    assert!(m.layers()[0].params().is_empty());
+    let (t, b) = keras_count(&m);
+    assert_eq!(t + b, 23_585_770);
+    assert_eq!(b, 53_120 - 2 * 40);
+}
+
+#[test]
+fn residual_adds_the_identity_and_its_gradient() {
+    // main(x) = 0 (zero 1x1 conv): the block is the identity, and d(sum y)/dx = 1 everywhere
+    // comes through the shortcut alone.
+    let zero = Conv2dConfig::new(2, 2, (1, 1))
+        .with_initializer(Initializer::Zeros)
+        .init(&mut Stream::seeded(0))
+        .unwrap();
+    let mut block = Residual::new(Sequential::new().push(zero), Sequential::new(), None);
+    assert_eq!(block.params()[0].name, "main.0.conv2d.kernel");
+    let x = Tensor::from_vec((0..18).map(|i| i as f32 - 9.0).collect(), &[1, 2, 3, 3]).unwrap();
+    let g = Graph::new();
+    let xv = g.param(x.clone());
+    let y = block.forward(&g, &xv).unwrap();
+    assert_eq!(g.value(&y).unwrap().to_vec().unwrap(), x.to_vec().unwrap());
+    let loss = g.sum(&y).unwrap();
+    let grads = g.backward(&loss).unwrap();
+    assert!(grads.slice(&xv).unwrap().iter().all(|&d| d == 1.0));
+
+    // A projection block with stride 2: 5x5 -> 3x3, 4f channels; identity blocks must match.
+    let mut proj = BottleneckConfig::new(3, 2, 2, true)
+        .init(&mut Stream::seeded(1))
+        .unwrap();
+    let x = Tensor::from_vec((0..2 * 3 * 25).map(|i| (i % 7) as f32 - 3.0).collect(), &[2, 3, 5, 5]).unwrap();
+    assert_eq!(predict(&mut proj, x).unwrap().shape(), &[2, 8, 3, 3]);
+    assert!(BottleneckConfig::new(3, 2, 1, false)
+        .init(&mut Stream::seeded(1))
+        .is_err());
+    assert!(BottleneckConfig::new(8, 2, 2, false)
+        .init(&mut Stream::seeded(1))
+        .is_err());
+    assert!(BottleneckConfig::new(8, 0, 1, true)
+        .init(&mut Stream::seeded(1))
+        .is_err());
+    assert!(BottleneckConfig::new(8, 2, 1, false)
+        .init(&mut Stream::seeded(1))
+        .is_ok());
+}
+
+#[test]
+fn resnet50_trains_its_stem_through_the_blocks_and_keeps_the_bank_frozen() {
+    let labels = vec![1usize, 7];
+    // Learned stem: one step changes the stem kernel (its gradient crosses all 16 blocks).
+    let mut m = small(Base::Resnet50, FrontEnd::Standard, 16)
+        .build(&mut Stream::seeded(5))
+        .unwrap();
+    let mut opt = OptimizerConfig::keras_rmsprop(1e-3, 1e-6).build().unwrap();
+    let stem = m.params()[0].value.to_vec().unwrap();
+    let stats = m.buffers();
+    let loss = train_step(&mut m, &mut opt, images(2, 16, 3), |g, y| g.cross_entropy(y, &labels)).unwrap();
+    assert!(loss.is_finite());
+    assert_ne!(m.params()[0].value.to_vec().unwrap(), stem);
+    assert_ne!(m.buffers(), stats, "batch-norm running statistics update in training");
+
+    // Bank stem: the bank holds no parameter before or after a step; the BN behind it learns.
+    let mut m = small(Base::Resnet50, FrontEnd::Bank(gabor9()), 16)
+        .build(&mut Stream::seeded(5))
+        .unwrap();
+    let before: Vec<Vec<f32>> = m.params().iter().map(|p| p.value.to_vec().unwrap()).collect();
+    let probe = images(1, 16, 9);
+    let mut opt = OptimizerConfig::keras_rmsprop(1e-3, 1e-6).build().unwrap();
+    train_step(&mut m, &mut opt, images(2, 16, 3), |g, y| g.cross_entropy(y, &labels)).unwrap();
+    assert_eq!(m.layers()[0].name(), "gabor_conv");
+    assert!(m.layers()[0].params().is_empty());
+    let after: Vec<Vec<f32>> = m.params().iter().map(|p| p.value.to_vec().unwrap()).collect();
+    assert_eq!(before.len(), after.len());
+    assert_ne!(after[0], before[0], "stem batch-norm gamma learned");
+    // The bank's response to a probe is what a fresh bank computes.
+    let bank_out = |m: &mut Sequential| {
+        let g = Graph::with_mode(bioautograd::Mode::Eval);
+        let x = g.input(probe.clone());
+        let y = m.layers_mut()[0].forward(&g, &x).unwrap();
+        g.value(&y).unwrap().to_vec().unwrap()
+    };
+    let mut fresh = small(Base::Resnet50, FrontEnd::Bank(gabor9()), 16)
+        .build(&mut Stream::seeded(6))
+        .unwrap();
+    assert_eq!(bank_out(&mut m), bank_out(&mut fresh));
+
+    // Qualified names stay unique, so parameter files and buffers round-trip.
+    let names: Vec<String> = m.named_params().into_iter().map(|(n, _)| n).collect();
+    let unique: std::collections::HashSet<&String> = names.iter().collect();
+    assert_eq!(unique.len(), names.len());
+    assert!(
+        names.iter().any(|n| n == "4.residual.shortcut.0.conv2d.kernel"),
+        "{names:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("resnet.npz");
+    save_params(&m, &file).unwrap();
+    let mut other = small(Base::Resnet50, FrontEnd::Bank(gabor9()), 16)
+        .build(&mut Stream::seeded(9))
+        .unwrap();
+    load_params(&mut other, &file).unwrap();
+    other.set_buffers(&m.buffers()).unwrap();
+    assert_eq!(other.buffers(), m.buffers());
+    assert_eq!(
+        predict(&mut other, probe.clone()).unwrap().to_vec().unwrap(),
+        predict(&mut m, probe).unwrap().to_vec().unwrap()
+    );
+    assert!(other.set_buffers(&[("4.residual.side.x".into(), vec![0.0])]).is_err());
 }

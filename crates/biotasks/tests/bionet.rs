@@ -84,8 +84,43 @@ fn smoke_run_writes_upstream_layout_and_resumes() {
     assert_eq!(auc.lines().count(), 1 + 2 * 10);
     for p in Perturbation::ALL {
         assert!(out.join("robustness").join(format!("{}.png", p.slug())).is_file());
+        // CIFAR-10G robustness: one curve per model, the mean of the six sets at every level.
+        let svg = read(out.join("robustness/cifar10g").join(format!("{}.svg", p.slug())));
+        assert!(
+            svg.contains("Standard_ALL-CNN") && svg.contains("Gabor_ALL-CNN"),
+            "{}",
+            p.name()
+        );
+        assert!(out
+            .join("robustness/cifar10g")
+            .join(format!("{}.png", p.slug()))
+            .is_file());
     }
-    assert!(read(out.join("summary.md")).contains("| Gabor_ALL-CNN |"));
+    let r = &results[0];
+    assert_eq!(r.perturbed_generalisation.len(), 6 * levels);
+    let mean_at = |li: usize| -> f64 {
+        r.perturbed_generalisation
+            .iter()
+            .filter(|(_, p, l, _)| *p == Perturbation::Contrast && *l == li)
+            .map(|(_, _, _, s)| s.accuracy)
+            .sum::<f64>()
+            / 6.0
+    };
+    // The per-set CSV rows are the numbers averaged into the plot.
+    let rows: Vec<f64> = biotasks::data::CIFAR10G_SETS
+        .iter()
+        .map(|set| {
+            let csv = read(m.join(format!(
+                "perturbed_generalisation/Standard_ALL-CNN_1_perturb_{set}_s3.csv"
+            )));
+            let line = csv.lines().find(|l| l.contains(",Contrast,0,")).unwrap().to_string();
+            line.rsplit(',').next().unwrap().parse::<f64>().unwrap()
+        })
+        .collect();
+    assert!((rows.iter().sum::<f64>() / 6.0 - mean_at(0)).abs() < 1e-12);
+    let summary = read(out.join("summary.md"));
+    assert!(summary.contains("| Gabor_ALL-CNN |"));
+    assert!(summary.contains("robustness/cifar10g/<perturbation>.png"));
     assert!(read(out.join("config.toml")).contains("convolutions = [\"Standard\", \"Gabor\"]"));
 
     // Resume: the checkpoints hold the finished epoch, so training is skipped and the same

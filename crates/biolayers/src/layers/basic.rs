@@ -145,6 +145,22 @@ impl BatchNorm2d {
             state: BatchNormState::new(channels),
         })
     }
+    /// With `eps` added to the variance and `momentum` the weight of the new batch statistics
+    /// in the running update (PyTorch convention: Keras' `momentum = 0.99` is `0.01` here).
+    ///
+    /// # Errors
+    /// `eps` not finite and > 0, `momentum` outside [0, 1].
+    pub fn with_eps_momentum(mut self, eps: f64, momentum: f64) -> Result<Self> {
+        if !(eps.is_finite() && eps > 0.0) {
+            return Err(invalid("batchnorm eps", eps, "must be finite and > 0"));
+        }
+        if !(0.0..=1.0).contains(&momentum) {
+            return Err(invalid("batchnorm momentum", momentum, "must be in [0, 1]"));
+        }
+        self.state.eps = eps;
+        self.state.momentum = momentum;
+        Ok(self)
+    }
     /// The running statistics.
     pub fn state(&self) -> &BatchNormState {
         &self.state

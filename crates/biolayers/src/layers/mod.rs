@@ -18,12 +18,14 @@ mod basic;
 mod conv;
 mod conv_lstm;
 mod dense;
+mod residual;
 mod rnn;
 
 pub use basic::{Activation, AvgPool2d, BatchNorm2d, Dropout, Flatten, FlattenChannelsLast, MaxPool2d, Sequential};
 pub use conv::{Conv2d, Conv2dConfig, PaddingConfig};
 pub use conv_lstm::{conv_lstm_forward, ConvLstm, ConvLstmConfig};
 pub use dense::{Dense, DenseConfig};
+pub use residual::{BottleneckConfig, Residual, KERAS_BN_MOMENTUM, KERAS_RESNET_BN_EPS};
 pub use rnn::{ElmanRnn, ElmanRnnConfig, RecurrentInit, RnnNonlinearity};
 
 use bioautograd::{Graph, Tensor, Var};

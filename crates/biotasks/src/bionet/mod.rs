@@ -12,7 +12,10 @@
 //! * `metrics/perturbed_generalisation/<model>_<trial>_perturb_<set>_s<seed>.csv`: the same
 //!   with a `Set` column after `Seed`;
 //! * `robustness/<perturbation>.{png,svg}`: accuracy vs level, one line per model (mean over
-//!   trials); `auc.csv` with the area under each curve; `summary.md`, `config.toml`, `env.txt`.
+//!   trials); `auc.csv` with the area under each curve; `summary.md`, `config.toml`, `env.txt`;
+//! * `robustness/cifar10g/<perturbation>.{png,svg}` (when the CIFAR-10G sets are perturbed):
+//!   accuracy vs level on the perturbed CIFAR-10G images, averaged over the six sets and the
+//!   trials, one line per model.
 //!
 //! **AUC** per (model, perturbation) is upstream's `sklearn.metrics.auc(levels, accuracy)`: the
 //! trapezoid rule over the levels, taken in increasing order so the area is positive
@@ -341,6 +344,9 @@ pub struct TrialResult {
     pub generalisation: Vec<(String, Scored)>,
     /// `(perturbation, level index, score)` on the CIFAR-10 test images.
     pub perturbed: Vec<(Perturbation, usize, Scored)>,
+    /// `(set, perturbation, level index, score)` on the CIFAR-10G sets (empty when they are not
+    /// perturbed).
+    pub perturbed_generalisation: Vec<(String, Perturbation, usize, Scored)>,
 }
 
 /// Evaluation images in [0, 1] (as [`crate::perturb`] takes them) with labels.
@@ -614,6 +620,7 @@ fn run_trial(
     }
     let started = std::time::Instant::now();
     // Perturbations of the CIFAR-10G sets.
+    let mut perturbed_generalisation = Vec::new();
     if cfg.perturb_generalisation {
         for (set, all) in &data.cifar10g {
             let images = &all.per_class(cfg.cifar10g_perturbed_per_class);
@@ -628,6 +635,7 @@ fn run_trial(
                         s.loss,
                         s.accuracy
                     ));
+                    perturbed_generalisation.push((set.clone(), p, li, s));
                 }
             }
             write_text(
@@ -651,6 +659,7 @@ fn run_trial(
         history,
         generalisation,
         perturbed,
+        perturbed_generalisation,
     })
 }
 
@@ -680,6 +689,29 @@ fn mean_curve(results: &[TrialResult], name: &str, p: Perturbation) -> Vec<(usiz
         .collect()
 }
 
+/// Mean accuracy per level index of `p` for the model `name` on the perturbed CIFAR-10G images:
+/// the mean over the sets (each set's mean over trials first), `None` where nothing was measured.
+fn mean_curve_cifar10g(results: &[TrialResult], name: &str, p: Perturbation) -> Vec<(usize, f64)> {
+    let runs: Vec<&TrialResult> = results.iter().filter(|r| r.model == name).collect();
+    (0..p.levels().len())
+        .filter_map(|li| {
+            let per_set: Vec<f64> = CIFAR10G_SETS
+                .iter()
+                .filter_map(|set| {
+                    let v: Vec<f64> = runs
+                        .iter()
+                        .flat_map(|r| r.perturbed_generalisation.iter())
+                        .filter(|(s, q, l, _)| s == set && *q == p && *l == li)
+                        .map(|(_, _, _, sc)| sc.accuracy)
+                        .collect();
+                    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+                })
+                .collect();
+            (!per_set.is_empty()).then(|| (li, per_set.iter().sum::<f64>() / per_set.len() as f64))
+        })
+        .collect()
+}
+
 /// `(model, perturbation, AUC over levels, AUC over normalised level index)`.
 pub fn aucs(results: &[TrialResult], models: &[String]) -> Vec<(String, Perturbation, f64, f64)> {
     let mut out = Vec::new();
@@ -704,19 +736,58 @@ fn evaluated(results: &[TrialResult]) -> Vec<Perturbation> {
         .collect()
 }
 
+/// The perturbations measured on the CIFAR-10G sets, in upstream's order.
+fn evaluated_cifar10g(results: &[TrialResult]) -> Vec<Perturbation> {
+    Perturbation::ALL
+        .into_iter()
+        .filter(|p| {
+            results
+                .iter()
+                .any(|r| r.perturbed_generalisation.iter().any(|(_, q, _, _)| q == p))
+        })
+        .collect()
+}
+
+/// `robustness/<perturbation>` (CIFAR-10 test images) and `robustness/cifar10g/<perturbation>`
+/// (mean over the six CIFAR-10G sets).
 fn write_robustness(out: &Path, results: &[TrialResult], models: &[String]) -> Result<()> {
     let dir = out.join("robustness");
-    std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
-    for p in evaluated(results) {
+    write_robustness_plots(
+        &dir,
+        evaluated(results),
+        "CIFAR-10 test accuracy",
+        |m, p| mean_curve(results, m, p),
+        models,
+    )?;
+    let cifar10g = evaluated_cifar10g(results);
+    if !cifar10g.is_empty() {
+        write_robustness_plots(
+            &dir.join("cifar10g"),
+            cifar10g,
+            "CIFAR-10G accuracy (mean of the six sets)",
+            |m, p| mean_curve_cifar10g(results, m, p),
+            models,
+        )?;
+    }
+    Ok(())
+}
+
+/// One accuracy-vs-level plot per perturbation in `dir`, one line per model from `curve`.
+fn write_robustness_plots(
+    dir: &Path,
+    perturbations: Vec<Perturbation>,
+    what: &str,
+    curve: impl Fn(&str, Perturbation) -> Vec<(usize, f64)>,
+    models: &[String],
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    for p in perturbations {
         let levels = p.levels();
         let series: Vec<Series> = models
             .iter()
             .map(|m| Series {
                 label: m.clone(),
-                points: mean_curve(results, m, p)
-                    .into_iter()
-                    .map(|(li, a)| (levels[li], a))
-                    .collect(),
+                points: curve(m, p).into_iter().map(|(li, a)| (levels[li], a)).collect(),
                 ..Default::default()
             })
             .chain(std::iter::once(Series {
@@ -729,7 +800,7 @@ fn write_robustness(out: &Path, results: &[TrialResult], models: &[String]) -> R
         let (lo, hi) = levels
             .iter()
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
-        let title = format!("{}: CIFAR-10 test accuracy vs level", p.name());
+        let title = format!("{}: {what} vs level", p.name());
         let plot = LinePlot {
             title: &title,
             x_label: "level",
@@ -817,7 +888,11 @@ fn summary(
         }
         s.push('\n');
     }
-    s.push_str("\nCurves: `robustness/<perturbation>.png`. Per-level numbers: `metrics/perturbed_cifar/`, `metrics/perturbed_generalisation/`.\n");
+    s.push_str("\nCurves: `robustness/<perturbation>.png` (CIFAR-10 test images)");
+    if !evaluated_cifar10g(results).is_empty() {
+        s.push_str(", `robustness/cifar10g/<perturbation>.png` (perturbed CIFAR-10G images, mean of the six sets)");
+    }
+    s.push_str(". Per-level numbers: `metrics/perturbed_cifar/`, `metrics/perturbed_generalisation/`.\n");
     s
 }
 
