@@ -50,6 +50,15 @@ pub(crate) enum ASrc<'a> {
     RowMajor(&'a [f32]),
     /// A = Sᵀ with S `(k × m)` row-major.
     Transposed(&'a [f32]),
+    /// A already packed by the caller in the kernel's layout: row block `rb` (`MR` rows) at
+    /// `rb · k · MR`, `MR` values per `k`, zero padded past `m` (see [`packed_a_len`]).
+    Packed(&'a [f32]),
+}
+
+/// Length of A packed for kernel `isa` (`ASrc::Packed`): `ceil(m / MR) · k · MR`.
+pub(crate) fn packed_a_len(isa: Isa, m: usize, k: usize) -> usize {
+    let mr = isa.micro_tile().0;
+    m.div_ceil(mr) * k * mr
 }
 
 /// Where B comes from, and how a mask on B is oriented.
@@ -287,6 +296,10 @@ fn run<K: MicroKernel>(p: &Problem<'_>, c: &mut [f32]) {
     let mb = m.div_ceil(mr);
     let nb = plan.panel_off[plan.panel_off.len() - 1];
     match p.a {
+        ASrc::Packed(abuf) => with_scratch(0, nb, |_, bbuf| {
+            pack_b::<K>(p, &plan, bbuf);
+            compute::<K>(p, &plan, APanels::Packed(abuf), bbuf, c);
+        }),
         ASrc::Transposed(src) if n <= DIRECT_A_MAX_N * K::NR => {
             // A = Sᵀ is used by at most DIRECT_A_MAX_N column panels: the kernel reads MR
             // contiguous values per k straight from S (stride m); only a partial last row
@@ -366,6 +379,8 @@ fn pack_a<K: MicroKernel>(p: &Problem<'_>, buf: &mut [f32]) {
     let src = match p.a {
         ASrc::Transposed(src) => return pack_a_transposed::<K>(m, k, src, buf),
         ASrc::RowMajor(src) => src,
+        // Already packed: `run` never calls this for it.
+        ASrc::Packed(_) => return,
     };
     let pack = |(rb, dst): (usize, &mut [f32])| {
         let r0 = rb * mr;
