@@ -269,7 +269,13 @@ fn im2col_packed(p: &Plan, x: &[f32], g: usize, l0: usize, l1: usize, mr: usize,
                             }
                             let src = &x[(n * p.cin + g * cg + c) * hw + (yy - p.pt) * p.w..][..p.w];
                             if inside && p.sw == 1 {
-                                d.copy_from_slice(&src[x_first - p.pl..][..len]);
+                                let s = &src[x_first - p.pl..][..len];
+                                // A whole AVX-512 block on one line: a fixed-size copy the
+                                // compiler inlines (a slice copy of runtime length is a call).
+                                match (<&mut [f32; 8]>::try_from(&mut *d), <&[f32; 8]>::try_from(s)) {
+                                    (Ok(d8), Ok(s8)) => *d8 = *s8,
+                                    _ => d.copy_from_slice(s),
+                                }
                             } else {
                                 for (t, v) in d.iter_mut().enumerate() {
                                     let xx = (ox0 + t) * p.sw + j * p.dw;
