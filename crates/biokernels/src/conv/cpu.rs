@@ -7,11 +7,12 @@
 //! Output rows `(n, oy)` ("lines", `ow` GEMM rows each) are processed in chunks of at most
 //! `COL_BUDGET / (ow · max(k, cout_g))` lines (at least one), group by group:
 //!
-//! - forward: im2col (parallel over lines) → `masked_matmul` → scatter into the NCHW output
-//!   planes (parallel over planes);
+//! - forward: im2col straight into the GEMM's packed A layout (parallel over micro-panels) →
+//!   `matmul_packed_a` → scatter into the NCHW output planes (parallel over planes);
 //! - input gradient: gather `dY_g` (parallel over lines) → `masked_matmul_dx` → col2im,
 //!   accumulated into the NCHW input planes (parallel over planes, lines in order);
-//! - weight gradient: im2col and gather → `masked_matmul_dw`, overwriting on the first chunk and
+//! - weight gradient: NHWC copy, im2col and gather → `masked_matmul_dw` (which reads the
+//!   unrolled input in place for up to two column panels), overwriting on the first chunk and
 //!   accumulating afterwards.
 //!
 //! The chunking depends only on the geometry and every sum runs in a fixed order, so results
