@@ -7,11 +7,12 @@
 //! Output rows `(n, oy)` ("lines", `ow` GEMM rows each) are processed in chunks of at most
 //! `COL_BUDGET / (ow · max(k, cout_g))` lines (at least one), group by group:
 //!
-//! - forward: im2col (parallel over lines) → `masked_matmul` → scatter into the NCHW output
-//!   planes (parallel over planes);
+//! - forward: im2col straight into the GEMM's packed A layout (parallel over micro-panels) →
+//!   `matmul_packed_a` → scatter into the NCHW output planes (parallel over planes);
 //! - input gradient: gather `dY_g` (parallel over lines) → `masked_matmul_dx` → col2im,
 //!   accumulated into the NCHW input planes (parallel over planes, lines in order);
-//! - weight gradient: im2col and gather → `masked_matmul_dw`, overwriting on the first chunk and
+//! - weight gradient: NHWC copy, im2col and gather → `masked_matmul_dw` (which reads the
+//!   unrolled input in place for up to two column panels), overwriting on the first chunk and
 //!   accumulating afterwards.
 //!
 //! The chunking depends only on the geometry and every sum runs in a fixed order, so results
@@ -25,7 +26,7 @@ use rayon::prelude::*;
 use super::ConvMask;
 use crate::error::{Error, Result};
 use crate::gemm::{
-    masked_matmul, masked_matmul_dw, masked_matmul_dx, matmul, matmul_nt, matmul_tn, Beta, MatMut, MatRef,
+    masked_matmul_dw, masked_matmul_dx, matmul_nt, matmul_packed_a, matmul_tn, packed_a_len, Beta, Isa, MatMut, MatRef,
 };
 
 /// Budget, in `f32`, of each of the unrolled-input and gathered-gradient buffers of one chunk
@@ -218,6 +219,81 @@ fn im2col(p: &Plan, xt: &[f32], n0: usize, l0: usize, l1: usize, col: &mut [f32]
         });
 }
 
+/// Unrolls lines `l0..l1` of group `g` of `x` (NCHW) straight into the GEMM's packed A
+/// layout for a kernel with `mr`-row micro-panels: row block `rb` (output pixels
+/// `rb·mr .. rb·mr + mr` of the chunk) at `rb · k · mr`, `mr` values per column `(i, j, c)`,
+/// zero past the chunk's last pixel. The pixels of a block are split into segments that lie on
+/// one output line; along a line with stride 1 and dilation 1 a segment reads consecutive
+/// values of one input row. Replaces the NHWC copy, the row-major unrolled buffer and the
+/// GEMM's packing of it (three passes over the unrolled input) by one; the values are the same.
+fn im2col_packed(p: &Plan, x: &[f32], g: usize, l0: usize, l1: usize, mr: usize, buf: &mut [f32]) {
+    let (k, cg, ow) = (p.k(), p.cin_g(), p.ow);
+    let rows = (l1 - l0) * ow;
+    let hw = p.h * p.w;
+    buf[..rows.div_ceil(mr) * k * mr]
+        .par_chunks_mut(k * mr)
+        .enumerate()
+        .for_each(|(rb, dst)| {
+            let r0 = rb * mr;
+            let valid = mr.min(rows - r0);
+            if valid < mr {
+                dst.fill(0.0);
+            }
+            // Segments: (first ii, length, image, output row, first output column).
+            let mut segs = [(0usize, 0usize, 0usize, 0usize, 0usize); 16];
+            let mut nseg = 0;
+            let mut ii = 0;
+            while ii < valid {
+                let r = r0 + ii;
+                let line = l0 + r / ow;
+                let ox = r % ow;
+                let len = (ow - ox).min(valid - ii);
+                segs[nseg] = (ii, len, line / p.oh, line % p.oh, ox);
+                nseg += 1;
+                ii += len;
+            }
+            for &(s0, len, n, oy, ox0) in &segs[..nseg] {
+                for i in 0..p.kh {
+                    let yy = oy * p.sh + i * p.dh;
+                    let row_ok = yy >= p.pt && yy - p.pt < p.h;
+                    for j in 0..p.kw {
+                        // Input columns of the segment: (ox0 + t)·sw + j·dw − pl.
+                        let x_first = ox0 * p.sw + j * p.dw;
+                        let x_last = (ox0 + len - 1) * p.sw + j * p.dw;
+                        let inside = x_first >= p.pl && x_last - p.pl < p.w;
+                        for c in 0..cg {
+                            let kk = (i * p.kw + j) * cg + c;
+                            let d = &mut dst[kk * mr + s0..][..len];
+                            if !row_ok {
+                                d.fill(0.0);
+                                continue;
+                            }
+                            let src = &x[(n * p.cin + g * cg + c) * hw + (yy - p.pt) * p.w..][..p.w];
+                            if inside && p.sw == 1 {
+                                let s = &src[x_first - p.pl..][..len];
+                                // A whole AVX-512 block on one line: a fixed-size copy the
+                                // compiler inlines (a slice copy of runtime length is a call).
+                                match (<&mut [f32; 8]>::try_from(&mut *d), <&[f32; 8]>::try_from(s)) {
+                                    (Ok(d8), Ok(s8)) => *d8 = *s8,
+                                    _ => d.copy_from_slice(s),
+                                }
+                            } else {
+                                for (t, v) in d.iter_mut().enumerate() {
+                                    let xx = (ox0 + t) * p.sw + j * p.dw;
+                                    *v = if xx >= p.pl && xx - p.pl < p.w {
+                                        src[xx - p.pl]
+                                    } else {
+                                        0.0
+                                    };
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+}
+
 /// Gathers lines `l0..l1` of group `g` of `dy` (NCHW, `p.output_shape()`) into `out`
 /// (`(l1 − l0)·ow` rows × `cout_g`).
 fn gather_dy(p: &Plan, dy: &[f32], g: usize, l0: usize, l1: usize, out: &mut [f32]) {
@@ -395,21 +471,19 @@ fn forward_chunked(
     let (k, cg) = (p.k(), p.cout_g());
     let wgs = group_weights(p, w);
     let max_rows = chunk.min(lines) * p.ow;
-    with_scratch([max_rows * k, max_rows * cg, p.nhwc_len(chunk)], |col, yg, xt| {
+    let isa = Isa::detect();
+    let mr = isa.micro_tile().0;
+    with_scratch([packed_a_len(isa, max_rows, k), max_rows * cg, 0], |apack, yg, _| {
         for l0 in (0..lines).step_by(chunk) {
             let l1 = (l0 + chunk).min(lines);
             let rows = (l1 - l0) * p.ow;
-            let (n0, n1) = images(p, l0, l1);
+            let alen = packed_a_len(isa, rows, k);
             for (g, wg) in wgs.iter().enumerate() {
-                to_nhwc(p, x, g, n0, n1, xt);
-                im2col(p, xt, n0, l0, l1, col);
-                let a = MatRef::new(&col[..rows * k], rows, k)?;
+                im2col_packed(p, x, g, l0, l1, mr, apack);
                 let b = MatRef::new(wg, k, cg)?;
                 let c = MatMut::new(&mut yg[..rows * cg], rows, cg)?;
-                match mask.and_then(|m| m.group(g)) {
-                    Some(tm) => masked_matmul(a, b, tm, c, Beta::Zero)?,
-                    None => matmul(a, b, c, Beta::Zero)?,
-                }
+                let tm = mask.and_then(|m| m.group(g));
+                matmul_packed_a(isa, &apack[..alen], rows, b, tm, c, Beta::Zero)?;
                 scatter_out(p, g, l0, l1, yg, bias, y);
             }
         }
@@ -558,6 +632,84 @@ mod tests {
                 ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
             })
             .collect()
+    }
+
+    /// The forward through [`im2col_packed`] equals, bit for bit, the former path (NHWC copy,
+    /// row-major im2col, the GEMM packing it) on odd shapes: output widths that are not
+    /// multiples of the micro-kernel rows (blocks spanning lines and images), stride,
+    /// dilation, every padding, groups, masks, chunks that split images.
+    #[test]
+    fn packed_im2col_forward_matches_unpacked() {
+        use crate::gemm::{masked_matmul, matmul};
+        let geoms = [
+            Conv2dGeometry::new(3, 3, (9, 7), 5, (3, 3)).with_padding(Padding::Same),
+            Conv2dGeometry::new(2, 4, (8, 11), 6, (3, 2))
+                .with_stride((2, 3))
+                .with_padding(Padding::Same)
+                .with_dilation((1, 2))
+                .with_groups(2),
+            Conv2dGeometry::new(2, 6, (10, 13), 9, (2, 3))
+                .with_dilation((2, 2))
+                .with_padding(Padding::Explicit {
+                    top: 1,
+                    bottom: 0,
+                    left: 2,
+                    right: 3,
+                })
+                .with_groups(3),
+            Conv2dGeometry::new(4, 8, (6, 5), 16, (3, 3)),
+            Conv2dGeometry::new(1, 2, (1, 1), 3, (1, 1)),
+        ];
+        for (gi, geom) in geoms.iter().enumerate() {
+            let p = geom.plan("test").unwrap();
+            let x = values(geom.input_len(), 10 + gi as u64);
+            let w = values(geom.weight_len(), 20 + gi as u64);
+            let bias = values(geom.out_channels, 30 + gi as u64);
+            let [kh, kw, cing, cout, groups] = geom.mask_dims();
+            let mvals: Vec<f32> = values(geom.weight_len(), 40 + gi as u64)
+                .iter()
+                .map(|&v| if v > -0.3 { 1.0 } else { 0.0 })
+                .collect();
+            let mask = ConvMask::from_values(&mvals, (kh, kw), cing, cout, groups, TileSize::square(4)).unwrap();
+            let lines = p.batch * p.oh;
+            for m in [None, Some(&mask)] {
+                for chunk in [1, 2, 5, lines] {
+                    // The former forward.
+                    let (k, cg) = (p.k(), p.cout_g());
+                    let mut want = vec![0f32; geom.output_len().unwrap()];
+                    let wgs = group_weights(&p, &w);
+                    for l0 in (0..lines).step_by(chunk) {
+                        let l1 = (l0 + chunk).min(lines);
+                        let rows = (l1 - l0) * p.ow;
+                        let (n0, n1) = images(&p, l0, l1);
+                        for (g, wg) in wgs.iter().enumerate() {
+                            let mut xt = vec![0f32; p.nhwc_len(chunk)];
+                            let mut col = vec![0f32; rows * k];
+                            let mut yg = vec![0f32; rows * cg];
+                            to_nhwc(&p, &x, g, n0, n1, &mut xt);
+                            im2col(&p, &xt, n0, l0, l1, &mut col);
+                            let a = MatRef::new(&col, rows, k).unwrap();
+                            let b = MatRef::new(wg, k, cg).unwrap();
+                            let c = MatMut::new(&mut yg, rows, cg).unwrap();
+                            match m.and_then(|mm| mm.group(g)) {
+                                Some(tm) => masked_matmul(a, b, tm, c, Beta::Zero).unwrap(),
+                                None => matmul(a, b, c, Beta::Zero).unwrap(),
+                            }
+                            scatter_out(&p, g, l0, l1, &yg, Some(&bias), &mut want);
+                        }
+                    }
+                    let mut got = vec![f32::NAN; want.len()];
+                    forward_chunked(&p, &x, &w, m, Some(&bias), &mut got, chunk).unwrap();
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want),
+                        "geometry {gi}, chunk {chunk}, mask {}",
+                        m.is_some()
+                    );
+                }
+            }
+        }
     }
 
     /// Chunks that split images (and single lines) give the same result as one chunk, for

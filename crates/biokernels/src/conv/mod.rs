@@ -29,10 +29,12 @@
 //! the result (a NaN there is ignored), and `dW` is exactly 0 off the mask.
 //!
 //! The unrolled input is built in chunks of output rows (at most about [`COL_BUDGET`] floats
-//! per buffer, or one output row if that is larger), so memory stays bounded for any batch; the
-//! input images a chunk reads are first copied to NHWC (one group's channels), so that every
-//! tap of the unrolled row is a contiguous copy, and col2im accumulates in NHWC the same way
-//! before adding to the NCHW gradient. The chunking depends only on the geometry and every
+//! per buffer, or one output row if that is larger), so memory stays bounded for any batch. The
+//! forward unrolls the NCHW input straight into the GEMM's packed operand layout (micro-panels
+//! of `MR` output pixels; along an output line a tap and channel is a contiguous copy). The
+//! weight gradient copies the input images a chunk reads to NHWC (one group's channels), so
+//! that every tap of the unrolled row is a contiguous copy, and col2im accumulates in NHWC the
+//! same way before adding to the NCHW gradient. The chunking depends only on the geometry and every
 //! reduction runs in a fixed order, so the results do not depend on the number of threads.
 //! Work runs on the current rayon pool (col2im is parallel over the images of a chunk).
 //!

@@ -50,6 +50,15 @@ pub(crate) enum ASrc<'a> {
     RowMajor(&'a [f32]),
     /// A = Sᵀ with S `(k × m)` row-major.
     Transposed(&'a [f32]),
+    /// A already packed by the caller in the kernel's layout: row block `rb` (`MR` rows) at
+    /// `rb · k · MR`, `MR` values per `k`, zero padded past `m` (see [`packed_a_len`]).
+    Packed(&'a [f32]),
+}
+
+/// Length of A packed for kernel `isa` (`ASrc::Packed`): `ceil(m / MR) · k · MR`.
+pub(crate) fn packed_a_len(isa: Isa, m: usize, k: usize) -> usize {
+    let mr = isa.micro_tile().0;
+    m.div_ceil(mr) * k * mr
 }
 
 /// Where B comes from, and how a mask on B is oriented.
@@ -283,44 +292,115 @@ fn run<K: MicroKernel>(p: &Problem<'_>, c: &mut [f32]) {
         return;
     }
     let plan = Plan::new(p, K::NR);
-    let mb = m.div_ceil(K::MR);
-    let na = mb * k * K::MR;
+    let mr = K::MR;
+    let mb = m.div_ceil(mr);
     let nb = plan.panel_off[plan.panel_off.len() - 1];
-    with_scratch(na, nb, |abuf, bbuf| {
-        pack_a::<K>(p, abuf);
-        pack_b::<K>(p, &plan, bbuf);
-        compute::<K>(p, &plan, abuf, bbuf, c);
-    });
+    match p.a {
+        ASrc::Packed(abuf) => with_scratch(0, nb, |_, bbuf| {
+            pack_b::<K>(p, &plan, bbuf);
+            compute::<K>(p, &plan, APanels::Packed(abuf), bbuf, c);
+        }),
+        ASrc::Transposed(src) if n <= DIRECT_A_MAX_N * K::NR => {
+            // A = Sᵀ is used by at most DIRECT_A_MAX_N column panels: the kernel reads MR
+            // contiguous values per k straight from S (stride m); only a partial last row
+            // block is packed (zero padded).
+            let full = m / mr;
+            let tail = m - full * mr;
+            let na = if tail > 0 { k * mr } else { 0 };
+            with_scratch(na, nb, |abuf, bbuf| {
+                if tail > 0 {
+                    for (kk, d) in abuf.chunks_exact_mut(mr).enumerate() {
+                        d[..tail].copy_from_slice(&src[kk * m + full * mr..kk * m + m]);
+                        d[tail..].fill(0.0);
+                    }
+                }
+                pack_b::<K>(p, &plan, bbuf);
+                let a = APanels::Direct { src, full, tail: abuf };
+                compute::<K>(p, &plan, a, bbuf, c);
+            });
+        }
+        _ => {
+            let na = mb * k * mr;
+            with_scratch(na, nb, |abuf, bbuf| {
+                pack_a::<K>(p, abuf);
+                pack_b::<K>(p, &plan, bbuf);
+                compute::<K>(p, &plan, APanels::Packed(abuf), bbuf, c);
+            });
+        }
+    }
+}
+
+/// A transposed A is read in place (not packed) when C has at most this many `NR`-wide
+/// column panels: each A value is then used at most this many times, and packing it (a full
+/// copy of, e.g., a convolution's unrolled input in its weight gradient) costs as much as the
+/// arithmetic. The results are bit-identical (same values, same order of the sums).
+const DIRECT_A_MAX_N: usize = 2;
+
+/// Where the micro-kernels read A.
+#[derive(Clone, Copy)]
+enum APanels<'a> {
+    /// All row blocks packed: block `rb` at `rb · k · MR`, stride `MR`.
+    Packed(&'a [f32]),
+    /// A = Sᵀ with S `(k × m)`: the `full` complete row blocks read from `src` (stride `m`),
+    /// the partial last one packed in `tail` (stride `MR`).
+    Direct {
+        src: &'a [f32],
+        full: usize,
+        tail: &'a [f32],
+    },
+}
+
+impl APanels<'_> {
+    /// `(pointer, lda)` of row block `rb`.
+    #[inline]
+    fn panel(&self, rb: usize, m: usize, k: usize, mr: usize) -> (*const f32, usize) {
+        match *self {
+            APanels::Packed(buf) => (buf[rb * k * mr..].as_ptr(), mr),
+            APanels::Direct { src, full, tail } => {
+                if rb < full {
+                    (src[rb * mr..].as_ptr(), m)
+                } else {
+                    (tail.as_ptr(), mr)
+                }
+            }
+        }
+    }
 }
 
 /// Packs A into `MR`-row micro-panels: `buf[rb][kk][ii] = A[rb·MR + ii][kk]` (0 past `m`).
+///
+/// Row-major A is transposed in blocks of [`PACK_KB`] reduction indices: each of the `MR`
+/// rows is read contiguously and written into an L1-resident block, instead of gathering one
+/// value per row for every `kk` (a strided scalar gather was ~12 % of the CNN's training
+/// time). Transposed A: see [`pack_a_transposed`]. Pure data movement: the packed values are
+/// bit-identical to a plain element-by-element copy.
 fn pack_a<K: MicroKernel>(p: &Problem<'_>, buf: &mut [f32]) {
     let (m, k, mr) = (p.m, p.k, K::MR);
+    let src = match p.a {
+        ASrc::Transposed(src) => return pack_a_transposed::<K>(m, k, src, buf),
+        ASrc::RowMajor(src) => src,
+        // Already packed: `run` never calls this for it.
+        ASrc::Packed(_) => return,
+    };
     let pack = |(rb, dst): (usize, &mut [f32])| {
         let r0 = rb * mr;
         let rows = mr.min(m - r0);
-        match p.a {
-            ASrc::RowMajor(src) => {
-                for kk in 0..k {
-                    let d = &mut dst[kk * mr..(kk + 1) * mr];
-                    for (ii, v) in d[..rows].iter_mut().enumerate() {
-                        *v = src[(r0 + ii) * k + kk];
-                    }
+        let mut k0 = 0;
+        while k0 < k {
+            let kb = PACK_KB.min(k - k0);
+            let block = &mut dst[k0 * mr..(k0 + kb) * mr];
+            for ii in 0..rows {
+                let s = &src[(r0 + ii) * k + k0..][..kb];
+                for (t, &v) in s.iter().enumerate() {
+                    block[t * mr + ii] = v;
+                }
+            }
+            if rows < mr {
+                for d in block.chunks_exact_mut(mr) {
                     d[rows..].fill(0.0);
                 }
             }
-            ASrc::Transposed(src) => {
-                for kk in 0..k {
-                    let d = &mut dst[kk * mr..(kk + 1) * mr];
-                    if rows == mr {
-                        // Constant length: an inlined vector copy.
-                        d.copy_from_slice(&src[kk * m + r0..kk * m + r0 + mr]);
-                    } else {
-                        d[..rows].copy_from_slice(&src[kk * m + r0..kk * m + r0 + rows]);
-                        d[rows..].fill(0.0);
-                    }
-                }
-            }
+            k0 += kb;
         }
     };
     if m * k >= 1 << 15 {
@@ -329,6 +409,49 @@ fn pack_a<K: MicroKernel>(p: &Problem<'_>, buf: &mut [f32]) {
         buf.chunks_mut(k * mr).enumerate().for_each(pack);
     }
 }
+
+/// Packs A = Sᵀ, S `(k × m)` row-major, into `MR`-row micro-panels. Each task owns a group of
+/// consecutive micro-panels and walks S row by row, so every row of S is read as one
+/// contiguous stripe (`group · MR` values) and S is streamed once in all, instead of once per
+/// micro-panel with `MR` values read per row (the weight gradient of a convolution has
+/// `k` = tens of thousands of pixels and S tens of MiB).
+fn pack_a_transposed<K: MicroKernel>(m: usize, k: usize, src: &[f32], buf: &mut [f32]) {
+    let mr = K::MR;
+    let mb = m.div_ceil(mr);
+    let big = m * k >= 1 << 15;
+    let tasks = if big { 2 * rayon::current_num_threads() } else { 1 };
+    let group = mb.div_ceil(tasks).max(1);
+    let pack_group = |(gi, dst): (usize, &mut [f32])| {
+        let rb0 = gi * group;
+        let nrb = dst.len() / (k * mr);
+        for kk in 0..k {
+            let row = &src[kk * m..(kk + 1) * m];
+            for q in 0..nrb {
+                let r0 = (rb0 + q) * mr;
+                let rows = mr.min(m - r0);
+                let d = &mut dst[(q * k + kk) * mr..][..mr];
+                if rows == mr {
+                    // `mr` is a constant here: an unrolled vector copy (a `copy_from_slice`
+                    // compiled to a `memmove` call per 32 bytes).
+                    for (dv, &sv) in d.iter_mut().zip(&row[r0..r0 + mr]) {
+                        *dv = sv;
+                    }
+                } else {
+                    d[..rows].copy_from_slice(&row[r0..r0 + rows]);
+                    d[rows..].fill(0.0);
+                }
+            }
+        }
+    };
+    if big {
+        buf.par_chunks_mut(group * k * mr).enumerate().for_each(pack_group);
+    } else {
+        buf.chunks_mut(group * k * mr).enumerate().for_each(pack_group);
+    }
+}
+
+/// Reduction indices per block when packing row-major A (`PACK_KB × MR` floats stay in L1).
+const PACK_KB: usize = 64;
 
 /// `LANE_MASKS[b][j]` is all ones when bit `j` of `b` is set: turns 8 mask bits into lane
 /// masks that LLVM can apply with vector ANDs.
@@ -518,7 +641,7 @@ fn classify(tm: &TileMap, r0: usize, rows: usize, c0: usize, cols: usize, bits: 
     }
 }
 
-fn compute<K: MicroKernel>(p: &Problem<'_>, plan: &Plan, abuf: &[f32], bbuf: &[f32], c: &mut [f32]) {
+fn compute<K: MicroKernel>(p: &Problem<'_>, plan: &Plan, apanels: APanels<'_>, bbuf: &[f32], c: &mut [f32]) {
     let (m, k, n, mr, nr) = (p.m, p.k, p.n, K::MR, K::NR);
     let mb = m.div_ceil(mr);
     let np = n.div_ceil(nr);
@@ -571,10 +694,11 @@ fn compute<K: MicroKernel>(p: &Problem<'_>, plan: &Plan, abuf: &[f32], bbuf: &[f
                 let bptr = bbuf[cr.b_off..].as_ptr();
                 for rb in rb0..rb1 {
                     let (r0, rows) = (rb * mr, mr.min(m - rb * mr));
-                    let aptr = abuf[rb * k * mr..].as_ptr();
+                    let (aptr, lda) = apanels.panel(rb, m, k, mr);
                     let idx = (panel - p0) * nrb + (rb - rb0);
                     let class = classes.get(idx).copied().unwrap_or(CLS_FULL);
-                    // SAFETY: packed A/B cover the runs (built from the same plan); the C block
+                    // SAFETY: A (packed, or S read in place: MR values at every k · lda, k < k) and packed B
+                    // cover the runs (built from the same plan); the C block
                     // rows r0..r0+rows, cols c0..c0+cols lies inside C and belongs to this task
                     // only; `tmp` holds MR × NR values.
                     unsafe {
@@ -586,9 +710,9 @@ fn compute<K: MicroKernel>(p: &Problem<'_>, plan: &Plan, abuf: &[f32], bbuf: &[f
                                 }
                             }
                         } else if class == CLS_FULL && rows == mr && cols == nr {
-                            K::run(runs, aptr, bptr, cblk, n, load_c);
+                            K::run(runs, aptr, lda, bptr, cblk, n, load_c);
                         } else {
-                            K::run(runs, aptr, bptr, tmp.as_mut_ptr(), nr, false);
+                            K::run(runs, aptr, lda, bptr, tmp.as_mut_ptr(), nr, false);
                             let bits = if class == CLS_MIXED {
                                 Some(&class_bits[idx * mr..idx * mr + rows])
                             } else {

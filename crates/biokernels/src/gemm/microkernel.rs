@@ -1,6 +1,7 @@
 //! Register-blocked micro-kernels: `C[MR×NR] (+)= Σ_runs A_panel[k0..k0+len] · B_panel`.
 //!
-//! A micro-kernel reads a packed A micro-panel (`K × MR`, `MR` contiguous values per `k`) and a
+//! A micro-kernel reads an A micro-panel (`K × MR`, `MR` contiguous values per `k`, `k` at a
+//! stride `lda`: `MR` when packed) and a
 //! packed B micro-panel (`NR` contiguous values per kept `k`) and keeps the `MR × NR` block of C
 //! in registers across all runs of kept `k`, so skipped tiles cost nothing inside the kernel.
 //! The reduction over `k` is sequential (one accumulator per C entry), which makes the result
@@ -23,14 +24,16 @@ pub(crate) trait MicroKernel: Sync {
     /// Columns of C per call (B micro-panel width).
     const NR: usize;
 
-    /// `C[i, j] = (load_c ? C[i, j] : 0) + Σ_{run} Σ_{k in run} A[k][i] · B[k][j]`.
+    /// `C[i, j] = (load_c ? C[i, j] : 0) + Σ_{run} Σ_{k in run} A[k][i] · B[k][j]`, where
+    /// `A[k][i]` is `a[k · lda + i]` (`lda = MR` for a packed micro-panel; larger when the
+    /// kernel reads `MR` contiguous values per `k` straight out of a transposed operand).
     ///
     /// # Safety
-    /// `a` points to a packed A micro-panel with at least `(k0 + len) * MR` values for every
-    /// run; `b` to `Σ len * NR` packed B values (runs back to back); `c` to an `MR × NR` block
+    /// `a` points to an A micro-panel with `MR` readable values at `k · lda` for every `k` of
+    /// every run (`lda >= MR`); `b` to `Σ len * NR` packed B values (runs back to back); `c` to an `MR × NR` block
     /// with row stride `ldc` that is valid for reads (if `load_c`) and writes. The CPU must
     /// support the kernel's instruction set.
-    unsafe fn run(runs: &[Run], a: *const f32, b: *const f32, c: *mut f32, ldc: usize, load_c: bool);
+    unsafe fn run(runs: &[Run], a: *const f32, lda: usize, b: *const f32, c: *mut f32, ldc: usize, load_c: bool);
 }
 
 /// Portable kernel: plain arrays that LLVM vectorises with the baseline target features.
@@ -40,7 +43,7 @@ impl MicroKernel for Portable {
     const MR: usize = 4;
     const NR: usize = 16;
 
-    unsafe fn run(runs: &[Run], a: *const f32, b: *const f32, c: *mut f32, ldc: usize, load_c: bool) {
+    unsafe fn run(runs: &[Run], a: *const f32, lda: usize, b: *const f32, c: *mut f32, ldc: usize, load_c: bool) {
         const MR: usize = Portable::MR;
         const NR: usize = Portable::NR;
         let mut acc = [[0f32; NR]; MR];
@@ -48,7 +51,7 @@ impl MicroKernel for Portable {
         for run in runs {
             // SAFETY: the caller guarantees the packed panels cover every run.
             unsafe {
-                let mut ap = a.add(run.k0 * MR);
+                let mut ap = a.add(run.k0 * lda);
                 for _ in 0..run.len {
                     let bv: [f32; NR] = *(bp as *const [f32; NR]);
                     let av: [f32; MR] = *(ap as *const [f32; MR]);
@@ -57,7 +60,7 @@ impl MicroKernel for Portable {
                             acc[i][j] += av[i] * bv[j];
                         }
                     }
-                    ap = ap.add(MR);
+                    ap = ap.add(lda);
                     bp = bp.add(NR);
                 }
             }
@@ -90,15 +93,23 @@ mod x86 {
         const MR: usize = 8;
         const NR: usize = 32;
 
-        unsafe fn run(runs: &[Run], a: *const f32, b: *const f32, c: *mut f32, ldc: usize, load_c: bool) {
+        unsafe fn run(runs: &[Run], a: *const f32, lda: usize, b: *const f32, c: *mut f32, ldc: usize, load_c: bool) {
             // SAFETY: forwarded contract; the dispatcher only picks this kernel when
             // `is_x86_feature_detected!("avx512f")` holds.
-            unsafe { avx512_8x32(runs, a, b, c, ldc, load_c) }
+            unsafe { avx512_8x32(runs, a, lda, b, c, ldc, load_c) }
         }
     }
 
     #[target_feature(enable = "avx512f")]
-    unsafe fn avx512_8x32(runs: &[Run], a: *const f32, b: *const f32, c: *mut f32, ldc: usize, load_c: bool) {
+    unsafe fn avx512_8x32(
+        runs: &[Run],
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        load_c: bool,
+    ) {
         const MR: usize = 8;
         let mut lo = [_mm512_setzero_ps(); MR];
         let mut hi = [_mm512_setzero_ps(); MR];
@@ -106,7 +117,7 @@ mod x86 {
         for run in runs {
             // SAFETY: the caller guarantees the packed panels cover every run.
             unsafe {
-                let mut ap = a.add(run.k0 * MR);
+                let mut ap = a.add(run.k0 * lda);
                 let mut left = run.len;
                 while left >= 2 {
                     let b0 = _mm512_loadu_ps(bp);
@@ -119,11 +130,11 @@ mod x86 {
                     let b0 = _mm512_loadu_ps(bp.add(32));
                     let b1 = _mm512_loadu_ps(bp.add(48));
                     for i in 0..MR {
-                        let av = _mm512_set1_ps(*ap.add(MR + i));
+                        let av = _mm512_set1_ps(*ap.add(lda + i));
                         lo[i] = _mm512_fmadd_ps(av, b0, lo[i]);
                         hi[i] = _mm512_fmadd_ps(av, b1, hi[i]);
                     }
-                    ap = ap.add(2 * MR);
+                    ap = ap.add(2 * lda);
                     bp = bp.add(64);
                     left -= 2;
                 }
@@ -161,15 +172,15 @@ mod x86 {
         const MR: usize = 6;
         const NR: usize = 16;
 
-        unsafe fn run(runs: &[Run], a: *const f32, b: *const f32, c: *mut f32, ldc: usize, load_c: bool) {
+        unsafe fn run(runs: &[Run], a: *const f32, lda: usize, b: *const f32, c: *mut f32, ldc: usize, load_c: bool) {
             // SAFETY: forwarded contract; the dispatcher only picks this kernel when AVX2 and
             // FMA are detected.
-            unsafe { avx2_6x16(runs, a, b, c, ldc, load_c) }
+            unsafe { avx2_6x16(runs, a, lda, b, c, ldc, load_c) }
         }
     }
 
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2_6x16(runs: &[Run], a: *const f32, b: *const f32, c: *mut f32, ldc: usize, load_c: bool) {
+    unsafe fn avx2_6x16(runs: &[Run], a: *const f32, lda: usize, b: *const f32, c: *mut f32, ldc: usize, load_c: bool) {
         const MR: usize = 6;
         let mut lo = [_mm256_setzero_ps(); MR];
         let mut hi = [_mm256_setzero_ps(); MR];
@@ -177,7 +188,7 @@ mod x86 {
         for run in runs {
             // SAFETY: the caller guarantees the packed panels cover every run.
             unsafe {
-                let mut ap = a.add(run.k0 * MR);
+                let mut ap = a.add(run.k0 * lda);
                 for _ in 0..run.len {
                     let b0 = _mm256_loadu_ps(bp);
                     let b1 = _mm256_loadu_ps(bp.add(8));
@@ -186,7 +197,7 @@ mod x86 {
                         lo[i] = _mm256_fmadd_ps(av, b0, lo[i]);
                         hi[i] = _mm256_fmadd_ps(av, b1, hi[i]);
                     }
-                    ap = ap.add(MR);
+                    ap = ap.add(lda);
                     bp = bp.add(16);
                 }
             }

@@ -61,6 +61,7 @@ mod microkernel;
 
 use crate::error::{Error, Result};
 use crate::tile_map::TileMap;
+pub(crate) use cpu::packed_a_len;
 use cpu::{ASrc, BSrc, Problem};
 
 /// Length of the reduction chunks of the CPU kernels. Fixed, so results do not depend on the
@@ -264,6 +265,49 @@ fn check_mask(op: &'static str, w: [usize; 2], mask: &TileMap) -> Result<()> {
 
 fn launch(problem: Problem<'_>, c: MatMut<'_>, opts: Options) -> Result<()> {
     let isa = opts.resolve_isa()?;
+    cpu::gemm(isa, &problem, c.data);
+    Ok(())
+}
+
+/// `C = A·(B ⊙ M)` (or `A·B` without a mask) with A already packed in the layout of `isa`'s
+/// micro-kernel ([`packed_a_len`] floats; the convolutions unroll their input straight into
+/// it). Same arithmetic, same order, as [`matmul`] / [`masked_matmul`] on the unpacked A.
+pub(crate) fn matmul_packed_a(
+    isa: Isa,
+    a_packed: &[f32],
+    m: usize,
+    b: MatRef<'_>,
+    mask: Option<&TileMap>,
+    c: MatMut<'_>,
+    beta: Beta,
+) -> Result<()> {
+    const OP: &str = "matmul_packed_a";
+    let k = b.rows;
+    let expected = packed_a_len(isa, m, k);
+    if a_packed.len() != expected {
+        return Err(Error::BufferSize {
+            rows: expected,
+            cols: 1,
+            len: a_packed.len(),
+        });
+    }
+    if let Some(tm) = mask {
+        check_mask(OP, b.shape(), tm)?;
+    }
+    check_out(OP, "c", &c, [m, b.cols])?;
+    if !isa.is_available() {
+        return Err(Error::IsaUnavailable { isa: isa.name() });
+    }
+    let problem = Problem {
+        m,
+        k,
+        n: b.cols,
+        a: ASrc::Packed(a_packed),
+        b: BSrc::RowMajor(b.data),
+        b_mask: mask,
+        c_mask: None,
+        accumulate: beta == Beta::One,
+    };
     cpu::gemm(isa, &problem, c.data);
     Ok(())
 }
