@@ -151,39 +151,19 @@ impl Float for f32 {
 
     fn mm(a: &[f32], b: &[f32], mask: Option<&TileMap>, m: usize, k: usize, n: usize) -> Result<Vec<f32>> {
         let mut c = vec![0.0; m * n];
-        let (a, b, cm) = (MatRef::new(a, m, k)?, MatRef::new(b, k, n)?, MatMut::new(&mut c, m, n)?);
-        match mask {
-            None => biokernels::matmul(a, b, cm, Beta::Zero)?,
-            Some(t) => biokernels::masked_matmul(a, b, t, cm, Beta::Zero)?,
-        }
+        Self::mm_into(a, b, mask, &mut c, false, m, k, n)?;
         Ok(c)
     }
 
     fn mm_da(dy: &[f32], b: &[f32], mask: Option<&TileMap>, m: usize, k: usize, n: usize) -> Result<Vec<f32>> {
         let mut c = vec![0.0; m * k];
-        let (dy, b, cm) = (
-            MatRef::new(dy, m, n)?,
-            MatRef::new(b, k, n)?,
-            MatMut::new(&mut c, m, k)?,
-        );
-        match mask {
-            None => biokernels::matmul_nt(dy, b, cm, Beta::Zero)?,
-            Some(t) => biokernels::masked_matmul_dx(dy, b, t, cm, Beta::Zero)?,
-        }
+        Self::mm_da_into(dy, b, mask, &mut c, m, k, n)?;
         Ok(c)
     }
 
     fn mm_db(a: &[f32], dy: &[f32], mask: Option<&TileMap>, m: usize, k: usize, n: usize) -> Result<Vec<f32>> {
         let mut c = vec![0.0; k * n];
-        let (a, dy, cm) = (
-            MatRef::new(a, m, k)?,
-            MatRef::new(dy, m, n)?,
-            MatMut::new(&mut c, k, n)?,
-        );
-        match mask {
-            None => biokernels::matmul_tn(a, dy, cm, Beta::Zero)?,
-            Some(t) => biokernels::masked_matmul_dw(a, dy, t, cm, Beta::Zero)?,
-        }
+        Self::mm_db_into(a, dy, mask, &mut c, m, k, n)?;
         Ok(c)
     }
 
