@@ -399,22 +399,7 @@ impl CudaDevice {
                 });
             }
         }
-        if mask.dims != mask_dims {
-            return Err(Error::ConvMaskMismatch {
-                op: OP,
-                expected: mask_dims,
-                got: mask.dims,
-            });
-        }
-        if x.is_bf16() != (precision == Precision::Bf16) || w.is_bf16() != (precision == Precision::Bf16) {
-            return Err(Error::CudaOperand {
-                op: OP,
-                reason: format!(
-                    "{} needs x and w uploaded with Precision::{precision:?}",
-                    precision.name()
-                ),
-            });
-        }
+        Self::check_conv_operands(OP, precision, mask, mask_dims, [x, w], "x and w")?;
         let GpuData::F32(out_buf) = &mut y.data else {
             return Err(Error::CudaOperand {
                 op: OP,
@@ -532,6 +517,35 @@ impl CudaDevice {
     }
 
     /// Checks a conv buffer's length.
+    /// The mask must have been uploaded for this plan's dims, and both inputs in the precision
+    /// the kernel reads (`inputs` names them in the error).
+    fn check_conv_operands(
+        op: &'static str,
+        precision: Precision,
+        mask: &DeviceConvMask,
+        mask_dims: [usize; 5],
+        operands: [&GpuMatrix; 2],
+        inputs: &str,
+    ) -> Result<()> {
+        if mask.dims != mask_dims {
+            return Err(Error::ConvMaskMismatch {
+                op,
+                expected: mask_dims,
+                got: mask.dims,
+            });
+        }
+        if operands.iter().any(|m| m.is_bf16() != (precision == Precision::Bf16)) {
+            return Err(Error::CudaOperand {
+                op,
+                reason: format!(
+                    "{} needs {inputs} uploaded with Precision::{precision:?}",
+                    precision.name()
+                ),
+            });
+        }
+        Ok(())
+    }
+
     fn conv_buf(name: &'static str, shape: Vec<usize>, m: &GpuMatrix) -> Result<()> {
         let expected = shape.iter().product::<usize>();
         let got = m.rows * m.cols;
@@ -608,22 +622,7 @@ impl CudaDevice {
                 })
             }
         };
-        if mask.dims != mask_dims {
-            return Err(Error::ConvMaskMismatch {
-                op: OP,
-                expected: mask_dims,
-                got: mask.dims,
-            });
-        }
-        if a.is_bf16() != (precision == Precision::Bf16) || b.is_bf16() != (precision == Precision::Bf16) {
-            return Err(Error::CudaOperand {
-                op: OP,
-                reason: format!(
-                    "{} needs inputs uploaded with Precision::{precision:?}",
-                    precision.name()
-                ),
-            });
-        }
+        Self::check_conv_operands(OP, precision, mask, mask_dims, [a, b], "inputs")?;
         let GpuData::F32(out_buf) = &mut out.data else {
             return Err(Error::CudaOperand {
                 op: OP,
