@@ -22,6 +22,7 @@
 //! # Shapes
 //! `param` and `grad` of one index always have the same length; the state is created on first use.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, Error, Result};
@@ -285,6 +286,103 @@ fn default_eps(c: Convention) -> f64 {
     }
 }
 
+/// Elements per rayon task of an optimiser update.
+const UPDATE_CHUNK: usize = 1 << 14;
+
+/// One optimiser rule applied to a slice of a parameter and its state buffers.
+#[derive(Debug, Clone, Copy)]
+struct UpdateKernel {
+    rule: Rule,
+    convention: Convention,
+    lr: f64,
+    weight_decay: f32,
+    t: u64,
+    started: bool,
+}
+
+impl UpdateKernel {
+    fn apply(&self, param: &mut [f32], grad: &[f32], first: &mut [f32], second: &mut [f32]) {
+        let (lr, wd, t, started, conv) = (self.lr, self.weight_decay, self.t, self.started, self.convention);
+        let lr32 = lr as f32;
+        // PyTorch's coupled L2 weight decay: g + wd·w.
+        let g_at = |i: usize, w: f32| if wd != 0.0 { grad[i] + wd * w } else { grad[i] };
+        match (self.rule, conv) {
+            (Rule::Sgd { momentum, nesterov }, Convention::Keras) => {
+                for (i, w) in param.iter_mut().enumerate() {
+                    let g = g_at(i, *w);
+                    if momentum == 0.0 {
+                        *w -= lr32 * g;
+                    } else {
+                        let v = momentum * first[i] - lr32 * g;
+                        first[i] = v;
+                        *w += if nesterov { momentum * v - lr32 * g } else { v };
+                    }
+                }
+            }
+            (Rule::Sgd { momentum, nesterov }, Convention::Torch) => {
+                for (i, w) in param.iter_mut().enumerate() {
+                    let g = g_at(i, *w);
+                    if momentum == 0.0 {
+                        *w -= lr32 * g;
+                    } else {
+                        let b = if started { momentum * first[i] + g } else { g };
+                        first[i] = b;
+                        *w -= lr32 * if nesterov { g + momentum * b } else { b };
+                    }
+                }
+            }
+            (Rule::Adam { beta1, beta2, eps }, conv) => {
+                let (b1, b2) = (beta1 as f32, beta2 as f32);
+                let bc1 = 1.0 - beta1.powf(t as f64);
+                let bc2 = 1.0 - beta2.powf(t as f64);
+                let keras_lr_t = (lr * bc2.sqrt() / bc1) as f32;
+                let torch_step = (lr / bc1) as f32;
+                let torch_bc2_sqrt = bc2.sqrt() as f32;
+                for (i, w) in param.iter_mut().enumerate() {
+                    let g = g_at(i, *w);
+                    let m = b1 * first[i] + (1.0 - b1) * g;
+                    let v = b2 * second[i] + (1.0 - b2) * g * g;
+                    first[i] = m;
+                    second[i] = v;
+                    *w -= match conv {
+                        Convention::Keras => keras_lr_t * m / (v.sqrt() + eps),
+                        Convention::Torch => torch_step * m / (v.sqrt() / torch_bc2_sqrt + eps),
+                    };
+                }
+            }
+            (Rule::RmsProp { rho, eps, momentum }, conv) => {
+                for (i, w) in param.iter_mut().enumerate() {
+                    let g = g_at(i, *w);
+                    let s = rho * second[i] + (1.0 - rho) * g * g;
+                    second[i] = s;
+                    match conv {
+                        Convention::Keras => {
+                            let inc = lr32 * g / (s + eps).sqrt();
+                            if momentum == 0.0 {
+                                *w -= inc;
+                            } else {
+                                let b = momentum * first[i] + inc;
+                                first[i] = b;
+                                *w -= b;
+                            }
+                        }
+                        Convention::Torch => {
+                            let scaled = g / (s.sqrt() + eps);
+                            if momentum == 0.0 {
+                                *w -= lr32 * scaled;
+                            } else {
+                                let b = momentum * first[i] + scaled;
+                                first[i] = b;
+                                *w -= lr32 * b;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl Optimizer {
     /// Starts a new step (increments the iteration counter `t`, 1-based).
     pub fn begin_step(&mut self) {
@@ -335,82 +433,25 @@ impl Optimizer {
             st.second = vec![0.0; param.len()];
             st.started = false;
         }
-        let lr32 = lr as f32;
-        // PyTorch's coupled L2 weight decay: g + wd·w.
-        let g_at = |i: usize, w: f32| if wd != 0.0 { grad[i] + wd * w } else { grad[i] };
-        match (self.rule, conv) {
-            (Rule::Sgd { momentum, nesterov }, Convention::Keras) => {
-                for (i, w) in param.iter_mut().enumerate() {
-                    let g = g_at(i, *w);
-                    if momentum == 0.0 {
-                        *w -= lr32 * g;
-                    } else {
-                        let v = momentum * st.first[i] - lr32 * g;
-                        st.first[i] = v;
-                        *w += if nesterov { momentum * v - lr32 * g } else { v };
-                    }
-                }
-            }
-            (Rule::Sgd { momentum, nesterov }, Convention::Torch) => {
-                for (i, w) in param.iter_mut().enumerate() {
-                    let g = g_at(i, *w);
-                    if momentum == 0.0 {
-                        *w -= lr32 * g;
-                    } else {
-                        let b = if st.started { momentum * st.first[i] + g } else { g };
-                        st.first[i] = b;
-                        *w -= lr32 * if nesterov { g + momentum * b } else { b };
-                    }
-                }
-            }
-            (Rule::Adam { beta1, beta2, eps }, conv) => {
-                let (b1, b2) = (beta1 as f32, beta2 as f32);
-                let bc1 = 1.0 - beta1.powf(t as f64);
-                let bc2 = 1.0 - beta2.powf(t as f64);
-                let keras_lr_t = (lr * bc2.sqrt() / bc1) as f32;
-                let torch_step = (lr / bc1) as f32;
-                let torch_bc2_sqrt = bc2.sqrt() as f32;
-                for (i, w) in param.iter_mut().enumerate() {
-                    let g = g_at(i, *w);
-                    let m = b1 * st.first[i] + (1.0 - b1) * g;
-                    let v = b2 * st.second[i] + (1.0 - b2) * g * g;
-                    st.first[i] = m;
-                    st.second[i] = v;
-                    *w -= match conv {
-                        Convention::Keras => keras_lr_t * m / (v.sqrt() + eps),
-                        Convention::Torch => torch_step * m / (v.sqrt() / torch_bc2_sqrt + eps),
-                    };
-                }
-            }
-            (Rule::RmsProp { rho, eps, momentum }, conv) => {
-                for (i, w) in param.iter_mut().enumerate() {
-                    let g = g_at(i, *w);
-                    let s = rho * st.second[i] + (1.0 - rho) * g * g;
-                    st.second[i] = s;
-                    match conv {
-                        Convention::Keras => {
-                            let inc = lr32 * g / (s + eps).sqrt();
-                            if momentum == 0.0 {
-                                *w -= inc;
-                            } else {
-                                let b = momentum * st.first[i] + inc;
-                                st.first[i] = b;
-                                *w -= b;
-                            }
-                        }
-                        Convention::Torch => {
-                            let scaled = g / (s.sqrt() + eps);
-                            if momentum == 0.0 {
-                                *w -= lr32 * scaled;
-                            } else {
-                                let b = momentum * st.first[i] + scaled;
-                                st.first[i] = b;
-                                *w -= lr32 * b;
-                            }
-                        }
-                    }
-                }
-            }
+        let kernel = UpdateKernel {
+            rule: self.rule,
+            convention: conv,
+            lr,
+            weight_decay: wd,
+            t,
+            started: st.started,
+        };
+        // Every element is updated independently, so splitting the buffers over the rayon
+        // pool gives the same values for any number of threads.
+        if param.len() >= 2 * UPDATE_CHUNK {
+            param
+                .par_chunks_mut(UPDATE_CHUNK)
+                .zip(grad.par_chunks(UPDATE_CHUNK))
+                .zip(st.first.par_chunks_mut(UPDATE_CHUNK))
+                .zip(st.second.par_chunks_mut(UPDATE_CHUNK))
+                .for_each(|(((w, g), m), v)| kernel.apply(w, g, m, v));
+        } else {
+            kernel.apply(param, grad, &mut st.first, &mut st.second);
         }
         st.started = true;
         Ok(())
@@ -447,5 +488,66 @@ impl Optimizer {
             self.update(i, p, g)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A parameter large enough to be split over the thread pool gets exactly the values it
+    /// gets when updated piece by piece below the split size (each piece its own slot), for
+    /// every rule and convention, over three steps with momentum and weight decay.
+    #[test]
+    fn split_update_equals_piecewise_update() {
+        let n = 3 * UPDATE_CHUNK + 77;
+        let piece = UPDATE_CHUNK + 3;
+        let configs = [
+            OptimizerConfig::Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: 1e-3,
+                decay: 0.0,
+                convention: Convention::Torch,
+            },
+            OptimizerConfig::Adam {
+                lr: 1e-3,
+                beta1: None,
+                beta2: None,
+                eps: None,
+                weight_decay: 0.0,
+                decay: 1e-3,
+                convention: Convention::Keras,
+            },
+            OptimizerConfig::RmsProp {
+                lr: 1e-3,
+                rho: None,
+                eps: None,
+                momentum: 0.5,
+                weight_decay: 0.0,
+                decay: 0.0,
+                convention: Convention::Torch,
+            },
+            OptimizerConfig::keras_rmsprop(1e-4, 1e-6),
+        ];
+        for cfg in configs {
+            let mut whole = cfg.build().unwrap();
+            let mut pieces = cfg.build().unwrap();
+            let mut w: Vec<f32> = (0..n).map(|i| ((i * 37) % 101) as f32 * 0.01 - 0.5).collect();
+            let w0 = w.clone();
+            let mut w2 = w.clone();
+            for step in 0..3 {
+                let g: Vec<f32> = (0..n).map(|i| ((i * 13 + step * 7) % 29) as f32 * 0.1 - 1.4).collect();
+                whole.begin_step();
+                whole.update(0, &mut w, &g).unwrap();
+                pieces.begin_step();
+                for (slot, (wp, gp)) in w2.chunks_mut(piece).zip(g.chunks(piece)).enumerate() {
+                    pieces.update(slot, wp, gp).unwrap();
+                }
+            }
+            assert!(w.iter().zip(&w2).all(|(a, b)| a.to_bits() == b.to_bits()), "{cfg:?}");
+            assert!(w.iter().zip(&w0).all(|(a, b)| a != b), "{cfg:?}: every weight moved");
+        }
     }
 }

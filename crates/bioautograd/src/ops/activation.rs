@@ -15,6 +15,7 @@
 use crate::error::Result;
 use crate::float::Float;
 use crate::graph::{Graph, Var};
+use crate::ops::par;
 use crate::tensor::Tensor;
 
 impl<T: Float> Graph<T> {
@@ -78,21 +79,16 @@ impl<T: Float> Graph<T> {
         &self,
         op: &'static str,
         x: &Var,
-        f: impl Fn(T) -> T,
-        df: impl Fn(T, T) -> T + 'static,
+        f: impl Fn(T) -> T + Sync,
+        df: impl Fn(T, T) -> T + Send + Sync + 'static,
     ) -> Result<Var> {
         let xt = self.get(op, x)?;
-        let y: Vec<T> = xt.as_slice()?.iter().map(|&v| f(v)).collect();
+        let y: Vec<T> = par::map(xt.as_slice()?, f);
         let yt = Tensor::from_parts(y, xt.shape().to_vec());
         let ys = yt.clone();
         Ok(self.push(yt, &[*x], move |g, _| {
             let (xs, ys) = (xt.as_slice()?, ys.as_slice()?);
-            Ok(vec![Some(
-                g.iter()
-                    .zip(xs.iter().zip(ys))
-                    .map(|(&g, (&x, &y))| g * df(x, y))
-                    .collect(),
-            )])
+            Ok(vec![Some(par::zip3_map(g, xs, ys, |g, x, y| g * df(x, y)))])
         }))
     }
 }

@@ -27,10 +27,12 @@
 use std::sync::Arc;
 
 pub use biokernels::conv::{Conv2dGeometry, ConvMask, ConvTranspose2dGeometry, Padding};
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::graph::{Graph, Var};
+use crate::ops::par;
 use crate::shape::check_rank;
 use crate::tensor::Tensor;
 
@@ -396,11 +398,16 @@ impl<T: Float> Graph<T> {
         if let Some(bt) = &bt {
             let b = bt.as_slice()?;
             // One bias value per (image, channel) plane: no per-element index arithmetic.
-            for (k, chunk) in y.chunks_mut(plane.max(1)).enumerate() {
+            let add = |(k, chunk): (usize, &mut [T])| {
                 let bv = b[k % cout];
                 for v in chunk {
                     *v += bv;
                 }
+            };
+            if y.len() >= 2 * par::PAR_MIN {
+                y.par_chunks_mut(plane.max(1)).enumerate().for_each(add);
+            } else {
+                y.chunks_mut(plane.max(1)).enumerate().for_each(add);
             }
         }
         Ok(
@@ -419,15 +426,69 @@ impl<T: Float> Graph<T> {
                 let mut out = vec![dx, dw];
                 if needs.len() == 3 {
                     out.push(needs[2].then(|| {
-                        let mut db = vec![T::ZERO; cout];
-                        for (k, chunk) in g.chunks(plane.max(1)).enumerate() {
-                            db[k % cout] += chunk.iter().fold(T::ZERO, |acc, &v| acc + v);
+                        // Per channel: the planes' sums added image by image (the same order
+                        // for any number of threads).
+                        let channel = |c: usize| {
+                            (0..g.len() / (cout * plane).max(1)).fold(T::ZERO, |db, b| {
+                                db + g[(b * cout + c) * plane..][..plane]
+                                    .iter()
+                                    .fold(T::ZERO, |acc, &v| acc + v)
+                            })
+                        };
+                        if g.len() >= 2 * par::PAR_MIN {
+                            (0..cout).into_par_iter().map(channel).collect()
+                        } else {
+                            (0..cout).map(channel).collect()
                         }
-                        db
                     }));
                 }
                 Ok(out)
             }),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On an output large enough for the parallel bias paths: the bias adds `b[c]` to every
+    /// value of channel `c`, and its gradient is the channel sum of the output gradient.
+    #[test]
+    fn bias_add_and_gradient_on_large_outputs() {
+        let (n, cin, hw, cout) = (3, 2, 50, 9);
+        assert!(n * cout * hw * hw >= 2 * par::PAR_MIN);
+        let x: Vec<f32> = (0..n * cin * hw * hw)
+            .map(|i| ((i * 7) % 11) as f32 * 0.1 - 0.5)
+            .collect();
+        let w: Vec<f32> = (0..cin * cout).map(|i| ((i * 5) % 7) as f32 * 0.25 - 0.75).collect();
+        let b: Vec<f32> = (0..cout).map(|c| c as f32 * 1.5 - 4.0).collect();
+        let g = Graph::new();
+        let xv = g.input(Tensor::from_vec(x, &[n, cin, hw, hw]).unwrap());
+        let wv = g.param(Tensor::from_vec(w, &[1, 1, cin, cout]).unwrap());
+        let bv = g.param(Tensor::from_vec(b.clone(), &[cout]).unwrap());
+        let opts = Conv2dOptions::default();
+        let with = g.conv2d(&xv, &wv, Some(&bv), &opts, None).unwrap();
+        let without = g.conv2d(&xv, &wv, None, &opts, None).unwrap();
+        let (yw, yo) = (
+            g.value(&with).unwrap().to_vec().unwrap(),
+            g.value(&without).unwrap().to_vec().unwrap(),
+        );
+        let plane = hw * hw;
+        for (i, (a, o)) in yw.iter().zip(&yo).enumerate() {
+            assert_eq!(*a, *o + b[(i / plane) % cout], "output {i}");
+        }
+        let dy: Vec<f32> = (0..yw.len()).map(|i| ((i * 3) % 13) as f32 - 6.0).collect();
+        let grads = g
+            .backward_with(&with, Tensor::from_vec(dy.clone(), &[n, cout, hw, hw]).unwrap())
+            .unwrap();
+        let db = grads.slice(&bv).unwrap();
+        for (c, &got) in db.iter().enumerate() {
+            // Integer-valued terms: every summation order gives the exact sum.
+            let want: f32 = (0..n)
+                .map(|k| dy[(k * cout + c) * plane..][..plane].iter().sum::<f32>())
+                .sum();
+            assert_eq!(got, want, "channel {c}");
+        }
     }
 }

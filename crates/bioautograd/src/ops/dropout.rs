@@ -19,6 +19,7 @@ use biorng::Stream;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::graph::{Graph, Var};
+use crate::ops::par;
 use crate::tensor::Tensor;
 
 impl<T: Float> Graph<T> {
@@ -42,10 +43,10 @@ impl<T: Float> Graph<T> {
         let factor: Vec<T> = (0..xt.numel())
             .map(|_| if rng.uniform01() < 1.0 - p { scale } else { T::ZERO })
             .collect();
-        let y = xt.as_slice()?.iter().zip(&factor).map(|(&v, &f)| v * f).collect();
+        let y = par::zip_map(xt.as_slice()?, &factor, |v, f| v * f);
         Ok(
             self.push(Tensor::from_parts(y, xt.shape().to_vec()), &[*x], move |g, _| {
-                Ok(vec![Some(g.iter().zip(&factor).map(|(&gv, &f)| gv * f).collect())])
+                Ok(vec![Some(par::zip_map(g, &factor, |gv, f| gv * f))])
             }),
         )
     }

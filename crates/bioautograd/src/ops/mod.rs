@@ -23,6 +23,7 @@ pub mod conv;
 pub mod dropout;
 pub mod loss;
 pub mod matmul;
+mod par;
 pub mod pool;
 pub mod reduce;
 pub mod rnn;

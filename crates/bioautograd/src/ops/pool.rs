@@ -16,7 +16,10 @@
 
 use crate::error::{Error, Result};
 use crate::float::Float;
+use rayon::prelude::*;
+
 use crate::graph::{Graph, Var};
+use crate::ops::par;
 use crate::shape::check_rank;
 use crate::tensor::Tensor;
 
@@ -109,11 +112,37 @@ impl<T: Float> Graph<T> {
         let xs = xt.as_slice()?;
         let planes = n * c;
         let inv = T::ONE / T::from_usize(kh * kw);
-        let mut y = Vec::with_capacity(planes * oh * ow);
+        let out_plane = oh * ow;
+        let mut y = vec![T::ZERO; planes * out_plane];
         // Max: the flat input index of each output's maximum (usize::MAX: all padding).
-        let mut arg = Vec::with_capacity(if max { planes * oh * ow } else { 0 });
-        for pl in 0..planes {
+        let mut arg = vec![0usize; if max { planes * out_plane } else { 0 }];
+        // One input plane into its output plane (and argmax plane); planes are independent.
+        // Without padding every window lies inside the plane: no bounds tests, and max pooling
+        // starts from the window's first value (the rule below also takes it unconditionally).
+        let interior = ph == 0 && pw == 0;
+        let pool_plane = |pl: usize, yp: &mut [T], ap: &mut [usize]| {
             let base = pl * h * w;
+            if interior && max {
+                let plane = &xs[base..base + h * w];
+                for i in 0..oh {
+                    for j in 0..ow {
+                        let first = i * sh * w + j * sw;
+                        let (mut best, mut best_at) = (plane[first], first);
+                        for di in 0..kh {
+                            let row = &plane[first + di * w..][..kw];
+                            for (dj, &v) in row.iter().enumerate() {
+                                if v > best {
+                                    best = v;
+                                    best_at = first + di * w + dj;
+                                }
+                            }
+                        }
+                        yp[i * ow + j] = best;
+                        ap[i * ow + j] = base + best_at;
+                    }
+                }
+                return;
+            }
             for i in 0..oh {
                 for j in 0..ow {
                     let mut best = T::NEG_INFINITY;
@@ -124,12 +153,13 @@ impl<T: Float> Graph<T> {
                         if r >= h {
                             continue;
                         }
+                        let row = &xs[base + r * w..][..w];
                         for dj in 0..kw {
                             let s = (j * sw + dj).wrapping_sub(pw);
                             if s >= w {
                                 continue;
                             }
-                            let v = xs[base + r * w + s];
+                            let v = row[s];
                             if max {
                                 if best_at == usize::MAX || v > best {
                                     best = v;
@@ -141,22 +171,60 @@ impl<T: Float> Graph<T> {
                         }
                     }
                     if max {
-                        y.push(best);
-                        arg.push(best_at);
+                        yp[i * ow + j] = best;
+                        ap[i * ow + j] = best_at;
                     } else {
-                        y.push(sum * inv);
+                        yp[i * ow + j] = sum * inv;
                     }
                 }
             }
+        };
+        let parallel = planes * out_plane >= 2 * par::PAR_MIN && out_plane > 0;
+        match (max, parallel) {
+            (true, true) => y
+                .par_chunks_mut(out_plane)
+                .zip(arg.par_chunks_mut(out_plane))
+                .enumerate()
+                .for_each(|(pl, (yp, ap))| pool_plane(pl, yp, ap)),
+            (false, true) => y
+                .par_chunks_mut(out_plane)
+                .enumerate()
+                .for_each(|(pl, yp)| pool_plane(pl, yp, &mut [])),
+            (true, false) => y
+                .chunks_mut(out_plane.max(1))
+                .zip(arg.chunks_mut(out_plane.max(1)))
+                .enumerate()
+                .for_each(|(pl, (yp, ap))| pool_plane(pl, yp, ap)),
+            (false, false) => y
+                .chunks_mut(out_plane.max(1))
+                .enumerate()
+                .for_each(|(pl, yp)| pool_plane(pl, yp, &mut [])),
         }
         let n_in = xt.numel();
         Ok(
             self.push(Tensor::from_parts(y, vec![n, c, oh, ow]), &[*x], move |g, _| {
                 let mut dx = vec![T::ZERO; n_in];
                 if max {
-                    for (&a, &gv) in arg.iter().zip(g) {
-                        if a != usize::MAX {
-                            dx[a] += gv;
+                    // Each plane's maxima lie in its own input plane, so planes scatter
+                    // independently (in the same order within a plane as one thread would).
+                    let in_plane = h * w;
+                    let scatter = |pl: usize, dxp: &mut [T]| {
+                        let at = pl * out_plane;
+                        for (&a, &gv) in arg[at..at + out_plane].iter().zip(&g[at..at + out_plane]) {
+                            if a != usize::MAX {
+                                dxp[a - pl * in_plane] += gv;
+                            }
+                        }
+                    };
+                    if in_plane > 0 && out_plane > 0 {
+                        if n_in >= 2 * par::PAR_MIN {
+                            dx.par_chunks_mut(in_plane)
+                                .enumerate()
+                                .for_each(|(pl, dxp)| scatter(pl, dxp));
+                        } else {
+                            dx.chunks_mut(in_plane)
+                                .enumerate()
+                                .for_each(|(pl, dxp)| scatter(pl, dxp));
                         }
                     }
                     return Ok(vec![Some(dx)]);
@@ -184,5 +252,76 @@ impl<T: Float> Graph<T> {
                 Ok(vec![Some(dx)])
             }),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Max pooling by the definition: the first maximum in row-major window order, a NaN only
+    /// when it is the window's first value (`v > best` is false for NaN either way).
+    fn naive_max(x: &[f32], [n, c, h, w]: [usize; 4], p: Pool2d) -> (Vec<f32>, Vec<usize>) {
+        let (oh, ow) = p.output_hw("test", h, w).unwrap();
+        let (mut y, mut arg) = (Vec::new(), Vec::new());
+        for pl in 0..n * c {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let mut best: Option<(f32, usize)> = None;
+                    for di in 0..p.kernel[0] {
+                        for dj in 0..p.kernel[1] {
+                            let (r, s) = (i * p.stride[0] + di, j * p.stride[1] + dj);
+                            if r < p.padding[0] || s < p.padding[1] || r - p.padding[0] >= h || s - p.padding[1] >= w {
+                                continue;
+                            }
+                            let at = pl * h * w + (r - p.padding[0]) * w + s - p.padding[1];
+                            if best.is_none_or(|(b, _)| x[at] > b) {
+                                best = Some((x[at], at));
+                            }
+                        }
+                    }
+                    let (b, at) = best.unwrap();
+                    y.push(b);
+                    arg.push(at);
+                }
+            }
+        }
+        (y, arg)
+    }
+
+    #[test]
+    fn max_pool_matches_the_definition_with_ties_nans_and_every_path() {
+        // Small values from a short range give many ties; a few NaNs sit at window starts and
+        // inside windows. Sizes: below and above the parallel threshold, odd sides, overlapping
+        // windows (3×3 stride 2), padding (the general path).
+        let cases = [
+            ([1, 3, 7, 9], Pool2d::new(2)),
+            ([2, 8, 130, 131], Pool2d::new(2)),
+            ([2, 3, 9, 11], Pool2d::new(3).with_stride(2, 2)),
+            ([2, 8, 131, 130], Pool2d::new(3).with_stride(2, 2).with_padding(1, 1)),
+        ];
+        for (dims, p) in cases {
+            let len: usize = dims.iter().product();
+            let x: Vec<f32> = (0..len)
+                .map(|i| if i % 37 == 5 { f32::NAN } else { ((i * 7919) % 5) as f32 })
+                .collect();
+            let (want_y, want_arg) = naive_max(&x, dims, p);
+            let g: Graph<f32> = Graph::new();
+            let xv = g.param(Tensor::from_vec(x.clone(), &dims).unwrap());
+            let y = g.max_pool2d(&xv, p).unwrap();
+            let got = g.value(&y).unwrap().to_vec().unwrap();
+            assert_eq!(got.len(), want_y.len());
+            for (k, (a, b)) in got.iter().zip(&want_y).enumerate() {
+                assert!(a.to_bits() == b.to_bits(), "{dims:?} {p:?} output {k}: {a} vs {b}");
+            }
+            // The gradient lands on the argmax of each window (summed where windows overlap).
+            let ones = Tensor::from_vec(vec![1.0; want_y.len()], g.value(&y).unwrap().shape()).unwrap();
+            let grads = g.backward_with(&y, ones).unwrap();
+            let mut want_dx = vec![0.0f32; len];
+            for &a in &want_arg {
+                want_dx[a] += 1.0;
+            }
+            assert_eq!(grads.slice(&xv).unwrap(), &want_dx[..], "{dims:?} {p:?}");
+        }
     }
 }

@@ -648,9 +648,14 @@ fn compute<K: MicroKernel>(p: &Problem<'_>, plan: &Plan, apanels: APanels<'_>, b
     let nchunks = plan.nchunks;
     // Task grid: blocks of `mcb` row micro-panels × groups of `g` column panels. Only the
     // partition of C depends on the thread count, never the arithmetic.
-    let mcb = (MC / mr).max(1);
-    let row_tasks = mb.div_ceil(mcb);
     let want = 4 * rayon::current_num_threads();
+    // Few row blocks and few panels (a weight gradient: C is `kh·kw·C_in × C_out`, the long
+    // side is the reduction): shorter row blocks, so that every thread gets a share.
+    let mcb = match (MC / mr).max(1) {
+        full if mb.div_ceil(full) * np < want => full.min(mb.div_ceil(want.div_ceil(np))).max(1),
+        full => full,
+    };
+    let row_tasks = mb.div_ceil(mcb);
     let g = np
         .div_ceil(want.div_ceil(row_tasks))
         .clamp(1, (MAX_TASK_COLS / nr).max(1));
