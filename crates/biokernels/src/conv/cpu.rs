@@ -451,6 +451,10 @@ pub(crate) fn forward(
     bias: Option<&[f32]>,
     y: &mut [f32],
 ) -> Result<()> {
+    if super::direct::applies(p, mask.is_some()) {
+        super::direct::forward(p, x, w, bias, y);
+        return Ok(());
+    }
     forward_chunked(p, x, w, mask, bias, y, p.chunk_lines(COL_BUDGET))
 }
 
@@ -638,6 +642,54 @@ mod tests {
     /// row-major im2col, the GEMM packing it) on odd shapes: output widths that are not
     /// multiples of the micro-kernel rows (blocks spanning lines and images), stride,
     /// dilation, every padding, groups, masks, chunks that split images.
+    #[test]
+    fn direct_forward_matches_im2col_bit_for_bit() {
+        if !Isa::Avx512.is_available() {
+            eprintln!("SKIPPED direct_forward_matches_im2col_bit_for_bit: no AVX-512 on this CPU");
+            return;
+        }
+        // Reductions below, at and across KC boundaries (9·32 = 288, 9·64 = 576, 25·13 = 325),
+        // C_out not a multiple of 8, full-width grids not a multiple of 32, every padding,
+        // 1×1 and non-square kernels, an image larger than the kernel's reach on one side.
+        let geoms = [
+            Conv2dGeometry::new(3, 32, (32, 32), 32, (3, 3)),
+            Conv2dGeometry::new(2, 32, (15, 15), 64, (3, 3)).with_padding(Padding::Same),
+            Conv2dGeometry::new(2, 64, (15, 15), 64, (3, 3)),
+            Conv2dGeometry::new(2, 13, (9, 11), 13, (5, 5)).with_padding(Padding::Same),
+            Conv2dGeometry::new(1, 8, (7, 6), 5, (1, 1)),
+            Conv2dGeometry::new(2, 9, (10, 13), 17, (2, 3)).with_padding(Padding::Explicit {
+                top: 2,
+                bottom: 0,
+                left: 1,
+                right: 3,
+            }),
+            Conv2dGeometry::new(1, 8, (4, 4), 8, (4, 4)),
+        ];
+        for (gi, geom) in geoms.iter().enumerate() {
+            let p = geom.plan("test").unwrap();
+            assert!(
+                super::super::direct::applies(&p, false),
+                "geometry {gi} takes the direct path"
+            );
+            let x = values(geom.input_len(), 50 + gi as u64);
+            let w = values(geom.weight_len(), 60 + gi as u64);
+            let bias = values(geom.out_channels, 70 + gi as u64);
+            for b in [None, Some(&bias[..])] {
+                let mut want = vec![f32::NAN; geom.output_len().unwrap()];
+                forward_chunked(&p, &x, &w, None, b, &mut want, p.chunk_lines(COL_BUDGET)).unwrap();
+                let mut got = vec![f32::NAN; want.len()];
+                super::super::direct::forward(&p, &x, &w, b, &mut got);
+                for (i, (g, e)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        g.to_bits() == e.to_bits(),
+                        "geometry {gi}, bias {}, output {i}: {g} vs {e}",
+                        b.is_some()
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn packed_im2col_forward_matches_unpacked() {
         use crate::gemm::{masked_matmul, matmul};

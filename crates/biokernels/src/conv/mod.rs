@@ -114,6 +114,7 @@
 //! ```
 
 mod cpu;
+mod direct;
 mod mask;
 
 pub use cpu::COL_BUDGET;

@@ -1,0 +1,208 @@
+//! Direct convolution forward (AVX-512) for stride 1, no dilation, one group and no mask: the
+//! convolutions of the paper CNNs.
+//!
+//! The im2col path writes `kh·kw` copies of the input and reads them back, which in a training
+//! step (operands cold in cache) costs as much as the arithmetic. Here each image is copied once
+//! into a zero-padded buffer whose rows are `wp = ow + kw − 1` wide. On the *full-width* output
+//! grid (`oh × wp`: columns `ow..wp` are junk and dropped), output pixel `q` of tap `(i, j)`
+//! reads padded pixel `q + i·wp + j`, so 32 consecutive outputs read 32 consecutive inputs of
+//! every channel: the micro-kernel loads them straight from the padded image, which stays in
+//! L2. For a valid column `ox < ow` the read stays on its input row, so junk never leaks into a
+//! kept output.
+//!
+//! ```text
+//! y[co, q] = bias[co] + Σ_{chunk} Σ_{kk in chunk} W[kk, co] · xpad[c(kk), q + off(kk)]
+//! kk = (i·kw + j)·cin + c,  off = i·wp + j,  chunks of KC reduction indices
+//! ```
+//! The reduction runs in the order and the chunking of the im2col GEMM (one fused multiply-add
+//! accumulator per output over each `KC` chunk, chunks added to the running sum, then the bias),
+//! so the result is bit-identical to [`super::cpu`]'s im2col path (test
+//! `direct_forward_matches_im2col_bit_for_bit`).
+//!
+//! # Shapes
+//! `x (N, C_in, H, W)`, `w (kh, kw, C_in, C_out)` (Keras), `y (N, C_out, OH, OW)`; per image the
+//! padded input `(C_in, oh + kh − 1, wp)` and the full-width output `(⌈C_out/8⌉·8, ⌈oh·wp/32⌉·32)`.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use super::cpu::Plan;
+use crate::gemm::{Isa, KC};
+
+/// Output channels per micro-kernel call (rows of its register block).
+const CO_BLOCK: usize = 8;
+/// Full-width output pixels per micro-kernel call (two AVX-512 vectors).
+const PIX_BLOCK: usize = 32;
+
+thread_local! {
+    /// The padded image and the full-width output of the image this thread works on.
+    static IMAGE: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Whether the direct path takes this convolution (else the im2col path does).
+pub(crate) fn applies(p: &Plan, masked: bool) -> bool {
+    !masked
+        && p.groups == 1
+        && (p.sh, p.sw, p.dh, p.dw) == (1, 1, 1, 1)
+        // Below 8 input channels a tap's reduction is too short to pay for the register block.
+        && p.cin >= 8
+        && p.oh > 0
+        && p.ow > 0
+        && Isa::detect() == Isa::Avx512
+}
+
+/// `y = conv(x, w) + bias` for a plan that [`applies`].
+pub(crate) fn forward(p: &Plan, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    let (cin, cout) = (p.cin, p.cout);
+    let taps = p.kh * p.kw;
+    let co_blocks = cout.div_ceil(CO_BLOCK);
+    // Weight panels: [co block][kk][8 output channels], zero past C_out.
+    let mut panels = vec![0f32; co_blocks * taps * cin * CO_BLOCK];
+    for (cb, panel) in panels.chunks_exact_mut(taps * cin * CO_BLOCK).enumerate() {
+        for kk in 0..taps * cin {
+            for ii in 0..CO_BLOCK.min(cout - cb * CO_BLOCK) {
+                panel[kk * CO_BLOCK + ii] = w[kk * cout + cb * CO_BLOCK + ii];
+            }
+        }
+    }
+    let (hp, wp) = (p.oh + p.kh - 1, p.ow + p.kw - 1);
+    let plane = hp * wp;
+    let full = p.oh * wp;
+    let full_padded = full.div_ceil(PIX_BLOCK) * PIX_BLOCK;
+    // The last pixel block of the last channel reads up to `kw + PIX_BLOCK` past the planes.
+    let xpad_len = cin * plane + p.kw + PIX_BLOCK;
+    let offsets: Vec<usize> = (0..taps).map(|t| (t / p.kw) * wp + t % p.kw).collect();
+    let (hw, ohw) = (p.h * p.w, p.oh * p.ow);
+    let image = |n: usize, yn: &mut [f32]| {
+        IMAGE.with(|cell| {
+            let mut bufs = cell.borrow_mut();
+            let (xpad, yfull) = &mut *bufs;
+            xpad.clear();
+            xpad.resize(xpad_len, 0.0);
+            yfull.resize(co_blocks * CO_BLOCK * full_padded, 0.0);
+            // Copy the image into the padded buffer (rows that fall in the padding stay 0).
+            for c in 0..cin {
+                let src = &x[(n * cin + c) * hw..][..hw];
+                for yy in 0..p.h {
+                    let (py, px) = (yy + p.pt, p.pl);
+                    if py >= hp || px >= wp {
+                        continue;
+                    }
+                    let len = p.w.min(wp - px);
+                    xpad[c * plane + py * wp + px..][..len].copy_from_slice(&src[yy * p.w..][..len]);
+                }
+            }
+            for (cb, panel) in panels.chunks_exact(taps * cin * CO_BLOCK).enumerate() {
+                for pb in 0..full_padded / PIX_BLOCK {
+                    let out = &mut yfull[cb * CO_BLOCK * full_padded + pb * PIX_BLOCK..];
+                    // SAFETY: AVX-512F was detected (`applies`); every read of the block lies in
+                    // `xpad` (the largest index is (cin − 1)·plane + (kh − 1)·wp + kw − 1 +
+                    // full_padded − 1 < xpad_len), the panel holds taps·cin·8 values, and the
+                    // 8 output rows of 32 values at stride `full_padded` lie in `out`.
+                    unsafe {
+                        block_8x32(
+                            xpad[pb * PIX_BLOCK..].as_ptr(),
+                            plane,
+                            &offsets,
+                            cin,
+                            panel.as_ptr(),
+                            out.as_mut_ptr(),
+                            full_padded,
+                        );
+                    }
+                }
+            }
+            // Keep the valid columns, add the bias (as the im2col path: sum, then + bias).
+            for co in 0..cout {
+                let b = bias.map_or(0.0, |b| b[co]);
+                let src = &yfull[co * full_padded..];
+                let dst = &mut yn[co * ohw..][..ohw];
+                for oy in 0..p.oh {
+                    for (d, &v) in dst[oy * p.ow..][..p.ow].iter_mut().zip(&src[oy * wp..][..p.ow]) {
+                        *d = v + b;
+                    }
+                }
+            }
+        });
+    };
+    y.par_chunks_mut(cout * ohw)
+        .enumerate()
+        .for_each(|(n, yn)| image(n, yn));
+}
+
+/// One 8-channel × 32-pixel block of the full-width output, the reduction in `KC` chunks as
+/// the GEMM micro-kernel sums it (see the module docs).
+///
+/// # Safety
+/// AVX-512F must be available; `x + t_off + c·plane + 0..32` must be readable for every tap
+/// offset and channel, `a` must hold `offsets.len()·cin·8` values and `out + r·ldo + 0..32`
+/// must be writable for `r < 8`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn block_8x32(
+    x: *const f32,
+    plane: usize,
+    offsets: &[usize],
+    cin: usize,
+    a: *const f32,
+    out: *mut f32,
+    ldo: usize,
+) {
+    use std::arch::x86_64::*;
+    let zero = _mm512_setzero_ps();
+    let (mut lo, mut hi) = ([zero; CO_BLOCK], [zero; CO_BLOCK]);
+    let (mut tlo, mut thi) = ([zero; CO_BLOCK], [zero; CO_BLOCK]);
+    let mut started = false;
+    let mut kk = 0;
+    let mut ap = a;
+    for &off in offsets {
+        for c in 0..cin {
+            if kk > 0 && kk % KC == 0 {
+                // End of a reduction chunk: fold it into the total as the GEMM does (the first
+                // chunk is the total; later ones are added to it).
+                for r in 0..CO_BLOCK {
+                    if started {
+                        tlo[r] = _mm512_add_ps(tlo[r], lo[r]);
+                        thi[r] = _mm512_add_ps(thi[r], hi[r]);
+                    } else {
+                        tlo[r] = lo[r];
+                        thi[r] = hi[r];
+                    }
+                    lo[r] = zero;
+                    hi[r] = zero;
+                }
+                started = true;
+            }
+            // SAFETY: covered by the caller's contract.
+            unsafe {
+                let xp = x.add(off + c * plane);
+                let b0 = _mm512_loadu_ps(xp);
+                let b1 = _mm512_loadu_ps(xp.add(16));
+                for r in 0..CO_BLOCK {
+                    let av = _mm512_set1_ps(*ap.add(r));
+                    lo[r] = _mm512_fmadd_ps(av, b0, lo[r]);
+                    hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);
+                }
+                ap = ap.add(CO_BLOCK);
+            }
+            kk += 1;
+        }
+    }
+    for r in 0..CO_BLOCK {
+        let (v0, v1) = if started {
+            (_mm512_add_ps(tlo[r], lo[r]), _mm512_add_ps(thi[r], hi[r]))
+        } else {
+            (lo[r], hi[r])
+        };
+        // SAFETY: covered by the caller's contract.
+        unsafe {
+            _mm512_storeu_ps(out.add(r * ldo), v0);
+            _mm512_storeu_ps(out.add(r * ldo + 16), v1);
+        }
+    }
+}
+
+/// Never called: [`applies`] requires AVX-512, which only exists on x86-64.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn block_8x32(_: *const f32, _: usize, _: &[usize], _: usize, _: *const f32, _: *mut f32, _: usize) {}
