@@ -218,11 +218,24 @@ fn tape_errors() {
 
 #[test]
 fn cuda_is_a_typed_error_and_data_length_is_checked() {
-    assert_eq!(
-        Tensor::<f32>::zeros(&[2], Device::Cuda(0)).unwrap_err(),
-        Error::CudaUnavailable
-    );
-    assert_eq!(t(&[2]).to_device(Device::Cuda(1)).unwrap_err(), Error::CudaUnavailable);
+    // Without the `cuda` feature every CUDA request is `CudaUnavailable`; with it, a machine
+    // without a usable device gives `NoCudaDevice` naming the ordinal (tests/device.rs covers
+    // a machine with a GPU).
+    for ordinal in [0, 1] {
+        match Tensor::<f32>::zeros(&[2], Device::Cuda(ordinal)) {
+            Ok(z) => assert_eq!(z.device(), Device::Cuda(ordinal)),
+            Err(e) => {
+                #[cfg(not(feature = "cuda"))]
+                assert_eq!(e, Error::CudaUnavailable);
+                #[cfg(feature = "cuda")]
+                assert!(
+                    matches!(e, Error::NoCudaDevice { ordinal: o, .. } if o == ordinal),
+                    "{e:?}"
+                );
+                assert_eq!(t(&[2]).to_device(Device::Cuda(ordinal)).unwrap_err(), e);
+            }
+        }
+    }
     assert_eq!(
         Tensor::<f32>::from_vec(vec![1.0; 5], &[2, 3]).unwrap_err(),
         Error::DataLength {

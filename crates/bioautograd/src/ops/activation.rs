@@ -81,7 +81,10 @@ impl<T: Float> Graph<T> {
         f: impl Fn(T) -> T,
         df: impl Fn(T, T) -> T + 'static,
     ) -> Result<Var> {
-        let xt = self.get(op, x)?;
+        let xt = self.get_any(op, x)?;
+        if xt.is_cuda() {
+            return self.gpu_unary(op, x, xt);
+        }
         let y: Vec<T> = xt.as_slice()?.iter().map(|&v| f(v)).collect();
         let yt = Tensor::from_parts(y, xt.shape().to_vec());
         let ys = yt.clone();
