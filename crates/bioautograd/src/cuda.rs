@@ -107,6 +107,14 @@ impl CudaBuffer {
         }
     }
 
+    /// Zeros with this buffer's dims on its device (e.g. an optimizer's state).
+    ///
+    /// # Errors
+    /// Kernel errors.
+    pub fn zeros_like(&self) -> Result<Self> {
+        self.zeros_like_dims(self.mat.rows(), self.mat.cols())
+    }
+
     /// `rows × cols` zeros on the same device.
     pub(crate) fn zeros_like_dims(&self, rows: usize, cols: usize) -> Result<Self> {
         Ok(self.wrap(self.dev.zeros(rows, cols)?))

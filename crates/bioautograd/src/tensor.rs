@@ -249,9 +249,9 @@ impl<T: Float> Tensor<T> {
     /// device, downloads to the host.
     ///
     /// # Errors
-    /// [`Error::CudaUnavailable`] / [`Error::NoCudaDevice`] for a CUDA device this build or
-    /// machine cannot use, [`Error::UnsupportedDtype`] for an `f64` tensor on CUDA, and kernel
-    /// errors of the transfer.
+    /// [`Error::UnsupportedDtype`] for an `f64` tensor on CUDA (checked first: it does not
+    /// depend on the machine), [`Error::CudaUnavailable`] / [`Error::NoCudaDevice`] for a CUDA
+    /// device this build or machine cannot use, and kernel errors of the transfer.
     pub fn to_device(&self, device: Device) -> Result<Self> {
         if device == self.device() {
             return Ok(self.clone());
@@ -267,12 +267,12 @@ impl<T: Float> Tensor<T> {
         match device {
             Device::Cpu => Ok(Tensor::from_parts(values.to_vec(), self.shape.clone())),
             Device::Cuda(ordinal) => {
-                crate::cuda::device(ordinal)?;
                 let f = T::as_f32_slice(values).ok_or(Error::UnsupportedDtype {
                     op: "to_device",
                     dtype: T::NAME,
                     device,
                 })?;
+                crate::cuda::device(ordinal)?;
                 let (rows, cols) = mat_dims(&self.shape);
                 let buf = CudaBuffer::upload(ordinal, f, rows, cols)?;
                 Ok(Tensor::from_cuda(buf, self.shape.clone()))

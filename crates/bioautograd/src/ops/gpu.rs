@@ -137,10 +137,9 @@ impl<T: Float> Graph<T> {
         let dev = ab.cuda_device().clone();
         let n = numel(&out);
         if ta.shape() == tb.shape() {
+            // The elementwise kernels only look at lengths: no views needed.
             let mut y = zeros_shape(&ab, &out)?;
-            let bv = bb.view(y.matrix().rows(), y.matrix().cols())?;
-            let av = ab.view(y.matrix().rows(), y.matrix().cols())?;
-            dev.binary(kind, av.matrix(), bv.matrix(), y.matrix_mut()?)?;
+            dev.binary(kind, ab.matrix(), bb.matrix(), y.matrix_mut()?)?;
             return Ok(self.push_device(Tensor::from_cuda(y, out), &[*a, *b], move |g, needs| {
                 Ok(match kind {
                     BinaryOp::Add => vec![needs[0].then(|| g.clone()), needs[1].then(|| g.clone())],
@@ -151,8 +150,7 @@ impl<T: Float> Graph<T> {
                     BinaryOp::Mul => {
                         let prod = |other: &CudaBuffer| -> Result<CudaBuffer> {
                             let mut o = g.zeros_like_dims(g.matrix().rows(), g.matrix().cols())?;
-                            let ov = other.view(g.matrix().rows(), g.matrix().cols())?;
-                            dev.binary(BinaryOp::Mul, g.matrix(), ov.matrix(), o.matrix_mut()?)?;
+                            dev.binary(BinaryOp::Mul, g.matrix(), other.matrix(), o.matrix_mut()?)?;
                             Ok(o)
                         };
                         vec![
