@@ -151,6 +151,26 @@ void new_kernels() {
         check("mse_loss", loss, wl, 1e-6);
         check("mse_grad", d, wd, 1e-6);
     }
+    // copy_cols: a 37 x 5 block from column 11 of a 37 x 23 matrix into column 3 of a 37 x 9 one
+    // (beta 0: the block replaced, the rest untouched) and added back (beta 1).
+    {
+        const int rows = 37, sld = 23, dld = 9, sc = 11, dc = 3, cols = 5;
+        const auto src = rnd_vec(size_t(rows) * sld), dst0 = rnd_vec(size_t(rows) * dld);
+        std::vector<float> d0 = dst0, d1 = dst0;
+        for (int r = 0; r < rows; ++r)
+            for (int j = 0; j < cols; ++j) d0[size_t(r) * dld + dc + j] = NAN;
+        emu::launch(EmuDim3{small_grid - 1, 1, 1}, NT,
+                    [&] { copy_cols(src.data(), d0.data(), rows, sld, sc, dld, dc, cols, 0.f); });
+        emu::launch(EmuDim3{1, 1, 1}, NT, [&] { copy_cols(src.data(), d1.data(), rows, sld, sc, dld, dc, cols, 1.f); });
+        std::vector<float> w0 = dst0, w1 = dst0;
+        for (int r = 0; r < rows; ++r)
+            for (int j = 0; j < cols; ++j) {
+                w0[size_t(r) * dld + dc + j] = src[size_t(r) * sld + sc + j];
+                w1[size_t(r) * dld + dc + j] += src[size_t(r) * sld + sc + j];
+            }
+        check_exact("copy_cols beta=0", d0, w0);
+        check_exact("copy_cols beta=1", d1, w1);
+    }
     // Reductions: ragged sizes, NaN-poisoned outputs, beta = 1 accumulation, and the same bits
     // on a second run (fixed order).
     {

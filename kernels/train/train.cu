@@ -205,6 +205,19 @@ __global__ void mse_grad(const float* __restrict__ p, const float* __restrict__ 
     GRID_STRIDE(i, n) d[i] = (p[i] - t[i]) * (2.f * scale);
 }
 
+// dst[r, dst_col + j] = src[r, src_col + j] (beta = 0, dst not read) or += (beta = 1) for
+// r < rows, j < cols: a column block of one row-major matrix into another (slicing a time step
+// out of a sequence, or placing its gradient back). Other columns of dst are untouched.
+__global__ void copy_cols(const float* __restrict__ src, float* __restrict__ dst, int rows, int src_ld, int src_col,
+                          int dst_ld, int dst_col, int cols, float beta) {
+    GRID_STRIDE(i, (long long)rows * cols) {
+        const long long r = i / cols, j = i - r * cols;
+        const float v = src[r * src_ld + src_col + j];
+        float* d = dst + r * dst_ld + dst_col + j;
+        *d = beta == 0.f ? v : *d + v;
+    }
+}
+
 // ---- deterministic reductions ------------------------------------------------------------------
 
 // The sum of each thread's `s` over the CTA (NT threads), in a fixed tree order; valid in

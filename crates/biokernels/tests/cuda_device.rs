@@ -741,6 +741,9 @@ struct TrainOpsInputs {
     b: Vec<f32>,
     keep: Vec<f32>,
     drop_scale: f32,
+    /// `src (37, 23)`, `dst (37, 9)` for `copy_columns` (columns 11..16 into 3..8).
+    col_src: Vec<f32>,
+    col_dst: Vec<f32>,
     /// `(rows, cols, x, out0)` for `sum_rows_into`.
     sums: Vec<(usize, usize, Vec<f32>, Vec<f32>)>,
     big: Vec<f32>,
@@ -793,6 +796,8 @@ impl TrainOpsInputs {
             b: random(n, 55),
             keep: random(n, 56).iter().map(|&v| f32::from(u8::from(v > -0.2))).collect(),
             drop_scale: (1.0 / (1.0 - 0.4f64)) as f32,
+            col_src: random(37 * 23, 64),
+            col_dst: random(37 * 9, 65),
             sums: [(77, 300), (1000, 10)]
                 .iter()
                 .enumerate()
@@ -909,6 +914,15 @@ fn train_ops_outputs(dev: &Device, inp: &TrainOpsInputs) -> Vec<(String, Vec<f32
             ));
             out.push(("fill".into(), vec![-3.5; inp.a.len()]));
             out.push(("copy".into(), inp.b.clone()));
+            let (mut c0, mut c1) = (inp.col_dst.clone(), inp.col_dst.clone());
+            for r in 0..37 {
+                for j in 0..5 {
+                    c0[r * 9 + 3 + j] = inp.col_src[r * 23 + 11 + j];
+                    c1[r * 9 + 3 + j] += inp.col_src[r * 23 + 11 + j];
+                }
+            }
+            out.push(("copy_columns beta=0".into(), c0));
+            out.push(("copy_columns beta=1".into(), c1));
             let s = inp.drop_scale;
             let drop = inp
                 .x
@@ -998,6 +1012,18 @@ fn train_ops_outputs(dev: &Device, inp: &TrainOpsInputs) -> Vec<(String, Vec<f32
             let mut c = nan(n);
             d.copy(&gb, &mut c).unwrap();
             out.push(("copy".into(), down(&c)));
+            let gsrc = d.upload(&inp.col_src, 37, 23, Precision::F32).unwrap();
+            // The block is NaN before a Beta::Zero copy: it must be written, the rest kept.
+            let mut c0 = inp.col_dst.clone();
+            for r in 0..37 {
+                c0[r * 9 + 3..r * 9 + 8].fill(f32::NAN);
+            }
+            let mut g0 = d.upload(&c0, 37, 9, Precision::F32).unwrap();
+            d.copy_columns(&gsrc, 11, &mut g0, 3, 5, Beta::Zero).unwrap();
+            let mut g1 = d.upload(&inp.col_dst, 37, 9, Precision::F32).unwrap();
+            d.copy_columns(&gsrc, 11, &mut g1, 3, 5, Beta::One).unwrap();
+            out.push(("copy_columns beta=0".into(), down(&g0)));
+            out.push(("copy_columns beta=1".into(), down(&g1)));
             // The mask is uploaded into a reused buffer, as a training loop does every step.
             let mut mask = d.zeros(1, n).unwrap();
             d.upload_into(&inp.keep, &mut mask).unwrap();
@@ -1084,6 +1110,15 @@ fn train_ops_reference(inp: &TrainOpsInputs) -> Vec<Vec<f64>> {
     out.push(a.iter().zip(&b).map(|(u, v)| 0.25 * u + 0.5 * v).collect());
     out.push(vec![-3.5; a.len()]);
     out.push(b.clone());
+    let (mut c0, mut c1) = (f(&inp.col_dst), f(&inp.col_dst));
+    for r in 0..37 {
+        for j in 0..5 {
+            let v = f64::from(inp.col_src[r * 23 + 11 + j]);
+            c0[r * 9 + 3 + j] = v;
+            c1[r * 9 + 3 + j] += v;
+        }
+    }
+    out.extend([c0, c1]);
     let s = 1.0 / (1.0 - 0.4);
     out.push(x.iter().zip(&inp.keep).map(|(v, &k)| v * f64::from(k) * s).collect());
     let nn = a.len() as f64;
@@ -1144,7 +1179,16 @@ fn training_path_ops_match_f64_reference_on_every_device() {
     // Exactly the CPU's bits wherever the operation order is fixed and the same: selections,
     // copies, the dropout product, max pooling (ties) and its gradient (same summation order).
     let exact = |name: &str| {
-        ["unary relu", "unary_backward relu beta=0", "fill", "copy", "dropout"].contains(&name)
+        [
+            "unary relu",
+            "unary_backward relu beta=0",
+            "fill",
+            "copy",
+            "copy_columns beta=0",
+            "copy_columns beta=1",
+            "dropout",
+        ]
+        .contains(&name)
             || name.starts_with("max_pool2d")
     };
     for dev in devices("training_path_ops_match_f64_reference_on_every_device") {
@@ -1196,9 +1240,18 @@ fn training_path_ops_reject_bad_operands_with_typed_errors() {
         );
         operand(d.binary(BinaryOp::Add, &a, &b, &mut m(3, 4)), "binary length");
         operand(d.axpby(1.0, &a, 0.0, &mut m(2, 2)), "axpby length");
+        operand(d.copy(&a, &mut m(1, 5)), "copy length");
         operand(
-            d.copy(&a, &mut m(2, 6)).map(|_| ()).and(d.copy(&a, &mut m(1, 5))),
-            "copy length",
+            d.copy_columns(&a, 2, &mut m(3, 4), 0, 3, Beta::Zero),
+            "copy_columns src range",
+        );
+        operand(
+            d.copy_columns(&a, 0, &mut m(3, 2), 0, 3, Beta::Zero),
+            "copy_columns dst range",
+        );
+        operand(
+            d.copy_columns(&a, 0, &mut m(2, 4), 0, 3, Beta::One),
+            "copy_columns rows",
         );
         operand(d.sum_rows_into(&a, &mut m(1, 3), Beta::Zero), "sum_rows_into out");
         operand(d.sum_all(&a, &mut m(1, 2)), "sum_all out");

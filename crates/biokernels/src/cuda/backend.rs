@@ -1241,6 +1241,65 @@ impl CudaDevice {
         .map_err(drv("copy"))
     }
 
+    /// Copies a block of columns between two row-major f32 matrices with the same number of
+    /// rows: `dst[r, dst_col + j] = src[r, src_col + j]` (`Beta::Zero`, the block is not read)
+    /// or `+=` (`Beta::One`) for `j < cols`; the other columns of `dst` are untouched. Slices a
+    /// time step `(m, d)` out of a sequence `(m, T·d)` and places its gradient back.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`] when the rows differ or a column range leaves its matrix,
+    /// [`Error::Cuda`].
+    pub fn copy_columns(
+        &self,
+        src: &GpuMatrix,
+        src_col: usize,
+        dst: &mut GpuMatrix,
+        dst_col: usize,
+        cols: usize,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "copy_columns";
+        let rows = src.rows;
+        let (src_ld, dst_ld) = (src.cols, dst.cols);
+        if dst.rows != rows
+            || src_col.checked_add(cols).is_none_or(|e| e > src_ld)
+            || dst_col.checked_add(cols).is_none_or(|e| e > dst_ld)
+        {
+            return Err(Error::CudaOperand {
+                op: OP,
+                reason: format!(
+                    "columns {src_col}..+{cols} of a {rows}x{src_ld} `src` into columns {dst_col}..+{cols} of a {}x{dst_ld} `dst`",
+                    dst.rows
+                ),
+            });
+        }
+        let ss = Self::f32_buf(OP, "src", src, rows * src_ld)?;
+        let ds = Self::f32_buf_mut(OP, "dst", dst, rows * dst_ld)?;
+        let n = rows * cols;
+        if n == 0 {
+            return Ok(());
+        }
+        i32_dim(OP, n)?;
+        let (ri, sl, sc) = (i32_dim(OP, rows)?, i32_dim(OP, src_ld)?, i32_dim(OP, src_col)?);
+        let (dl, dc, ci) = (i32_dim(OP, dst_ld)?, i32_dim(OP, dst_col)?, i32_dim(OP, cols)?);
+        let b = beta_f32(beta);
+        let f = self.train_fn("copy_cols")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(ss)
+            .arg(ds)
+            .arg(&ri)
+            .arg(&sl)
+            .arg(&sc)
+            .arg(&dl)
+            .arg(&dc)
+            .arg(&ci)
+            .arg(&b);
+        // SAFETY: copy_cols(src, dst, rows, src_ld, src_col, dst_ld, dst_col, cols, beta); the
+        // column ranges were checked to lie inside both matrices, whose lengths were checked.
+        unsafe { lb.launch(Self::cfg_stride(n)) }.map_err(drv("launch copy_cols"))?;
+        Ok(())
+    }
+
     /// Column sums: `out (1, c) = Σ_r x (r, c)` written (`Beta::Zero`) or added to `out`
     /// (`Beta::One`). `out` must have `x.cols()` elements. Deterministic: each column is summed
     /// in a fixed order (8 interleaved partial sums over the rows, then a fixed tree), the same

@@ -303,6 +303,21 @@ impl CudaDevice {
     pub fn copy(&self, src: &GpuMatrix, dst: &mut GpuMatrix) -> Result<()> {
         match self.0 {}
     }
+    /// Copies a block of columns between two matrices with the same rows.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn copy_columns(
+        &self,
+        src: &GpuMatrix,
+        src_col: usize,
+        dst: &mut GpuMatrix,
+        dst_col: usize,
+        cols: usize,
+        beta: Beta,
+    ) -> Result<()> {
+        match self.0 {}
+    }
     /// Column sums over the rows.
     ///
     /// # Errors

@@ -17,7 +17,7 @@ pub const TRAIN_COMPUTE_90: &str = include_str!("../../../../kernels/train/train
 
 /// The kernels of the training module (activations, bias, softmax cross-entropy, optimizers,
 /// elementwise ops, reductions, MSE, max pooling, dropout).
-pub const TRAIN_KERNELS: [&str; 21] = [
+pub const TRAIN_KERNELS: [&str; 22] = [
     "relu_fwd",
     "relu_bwd",
     "bias_add_rows",
@@ -39,6 +39,7 @@ pub const TRAIN_KERNELS: [&str; 21] = [
     "sum_rows",
     "max_pool2d_fwd",
     "max_pool2d_bwd",
+    "copy_cols",
 ];
 
 /// The kernels (`extern "C"` entry points) of the masked GEMM module (GEMM and conv).
