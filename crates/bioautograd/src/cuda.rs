@@ -53,6 +53,36 @@ pub fn device(ordinal: usize) -> Result<Arc<CudaDevice>> {
         .clone()
 }
 
+static DEFAULT_PRECISION: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Sets the GPU precision new graphs start with ([`crate::Graph::gpu_precision`]; `F32` until
+/// set), for code that builds its graphs itself (e.g. `biolayers::train::train_step`).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for `Bf16` (CUDA tensors are f32 buffers).
+pub fn set_default_precision(precision: Precision) -> Result<()> {
+    let code = match precision {
+        Precision::F32 => 0,
+        Precision::Tf32 => 1,
+        Precision::Bf16 => {
+            return Err(Error::InvalidArgument {
+                op: "set_default_precision",
+                what: "bf16 needs bf16 operands; tensors on CUDA are f32 (use F32 or Tf32)".into(),
+            })
+        }
+    };
+    DEFAULT_PRECISION.store(code, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+/// The precision new graphs start with (see [`set_default_precision`]).
+pub fn default_precision() -> Precision {
+    match DEFAULT_PRECISION.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => Precision::Tf32,
+        _ => Precision::F32,
+    }
+}
+
 /// `true` when CUDA device `ordinal` can be used by this build on this machine.
 pub fn is_available(ordinal: usize) -> bool {
     device(ordinal).is_ok()
@@ -370,6 +400,25 @@ fn ones(buf: &CudaBuffer, rows: usize, cols: usize) -> Result<CudaBuffer> {
     Ok(b)
 }
 
+/// The mask of [`select_columns`]: `(rows, cols)` with ones at `r = c + start` (extract) or
+/// `c = r + start` (place).
+pub(crate) fn selection_map(rows: usize, cols: usize, start: usize, place: bool, tile: TileSize) -> Result<TileMap> {
+    Ok(TileMap::from_fn(rows, cols, tile, |r, c| {
+        if place {
+            c == r + start
+        } else {
+            r == c + start
+        }
+    })?)
+}
+
+/// The `(s, s)` mask of a per-sample permutation: output `c` reads input `src[c]`, so
+/// `y = x · (1 ⊙ P)` gathers and `dx = dy · (1 ⊙ P)ᵀ` scatters back.
+pub(crate) fn permutation_map(src: &[usize], tile: TileSize) -> Result<TileMap> {
+    let s = src.len();
+    Ok(TileMap::from_fn(s, s, tile, |r, c| src[c] == r)?)
+}
+
 /// Column blocks without a strided-copy kernel: a masked GEMM with an all-ones `W` whose mask
 /// is a shifted identity, in exact f32 (each output is one product by 1 plus exact zeros, so
 /// the values move bit for bit; masked-off ones are never read).
@@ -400,15 +449,7 @@ pub(crate) fn select_columns(
         x.ordinal,
         &x.dev,
         key,
-        || {
-            Ok(TileMap::from_fn(rows, cols, TileSize::square(GPU_TILE), |r, c| {
-                if place {
-                    c == r + start
-                } else {
-                    r == c + start
-                }
-            })?)
-        },
+        || selection_map(rows, cols, start, place, TileSize::square(GPU_TILE)),
         None,
     )?;
     let w = ones(x, rows, cols)?;
@@ -436,6 +477,74 @@ mod tests {
         assert_eq!(mat_dims(&[7]), (1, 7));
         assert_eq!(mat_dims(&[2, 3]), (2, 3));
         assert_eq!(mat_dims(&[2, 3, 4, 5]), (2, 60));
+    }
+
+    /// The selection and permutation masks, run through the CPU masked GEMM (the same
+    /// `Y = X(W⊙M)`, `dX = dY(W⊙M)ᵀ` as the device kernels) with an all-ones `W`, move values
+    /// exactly where the device paths expect them.
+    #[test]
+    fn selection_and_permutation_masks_move_values_exactly() {
+        use biokernels::gemm::{masked_matmul, masked_matmul_dx, MatMut, MatRef};
+        let (m, total, start, len) = (3, 10, 4, 3);
+        let x: Vec<f32> = (0..m * total).map(|v| v as f32 * 0.37 - 2.0).collect();
+        let mm = |a: &[f32], ar: usize, ac: usize, map: &TileMap, beta: Beta, out: &mut [f32]| {
+            let [k, n] = map.shape();
+            let ones = vec![1.0f32; k * n];
+            let (a, w) = (MatRef::new(a, ar, ac).unwrap(), MatRef::new(&ones, k, n).unwrap());
+            masked_matmul(a, w, map, MatMut::new(out, ar, n).unwrap(), beta).unwrap();
+        };
+        // Extract columns start..start+len.
+        let ext = selection_map(total, len, start, false, TileSize::CPU_DEFAULT).unwrap();
+        let mut out = vec![f32::NAN; m * len];
+        mm(&x, m, total, &ext, Beta::Zero, &mut out);
+        for r in 0..m {
+            for c in 0..len {
+                assert_eq!(out[r * len + c].to_bits(), x[r * total + start + c].to_bits());
+            }
+        }
+        // Place them back into zeros, accumulating (Beta::One): the other columns stay 0.
+        let plc = selection_map(len, total, start, true, TileSize::CPU_DEFAULT).unwrap();
+        let mut back = vec![0.0f32; m * total];
+        mm(&out, m, len, &plc, Beta::One, &mut back);
+        for r in 0..m {
+            for c in 0..total {
+                let want = if (start..start + len).contains(&c) {
+                    x[r * total + c]
+                } else {
+                    0.0
+                };
+                assert_eq!(back[r * total + c].to_bits(), want.to_bits());
+            }
+        }
+        // A permutation: NCHW → NHWC of one (C=2, H=2, W=3) sample, gathered and scattered back.
+        let (c, h, w) = (2, 2, 3);
+        let s = c * h * w;
+        let src: Vec<usize> = (0..s)
+            .map(|o| {
+                let (p, ch) = (o / c, o % c);
+                ch * h * w + p
+            })
+            .collect();
+        let perm = permutation_map(&src, TileSize::CPU_DEFAULT).unwrap();
+        let xs: Vec<f32> = (0..2 * s).map(|v| v as f32 + 0.5).collect();
+        let mut y = vec![f32::NAN; 2 * s];
+        mm(&xs, 2, s, &perm, Beta::Zero, &mut y);
+        for n in 0..2 {
+            for o in 0..s {
+                assert_eq!(y[n * s + o], xs[n * s + src[o]]);
+            }
+        }
+        let ones = vec![1.0f32; s * s];
+        let mut dx = vec![f32::NAN; 2 * s];
+        masked_matmul_dx(
+            MatRef::new(&y, 2, s).unwrap(),
+            MatRef::new(&ones, s, s).unwrap(),
+            &perm,
+            MatMut::new(&mut dx, 2, s).unwrap(),
+            Beta::Zero,
+        )
+        .unwrap();
+        assert_eq!(dx, xs);
     }
 
     #[test]

@@ -166,13 +166,14 @@ impl<T: Float> Graph<T> {
             id: NEXT_GRAPH.fetch_add(1, Ordering::Relaxed),
             nodes: RefCell::new(Vec::new()),
             mode: Cell::new(mode),
-            precision: Cell::new(Precision::F32),
+            precision: Cell::new(crate::cuda::default_precision()),
         }
     }
 
     /// The arithmetic of the matrix products (dense, masked, convolutions) of ops recorded on a
     /// CUDA device: [`Precision::F32`] (exact f32, the default) or [`Precision::Tf32`] (tensor
-    /// cores). The CPU path is always f32.
+    /// cores); new graphs start with [`crate::cuda::default_precision`]. The CPU path is
+    /// always f32.
     pub fn gpu_precision(&self) -> Precision {
         self.precision.get()
     }

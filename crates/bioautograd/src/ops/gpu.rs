@@ -28,7 +28,7 @@ use biokernels::cuda::{BinaryOp, GemmOp, Precision, UnaryOp, GPU_TILE};
 use biokernels::gemm::Beta;
 use biokernels::{ConvMask, TileMap, TileSize};
 
-use crate::cuda::{mat_dims, select_columns, CudaBuffer};
+use crate::cuda::{mat_dims, permutation_map, select_columns, CudaBuffer};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::graph::{Graph, Var};
@@ -418,7 +418,7 @@ impl<T: Float> Graph<T> {
         }
         // offs[j] is the source of output j; within the first sample that is the permutation.
         let tiles = xb.permutation_tile_map(xt.shape(), a, b, || {
-            Ok(TileMap::from_fn(s, s, TileSize::square(GPU_TILE), |r, c| offs[c] == r)?)
+            permutation_map(&offs[..s], TileSize::square(GPU_TILE))
         })?;
         let ones = xb.ones(s, s)?;
         let dev = xb.cuda_device().clone();
