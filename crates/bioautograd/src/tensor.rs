@@ -22,7 +22,8 @@ pub enum Device {
     /// Host memory.
     #[default]
     Cpu,
-    /// A CUDA device by ordinal (opened once per process on first use).
+    /// A CUDA device by ordinal (opened once per process on first use);
+    /// `Cuda(`[`crate::cuda::EMULATOR`]`)` is the host emulator of the device backend (tests).
     Cuda(usize),
 }
 
@@ -35,7 +36,7 @@ impl Device {
     pub fn check_available(self) -> Result<()> {
         match self {
             Device::Cpu => Ok(()),
-            Device::Cuda(i) => crate::cuda::device(i).map(|_| ()),
+            Device::Cuda(i) => crate::cuda::handle(i).map(|_| ()),
         }
     }
 
@@ -272,7 +273,6 @@ impl<T: Float> Tensor<T> {
                     dtype: T::NAME,
                     device,
                 })?;
-                crate::cuda::device(ordinal)?;
                 let (rows, cols) = mat_dims(&self.shape);
                 let buf = CudaBuffer::upload(ordinal, f, rows, cols)?;
                 Ok(Tensor::from_cuda(buf, self.shape.clone()))

@@ -3,18 +3,32 @@
 //! results (values and the gradients of every input) must match the CPU's within f32
 //! tolerance (relative `‖cuda − cpu‖₂ / ‖cpu‖₂ < 1e-5`, exact f32 products).
 //!
+//! Every body also runs on the host emulator of the device backend
+//! (`Device::Cuda(bioautograd::cuda::EMULATOR)`: the same device paths of the tape, each kernel
+//! replaced by its CPU definition), so the dispatch, the device backward closures, the views
+//! and the RNN's per-step BPTT are exercised on any machine.
+//!
 //! Without a device each test prints `SKIPPED cuda:0 ...` straight to the terminal's stderr
-//! (bypassing the harness's capture) and still runs and checks its CPU part; with
+//! (bypassing the harness's capture) and still runs and checks its CPU and emulator parts; with
 //! `BIOKERNELS_REQUIRE_CUDA=1` a missing device fails instead (the variable of
 //! `biokernels/tests/cuda_device.rs`, so one setting covers a GPU run).
 
 use std::io::Write;
 use std::sync::Arc;
 
+use bioautograd::cuda::EMULATOR;
 use bioautograd::{
     Conv2dOptions, ConvMask, Device, Error, Graph, Padding, Pool2d, RnnActivation, Tensor, TileMap, TileSize, Var,
 };
 use biorng::Stream;
+
+/// The emulator and, when usable, CUDA device 0 (else the skip is reported, or the test fails
+/// under `BIOKERNELS_REQUIRE_CUDA=1`).
+fn devices(test: &str) -> Vec<Device> {
+    let mut out = vec![Device::Cuda(EMULATOR)];
+    out.extend(cuda(test));
+    out
+}
 
 /// CUDA device 0 when usable, else `None` after reporting the skip (or failing under
 /// `BIOKERNELS_REQUIRE_CUDA=1`).
@@ -92,13 +106,15 @@ fn run(device: Device, inputs: &[(Vec<f32>, Vec<usize>)], build: &Build) -> (Vec
 fn check(test: &str, inputs: Vec<(Vec<f32>, Vec<usize>)>, build: &Build) {
     let (cpu_y, cpu_d) = run(Device::Cpu, &inputs, build);
     assert!(cpu_y.iter().all(|v| v.is_finite()), "{test}: cpu output not finite");
-    let Some(dev) = cuda(test) else { return };
-    let (gy, gd) = run(dev, &inputs, build);
-    let e = rel_err(&gy, &cpu_y);
-    assert!(e < 1e-5, "{test}: output rel err {e}");
-    for (k, (a, b)) in gd.iter().zip(&cpu_d).enumerate() {
-        let e = rel_err(a, b);
-        assert!(e < 1e-5, "{test}: gradient of input {k} rel err {e}");
+    for dev in devices(test) {
+        let (gy, gd) = run(dev, &inputs, build);
+        let e = rel_err(&gy, &cpu_y);
+        assert!(e < 1e-5, "{test} on {dev:?}: output rel err {e}");
+        for (k, (a, b)) in gd.iter().zip(&cpu_d).enumerate() {
+            assert_eq!(a.len(), b.len(), "{test} on {dev:?}: gradient {k} missing or extra");
+            let e = rel_err(a, b);
+            assert!(e < 1e-5, "{test} on {dev:?}: gradient of input {k} rel err {e}");
+        }
     }
 }
 
@@ -214,7 +230,12 @@ fn elman_sequence_matches_the_cpu() {
 
 #[test]
 fn device_error_paths() {
-    let Some(dev) = cuda("device_error_paths") else { return };
+    for dev in devices("device_error_paths") {
+        error_paths_on(dev);
+    }
+}
+
+fn error_paths_on(dev: Device) {
     let x = Tensor::new(values(6, 1), &[2, 3], dev).unwrap();
     assert_eq!(x.device(), dev);
     assert!(matches!(

@@ -509,7 +509,6 @@ impl Optimizer {
             device: gd,
         })?;
         let p = param.cuda_buffer_mut()?;
-        let dev = p.cuda_device().clone();
         if self.device_states.len() <= index {
             self.device_states.resize_with(index + 1, || None);
         }
@@ -523,13 +522,7 @@ impl Optimizer {
         let Some(st) = slot.as_mut() else {
             return Ok(());
         };
-        dev.optimizer_step(
-            step,
-            p.matrix_mut()?,
-            g.matrix(),
-            st.first.matrix_mut()?,
-            st.second.matrix_mut()?,
-        )?;
+        p.optimizer_step(step, g, &mut st.first, &mut st.second)?;
         Ok(())
     }
 

@@ -5,11 +5,16 @@
 //! device 0, from the same initial weights; losses and final parameters must agree (exact f32
 //! products on the GPU: relative error below 1e-4 after the steps).
 //!
+//! Both also run on the host emulator of the device backend (`Device::Cuda(EMULATOR)`: every
+//! device path of the tape and the device optimiser step, with the kernels replaced by their
+//! CPU definitions), on any machine.
+//!
 //! Without a device each test prints `SKIPPED cuda:0 ...` straight to the terminal's stderr and
 //! still checks its CPU run; `BIOKERNELS_REQUIRE_CUDA=1` turns a missing device into a failure.
 
 use std::io::Write;
 
+use bioautograd::cuda::EMULATOR;
 use bioautograd::{Device, Pool2d, Tensor};
 use biolayers::layers::{
     Activation, Conv2dConfig, DenseConfig, Dropout, ElmanRnn, FlattenChannelsLast, MaxPool2d, Module, PaddingConfig,
@@ -19,6 +24,13 @@ use biolayers::optim::OptimizerConfig;
 use biolayers::train::train_step;
 use biomask::MaskSpec;
 use biorng::Stream;
+
+/// The emulator and, when usable, CUDA device 0.
+fn devices(test: &str) -> Vec<Device> {
+    let mut out = vec![Device::Cuda(EMULATOR)];
+    out.extend(cuda(test));
+    out
+}
 
 fn cuda(test: &str) -> Option<Device> {
     match Device::Cuda(0).check_available() {
@@ -92,6 +104,7 @@ fn train_cnn(device: Device, steps: usize) -> (Vec<f32>, Vec<Vec<f32>>) {
         let xt = Tensor::new(x.clone(), &[b, c, hw, hw], device).unwrap();
         losses.push(train_step(&mut model, &mut opt, xt, |g, out| g.cross_entropy(out, &labels)).unwrap());
     }
+    assert!(model.params().iter().all(|p| p.value.device() == device));
     (losses, params_host(&model))
 }
 
@@ -100,16 +113,18 @@ fn cnn_trains_the_same_on_every_device() {
     let (cpu_losses, cpu_params) = train_cnn(Device::Cpu, 4);
     assert!(cpu_losses.iter().all(|l| l.is_finite()));
     assert!(cpu_losses[3] < cpu_losses[0], "{cpu_losses:?}");
-    let Some(dev) = cuda("cnn_trains_the_same_on_every_device") else {
-        return;
-    };
-    let (losses, params) = train_cnn(dev, 4);
-    for (a, b) in losses.iter().zip(&cpu_losses) {
-        assert!(((a - b) / b).abs() < 1e-4, "losses {losses:?} vs cpu {cpu_losses:?}");
-    }
-    for (k, (a, b)) in params.iter().zip(&cpu_params).enumerate() {
-        let e = rel_err(a, b);
-        assert!(e < 1e-4, "parameter {k}: rel err {e}");
+    for dev in devices("cnn_trains_the_same_on_every_device") {
+        let (losses, params) = train_cnn(dev, 4);
+        for (a, b) in losses.iter().zip(&cpu_losses) {
+            assert!(
+                ((a - b) / b).abs() < 1e-4,
+                "{dev:?}: losses {losses:?} vs cpu {cpu_losses:?}"
+            );
+        }
+        for (k, (a, b)) in params.iter().zip(&cpu_params).enumerate() {
+            let e = rel_err(a, b);
+            assert!(e < 1e-4, "{dev:?}: parameter {k}: rel err {e}");
+        }
     }
 }
 
@@ -134,6 +149,8 @@ fn train_rnn(device: Device, steps: usize) -> (Vec<f32>, Vec<Vec<f32>>) {
             .unwrap(),
         );
     }
+    // The parameters stayed on the device (the update ran there).
+    assert!(rnn.params().iter().all(|p| p.value.device() == device));
     let params = params_host(&rnn);
     // The topology survives training on every device.
     assert!(params[2].iter().zip(&topo).all(|(w, c)| *c || *w == 0.0));
@@ -144,16 +161,18 @@ fn train_rnn(device: Device, steps: usize) -> (Vec<f32>, Vec<Vec<f32>>) {
 fn rnn_trains_the_same_on_every_device() {
     let (cpu_losses, cpu_params) = train_rnn(Device::Cpu, 5);
     assert!(cpu_losses[4] < cpu_losses[0], "{cpu_losses:?}");
-    let Some(dev) = cuda("rnn_trains_the_same_on_every_device") else {
-        return;
-    };
-    let (losses, params) = train_rnn(dev, 5);
-    for (a, b) in losses.iter().zip(&cpu_losses) {
-        assert!(((a - b) / b).abs() < 1e-4, "losses {losses:?} vs cpu {cpu_losses:?}");
-    }
-    for (k, (a, b)) in params.iter().zip(&cpu_params).enumerate() {
-        let e = rel_err(a, b);
-        assert!(e < 1e-4, "parameter {k}: rel err {e}");
+    for dev in devices("rnn_trains_the_same_on_every_device") {
+        let (losses, params) = train_rnn(dev, 5);
+        for (a, b) in losses.iter().zip(&cpu_losses) {
+            assert!(
+                ((a - b) / b).abs() < 1e-4,
+                "{dev:?}: losses {losses:?} vs cpu {cpu_losses:?}"
+            );
+        }
+        for (k, (a, b)) in params.iter().zip(&cpu_params).enumerate() {
+            let e = rel_err(a, b);
+            assert!(e < 1e-4, "{dev:?}: parameter {k}: rel err {e}");
+        }
     }
 }
 

@@ -46,7 +46,7 @@ pub(crate) fn dbuf<'a, T: Float>(op: &'static str, t: &'a Tensor<T>) -> Result<&
 /// A zero buffer of `shape` on `like`'s device.
 fn zeros_shape(like: &CudaBuffer, shape: &[usize]) -> Result<CudaBuffer> {
     let (r, c) = mat_dims(shape);
-    like.zeros_like_dims(r, c)
+    like.zeros(r, c)
 }
 
 /// The one value of a one-element device gradient (a loss's upstream gradient).
@@ -86,8 +86,7 @@ impl<T: Float> Graph<T> {
         let (xb, wb) = (dbuf(op, &xt)?.clone(), dbuf(op, &wt)?.clone());
         let prec = self.gpu_precision();
         let tiles = xb.tile_map_or_full(mask.as_ref(), k, n)?;
-        let dev = xb.cuda_device().clone();
-        let mut y = dev.zeros(m, n)?;
+        let mut y = xb.zeros(m, n)?;
         CudaBuffer::gemm(
             GemmOp::Forward,
             prec,
@@ -99,20 +98,19 @@ impl<T: Float> Graph<T> {
             &mut y,
             Beta::Zero,
         )?;
-        let y = xb.wrap(y);
         Ok(
             self.push_device(Tensor::from_cuda(y, vec![m, n]), &[*x, *w], move |g, needs| {
                 let dx = if needs[0] {
-                    let mut dx = dev.zeros(m, k)?;
+                    let mut dx = xb.zeros(m, k)?;
                     CudaBuffer::gemm(GemmOp::Dx, prec, g, (m, n), &wb, (k, n), &tiles, &mut dx, Beta::Zero)?;
-                    Some(xb.wrap(dx))
+                    Some(dx)
                 } else {
                     None
                 };
                 let dw = if needs[1] {
-                    let mut dw = dev.zeros(k, n)?;
+                    let mut dw = xb.zeros(k, n)?;
                     CudaBuffer::gemm(GemmOp::Dw, prec, &xb, (m, k), g, (m, n), &tiles, &mut dw, Beta::Zero)?;
-                    Some(xb.wrap(dw))
+                    Some(dw)
                 } else {
                     None
                 };
@@ -134,12 +132,11 @@ impl<T: Float> Graph<T> {
         kind: BinaryOp,
     ) -> Result<Var> {
         let (ab, bb) = (dbuf(op, &ta)?.clone(), dbuf(op, &tb)?.clone());
-        let dev = ab.cuda_device().clone();
         let n = numel(&out);
         if ta.shape() == tb.shape() {
             // The elementwise kernels only look at lengths: no views needed.
             let mut y = zeros_shape(&ab, &out)?;
-            dev.binary(kind, ab.matrix(), bb.matrix(), y.matrix_mut()?)?;
+            CudaBuffer::binary(kind, &ab, &bb, &mut y)?;
             return Ok(self.push_device(Tensor::from_cuda(y, out), &[*a, *b], move |g, needs| {
                 Ok(match kind {
                     BinaryOp::Add => vec![needs[0].then(|| g.clone()), needs[1].then(|| g.clone())],
@@ -149,8 +146,8 @@ impl<T: Float> Graph<T> {
                     ],
                     BinaryOp::Mul => {
                         let prod = |other: &CudaBuffer| -> Result<CudaBuffer> {
-                            let mut o = g.zeros_like_dims(g.matrix().rows(), g.matrix().cols())?;
-                            dev.binary(BinaryOp::Mul, g.matrix(), other.matrix(), o.matrix_mut()?)?;
+                            let mut o = g.zeros_like()?;
+                            CudaBuffer::binary(BinaryOp::Mul, g, other, &mut o)?;
                             Ok(o)
                         };
                         vec![
@@ -178,18 +175,20 @@ impl<T: Float> Graph<T> {
         let (full, row) = if a_full { (&ab, &bb) } else { (&bb, &ab) };
         let p = row.len();
         let rows = n / p.max(1);
-        let mut y = full.deep_copy()?;
-        y.matrix_mut()?.reshape(rows, p)?;
-        let rv = row.view(1, p)?;
-        dev.bias_add_rows(y.matrix_mut()?, rv.matrix())?;
+        let mut y = full.view(rows, p)?;
+        if y.rows() == full.rows() && y.cols() == full.cols() {
+            // `view` returned the shared buffer itself: write into a copy.
+            y = y.deep_copy()?;
+        }
+        CudaBuffer::bias_add_rows(&mut y, &row.view(1, p)?)?;
         let y = y.view_shape(&out)?;
         Ok(self.push_device(Tensor::from_cuda(y, out), &[*a, *b], move |g, needs| {
             let need_row = if a_full { needs[1] } else { needs[0] };
             let need_full = if a_full { needs[0] } else { needs[1] };
             let d_row = if need_row {
                 let gv = g.view(rows, p)?;
-                let mut d = gv.zeros_like_dims(1, p)?;
-                dev.sum_rows_into(gv.matrix(), d.matrix_mut()?, Beta::Zero)?;
+                let mut d = gv.zeros(1, p)?;
+                CudaBuffer::sum_rows_into(&gv, &mut d, Beta::Zero)?;
                 Some(d)
             } else {
                 None
@@ -222,31 +221,8 @@ impl<T: Float> Graph<T> {
         let bb = bt.as_ref().map(|b| dbuf(op, b).cloned()).transpose()?;
         let prec = self.gpu_precision();
         let dmask = xb.conv_mask(mask_dims, mask.as_ref())?;
-        let dev = xb.cuda_device().clone();
         let mut y = zeros_shape(&xb, &out_shape)?;
-        match &geom {
-            ConvGeometry::Conv(g) => dev.masked_conv2d(
-                prec,
-                g,
-                xb.matrix(),
-                wb.matrix(),
-                &dmask,
-                bb.as_ref().map(CudaBuffer::matrix),
-                y.matrix_mut()?,
-                Beta::Zero,
-            )?,
-            ConvGeometry::Transpose(g) => dev.masked_conv_transpose2d(
-                GemmOp::Forward,
-                prec,
-                g,
-                xb.matrix(),
-                wb.matrix(),
-                &dmask,
-                bb.as_ref().map(CudaBuffer::matrix),
-                y.matrix_mut()?,
-                Beta::Zero,
-            )?,
-        }
+        CudaBuffer::conv(GemmOp::Forward, prec, &geom, &xb, &wb, &dmask, bb.as_ref(), &mut y)?;
         let (x_shape, w_shape) = (xt.shape().to_vec(), wt.shape().to_vec());
         let hw = out_shape[2] * out_shape[3];
         let batch = out_shape[0];
@@ -255,58 +231,14 @@ impl<T: Float> Graph<T> {
                 let gv = g.view(batch, cout * hw)?;
                 let dx = if needs[0] {
                     let mut dx = zeros_shape(&xb, &x_shape)?;
-                    match &geom {
-                        ConvGeometry::Conv(c) => dev.masked_conv2d_backward(
-                            GemmOp::Dx,
-                            prec,
-                            c,
-                            gv.matrix(),
-                            wb.matrix(),
-                            &dmask,
-                            dx.matrix_mut()?,
-                            Beta::Zero,
-                        )?,
-                        ConvGeometry::Transpose(c) => dev.masked_conv_transpose2d(
-                            GemmOp::Dx,
-                            prec,
-                            c,
-                            gv.matrix(),
-                            wb.matrix(),
-                            &dmask,
-                            None,
-                            dx.matrix_mut()?,
-                            Beta::Zero,
-                        )?,
-                    }
+                    CudaBuffer::conv(GemmOp::Dx, prec, &geom, &gv, &wb, &dmask, None, &mut dx)?;
                     Some(dx)
                 } else {
                     None
                 };
                 let dw = if needs[1] {
                     let mut dw = zeros_shape(&xb, &w_shape)?;
-                    match &geom {
-                        ConvGeometry::Conv(c) => dev.masked_conv2d_backward(
-                            GemmOp::Dw,
-                            prec,
-                            c,
-                            xb.matrix(),
-                            gv.matrix(),
-                            &dmask,
-                            dw.matrix_mut()?,
-                            Beta::Zero,
-                        )?,
-                        ConvGeometry::Transpose(c) => dev.masked_conv_transpose2d(
-                            GemmOp::Dw,
-                            prec,
-                            c,
-                            xb.matrix(),
-                            gv.matrix(),
-                            &dmask,
-                            None,
-                            dw.matrix_mut()?,
-                            Beta::Zero,
-                        )?,
-                    }
+                    CudaBuffer::conv(GemmOp::Dw, prec, &geom, &xb, &gv, &dmask, None, &mut dw)?;
                     Some(dw)
                 } else {
                     None
@@ -314,8 +246,8 @@ impl<T: Float> Graph<T> {
                 let mut out = vec![dx, dw];
                 if needs.len() == 3 {
                     out.push(if needs[2] {
-                        let mut db = gv.zeros_like_dims(1, cout)?;
-                        dev.bias_grad(gv.matrix(), cout, hw, db.matrix_mut()?)?;
+                        let mut db = gv.zeros(1, cout)?;
+                        CudaBuffer::bias_grad(&gv, cout, hw, &mut db)?;
                         Some(db)
                     } else {
                         None
@@ -340,22 +272,13 @@ impl<T: Float> Graph<T> {
             }
         };
         let xb = dbuf(op, &xt)?.clone();
-        let dev = xb.cuda_device().clone();
-        let mut y = xb.zeros_like_dims(xb.matrix().rows(), xb.matrix().cols())?;
-        dev.unary(kind, xb.matrix(), y.matrix_mut()?)?;
+        let mut y = xb.zeros_like()?;
+        CudaBuffer::unary(kind, &xb, &mut y)?;
         let yb = y.clone();
         Ok(
             self.push_device(Tensor::from_cuda(y, xt.shape().to_vec()), &[*x], move |g, _| {
-                let gv = g.view(xb.matrix().rows(), xb.matrix().cols())?;
-                let mut dx = xb.zeros_like_dims(xb.matrix().rows(), xb.matrix().cols())?;
-                dev.unary_backward(
-                    kind,
-                    xb.matrix(),
-                    yb.matrix(),
-                    gv.matrix(),
-                    dx.matrix_mut()?,
-                    Beta::Zero,
-                )?;
+                let mut dx = xb.zeros_like()?;
+                CudaBuffer::unary_backward(kind, &xb, &yb, g, &mut dx, Beta::Zero)?;
                 Ok(vec![Some(dx)])
             }),
         )
@@ -374,14 +297,12 @@ impl<T: Float> Graph<T> {
         out_shape: Vec<usize>,
     ) -> Result<Var> {
         let xb = dbuf(op, &xt)?.clone();
-        let dev = xb.cuda_device().clone();
         let mut y = zeros_shape(&xb, &out_shape)?;
-        let mut argmax = dev.alloc_index(numel(&out_shape))?;
-        dev.max_pool2d(xb.matrix(), dims, kernel, stride, y.matrix_mut()?, &mut argmax)?;
+        let argmax = CudaBuffer::max_pool2d(&xb, dims, kernel, stride, &mut y)?;
         let x_shape = xt.shape().to_vec();
         Ok(self.push_device(Tensor::from_cuda(y, out_shape), &[*x], move |g, _| {
             let mut dx = zeros_shape(&xb, &x_shape)?;
-            dev.max_pool2d_backward(g.matrix(), &argmax, dx.matrix_mut()?)?;
+            CudaBuffer::max_pool2d_backward(g, &argmax, &mut dx)?;
             Ok(vec![Some(dx)])
         }))
     }
@@ -421,8 +342,7 @@ impl<T: Float> Graph<T> {
             permutation_map(&offs[..s], TileSize::square(GPU_TILE))
         })?;
         let ones = xb.ones(s, s)?;
-        let dev = xb.cuda_device().clone();
-        let mut y = dev.zeros(n, s)?;
+        let mut y = xb.zeros(n, s)?;
         CudaBuffer::gemm(
             GemmOp::Forward,
             Precision::F32,
@@ -434,9 +354,8 @@ impl<T: Float> Graph<T> {
             &mut y,
             Beta::Zero,
         )?;
-        let y = xb.wrap(y);
         Ok(self.push_device(Tensor::from_cuda(y, shape), &[*x], move |g, _| {
-            let mut dx = dev.zeros(n, s)?;
+            let mut dx = xb.zeros(n, s)?;
             CudaBuffer::gemm(
                 GemmOp::Dx,
                 Precision::F32,
@@ -448,7 +367,7 @@ impl<T: Float> Graph<T> {
                 &mut dx,
                 Beta::Zero,
             )?;
-            Ok(vec![Some(xb.wrap(dx))])
+            Ok(vec![Some(dx)])
         }))
     }
 
@@ -457,14 +376,13 @@ impl<T: Float> Graph<T> {
         let xb = dbuf(op, &xt)?.clone();
         let n = xt.numel();
         let scale = if mean { 1.0 / n as f32 } else { 1.0 };
-        let dev = xb.cuda_device().clone();
-        let mut s = xb.zeros_like_dims(1, 1)?;
-        dev.sum_all(xb.matrix(), s.matrix_mut()?)?;
+        let mut s = xb.zeros(1, 1)?;
+        CudaBuffer::sum_all(&xb, &mut s)?;
         let s = times(&s, scale)?;
-        let (rows, cols) = (xb.matrix().rows(), xb.matrix().cols());
+        let (rows, cols) = (xb.rows(), xb.cols());
         Ok(self.push_device(Tensor::from_cuda(s, Vec::new()), &[*x], move |g, _| {
             let v = scalar(g)? * scale;
-            Ok(vec![Some(xb.wrap(dev.filled(rows, cols, v)?))])
+            Ok(vec![Some(xb.filled(rows, cols, v)?)])
         }))
     }
 
@@ -478,21 +396,14 @@ impl<T: Float> Graph<T> {
         (n, c): (usize, usize),
     ) -> Result<Var> {
         let zb = dbuf(op, &zt)?.view(n, c)?;
-        let dev = zb.cuda_device().clone();
         let lab: Vec<f32> = labels.iter().map(|&l| l as f32).collect();
-        let lab = zb.wrap(dev.upload(&lab, 1, n, Precision::F32)?);
-        let mut rows_loss = zb.zeros_like_dims(1, n)?;
-        let mut dz = zb.zeros_like_dims(n, c)?;
+        let lab = zb.upload_like(&lab, 1, n)?;
+        let mut rows_loss = zb.zeros(1, n)?;
+        let mut dz = zb.zeros(n, c)?;
         let inv_n = 1.0 / n as f32;
-        dev.softmax_cross_entropy(
-            zb.matrix(),
-            lab.matrix(),
-            inv_n,
-            rows_loss.matrix_mut()?,
-            dz.matrix_mut()?,
-        )?;
-        let mut loss = zb.zeros_like_dims(1, 1)?;
-        dev.sum_all(rows_loss.matrix(), loss.matrix_mut()?)?;
+        CudaBuffer::softmax_cross_entropy(&zb, &lab, inv_n, &mut rows_loss, &mut dz)?;
+        let mut loss = zb.zeros(1, 1)?;
+        CudaBuffer::sum_all(&rows_loss, &mut loss)?;
         let loss = loss.scaled(inv_n)?;
         Ok(
             self.push_device(Tensor::from_cuda(loss, Vec::new()), &[*logits], move |g, _| {
@@ -504,18 +415,11 @@ impl<T: Float> Graph<T> {
     /// `mse` on the device.
     pub(crate) fn gpu_mse(&self, op: &'static str, a: &Var, b: &Var, at: Tensor<T>, bt: Tensor<T>) -> Result<Var> {
         let ab = dbuf(op, &at)?.clone();
-        let bb = dbuf(op, &bt)?.view(ab.matrix().rows(), ab.matrix().cols())?;
-        let dev = ab.cuda_device().clone();
+        let bb = dbuf(op, &bt)?.view(ab.rows(), ab.cols())?;
         let n = at.numel();
-        let mut loss = ab.zeros_like_dims(1, 1)?;
-        let mut da = ab.zeros_like_dims(ab.matrix().rows(), ab.matrix().cols())?;
-        dev.mse(
-            ab.matrix(),
-            bb.matrix(),
-            1.0 / n as f32,
-            loss.matrix_mut()?,
-            da.matrix_mut()?,
-        )?;
+        let mut loss = ab.zeros(1, 1)?;
+        let mut da = ab.zeros_like()?;
+        CudaBuffer::mse(&ab, &bb, 1.0 / n as f32, &mut loss, &mut da)?;
         Ok(
             self.push_device(Tensor::from_cuda(loss, Vec::new()), &[*a, *b], move |g, needs| {
                 let s = scalar(g)?;
@@ -538,16 +442,14 @@ impl<T: Float> Graph<T> {
         scale: f32,
     ) -> Result<Var> {
         let xb = dbuf(op, &xt)?.clone();
-        let dev = xb.cuda_device().clone();
-        let (rows, cols) = (xb.matrix().rows(), xb.matrix().cols());
-        let mask = xb.wrap(dev.upload(keep, rows, cols, Precision::F32)?);
-        let mut y = xb.zeros_like_dims(rows, cols)?;
-        dev.dropout(xb.matrix(), mask.matrix(), scale, y.matrix_mut()?)?;
+        let (rows, cols) = (xb.rows(), xb.cols());
+        let mask = xb.upload_like(keep, rows, cols)?;
+        let mut y = xb.zeros_like()?;
+        CudaBuffer::dropout(&xb, &mask, scale, &mut y)?;
         Ok(
             self.push_device(Tensor::from_cuda(y, xt.shape().to_vec()), &[*x], move |g, _| {
-                let gv = g.view(rows, cols)?;
-                let mut dx = gv.zeros_like_dims(rows, cols)?;
-                dev.dropout(gv.matrix(), mask.matrix(), scale, dx.matrix_mut()?)?;
+                let mut dx = mask.zeros_like()?;
+                CudaBuffer::dropout(g, &mask, scale, &mut dx)?;
                 Ok(vec![Some(dx)])
             }),
         )
@@ -572,7 +474,6 @@ impl<T: Float> Graph<T> {
     ) -> Result<Var> {
         let [xb, wih, bih, whh, bhh] = [&ts[0], &ts[1], &ts[2], &ts[3], &ts[4]].map(|t| dbuf(op, t).cloned());
         let (xb, wih, bih, whh, bhh) = (xb?, wih?, bih?, whh?, bhh?);
-        let dev = xb.cuda_device().clone();
         let prec = self.gpu_precision();
         let act = match activation {
             RnnActivation::Relu => UnaryOp::Relu,
@@ -580,21 +481,19 @@ impl<T: Float> Graph<T> {
         };
         let t_hh = xb.tile_map_or_full(mask, h, h)?;
         let t_ih = xb.full_tile_map(i, h)?;
-        let mut bias = xb.zeros_like_dims(1, h)?;
-        let (bih_v, bhh_v) = (bih.view(1, h)?, bhh.view(1, h)?);
-        dev.binary(BinaryOp::Add, bih_v.matrix(), bhh_v.matrix(), bias.matrix_mut()?)?;
-        let mut out = xb.zeros_like_dims(b, steps * h)?;
+        let mut bias = xb.zeros(1, h)?;
+        CudaBuffer::binary(BinaryOp::Add, &bih, &bhh, &mut bias)?;
+        let mut out = xb.zeros(b, steps * h)?;
         let mut xs = Vec::with_capacity(steps);
         let mut hs: Vec<CudaBuffer> = Vec::with_capacity(steps);
         for t in 0..steps {
-            let mut xt_ = dev.zeros(b, i)?;
-            select_columns(&xb, b, steps * i, t * i, i, false, &mut xt_, Beta::Zero)?;
-            let xt_ = xb.wrap(xt_);
-            let mut z = dev.zeros(b, h)?;
+            let mut x_t = xb.zeros(b, i)?;
+            select_columns(&xb, b, steps * i, t * i, i, false, &mut x_t, Beta::Zero)?;
+            let mut z = xb.zeros(b, h)?;
             CudaBuffer::gemm(
                 GemmOp::Forward,
                 prec,
-                &xt_,
+                &x_t,
                 (b, i),
                 &wih,
                 (i, h),
@@ -602,7 +501,7 @@ impl<T: Float> Graph<T> {
                 &mut z,
                 Beta::Zero,
             )?;
-            dev.bias_add_rows(&mut z, bias.matrix())?;
+            CudaBuffer::bias_add_rows(&mut z, &bias)?;
             if let Some(prev) = hs.last() {
                 CudaBuffer::gemm(
                     GemmOp::Forward,
@@ -616,93 +515,56 @@ impl<T: Float> Graph<T> {
                     Beta::One,
                 )?;
             }
-            let mut ht = dev.zeros(b, h)?;
-            dev.unary(act, &z, &mut ht)?;
-            let ht = xb.wrap(ht);
-            select_columns(&ht, b, steps * h, t * h, h, true, out.matrix_mut()?, Beta::One)?;
-            xs.push(xt_);
+            let mut ht = xb.zeros(b, h)?;
+            CudaBuffer::unary(act, &z, &mut ht)?;
+            select_columns(&ht, b, steps * h, t * h, h, true, &mut out, Beta::One)?;
+            xs.push(x_t);
             hs.push(ht);
         }
-        let parents_v = parents.to_vec();
-        Ok(self.push_device(
-            Tensor::from_cuda(out, vec![b, steps, h]),
-            &parents_v,
-            move |g, needs| {
-                let mut dx = if needs[0] {
-                    Some(xb.zeros_like_dims(b, steps * i)?)
-                } else {
-                    None
-                };
-                let mut dwih = if needs[1] {
-                    Some(xb.zeros_like_dims(i, h)?)
-                } else {
-                    None
-                };
-                let mut dwhh = if needs[3] {
-                    Some(xb.zeros_like_dims(h, h)?)
-                } else {
-                    None
-                };
+        Ok(
+            self.push_device(Tensor::from_cuda(out, vec![b, steps, h]), &parents, move |g, needs| {
+                let mut dx = if needs[0] { Some(xb.zeros(b, steps * i)?) } else { None };
+                let mut dwih = if needs[1] { Some(xb.zeros(i, h)?) } else { None };
+                let mut dwhh = if needs[3] { Some(xb.zeros(h, h)?) } else { None };
                 let mut db = if needs[2] || needs[4] {
-                    Some(xb.zeros_like_dims(1, h)?)
+                    Some(xb.zeros(1, h)?)
                 } else {
                     None
                 };
                 let mut delta: Option<CudaBuffer> = None;
                 for t in (0..steps).rev() {
-                    let mut d = dev.zeros(b, h)?;
+                    let mut d = xb.zeros(b, h)?;
                     select_columns(g, b, steps * h, t * h, h, false, &mut d, Beta::Zero)?;
                     if let Some(dl) = &delta {
-                        dev.axpby(1.0, dl.matrix(), 1.0, &mut d)?;
+                        CudaBuffer::axpby(1.0, dl, 1.0, &mut d)?;
                     }
-                    let mut dz = dev.zeros(b, h)?;
-                    dev.unary_backward(act, hs[t].matrix(), hs[t].matrix(), &d, &mut dz, Beta::Zero)?;
-                    let dz = xb.wrap(dz);
+                    // relu reads x: h_t > 0 exactly where z_t > 0, so h_t stands for z_t.
+                    let mut dz = xb.zeros(b, h)?;
+                    CudaBuffer::unary_backward(act, &hs[t], &hs[t], &d, &mut dz, Beta::Zero)?;
                     if t > 0 {
-                        let mut dl = dev.zeros(b, h)?;
+                        let mut dl = xb.zeros(b, h)?;
                         CudaBuffer::gemm(GemmOp::Dx, prec, &dz, (b, h), &whh, (h, h), &t_hh, &mut dl, Beta::Zero)?;
-                        delta = Some(xb.wrap(dl));
+                        delta = Some(dl);
                         if let Some(dw) = &mut dwhh {
-                            CudaBuffer::gemm(
-                                GemmOp::Dw,
-                                prec,
-                                &hs[t - 1],
-                                (b, h),
-                                &dz,
-                                (b, h),
-                                &t_hh,
-                                dw.matrix_mut()?,
-                                Beta::One,
-                            )?;
+                            CudaBuffer::gemm(GemmOp::Dw, prec, &hs[t - 1], (b, h), &dz, (b, h), &t_hh, dw, Beta::One)?;
                         }
                     }
                     if let Some(dw) = &mut dwih {
-                        CudaBuffer::gemm(
-                            GemmOp::Dw,
-                            prec,
-                            &xs[t],
-                            (b, i),
-                            &dz,
-                            (b, h),
-                            &t_ih,
-                            dw.matrix_mut()?,
-                            Beta::One,
-                        )?;
+                        CudaBuffer::gemm(GemmOp::Dw, prec, &xs[t], (b, i), &dz, (b, h), &t_ih, dw, Beta::One)?;
                     }
                     if let Some(dx) = &mut dx {
-                        let mut dxt = dev.zeros(b, i)?;
+                        let mut dxt = xb.zeros(b, i)?;
                         CudaBuffer::gemm(GemmOp::Dx, prec, &dz, (b, h), &wih, (i, h), &t_ih, &mut dxt, Beta::Zero)?;
-                        let dxt = xb.wrap(dxt);
-                        select_columns(&dxt, b, steps * i, t * i, i, true, dx.matrix_mut()?, Beta::One)?;
+                        select_columns(&dxt, b, steps * i, t * i, i, true, dx, Beta::One)?;
                     }
                     if let Some(db) = &mut db {
-                        dev.sum_rows_into(dz.matrix(), db.matrix_mut()?, Beta::One)?;
+                        CudaBuffer::sum_rows_into(&dz, db, Beta::One)?;
                     }
                 }
                 let dbih = if needs[2] { db.clone() } else { None };
                 let dbhh = if needs[4] { db } else { None };
                 Ok(vec![dx, dwih, dbih, dwhh, dbhh])
-            },
-        ))
+            }),
+        )
     }
 }
