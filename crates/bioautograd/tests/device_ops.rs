@@ -186,6 +186,12 @@ fn conv_and_pool_match_the_cpu() {
         vec![inp(&[2, 3, 6, 6], 26), inp(&[3, 3, 3, 5], 27), inp(&[5], 28)],
         &move |g, v| g.conv2d(&v[0], &v[1], Some(&v[2]), &Conv2dOptions::default(), Some(&cm)),
     );
+    let topts = Conv2dOptions::default().with_stride(2, 2).with_padding(Padding::Same);
+    check(
+        "conv_transpose2d",
+        vec![inp(&[2, 4, 3, 3], 40), inp(&[3, 3, 5, 4], 41), inp(&[5], 42)],
+        &move |g, v| g.conv_transpose2d(&v[0], &v[1], Some(&v[2]), &topts, None),
+    );
     check("max_pool2d", vec![inp(&[2, 3, 6, 6], 29)], &|g, v| {
         g.max_pool2d(&v[0], Pool2d::new(2))
     });
@@ -257,5 +263,28 @@ fn error_paths_on(dev: Device) {
     assert!(matches!(
         g.div(&a, &a),
         Err(Error::UnsupportedOnDevice { op: "div", .. })
+    ));
+    // Paths that exist on the device only in part.
+    let img = g.param(Tensor::new(values(2 * 3 * 4 * 4, 3), &[2, 3, 4, 4], dev).unwrap());
+    let padded = Pool2d::new(2).with_padding(1, 1);
+    assert!(matches!(
+        g.max_pool2d(&img, padded),
+        Err(Error::UnsupportedOnDevice { op: "max_pool2d", .. })
+    ));
+    assert!(matches!(
+        g.transpose(&img, 0, 1),
+        Err(Error::UnsupportedOnDevice { op: "transpose", .. })
+    ));
+    // A seed gradient on another device than the output.
+    let y = g.relu(&a).unwrap();
+    let host_seed = Tensor::from_vec(vec![1.0; 6], &[2, 3]).unwrap();
+    assert!(matches!(
+        g.backward_with(&y, host_seed),
+        Err(Error::DeviceMismatch { op: "backward", .. })
+    ));
+    // f64 never goes to a device.
+    assert!(matches!(
+        Tensor::<f64>::zeros(&[2], dev),
+        Err(Error::UnsupportedDtype { dtype: "f64", .. })
     ));
 }
