@@ -49,6 +49,9 @@ pub enum TrainDevice {
     Cpu,
     /// CUDA device 0.
     Cuda,
+    /// The host emulator of the device backend (`bioautograd::cuda::EMULATOR`): the device
+    /// code path with CPU kernels, to check it without a GPU (slow; its speed means nothing).
+    Emulator,
 }
 
 /// `--precision` of `bench-train`.
@@ -68,23 +71,25 @@ pub fn run(a: &BenchTrainArgs) -> CliResult {
     let device = match a.device {
         TrainDevice::Cpu => Device::Cpu,
         TrainDevice::Cuda => Device::Cuda(0),
+        TrainDevice::Emulator => Device::Cuda(bioautograd::cuda::EMULATOR),
     };
     if device != Device::Cpu {
         // Fails here, before any work, without a usable GPU (non-zero exit).
         device
             .check_available()
-            .map_err(|e| format!("bench-train --device cuda: {e}"))?;
+            .map_err(|e| format!("bench-train --device {:?}: {e}", a.device).to_lowercase())?;
         bioautograd::cuda::set_default_precision(match a.precision {
             GpuPrecision::F32 => Precision::F32,
             GpuPrecision::Tf32 => Precision::Tf32,
         })?;
     } else if a.precision != GpuPrecision::F32 {
-        return Err("--precision applies to --device cuda only".into());
+        return Err("--precision applies to a device (--device cuda) only".into());
     }
     let label = match (a.device, a.precision) {
         (TrainDevice::Cpu, _) => "rust".to_string(),
         (TrainDevice::Cuda, GpuPrecision::F32) => "rust-cuda".to_string(),
         (TrainDevice::Cuda, GpuPrecision::Tf32) => "rust-cuda-tf32".to_string(),
+        (TrainDevice::Emulator, _) => "rust-emulator".to_string(),
     };
     let mut rng = Stream::seeded(0);
     let n = a.batch * 3 * 32 * 32;
@@ -99,12 +104,15 @@ pub fn run(a: &BenchTrainArgs) -> CliResult {
         models.push((model, opt));
     }
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); settings.len()];
+    // The loss of each setting's last step: the same on every device within f32 rounding (a
+    // cheap check that a device run trains what the CPU trains).
+    let mut last_loss = vec![f32::NAN; settings.len()];
     for rep in 0..=a.reps {
         for (i, (model, opt)) in models.iter_mut().enumerate() {
             let start = Instant::now();
             for _ in 0..a.steps {
                 let xt = Tensor::new(x.clone(), &[a.batch, 3, 32, 32], device)?;
-                train_step(model, opt, xt, |g, out| g.cross_entropy(out, &labels))?;
+                last_loss[i] = train_step(model, opt, xt, |g, out| g.cross_entropy(out, &labels))?;
             }
             if rep > 0 {
                 // Repetition 0 is the warm-up.
@@ -118,11 +126,13 @@ pub fn run(a: &BenchTrainArgs) -> CliResult {
         t.sort_by(f64::total_cmp);
         let median = t[t.len() / 2];
         let ips = (a.batch * a.steps) as f64 / median;
+        let loss = last_loss[i];
         println!(
-            "{label} r={r}: {ips:.1} images/s (batch {}, median of {} x {} steps)",
+            "{label} r={r}: {ips:.1} images/s (batch {}, median of {} x {} steps; last loss {loss:.6})",
             a.batch, a.reps, a.steps
         );
-        records.push(serde_json::json!({"impl": label, "r": r, "batch": a.batch, "images_per_s": ips}));
+        records
+            .push(serde_json::json!({"impl": label, "r": r, "batch": a.batch, "images_per_s": ips, "last_loss": loss}));
     }
     if let Some(p) = &a.json {
         bionpy::write_atomic(p, serde_json::to_string_pretty(&records)?.as_bytes())?;
