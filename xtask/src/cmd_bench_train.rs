@@ -77,7 +77,7 @@ pub fn run(a: &BenchTrainArgs) -> CliResult {
         // Fails here, before any work, without a usable GPU (non-zero exit).
         device
             .check_available()
-            .map_err(|e| format!("bench-train --device {:?}: {e}", a.device).to_lowercase())?;
+            .map_err(|e| format!("bench-train --device {}: {e}", format!("{:?}", a.device).to_lowercase()))?;
         bioautograd::cuda::set_default_precision(match a.precision {
             GpuPrecision::F32 => Precision::F32,
             GpuPrecision::Tf32 => Precision::Tf32,
