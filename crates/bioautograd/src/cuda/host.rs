@@ -283,6 +283,30 @@ pub(crate) fn max_pool2d_backward(dy: &HostMat, arg: &[usize], dx: &mut HostMat)
     Ok(())
 }
 
+pub(crate) fn copy_columns(
+    src: &HostMat,
+    src_col: usize,
+    dst: &mut HostMat,
+    dst_col: usize,
+    cols: usize,
+    beta: Beta,
+) -> Result<()> {
+    if src.rows != dst.rows || src_col + cols > src.cols || dst_col + cols > dst.cols {
+        return Err(bad(
+            "copy_columns",
+            "rows differ or a column range leaves its matrix".into(),
+        ));
+    }
+    for r in 0..src.rows {
+        for j in 0..cols {
+            let v = src.data[r * src.cols + src_col + j];
+            let o = &mut dst.data[r * dst.cols + dst_col + j];
+            *o = if beta == Beta::One { *o + v } else { v };
+        }
+    }
+    Ok(())
+}
+
 /// The formulas of `OptimizerStep` (see its documentation in `biokernels::cuda`).
 pub(crate) fn optimizer_step(
     step: OptimizerStep,

@@ -21,7 +21,7 @@
 //! every build: the same [`CudaBuffer`] operations, each computed on the CPU with the semantics
 //! the `biokernels::cuda` documentation gives its kernel ([`host`]). Every device path of the
 //! tape (dispatch, device backward closures, gradient accumulation, views, the column-block
-//! selections, the RNN's BPTT loop, the optimiser step) therefore runs and is tested on a
+//! copies, the RNN's BPTT loop, the optimiser step) therefore runs and is tested on a
 //! machine without a GPU; only the kernels themselves are replaced. It is slow and exists for
 //! tests.
 
@@ -725,14 +725,6 @@ enum TileKey {
     Mask(usize),
     /// A full `(k, n)` map.
     Full(usize, usize),
-    /// The selection map `(rows, cols)` with ones at `(r, c)` where `r = c + offset` (extract
-    /// a column block) or `c = r + offset` (place one), see [`select_columns`].
-    Select {
-        rows: usize,
-        cols: usize,
-        offset: usize,
-        place: bool,
-    },
     /// The per-sample permutation of `transpose(shape, a, b)`.
     Permutation { shape: Vec<usize>, a: usize, b: usize },
 }
@@ -770,7 +762,7 @@ fn cached_tile_map(
     Ok(d)
 }
 
-/// Constant all-ones matrices (the `W` of the selection products), per device and dims.
+/// Constant all-ones matrices (the `W` of the permutation products), per device and dims.
 fn ones(buf: &CudaBuffer, rows: usize, cols: usize) -> Result<CudaBuffer> {
     type OnesCache = HashMap<(usize, usize, usize), CudaBuffer>;
     static CACHE: OnceLock<Mutex<OnesCache>> = OnceLock::new();
@@ -786,18 +778,6 @@ fn ones(buf: &CudaBuffer, rows: usize, cols: usize) -> Result<CudaBuffer> {
     Ok(b)
 }
 
-/// The mask of [`select_columns`]: `(rows, cols)` with ones at `r = c + start` (extract) or
-/// `c = r + start` (place).
-pub(crate) fn selection_map(rows: usize, cols: usize, start: usize, place: bool, tile: TileSize) -> Result<TileMap> {
-    Ok(TileMap::from_fn(rows, cols, tile, |r, c| {
-        if place {
-            c == r + start
-        } else {
-            r == c + start
-        }
-    })?)
-}
-
 /// The `(s, s)` mask of a per-sample permutation: output `c` reads input `src[c]`, so
 /// `y = x · (1 ⊙ P)` gathers and `dx = dy · (1 ⊙ P)ᵀ` scatters back.
 pub(crate) fn permutation_map(src: &[usize], tile: TileSize) -> Result<TileMap> {
@@ -805,14 +785,13 @@ pub(crate) fn permutation_map(src: &[usize], tile: TileSize) -> Result<TileMap> 
     Ok(TileMap::from_fn(s, s, tile, |r, c| src[c] == r)?)
 }
 
-/// Column blocks without a strided-copy kernel: a masked GEMM with an all-ones `W` whose mask
-/// is a shifted identity, in exact f32 (each output is one product by 1 plus exact zeros, so
-/// the values move bit for bit; masked-off ones are never read).
+/// A block of columns between two matrices with `m` rows (`CudaDevice::copy_columns`):
 ///
-/// - extract (`place = false`): `out (m, len) = x (m, total) · S`, `S[r, c] = [r = c + start]`
-///   → `out = x[:, start .. start + len]`;
-/// - place (`place = true`): `out (m, total) (+)= x (m, len) · S`, `S[r, c] = [c = r + start]`
-///   → `out[:, start .. start + len] (+)= x` (other columns get `+0`, or 0 with `Beta::Zero`).
+/// - extract (`place = false`): `out (m, len) = x (m, total)[:, start .. start + len]`;
+/// - place (`place = true`): `out (m, total)[:, start .. start + len] (+)= x (m, len)`, the
+///   other columns of `out` untouched.
+///
+/// (How the RNN slices a time step out of a `(B, T·d)` sequence and places its gradient back.)
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn select_columns(
     x: &CudaBuffer,
@@ -824,32 +803,18 @@ pub(crate) fn select_columns(
     out: &mut CudaBuffer,
     beta: Beta,
 ) -> Result<()> {
-    let (rows, cols) = if place { (len, total) } else { (total, len) };
-    let key = TileKey::Select {
-        rows,
-        cols,
-        offset: start,
-        place,
+    let (src, src_col, dst_col) = if place {
+        (x.view(m, len)?, 0, start)
+    } else {
+        (x.view(m, total)?, start, 0)
     };
-    let tiles = cached_tile_map(
-        x,
-        key,
-        || selection_map(rows, cols, start, place, TileSize::square(GPU_TILE)),
-        None,
-    )?;
-    let w = ones(x, rows, cols)?;
-    let a_dims = if place { (m, len) } else { (m, total) };
-    CudaBuffer::gemm(
-        GemmOp::Forward,
-        Precision::F32,
-        x,
-        a_dims,
-        &w,
-        (rows, cols),
-        &tiles,
-        out,
-        beta,
-    )
+    let dev = out.dev.clone();
+    match (&dev, &*src.mat, out.mat_mut()?) {
+        (Handle::Cuda(d), DMat::Cuda(a), DMat::Cuda(o)) => d.copy_columns(a, src_col, o, dst_col, len, beta)?,
+        (Handle::Host, DMat::Host(a), DMat::Host(o)) => host::copy_columns(a, src_col, o, dst_col, len, beta)?,
+        _ => return Err(mixed("copy_columns")),
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -864,43 +829,18 @@ mod tests {
         assert_eq!(mat_dims(&[2, 3, 4, 5]), (2, 60));
     }
 
-    /// The selection and permutation masks, run through the CPU masked GEMM (the same
-    /// `Y = X(W⊙M)`, `dX = dY(W⊙M)ᵀ` as the device kernels) with an all-ones `W`, move values
-    /// exactly where the device paths expect them.
+    /// The permutation mask, run through the CPU masked GEMM (the same `Y = X(W⊙M)`,
+    /// `dX = dY(W⊙M)ᵀ` as the device kernels) with an all-ones `W`, moves values exactly where
+    /// the device `transpose` expects them.
     #[test]
-    fn selection_and_permutation_masks_move_values_exactly() {
+    fn permutation_masks_move_values_exactly() {
         use biokernels::gemm::{masked_matmul, masked_matmul_dx, MatMut, MatRef};
-        let (m, total, start, len) = (3, 10, 4, 3);
-        let x: Vec<f32> = (0..m * total).map(|v| v as f32 * 0.37 - 2.0).collect();
         let mm = |a: &[f32], ar: usize, ac: usize, map: &TileMap, beta: Beta, out: &mut [f32]| {
             let [k, n] = map.shape();
             let ones = vec![1.0f32; k * n];
             let (a, w) = (MatRef::new(a, ar, ac).unwrap(), MatRef::new(&ones, k, n).unwrap());
             masked_matmul(a, w, map, MatMut::new(out, ar, n).unwrap(), beta).unwrap();
         };
-        // Extract columns start..start+len.
-        let ext = selection_map(total, len, start, false, TileSize::CPU_DEFAULT).unwrap();
-        let mut out = vec![f32::NAN; m * len];
-        mm(&x, m, total, &ext, Beta::Zero, &mut out);
-        for r in 0..m {
-            for c in 0..len {
-                assert_eq!(out[r * len + c].to_bits(), x[r * total + start + c].to_bits());
-            }
-        }
-        // Place them back into zeros, accumulating (Beta::One): the other columns stay 0.
-        let plc = selection_map(len, total, start, true, TileSize::CPU_DEFAULT).unwrap();
-        let mut back = vec![0.0f32; m * total];
-        mm(&out, m, len, &plc, Beta::One, &mut back);
-        for r in 0..m {
-            for c in 0..total {
-                let want = if (start..start + len).contains(&c) {
-                    x[r * total + c]
-                } else {
-                    0.0
-                };
-                assert_eq!(back[r * total + c].to_bits(), want.to_bits());
-            }
-        }
         // A permutation: NCHW → NHWC of one (C=2, H=2, W=3) sample, gathered and scattered back.
         let (c, h, w) = (2, 2, 3);
         let s = c * h * w;

@@ -16,7 +16,7 @@
 //! | `cross_entropy` (labels) | `softmax_cross_entropy` + `sum_all` |
 //! | `mse` | `mse` |
 //! | `dropout` | the CPU's mask (same stream), uploaded; `dropout` |
-//! | `elman_sequence` | per step: column-block selection products, two GEMMs, `bias_add_rows`, `unary`; BPTT per step |
+//! | `elman_sequence` | per step: `copy_columns` (slice a step out, place it back), two GEMMs, `bias_add_rows`, `unary`; BPTT per step |
 //!
 //! The scalar upstream gradient of a loss (`sum`, `mean`, `cross_entropy`, `mse`) is read back
 //! from the device (one `f32`, one synchronisation per loss) to scale the gradient on the host
