@@ -212,3 +212,100 @@ fn moving_a_model_without_a_device_is_a_typed_error() {
     opt.update_tensor(0, &mut p, &g).unwrap();
     assert_eq!(p.to_vec().unwrap(), vec![0.95, 1.95]);
 }
+
+/// Every optimiser with a device step, in both conventions (momentum, weight decay, Keras
+/// decay included), gives the host update's parameters on each device over a few steps.
+#[test]
+fn device_optimizer_steps_match_the_host_update() {
+    use biolayers::optim::Convention::{Keras, Torch};
+    let configs = [
+        OptimizerConfig::Adam {
+            lr: 0.01,
+            beta1: None,
+            beta2: None,
+            eps: None,
+            weight_decay: 0.0,
+            decay: 1e-3,
+            convention: Keras,
+        },
+        OptimizerConfig::Adam {
+            lr: 0.01,
+            beta1: Some(0.8),
+            beta2: Some(0.99),
+            eps: None,
+            weight_decay: 0.05,
+            decay: 0.0,
+            convention: Torch,
+        },
+        OptimizerConfig::RmsProp {
+            lr: 0.01,
+            rho: None,
+            eps: None,
+            momentum: 0.5,
+            weight_decay: 0.0,
+            decay: 1e-3,
+            convention: Keras,
+        },
+        OptimizerConfig::RmsProp {
+            lr: 0.01,
+            rho: None,
+            eps: None,
+            momentum: 0.9,
+            weight_decay: 0.01,
+            decay: 0.0,
+            convention: Torch,
+        },
+        OptimizerConfig::keras_rmsprop(1e-3, 1e-6),
+        OptimizerConfig::torch_adam(1e-3),
+    ];
+    let w0: Vec<f32> = (0..37).map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0).collect();
+    let grads: Vec<Vec<f32>> = (0..4)
+        .map(|s| (0..37).map(|i| (((i + 5 * s) * 7 % 11) as f32 - 5.0) / 6.0).collect())
+        .collect();
+    for cfg in &configs {
+        let mut host_opt = cfg.build().unwrap();
+        let mut host_w = w0.clone();
+        for g in &grads {
+            host_opt.begin_step();
+            host_opt.update(0, &mut host_w, g).unwrap();
+        }
+        for dev in devices("device_optimizer_steps_match_the_host_update") {
+            let mut opt = cfg.build().unwrap();
+            let mut w = Tensor::new(w0.clone(), &[37], dev).unwrap();
+            for g in &grads {
+                opt.begin_step();
+                let gt = Tensor::new(g.clone(), &[37], dev).unwrap();
+                opt.update_tensor(0, &mut w, &gt).unwrap();
+            }
+            let got = w.to_vec().unwrap();
+            let e = rel_err(&got, &host_w);
+            assert!(e < 1e-6, "{cfg:?} on {dev:?}: rel err {e}");
+        }
+    }
+}
+
+/// A frozen recurrent matrix stays exactly as it was on every device.
+#[test]
+fn frozen_recurrent_weights_stay_on_every_device() {
+    for dev in devices("frozen_recurrent_weights_stay_on_every_device") {
+        let h = 6;
+        let topo: Vec<bool> = (0..h * h).map(|k| k % 4 != 0).collect();
+        let mut rnn = ElmanRnn::new(2, h, 1, &topo, RnnNonlinearity::Relu, &mut Stream::seeded(4)).unwrap();
+        rnn.set_freeze_recurrent(true);
+        let before = rnn.recurrent().to_vec().unwrap();
+        rnn.to_device(dev).unwrap();
+        let mut opt = OptimizerConfig::torch_adam(0.05).build().unwrap();
+        let x: Vec<f32> = (0..3 * 4 * 2).map(|i| (i % 5) as f32 / 5.0).collect();
+        let first_w_ih = rnn.params()[0].value.to_vec().unwrap();
+        for _ in 0..3 {
+            let xt = Tensor::new(x.clone(), &[3, 4, 2], dev).unwrap();
+            train_step(&mut rnn, &mut opt, xt, |g, out| g.mean(out)).unwrap();
+        }
+        assert_eq!(rnn.recurrent().to_vec().unwrap(), before, "{dev:?}");
+        assert_ne!(
+            rnn.params()[0].value.to_vec().unwrap(),
+            first_w_ih,
+            "{dev:?}: W_ih must train"
+        );
+    }
+}
