@@ -8,7 +8,7 @@
 //!
 //! The kernels check the `rows × cols` of some operands (GEMMs, softmax cross-entropy, bias
 //! gradients), so every buffer is allocated as the matrix `(shape[0], Π shape[1..])` (a rank-1
-//! `(n)` is `(1, n)`, a scalar `(1, 1)`); [`CudaBuffer::view`] gives another `rows × cols` (a
+//! `(n)` is `(1, n)`, a scalar `(1, 1)`); `CudaBuffer::view` gives another `rows × cols` (a
 //! device copy when it differs), which is what a metadata-only `reshape` costs when a kernel
 //! later needs the new dims.
 //!
