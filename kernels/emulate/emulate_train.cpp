@@ -1,5 +1,7 @@
 // Runs kernels/train/train.cu on the CPU through host_emulation.h against float64 references
-// (the optimizer formulas are those of biolayers::optim). Build and run: kernels/emulate/run.sh.
+// (the optimizer formulas are those of biolayers::optim; activations, MSE, dropout and max
+// pooling those of bioautograd; exact-order results are compared bit for bit). Build and run:
+// kernels/emulate/run.sh.
 
 #define KERNELS_HOST_EMULATION 1
 #include "../train/train.cu"
@@ -31,6 +33,230 @@ void check(const char* what, const std::vector<float>& got, const std::vector<do
     std::printf("%s %-28s rel.err %.2e%s\n", ok ? "PASS" : "FAIL", what, err, finite ? "" : " [NaN left]");
 }
 unsigned blocks(long long n) { return unsigned((n + NT - 1) / NT); }
+// Bit-for-bit equality (NaN equals NaN), for results whose operation order is fixed.
+template <class T>
+void check_exact(const char* what, const std::vector<T>& got, const std::vector<T>& want) {
+    size_t bad = got.size() == want.size() ? 0 : 1;
+    for (size_t i = 0; i < got.size() && i < want.size(); ++i)
+        bad += memcmp(&got[i], &want[i], sizeof(T)) != 0;
+    ++cases;
+    failures += bad != 0;
+    std::printf("%s %-28s %zu of %zu differ\n", bad == 0 ? "PASS" : "FAIL", what, bad, want.size());
+}
+std::vector<float> rnd_vec(size_t n, float scale = 1.f) {
+    std::vector<float> v(n);
+    for (auto& x : v) x = scale * rnd();
+    return v;
+}
+double sigmoid_ref(double v) { return 1.0 / (1.0 + std::exp(-v)); }
+
+// The CPU bioautograd max_pool2d (valid padding), in float: y, argmax, and the backward scatter.
+void max_pool_ref(const std::vector<float>& x, int planes, int h, int w, int kh, int kw, int sh, int sw,
+                  std::vector<float>& y, std::vector<int>& arg) {
+    const int oh = (h - kh) / sh + 1, ow = (w - kw) / sw + 1;
+    y.assign(size_t(planes) * oh * ow, 0.f);
+    arg.assign(y.size(), -1);
+    for (int p = 0; p < planes; ++p)
+        for (int i = 0; i < oh; ++i)
+            for (int j = 0; j < ow; ++j) {
+                float best = -INFINITY;
+                long best_at = -1;
+                for (int di = 0; di < kh; ++di)
+                    for (int dj = 0; dj < kw; ++dj) {
+                        long at = (long(p) * h + i * sh + di) * w + j * sw + dj;
+                        if (best_at < 0 || x[at] > best) {
+                            best = x[at];
+                            best_at = at;
+                        }
+                    }
+                size_t o = (size_t(p) * oh + i) * ow + j;
+                y[o] = best;
+                arg[o] = int(best_at);
+            }
+}
+
+// Elementwise ops, reductions, MSE, dropout and max pooling (the GPU training path of the
+// schizo-cifar CNN and the bio-RNN) against float64 replicas or bit-exact float replicas.
+void new_kernels() {
+    // Grids smaller than n / NT exercise the grid-stride loops; sizes are ragged.
+    const int n = 1237;
+    const unsigned small_grid = 2;
+    const auto x = rnd_vec(n, 8.f), dy = rnd_vec(n), dx0 = rnd_vec(n);
+    const char* names[3] = {"relu", "tanh", "sigmoid"};
+    for (int op = 0; op < 3; ++op) {
+        std::vector<float> y(n, NAN), dxz(n, NAN), dxo = dx0;
+        emu::launch(EmuDim3{small_grid, 1, 1}, NT, [&] { unary_fwd(x.data(), y.data(), n, op); });
+        const std::vector<float>& saved = op == 0 ? x : y;
+        emu::launch(EmuDim3{small_grid, 1, 1}, NT, [&] { unary_bwd(saved.data(), dy.data(), dxz.data(), n, op, 0.f); });
+        emu::launch(EmuDim3{blocks(n), 1, 1}, NT, [&] { unary_bwd(saved.data(), dy.data(), dxo.data(), n, op, 1.f); });
+        std::vector<double> wy(n), wdx(n), wdxo(n);
+        for (int i = 0; i < n; ++i) {
+            double v = x[i];
+            wy[i] = op == 0 ? (v > 0 ? v : 0) : (op == 1 ? std::tanh(v) : sigmoid_ref(v));
+            double d = op == 0 ? (v > 0 ? 1 : 0) : (op == 1 ? 1 - wy[i] * wy[i] : wy[i] * (1 - wy[i]));
+            wdx[i] = dy[i] * d;
+            wdxo[i] = dx0[i] + wdx[i];
+        }
+        char name[64];
+        std::snprintf(name, sizeof name, "unary_fwd %s", names[op]);
+        check(name, y, wy, 1e-6);
+        std::snprintf(name, sizeof name, "unary_bwd %s beta=0", names[op]);
+        check(name, dxz, wdx, 1e-5);
+        std::snprintf(name, sizeof name, "unary_bwd %s beta=1", names[op]);
+        check(name, dxo, wdxo, 1e-5);
+    }
+    {
+        const auto a = rnd_vec(n), b = rnd_vec(n);
+        const char* bn[3] = {"binary_ew add", "binary_ew sub", "binary_ew mul"};
+        for (int op = 0; op < 3; ++op) {
+            std::vector<float> out(n, NAN);
+            emu::launch(EmuDim3{small_grid, 1, 1}, NT, [&] { binary_ew(a.data(), b.data(), out.data(), n, op); });
+            std::vector<double> want(n);
+            for (int i = 0; i < n; ++i)
+                want[i] = op == 0 ? double(a[i]) + b[i] : (op == 1 ? double(a[i]) - b[i] : double(a[i]) * b[i]);
+            check(bn[op], out, want, 1e-7);
+        }
+        std::vector<float> y0(n, NAN), y1 = b, f(n, NAN);
+        emu::launch(EmuDim3{small_grid, 1, 1}, NT, [&] { axpby(a.data(), y0.data(), n, -1.5f, 0.f); });
+        emu::launch(EmuDim3{blocks(n), 1, 1}, NT, [&] { axpby(a.data(), y1.data(), n, 0.25f, 0.5f); });
+        emu::launch(EmuDim3{small_grid, 1, 1}, NT, [&] { fill_f32(f.data(), n, -3.5f); });
+        std::vector<double> w0(n), w1(n), wf(n, -3.5);
+        for (int i = 0; i < n; ++i) {
+            w0[i] = -1.5 * a[i];
+            w1[i] = 0.25 * a[i] + 0.5 * b[i];
+        }
+        check("axpby beta=0 (y NaN)", y0, w0, 1e-7);
+        check("axpby beta=0.5", y1, w1, 1e-7);
+        check("fill_f32", f, wf, 0.0 + 1e-12);
+        // dropout: mask from the host, result bit-identical to the CPU's x * (keep ? scale : 0)
+        std::vector<float> mask(n), yd(n, NAN), want(n);
+        const float scale = float(1.0 / (1.0 - 0.3));
+        for (int i = 0; i < n; ++i) {
+            mask[i] = rnd() < 0.4f ? 1.f : 0.f;
+            want[i] = a[i] * (mask[i] != 0.f ? scale : 0.f);
+        }
+        emu::launch(EmuDim3{small_grid, 1, 1}, NT, [&] { dropout_apply(a.data(), mask.data(), yd.data(), n, scale); });
+        check_exact("dropout_apply (bit-exact)", yd, want);
+        // MSE: loss (one CTA) and gradient (grid-stride)
+        std::vector<float> loss(1, NAN), d(n, NAN);
+        const float gs = 1.0f / n;
+        emu::launch(EmuDim3{small_grid, 1, 1}, NT, [&] { mse_grad(a.data(), b.data(), d.data(), n, gs); });
+        emu::launch(EmuDim3{1, 1, 1}, NT, [&] { mse_loss(a.data(), b.data(), loss.data(), n); });
+        std::vector<double> wl(1, 0.0), wd(n);
+        for (int i = 0; i < n; ++i) {
+            double e = double(a[i]) - b[i];
+            wl[0] += e * e / n;
+            wd[i] = 2 * e / n;
+        }
+        check("mse_loss", loss, wl, 1e-6);
+        check("mse_grad", d, wd, 1e-6);
+    }
+    // copy_cols: a 37 x 5 block from column 11 of a 37 x 23 matrix into column 3 of a 37 x 9 one
+    // (beta 0: the block replaced, the rest untouched) and added back (beta 1).
+    {
+        const int rows = 37, sld = 23, dld = 9, sc = 11, dc = 3, cols = 5;
+        const auto src = rnd_vec(size_t(rows) * sld), dst0 = rnd_vec(size_t(rows) * dld);
+        std::vector<float> d0 = dst0, d1 = dst0;
+        for (int r = 0; r < rows; ++r)
+            for (int j = 0; j < cols; ++j) d0[size_t(r) * dld + dc + j] = NAN;
+        emu::launch(EmuDim3{small_grid - 1, 1, 1}, NT,
+                    [&] { copy_cols(src.data(), d0.data(), rows, sld, sc, dld, dc, cols, 0.f); });
+        emu::launch(EmuDim3{1, 1, 1}, NT, [&] { copy_cols(src.data(), d1.data(), rows, sld, sc, dld, dc, cols, 1.f); });
+        std::vector<float> w0 = dst0, w1 = dst0;
+        for (int r = 0; r < rows; ++r)
+            for (int j = 0; j < cols; ++j) {
+                w0[size_t(r) * dld + dc + j] = src[size_t(r) * sld + sc + j];
+                w1[size_t(r) * dld + dc + j] += src[size_t(r) * sld + sc + j];
+            }
+        check_exact("copy_cols beta=0", d0, w0);
+        check_exact("copy_cols beta=1", d1, w1);
+    }
+    // Reductions: ragged sizes, NaN-poisoned outputs, beta = 1 accumulation, and the same bits
+    // on a second run (fixed order).
+    {
+        const int big = 100003;
+        const auto v = rnd_vec(big);
+        std::vector<float> s1(1, NAN), s2(1, NAN), s0(1, NAN);
+        emu::launch(EmuDim3{1, 1, 1}, NT, [&] { sum_all(v.data(), s1.data(), big); });
+        emu::launch(EmuDim3{1, 1, 1}, NT, [&] { sum_all(v.data(), s2.data(), big); });
+        emu::launch(EmuDim3{1, 1, 1}, NT, [&] { sum_all(v.data(), s0.data(), 0); });
+        std::vector<double> ws(1, 0.0);
+        for (float e : v) ws[0] += e;
+        check("sum_all n=100003", s1, ws, 1e-5);
+        check_exact("sum_all deterministic", s2, s1);
+        check("sum_all n=0", s0, std::vector<double>{0.0}, 1e-12);
+        const int shapes[2][2] = {{77, 300}, {1000, 10}};
+        for (const auto& sh : shapes) {
+            const int rows = sh[0], cols = sh[1];
+            const auto m = rnd_vec(size_t(rows) * cols), o0 = rnd_vec(cols);
+            std::vector<float> z(cols, NAN), z2(cols, NAN), acc = o0;
+            // grid 2 < ceil(cols / 32) for 300 columns: the CTAs loop over column blocks
+            emu::launch(EmuDim3{2, 1, 1}, NT, [&] { sum_rows(m.data(), z.data(), rows, cols, 0.f); });
+            emu::launch(EmuDim3{unsigned((cols + 31) / 32), 1, 1}, NT,
+                        [&] { sum_rows(m.data(), z2.data(), rows, cols, 0.f); });
+            emu::launch(EmuDim3{1, 1, 1}, NT, [&] { sum_rows(m.data(), acc.data(), rows, cols, 1.f); });
+            std::vector<double> wz(cols, 0.0), wacc(cols);
+            for (int r = 0; r < rows; ++r)
+                for (int c = 0; c < cols; ++c) wz[c] += m[size_t(r) * cols + c];
+            for (int c = 0; c < cols; ++c) wacc[c] = o0[c] + wz[c];
+            char name[64];
+            std::snprintf(name, sizeof name, "sum_rows %dx%d beta=0", rows, cols);
+            check(name, z, wz, 1e-5);
+            std::snprintf(name, sizeof name, "sum_rows %dx%d any grid", rows, cols);
+            check_exact(name, z2, z);
+            std::snprintf(name, sizeof name, "sum_rows %dx%d beta=1", rows, cols);
+            check(name, acc, wacc, 1e-5);
+        }
+    }
+    // Max pooling, valid padding: overlapping 3x3/stride 2 on odd sizes, 2x2/2 dropping a ragged
+    // column, a 2x3 window with stride (1, 2). Values on a coarse grid give many ties (the first
+    // maximum in row-major window order must win); the last geometry also has NaNs (a NaN wins
+    // only in a window's first position, as on the CPU).
+    struct PoolCase {
+        int n, c, h, w, kh, kw, sh, sw;
+        bool nans;
+    };
+    const PoolCase pcs[4] = {{2, 3, 9, 11, 3, 3, 2, 2, false},
+                             {3, 2, 8, 7, 2, 2, 2, 2, false},
+                             {1, 5, 6, 9, 2, 3, 1, 2, false},
+                             {2, 2, 9, 9, 3, 3, 2, 2, true}};
+    for (const auto& pc : pcs) {
+        const int planes = pc.n * pc.c, oh = (pc.h - pc.kh) / pc.sh + 1, ow = (pc.w - pc.kw) / pc.sw + 1;
+        const int in_len = planes * pc.h * pc.w, out_len = planes * oh * ow;
+        std::vector<float> x(in_len);
+        for (auto& v : x) v = std::round(rnd() * 2.f) / 2.f;  // {-1, -0.5, 0, 0.5, 1}: ties
+        if (pc.nans)
+            for (int i = 0; i < in_len; i += 7) x[i] = NAN;
+        std::vector<float> y(out_len, pc.nans ? 1e30f : NAN), wy;
+        std::vector<int> arg(out_len, -7), warg;
+        emu::launch(EmuDim3{3, 1, 1}, NT, [&] {
+            max_pool2d_fwd(x.data(), y.data(), arg.data(), planes, pc.h, pc.w, pc.kh, pc.kw, pc.sh, pc.sw, oh, ow);
+        });
+        max_pool_ref(x, planes, pc.h, pc.w, pc.kh, pc.kw, pc.sh, pc.sw, wy, warg);
+        const auto g = rnd_vec(out_len);
+        std::vector<float> dx(in_len, NAN), wdx(in_len, 0.f);
+        for (int o = 0; o < out_len; ++o) wdx[warg[o]] += g[o];  // the CPU scatter, in order
+        emu::launch(EmuDim3{2, 1, 1}, NT, [&] {
+            max_pool2d_bwd(g.data(), arg.data(), dx.data(), planes, pc.h, pc.w, pc.kh, pc.kw, pc.sh, pc.sw, oh, ow);
+        });
+        int ties = 0;
+        for (int o = 0; o < out_len; ++o) {
+            const int p = o / (oh * ow), i = (o % (oh * ow)) / ow, j = o % ow;
+            int eq = 0;
+            for (int di = 0; di < pc.kh; ++di)
+                for (int dj = 0; dj < pc.kw; ++dj) eq += x[(size_t(p) * pc.h + i * pc.sh + di) * pc.w + j * pc.sw + dj] == wy[o];
+            ties += eq > 1;
+        }
+        char name[96];
+        std::snprintf(name, sizeof name, "max_pool2d %dx%d/%d,%d on %dx%d%s y", pc.kh, pc.kw, pc.sh, pc.sw, pc.h, pc.w,
+                      pc.nans ? " NaN" : "");
+        check_exact(name, y, wy);
+        std::snprintf(name, sizeof name, "  argmax (%d windows tie)", ties);
+        check_exact(name, arg, warg);
+        std::snprintf(name, sizeof name, "  backward (bit-exact)");
+        check_exact(name, dx, wdx);
+    }
+}
 }  // namespace
 
 int main() {
@@ -152,6 +378,7 @@ int main() {
             check(name, w2, W2, 1e-5);
         }
     }
+    new_kernels();
     std::printf("train kernels: %d/%d cases passed\n", cases - failures, cases);
     return failures == 0 ? 0 : 1;
 }

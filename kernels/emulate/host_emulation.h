@@ -49,6 +49,9 @@ inline uint32_t __float_as_uint(float f) {
     memcpy(&u, &f, 4);
     return u;
 }
+// CUDA's integer min for device code.
+inline int min(int a, int b) { return a < b ? a : b; }
+
 inline float __bfloat162float(__nv_bfloat16 h) { return __uint_as_float(uint32_t(h.bits) << 16); }
 inline __nv_bfloat16 __float2bfloat16_rn(float f) {
     uint32_t u = __float_as_uint(f);

@@ -3,6 +3,9 @@
 // PyTorch conventions of biolayers::optim (same formulas, same f32 operation order).
 //
 // All are f32, 1-D launches of 256 threads unless stated; sizes are ints (the wrappers check).
+// The kernels below the optimizers (elementwise ops, reductions, MSE, max pooling, dropout)
+// use grid-stride loops, so any grid size covers any n; the wrappers never launch for n = 0.
+// Reductions run in a fixed order (no atomics), so results are the same on every run.
 
 #ifdef KERNELS_HOST_EMULATION
 #include "../emulate/host_emulation.h"
@@ -11,6 +14,10 @@
 #endif
 
 #define NT 256
+
+// i runs over [0, n) in steps of the whole grid.
+#define GRID_STRIDE(i, n) \
+    for (long long i = (long long)blockIdx.x * NT + threadIdx.x; i < (long long)(n); i += (long long)gridDim.x * NT)
 
 extern "C" {
 
@@ -130,6 +137,192 @@ __global__ void rmsprop_step(float* __restrict__ w, const float* __restrict__ g,
             mom[i] = b;
             w[i] -= lr * b;
         }
+    }
+}
+// ---- elementwise ops (grid-stride) --------------------------------------------------------------
+
+// The activations of bioautograd::ops::activation; op: 0 relu, 1 tanh, 2 sigmoid.
+__device__ __forceinline__ float act_fwd(float v, int op) {
+    if (op == 0) return v > 0.f ? v : 0.f;
+    if (op == 1) return tanhf(v);
+    // The sigmoid form that never overflows (as the CPU).
+    if (v >= 0.f) return 1.f / (1.f + expf(-v));
+    const float e = expf(v);
+    return e / (1.f + e);
+}
+
+// y = act(x)
+__global__ void unary_fwd(const float* __restrict__ x, float* __restrict__ y, int n, int op) {
+    GRID_STRIDE(i, n) y[i] = act_fwd(x[i], op);
+}
+
+// dx = dy * act'(.) (beta = 0: dx is not read) or dx += dy * act'(.) (beta = 1). `s` is what
+// the derivative needs: x for relu (dy where x > 0), y for tanh (1 - y^2) and sigmoid (y(1 - y)).
+__global__ void unary_bwd(const float* __restrict__ s, const float* __restrict__ dy, float* __restrict__ dx, int n,
+                          int op, float beta) {
+    GRID_STRIDE(i, n) {
+        const float v = s[i];
+        float g;
+        if (op == 0)
+            g = v > 0.f ? dy[i] : 0.f;
+        else if (op == 1)
+            g = dy[i] * (1.f - v * v);
+        else
+            g = dy[i] * (v * (1.f - v));
+        dx[i] = beta == 0.f ? g : dx[i] + g;
+    }
+}
+
+// out = a op b; op: 0 add, 1 sub, 2 mul.
+__global__ void binary_ew(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ out, int n,
+                          int op) {
+    GRID_STRIDE(i, n) {
+        const float u = a[i], v = b[i];
+        out[i] = op == 0 ? u + v : (op == 1 ? u - v : u * v);
+    }
+}
+
+// y = alpha x + beta y; beta = 0 does not read y.
+__global__ void axpby(const float* __restrict__ x, float* __restrict__ y, int n, float alpha, float beta) {
+    GRID_STRIDE(i, n) y[i] = beta == 0.f ? alpha * x[i] : alpha * x[i] + beta * y[i];
+}
+
+// y = value
+__global__ void fill_f32(float* __restrict__ y, int n, float value) {
+    GRID_STRIDE(i, n) y[i] = value;
+}
+
+// Inverted dropout with a host-made 0/1 mask: y = x * (mask * scale), which is the CPU's
+// x * (keep ? scale : 0) bit for bit.
+__global__ void dropout_apply(const float* __restrict__ x, const float* __restrict__ mask, float* __restrict__ y,
+                              int n, float scale) {
+    GRID_STRIDE(i, n) y[i] = x[i] * (mask[i] * scale);
+}
+
+// dpred = (pred - target) * (2 * scale): the CPU mse gradient d * (2 g / N) with scale = g / N.
+__global__ void mse_grad(const float* __restrict__ p, const float* __restrict__ t, float* __restrict__ d, int n,
+                         float scale) {
+    GRID_STRIDE(i, n) d[i] = (p[i] - t[i]) * (2.f * scale);
+}
+
+// dst[r, dst_col + j] = src[r, src_col + j] (beta = 0, dst not read) or += (beta = 1) for
+// r < rows, j < cols: a column block of one row-major matrix into another (slicing a time step
+// out of a sequence, or placing its gradient back). Other columns of dst are untouched.
+__global__ void copy_cols(const float* __restrict__ src, float* __restrict__ dst, int rows, int src_ld, int src_col,
+                          int dst_ld, int dst_col, int cols, float beta) {
+    GRID_STRIDE(i, (long long)rows * cols) {
+        const long long r = i / cols, j = i - r * cols;
+        const float v = src[r * src_ld + src_col + j];
+        float* d = dst + r * dst_ld + dst_col + j;
+        *d = beta == 0.f ? v : *d + v;
+    }
+}
+
+// ---- deterministic reductions ------------------------------------------------------------------
+
+// The sum of each thread's `s` over the CTA (NT threads), in a fixed tree order; valid in
+// thread 0. Every thread of the CTA must call it.
+__device__ __forceinline__ float cta_sum(float s) {
+    __shared__ float part[NT];
+    part[threadIdx.x] = s;
+    __syncthreads();
+    for (int half = NT / 2; half > 0; half /= 2) {
+        if ((int)threadIdx.x < half) part[threadIdx.x] += part[threadIdx.x + half];
+        __syncthreads();
+    }
+    const float total = part[0];
+    __syncthreads();  // part may be reused by a later call
+    return total;
+}
+
+// out[0] = sum of x. One CTA: thread t sums x[t], x[t + NT], ... in order, then cta_sum.
+__global__ void sum_all(const float* __restrict__ x, float* __restrict__ out, int n) {
+    float s = 0.f;
+    for (long long i = threadIdx.x; i < n; i += NT) s += x[i];
+    s = cta_sum(s);
+    if (threadIdx.x == 0) out[0] = s;
+}
+
+// loss[0] = (1/n) sum (p - t)^2, one CTA, fixed order (as sum_all).
+__global__ void mse_loss(const float* __restrict__ p, const float* __restrict__ t, float* __restrict__ loss, int n) {
+    float s = 0.f;
+    for (long long i = threadIdx.x; i < n; i += NT) {
+        const float d = p[i] - t[i];
+        s += d * d;
+    }
+    s = cta_sum(s);
+    if (threadIdx.x == 0) loss[0] = s * (1.f / (float)n);
+}
+
+// out (cols) = sum over rows of x (rows, cols), written (beta = 0, out not read) or added
+// (beta = 1). A CTA takes 32 columns: lane = column, warp w sums rows w, w + 8, ... in order
+// (a warp reads 32 consecutive floats of a row), then warp 0 adds the 8 partial sums in order.
+// Grid-stride over blocks of 32 columns.
+__global__ void sum_rows(const float* __restrict__ x, float* __restrict__ out, int rows, int cols, float beta) {
+    __shared__ float part[NT / 32][32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (long long c0 = (long long)blockIdx.x * 32; c0 < cols; c0 += (long long)gridDim.x * 32) {
+        const long long c = c0 + lane;
+        float s = 0.f;
+        if (c < cols)
+            for (long long r = warp; r < rows; r += NT / 32) s += x[r * cols + c];
+        part[warp][lane] = s;
+        __syncthreads();
+        if (warp == 0 && c < cols) {
+            float t = part[0][lane];
+            for (int w = 1; w < NT / 32; ++w) t += part[w][lane];
+            out[c] = beta == 0.f ? t : out[c] + t;
+        }
+        __syncthreads();
+    }
+}
+
+// ---- max pooling (valid padding) ----------------------------------------------------------------
+
+// y (planes, oh, ow) = max over each kh x kw window of x (planes, h, w) with stride (sh, sw);
+// arg = flat index into x of the first maximum in row-major window order (a later value wins
+// only if strictly greater, so a NaN wins only in the first position), as the CPU max_pool2d.
+__global__ void max_pool2d_fwd(const float* __restrict__ x, float* __restrict__ y, int* __restrict__ arg, int planes,
+                               int h, int w, int kh, int kw, int sh, int sw, int oh, int ow) {
+    GRID_STRIDE(o, (long long)planes * oh * ow) {
+        const long long p = o / ((long long)oh * ow);
+        const int rem = (int)(o - p * oh * ow), i = rem / ow, j = rem % ow;
+        const long long base = p * h * w;
+        float best = 0.f;
+        long long best_at = -1;
+        for (int di = 0; di < kh; ++di) {
+            const long long row = base + (long long)(i * sh + di) * w + j * sw;
+            for (int dj = 0; dj < kw; ++dj) {
+                const float v = x[row + dj];
+                if (best_at < 0 || v > best) {
+                    best = v;
+                    best_at = row + dj;
+                }
+            }
+        }
+        y[o] = best;
+        arg[o] = (int)best_at;
+    }
+}
+
+// dx (planes, h, w): each input element sums, in increasing output order, dy of the windows
+// whose argmax it is (0 if none). A gather, so overlapping windows need no atomics and the sum
+// order equals the CPU's scatter dx[arg[o]] += dy[o] over increasing o.
+__global__ void max_pool2d_bwd(const float* __restrict__ dy, const int* __restrict__ arg, float* __restrict__ dx,
+                               int planes, int h, int w, int kh, int kw, int sh, int sw, int oh, int ow) {
+    GRID_STRIDE(idx, (long long)planes * h * w) {
+        const long long p = idx / ((long long)h * w);
+        const int rem = (int)(idx - p * h * w), r = rem / w, c = rem % w;
+        // Windows i with i*sh <= r <= i*sh + kh - 1, likewise for the columns.
+        const int i0 = r >= kh ? (r - kh) / sh + 1 : 0, i1 = min(r / sh, oh - 1);
+        const int j0 = c >= kw ? (c - kw) / sw + 1 : 0, j1 = min(c / sw, ow - 1);
+        float acc = 0.f;
+        for (int i = i0; i <= i1; ++i)
+            for (int j = j0; j <= j1; ++j) {
+                const long long o = (p * oh + i) * ow + j;
+                if (arg[o] == (int)idx) acc += dy[o];
+            }
+        dx[idx] = acc;
     }
 }
 }

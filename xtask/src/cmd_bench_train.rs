@@ -1,10 +1,16 @@
 //! `cargo xtask bench-train`: training throughput of the `schizo-cifar` network (images/s), the
 //! Rust half of `benches/cifar_throughput.sh`.
+//!
+//! `--device cuda` trains on CUDA device 0 through bioautograd's CUDA tensors (build with
+//! `--features cuda`): parameters, activations, gradients and the optimiser state stay on the
+//! device; each step uploads the batch and reads back the loss. Without a usable GPU it exits
+//! non-zero with the typed error (`CudaUnavailable` / `NoCudaDevice`).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use bioautograd::Tensor;
+use bioautograd::{Device, Precision, Tensor};
+use biolayers::layers::Module;
 use biolayers::optim::OptimizerConfig;
 use biolayers::train::train_step;
 use biorng::Stream;
@@ -27,6 +33,34 @@ pub struct BenchTrainArgs {
     /// Write the results as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Where to train: `cpu`, or `cuda` (CUDA device 0; needs `--features cuda` and a GPU).
+    #[arg(long, value_enum, default_value_t = TrainDevice::Cpu)]
+    pub device: TrainDevice,
+    /// Arithmetic of the GPU matrix products (`--device cuda` only): exact `f32` or `tf32`
+    /// tensor cores.
+    #[arg(long, value_enum, default_value_t = GpuPrecision::F32)]
+    pub precision: GpuPrecision,
+}
+
+/// `--device` of `bench-train`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrainDevice {
+    /// The host.
+    Cpu,
+    /// CUDA device 0.
+    Cuda,
+    /// The host emulator of the device backend (`bioautograd::cuda::EMULATOR`): the device
+    /// code path with CPU kernels, to check it without a GPU (slow; its speed means nothing).
+    Emulator,
+}
+
+/// `--precision` of `bench-train`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GpuPrecision {
+    /// Exact f32 products.
+    F32,
+    /// TF32 tensor cores (f32 accumulation).
+    Tf32,
 }
 
 /// Runs `cargo xtask bench-train`.
@@ -34,6 +68,29 @@ pub fn run(a: &BenchTrainArgs) -> CliResult {
     if a.batch == 0 || a.steps == 0 || a.reps == 0 {
         return Err("--batch, --steps and --reps must be >= 1".into());
     }
+    let device = match a.device {
+        TrainDevice::Cpu => Device::Cpu,
+        TrainDevice::Cuda => Device::Cuda(0),
+        TrainDevice::Emulator => Device::Cuda(bioautograd::cuda::EMULATOR),
+    };
+    if device != Device::Cpu {
+        // Fails here, before any work, without a usable GPU (non-zero exit).
+        device
+            .check_available()
+            .map_err(|e| format!("bench-train --device {}: {e}", format!("{:?}", a.device).to_lowercase()))?;
+        bioautograd::cuda::set_default_precision(match a.precision {
+            GpuPrecision::F32 => Precision::F32,
+            GpuPrecision::Tf32 => Precision::Tf32,
+        })?;
+    } else if a.precision != GpuPrecision::F32 {
+        return Err("--precision applies to a device (--device cuda) only".into());
+    }
+    let label = match (a.device, a.precision) {
+        (TrainDevice::Cpu, _) => "rust".to_string(),
+        (TrainDevice::Cuda, GpuPrecision::F32) => "rust-cuda".to_string(),
+        (TrainDevice::Cuda, GpuPrecision::Tf32) => "rust-cuda-tf32".to_string(),
+        (TrainDevice::Emulator, _) => "rust-emulator".to_string(),
+    };
     let mut rng = Stream::seeded(0);
     let n = a.batch * 3 * 32 * 32;
     let x: Vec<f32> = (0..n).map(|_| rng.uniform01() as f32).collect();
@@ -41,17 +98,21 @@ pub fn run(a: &BenchTrainArgs) -> CliResult {
     let settings = [0.0, 0.5];
     let mut models = Vec::new();
     for &r in &settings {
-        let (model, _) = schizo_cifar_model(r, &mut Stream::seeded(1))?;
+        let (mut model, _) = schizo_cifar_model(r, &mut Stream::seeded(1))?;
+        model.to_device(device)?;
         let opt = OptimizerConfig::keras_rmsprop(1e-4, 1e-6).build()?;
         models.push((model, opt));
     }
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); settings.len()];
+    // The loss of each setting's last step: the same on every device within f32 rounding (a
+    // cheap check that a device run trains what the CPU trains).
+    let mut last_loss = vec![f32::NAN; settings.len()];
     for rep in 0..=a.reps {
         for (i, (model, opt)) in models.iter_mut().enumerate() {
             let start = Instant::now();
             for _ in 0..a.steps {
-                let xt = Tensor::from_vec(x.clone(), &[a.batch, 3, 32, 32])?;
-                train_step(model, opt, xt, |g, out| g.cross_entropy(out, &labels))?;
+                let xt = Tensor::new(x.clone(), &[a.batch, 3, 32, 32], device)?;
+                last_loss[i] = train_step(model, opt, xt, |g, out| g.cross_entropy(out, &labels))?;
             }
             if rep > 0 {
                 // Repetition 0 is the warm-up.
@@ -65,11 +126,13 @@ pub fn run(a: &BenchTrainArgs) -> CliResult {
         t.sort_by(f64::total_cmp);
         let median = t[t.len() / 2];
         let ips = (a.batch * a.steps) as f64 / median;
+        let loss = last_loss[i];
         println!(
-            "rust r={r}: {ips:.1} images/s (batch {}, median of {} x {} steps)",
+            "{label} r={r}: {ips:.1} images/s (batch {}, median of {} x {} steps; last loss {loss:.6})",
             a.batch, a.reps, a.steps
         );
-        records.push(serde_json::json!({"impl": "rust", "r": r, "batch": a.batch, "images_per_s": ips}));
+        records
+            .push(serde_json::json!({"impl": label, "r": r, "batch": a.batch, "images_per_s": ips, "last_loss": loss}));
     }
     if let Some(p) = &a.json {
         bionpy::write_atomic(p, serde_json::to_string_pretty(&records)?.as_bytes())?;

@@ -81,12 +81,49 @@ pub enum Error {
     /// Operands on different devices.
     #[error("{op}: operands on different devices ({lhs:?} and {rhs:?})")]
     DeviceMismatch { op: &'static str, lhs: Device, rhs: Device },
-    /// The CUDA backend was requested but is not part of this build.
-    #[error("CUDA backend not built yet")]
+    /// The CUDA backend was requested but is not part of this build (build with the `cuda`
+    /// feature).
+    #[error("CUDA backend not built (enable the `cuda` feature of bioautograd)")]
     CudaUnavailable,
+    /// The build has the CUDA backend, but device `ordinal` cannot be used (no driver, no such
+    /// device, a device older than sm_80).
+    #[error("no usable CUDA device {ordinal}: {reason}")]
+    NoCudaDevice { ordinal: usize, reason: String },
+    /// An op (or tensor access) that has no implementation on the operand's device, e.g.
+    /// `as_slice` of a CUDA tensor or an op without a GPU kernel.
+    #[error("{op}: not supported on {device:?} (move the tensor with `to_device(Device::Cpu)`)")]
+    UnsupportedOnDevice { op: &'static str, device: Device },
+    /// A tensor of an element type the device cannot hold (only `f32` lives on CUDA).
+    #[error("{op}: {dtype} tensors cannot live on {device:?} (only f32)")]
+    UnsupportedDtype {
+        op: &'static str,
+        dtype: &'static str,
+        device: Device,
+    },
     /// An error of the kernels.
     #[error(transparent)]
-    Kernel(#[from] biokernels::Error),
+    Kernel(biokernels::Error),
+}
+
+impl From<biokernels::Error> for Error {
+    /// The kernels' "no CUDA" errors become this crate's device errors (ordinal 0: the kernels'
+    /// error does not carry it; [`crate::Device`] requests name their own ordinal); every other
+    /// kernel error is wrapped as [`Error::Kernel`].
+    fn from(e: biokernels::Error) -> Self {
+        match e {
+            biokernels::Error::CudaUnavailable => Error::CudaUnavailable,
+            biokernels::Error::NoCudaDevice { reason } => Error::NoCudaDevice { ordinal: 0, reason },
+            other => Error::Kernel(other),
+        }
+    }
+}
+
+impl Error {
+    /// `true` for the errors that mean "this build or machine has no usable CUDA device"
+    /// ([`Error::CudaUnavailable`], [`Error::NoCudaDevice`]): a caller may fall back to the CPU.
+    pub fn is_no_cuda(&self) -> bool {
+        matches!(self, Error::CudaUnavailable | Error::NoCudaDevice { .. })
+    }
 }
 
 /// Result alias for this crate.

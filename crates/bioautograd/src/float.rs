@@ -70,6 +70,11 @@ pub trait Float:
     fn from_usize(n: usize) -> Self {
         Self::from_f64(n as f64)
     }
+    /// The values as `f32` without a copy: `Some` for `f32`, `None` for `f64` (only `f32`
+    /// tensors can live on a CUDA device).
+    fn as_f32_slice(values: &[Self]) -> Option<&[f32]>;
+    /// `f32` values as `Self` without a copy: `Some` for `f32`, `None` for `f64`.
+    fn from_f32_vec(values: Vec<f32>) -> Option<Vec<Self>>;
     /// `Y = A · (B ⊙ M)`: `a (m, k)`, `b (k, n)` → `(m, n)`.
     fn mm(a: &[Self], b: &[Self], mask: Option<&TileMap>, m: usize, k: usize, n: usize) -> Result<Vec<Self>>;
     /// `dA = dY · (B ⊙ M)ᵀ`: `dy (m, n)`, `b (k, n)` → `(m, k)`.
@@ -148,6 +153,14 @@ macro_rules! float_common {
 
 impl Float for f32 {
     float_common!(f32);
+
+    fn as_f32_slice(values: &[f32]) -> Option<&[f32]> {
+        Some(values)
+    }
+
+    fn from_f32_vec(values: Vec<f32>) -> Option<Vec<f32>> {
+        Some(values)
+    }
 
     fn mm(a: &[f32], b: &[f32], mask: Option<&TileMap>, m: usize, k: usize, n: usize) -> Result<Vec<f32>> {
         let mut c = vec![0.0; m * n];
@@ -284,6 +297,14 @@ fn keep(mask: Option<&TileMap>, r: usize, c: usize) -> bool {
 
 impl Float for f64 {
     float_common!(f64);
+
+    fn as_f32_slice(_: &[f64]) -> Option<&[f32]> {
+        None
+    }
+
+    fn from_f32_vec(_: Vec<f32>) -> Option<Vec<f64>> {
+        None
+    }
 
     fn mm(a: &[f64], b: &[f64], mask: Option<&TileMap>, m: usize, k: usize, n: usize) -> Result<Vec<f64>> {
         let mut c = vec![0.0; m * n];

@@ -16,9 +16,12 @@
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use biokernels::cuda::Precision;
+
+use crate::cuda::CudaBuffer;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::tensor::Tensor;
+use crate::tensor::{Device, Tensor};
 
 /// Training or evaluation behaviour of dropout and batch-norm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -65,10 +68,47 @@ impl ParamId {
 /// (`None` where not needed), each with its parent's element count.
 pub(crate) type BackwardFn<T> = Box<dyn Fn(&[T], &[bool]) -> Result<Vec<Option<Vec<T>>>>>;
 
+/// The backward closure of an op that ran on a CUDA device: device gradients in and out (each
+/// with its parent's element count, any `rows × cols`).
+pub(crate) type DeviceBackwardFn = Box<dyn Fn(&CudaBuffer, &[bool]) -> Result<Vec<Option<CudaBuffer>>>>;
+
+enum Backward<T> {
+    Host(BackwardFn<T>),
+    Device(DeviceBackwardFn),
+}
+
+/// A gradient being accumulated: on the host, or on the device of its node.
+enum GradBuf<T> {
+    Host(Vec<T>),
+    Device(CudaBuffer),
+}
+
+impl<T: Float> GradBuf<T> {
+    fn add(&mut self, other: GradBuf<T>) -> Result<()> {
+        match (self, other) {
+            (GradBuf::Host(acc), GradBuf::Host(g)) => {
+                acc.iter_mut().zip(g).for_each(|(a, b)| *a += b);
+                Ok(())
+            }
+            (GradBuf::Device(acc), GradBuf::Device(g)) => acc.add_assign(&g),
+            (GradBuf::Host(_), GradBuf::Device(g)) => Err(Error::DeviceMismatch {
+                op: "backward",
+                lhs: Device::Cpu,
+                rhs: g.device(),
+            }),
+            (GradBuf::Device(acc), GradBuf::Host(_)) => Err(Error::DeviceMismatch {
+                op: "backward",
+                lhs: acc.device(),
+                rhs: Device::Cpu,
+            }),
+        }
+    }
+}
+
 struct Node<T: Float> {
     value: Tensor<T>,
     parents: Vec<usize>,
-    backward: Option<BackwardFn<T>>,
+    backward: Option<Backward<T>>,
     requires_grad: bool,
     is_param: bool,
     param_id: Option<ParamId>,
@@ -95,6 +135,7 @@ pub struct Graph<T: Float = f32> {
     id: u64,
     nodes: RefCell<Vec<Node<T>>>,
     mode: Cell<Mode>,
+    precision: Cell<Precision>,
 }
 
 impl<T: Float> Default for Graph<T> {
@@ -125,7 +166,32 @@ impl<T: Float> Graph<T> {
             id: NEXT_GRAPH.fetch_add(1, Ordering::Relaxed),
             nodes: RefCell::new(Vec::new()),
             mode: Cell::new(mode),
+            precision: Cell::new(crate::cuda::default_precision()),
         }
+    }
+
+    /// The arithmetic of the matrix products (dense, masked, convolutions) of ops recorded on a
+    /// CUDA device: [`Precision::F32`] (exact f32, the default) or [`Precision::Tf32`] (tensor
+    /// cores); new graphs start with [`crate::cuda::default_precision`]. The CPU path is
+    /// always f32.
+    pub fn gpu_precision(&self) -> Precision {
+        self.precision.get()
+    }
+
+    /// Sets [`Graph::gpu_precision`] for the ops recorded from now on.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for [`Precision::Bf16`]: CUDA tensors are f32 buffers, and
+    /// the bf16 kernels need operands stored as bf16.
+    pub fn set_gpu_precision(&self, precision: Precision) -> Result<()> {
+        if precision == Precision::Bf16 {
+            return Err(Error::InvalidArgument {
+                op: "set_gpu_precision",
+                what: "bf16 needs bf16 operands; tensors on CUDA are f32 (use F32 or Tf32)".into(),
+            });
+        }
+        self.precision.set(precision);
+        Ok(())
     }
 
     /// The current mode.
@@ -236,21 +302,38 @@ impl<T: Float> Graph<T> {
         Ok(self.nodes.borrow()[v.id].value.shape().to_vec())
     }
 
+    /// The value of an operand of an op that runs on the host only: a CUDA value is an
+    /// [`Error::UnsupportedOnDevice`] naming `op`.
     pub(crate) fn get(&self, op: &'static str, v: &Var) -> Result<Tensor<T>> {
+        let t = self.get_any(op, v)?;
+        if t.is_cuda() {
+            return Err(Error::UnsupportedOnDevice { op, device: t.device() });
+        }
+        Ok(t)
+    }
+
+    /// The value of an operand of an op with a CUDA path (any device).
+    pub(crate) fn get_any(&self, op: &'static str, v: &Var) -> Result<Tensor<T>> {
         self.check(op, v)?;
         Ok(self.nodes.borrow()[v.id].value.clone())
     }
 
-    /// Values of two operands that must be on the same device.
+    /// Values of two operands of a host-only op (see [`Graph::get`]).
     pub(crate) fn get2(&self, op: &'static str, a: &Var, b: &Var) -> Result<(Tensor<T>, Tensor<T>)> {
-        let (ta, tb) = (self.get(op, a)?, self.get(op, b)?);
-        if ta.device() != tb.device() {
-            return Err(Error::DeviceMismatch {
+        let (ta, tb) = self.get2_any(op, a, b)?;
+        if ta.is_cuda() {
+            return Err(Error::UnsupportedOnDevice {
                 op,
-                lhs: ta.device(),
-                rhs: tb.device(),
+                device: ta.device(),
             });
         }
+        Ok((ta, tb))
+    }
+
+    /// Values of two operands that must be on the same device (any device).
+    pub(crate) fn get2_any(&self, op: &'static str, a: &Var, b: &Var) -> Result<(Tensor<T>, Tensor<T>)> {
+        let (ta, tb) = (self.get_any(op, a)?, self.get_any(op, b)?);
+        same_device(op, &[&ta, &tb])?;
         Ok((ta, tb))
     }
 
@@ -259,12 +342,25 @@ impl<T: Float> Graph<T> {
     where
         F: Fn(&[T], &[bool]) -> Result<Vec<Option<Vec<T>>>> + 'static,
     {
+        self.push_node(value, parents, Backward::Host(Box::new(backward)))
+    }
+
+    /// Records an op node that ran on a CUDA device: its backward takes and returns device
+    /// gradients, so they stay (and accumulate) on the device.
+    pub(crate) fn push_device<F>(&self, value: Tensor<T>, parents: &[Var], backward: F) -> Var
+    where
+        F: Fn(&CudaBuffer, &[bool]) -> Result<Vec<Option<CudaBuffer>>> + 'static,
+    {
+        self.push_node(value, parents, Backward::Device(Box::new(backward)))
+    }
+
+    fn push_node(&self, value: Tensor<T>, parents: &[Var], backward: Backward<T>) -> Var {
         let mut nodes = self.nodes.borrow_mut();
         let requires_grad = parents.iter().any(|p| nodes[p.id].requires_grad);
         nodes.push(Node {
             value,
             parents: parents.iter().map(|p| p.id).collect(),
-            backward: if requires_grad { Some(Box::new(backward)) } else { None },
+            backward: if requires_grad { Some(backward) } else { None },
             requires_grad,
             is_param: false,
             param_id: None,
@@ -280,22 +376,24 @@ impl<T: Float> Graph<T> {
     /// # Errors
     /// [`Error::NonScalarLoss`], [`Error::ForeignVar`], and errors of the backward kernels.
     pub fn backward(&self, loss: &Var) -> Result<Gradients<T>> {
-        let v = self.get("backward", loss)?;
+        let v = self.get_any("backward", loss)?;
         if v.numel() != 1 {
             return Err(Error::NonScalarLoss {
                 shape: v.shape().to_vec(),
             });
         }
-        self.backward_with(loss, Tensor::from_parts(vec![T::ONE], v.shape().to_vec()))
+        let seed = Tensor::from_parts(vec![T::ONE], v.shape().to_vec()).to_device(v.device())?;
+        self.backward_with(loss, seed)
     }
 
     /// Vector-Jacobian product: gradients of `Σ y ⊙ grad` with respect to every `param` leaf.
     ///
     /// # Errors
-    /// [`Error::ShapeMismatch`] (op `"backward"`) when `grad` does not have `y`'s shape, and
-    /// the errors of [`Graph::backward`].
+    /// [`Error::ShapeMismatch`] (op `"backward"`) when `grad` does not have `y`'s shape,
+    /// [`Error::DeviceMismatch`] when it is not on `y`'s device, and the errors of
+    /// [`Graph::backward`].
     pub fn backward_with(&self, y: &Var, grad: Tensor<T>) -> Result<Gradients<T>> {
-        let yv = self.get("backward", y)?;
+        let yv = self.get_any("backward", y)?;
         if yv.shape() != grad.shape() {
             return Err(Error::ShapeMismatch {
                 op: "backward",
@@ -303,19 +401,41 @@ impl<T: Float> Graph<T> {
                 rhs: grad.shape().to_vec(),
             });
         }
+        same_device("backward", &[&yv, &grad])?;
         let nodes = self.nodes.borrow();
-        let mut grads: Vec<Option<Vec<T>>> = (0..=y.id).map(|_| None).collect();
-        grads[y.id] = Some(grad.to_vec()?);
+        let mut grads: Vec<Option<GradBuf<T>>> = (0..=y.id).map(|_| None).collect();
+        grads[y.id] = Some(match grad.cuda_buffer() {
+            Some(b) => GradBuf::Device(b.clone()),
+            None => GradBuf::Host(grad.to_vec()?),
+        });
         for id in (0..=y.id).rev() {
             let node = &nodes[id];
             let Some(bw) = &node.backward else { continue };
             let Some(g) = grads[id].take() else { continue };
             let needs: Vec<bool> = node.parents.iter().map(|&p| nodes[p].requires_grad).collect();
-            let pgrads = bw(&g, &needs)?;
+            let pgrads: Vec<Option<GradBuf<T>>> = match (bw, g) {
+                (Backward::Host(bw), GradBuf::Host(g)) => {
+                    bw(&g, &needs)?.into_iter().map(|o| o.map(GradBuf::Host)).collect()
+                }
+                (Backward::Device(bw), GradBuf::Device(g)) => {
+                    bw(&g, &needs)?.into_iter().map(|o| o.map(GradBuf::Device)).collect()
+                }
+                (_, g) => {
+                    let dev = |g: &GradBuf<T>| match g {
+                        GradBuf::Host(_) => Device::Cpu,
+                        GradBuf::Device(b) => b.device(),
+                    };
+                    return Err(Error::DeviceMismatch {
+                        op: "backward",
+                        lhs: node.value.device(),
+                        rhs: dev(&g),
+                    });
+                }
+            };
             for ((&p, pg), &need) in node.parents.iter().zip(pgrads).zip(&needs) {
                 let (Some(pg), true) = (pg, need) else { continue };
                 match &mut grads[p] {
-                    Some(acc) => acc.iter_mut().zip(pg).for_each(|(a, b)| *a += b),
+                    Some(acc) => acc.add(pg)?,
                     slot => *slot = Some(pg),
                 }
             }
@@ -330,16 +450,37 @@ impl<T: Float> Graph<T> {
             .into_iter()
             .enumerate()
             .map(|(id, g)| match g {
-                Some(g) if nodes[id].is_param => Some(Tensor::from_parts(g, nodes[id].value.shape().to_vec())),
+                Some(GradBuf::Host(g)) if nodes[id].is_param => {
+                    Some(Ok(Tensor::from_parts(g, nodes[id].value.shape().to_vec())))
+                }
+                Some(GradBuf::Device(g)) if nodes[id].is_param => {
+                    let shape = nodes[id].value.shape();
+                    Some(g.view_shape(shape).map(|g| Tensor::from_cuda(g, shape.to_vec())))
+                }
                 _ => None,
             })
-            .collect();
+            .map(Option::transpose)
+            .collect::<Result<Vec<_>>>()?;
         Ok(Gradients {
             graph: self.id,
             grads,
             ids,
         })
     }
+}
+
+/// [`Error::DeviceMismatch`] naming `op` unless every tensor is on the first one's device.
+pub(crate) fn same_device<T: Float>(op: &'static str, ts: &[&Tensor<T>]) -> Result<()> {
+    if let Some((first, rest)) = ts.split_first() {
+        if let Some(t) = rest.iter().find(|t| t.device() != first.device()) {
+            return Err(Error::DeviceMismatch {
+                op,
+                lhs: first.device(),
+                rhs: t.device(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The gradients of one [`Graph::backward`] call, by parameter.
@@ -369,7 +510,8 @@ impl<T: Float> Gradients<T> {
             .and_then(Option::as_ref)
     }
 
-    /// The gradient values of a `param` leaf, row-major (what an optimizer consumes).
+    /// The gradient values of a `param` leaf, row-major (what an optimizer consumes); `None`
+    /// for a gradient on a CUDA device (read it with [`Gradients::get`]).
     pub fn slice(&self, v: &Var) -> Option<&[T]> {
         self.get(v).and_then(|t| t.as_slice().ok())
     }

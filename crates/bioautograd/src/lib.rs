@@ -19,8 +19,9 @@
 //! ```
 //!
 //! ## Layout
-//! - [`tensor`]: [`Device`], [`Storage`], [`Tensor`] (shape + device + storage; CPU today, a
-//!   CUDA storage is one more variant, a CUDA request returns [`Error::CudaUnavailable`]).
+//! - [`tensor`]: [`Device`], [`Storage`], [`Tensor`] (shape + device + storage: a CPU buffer,
+//!   or an `f32` CUDA buffer with the `cuda` feature; see docs/gpu-training.md).
+//! - [`cuda`]: opening CUDA devices once per process, [`CudaBuffer`], the device helpers.
 //! - [`graph`]: the tape ([`Graph`], [`Var`], [`Gradients`], [`Mode`]).
 //! - [`ops`]: one file per op family, each with its formulas and `# Shapes`.
 //! - [`float`]: the [`Float`] trait (f32 / f64) and the matrix products.
@@ -40,6 +41,7 @@
 //! [`Graph::backward`], reads `grads.get_by_id(id)` or `grads.slice(&var)`; once the graph is
 //! dropped, [`Tensor::data_mut`] hands the optimizer a `&mut [f32]` without copying.
 
+pub mod cuda;
 pub mod error;
 pub mod float;
 pub mod graph;
@@ -47,7 +49,9 @@ pub mod ops;
 pub mod shape;
 pub mod tensor;
 
+pub use biokernels::cuda::Precision;
 pub use biokernels::{TileMap, TileSize};
+pub use cuda::CudaBuffer;
 pub use error::{Error, Result};
 pub use float::Float;
 pub use graph::{Gradients, Graph, Mode, ParamId, Var};

@@ -1,13 +1,18 @@
 //! [`Device`], [`Storage`] and [`Tensor`].
 //!
-//! A tensor is a shape, a device and a storage. Today the only storage is a CPU buffer
-//! (`Arc<Vec<T>>`, so cloning a tensor into the tape is cheap and an optimizer can still get a
-//! `&mut [T]` once the tape is gone, copy-on-write). A CUDA storage will be one more
-//! [`Storage`] variant; a CUDA request in this build returns [`Error::CudaUnavailable`], so call
-//! sites never need `#[cfg]`.
+//! A tensor is a shape, a device and a storage: a CPU buffer (`Arc<Vec<T>>`, so cloning a
+//! tensor into the tape is cheap and an optimizer can still get a `&mut [T]` once the tape is
+//! gone, copy-on-write) or, for `f32` tensors, a CUDA buffer ([`CudaBuffer`], shared the same
+//! way). Call sites never need `#[cfg]`: without the `cuda` feature a CUDA request returns
+//! [`Error::CudaUnavailable`], with it and no usable GPU [`Error::NoCudaDevice`].
+//!
+//! Host access ([`Tensor::as_slice`], [`Tensor::data_mut`]) of a CUDA tensor is a typed error
+//! ([`Error::UnsupportedOnDevice`]); [`Tensor::to_vec`] downloads and [`Tensor::to_device`]
+//! moves either way.
 
 use std::sync::Arc;
 
+use crate::cuda::{mat_dims, CudaBuffer};
 use crate::error::{Error, Result};
 use crate::float::Float;
 
@@ -17,17 +22,27 @@ pub enum Device {
     /// Host memory.
     #[default]
     Cpu,
-    /// A CUDA device by ordinal (not built yet: every request returns [`Error::CudaUnavailable`]).
+    /// A CUDA device by ordinal (opened once per process on first use);
+    /// `Cuda(`[`crate::cuda::EMULATOR`]`)` is the host emulator of the device backend (tests).
     Cuda(usize),
 }
 
 impl Device {
-    /// `Ok` for a device this build can use.
+    /// `Ok` for a device this build and machine can use (opens a CUDA device on first use).
+    ///
+    /// # Errors
+    /// [`Error::CudaUnavailable`] without the `cuda` feature, [`Error::NoCudaDevice`] when the
+    /// device cannot be used.
     pub fn check_available(self) -> Result<()> {
         match self {
             Device::Cpu => Ok(()),
-            Device::Cuda(_) => Err(Error::CudaUnavailable),
+            Device::Cuda(i) => crate::cuda::handle(i).map(|_| ()),
         }
+    }
+
+    /// `true` for a CUDA device.
+    pub fn is_cuda(self) -> bool {
+        matches!(self, Device::Cuda(_))
     }
 }
 
@@ -37,6 +52,8 @@ impl Device {
 pub enum Storage<T> {
     /// A host buffer, row-major (C order).
     Cpu(Arc<Vec<T>>),
+    /// An `f32` buffer on a CUDA device, row-major (only `Tensor<f32>` has one).
+    Cuda(CudaBuffer),
 }
 
 /// An n-dimensional array of `T` (`f32` by default), row-major, with its shape and device.
@@ -54,20 +71,16 @@ impl<T: Float> Tensor<T> {
     /// A tensor of `shape` on `device` holding `data` (row-major).
     ///
     /// # Errors
-    /// [`Error::DataLength`] if `data.len()` is not the product of `shape`,
-    /// [`Error::CudaUnavailable`] for a CUDA device.
+    /// [`Error::DataLength`] if `data.len()` is not the product of `shape`, and the errors of
+    /// [`Tensor::to_device`].
     pub fn new(data: Vec<T>, shape: &[usize], device: Device) -> Result<Self> {
-        device.check_available()?;
         if data.len() != numel(shape) {
             return Err(Error::DataLength {
                 shape: shape.to_vec(),
                 len: data.len(),
             });
         }
-        Ok(Tensor {
-            shape: shape.to_vec(),
-            storage: Storage::Cpu(Arc::new(data)),
-        })
+        Tensor::from_parts(data, shape.to_vec()).to_device(device)
     }
 
     /// A CPU tensor (see [`Tensor::new`]).
@@ -95,7 +108,7 @@ impl<T: Float> Tensor<T> {
     /// All zeros.
     ///
     /// # Errors
-    /// [`Error::CudaUnavailable`] for a CUDA device.
+    /// As [`Tensor::new`].
     pub fn zeros(shape: &[usize], device: Device) -> Result<Self> {
         Self::new(vec![T::ZERO; numel(shape)], shape, device)
     }
@@ -103,7 +116,7 @@ impl<T: Float> Tensor<T> {
     /// All ones.
     ///
     /// # Errors
-    /// [`Error::CudaUnavailable`] for a CUDA device.
+    /// As [`Tensor::new`].
     pub fn ones(shape: &[usize], device: Device) -> Result<Self> {
         Self::new(vec![T::ONE; numel(shape)], shape, device)
     }
@@ -125,9 +138,15 @@ impl<T: Float> Tensor<T> {
 
     /// The device.
     pub fn device(&self) -> Device {
-        match self.storage {
+        match &self.storage {
             Storage::Cpu(_) => Device::Cpu,
+            Storage::Cuda(b) => b.device(),
         }
+    }
+
+    /// `true` for a tensor on a CUDA device.
+    pub fn is_cuda(&self) -> bool {
+        matches!(self.storage, Storage::Cuda(_))
     }
 
     /// The storage.
@@ -135,13 +154,52 @@ impl<T: Float> Tensor<T> {
         &self.storage
     }
 
+    /// A tensor of `shape` holding a device buffer of as many values (internal constructor).
+    pub(crate) fn from_cuda(buf: CudaBuffer, shape: Vec<usize>) -> Self {
+        debug_assert_eq!(buf.len(), numel(&shape));
+        Tensor {
+            shape,
+            storage: Storage::Cuda(buf),
+        }
+    }
+
+    /// The device buffer of a CUDA tensor; `None` on the host.
+    pub fn cuda_buffer(&self) -> Option<&CudaBuffer> {
+        match &self.storage {
+            Storage::Cuda(b) => Some(b),
+            Storage::Cpu(_) => None,
+        }
+    }
+
+    /// The device buffer of a CUDA tensor, mutable (copy-on-write: a device copy first if
+    /// another tensor shares it); what a device optimizer updates in place.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedOnDevice`] (op `cuda_buffer_mut`) for a host tensor.
+    pub fn cuda_buffer_mut(&mut self) -> Result<&mut CudaBuffer> {
+        match &mut self.storage {
+            Storage::Cuda(b) => Ok(b),
+            Storage::Cpu(_) => Err(Error::UnsupportedOnDevice {
+                op: "cuda_buffer_mut",
+                device: Device::Cpu,
+            }),
+        }
+    }
+
     /// The values, row-major (host tensors only).
     ///
     /// # Errors
-    /// Device tensors (once they exist) return an error; read them with [`Tensor::to_vec`].
+    /// [`Error::UnsupportedOnDevice`] (op `as_slice`) for a CUDA tensor: read it with
+    /// [`Tensor::to_vec`] or move it with [`Tensor::to_device`].
     pub fn as_slice(&self) -> Result<&[T]> {
+        self.host_slice("as_slice")
+    }
+
+    /// [`Tensor::as_slice`] with the op named in the error.
+    pub(crate) fn host_slice(&self, op: &'static str) -> Result<&[T]> {
         match &self.storage {
             Storage::Cpu(v) => Ok(v.as_slice()),
+            Storage::Cuda(b) => Err(Error::UnsupportedOnDevice { op, device: b.device() }),
         }
     }
 
@@ -149,37 +207,77 @@ impl<T: Float> Tensor<T> {
     /// (copy-on-write). This is what an optimizer updates in place.
     ///
     /// # Errors
-    /// As [`Tensor::as_slice`].
+    /// [`Error::UnsupportedOnDevice`] (op `data_mut`) for a CUDA tensor.
     pub fn data_mut(&mut self) -> Result<&mut [T]> {
         match &mut self.storage {
             Storage::Cpu(v) => Ok(Arc::make_mut(v).as_mut_slice()),
+            Storage::Cuda(b) => Err(Error::UnsupportedOnDevice {
+                op: "data_mut",
+                device: b.device(),
+            }),
         }
     }
 
-    /// A copy of the values on the host.
+    /// A copy of the values on the host (downloads a CUDA tensor).
     ///
     /// # Errors
-    /// As [`Tensor::as_slice`].
+    /// Kernel errors of the download.
     pub fn to_vec(&self) -> Result<Vec<T>> {
-        Ok(self.as_slice()?.to_vec())
+        match &self.storage {
+            Storage::Cpu(v) => Ok(v.to_vec()),
+            Storage::Cuda(b) => T::from_f32_vec(b.download()?).ok_or(Error::UnsupportedDtype {
+                op: "to_vec",
+                dtype: T::NAME,
+                device: b.device(),
+            }),
+        }
     }
 
-    /// The same values as another element type (`f64` ↔ `f32`).
+    /// The same values as another element type (`f64` ↔ `f32`), on the host.
     ///
     /// # Errors
-    /// As [`Tensor::as_slice`].
+    /// [`Error::UnsupportedOnDevice`] (op `cast`) for a CUDA tensor.
     pub fn cast<U: Float>(&self) -> Result<Tensor<U>> {
-        let data = self.as_slice()?.iter().map(|v| U::from_f64(v.to_f64())).collect();
+        let data = self
+            .host_slice("cast")?
+            .iter()
+            .map(|v| U::from_f64(v.to_f64()))
+            .collect();
         Ok(Tensor::from_parts(data, self.shape.clone()))
     }
 
-    /// A copy on `device`.
+    /// A copy on `device` (the same buffer when it is already there): uploads to a CUDA
+    /// device, downloads to the host.
     ///
     /// # Errors
-    /// [`Error::CudaUnavailable`] for a CUDA device.
+    /// [`Error::UnsupportedDtype`] for an `f64` tensor on CUDA (checked first: it does not
+    /// depend on the machine), [`Error::CudaUnavailable`] / [`Error::NoCudaDevice`] for a CUDA
+    /// device this build or machine cannot use, and kernel errors of the transfer.
     pub fn to_device(&self, device: Device) -> Result<Self> {
-        device.check_available()?;
-        Ok(self.clone())
+        if device == self.device() {
+            return Ok(self.clone());
+        }
+        let host;
+        let values: &[T] = match &self.storage {
+            Storage::Cpu(v) => v,
+            Storage::Cuda(_) => {
+                host = self.to_vec()?;
+                &host
+            }
+        };
+        match device {
+            Device::Cpu => Ok(Tensor::from_parts(values.to_vec(), self.shape.clone())),
+            Device::Cuda(ordinal) => {
+                let f = T::as_f32_slice(values).ok_or(Error::UnsupportedDtype {
+                    op: "to_device",
+                    dtype: T::NAME,
+                    device,
+                })?;
+                let (rows, cols) = mat_dims(&self.shape);
+                let buf = CudaBuffer::upload(ordinal, f, rows, cols)?;
+                Ok(Tensor::from_cuda(buf, self.shape.clone()))
+            }
+        }
     }
 
     /// The same values with another shape of the same element count.

@@ -218,11 +218,24 @@ fn tape_errors() {
 
 #[test]
 fn cuda_is_a_typed_error_and_data_length_is_checked() {
-    assert_eq!(
-        Tensor::<f32>::zeros(&[2], Device::Cuda(0)).unwrap_err(),
-        Error::CudaUnavailable
-    );
-    assert_eq!(t(&[2]).to_device(Device::Cuda(1)).unwrap_err(), Error::CudaUnavailable);
+    // Without the `cuda` feature every CUDA request is `CudaUnavailable`; with it, a machine
+    // without a usable device gives `NoCudaDevice` naming the ordinal (tests/device.rs covers
+    // a machine with a GPU).
+    for ordinal in [0, 1] {
+        match Tensor::<f32>::zeros(&[2], Device::Cuda(ordinal)) {
+            Ok(z) => assert_eq!(z.device(), Device::Cuda(ordinal)),
+            Err(e) => {
+                #[cfg(not(feature = "cuda"))]
+                assert_eq!(e, Error::CudaUnavailable);
+                #[cfg(feature = "cuda")]
+                assert!(
+                    matches!(e, Error::NoCudaDevice { ordinal: o, .. } if o == ordinal),
+                    "{e:?}"
+                );
+                assert_eq!(t(&[2]).to_device(Device::Cuda(ordinal)).unwrap_err(), e);
+            }
+        }
+    }
     assert_eq!(
         Tensor::<f32>::from_vec(vec![1.0; 5], &[2, 3]).unwrap_err(),
         Error::DataLength {
@@ -483,4 +496,54 @@ fn conv_errors_name_the_op_and_shapes() {
         g.conv2d(&x, &g.input(t(&[3, 3, 3])), None, &opts, None),
         Err(Error::Rank { op: "conv2d", .. })
     ));
+}
+
+#[test]
+fn device_errors_are_typed_without_a_device() {
+    // f64 never lives on CUDA, whatever the machine: a dtype error before any device probe.
+    assert_eq!(
+        Tensor::<f64>::zeros(&[2], Device::Cuda(0)).unwrap_err(),
+        Error::UnsupportedDtype {
+            op: "to_device",
+            dtype: "f64",
+            device: Device::Cuda(0)
+        }
+    );
+    // The kernels' "no CUDA" errors map onto this crate's; other kernel errors are wrapped.
+    assert_eq!(Error::from(biokernels::Error::CudaUnavailable), Error::CudaUnavailable);
+    let e = Error::from(biokernels::Error::NoCudaDevice {
+        reason: "no libcuda".into(),
+    });
+    assert_eq!(
+        e,
+        Error::NoCudaDevice {
+            ordinal: 0,
+            reason: "no libcuda".into()
+        }
+    );
+    assert!(e.is_no_cuda() && Error::CudaUnavailable.is_no_cuda());
+    let k = Error::from(biokernels::Error::Cuda {
+        op: "launch",
+        message: "x".into(),
+    });
+    assert!(matches!(k, Error::Kernel(_)) && !k.is_no_cuda());
+    // The messages name the op and the device.
+    let u = Error::UnsupportedOnDevice {
+        op: "softmax",
+        device: Device::Cuda(0),
+    };
+    assert!(
+        u.to_string().contains("softmax") && u.to_string().contains("Cuda(0)"),
+        "{u}"
+    );
+    // Moving to the device a tensor is already on is the same tensor; the CPU is always there.
+    let x = t(&[2, 3]);
+    assert_eq!(x.to_device(Device::Cpu).unwrap().to_vec().unwrap(), x.to_vec().unwrap());
+    assert!(Device::Cpu.check_available().is_ok() && !Device::Cpu.is_cuda());
+    // bf16 needs bf16 operands: a graph refuses it as its GPU precision.
+    let g = Graph::<f32>::new();
+    assert_eq!(g.gpu_precision(), bioautograd::Precision::F32);
+    assert!(g.set_gpu_precision(bioautograd::Precision::Bf16).is_err());
+    g.set_gpu_precision(bioautograd::Precision::Tf32).unwrap();
+    assert_eq!(g.gpu_precision(), bioautograd::Precision::Tf32);
 }

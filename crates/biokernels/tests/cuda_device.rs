@@ -731,3 +731,565 @@ fn masked_conv_transpose2d_matches_f64_reference_on_every_device() {
         }
     }
 }
+
+/// Inputs of the GPU training-path ops (issue 6): ragged lengths, random and never zero.
+struct TrainOpsInputs {
+    x: Vec<f32>,
+    dy: Vec<f32>,
+    dx0: Vec<f32>,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    keep: Vec<f32>,
+    drop_scale: f32,
+    /// `src (37, 23)`, `dst (37, 9)` for `copy_columns` (columns 11..16 into 3..8).
+    col_src: Vec<f32>,
+    col_dst: Vec<f32>,
+    /// `(rows, cols, x, out0)` for `sum_rows_into`.
+    sums: Vec<(usize, usize, Vec<f32>, Vec<f32>)>,
+    big: Vec<f32>,
+    /// `(n, c, hw, y, bias)` for `bias_add_nchw`.
+    nchw: (usize, usize, usize, Vec<f32>, Vec<f32>),
+    /// `([n, c, h, w], pool, stride, x, dy)`: overlapping 3×3/2 on odd sizes, 2×2/2 dropping a
+    /// ragged column, 2×3 with stride (1, 2); values on a coarse grid, so windows tie.
+    pools: Vec<PoolCase>,
+}
+
+/// `([n, c, h, w], pool, stride, x, dy)`.
+type PoolCase = ([usize; 4], [usize; 2], [usize; 2], Vec<f32>, Vec<f32>);
+
+const UNARY_OPS: [biokernels::cuda::UnaryOp; 3] = [
+    biokernels::cuda::UnaryOp::Relu,
+    biokernels::cuda::UnaryOp::Tanh,
+    biokernels::cuda::UnaryOp::Sigmoid,
+];
+const BINARY_OPS: [biokernels::cuda::BinaryOp; 3] = [
+    biokernels::cuda::BinaryOp::Add,
+    biokernels::cuda::BinaryOp::Sub,
+    biokernels::cuda::BinaryOp::Mul,
+];
+
+impl TrainOpsInputs {
+    fn new() -> Self {
+        let n = 1237;
+        let pools = [
+            ([2, 3, 9, 11], [3, 3], [2, 2]),
+            ([3, 2, 8, 7], [2, 2], [2, 2]),
+            ([1, 5, 6, 9], [2, 3], [1, 2]),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, &(dims, pool, stride))| {
+            let [pn, pc, h, w] = dims;
+            let (oh, ow) = ((h - pool[0]) / stride[0] + 1, (w - pool[1]) / stride[1] + 1);
+            let x = random(pn * pc * h * w, 70 + i as u64)
+                .iter()
+                .map(|v| (v * 2.0).round() / 2.0)
+                .collect();
+            (dims, pool, stride, x, random(pn * pc * oh * ow, 80 + i as u64))
+        })
+        .collect();
+        TrainOpsInputs {
+            x: random(n, 51).iter().map(|v| 8.0 * v).collect(),
+            dy: random(n, 52),
+            dx0: random(n, 53),
+            a: random(n, 54),
+            b: random(n, 55),
+            keep: random(n, 56).iter().map(|&v| f32::from(u8::from(v > -0.2))).collect(),
+            drop_scale: (1.0 / (1.0 - 0.4f64)) as f32,
+            col_src: random(37 * 23, 64),
+            col_dst: random(37 * 9, 65),
+            sums: [(77, 300), (1000, 10)]
+                .iter()
+                .enumerate()
+                .map(|(i, &(r, c))| (r, c, random(r * c, 57 + i as u64), random(c, 60 + i as u64)))
+                .collect(),
+            big: random(100_003, 61),
+            nchw: (2, 3, 35, random(2 * 3 * 35, 62), random(3, 63)),
+            pools,
+        }
+    }
+}
+
+/// The CPU formulas of the ops, in f32 (those of `bioautograd`: activations, inverted dropout
+/// `x·(keep ? scale : 0)`, MSE `Σd²·(1/N)` and `d·(2/N)`, max pooling with the first maximum
+/// of a window winning and the backward as a scatter in output order).
+mod cpu_ops {
+    use biokernels::cuda::{BinaryOp, UnaryOp};
+
+    pub fn unary(op: UnaryOp, x: &[f32]) -> Vec<f32> {
+        x.iter()
+            .map(|&v| match op {
+                UnaryOp::Relu => {
+                    if v > 0.0 {
+                        v
+                    } else {
+                        0.0
+                    }
+                }
+                UnaryOp::Tanh => v.tanh(),
+                UnaryOp::Sigmoid => {
+                    if v >= 0.0 {
+                        1.0 / (1.0 + (-v).exp())
+                    } else {
+                        let e = v.exp();
+                        e / (1.0 + e)
+                    }
+                }
+            })
+            .collect()
+    }
+
+    pub fn unary_grad(op: UnaryOp, x: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32> {
+        (0..dy.len())
+            .map(|i| {
+                dy[i]
+                    * match op {
+                        UnaryOp::Relu => f32::from(u8::from(x[i] > 0.0)),
+                        UnaryOp::Tanh => 1.0 - y[i] * y[i],
+                        UnaryOp::Sigmoid => y[i] * (1.0 - y[i]),
+                    }
+            })
+            .collect()
+    }
+
+    pub fn binary(op: BinaryOp, a: &[f32], b: &[f32]) -> Vec<f32> {
+        a.iter()
+            .zip(b)
+            .map(|(&u, &v)| match op {
+                BinaryOp::Add => u + v,
+                BinaryOp::Sub => u - v,
+                BinaryOp::Mul => u * v,
+            })
+            .collect()
+    }
+
+    /// `(y, argmax)` of valid max pooling.
+    pub fn max_pool(x: &[f32], dims: [usize; 4], pool: [usize; 2], stride: [usize; 2]) -> (Vec<f32>, Vec<usize>) {
+        let [n, c, h, w] = dims;
+        let (oh, ow) = ((h - pool[0]) / stride[0] + 1, (w - pool[1]) / stride[1] + 1);
+        let (mut y, mut arg) = (Vec::new(), Vec::new());
+        for p in 0..n * c {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let (mut best, mut at) = (f32::NEG_INFINITY, usize::MAX);
+                    for di in 0..pool[0] {
+                        for dj in 0..pool[1] {
+                            let k = (p * h + i * stride[0] + di) * w + j * stride[1] + dj;
+                            if at == usize::MAX || x[k] > best {
+                                best = x[k];
+                                at = k;
+                            }
+                        }
+                    }
+                    y.push(best);
+                    arg.push(at);
+                }
+            }
+        }
+        (y, arg)
+    }
+}
+
+/// Runs every op of the GPU training path on `dev`; `(name, output)` in a fixed order. The CPU
+/// device runs the CPU formulas ([`cpu_ops`]).
+fn train_ops_outputs(dev: &Device, inp: &TrainOpsInputs) -> Vec<(String, Vec<f32>)> {
+    let mut out: Vec<(String, Vec<f32>)> = Vec::new();
+    match dev {
+        Device::Cpu => {
+            for op in UNARY_OPS {
+                let y = cpu_ops::unary(op, &inp.x);
+                let g = cpu_ops::unary_grad(op, &inp.x, &y, &inp.dy);
+                let acc = inp.dx0.iter().zip(&g).map(|(a, b)| a + b).collect();
+                out.push((format!("unary {}", op.name()), y));
+                out.push((format!("unary_backward {} beta=0", op.name()), g));
+                out.push((format!("unary_backward {} beta=1", op.name()), acc));
+            }
+            for op in BINARY_OPS {
+                out.push((format!("binary {}", op.name()), cpu_ops::binary(op, &inp.a, &inp.b)));
+            }
+            out.push(("axpby beta=0".into(), inp.a.iter().map(|v| -1.5 * v).collect()));
+            out.push((
+                "axpby beta=0.5".into(),
+                inp.a.iter().zip(&inp.b).map(|(x, y)| 0.25 * x + 0.5 * y).collect(),
+            ));
+            out.push(("fill".into(), vec![-3.5; inp.a.len()]));
+            out.push(("copy".into(), inp.b.clone()));
+            let (mut c0, mut c1) = (inp.col_dst.clone(), inp.col_dst.clone());
+            for r in 0..37 {
+                for j in 0..5 {
+                    c0[r * 9 + 3 + j] = inp.col_src[r * 23 + 11 + j];
+                    c1[r * 9 + 3 + j] += inp.col_src[r * 23 + 11 + j];
+                }
+            }
+            out.push(("copy_columns beta=0".into(), c0));
+            out.push(("copy_columns beta=1".into(), c1));
+            let s = inp.drop_scale;
+            let drop = inp
+                .x
+                .iter()
+                .zip(&inp.keep)
+                .map(|(&v, &k)| v * if k != 0.0 { s } else { 0.0 })
+                .collect();
+            out.push(("dropout".into(), drop));
+            let inv_n = 1.0 / inp.a.len() as f32;
+            let d: Vec<f32> = inp.a.iter().zip(&inp.b).map(|(u, v)| u - v).collect();
+            out.push(("mse loss".into(), vec![d.iter().map(|v| v * v).sum::<f32>() * inv_n]));
+            out.push(("mse grad".into(), d.iter().map(|v| v * (2.0 * inv_n)).collect()));
+            for (r, c, x, o0) in &inp.sums {
+                let mut s = vec![0f32; *c];
+                for row in x.chunks(*c) {
+                    for (a, v) in s.iter_mut().zip(row) {
+                        *a += v;
+                    }
+                }
+                let acc = o0.iter().zip(&s).map(|(a, b)| a + b).collect();
+                out.push((format!("sum_rows_into {r}x{c} beta=0"), s));
+                out.push((format!("sum_rows_into {r}x{c} beta=1"), acc));
+            }
+            // The GPU's fixed order: 256 strided partial sums, then a tree (a sequential f32 sum
+            // of 10⁵ values drifts by ~1e-5).
+            let mut part = [0f32; 256];
+            for (i, v) in inp.big.iter().enumerate() {
+                part[i % 256] += v;
+            }
+            let mut half = 128;
+            while half > 0 {
+                for t in 0..half {
+                    part[t] += part[t + half];
+                }
+                half /= 2;
+            }
+            out.push(("sum_all".into(), vec![part[0]]));
+            let (n, c, hw, y, bias) = &inp.nchw;
+            let ys = y.iter().enumerate().map(|(i, v)| v + bias[(i / hw) % c]).collect();
+            let _ = n;
+            out.push(("bias_add_nchw".into(), ys));
+            for (dims, pool, stride, x, dy) in &inp.pools {
+                let (y, arg) = cpu_ops::max_pool(x, *dims, *pool, *stride);
+                let mut dx = vec![0f32; x.len()];
+                for (&k, &g) in arg.iter().zip(dy) {
+                    dx[k] += g;
+                }
+                out.push((format!("max_pool2d {dims:?} {pool:?}/{stride:?} y"), y));
+                out.push((
+                    format!("max_pool2d {dims:?} {pool:?}/{stride:?} argmax"),
+                    arg.iter().map(|&k| k as f32).collect(),
+                ));
+                out.push((format!("max_pool2d {dims:?} {pool:?}/{stride:?} dx"), dx));
+            }
+        }
+        Device::Cuda(d) => {
+            let up = |v: &[f32]| d.upload(v, 1, v.len(), Precision::F32).unwrap();
+            let nan = |len: usize| d.filled(1, len, f32::NAN).unwrap();
+            let down = |m: &biokernels::cuda::GpuMatrix| d.download(m).unwrap();
+            let n = inp.x.len();
+            let (gx, gdy, ga, gb) = (up(&inp.x), up(&inp.dy), up(&inp.a), up(&inp.b));
+            for op in UNARY_OPS {
+                let mut y = nan(n);
+                d.unary(op, &gx, &mut y).unwrap();
+                let mut g = nan(n);
+                d.unary_backward(op, &gx, &y, &gdy, &mut g, Beta::Zero).unwrap();
+                let mut acc = up(&inp.dx0);
+                d.unary_backward(op, &gx, &y, &gdy, &mut acc, Beta::One).unwrap();
+                out.push((format!("unary {}", op.name()), down(&y)));
+                out.push((format!("unary_backward {} beta=0", op.name()), down(&g)));
+                out.push((format!("unary_backward {} beta=1", op.name()), down(&acc)));
+            }
+            for op in BINARY_OPS {
+                let mut o = nan(n);
+                d.binary(op, &ga, &gb, &mut o).unwrap();
+                out.push((format!("binary {}", op.name()), down(&o)));
+            }
+            let mut y0 = nan(n);
+            d.axpby(-1.5, &ga, 0.0, &mut y0).unwrap();
+            out.push(("axpby beta=0".into(), down(&y0)));
+            let mut y1 = up(&inp.b);
+            d.axpby(0.25, &ga, 0.5, &mut y1).unwrap();
+            out.push(("axpby beta=0.5".into(), down(&y1)));
+            let mut f = nan(n);
+            d.fill(&mut f, -3.5).unwrap();
+            out.push(("fill".into(), down(&f)));
+            let mut c = nan(n);
+            d.copy(&gb, &mut c).unwrap();
+            out.push(("copy".into(), down(&c)));
+            let gsrc = d.upload(&inp.col_src, 37, 23, Precision::F32).unwrap();
+            // The block is NaN before a Beta::Zero copy: it must be written, the rest kept.
+            let mut c0 = inp.col_dst.clone();
+            for r in 0..37 {
+                c0[r * 9 + 3..r * 9 + 8].fill(f32::NAN);
+            }
+            let mut g0 = d.upload(&c0, 37, 9, Precision::F32).unwrap();
+            d.copy_columns(&gsrc, 11, &mut g0, 3, 5, Beta::Zero).unwrap();
+            let mut g1 = d.upload(&inp.col_dst, 37, 9, Precision::F32).unwrap();
+            d.copy_columns(&gsrc, 11, &mut g1, 3, 5, Beta::One).unwrap();
+            out.push(("copy_columns beta=0".into(), down(&g0)));
+            out.push(("copy_columns beta=1".into(), down(&g1)));
+            // The mask is uploaded into a reused buffer, as a training loop does every step.
+            let mut mask = d.zeros(1, n).unwrap();
+            d.upload_into(&inp.keep, &mut mask).unwrap();
+            let mut yd = nan(n);
+            d.dropout(&gx, &mask, inp.drop_scale, &mut yd).unwrap();
+            let mut host = vec![f32::NAN; n];
+            d.download_into(&yd, &mut host).unwrap();
+            out.push(("dropout".into(), host));
+            let (mut loss, mut dp) = (nan(1), nan(n));
+            d.mse(&ga, &gb, 1.0 / n as f32, &mut loss, &mut dp).unwrap();
+            out.push(("mse loss".into(), down(&loss)));
+            out.push(("mse grad".into(), down(&dp)));
+            for (r, cols, x, o0) in &inp.sums {
+                let gx = d.upload(x, *r, *cols, Precision::F32).unwrap();
+                let mut s = nan(*cols);
+                d.sum_rows_into(&gx, &mut s, Beta::Zero).unwrap();
+                let mut acc = up(o0);
+                d.sum_rows_into(&gx, &mut acc, Beta::One).unwrap();
+                out.push((format!("sum_rows_into {r}x{cols} beta=0"), down(&s)));
+                out.push((format!("sum_rows_into {r}x{cols} beta=1"), down(&acc)));
+            }
+            let gbig = up(&inp.big);
+            let (mut s1, mut s2) = (nan(1), nan(1));
+            d.sum_all(&gbig, &mut s1).unwrap();
+            d.sum_all(&gbig, &mut s2).unwrap();
+            let (s1, s2) = (down(&s1), down(&s2));
+            assert_eq!(s1[0].to_bits(), s2[0].to_bits(), "sum_all is not deterministic");
+            out.push(("sum_all".into(), s1));
+            let (_, ch, hw, y, bias) = &inp.nchw;
+            let mut gy = up(y);
+            d.bias_add_nchw(&mut gy, &up(bias), *ch, *hw).unwrap();
+            out.push(("bias_add_nchw".into(), down(&gy)));
+            for (dims, pool, stride, x, dy) in &inp.pools {
+                let mut y = nan(dy.len());
+                let mut arg = d.alloc_index(dy.len()).unwrap();
+                d.max_pool2d(&up(x), *dims, *pool, *stride, &mut y, &mut arg).unwrap();
+                let mut dx = nan(x.len());
+                d.max_pool2d_backward(&up(dy), &arg, &mut dx).unwrap();
+                out.push((format!("max_pool2d {dims:?} {pool:?}/{stride:?} y"), down(&y)));
+                let idx = d.download_index(&arg).unwrap();
+                out.push((
+                    format!("max_pool2d {dims:?} {pool:?}/{stride:?} argmax"),
+                    idx.iter().map(|&k| k as f32).collect(),
+                ));
+                out.push((format!("max_pool2d {dims:?} {pool:?}/{stride:?} dx"), down(&dx)));
+            }
+        }
+    }
+    out
+}
+
+/// float64 references of [`train_ops_outputs`], same order.
+fn train_ops_reference(inp: &TrainOpsInputs) -> Vec<Vec<f64>> {
+    let f = |v: &[f32]| -> Vec<f64> { v.iter().map(|&x| f64::from(x)).collect() };
+    let mut out = Vec::new();
+    let x = f(&inp.x);
+    for op in UNARY_OPS {
+        let y: Vec<f64> = x
+            .iter()
+            .map(|&v| match op {
+                biokernels::cuda::UnaryOp::Relu => v.max(0.0),
+                biokernels::cuda::UnaryOp::Tanh => v.tanh(),
+                biokernels::cuda::UnaryOp::Sigmoid => 1.0 / (1.0 + (-v).exp()),
+            })
+            .collect();
+        let g: Vec<f64> = (0..x.len())
+            .map(|i| {
+                f64::from(inp.dy[i])
+                    * match op {
+                        biokernels::cuda::UnaryOp::Relu => f64::from(u8::from(x[i] > 0.0)),
+                        biokernels::cuda::UnaryOp::Tanh => 1.0 - y[i] * y[i],
+                        biokernels::cuda::UnaryOp::Sigmoid => y[i] * (1.0 - y[i]),
+                    }
+            })
+            .collect();
+        let acc = g.iter().zip(&inp.dx0).map(|(a, &b)| a + f64::from(b)).collect();
+        out.extend([y, g, acc]);
+    }
+    let (a, b) = (f(&inp.a), f(&inp.b));
+    out.push(a.iter().zip(&b).map(|(u, v)| u + v).collect());
+    out.push(a.iter().zip(&b).map(|(u, v)| u - v).collect());
+    out.push(a.iter().zip(&b).map(|(u, v)| u * v).collect());
+    out.push(a.iter().map(|v| -1.5 * v).collect());
+    out.push(a.iter().zip(&b).map(|(u, v)| 0.25 * u + 0.5 * v).collect());
+    out.push(vec![-3.5; a.len()]);
+    out.push(b.clone());
+    let (mut c0, mut c1) = (f(&inp.col_dst), f(&inp.col_dst));
+    for r in 0..37 {
+        for j in 0..5 {
+            let v = f64::from(inp.col_src[r * 23 + 11 + j]);
+            c0[r * 9 + 3 + j] = v;
+            c1[r * 9 + 3 + j] += v;
+        }
+    }
+    out.extend([c0, c1]);
+    let s = 1.0 / (1.0 - 0.4);
+    out.push(x.iter().zip(&inp.keep).map(|(v, &k)| v * f64::from(k) * s).collect());
+    let nn = a.len() as f64;
+    out.push(vec![a.iter().zip(&b).map(|(u, v)| (u - v) * (u - v)).sum::<f64>() / nn]);
+    out.push(a.iter().zip(&b).map(|(u, v)| 2.0 * (u - v) / nn).collect());
+    for (_, c, xs, o0) in &inp.sums {
+        let mut s = vec![0f64; *c];
+        for row in xs.chunks(*c) {
+            for (acc, &v) in s.iter_mut().zip(row) {
+                *acc += f64::from(v);
+            }
+        }
+        let acc = s.iter().zip(o0).map(|(u, &v)| u + f64::from(v)).collect();
+        out.extend([s, acc]);
+    }
+    out.push(vec![inp.big.iter().map(|&v| f64::from(v)).sum()]);
+    let (_, c, hw, y, bias) = &inp.nchw;
+    out.push(
+        y.iter()
+            .enumerate()
+            .map(|(i, &v)| f64::from(v) + f64::from(bias[(i / hw) % c]))
+            .collect(),
+    );
+    for (dims, pool, stride, xs, dy) in &inp.pools {
+        // Independent of the CPU loop: the window's maximum, then the first position (row-major)
+        // holding it; the gradient is the f64 scatter onto those positions.
+        let [n, c, h, w] = *dims;
+        let (oh, ow) = ((h - pool[0]) / stride[0] + 1, (w - pool[1]) / stride[1] + 1);
+        let (mut y, mut arg) = (Vec::new(), Vec::new());
+        for p in 0..n * c {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let window: Vec<usize> = (0..pool[0] * pool[1])
+                        .map(|t| (p * h + i * stride[0] + t / pool[1]) * w + j * stride[1] + t % pool[1])
+                        .collect();
+                    let mx = window.iter().map(|&k| xs[k]).fold(f32::NEG_INFINITY, f32::max);
+                    y.push(mx);
+                    arg.push(*window.iter().find(|&&k| xs[k] == mx).unwrap());
+                }
+            }
+        }
+        let mut dx = vec![0f64; xs.len()];
+        for (&k, &g) in arg.iter().zip(dy) {
+            dx[k] += f64::from(g);
+        }
+        out.push(f(&y));
+        out.push(arg.iter().map(|&k| k as f64).collect());
+        out.push(dx);
+    }
+    out
+}
+
+#[test]
+fn training_path_ops_match_f64_reference_on_every_device() {
+    let inp = TrainOpsInputs::new();
+    let want = train_ops_reference(&inp);
+    let cpu = train_ops_outputs(&Device::Cpu, &inp);
+    // Exactly the CPU's bits wherever the operation order is fixed and the same: selections,
+    // copies, the dropout product, max pooling (ties) and its gradient (same summation order).
+    let exact = |name: &str| {
+        [
+            "unary relu",
+            "unary_backward relu beta=0",
+            "fill",
+            "copy",
+            "copy_columns beta=0",
+            "copy_columns beta=1",
+            "dropout",
+        ]
+        .contains(&name)
+            || name.starts_with("max_pool2d")
+    };
+    for dev in devices("training_path_ops_match_f64_reference_on_every_device") {
+        let label = dev.label();
+        let got = train_ops_outputs(&dev, &inp);
+        assert_eq!(got.len(), want.len(), "{label}: one output per reference");
+        for (((name, out), reference), (cpu_name, cpu_out)) in got.iter().zip(&want).zip(&cpu) {
+            assert_eq!(name, cpu_name);
+            assert_eq!(out.len(), reference.len(), "{label} {name}: length");
+            assert!(out.iter().all(|v| v.is_finite()), "{label} {name}: not fully written");
+            let err = rel_error(out, reference);
+            assert!(err < 1e-5, "{label} {name}: relative error {err:.3e}");
+            if exact(name) {
+                let differ = out
+                    .iter()
+                    .zip(cpu_out)
+                    .filter(|(a, b)| a.to_bits() != b.to_bits())
+                    .count();
+                assert_eq!(differ, 0, "{label} {name}: {differ} values differ from the CPU's bits");
+            }
+        }
+        // The pooling inputs really tie (so the tie rule is tested).
+        let (dims, pool, stride, x, _) = &inp.pools[0];
+        let (y, _) = cpu_ops::max_pool(x, *dims, *pool, *stride);
+        let ties = y.iter().filter(|&&m| x.iter().filter(|&&v| v == m).count() > 1).count();
+        assert!(ties > 0);
+    }
+}
+
+#[test]
+fn training_path_ops_reject_bad_operands_with_typed_errors() {
+    for dev in devices("training_path_ops_reject_bad_operands_with_typed_errors") {
+        let Device::Cuda(d) = &dev else {
+            continue; // the checks are the GPU wrappers'
+        };
+        use biokernels::cuda::{BinaryOp, UnaryOp};
+        let m = |r: usize, c: usize| d.filled(r, c, 1.0).unwrap();
+        let operand = |r: biokernels::Result<()>, what: &str| {
+            assert!(
+                matches!(r, Err(Error::CudaOperand { .. })),
+                "{what}: expected CudaOperand, got {r:?}"
+            );
+        };
+        let (a, b) = (m(3, 4), m(4, 4));
+        operand(d.unary(UnaryOp::Tanh, &a, &mut m(4, 4)), "unary length");
+        operand(
+            d.unary_backward(UnaryOp::Sigmoid, &a, &a, &b, &mut m(3, 4), Beta::Zero),
+            "unary_backward dy length",
+        );
+        operand(d.binary(BinaryOp::Add, &a, &b, &mut m(3, 4)), "binary length");
+        operand(d.axpby(1.0, &a, 0.0, &mut m(2, 2)), "axpby length");
+        operand(d.copy(&a, &mut m(1, 5)), "copy length");
+        operand(
+            d.copy_columns(&a, 2, &mut m(3, 4), 0, 3, Beta::Zero),
+            "copy_columns src range",
+        );
+        operand(
+            d.copy_columns(&a, 0, &mut m(3, 2), 0, 3, Beta::Zero),
+            "copy_columns dst range",
+        );
+        operand(
+            d.copy_columns(&a, 0, &mut m(2, 4), 0, 3, Beta::One),
+            "copy_columns rows",
+        );
+        operand(d.sum_rows_into(&a, &mut m(1, 3), Beta::Zero), "sum_rows_into out");
+        operand(d.sum_all(&a, &mut m(1, 2)), "sum_all out");
+        operand(d.mse(&a, &b, 1.0, &mut m(1, 1), &mut m(3, 4)), "mse target");
+        operand(d.dropout(&a, &b, 2.0, &mut m(3, 4)), "dropout mask");
+        operand(d.bias_add_nchw(&mut m(1, 10), &m(1, 3), 3, 3), "bias_add_nchw length");
+        operand(d.upload_into(&[1.0; 5], &mut m(2, 2)), "upload_into length");
+        operand(d.download_into(&a, &mut [0.0; 5]), "download_into length");
+        operand(a_reshape(d), "reshape");
+        let x = m(1, 2 * 9 * 9);
+        let mut idx = d.alloc_index(2 * 4 * 4).unwrap();
+        operand(
+            d.max_pool2d(&x, [1, 2, 9, 9], [10, 2], [2, 2], &mut m(1, 32), &mut idx),
+            "window larger than the input",
+        );
+        operand(
+            d.max_pool2d(&x, [1, 2, 9, 9], [3, 3], [0, 2], &mut m(1, 32), &mut idx),
+            "zero stride",
+        );
+        operand(
+            d.max_pool2d(&x, [1, 2, 9, 9], [3, 3], [2, 2], &mut m(1, 31), &mut idx),
+            "y length",
+        );
+        operand(
+            d.max_pool2d_backward(&m(1, 32), &idx, &mut m(1, 162)),
+            "argmax never written by max_pool2d",
+        );
+        d.max_pool2d(&x, [1, 2, 9, 9], [3, 3], [2, 2], &mut m(1, 32), &mut idx)
+            .unwrap();
+        operand(d.max_pool2d_backward(&m(1, 32), &idx, &mut m(1, 161)), "dx length");
+        let bf = d.upload(&[1.0; 12], 3, 4, Precision::Bf16).unwrap();
+        operand(d.unary(UnaryOp::Relu, &bf, &mut m(3, 4)), "bf16 input");
+    }
+}
+
+fn a_reshape(d: &CudaDevice) -> biokernels::Result<()> {
+    let mut a = d.filled(3, 4, 0.0)?;
+    a.reshape(6, 2)?;
+    assert_eq!((a.rows(), a.cols(), a.len()), (6, 2, 12));
+    a.reshape(5, 2)
+}

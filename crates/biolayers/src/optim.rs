@@ -15,13 +15,18 @@
 //! decay 1e-6) and its MNIST nets Keras Adam; BioNet Keras RMSprop(1e-4, decay 1e-6); the
 //! bio-instantiated RNNs PyTorch Adam/RMSprop/SGD with PyTorch defaults.
 //!
-//! Parameters are plain `f32` slices identified by an index, so any model (tape-based or not, CPU
-//! or a future device) can drive the update. Masked weights stay exactly 0: their gradient is 0,
+//! Parameters are plain `f32` slices identified by an index, so any model (tape-based or not)
+//! can drive the update. Parameters on a CUDA device are updated there by
+//! [`Optimizer::update_tensor`] (`CudaDevice::optimizer_step`, Adam and RMSprop, the same
+//! formulas and conventions; the moments stay on the device; SGD on a device is an
+//! `UnsupportedOnDevice` error). Masked weights stay exactly 0: their gradient is 0,
 //! so every state and update is 0 (no weight decay is applied to a weight that is 0).
 //!
 //! # Shapes
 //! `param` and `grad` of one index always have the same length; the state is created on first use.
 
+use bioautograd::{CudaBuffer, Device, Tensor};
+use biokernels::cuda::OptimizerStep;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -111,6 +116,14 @@ pub struct OptimizerState {
     pub slots: Vec<(Vec<f32>, Vec<f32>, bool)>,
 }
 
+/// The moments of a parameter that lives on a CUDA device (Adam's `m`, `v`; RMSprop's mean
+/// square and momentum buffer), on the same device. Clones share the buffers copy-on-write.
+#[derive(Debug, Clone)]
+struct DeviceState {
+    first: CudaBuffer,
+    second: CudaBuffer,
+}
+
 #[derive(Debug, Clone, Default)]
 struct State {
     first: Vec<f32>,
@@ -129,6 +142,7 @@ pub struct Optimizer {
     weight_decay: f32,
     t: u64,
     states: Vec<State>,
+    device_states: Vec<Option<DeviceState>>,
 }
 
 fn check_range(name: &'static str, v: f64, lo: f64, hi: f64, reason: &str) -> Result<()> {
@@ -275,6 +289,7 @@ impl OptimizerConfig {
             weight_decay: weight_decay as f32,
             t: 0,
             states: Vec::new(),
+            device_states: Vec::new(),
         })
     }
 }
@@ -457,7 +472,103 @@ impl Optimizer {
         Ok(())
     }
 
-    /// The state to checkpoint.
+    /// Updates parameter `index` from its gradient wherever both live: the host path of
+    /// [`Optimizer::update`], or, for a parameter on a CUDA device, one
+    /// `CudaDevice::optimizer_step` there (Adam and RMSprop with the same hyper-parameters,
+    /// learning-rate decay and bias corrections as the host path; the moments are kept on the
+    /// device). On the device the gradient is not checked for non-finite values (that would
+    /// cost a download per parameter; [`crate::train::train_step`] still rejects a non-finite
+    /// loss).
+    ///
+    /// # Errors
+    /// As [`Optimizer::update`]; `DeviceMismatch` when the two are on different devices;
+    /// `UnsupportedOnDevice` for SGD on a device; kernel errors.
+    pub fn update_tensor(&mut self, index: usize, param: &mut Tensor, grad: &Tensor) -> Result<()> {
+        let (pd, gd) = (param.device(), grad.device());
+        if pd != gd {
+            return Err(bioautograd::Error::DeviceMismatch {
+                op: "optimizer update",
+                lhs: pd,
+                rhs: gd,
+            }
+            .into());
+        }
+        if pd == Device::Cpu {
+            return self.update(index, param.data_mut()?, grad.as_slice()?);
+        }
+        if param.numel() != grad.numel() {
+            return Err(Error::ShapeMismatch {
+                op: "optimizer update",
+                lhs_name: "param",
+                lhs: param.shape().to_vec(),
+                rhs_name: "grad",
+                rhs: grad.shape().to_vec(),
+            });
+        }
+        if self.t == 0 {
+            self.t = 1;
+        }
+        let lr = self.current_lr();
+        let t = self.t;
+        let torch = self.convention == Convention::Torch;
+        let step = match self.rule {
+            Rule::Adam { beta1, beta2, eps } => {
+                let bc1 = 1.0 - beta1.powf(t as f64);
+                let bc2 = 1.0 - beta2.powf(t as f64);
+                OptimizerStep::Adam {
+                    beta1: beta1 as f32,
+                    beta2: beta2 as f32,
+                    eps,
+                    step: if torch {
+                        (lr / bc1) as f32
+                    } else {
+                        (lr * bc2.sqrt() / bc1) as f32
+                    },
+                    bc2_sqrt: bc2.sqrt() as f32,
+                    torch,
+                    weight_decay: self.weight_decay,
+                }
+            }
+            Rule::RmsProp { rho, eps, momentum } => OptimizerStep::RmsProp {
+                rho,
+                eps,
+                lr: lr as f32,
+                momentum,
+                torch,
+                weight_decay: self.weight_decay,
+            },
+            Rule::Sgd { .. } => {
+                return Err(bioautograd::Error::UnsupportedOnDevice {
+                    op: "sgd optimizer step",
+                    device: pd,
+                }
+                .into())
+            }
+        };
+        let g = grad.cuda_buffer().ok_or(bioautograd::Error::UnsupportedOnDevice {
+            op: "optimizer update",
+            device: gd,
+        })?;
+        let p = param.cuda_buffer_mut()?;
+        if self.device_states.len() <= index {
+            self.device_states.resize_with(index + 1, || None);
+        }
+        let slot = &mut self.device_states[index];
+        if slot.as_ref().is_none_or(|s| s.first.len() != p.len()) {
+            *slot = Some(DeviceState {
+                first: p.zeros_like()?,
+                second: p.zeros_like()?,
+            });
+        }
+        let Some(st) = slot.as_mut() else {
+            return Ok(());
+        };
+        p.optimizer_step(step, g, &mut st.first, &mut st.second)?;
+        Ok(())
+    }
+
+    /// The state to checkpoint (host parameters only: the moments of parameters on a CUDA
+    /// device are not part of it).
     pub fn export_state(&self) -> OptimizerState {
         OptimizerState {
             t: self.t,

@@ -23,6 +23,10 @@ pub fn train_step(
 /// [`train_step`] with two hooks: `before_update(graph, model, grads)` may rewrite the
 /// gradients (one entry per parameter, in [`Module::params`] order) before the optimiser runs,
 /// and `after_update(model)` runs after it (e.g. synaptic-diversity mechanisms).
+///
+/// A model moved to a CUDA device ([`Module::to_device`]; `x` on the same device) trains
+/// there: forward, backward and the optimiser step run on the device, and only the loss is
+/// read back. Its gradients stay on the device, so `before_update` sees `None` for them.
 pub fn train_step_with<M: Module + ?Sized>(
     model: &mut M,
     opt: &mut Optimizer,
@@ -49,17 +53,25 @@ pub fn train_step_with<M: Module + ?Sized>(
             .iter()
             .map(|p| p.var().and_then(|v| grads.slice(&v)).map(<[f32]>::to_vec))
             .collect();
+        // Gradients on a CUDA device stay there (the hook does not see them).
+        let device_grads: Vec<Option<Tensor>> = model
+            .params()
+            .iter()
+            .map(|p| p.var().and_then(|v| grads.get(&v)).filter(|t| t.is_cuda()).cloned())
+            .collect();
         before_update(&g, model, &mut per_param)?;
-        (value, per_param)
+        (value, per_param.into_iter().zip(device_grads).collect::<Vec<_>>())
     };
     opt.begin_step();
-    for (i, (p, g)) in model.params_mut().into_iter().zip(grads).enumerate() {
+    for (i, (p, (g, dg))) in model.params_mut().into_iter().zip(grads).enumerate() {
         // A frozen parameter is bound as an input and has no gradient; the check also covers a
         // hook that would hand it one.
         if !p.is_trainable() {
             continue;
         }
-        if let Some(g) = g {
+        if let Some(dg) = dg {
+            opt.update_tensor(i, &mut p.value, &dg)?;
+        } else if let Some(g) = g {
             opt.update(i, p.value.data_mut()?, &g)?;
         }
     }

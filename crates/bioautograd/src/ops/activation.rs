@@ -82,7 +82,10 @@ impl<T: Float> Graph<T> {
         f: impl Fn(T) -> T + Sync,
         df: impl Fn(T, T) -> T + Send + Sync + 'static,
     ) -> Result<Var> {
-        let xt = self.get(op, x)?;
+        let xt = self.get_any(op, x)?;
+        if xt.is_cuda() {
+            return self.gpu_unary(op, x, xt);
+        }
         let y: Vec<T> = par::map(xt.as_slice()?, f);
         let yt = Tensor::from_parts(y, xt.shape().to_vec());
         let ys = yt.clone();

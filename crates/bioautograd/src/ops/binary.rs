@@ -14,6 +14,8 @@
 //! # Shapes
 //! `a (..)`, `b (..)` → `broadcast(a, b)`.
 
+use biokernels::cuda::BinaryOp;
+
 use crate::error::Result;
 use crate::float::Float;
 use crate::graph::{Graph, Var};
@@ -86,8 +88,22 @@ impl<T: Float> Graph<T> {
     }
 
     fn binary(&self, op: &'static str, a: &Var, b: &Var, kind: Bin) -> Result<Var> {
-        let (ta, tb) = self.get2(op, a, b)?;
+        let (ta, tb) = self.get2_any(op, a, b)?;
         let out = broadcast_shape(op, ta.shape(), tb.shape())?;
+        if ta.is_cuda() {
+            let device_kind = match kind {
+                Bin::Add => BinaryOp::Add,
+                Bin::Sub => BinaryOp::Sub,
+                Bin::Mul => BinaryOp::Mul,
+                Bin::Div => {
+                    return Err(crate::Error::UnsupportedOnDevice {
+                        op,
+                        device: ta.device(),
+                    })
+                }
+            };
+            return self.gpu_binary(op, a, b, ta, tb, out, device_kind);
+        }
         let (xa, xb) = (ta.as_slice()?, tb.as_slice()?);
         let n = numel(&out);
         // Fast path (same arithmetic, no offset table): one operand has the output's shape and

@@ -320,7 +320,7 @@ impl<T: Float> Graph<T> {
         mask: Option<&Arc<ConvMask>>,
         transpose: bool,
     ) -> Result<Var> {
-        let (xt, wt) = self.get2(op, x, w)?;
+        let (xt, wt) = self.get2_any(op, x, w)?;
         check_rank(op, xt.shape(), 4)?;
         check_rank(op, wt.shape(), 4)?;
         if opts.groups == 0 {
@@ -379,7 +379,7 @@ impl<T: Float> Graph<T> {
         let mut parents = vec![*x, *w];
         let bt = match bias {
             Some(b) => {
-                let (_, bt) = self.get2(op, x, b)?;
+                let (_, bt) = self.get2_any(op, x, b)?;
                 if bt.shape() != [cout] {
                     return Err(Error::ShapeMismatch {
                         op,
@@ -393,6 +393,9 @@ impl<T: Float> Graph<T> {
             None => None,
         };
         let mask = mask.cloned();
+        if xt.is_cuda() {
+            return self.gpu_conv(op, geom, mask_dims, out_shape.to_vec(), parents, xt, wt, bt, mask, cout);
+        }
         let mut y = T::conv_forward(&geom, xt.as_slice()?, wt.as_slice()?, mask.as_deref())?;
         let plane = out_shape[2] * out_shape[3];
         if let Some(bt) = &bt {

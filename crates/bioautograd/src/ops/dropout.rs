@@ -29,7 +29,7 @@ impl<T: Float> Graph<T> {
     /// [`Error::InvalidArgument`] for `p` outside `[0, 1)`.
     pub fn dropout(&self, x: &Var, p: f64, rng: &mut Stream) -> Result<Var> {
         const OP: &str = "dropout";
-        let xt = self.get(OP, x)?;
+        let xt = self.get_any(OP, x)?;
         if !(0.0..1.0).contains(&p) {
             return Err(Error::InvalidArgument {
                 op: OP,
@@ -37,7 +37,17 @@ impl<T: Float> Graph<T> {
             });
         }
         if !self.is_training() || p == 0.0 {
+            if xt.is_cuda() {
+                return Ok(self.gpu_identity(x, xt));
+            }
             return Ok(self.push(xt, &[*x], |g, _| Ok(vec![Some(g.to_vec())])));
+        }
+        if xt.is_cuda() {
+            // The CPU's draws, so the device mask is the CPU's mask.
+            let keep: Vec<f32> = (0..xt.numel())
+                .map(|_| if rng.uniform01() < 1.0 - p { 1.0 } else { 0.0 })
+                .collect();
+            return self.gpu_dropout(OP, x, xt, &keep, (1.0 / (1.0 - p)) as f32);
         }
         let scale = T::from_f64(1.0 / (1.0 - p));
         let factor: Vec<T> = (0..xt.numel())

@@ -57,8 +57,11 @@ impl<T: Float> Graph<T> {
     /// [`Error::InvalidArgument`] for an empty batch.
     pub fn cross_entropy(&self, logits: &Var, labels: &[usize]) -> Result<Var> {
         const OP: &str = "cross_entropy";
-        let zt = self.get(OP, logits)?;
+        let zt = self.get_any(OP, logits)?;
         let (n, c) = check_labels(OP, zt.shape(), labels)?;
+        if zt.is_cuda() {
+            return self.gpu_cross_entropy(OP, logits, zt, labels, (n, c));
+        }
         let ls = log_softmax_rows(zt.as_slice()?, c);
         let inv_n = T::ONE / T::from_usize(n);
         let loss = -labels.iter().enumerate().map(|(i, &l)| ls[i * c + l]).sum::<T>() * inv_n;
@@ -144,7 +147,7 @@ impl<T: Float> Graph<T> {
     /// empty.
     pub fn mse(&self, a: &Var, b: &Var) -> Result<Var> {
         const OP: &str = "mse";
-        let (at, bt) = self.get2(OP, a, b)?;
+        let (at, bt) = self.get2_any(OP, a, b)?;
         if at.shape() != bt.shape() {
             return Err(Error::ShapeMismatch {
                 op: OP,
@@ -158,6 +161,9 @@ impl<T: Float> Graph<T> {
                 op: OP,
                 what: "empty tensors".into(),
             });
+        }
+        if at.is_cuda() {
+            return self.gpu_mse(OP, a, b, at, bt);
         }
         let inv_n = T::ONE / T::from_usize(n);
         let d: Vec<T> = at

@@ -41,7 +41,7 @@ impl<T: Float> Graph<T> {
     }
 
     fn product(&self, op: &'static str, x: &Var, w: &Var, mask: Option<Arc<TileMap>>) -> Result<Var> {
-        let (xt, wt) = self.get2(op, x, w)?;
+        let (xt, wt) = self.get2_any(op, x, w)?;
         check_rank(op, xt.shape(), 2)?;
         check_rank(op, wt.shape(), 2)?;
         let (m, k, n) = (xt.shape()[0], xt.shape()[1], wt.shape()[1]);
@@ -60,6 +60,9 @@ impl<T: Float> Graph<T> {
                     rhs: mk.shape().to_vec(),
                 });
             }
+        }
+        if xt.is_cuda() {
+            return self.gpu_product(op, x, w, xt, wt, mask, (m, k, n));
         }
         let y = T::mm(xt.as_slice()?, wt.as_slice()?, mask.as_deref(), m, k, n)?;
         Ok(

@@ -21,6 +21,7 @@ pub mod batch_norm;
 pub mod binary;
 pub mod conv;
 pub mod dropout;
+mod gpu;
 pub mod loss;
 pub mod matmul;
 mod par;

@@ -104,11 +104,21 @@ impl<T: Float> Graph<T> {
     }
 
     fn pool(&self, op: &'static str, x: &Var, p: Pool2d, max: bool) -> Result<Var> {
-        let xt = self.get(op, x)?;
+        let xt = self.get_any(op, x)?;
         check_rank(op, xt.shape(), 4)?;
         let (n, c, h, w) = (xt.shape()[0], xt.shape()[1], xt.shape()[2], xt.shape()[3]);
         let (oh, ow) = p.output_hw(op, h, w)?;
         let ([kh, kw], [sh, sw], [ph, pw]) = (p.kernel, p.stride, p.padding);
+        if xt.is_cuda() {
+            // The device kernel pools without padding (Keras `padding="valid"`).
+            if !max || ph != 0 || pw != 0 {
+                return Err(Error::UnsupportedOnDevice {
+                    op,
+                    device: xt.device(),
+                });
+            }
+            return self.gpu_max_pool(op, x, xt, [n, c, h, w], [kh, kw], [sh, sw], vec![n, c, oh, ow]);
+        }
         let xs = xt.as_slice()?;
         let planes = n * c;
         let inv = T::ONE / T::from_usize(kh * kw);

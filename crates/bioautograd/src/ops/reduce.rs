@@ -50,7 +50,10 @@ impl<T: Float> Graph<T> {
     }
 
     fn reduce_all(&self, op: &'static str, x: &Var, mean: bool) -> Result<Var> {
-        let xt = self.get(op, x)?;
+        let xt = self.get_any(op, x)?;
+        if xt.is_cuda() {
+            return self.gpu_reduce_all(op, x, xt, mean);
+        }
         let n = xt.numel();
         let scale = if mean { T::ONE / T::from_usize(n) } else { T::ONE };
         let s: T = xt.as_slice()?.iter().copied().sum::<T>() * scale;

@@ -251,9 +251,10 @@ impl<T: Float> Graph<T> {
         activation: RnnActivation,
     ) -> Result<Var> {
         const OP: &str = "elman_sequence";
-        let (xt, wih) = self.get2(OP, x, w_ih)?;
-        let (bih, whh) = self.get2(OP, b_ih, w_hh)?;
-        let bhh = self.get(OP, b_hh)?;
+        let (xt, wih) = self.get2_any(OP, x, w_ih)?;
+        let (bih, whh) = self.get2_any(OP, b_ih, w_hh)?;
+        let bhh = self.get_any(OP, b_hh)?;
+        crate::graph::same_device(OP, &[&xt, &wih, &bih, &whh, &bhh])?;
         check_rank(OP, xt.shape(), 3)?;
         check_rank(OP, wih.shape(), 2)?;
         check_rank(OP, whh.shape(), 2)?;
@@ -279,6 +280,16 @@ impl<T: Float> Graph<T> {
             if m.shape() != [h, h] {
                 return Err(mismatch(whh.shape(), &m.shape()));
             }
+        }
+        if xt.is_cuda() {
+            return self.gpu_elman(
+                OP,
+                [*x, *w_ih, *b_ih, *w_hh, *b_hh],
+                [xt, wih, bih, whh, bhh],
+                mask,
+                activation,
+                (b, steps, i, h),
+            );
         }
         let bh = b * h;
         // Recurrent weights with the mask applied once: every recurrent product is dense.

@@ -21,7 +21,7 @@ impl<T: Float> Graph<T> {
     /// # Errors
     /// [`Error::Reshape`].
     pub fn reshape(&self, x: &Var, shape: &[usize]) -> Result<Var> {
-        let xt = self.get("reshape", x)?;
+        let xt = self.get_any("reshape", x)?;
         if numel(shape) != xt.numel() {
             return Err(Error::Reshape {
                 op: "reshape",
@@ -30,6 +30,9 @@ impl<T: Float> Graph<T> {
             });
         }
         let y = xt.reshape(shape)?;
+        if y.is_cuda() {
+            return Ok(self.gpu_reshape(x, y));
+        }
         Ok(self.push(y, &[*x], |g, _| Ok(vec![Some(g.to_vec())])))
     }
 
@@ -145,7 +148,7 @@ impl<T: Float> Graph<T> {
     /// [`Error::AxisOutOfRange`].
     pub fn transpose(&self, x: &Var, a: usize, b: usize) -> Result<Var> {
         const OP: &str = "transpose";
-        let xt = self.get(OP, x)?;
+        let xt = self.get_any(OP, x)?;
         check_axis(OP, a, xt.shape())?;
         check_axis(OP, b, xt.shape())?;
         let mut shape = xt.shape().to_vec();
@@ -153,6 +156,9 @@ impl<T: Float> Graph<T> {
         shape.swap(a, b);
         st.swap(a, b);
         let offs = gather_offsets(&shape, &st);
+        if xt.is_cuda() {
+            return self.gpu_transpose(OP, x, xt, a, b, shape, &offs);
+        }
         self.gather(x, &xt, shape, offs)
     }
 

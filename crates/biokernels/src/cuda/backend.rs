@@ -8,7 +8,7 @@ use cudarc::nvrtc::Ptx;
 use half::bf16;
 
 use super::tile_list::{GpuTileLists, GPU_TILE};
-use super::{conv_params, ptx, GemmOp, OptimizerStep, Precision};
+use super::{conv_params, ptx, BinaryOp, GemmOp, OptimizerStep, Precision, UnaryOp};
 use crate::conv::{Conv2dGeometry, ConvMask, ConvTranspose2dGeometry, Plan};
 use crate::error::{Error, Result};
 use crate::gemm::Beta;
@@ -24,6 +24,10 @@ fn drv(op: &'static str) -> impl Fn(cudarc::driver::DriverError) -> Error {
 /// Rows of the output block of one CTA in the forward and dX kernels (`BM` in the source).
 const BLOCK_M: usize = 128;
 const THREADS: u32 = 256;
+/// Most CTAs of a grid-stride launch (the kernels loop over the rest).
+const MAX_GRID: usize = 65_535;
+/// Columns per CTA of `sum_rows` (32 lanes × 8 row groups = 256 threads).
+const SUM_ROWS_COLS: usize = 32;
 
 /// One CUDA device with its stream and the loaded kernel modules.
 #[derive(Debug)]
@@ -63,6 +67,68 @@ impl GpuMatrix {
     /// Whether the values are stored as bf16.
     pub fn is_bf16(&self) -> bool {
         matches!(self.data, GpuData::Bf16(_))
+    }
+    /// Number of elements (`rows · cols`).
+    pub fn len(&self) -> usize {
+        self.rows * self.cols
+    }
+    /// Whether there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Reinterprets the buffer as `rows × cols` (no copy; the elementwise ops only look at the
+    /// length, the row ops at this view).
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`] unless `rows · cols` is the current length.
+    pub fn reshape(&mut self, rows: usize, cols: usize) -> Result<()> {
+        if rows.checked_mul(cols) != Some(self.len()) {
+            return Err(Error::CudaOperand {
+                op: "reshape",
+                reason: format!("a {}x{} matrix cannot be viewed as {rows}x{cols}", self.rows, self.cols),
+            });
+        }
+        self.rows = rows;
+        self.cols = cols;
+        Ok(())
+    }
+}
+
+/// The geometry a [`GpuIndex`] was written for by [`CudaDevice::max_pool2d`] (read by the
+/// backward): `planes = N·C`, input `(h, w)`, window, stride, output `(oh, ow)`, as the i32
+/// kernel arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PoolGeom {
+    planes: i32,
+    h: i32,
+    w: i32,
+    kh: i32,
+    kw: i32,
+    sh: i32,
+    sw: i32,
+    oh: i32,
+    ow: i32,
+}
+
+/// An i32 index buffer in device memory: the argmax of [`CudaDevice::max_pool2d`] (flat NCHW
+/// input index of each output's maximum, as the CPU `max_pool2d`), which also remembers the
+/// pooling geometry for [`CudaDevice::max_pool2d_backward`].
+#[derive(Debug)]
+pub struct GpuIndex {
+    len: usize,
+    /// At least one element: the driver does not allocate zero bytes.
+    data: CudaSlice<i32>,
+    geom: Option<PoolGeom>,
+}
+
+impl GpuIndex {
+    /// Number of indices.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// Whether there are no indices.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
@@ -497,17 +563,8 @@ impl CudaDevice {
             GemmOp::Forward => {
                 self.conv_back_plan(GemmOp::Dx, precision, &plan, a, b, mask, out, beta)?;
                 if let Some(bias) = bias {
-                    let (n, c, hw) = (plan.batch, plan.cin, plan.h * plan.w);
-                    Self::conv_buf("bias", vec![c], bias)?;
-                    let bs = Self::f32_buf(OP, "bias", bias, c)?;
-                    let ys = Self::f32_buf_mut(OP, "y", out, n * c * hw)?;
-                    let (cfg, _) = Self::cfg_1d(OP, n * c * hw)?;
-                    let (ni, ci, hi) = (i32_dim(OP, n)?, i32_dim(OP, c)?, i32_dim(OP, hw)?);
-                    let f = self.train_fn("bias_add_nchw")?;
-                    let mut lb = self.stream.launch_builder(&f);
-                    lb.arg(ys).arg(bs).arg(&ni).arg(&ci).arg(&hi);
-                    // SAFETY: bias_add_nchw(y, b, n, c, hw) on buffers of n·c·hw and c f32.
-                    unsafe { lb.launch(cfg) }.map_err(drv("launch bias_add_nchw"))?;
+                    Self::conv_buf("bias", vec![plan.cin], bias)?;
+                    self.bias_add_nchw(out, bias, plan.cin, plan.h * plan.w)?;
                 }
                 Ok(())
             }
@@ -917,6 +974,593 @@ impl CudaDevice {
                 unsafe { lb.launch(cfg) }.map_err(drv("launch rmsprop_step"))?;
             }
         }
+        Ok(())
+    }
+
+    // ---- training building blocks (kernels/train/train.cu) ------------------------------------
+
+    /// A 1-D launch of `THREADS`-thread CTAs for grid-stride kernels: enough CTAs to give each
+    /// thread about one element, at most `MAX_GRID` (the kernels loop over the rest).
+    fn cfg_stride(n: usize) -> LaunchConfig {
+        LaunchConfig {
+            grid_dim: (n.div_ceil(THREADS as usize).clamp(1, MAX_GRID) as u32, 1, 1),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        }
+    }
+
+    /// One CTA of `THREADS` threads (the deterministic single-CTA reductions).
+    fn cfg_one_cta() -> LaunchConfig {
+        LaunchConfig {
+            grid_dim: (1, 1, 1),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        }
+    }
+
+    /// [`Error::CudaOperand`] unless every operand has `n` elements (named in the message).
+    fn same_len(op: &'static str, n: usize, operands: &[(&str, &GpuMatrix)]) -> Result<()> {
+        for (name, m) in operands {
+            if m.len() != n {
+                return Err(Error::CudaOperand {
+                    op,
+                    reason: format!(
+                        "`{name}` has {} elements ({}x{}), expected {n}",
+                        m.len(),
+                        m.rows,
+                        m.cols
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// An f32 `rows × cols` matrix of zeros (allocated on the device, no host transfer).
+    ///
+    /// # Errors
+    /// [`Error::SizeOverflow`], [`Error::Cuda`] (also for a zero-size matrix if the driver
+    /// refuses zero-byte allocations).
+    pub fn zeros(&self, rows: usize, cols: usize) -> Result<GpuMatrix> {
+        let len = rows.checked_mul(cols).ok_or(Error::SizeOverflow { rows, cols })?;
+        Ok(GpuMatrix {
+            rows,
+            cols,
+            data: GpuData::F32(self.stream.alloc_zeros::<f32>(len).map_err(drv("alloc"))?),
+        })
+    }
+
+    /// An index buffer of `len` zeros, e.g. the argmax of [`CudaDevice::max_pool2d`].
+    ///
+    /// # Errors
+    /// [`Error::Cuda`].
+    pub fn alloc_index(&self, len: usize) -> Result<GpuIndex> {
+        Ok(GpuIndex {
+            len,
+            data: self.stream.alloc_zeros::<i32>(len.max(1)).map_err(drv("alloc index"))?,
+            geom: None,
+        })
+    }
+
+    /// Copies an index buffer back (tests and debugging).
+    ///
+    /// # Errors
+    /// [`Error::Cuda`].
+    pub fn download_index(&self, idx: &GpuIndex) -> Result<Vec<i32>> {
+        let mut v = self.stream.clone_dtoh(&idx.data).map_err(drv("download index"))?;
+        v.truncate(idx.len);
+        Ok(v)
+    }
+
+    /// Copies `data` into the existing f32 matrix `dst` (same number of elements): no
+    /// allocation, so per-step inputs (a batch, a dropout mask) reuse one buffer.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`] for a length mismatch or a bf16 `dst`, [`Error::Cuda`].
+    pub fn upload_into(&self, data: &[f32], dst: &mut GpuMatrix) -> Result<()> {
+        const OP: &str = "upload_into";
+        let n = data.len();
+        let d = Self::f32_buf_mut(OP, "dst", dst, n)?;
+        if n > 0 {
+            self.stream.memcpy_htod(data, d).map_err(drv("upload"))?;
+        }
+        Ok(())
+    }
+
+    /// Copies `m` into the existing host slice `out` (same number of elements; bf16 values
+    /// are widened). Waits for the copy.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`] for a length mismatch, [`Error::Cuda`].
+    pub fn download_into(&self, m: &GpuMatrix, out: &mut [f32]) -> Result<()> {
+        if out.len() != m.len() {
+            return Err(Error::CudaOperand {
+                op: "download_into",
+                reason: format!("the host slice has {} elements, the matrix {}", out.len(), m.len()),
+            });
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        match &m.data {
+            GpuData::F32(s) => self.stream.memcpy_dtoh(s, out).map_err(drv("download"))?,
+            GpuData::Bf16(_) => out.copy_from_slice(&self.download(m)?),
+        }
+        self.synchronize()
+    }
+
+    /// Elementwise activation `y = op(x)` (see [`UnaryOp`]); `x` and `y` f32 with the same
+    /// number of elements.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn unary(&self, op: UnaryOp, x: &GpuMatrix, y: &mut GpuMatrix) -> Result<()> {
+        let name = op.name();
+        let n = x.len();
+        let xs = Self::f32_buf(name, "x", x, n)?;
+        let ys = Self::f32_buf_mut(name, "y", y, n)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let ni = i32_dim(name, n)?;
+        let code = op.code();
+        let f = self.train_fn("unary_fwd")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(xs).arg(ys).arg(&ni).arg(&code);
+        // SAFETY: unary_fwd(x, y, n, op) on two buffers of n f32 (checked above).
+        unsafe { lb.launch(Self::cfg_stride(n)) }.map_err(drv("launch unary_fwd"))?;
+        Ok(())
+    }
+
+    /// The input gradient of [`CudaDevice::unary`]: `dx = dy·op'(x)` written (`Beta::Zero`,
+    /// `dx` is not read) or added to `dx` (`Beta::One`). `Relu` reads `x` (`dy·[x > 0]`),
+    /// `Tanh` and `Sigmoid` read the forward output `y` (`dy·(1 − y²)`, `dy·y·(1 − y)`); all
+    /// four operands are f32 with the same number of elements.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn unary_backward(
+        &self,
+        op: UnaryOp,
+        x: &GpuMatrix,
+        y: &GpuMatrix,
+        dy: &GpuMatrix,
+        dx: &mut GpuMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        let name = op.name();
+        let n = dy.len();
+        Self::same_len(name, n, &[("x", x), ("y", y)])?;
+        let saved = if op == UnaryOp::Relu {
+            Self::f32_buf(name, "x", x, n)?
+        } else {
+            Self::f32_buf(name, "y", y, n)?
+        };
+        let ds = Self::f32_buf(name, "dy", dy, n)?;
+        let dxs = Self::f32_buf_mut(name, "dx", dx, n)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let ni = i32_dim(name, n)?;
+        let (code, b) = (op.code(), beta_f32(beta));
+        let f = self.train_fn("unary_bwd")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(saved).arg(ds).arg(dxs).arg(&ni).arg(&code).arg(&b);
+        // SAFETY: unary_bwd(saved, dy, dx, n, op, beta) on three buffers of n f32.
+        unsafe { lb.launch(Self::cfg_stride(n)) }.map_err(drv("launch unary_bwd"))?;
+        Ok(())
+    }
+
+    /// Elementwise `out = a op b` (see [`BinaryOp`]) on f32 operands with the same number of
+    /// elements (no broadcasting; `out`'s `rows × cols` view is not checked against `a`'s).
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn binary(&self, op: BinaryOp, a: &GpuMatrix, b: &GpuMatrix, out: &mut GpuMatrix) -> Result<()> {
+        let name = op.name();
+        let n = a.len();
+        let as_ = Self::f32_buf(name, "a", a, n)?;
+        let bs = Self::f32_buf(name, "b", b, n)?;
+        let os = Self::f32_buf_mut(name, "out", out, n)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let ni = i32_dim(name, n)?;
+        let code = op.code();
+        let f = self.train_fn("binary_ew")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(as_).arg(bs).arg(os).arg(&ni).arg(&code);
+        // SAFETY: binary_ew(a, b, out, n, op) on three buffers of n f32.
+        unsafe { lb.launch(Self::cfg_stride(n)) }.map_err(drv("launch binary_ew"))?;
+        Ok(())
+    }
+
+    /// `y = alpha·x + beta·y` in place (gradient accumulation, SGD-like updates, scaling);
+    /// with `beta = 0` `y` is not read (NaN in `y` does not survive).
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn axpby(&self, alpha: f32, x: &GpuMatrix, beta: f32, y: &mut GpuMatrix) -> Result<()> {
+        const OP: &str = "axpby";
+        let n = x.len();
+        let xs = Self::f32_buf(OP, "x", x, n)?;
+        let ys = Self::f32_buf_mut(OP, "y", y, n)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let ni = i32_dim(OP, n)?;
+        let f = self.train_fn("axpby")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(xs).arg(ys).arg(&ni).arg(&alpha).arg(&beta);
+        // SAFETY: axpby(x, y, n, alpha, beta) on two buffers of n f32.
+        unsafe { lb.launch(Self::cfg_stride(n)) }.map_err(drv("launch axpby"))?;
+        Ok(())
+    }
+
+    /// Sets every element of the f32 matrix `m` to `value`.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`] for a bf16 matrix, [`Error::Cuda`].
+    pub fn fill(&self, m: &mut GpuMatrix, value: f32) -> Result<()> {
+        const OP: &str = "fill";
+        let n = m.len();
+        let ms = Self::f32_buf_mut(OP, "m", m, n)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let ni = i32_dim(OP, n)?;
+        let f = self.train_fn("fill_f32")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(ms).arg(&ni).arg(&value);
+        // SAFETY: fill_f32(y, n, value) on a buffer of n f32.
+        unsafe { lb.launch(Self::cfg_stride(n)) }.map_err(drv("launch fill_f32"))?;
+        Ok(())
+    }
+
+    /// Device-to-device copy of `src` into `dst` (same number of elements, both f32 or both
+    /// bf16); `dst` keeps its `rows × cols` view.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn copy(&self, src: &GpuMatrix, dst: &mut GpuMatrix) -> Result<()> {
+        const OP: &str = "copy";
+        Self::same_len(OP, src.len(), &[("dst", dst)])?;
+        if src.is_empty() {
+            return Ok(());
+        }
+        match (&src.data, &mut dst.data) {
+            (GpuData::F32(s), GpuData::F32(d)) => self.stream.memcpy_dtod(s, d),
+            (GpuData::Bf16(s), GpuData::Bf16(d)) => self.stream.memcpy_dtod(s, d),
+            _ => {
+                return Err(Error::CudaOperand {
+                    op: OP,
+                    reason: "`src` and `dst` must both be f32 or both bf16".to_string(),
+                })
+            }
+        }
+        .map_err(drv("copy"))
+    }
+
+    /// Copies a block of columns between two row-major f32 matrices with the same number of
+    /// rows: `dst[r, dst_col + j] = src[r, src_col + j]` (`Beta::Zero`, the block is not read)
+    /// or `+=` (`Beta::One`) for `j < cols`; the other columns of `dst` are untouched. Slices a
+    /// time step `(m, d)` out of a sequence `(m, T·d)` and places its gradient back.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`] when the rows differ or a column range leaves its matrix,
+    /// [`Error::Cuda`].
+    pub fn copy_columns(
+        &self,
+        src: &GpuMatrix,
+        src_col: usize,
+        dst: &mut GpuMatrix,
+        dst_col: usize,
+        cols: usize,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "copy_columns";
+        let rows = src.rows;
+        let (src_ld, dst_ld) = (src.cols, dst.cols);
+        if dst.rows != rows
+            || src_col.checked_add(cols).is_none_or(|e| e > src_ld)
+            || dst_col.checked_add(cols).is_none_or(|e| e > dst_ld)
+        {
+            return Err(Error::CudaOperand {
+                op: OP,
+                reason: format!(
+                    "columns {src_col}..+{cols} of a {rows}x{src_ld} `src` into columns {dst_col}..+{cols} of a {}x{dst_ld} `dst`",
+                    dst.rows
+                ),
+            });
+        }
+        let ss = Self::f32_buf(OP, "src", src, rows * src_ld)?;
+        let ds = Self::f32_buf_mut(OP, "dst", dst, rows * dst_ld)?;
+        let n = rows * cols;
+        if n == 0 {
+            return Ok(());
+        }
+        i32_dim(OP, n)?;
+        let (ri, sl, sc) = (i32_dim(OP, rows)?, i32_dim(OP, src_ld)?, i32_dim(OP, src_col)?);
+        let (dl, dc, ci) = (i32_dim(OP, dst_ld)?, i32_dim(OP, dst_col)?, i32_dim(OP, cols)?);
+        let b = beta_f32(beta);
+        let f = self.train_fn("copy_cols")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(ss)
+            .arg(ds)
+            .arg(&ri)
+            .arg(&sl)
+            .arg(&sc)
+            .arg(&dl)
+            .arg(&dc)
+            .arg(&ci)
+            .arg(&b);
+        // SAFETY: copy_cols(src, dst, rows, src_ld, src_col, dst_ld, dst_col, cols, beta); the
+        // column ranges were checked to lie inside both matrices, whose lengths were checked.
+        unsafe { lb.launch(Self::cfg_stride(n)) }.map_err(drv("launch copy_cols"))?;
+        Ok(())
+    }
+
+    /// Column sums: `out (1, c) = Σ_r x (r, c)` written (`Beta::Zero`) or added to `out`
+    /// (`Beta::One`). `out` must have `x.cols()` elements. Deterministic: each column is summed
+    /// in a fixed order (8 interleaved partial sums over the rows, then a fixed tree), the same
+    /// on every run, though not the CPU's sequential order.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn sum_rows_into(&self, x: &GpuMatrix, out: &mut GpuMatrix, beta: Beta) -> Result<()> {
+        const OP: &str = "sum_rows_into";
+        let (rows, cols) = (x.rows, x.cols);
+        let xs = Self::f32_buf(OP, "x", x, rows * cols)?;
+        let os = Self::f32_buf_mut(OP, "out", out, cols)?;
+        if cols == 0 {
+            return Ok(());
+        }
+        let (ri, ci) = (i32_dim(OP, rows)?, i32_dim(OP, cols)?);
+        let b = beta_f32(beta);
+        let f = self.train_fn("sum_rows")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(xs).arg(os).arg(&ri).arg(&ci).arg(&b);
+        let cfg = LaunchConfig {
+            grid_dim: (cols.div_ceil(SUM_ROWS_COLS).min(MAX_GRID) as u32, 1, 1),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: sum_rows(x, out, rows, cols, beta) with x of rows·cols and out of cols f32;
+        // 256 threads per CTA as the kernel's shared array assumes.
+        unsafe { lb.launch(cfg) }.map_err(drv("launch sum_rows"))?;
+        Ok(())
+    }
+
+    /// `out (1×1) = Σ x` over every element, in one CTA with a fixed order (deterministic; meant
+    /// for losses and norms, not for huge tensors: one CTA streams the whole buffer).
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn sum_all(&self, x: &GpuMatrix, out: &mut GpuMatrix) -> Result<()> {
+        const OP: &str = "sum_all";
+        let n = x.len();
+        let xs = Self::f32_buf(OP, "x", x, n)?;
+        let os = Self::f32_buf_mut(OP, "out", out, 1)?;
+        let ni = i32_dim(OP, n)?;
+        let f = self.train_fn("sum_all")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(xs).arg(os).arg(&ni);
+        // SAFETY: sum_all(x, out, n): one CTA of 256 threads, x of n f32, out of one.
+        unsafe { lb.launch(Self::cfg_one_cta()) }.map_err(drv("launch sum_all"))?;
+        Ok(())
+    }
+
+    /// Mean squared error, fused with its gradient: `loss (1×1) = (1/N) Σ (pred − target)²`
+    /// (one CTA, fixed order: deterministic) and `dpred = 2(pred − target)·grad_scale`
+    /// (`grad_scale = 1/N` gives the gradient of the mean; the CPU `mse` uses `g/N`).
+    /// `pred`, `target`, `dpred` f32 of the same length `N > 0`.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`] (also for `N = 0`), [`Error::Cuda`].
+    pub fn mse(
+        &self,
+        pred: &GpuMatrix,
+        target: &GpuMatrix,
+        grad_scale: f32,
+        loss: &mut GpuMatrix,
+        dpred: &mut GpuMatrix,
+    ) -> Result<()> {
+        const OP: &str = "mse";
+        let n = pred.len();
+        if n == 0 {
+            return Err(Error::CudaOperand {
+                op: OP,
+                reason: "the mean of an empty tensor is undefined".to_string(),
+            });
+        }
+        let ps = Self::f32_buf(OP, "pred", pred, n)?;
+        let ts = Self::f32_buf(OP, "target", target, n)?;
+        let ls = Self::f32_buf_mut(OP, "loss", loss, 1)?;
+        let ds = Self::f32_buf_mut(OP, "dpred", dpred, n)?;
+        let ni = i32_dim(OP, n)?;
+        let f = self.train_fn("mse_grad")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(ps).arg(ts).arg(ds).arg(&ni).arg(&grad_scale);
+        // SAFETY: mse_grad(pred, target, dpred, n, scale) on three buffers of n f32.
+        unsafe { lb.launch(Self::cfg_stride(n)) }.map_err(drv("launch mse_grad"))?;
+        let f = self.train_fn("mse_loss")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(ps).arg(ts).arg(ls).arg(&ni);
+        // SAFETY: mse_loss(pred, target, loss, n): one CTA, two buffers of n f32, loss of one.
+        unsafe { lb.launch(Self::cfg_one_cta()) }.map_err(drv("launch mse_loss"))?;
+        Ok(())
+    }
+
+    /// 2-D max pooling of NCHW `x` (`dims = [N, C, H, W]`) with window `pool = [kh, kw]` and
+    /// `stride = [sh, sw]`, valid padding (Keras `MaxPooling2D(padding="valid")`): `y (N, C,
+    /// OH, OW)` with `OH = (H − kh)/sh + 1`, `OW = (W − kw)/sw + 1`, and `argmax` (same length
+    /// as `y`) the flat NCHW index into `x` of each maximum. Ties go to the first maximum in
+    /// row-major window order, and a NaN only wins in a window's first position, exactly as the
+    /// CPU `bioautograd` `max_pool2d`. `argmax` remembers the geometry for the backward.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`] for a zero window or stride, a window larger than the input,
+    /// buffer lengths that do not match, or sizes beyond i32; [`Error::Cuda`].
+    pub fn max_pool2d(
+        &self,
+        x: &GpuMatrix,
+        dims: [usize; 4],
+        pool: [usize; 2],
+        stride: [usize; 2],
+        y: &mut GpuMatrix,
+        argmax: &mut GpuIndex,
+    ) -> Result<()> {
+        const OP: &str = "max_pool2d";
+        let [n, c, h, w] = dims;
+        let ([kh, kw], [sh, sw]) = (pool, stride);
+        if kh == 0 || kw == 0 || sh == 0 || sw == 0 || kh > h || kw > w {
+            return Err(Error::CudaOperand {
+                op: OP,
+                reason: format!("window {pool:?} with stride {stride:?} does not fit a {h}x{w} input"),
+            });
+        }
+        let (oh, ow) = ((h - kh) / sh + 1, (w - kw) / sw + 1);
+        let planes = n.checked_mul(c).ok_or(Error::CudaOperand {
+            op: OP,
+            reason: format!("dims {dims:?} overflow"),
+        })?;
+        let in_len = planes.checked_mul(h * w).ok_or(Error::CudaOperand {
+            op: OP,
+            reason: format!("dims {dims:?} overflow"),
+        })?;
+        let out_len = planes * oh * ow;
+        // The argmax holds flat input indices as i32.
+        i32_dim(OP, in_len)?;
+        let xs = Self::f32_buf(OP, "x", x, in_len)?;
+        let ys = Self::f32_buf_mut(OP, "y", y, out_len)?;
+        if argmax.len != out_len {
+            return Err(Error::CudaOperand {
+                op: OP,
+                reason: format!("`argmax` has {} indices, expected {out_len}", argmax.len),
+            });
+        }
+        let geom = PoolGeom {
+            planes: i32_dim(OP, planes)?,
+            h: i32_dim(OP, h)?,
+            w: i32_dim(OP, w)?,
+            kh: i32_dim(OP, kh)?,
+            kw: i32_dim(OP, kw)?,
+            sh: i32_dim(OP, sh)?,
+            sw: i32_dim(OP, sw)?,
+            oh: i32_dim(OP, oh)?,
+            ow: i32_dim(OP, ow)?,
+        };
+        argmax.geom = Some(geom);
+        if out_len == 0 {
+            return Ok(());
+        }
+        let f = self.train_fn("max_pool2d_fwd")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(xs).arg(ys).arg(&mut argmax.data);
+        Self::pool_args(&mut lb, &geom);
+        // SAFETY: max_pool2d_fwd(x, y, arg, planes, h, w, kh, kw, sh, sw, oh, ow) with x of
+        // planes·h·w f32 and y, arg of planes·oh·ow elements (checked above).
+        unsafe { lb.launch(Self::cfg_stride(out_len)) }.map_err(drv("launch max_pool2d_fwd"))?;
+        Ok(())
+    }
+
+    fn pool_args<'a>(lb: &mut cudarc::driver::LaunchArgs<'a>, g: &'a PoolGeom) {
+        lb.arg(&g.planes)
+            .arg(&g.h)
+            .arg(&g.w)
+            .arg(&g.kh)
+            .arg(&g.kw)
+            .arg(&g.sh)
+            .arg(&g.sw)
+            .arg(&g.oh)
+            .arg(&g.ow);
+    }
+
+    /// The input gradient of [`CudaDevice::max_pool2d`]: `dx (N, C, H, W)` is zero except
+    /// `dx[argmax[o]] += dy[o]`. Computed as a gather (each input element sums, in output order,
+    /// the `dy` of the windows whose argmax it is), so overlapping windows (3×3, stride 2) need
+    /// no atomics and the sums are bit-identical to the CPU's scatter. `dx` is fully written.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`] when `argmax` was not written by [`CudaDevice::max_pool2d`] or
+    /// the lengths do not match its geometry, [`Error::Cuda`].
+    pub fn max_pool2d_backward(&self, dy: &GpuMatrix, argmax: &GpuIndex, dx: &mut GpuMatrix) -> Result<()> {
+        const OP: &str = "max_pool2d_backward";
+        let Some(g) = argmax.geom else {
+            return Err(Error::CudaOperand {
+                op: OP,
+                reason: "`argmax` was not written by max_pool2d".to_string(),
+            });
+        };
+        let in_len = g.planes as usize * g.h as usize * g.w as usize;
+        let ds = Self::f32_buf(OP, "dy", dy, argmax.len)?;
+        let dxs = Self::f32_buf_mut(OP, "dx", dx, in_len)?;
+        if in_len == 0 {
+            return Ok(());
+        }
+        let f = self.train_fn("max_pool2d_bwd")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(ds).arg(&argmax.data).arg(dxs);
+        Self::pool_args(&mut lb, &g);
+        // SAFETY: max_pool2d_bwd(dy, arg, dx, geometry) with dy and arg of planes·oh·ow and dx
+        // of planes·h·w elements; the indices in arg were written by max_pool2d_fwd for this
+        // geometry (or are zeros), and are only compared, never dereferenced.
+        unsafe { lb.launch(Self::cfg_stride(in_len)) }.map_err(drv("launch max_pool2d_bwd"))?;
+        Ok(())
+    }
+
+    /// Inverted dropout with a mask made on the host: `y = x·(keep_mask·scale)` (`keep_mask`
+    /// holds 0 or 1, `scale = 1/(1 − p)`), so the random stream is the CPU's and `y` is
+    /// bit-identical to the CPU `dropout`. The backward is the same call on `dy`.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn dropout(&self, x: &GpuMatrix, keep_mask: &GpuMatrix, scale: f32, y: &mut GpuMatrix) -> Result<()> {
+        const OP: &str = "dropout";
+        let n = x.len();
+        let xs = Self::f32_buf(OP, "x", x, n)?;
+        let ms = Self::f32_buf(OP, "keep_mask", keep_mask, n)?;
+        let ys = Self::f32_buf_mut(OP, "y", y, n)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let ni = i32_dim(OP, n)?;
+        let f = self.train_fn("dropout_apply")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(xs).arg(ms).arg(ys).arg(&ni).arg(&scale);
+        // SAFETY: dropout_apply(x, mask, y, n, scale) on three buffers of n f32.
+        unsafe { lb.launch(Self::cfg_stride(n)) }.map_err(drv("launch dropout_apply"))?;
+        Ok(())
+    }
+
+    /// `y (N, C, hw) += bias (C)` for NCHW activations (the conv bias): `y` holds
+    /// `N·channels·hw` f32 for some `N`, `bias` `channels`.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn bias_add_nchw(&self, y: &mut GpuMatrix, bias: &GpuMatrix, channels: usize, hw: usize) -> Result<()> {
+        const OP: &str = "bias_add_nchw";
+        let len = y.len();
+        let plane = channels.checked_mul(hw).unwrap_or(0);
+        if plane == 0 || !len.is_multiple_of(plane) {
+            return Err(Error::CudaOperand {
+                op: OP,
+                reason: format!("`y` has {len} elements, not a multiple of channels·hw = {channels}·{hw}"),
+            });
+        }
+        let n = len / plane;
+        let bs = Self::f32_buf(OP, "bias", bias, channels)?;
+        let ys = Self::f32_buf_mut(OP, "y", y, len)?;
+        let (cfg, _) = Self::cfg_1d(OP, len)?;
+        let (ni, ci, hi) = (i32_dim(OP, n)?, i32_dim(OP, channels)?, i32_dim(OP, hw)?);
+        if len == 0 {
+            return Ok(());
+        }
+        let f = self.train_fn("bias_add_nchw")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(ys).arg(bs).arg(&ni).arg(&ci).arg(&hi);
+        // SAFETY: bias_add_nchw(y, b, n, c, hw) on buffers of n·c·hw and c f32.
+        unsafe { lb.launch(cfg) }.map_err(drv("launch bias_add_nchw"))?;
         Ok(())
     }
 

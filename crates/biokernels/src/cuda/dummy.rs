@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 
-use super::{GemmOp, OptimizerStep, Precision};
+use super::{BinaryOp, GemmOp, OptimizerStep, Precision, UnaryOp};
 use crate::conv::{Conv2dGeometry, ConvMask, ConvTranspose2dGeometry};
 use crate::error::{Error, Result};
 use crate::gemm::Beta;
@@ -34,6 +34,7 @@ impl DeviceConvMask {
 #[derive(Debug)]
 pub struct CublasHandle(Infallible);
 
+#[allow(unused_variables)]
 impl GpuMatrix {
     /// Number of rows.
     pub fn rows(&self) -> usize {
@@ -45,6 +46,36 @@ impl GpuMatrix {
     }
     /// Whether the values are stored as bf16.
     pub fn is_bf16(&self) -> bool {
+        match self.0 {}
+    }
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self.0 {}
+    }
+    /// Whether there are no elements.
+    pub fn is_empty(&self) -> bool {
+        match self.0 {}
+    }
+    /// Reinterprets the buffer as `rows × cols`.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn reshape(&mut self, rows: usize, cols: usize) -> Result<()> {
+        match self.0 {}
+    }
+}
+
+/// A device index buffer (never constructed in this build).
+#[derive(Debug)]
+pub struct GpuIndex(Infallible);
+
+impl GpuIndex {
+    /// Number of indices.
+    pub fn len(&self) -> usize {
+        match self.0 {}
+    }
+    /// Whether there are no indices.
+    pub fn is_empty(&self) -> bool {
         match self.0 {}
     }
 }
@@ -185,6 +216,170 @@ impl CudaDevice {
         out: &mut GpuMatrix,
         beta: Beta,
     ) -> Result<()> {
+        match self.0 {}
+    }
+    /// An f32 matrix of zeros.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn zeros(&self, rows: usize, cols: usize) -> Result<GpuMatrix> {
+        match self.0 {}
+    }
+    /// An index buffer of `len` zeros.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn alloc_index(&self, len: usize) -> Result<GpuIndex> {
+        match self.0 {}
+    }
+    /// Copies an index buffer back.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn download_index(&self, idx: &GpuIndex) -> Result<Vec<i32>> {
+        match self.0 {}
+    }
+    /// Copies host values into an existing f32 matrix.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn upload_into(&self, data: &[f32], dst: &mut GpuMatrix) -> Result<()> {
+        match self.0 {}
+    }
+    /// Copies a matrix into an existing host slice.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn download_into(&self, m: &GpuMatrix, out: &mut [f32]) -> Result<()> {
+        match self.0 {}
+    }
+    /// Elementwise activation.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn unary(&self, op: UnaryOp, x: &GpuMatrix, y: &mut GpuMatrix) -> Result<()> {
+        match self.0 {}
+    }
+    /// Gradient of an elementwise activation.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn unary_backward(
+        &self,
+        op: UnaryOp,
+        x: &GpuMatrix,
+        y: &GpuMatrix,
+        dy: &GpuMatrix,
+        dx: &mut GpuMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        match self.0 {}
+    }
+    /// Elementwise `a op b`.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn binary(&self, op: BinaryOp, a: &GpuMatrix, b: &GpuMatrix, out: &mut GpuMatrix) -> Result<()> {
+        match self.0 {}
+    }
+    /// `y = alpha·x + beta·y`.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn axpby(&self, alpha: f32, x: &GpuMatrix, beta: f32, y: &mut GpuMatrix) -> Result<()> {
+        match self.0 {}
+    }
+    /// Fills a matrix with `value`.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn fill(&self, m: &mut GpuMatrix, value: f32) -> Result<()> {
+        match self.0 {}
+    }
+    /// Device-to-device copy.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn copy(&self, src: &GpuMatrix, dst: &mut GpuMatrix) -> Result<()> {
+        match self.0 {}
+    }
+    /// Copies a block of columns between two matrices with the same rows.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn copy_columns(
+        &self,
+        src: &GpuMatrix,
+        src_col: usize,
+        dst: &mut GpuMatrix,
+        dst_col: usize,
+        cols: usize,
+        beta: Beta,
+    ) -> Result<()> {
+        match self.0 {}
+    }
+    /// Column sums over the rows.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn sum_rows_into(&self, x: &GpuMatrix, out: &mut GpuMatrix, beta: Beta) -> Result<()> {
+        match self.0 {}
+    }
+    /// The sum of every element.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn sum_all(&self, x: &GpuMatrix, out: &mut GpuMatrix) -> Result<()> {
+        match self.0 {}
+    }
+    /// Mean squared error and its gradient.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn mse(
+        &self,
+        pred: &GpuMatrix,
+        target: &GpuMatrix,
+        grad_scale: f32,
+        loss: &mut GpuMatrix,
+        dpred: &mut GpuMatrix,
+    ) -> Result<()> {
+        match self.0 {}
+    }
+    /// 2-D max pooling (valid padding) with the argmax.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn max_pool2d(
+        &self,
+        x: &GpuMatrix,
+        dims: [usize; 4],
+        pool: [usize; 2],
+        stride: [usize; 2],
+        y: &mut GpuMatrix,
+        argmax: &mut GpuIndex,
+    ) -> Result<()> {
+        match self.0 {}
+    }
+    /// The input gradient of max pooling.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn max_pool2d_backward(&self, dy: &GpuMatrix, argmax: &GpuIndex, dx: &mut GpuMatrix) -> Result<()> {
+        match self.0 {}
+    }
+    /// `y = x·mask·scale` (inverted dropout with a host-made mask).
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn dropout(&self, x: &GpuMatrix, keep_mask: &GpuMatrix, scale: f32, y: &mut GpuMatrix) -> Result<()> {
+        match self.0 {}
+    }
+    /// `y (N, C, hw) += bias (C)`.
+    ///
+    /// # Errors
+    /// Never returns.
+    pub fn bias_add_nchw(&self, y: &mut GpuMatrix, bias: &GpuMatrix, channels: usize, hw: usize) -> Result<()> {
         match self.0 {}
     }
     /// ReLU forward or backward.

@@ -28,12 +28,12 @@ pub mod tile_list;
 #[cfg(feature = "cuda")]
 mod backend;
 #[cfg(feature = "cuda")]
-pub use backend::{CublasHandle, CudaDevice, DeviceConvMask, DeviceTileMap, GpuMatrix};
+pub use backend::{CublasHandle, CudaDevice, DeviceConvMask, DeviceTileMap, GpuIndex, GpuMatrix};
 
 #[cfg(not(feature = "cuda"))]
 mod dummy;
 #[cfg(not(feature = "cuda"))]
-pub use dummy::{CublasHandle, CudaDevice, DeviceConvMask, DeviceTileMap, GpuMatrix};
+pub use dummy::{CublasHandle, CudaDevice, DeviceConvMask, DeviceTileMap, GpuIndex, GpuMatrix};
 
 pub use tile_list::{GpuTileLists, GPU_TILE};
 
@@ -41,6 +41,78 @@ use crate::conv::{Conv2dGeometry, ConvMask, ConvTranspose2dGeometry, Plan};
 use crate::error::{Error, Result};
 use crate::gemm::{Beta, MatMut, MatRef};
 use crate::tile_map::TileMap;
+
+/// An elementwise activation on the GPU (`CudaDevice::unary`, `CudaDevice::unary_backward`),
+/// with the formulas of `bioautograd::ops::activation`:
+///
+/// ```text
+/// Relu:     y = max(x, 0)                         dx = dy·[x > 0]
+/// Tanh:     y = tanh(x)                           dx = dy·(1 − y²)
+/// Sigmoid:  y = 1/(1 + e^(−x)) (e^x/(1 + e^x) for x < 0)   dx = dy·y·(1 − y)
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    /// `max(x, 0)`; the derivative at 0 is 0 (PyTorch's convention). Its backward reads `x`.
+    Relu,
+    /// `tanh(x)`. Its backward reads `y`.
+    Tanh,
+    /// The logistic sigmoid, in the form that never overflows. Its backward reads `y`.
+    Sigmoid,
+}
+
+impl UnaryOp {
+    /// `relu`, `tanh`, `sigmoid`.
+    pub fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Relu => "relu",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Sigmoid => "sigmoid",
+        }
+    }
+
+    /// The `op` argument of the `unary_fwd` / `unary_bwd` kernels.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    fn code(self) -> i32 {
+        match self {
+            UnaryOp::Relu => 0,
+            UnaryOp::Tanh => 1,
+            UnaryOp::Sigmoid => 2,
+        }
+    }
+}
+
+/// A same-length elementwise binary op on the GPU (`CudaDevice::binary`):
+/// `out = a + b`, `a − b` or `a · b`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    /// `a + b`.
+    Add,
+    /// `a − b`.
+    Sub,
+    /// `a · b`.
+    Mul,
+}
+
+impl BinaryOp {
+    /// `add`, `sub`, `mul`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+        }
+    }
+
+    /// The `op` argument of the `binary_ew` kernel.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    fn code(self) -> i32 {
+        match self {
+            BinaryOp::Add => 0,
+            BinaryOp::Sub => 1,
+            BinaryOp::Mul => 2,
+        }
+    }
+}
 
 /// One optimizer step on the GPU (`CudaDevice::optimizer_step`), with the formulas and
 /// conventions of `biolayers::optim` (the caller computes the bias corrections and the

@@ -15,8 +15,9 @@ pub const TRAIN_COMPUTE_80: &str = include_str!("../../../../kernels/train/train
 /// `kernels/train/train.cu` for `compute_90`.
 pub const TRAIN_COMPUTE_90: &str = include_str!("../../../../kernels/train/train.compute_90.ptx");
 
-/// The kernels of the training module (activations, bias, softmax cross-entropy, optimizers).
-pub const TRAIN_KERNELS: [&str; 9] = [
+/// The kernels of the training module (activations, bias, softmax cross-entropy, optimizers,
+/// elementwise ops, reductions, MSE, max pooling, dropout).
+pub const TRAIN_KERNELS: [&str; 22] = [
     "relu_fwd",
     "relu_bwd",
     "bias_add_rows",
@@ -26,6 +27,19 @@ pub const TRAIN_KERNELS: [&str; 9] = [
     "softmax_xent",
     "adam_step",
     "rmsprop_step",
+    "unary_fwd",
+    "unary_bwd",
+    "binary_ew",
+    "axpby",
+    "fill_f32",
+    "dropout_apply",
+    "mse_grad",
+    "sum_all",
+    "mse_loss",
+    "sum_rows",
+    "max_pool2d_fwd",
+    "max_pool2d_bwd",
+    "copy_cols",
 ];
 
 /// The kernels (`extern "C"` entry points) of the masked GEMM module (GEMM and conv).

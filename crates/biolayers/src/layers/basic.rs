@@ -252,6 +252,12 @@ impl Sequential {
 }
 
 impl Module for Sequential {
+    fn to_device(&mut self, device: bioautograd::Device) -> Result<()> {
+        for l in &mut self.layers {
+            l.to_device(device)?;
+        }
+        Ok(())
+    }
     fn buffers(&self) -> Vec<(String, Vec<f32>)> {
         self.layers
             .iter()

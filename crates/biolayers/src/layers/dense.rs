@@ -176,6 +176,15 @@ impl Dense {
 }
 
 impl Module for Dense {
+    fn to_device(&mut self, device: bioautograd::Device) -> Result<()> {
+        for p in self.params_mut() {
+            p.value = p.value.to_device(device)?;
+        }
+        if let Some(w) = &mut self.window {
+            *w = w.to_device(device)?;
+        }
+        Ok(())
+    }
     fn forward(&mut self, g: &Graph, x: &Var) -> Result<Var> {
         let w = self.kernel.bind(g);
         let y = match (&self.tiles, &self.window) {

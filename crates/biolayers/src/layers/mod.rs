@@ -28,7 +28,7 @@ pub use dense::{Dense, DenseConfig};
 pub use residual::{BottleneckConfig, Residual, KERAS_BN_MOMENTUM, KERAS_RESNET_BN_EPS};
 pub use rnn::{ElmanRnn, ElmanRnnConfig, RecurrentInit, RnnNonlinearity};
 
-use bioautograd::{Graph, Tensor, Var};
+use bioautograd::{Device, Graph, Tensor, Var};
 
 use crate::bio::{LayerShape, SplitActivation};
 
@@ -149,6 +149,19 @@ pub trait Module {
     /// counting.
     fn last_output(&self) -> Option<Var> {
         None
+    }
+    /// Moves every parameter (and any other tensor the forward pass reads, e.g. a gaussian
+    /// window) to `device`; the next graphs then run there (see docs/gpu-training.md). The
+    /// default moves [`Module::params_mut`]; layers holding other tensors override it.
+    ///
+    /// # Errors
+    /// The device errors of [`Tensor::to_device`] (no CUDA in this build or machine, ...);
+    /// on error some parameters may already have moved.
+    fn to_device(&mut self, device: Device) -> Result<()> {
+        for p in self.params_mut() {
+            p.value = p.value.to_device(device)?;
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,290 @@
+//! Device tests of the ops with a CUDA path: every test body runs on the CPU and, when this
+//! build has the `cuda` feature and the machine a usable GPU, on CUDA device 0, and the device
+//! results (values and the gradients of every input) must match the CPU's within f32
+//! tolerance (relative `‖cuda − cpu‖₂ / ‖cpu‖₂ < 1e-5`, exact f32 products).
+//!
+//! Every body also runs on the host emulator of the device backend
+//! (`Device::Cuda(bioautograd::cuda::EMULATOR)`: the same device paths of the tape, each kernel
+//! replaced by its CPU definition), so the dispatch, the device backward closures, the views
+//! and the RNN's per-step BPTT are exercised on any machine.
+//!
+//! Without a device each test prints `SKIPPED cuda:0 ...` straight to the terminal's stderr
+//! (bypassing the harness's capture) and still runs and checks its CPU and emulator parts; with
+//! `BIOKERNELS_REQUIRE_CUDA=1` a missing device fails instead (the variable of
+//! `biokernels/tests/cuda_device.rs`, so one setting covers a GPU run).
+
+use std::io::Write;
+use std::sync::Arc;
+
+use bioautograd::cuda::EMULATOR;
+use bioautograd::{
+    Conv2dOptions, ConvMask, Device, Error, Graph, Padding, Pool2d, RnnActivation, Tensor, TileMap, TileSize, Var,
+};
+use biorng::Stream;
+
+/// The emulator and, when usable, CUDA device 0 (else the skip is reported, or the test fails
+/// under `BIOKERNELS_REQUIRE_CUDA=1`).
+fn devices(test: &str) -> Vec<Device> {
+    let mut out = vec![Device::Cuda(EMULATOR)];
+    out.extend(cuda(test));
+    out
+}
+
+/// CUDA device 0 when usable, else `None` after reporting the skip (or failing under
+/// `BIOKERNELS_REQUIRE_CUDA=1`).
+fn cuda(test: &str) -> Option<Device> {
+    match Device::Cuda(0).check_available() {
+        Ok(()) => Some(Device::Cuda(0)),
+        Err(e) => {
+            assert!(
+                e.is_no_cuda(),
+                "a missing GPU must be a typed 'no CUDA' error, got {e:?}"
+            );
+            if std::env::var("BIOKERNELS_REQUIRE_CUDA").is_ok_and(|v| v == "1") {
+                panic!("{test}: BIOKERNELS_REQUIRE_CUDA=1 but {e}");
+            }
+            let _ = writeln!(std::io::stderr(), "SKIPPED cuda:0 in {test}: {e} (ran on cpu only)");
+            None
+        }
+    }
+}
+
+/// Deterministic values in [-1, 1), never 0.
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = Stream::seeded(seed);
+    (0..len)
+        .map(|_| {
+            let v = (s.uniform01() * 2.0 - 1.0) as f32;
+            if v == 0.0 {
+                0.5
+            } else {
+                v
+            }
+        })
+        .collect()
+}
+
+fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+        .sum();
+    let den: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
+    (num / den.max(1e-30)).sqrt()
+}
+
+/// Output and input gradients of `build` on `device`: every input is a `param` leaf; the loss
+/// is `Σ y ⊙ r` with fixed random `r` (or `y` itself when `build` returns a scalar).
+type Build = dyn Fn(&Graph, &[Var]) -> bioautograd::Result<Var>;
+
+fn run(device: Device, inputs: &[(Vec<f32>, Vec<usize>)], build: &Build) -> (Vec<f32>, Vec<Vec<f32>>) {
+    let g = Graph::new();
+    let vars: Vec<Var> = inputs
+        .iter()
+        .map(|(v, s)| g.param(Tensor::new(v.clone(), s, device).unwrap()))
+        .collect();
+    let y = build(&g, &vars).unwrap();
+    let shape = g.shape(&y).unwrap();
+    let loss = if shape.iter().product::<usize>() == 1 && shape.len() <= 1 {
+        y
+    } else {
+        let r = g.input(Tensor::new(values(shape.iter().product(), 99), &shape, device).unwrap());
+        g.sum(&g.mul(&y, &r).unwrap()).unwrap()
+    };
+    let grads = g.backward(&loss).unwrap();
+    let out = g.value(&y).unwrap().to_vec().unwrap();
+    let dins = vars
+        .iter()
+        .map(|v| grads.get(v).map_or_else(Vec::new, |t| t.to_vec().unwrap()))
+        .collect();
+    (out, dins)
+}
+
+/// Runs `build` on the CPU (always) and on CUDA (when present) and compares.
+fn check(test: &str, inputs: Vec<(Vec<f32>, Vec<usize>)>, build: &Build) {
+    let (cpu_y, cpu_d) = run(Device::Cpu, &inputs, build);
+    assert!(cpu_y.iter().all(|v| v.is_finite()), "{test}: cpu output not finite");
+    for dev in devices(test) {
+        let (gy, gd) = run(dev, &inputs, build);
+        let e = rel_err(&gy, &cpu_y);
+        assert!(e < 1e-5, "{test} on {dev:?}: output rel err {e}");
+        for (k, (a, b)) in gd.iter().zip(&cpu_d).enumerate() {
+            assert_eq!(a.len(), b.len(), "{test} on {dev:?}: gradient {k} missing or extra");
+            let e = rel_err(a, b);
+            assert!(e < 1e-5, "{test} on {dev:?}: gradient of input {k} rel err {e}");
+        }
+    }
+}
+
+fn inp(shape: &[usize], seed: u64) -> (Vec<f32>, Vec<usize>) {
+    (values(shape.iter().product(), seed), shape.to_vec())
+}
+
+#[test]
+fn products_match_the_cpu() {
+    check("matmul", vec![inp(&[5, 70], 1), inp(&[70, 9], 2)], &|g, v| {
+        g.matmul(&v[0], &v[1])
+    });
+    let mask: Vec<bool> = (0..70 * 9).map(|k| (k * 7 + k / 9) % 3 != 0).collect();
+    let tiles = Arc::new(TileMap::from_bools(&mask, 70, 9, TileSize::CPU_DEFAULT).unwrap());
+    check(
+        "masked_matmul",
+        vec![inp(&[5, 70], 3), inp(&[70, 9], 4)],
+        &move |g, v| g.masked_matmul(&v[0], &v[1], &tiles),
+    );
+}
+
+#[test]
+fn elementwise_ops_match_the_cpu() {
+    check("add", vec![inp(&[4, 6], 5), inp(&[4, 6], 6)], &|g, v| {
+        g.add(&v[0], &v[1])
+    });
+    check("sub", vec![inp(&[4, 6], 7), inp(&[4, 6], 8)], &|g, v| {
+        g.sub(&v[0], &v[1])
+    });
+    check("mul", vec![inp(&[4, 6], 9), inp(&[4, 6], 10)], &|g, v| {
+        g.mul(&v[0], &v[1])
+    });
+    check("add bias row", vec![inp(&[4, 6], 11), inp(&[6], 12)], &|g, v| {
+        g.add(&v[0], &v[1])
+    });
+    check("add row bias", vec![inp(&[6], 13), inp(&[4, 6], 14)], &|g, v| {
+        g.add(&v[0], &v[1])
+    });
+    check("relu", vec![inp(&[3, 7], 15)], &|g, v| g.relu(&v[0]));
+    check("tanh", vec![inp(&[3, 7], 16)], &|g, v| g.tanh(&v[0]));
+    check("sigmoid", vec![inp(&[3, 7], 17)], &|g, v| g.sigmoid(&v[0]));
+    check("sum", vec![inp(&[3, 7], 18)], &|g, v| g.sum(&v[0]));
+    check("mean", vec![inp(&[3, 7], 19)], &|g, v| g.mean(&v[0]));
+}
+
+#[test]
+fn shape_ops_match_the_cpu() {
+    check("reshape", vec![inp(&[2, 3, 4], 20)], &|g, v| g.reshape(&v[0], &[6, 4]));
+    check("flatten", vec![inp(&[2, 3, 2, 2], 21)], &|g, v| g.flatten(&v[0]));
+    // Keras' channels-last flatten: two transposes of non-batch axes.
+    check("transpose", vec![inp(&[2, 3, 4, 5], 22)], &|g, v| {
+        let a = g.transpose(&v[0], 1, 2)?;
+        g.transpose(&a, 2, 3)
+    });
+}
+
+#[test]
+fn conv_and_pool_match_the_cpu() {
+    let opts = Conv2dOptions::default().with_padding(Padding::Same);
+    check(
+        "conv2d",
+        vec![inp(&[2, 3, 6, 6], 23), inp(&[3, 3, 3, 5], 24), inp(&[5], 25)],
+        &move |g, v| g.conv2d(&v[0], &v[1], Some(&v[2]), &opts, None),
+    );
+    let keep: Vec<f32> = (0..3 * 3 * 3 * 5).map(|k| f32::from(u8::from(k % 4 != 1))).collect();
+    let cm = Arc::new(ConvMask::from_values(&keep, (3, 3), 3, 5, 1, TileSize::CPU_DEFAULT).unwrap());
+    check(
+        "masked conv2d",
+        vec![inp(&[2, 3, 6, 6], 26), inp(&[3, 3, 3, 5], 27), inp(&[5], 28)],
+        &move |g, v| g.conv2d(&v[0], &v[1], Some(&v[2]), &Conv2dOptions::default(), Some(&cm)),
+    );
+    let topts = Conv2dOptions::default().with_stride(2, 2).with_padding(Padding::Same);
+    check(
+        "conv_transpose2d",
+        vec![inp(&[2, 4, 3, 3], 40), inp(&[3, 3, 5, 4], 41), inp(&[5], 42)],
+        &move |g, v| g.conv_transpose2d(&v[0], &v[1], Some(&v[2]), &topts, None),
+    );
+    check("max_pool2d", vec![inp(&[2, 3, 6, 6], 29)], &|g, v| {
+        g.max_pool2d(&v[0], Pool2d::new(2))
+    });
+}
+
+#[test]
+fn losses_and_dropout_match_the_cpu() {
+    let labels = [1usize, 0, 3, 2, 3];
+    check("cross_entropy", vec![inp(&[5, 4], 30)], &move |g, v| {
+        g.cross_entropy(&v[0], &labels)
+    });
+    check("mse", vec![inp(&[5, 4], 31), inp(&[5, 4], 32)], &|g, v| {
+        g.mse(&v[0], &v[1])
+    });
+    // The mask comes from the same stream on both devices.
+    check("dropout", vec![inp(&[4, 9], 33)], &|g, v| {
+        let mut rng = Stream::seeded(5);
+        g.dropout(&v[0], 0.4, &mut rng)
+    });
+}
+
+#[test]
+fn elman_sequence_matches_the_cpu() {
+    let (b, t, i, h) = (3, 5, 2, 6);
+    let topo: Vec<bool> = (0..h * h).map(|k| (k * 5 + k / h) % 3 != 0).collect();
+    let tiles = Arc::new(TileMap::from_bools(&topo, h, h, TileSize::CPU_DEFAULT).unwrap());
+    for act in [RnnActivation::Tanh, RnnActivation::Relu] {
+        let tiles = tiles.clone();
+        check(
+            "elman_sequence",
+            vec![
+                inp(&[b, t, i], 34),
+                inp(&[i, h], 35),
+                inp(&[h], 36),
+                inp(&[h, h], 37),
+                inp(&[h], 38),
+            ],
+            &move |g, v| g.elman_sequence(&v[0], &v[1], &v[2], &v[3], &v[4], Some(&tiles), act),
+        );
+    }
+}
+
+#[test]
+fn device_error_paths() {
+    for dev in devices("device_error_paths") {
+        error_paths_on(dev);
+    }
+}
+
+fn error_paths_on(dev: Device) {
+    let x = Tensor::new(values(6, 1), &[2, 3], dev).unwrap();
+    assert_eq!(x.device(), dev);
+    assert!(matches!(
+        x.as_slice(),
+        Err(Error::UnsupportedOnDevice { op: "as_slice", .. })
+    ));
+    assert_eq!(x.to_device(Device::Cpu).unwrap().to_vec().unwrap(), values(6, 1));
+    let g = Graph::new();
+    let a = g.param(x.clone());
+    let c = g.input(Tensor::from_vec(values(6, 2), &[2, 3]).unwrap());
+    assert!(matches!(g.add(&a, &c), Err(Error::DeviceMismatch { op: "add", .. })));
+    assert_eq!(
+        g.softmax(&a).unwrap_err(),
+        Error::UnsupportedOnDevice {
+            op: "softmax",
+            device: dev
+        }
+    );
+    assert!(matches!(
+        g.div(&a, &a),
+        Err(Error::UnsupportedOnDevice { op: "div", .. })
+    ));
+    // Paths that exist on the device only in part.
+    let img = g.param(Tensor::new(values(2 * 3 * 4 * 4, 3), &[2, 3, 4, 4], dev).unwrap());
+    let padded = Pool2d::new(2).with_padding(1, 1);
+    assert!(matches!(
+        g.max_pool2d(&img, padded),
+        Err(Error::UnsupportedOnDevice { op: "max_pool2d", .. })
+    ));
+    assert!(matches!(
+        g.transpose(&img, 0, 1),
+        Err(Error::UnsupportedOnDevice { op: "transpose", .. })
+    ));
+    // A seed gradient on another device than the output.
+    let y = g.relu(&a).unwrap();
+    let host_seed = Tensor::from_vec(vec![1.0; 6], &[2, 3]).unwrap();
+    assert!(matches!(
+        g.backward_with(&y, host_seed),
+        Err(Error::DeviceMismatch { op: "backward", .. })
+    ));
+    // f64 never goes to a device.
+    assert!(matches!(
+        Tensor::<f64>::zeros(&[2], dev),
+        Err(Error::UnsupportedDtype { dtype: "f64", .. })
+    ));
+}
