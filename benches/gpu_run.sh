@@ -5,8 +5,10 @@
 #                                     # --features cuda, stripped, into target/gpu-bundle/
 #   benches/gpu_run.sh run [--quick]  # on the GPU machine (carry target/gpu-bundle): device
 #                                     # tests with BIOKERNELS_REQUIRE_CUDA=1 (a missing GPU
-#                                     # fails), compute-sanitizer memcheck of the tests when
-#                                     # present, then bench-kernels --cuda --json.
+#                                     # fails): the kernels, the tape's device ops and the
+#                                     # CNN/RNN training steps; compute-sanitizer memcheck of
+#                                     # the kernel tests when present; then bench-kernels
+#                                     # --cuda --json and bench-train --device cuda (f32, tf32).
 #
 # Results (logs and bench_cuda.json) go to $OUT when it is set (the device tool's output
 # folder), else to ./gpu-results. See docs/cuda.md for the whole procedure.
@@ -16,7 +18,8 @@ BUNDLE=target/gpu-bundle
 
 build() {
     mkdir -p "$BUNDLE"
-    cargo test -p biokernels --features cuda --release --no-run --message-format=json >"$BUNDLE/build.json"
+    cargo test -p biokernels -p bioautograd -p biolayers --features cuda --release --no-run \
+        --message-format=json >"$BUNDLE/build.json"
     # The test executables cargo just built: the device tests and the library's unit tests.
     python3 - "$BUNDLE" <<'PY'
 import json, shutil, sys
@@ -30,11 +33,13 @@ for line in open(f"{bundle}/build.json"):
         shutil.copy(msg["executable"], f"{bundle}/cuda_device")
     elif name == "biokernels" and "lib" in kinds:
         shutil.copy(msg["executable"], f"{bundle}/biokernels_unit")
+    elif name in ("device_ops", "gpu_training"):
+        shutil.copy(msg["executable"], f"{bundle}/{name}")
 PY
     rm -f "$BUNDLE/build.json"
     cargo build -p xtask --features cuda --release
     cp target/release/xtask "$BUNDLE/xtask"
-    strip "$BUNDLE"/cuda_device "$BUNDLE"/biokernels_unit "$BUNDLE"/xtask
+    strip "$BUNDLE"/cuda_device "$BUNDLE"/biokernels_unit "$BUNDLE"/device_ops "$BUNDLE"/gpu_training "$BUNDLE"/xtask
     ls -la "$BUNDLE"
     du -sh "$BUNDLE"
 }
@@ -42,7 +47,7 @@ PY
 run() {
     local out="${OUT:-gpu-results}"
     mkdir -p "$out"
-    for f in cuda_device biokernels_unit xtask; do
+    for f in cuda_device biokernels_unit device_ops gpu_training xtask; do
         [ -x "$BUNDLE/$f" ] || { echo "missing $BUNDLE/$f: run 'benches/gpu_run.sh build' on the CPU machine and carry $BUNDLE" >&2; exit 2; }
     done
     nvidia-smi 2>&1 | tee "$out/nvidia-smi.txt" || true
@@ -63,6 +68,8 @@ PY
     local status=0
     "$BUNDLE/cuda_device" --test-threads=1 2>&1 | tee "$out/cuda_device.log" || status=1
     "$BUNDLE/biokernels_unit" cuda 2>&1 | tee "$out/biokernels_unit.log" || status=1
+    "$BUNDLE/device_ops" --test-threads=1 2>&1 | tee "$out/device_ops.log" || status=1
+    "$BUNDLE/gpu_training" --test-threads=1 2>&1 | tee "$out/gpu_training.log" || status=1
     if command -v compute-sanitizer >/dev/null; then
         compute-sanitizer --tool memcheck --error-exitcode 3 "$BUNDLE/cuda_device" --test-threads=1 \
             >"$out/memcheck.log" 2>&1 || status=1
@@ -73,6 +80,10 @@ PY
         exit 1
     fi
     "$BUNDLE/xtask" bench-kernels --cuda "$@" --json "$out/bench_cuda.json" 2>&1 | tee "$out/bench_cuda.log"
+    for precision in f32 tf32; do
+        "$BUNDLE/xtask" bench-train --device cuda --precision "$precision" \
+            --json "$out/bench_train_cuda_$precision.json" 2>&1 | tee "$out/bench_train_cuda_$precision.log"
+    done
 }
 
 case "${1:-}" in
