@@ -504,6 +504,10 @@ pub(crate) fn backward_input(
     init: Option<&[f32]>,
     dx: &mut [f32],
 ) -> Result<()> {
+    if let Some(adj) = super::direct::adjoint_plan(p, mask.is_some()) {
+        super::direct::backward_input(p, &adj, dy, w, init, dx);
+        return Ok(());
+    }
     backward_input_chunked(p, dy, w, mask, init, dx, p.chunk_lines(COL_BUDGET))
 }
 
@@ -642,6 +646,57 @@ mod tests {
     /// row-major im2col, the GEMM packing it) on odd shapes: output widths that are not
     /// multiples of the micro-kernel rows (blocks spanning lines and images), stride,
     /// dilation, every padding, groups, masks, chunks that split images.
+    #[test]
+    fn direct_input_gradient_matches_im2col() {
+        if !Isa::Avx512.is_available() {
+            eprintln!("SKIPPED direct_input_gradient_matches_im2col: no AVX-512 on this CPU");
+            return;
+        }
+        let geoms = [
+            Conv2dGeometry::new(3, 32, (32, 32), 32, (3, 3)),
+            Conv2dGeometry::new(2, 32, (15, 15), 64, (3, 3)).with_padding(Padding::Same),
+            Conv2dGeometry::new(2, 64, (15, 15), 64, (3, 3)),
+            Conv2dGeometry::new(2, 5, (9, 11), 13, (5, 5)).with_padding(Padding::Same),
+            Conv2dGeometry::new(1, 3, (7, 6), 8, (1, 1)),
+            Conv2dGeometry::new(2, 9, (10, 13), 17, (2, 3)).with_padding(Padding::Explicit {
+                top: 1,
+                bottom: 0,
+                left: 1,
+                right: 2,
+            }),
+        ];
+        for (gi, geom) in geoms.iter().enumerate() {
+            let p = geom.plan("test").unwrap();
+            let adj = super::super::direct::adjoint_plan(&p, false);
+            assert!(adj.is_some(), "geometry {gi} takes the direct path");
+            let dy = values(geom.output_len().unwrap(), 80 + gi as u64);
+            let w = values(geom.weight_len(), 90 + gi as u64);
+            let init = values(geom.in_channels, 95 + gi as u64);
+            for init in [None, Some(&init[..])] {
+                let mut want = vec![f32::NAN; geom.input_len()];
+                backward_input_chunked(&p, &dy, &w, None, init, &mut want, p.chunk_lines(COL_BUDGET)).unwrap();
+                let mut got = vec![f32::NAN; want.len()];
+                backward_input(&p, &dy, &w, None, init, &mut got).unwrap();
+                let (mut err, mut norm) = (0f64, 0f64);
+                for (g, e) in got.iter().zip(&want) {
+                    assert!(g.is_finite(), "geometry {gi}: every input pixel written");
+                    err += f64::from(g - e).powi(2);
+                    norm += f64::from(*e).powi(2);
+                }
+                let rel = (err / norm).sqrt();
+                assert!(rel < 1e-6, "geometry {gi}: relative error {rel}");
+            }
+        }
+        // Padding larger than k − 1 on a side keeps the im2col path.
+        let wide = Conv2dGeometry::new(1, 8, (5, 5), 8, (2, 2)).with_padding(Padding::Explicit {
+            top: 2,
+            bottom: 0,
+            left: 0,
+            right: 0,
+        });
+        assert!(super::super::direct::adjoint_plan(&wide.plan("test").unwrap(), false).is_none());
+    }
+
     #[test]
     fn direct_forward_matches_im2col_bit_for_bit() {
         if !Isa::Avx512.is_available() {

@@ -19,6 +19,11 @@
 //! so the result is bit-identical to [`super::cpu`]'s im2col path (test
 //! `direct_forward_matches_im2col_bit_for_bit`).
 //!
+//! The input gradient of a stride-1 convolution is the same kind of convolution (the kernel
+//! flipped, its channel axes swapped, `dy` padded by `k − 1 − pad`: [`adjoint_plan`]), so it
+//! takes this path too; its sums then run in another order than the im2col path's (equal to
+//! rounding, test `direct_input_gradient_matches_im2col`).
+//!
 //! # Shapes
 //! `x (N, C_in, H, W)`, `w (kh, kw, C_in, C_out)` (Keras), `y (N, C_out, OH, OW)`; per image the
 //! padded input `(C_in, oh + kh − 1, wp)` and the full-width output `(⌈C_out/8⌉·8, ⌈oh·wp/32⌉·32)`.
@@ -129,6 +134,62 @@ pub(crate) fn forward(p: &Plan, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &
     y.par_chunks_mut(cout * ohw)
         .enumerate()
         .for_each(|(n, yn)| image(n, yn));
+}
+
+/// The input gradient of a stride-1 convolution as a forward convolution (a full correlation
+/// of `dy` with the kernel flipped and its channel axes swapped), when the direct path takes
+/// it: `dx[ci, y, x] = Σ_{i', j', co} dyp[co, y + i', x + j'] · W[kh−1−i', kw−1−j', ci, co]`,
+/// `dyp` = `dy` padded by `kh − 1 − pt` on top and `kw − 1 − pl` on the left. `None` when the
+/// forward padding exceeds `k − 1` on a side (rows of `x` that reach no output) or the direct
+/// path does not apply.
+pub(crate) fn adjoint_plan(p: &Plan, masked: bool) -> Option<Plan> {
+    if masked || p.groups != 1 || (p.sh, p.sw, p.dh, p.dw) != (1, 1, 1, 1) {
+        return None;
+    }
+    // Bottom / right padding of the forward: oh = h + pt + pb − kh + 1.
+    let pb = (p.oh + p.kh - 1).checked_sub(p.h + p.pt)?;
+    let pr = (p.ow + p.kw - 1).checked_sub(p.w + p.pl)?;
+    if p.pt >= p.kh || p.pl >= p.kw || pb >= p.kh || pr >= p.kw {
+        return None;
+    }
+    let adj = Plan {
+        batch: p.batch,
+        cin: p.cout,
+        h: p.oh,
+        w: p.ow,
+        cout: p.cin,
+        oh: p.h,
+        ow: p.w,
+        kh: p.kh,
+        kw: p.kw,
+        sh: 1,
+        sw: 1,
+        dh: 1,
+        dw: 1,
+        pt: p.kh - 1 - p.pt,
+        pl: p.kw - 1 - p.pl,
+        groups: 1,
+    };
+    applies(&adj, false).then_some(adj)
+}
+
+/// `dx = convᵀ(dy, w) (+ init[c])` through [`forward`] on the [`adjoint_plan`] `adj` of `p`.
+pub(crate) fn backward_input(p: &Plan, adj: &Plan, dy: &[f32], w: &[f32], init: Option<&[f32]>, dx: &mut [f32]) {
+    let (kh, kw, cin, cout) = (p.kh, p.kw, p.cin, p.cout);
+    // W'[i', j', co, ci] = W[kh − 1 − i', kw − 1 − j', ci, co] (Keras layout on both sides).
+    let mut flipped = vec![0f32; w.len()];
+    for i in 0..kh {
+        for j in 0..kw {
+            let src_tap = (kh - 1 - i) * kw + (kw - 1 - j);
+            let dst_tap = i * kw + j;
+            for ci in 0..cin {
+                for co in 0..cout {
+                    flipped[(dst_tap * cout + co) * cin + ci] = w[(src_tap * cin + ci) * cout + co];
+                }
+            }
+        }
+    }
+    forward(adj, dy, &flipped, init, dx);
 }
 
 /// One 8-channel × 32-pixel block of the full-width output, the reduction in `KC` chunks as
