@@ -554,6 +554,10 @@ fn backward_input_chunked(
 
 /// `dw = (col(x)ᵀ · dy) ⊙ M`, overwriting `dw` (exactly 0 off the mask).
 pub(crate) fn backward_weight(p: &Plan, x: &[f32], dy: &[f32], mask: Option<&ConvMask>, dw: &mut [f32]) -> Result<()> {
+    if super::direct::applies(p, mask.is_some()) {
+        super::direct::backward_weight(p, x, dy, dw);
+        return Ok(());
+    }
     backward_weight_chunked(p, x, dy, mask, dw, p.chunk_lines(COL_BUDGET))
 }
 
@@ -695,6 +699,51 @@ mod tests {
             right: 0,
         });
         assert!(super::super::direct::adjoint_plan(&wide.plan("test").unwrap(), false).is_none());
+    }
+
+    #[test]
+    fn direct_weight_gradient_matches_im2col() {
+        if !Isa::Avx512.is_available() {
+            eprintln!("SKIPPED direct_weight_gradient_matches_im2col: no AVX-512 on this CPU");
+            return;
+        }
+        // Batches that are not a multiple of the image step, C_in / C_out off the 8 / 32
+        // blocks, every padding, 1×1 and non-square kernels.
+        let geoms = [
+            Conv2dGeometry::new(5, 32, (32, 32), 32, (3, 3)),
+            Conv2dGeometry::new(3, 32, (15, 15), 64, (3, 3)).with_padding(Padding::Same),
+            Conv2dGeometry::new(2, 64, (15, 15), 64, (3, 3)),
+            Conv2dGeometry::new(9, 13, (9, 11), 40, (5, 5)).with_padding(Padding::Same),
+            Conv2dGeometry::new(1, 8, (7, 6), 5, (1, 1)),
+            Conv2dGeometry::new(2, 9, (10, 13), 17, (2, 3)).with_padding(Padding::Explicit {
+                top: 2,
+                bottom: 0,
+                left: 1,
+                right: 3,
+            }),
+        ];
+        for (gi, geom) in geoms.iter().enumerate() {
+            let p = geom.plan("test").unwrap();
+            assert!(
+                super::super::direct::applies(&p, false),
+                "geometry {gi} takes the direct path"
+            );
+            let x = values(geom.input_len(), 110 + gi as u64);
+            let dy = values(geom.output_len().unwrap(), 120 + gi as u64);
+            let mut want = vec![f32::NAN; geom.weight_len()];
+            backward_weight_chunked(&p, &x, &dy, None, &mut want, p.chunk_lines(COL_BUDGET)).unwrap();
+            let mut got = vec![f32::NAN; want.len()];
+            backward_weight(&p, &x, &dy, None, &mut got).unwrap();
+            let (mut err, mut norm) = (0f64, 0f64);
+            for (g, e) in got.iter().zip(&want) {
+                assert!(g.is_finite(), "geometry {gi}: every weight written");
+                err += f64::from(g - e).powi(2);
+                norm += f64::from(*e).powi(2);
+            }
+            let rel = (err / norm).sqrt();
+            // Both are f32 sums over up to 4500 terms in different orders.
+            assert!(rel < 1e-5, "geometry {gi}: relative error {rel}");
+        }
     }
 
     #[test]

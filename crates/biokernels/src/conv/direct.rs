@@ -192,6 +192,182 @@ pub(crate) fn backward_input(p: &Plan, adj: &Plan, dy: &[f32], w: &[f32], init: 
     forward(adj, dy, &flipped, init, dx);
 }
 
+/// Images per step of the weight gradient: the partial sums of each step are added to the
+/// result in order, so the result does not depend on the number of threads.
+const WGRAD_IMAGES: usize = 4;
+/// Output channels per weight-gradient block (two AVX-512 vectors).
+const WGRAD_CO: usize = 32;
+
+/// `dw = col(x)ᵀ · dy` (Keras layout, overwritten) for a plan that [`applies`], on the full-width
+/// grid: for tap `t`, `dw[t, ci, co] = Σ_n Σ_q xpad[n, ci, q + off(t)] · dyw[n, q, co]`, where
+/// `dyw` is `dy` transposed to pixel-major rows on the full-width grid with 0 in the junk
+/// columns. Blocks of 8 input × 32 output channels of one tap sum the pixels of
+/// [`WGRAD_IMAGES`] images in registers; a junk pixel contributes `x · 0` (a NaN or infinite
+/// input there gives NaN, where the im2col path would not read it; the forward output is
+/// then already non-finite).
+pub(crate) fn backward_weight(p: &Plan, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    let (cin, cout, taps) = (p.cin, p.cout, p.kh * p.kw);
+    let (hp, wp) = (p.oh + p.kh - 1, p.ow + p.kw - 1);
+    let plane = hp * wp;
+    let full = p.oh * wp;
+    let ci_blocks = cin.div_ceil(CO_BLOCK);
+    let co_blocks = cout.div_ceil(WGRAD_CO);
+    let cout_pad = co_blocks * WGRAD_CO;
+    // Channels padded to whole 8-blocks (zero planes), plus the slack the last taps read.
+    let img_len = ci_blocks * CO_BLOCK * plane + p.kw + 1;
+    let dyw_len = full * cout_pad;
+    let offsets: Vec<usize> = (0..taps).map(|t| (t / p.kw) * wp + t % p.kw).collect();
+    let (hw, ohw) = (p.h * p.w, p.oh * p.ow);
+    // One block per (tap, input-channel block, output-channel block).
+    let nblocks = taps * ci_blocks * co_blocks;
+    let mut sums = vec![0f32; nblocks * CO_BLOCK * WGRAD_CO];
+    let mut xpads = vec![0f32; WGRAD_IMAGES * img_len];
+    let mut dyws = vec![0f32; WGRAD_IMAGES * dyw_len];
+    for (step, n0) in (0..p.batch).step_by(WGRAD_IMAGES).enumerate() {
+        let n1 = (n0 + WGRAD_IMAGES).min(p.batch);
+        let imgs = n1 - n0;
+        xpads[..imgs * img_len]
+            .par_chunks_mut(img_len)
+            .zip(dyws[..imgs * dyw_len].par_chunks_mut(dyw_len))
+            .enumerate()
+            .for_each(|(i, (xp, dyw))| {
+                let n = n0 + i;
+                xp.fill(0.0);
+                for c in 0..cin {
+                    let src = &x[(n * cin + c) * hw..][..hw];
+                    for yy in 0..p.h {
+                        let (py, px) = (yy + p.pt, p.pl);
+                        if py >= hp || px >= wp {
+                            continue;
+                        }
+                        let len = p.w.min(wp - px);
+                        xp[c * plane + py * wp + px..][..len].copy_from_slice(&src[yy * p.w..][..len]);
+                    }
+                }
+                dyw.fill(0.0);
+                for co in 0..cout {
+                    let src = &dy[(n * cout + co) * ohw..][..ohw];
+                    for oy in 0..p.oh {
+                        for ox in 0..p.ow {
+                            dyw[(oy * wp + ox) * cout_pad + co] = src[oy * p.ow + ox];
+                        }
+                    }
+                }
+            });
+        let (xpads, dyws) = (&xpads[..imgs * img_len], &dyws[..imgs * dyw_len]);
+        sums.par_chunks_mut(CO_BLOCK * WGRAD_CO)
+            .enumerate()
+            .for_each(|(b, out)| {
+                let (t, rest) = (b / (ci_blocks * co_blocks), b % (ci_blocks * co_blocks));
+                let (cib, cob) = (rest / co_blocks, rest % co_blocks);
+                // SAFETY: AVX-512F was detected (`applies`). For every image the largest x index
+                // is (cib·8 + 7)·plane + off + full − 1 with off ≤ (kh − 1)·wp + kw − 1 and
+                // full = oh·wp, i.e. at most (cib + 1)·8·plane + kw − 2 < img_len; the dyw reads
+                // (q < full, columns cob·32 .. +32 ≤ cout_pad) lie in dyw_len; `out` holds 8 × 32.
+                unsafe {
+                    wgrad_block_8x32(
+                        xpads,
+                        img_len,
+                        cib * CO_BLOCK * plane + offsets[t],
+                        plane,
+                        dyws,
+                        dyw_len,
+                        cob * WGRAD_CO,
+                        cout_pad,
+                        full,
+                        out.as_mut_ptr(),
+                        step > 0,
+                    );
+                }
+            });
+    }
+    for t in 0..taps {
+        for ci in 0..cin {
+            let (cib, r) = (ci / CO_BLOCK, ci % CO_BLOCK);
+            for co in 0..cout {
+                let (cob, cc) = (co / WGRAD_CO, co % WGRAD_CO);
+                let b = (t * ci_blocks + cib) * co_blocks + cob;
+                dw[(t * cin + ci) * cout + co] = sums[b * CO_BLOCK * WGRAD_CO + r * WGRAD_CO + cc];
+            }
+        }
+    }
+}
+
+/// One (tap, 8 input channels, 32 output channels) block of the weight gradient over the
+/// images of a step: pixels summed in order in registers, then stored (`add` = false) or
+/// added to `out` (later steps).
+///
+/// # Safety
+/// AVX-512F must be available; for every image `i` below `xpads.len() / img_len`, the values
+/// `xpads[i·img_len + x0 + r·plane + q]` (r < 8, q < full) and `dyws[i·dyw_len + q·ld + co0 +
+/// 0..32]` must exist; `out` must hold 8 × 32 values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn wgrad_block_8x32(
+    xpads: &[f32],
+    img_len: usize,
+    x0: usize,
+    plane: usize,
+    dyws: &[f32],
+    dyw_len: usize,
+    co0: usize,
+    ld: usize,
+    full: usize,
+    out: *mut f32,
+    add: bool,
+) {
+    use std::arch::x86_64::*;
+    let zero = _mm512_setzero_ps();
+    let (mut lo, mut hi) = ([zero; CO_BLOCK], [zero; CO_BLOCK]);
+    for i in 0..xpads.len() / img_len {
+        let xp = xpads[i * img_len + x0..].as_ptr();
+        let bp = dyws[i * dyw_len + co0..].as_ptr();
+        for q in 0..full {
+            // SAFETY: covered by the caller's contract.
+            unsafe {
+                let b0 = _mm512_loadu_ps(bp.add(q * ld));
+                let b1 = _mm512_loadu_ps(bp.add(q * ld + 16));
+                for r in 0..CO_BLOCK {
+                    let av = _mm512_set1_ps(*xp.add(r * plane + q));
+                    lo[r] = _mm512_fmadd_ps(av, b0, lo[r]);
+                    hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);
+                }
+            }
+        }
+    }
+    for r in 0..CO_BLOCK {
+        // SAFETY: covered by the caller's contract.
+        unsafe {
+            let o = out.add(r * WGRAD_CO);
+            let (mut v0, mut v1) = (lo[r], hi[r]);
+            if add {
+                v0 = _mm512_add_ps(_mm512_loadu_ps(o), v0);
+                v1 = _mm512_add_ps(_mm512_loadu_ps(o.add(16)), v1);
+            }
+            _mm512_storeu_ps(o, v0);
+            _mm512_storeu_ps(o.add(16), v1);
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn wgrad_block_8x32(
+    _: &[f32],
+    _: usize,
+    _: usize,
+    _: usize,
+    _: &[f32],
+    _: usize,
+    _: usize,
+    _: usize,
+    _: usize,
+    _: *mut f32,
+    _: bool,
+) {
+}
+
 /// One 8-channel × 32-pixel block of the full-width output, the reduction in `KC` chunks as
 /// the GEMM micro-kernel sums it (see the module docs).
 ///
