@@ -658,6 +658,7 @@ mod tests {
         }
         let geoms = [
             Conv2dGeometry::new(3, 32, (32, 32), 32, (3, 3)),
+            Conv2dGeometry::new(2, 3, (32, 32), 32, (3, 3)).with_padding(Padding::Same),
             Conv2dGeometry::new(2, 32, (15, 15), 64, (3, 3)).with_padding(Padding::Same),
             Conv2dGeometry::new(2, 64, (15, 15), 64, (3, 3)),
             Conv2dGeometry::new(2, 5, (9, 11), 13, (5, 5)).with_padding(Padding::Same),
@@ -711,6 +712,7 @@ mod tests {
         // blocks, every padding, 1×1 and non-square kernels.
         let geoms = [
             Conv2dGeometry::new(5, 32, (32, 32), 32, (3, 3)),
+            Conv2dGeometry::new(6, 3, (32, 32), 32, (3, 3)).with_padding(Padding::Same),
             Conv2dGeometry::new(3, 32, (15, 15), 64, (3, 3)).with_padding(Padding::Same),
             Conv2dGeometry::new(2, 64, (15, 15), 64, (3, 3)),
             Conv2dGeometry::new(9, 13, (9, 11), 40, (5, 5)).with_padding(Padding::Same),
@@ -757,6 +759,7 @@ mod tests {
         // 1×1 and non-square kernels, an image larger than the kernel's reach on one side.
         let geoms = [
             Conv2dGeometry::new(3, 32, (32, 32), 32, (3, 3)),
+            Conv2dGeometry::new(2, 3, (32, 32), 32, (3, 3)).with_padding(Padding::Same),
             Conv2dGeometry::new(2, 32, (15, 15), 64, (3, 3)).with_padding(Padding::Same),
             Conv2dGeometry::new(2, 64, (15, 15), 64, (3, 3)),
             Conv2dGeometry::new(2, 13, (9, 11), 13, (5, 5)).with_padding(Padding::Same),

@@ -50,8 +50,9 @@ pub(crate) fn applies(p: &Plan, masked: bool) -> bool {
     !masked
         && p.groups == 1
         && (p.sh, p.sw, p.dh, p.dw) == (1, 1, 1, 1)
-        // Below 8 input channels a tap's reduction is too short to pay for the register block.
-        && p.cin >= 8
+        // Even 3 input channels (27 reduction steps per block) beat im2col: measured 0.40–0.68
+        // vs 1.0–1.2 ms for the paper CNN's first layer.
+        && p.cin >= 1
         && p.oh > 0
         && p.ow > 0
         && Isa::detect() == Isa::Avx512
@@ -245,11 +246,15 @@ pub(crate) fn backward_weight(p: &Plan, x: &[f32], dy: &[f32], dw: &mut [f32]) {
                     }
                 }
                 dyw.fill(0.0);
-                for co in 0..cout {
-                    let src = &dy[(n * cout + co) * ohw..][..ohw];
-                    for oy in 0..p.oh {
-                        for ox in 0..p.ow {
-                            dyw[(oy * wp + ox) * cout_pad + co] = src[oy * p.ow + ox];
+                // Pixel-major rows written contiguously; the cout source rows are read in
+                // step (cout sequential streams).
+                let dyn_ = &dy[n * cout * ohw..][..cout * ohw];
+                for oy in 0..p.oh {
+                    for ox in 0..p.ow {
+                        let dst = &mut dyw[(oy * wp + ox) * cout_pad..][..cout];
+                        let at = oy * p.ow + ox;
+                        for (co, d) in dst.iter_mut().enumerate() {
+                            *d = dyn_[co * ohw + at];
                         }
                     }
                 }
