@@ -50,6 +50,21 @@ impl Stream {
         }
     }
 
+    /// `out.len()` successive [`Stream::uniform01`] draws (the same values in the same order),
+    /// with the flavour resolved once instead of per draw.
+    pub fn fill_uniform01(&mut self, out: &mut [f64]) {
+        match self {
+            Stream::Seeded(r) => {
+                let r = &mut **r;
+                for v in out {
+                    *v = (r.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+                }
+            }
+            Stream::Numpy(r) => out.iter_mut().for_each(|v| *v = r.random_f64()),
+            Stream::Python(r) => out.iter_mut().for_each(|v| *v = r.random()),
+        }
+    }
+
     /// `a + (b - a) * u`: `numpy.random.uniform(a, b)` / `random.uniform(a, b)`.
     pub fn uniform(&mut self, a: f64, b: f64) -> f64 {
         a + (b - a) * self.uniform01()
@@ -118,6 +133,20 @@ fn lemire_below(r: &mut ChaCha8Rng, n: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bulk_uniform_draws_equal_single_draws_for_every_flavour() {
+        for make in [|| Stream::seeded(11), || Stream::numpy(11), || Stream::python(11)] {
+            let (mut one, mut bulk) = (make(), make());
+            let want: Vec<f64> = (0..1000).map(|_| one.uniform01()).collect();
+            let mut got = vec![0.0; 1000];
+            bulk.fill_uniform01(&mut got[..600]);
+            bulk.fill_uniform01(&mut got[600..]);
+            assert_eq!(got, want);
+            // Both streams are at the same place afterwards.
+            assert_eq!(one.uniform01(), bulk.uniform01());
+        }
+    }
 
     #[test]
     fn seeded_is_reproducible_and_uniform() {

@@ -50,9 +50,10 @@ impl<T: Float> Graph<T> {
             return self.gpu_dropout(OP, x, xt, &keep, (1.0 / (1.0 - p)) as f32);
         }
         let scale = T::from_f64(1.0 / (1.0 - p));
-        let factor: Vec<T> = (0..xt.numel())
-            .map(|_| if rng.uniform01() < 1.0 - p { scale } else { T::ZERO })
-            .collect();
+        // One uniform draw per element, in order (the same stream as drawing one by one).
+        let mut u = vec![0f64; xt.numel()];
+        rng.fill_uniform01(&mut u);
+        let factor: Vec<T> = par::map(&u, |u| if u < 1.0 - p { scale } else { T::ZERO });
         let y = par::zip_map(xt.as_slice()?, &factor, |v, f| v * f);
         Ok(
             self.push(Tensor::from_parts(y, xt.shape().to_vec()), &[*x], move |g, _| {

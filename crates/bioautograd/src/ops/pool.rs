@@ -141,10 +141,11 @@ impl<T: Float> Graph<T> {
                         for di in 0..kh {
                             let row = &plane[first + di * w..][..kw];
                             for (dj, &v) in row.iter().enumerate() {
-                                if v > best {
-                                    best = v;
-                                    best_at = first + di * w + dj;
-                                }
+                                // Branch-free select: on random data `v > best` is a coin
+                                // flip, and mispredicted branches cost more than the loads.
+                                let gt = v > best;
+                                best = if gt { v } else { best };
+                                best_at = if gt { first + di * w + dj } else { best_at };
                             }
                         }
                         yp[i * ow + j] = best;
