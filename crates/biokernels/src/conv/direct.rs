@@ -202,7 +202,7 @@ const WGRAD_CO: usize = 32;
 /// `dw = col(x)ᵀ · dy` (Keras layout, overwritten) for a plan that [`applies`], on the full-width
 /// grid: for tap `t`, `dw[t, ci, co] = Σ_n Σ_q xpad[n, ci, q + off(t)] · dyw[n, q, co]`, where
 /// `dyw` is `dy` transposed to pixel-major rows on the full-width grid with 0 in the junk
-/// columns. Blocks of 8 input × 32 output channels of one tap sum the pixels of
+/// columns. Blocks of 8 (tap, input channel) rows × 32 output channels sum the pixels of
 /// [`WGRAD_IMAGES`] images in registers; a junk pixel contributes `x · 0` (a NaN or infinite
 /// input there gives NaN, where the im2col path would not read it; the forward output is
 /// then already non-finite).
@@ -211,17 +211,26 @@ pub(crate) fn backward_weight(p: &Plan, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let (hp, wp) = (p.oh + p.kh - 1, p.ow + p.kw - 1);
     let plane = hp * wp;
     let full = p.oh * wp;
-    let ci_blocks = cin.div_ceil(CO_BLOCK);
     let co_blocks = cout.div_ceil(WGRAD_CO);
     let cout_pad = co_blocks * WGRAD_CO;
-    // Channels padded to whole 8-blocks (zero planes), plus the slack the last taps read.
-    let img_len = ci_blocks * CO_BLOCK * plane + p.kw + 1;
+    // Rows of dW are the (tap, input channel) pairs kk = t·cin + ci, in blocks of 8 (a
+    // 3-channel first layer fills them: 27 rows in 4 blocks); row kk reads plane ci at the
+    // tap's offset. Rows past the last (the last block's padding) read row 0 and are dropped.
+    let rows = taps * cin;
+    let row_blocks = rows.div_ceil(CO_BLOCK);
+    let tap_offset = |t: usize| (t / p.kw) * wp + t % p.kw;
+    let row_offset = |kk: usize| {
+        if kk < rows {
+            (kk % cin) * plane + tap_offset(kk / cin)
+        } else {
+            0
+        }
+    };
+    // The channels plus the slack the last taps read (x index ≤ cin·plane + kw − 2).
+    let img_len = cin * plane + p.kw + 1;
     let dyw_len = full * cout_pad;
-    let offsets: Vec<usize> = (0..taps).map(|t| (t / p.kw) * wp + t % p.kw).collect();
     let (hw, ohw) = (p.h * p.w, p.oh * p.ow);
-    // One block per (tap, input-channel block, output-channel block).
-    let nblocks = taps * ci_blocks * co_blocks;
-    let mut sums = vec![0f32; nblocks * CO_BLOCK * WGRAD_CO];
+    let mut sums = vec![0f32; row_blocks * co_blocks * CO_BLOCK * WGRAD_CO];
     let mut xpads = vec![0f32; WGRAD_IMAGES * img_len];
     let mut dyws = vec![0f32; WGRAD_IMAGES * dyw_len];
     for (step, n0) in (0..p.batch).step_by(WGRAD_IMAGES).enumerate() {
@@ -263,18 +272,17 @@ pub(crate) fn backward_weight(p: &Plan, x: &[f32], dy: &[f32], dw: &mut [f32]) {
         sums.par_chunks_mut(CO_BLOCK * WGRAD_CO)
             .enumerate()
             .for_each(|(b, out)| {
-                let (t, rest) = (b / (ci_blocks * co_blocks), b % (ci_blocks * co_blocks));
-                let (cib, cob) = (rest / co_blocks, rest % co_blocks);
+                let (rb, cob) = (b / co_blocks, b % co_blocks);
+                let offs: [usize; CO_BLOCK] = std::array::from_fn(|r| row_offset(rb * CO_BLOCK + r));
                 // SAFETY: AVX-512F was detected (`applies`). For every image the largest x index
-                // is (cib·8 + 7)·plane + off + full − 1 with off ≤ (kh − 1)·wp + kw − 1 and
-                // full = oh·wp, i.e. at most (cib + 1)·8·plane + kw − 2 < img_len; the dyw reads
+                // is (cin − 1)·plane + off + full − 1 with off ≤ (kh − 1)·wp + kw − 1 and
+                // full = oh·wp, i.e. at most cin·plane + kw − 2 < img_len; the dyw reads
                 // (q < full, columns cob·32 .. +32 ≤ cout_pad) lie in dyw_len; `out` holds 8 × 32.
                 unsafe {
                     wgrad_block_8x32(
                         xpads,
                         img_len,
-                        cib * CO_BLOCK * plane + offsets[t],
-                        plane,
+                        &offs,
                         dyws,
                         dyw_len,
                         cob * WGRAD_CO,
@@ -286,25 +294,23 @@ pub(crate) fn backward_weight(p: &Plan, x: &[f32], dy: &[f32], dw: &mut [f32]) {
                 }
             });
     }
-    for t in 0..taps {
-        for ci in 0..cin {
-            let (cib, r) = (ci / CO_BLOCK, ci % CO_BLOCK);
-            for co in 0..cout {
-                let (cob, cc) = (co / WGRAD_CO, co % WGRAD_CO);
-                let b = (t * ci_blocks + cib) * co_blocks + cob;
-                dw[(t * cin + ci) * cout + co] = sums[b * CO_BLOCK * WGRAD_CO + r * WGRAD_CO + cc];
-            }
+    for kk in 0..rows {
+        let (rb, r) = (kk / CO_BLOCK, kk % CO_BLOCK);
+        for co in 0..cout {
+            let (cob, cc) = (co / WGRAD_CO, co % WGRAD_CO);
+            let b = rb * co_blocks + cob;
+            dw[kk * cout + co] = sums[b * CO_BLOCK * WGRAD_CO + r * WGRAD_CO + cc];
         }
     }
 }
 
-/// One (tap, 8 input channels, 32 output channels) block of the weight gradient over the
+/// One block of 8 (tap, input channel) rows × 32 output channels of the weight gradient over the
 /// images of a step: pixels summed in order in registers, then stored (`add` = false) or
 /// added to `out` (later steps).
 ///
 /// # Safety
 /// AVX-512F must be available; for every image `i` below `xpads.len() / img_len`, the values
-/// `xpads[i·img_len + x0 + r·plane + q]` (r < 8, q < full) and `dyws[i·dyw_len + q·ld + co0 +
+/// `xpads[i·img_len + offs[r] + q]` (r < 8, q < full) and `dyws[i·dyw_len + q·ld + co0 +
 /// 0..32]` must exist; `out` must hold 8 × 32 values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
@@ -312,8 +318,7 @@ pub(crate) fn backward_weight(p: &Plan, x: &[f32], dy: &[f32], dw: &mut [f32]) {
 unsafe fn wgrad_block_8x32(
     xpads: &[f32],
     img_len: usize,
-    x0: usize,
-    plane: usize,
+    offs: &[usize; CO_BLOCK],
     dyws: &[f32],
     dyw_len: usize,
     co0: usize,
@@ -326,7 +331,7 @@ unsafe fn wgrad_block_8x32(
     let zero = _mm512_setzero_ps();
     let (mut lo, mut hi) = ([zero; CO_BLOCK], [zero; CO_BLOCK]);
     for i in 0..xpads.len() / img_len {
-        let xp = xpads[i * img_len + x0..].as_ptr();
+        let xp = xpads[i * img_len..].as_ptr();
         let bp = dyws[i * dyw_len + co0..].as_ptr();
         for q in 0..full {
             // SAFETY: covered by the caller's contract.
@@ -334,7 +339,7 @@ unsafe fn wgrad_block_8x32(
                 let b0 = _mm512_loadu_ps(bp.add(q * ld));
                 let b1 = _mm512_loadu_ps(bp.add(q * ld + 16));
                 for r in 0..CO_BLOCK {
-                    let av = _mm512_set1_ps(*xp.add(r * plane + q));
+                    let av = _mm512_set1_ps(*xp.add(offs[r] + q));
                     lo[r] = _mm512_fmadd_ps(av, b0, lo[r]);
                     hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);
                 }
@@ -361,8 +366,7 @@ unsafe fn wgrad_block_8x32(
 unsafe fn wgrad_block_8x32(
     _: &[f32],
     _: usize,
-    _: usize,
-    _: usize,
+    _: &[usize; CO_BLOCK],
     _: &[f32],
     _: usize,
     _: usize,
