@@ -451,8 +451,11 @@ pub(crate) fn forward(
     bias: Option<&[f32]>,
     y: &mut [f32],
 ) -> Result<()> {
-    if super::direct::applies(p, mask.is_some()) {
-        super::direct::forward(p, x, w, bias, y);
+    if super::direct::applies(p, mask) {
+        match mask {
+            Some(m) => super::direct::forward(p, x, &super::direct::masked_weights(m, w), bias, y),
+            None => super::direct::forward(p, x, w, bias, y),
+        }
         return Ok(());
     }
     forward_chunked(p, x, w, mask, bias, y, p.chunk_lines(COL_BUDGET))
@@ -504,8 +507,11 @@ pub(crate) fn backward_input(
     init: Option<&[f32]>,
     dx: &mut [f32],
 ) -> Result<()> {
-    if let Some(adj) = super::direct::adjoint_plan(p, mask.is_some()) {
-        super::direct::backward_input(p, &adj, dy, w, init, dx);
+    if let Some(adj) = super::direct::adjoint_plan(p, mask) {
+        match mask {
+            Some(m) => super::direct::backward_input(p, &adj, dy, &super::direct::masked_weights(m, w), init, dx),
+            None => super::direct::backward_input(p, &adj, dy, w, init, dx),
+        }
         return Ok(());
     }
     backward_input_chunked(p, dy, w, mask, init, dx, p.chunk_lines(COL_BUDGET))
@@ -554,8 +560,11 @@ fn backward_input_chunked(
 
 /// `dw = (col(x)ᵀ · dy) ⊙ M`, overwriting `dw` (exactly 0 off the mask).
 pub(crate) fn backward_weight(p: &Plan, x: &[f32], dy: &[f32], mask: Option<&ConvMask>, dw: &mut [f32]) -> Result<()> {
-    if super::direct::applies(p, mask.is_some()) {
+    if super::direct::applies(p, mask) {
         super::direct::backward_weight(p, x, dy, dw);
+        if let Some(m) = mask {
+            super::direct::zero_off_mask(m, dw);
+        }
         return Ok(());
     }
     backward_weight_chunked(p, x, dy, mask, dw, p.chunk_lines(COL_BUDGET))
@@ -672,7 +681,7 @@ mod tests {
         ];
         for (gi, geom) in geoms.iter().enumerate() {
             let p = geom.plan("test").unwrap();
-            let adj = super::super::direct::adjoint_plan(&p, false);
+            let adj = super::super::direct::adjoint_plan(&p, None);
             assert!(adj.is_some(), "geometry {gi} takes the direct path");
             let dy = values(geom.output_len().unwrap(), 80 + gi as u64);
             let w = values(geom.weight_len(), 90 + gi as u64);
@@ -699,7 +708,7 @@ mod tests {
             left: 0,
             right: 0,
         });
-        assert!(super::super::direct::adjoint_plan(&wide.plan("test").unwrap(), false).is_none());
+        assert!(super::super::direct::adjoint_plan(&wide.plan("test").unwrap(), None).is_none());
     }
 
     #[test]
@@ -727,7 +736,7 @@ mod tests {
         for (gi, geom) in geoms.iter().enumerate() {
             let p = geom.plan("test").unwrap();
             assert!(
-                super::super::direct::applies(&p, false),
+                super::super::direct::applies(&p, None),
                 "geometry {gi} takes the direct path"
             );
             let x = values(geom.input_len(), 110 + gi as u64);
@@ -746,6 +755,87 @@ mod tests {
             // Both are f32 sums over up to 4500 terms in different orders.
             assert!(rel < 1e-5, "geometry {gi}: relative error {rel}");
         }
+    }
+
+    #[test]
+    fn masked_convs_on_the_direct_path_match_tile_skipping() {
+        if !Isa::Avx512.is_available() {
+            eprintln!("SKIPPED masked_convs_on_the_direct_path_match_tile_skipping: no AVX-512 on this CPU");
+            return;
+        }
+        let geoms = [
+            Conv2dGeometry::new(3, 32, (16, 16), 32, (3, 3)),
+            Conv2dGeometry::new(2, 32, (15, 15), 64, (3, 3)).with_padding(Padding::Same),
+            Conv2dGeometry::new(2, 13, (9, 11), 17, (5, 3)).with_padding(Padding::Same),
+        ];
+        for (gi, geom) in geoms.iter().enumerate() {
+            let p = geom.plan("test").unwrap();
+            let [kh, kw, cin, cout, groups] = geom.mask_dims();
+            // A random half mask: every 16 × 16 tile partial, work fraction 1 → the direct path.
+            let mvals: Vec<f32> = values(geom.weight_len(), 130 + gi as u64)
+                .iter()
+                .map(|&v| if v > 0.0 { 1.0 } else { 0.0 })
+                .collect();
+            let mask = ConvMask::from_values(&mvals, (kh, kw), cin, cout, groups, TileSize::CPU_DEFAULT).unwrap();
+            assert!(super::super::direct::applies(&p, Some(&mask)), "geometry {gi}");
+            let x = values(geom.input_len(), 140 + gi as u64);
+            // Large weights off the mask: they must not leak into any result.
+            let w: Vec<f32> = values(geom.weight_len(), 150 + gi as u64)
+                .iter()
+                .zip(&mvals)
+                .map(|(&v, &m)| if m == 1.0 { v } else { 1e30 })
+                .collect();
+            let dy = values(geom.output_len().unwrap(), 160 + gi as u64);
+            let bias = values(geom.out_channels, 170 + gi as u64);
+            let chunk = p.chunk_lines(COL_BUDGET);
+            let rel = |got: &[f32], want: &[f32]| {
+                let (mut e, mut n) = (0f64, 0f64);
+                for (g, w) in got.iter().zip(want) {
+                    assert!(g.is_finite());
+                    e += f64::from(g - w).powi(2);
+                    n += f64::from(*w).powi(2);
+                }
+                (e / n).sqrt()
+            };
+            let mut want = vec![f32::NAN; geom.output_len().unwrap()];
+            forward_chunked(&p, &x, &w, Some(&mask), Some(&bias), &mut want, chunk).unwrap();
+            let mut got = vec![f32::NAN; want.len()];
+            forward(&p, &x, &w, Some(&mask), Some(&bias), &mut got).unwrap();
+            // Skipped products are exact zeros on the direct path: equal values.
+            assert_eq!(got, want, "geometry {gi}: forward");
+            let mut want = vec![f32::NAN; geom.input_len()];
+            backward_input_chunked(&p, &dy, &w, Some(&mask), None, &mut want, chunk).unwrap();
+            let mut got = vec![f32::NAN; want.len()];
+            backward_input(&p, &dy, &w, Some(&mask), None, &mut got).unwrap();
+            assert!(rel(&got, &want) < 1e-6, "geometry {gi}: input gradient");
+            let mut want = vec![f32::NAN; geom.weight_len()];
+            backward_weight_chunked(&p, &x, &dy, Some(&mask), &mut want, chunk).unwrap();
+            let mut got = vec![f32::NAN; want.len()];
+            backward_weight(&p, &x, &dy, Some(&mask), &mut got).unwrap();
+            assert!(rel(&got, &want) < 1e-5, "geometry {gi}: weight gradient");
+            for (i, (&g, &m)) in got.iter().zip(&mvals).enumerate() {
+                assert!(
+                    m == 1.0 || g.to_bits() == 0,
+                    "geometry {gi}: dw[{i}] = {g} off the mask"
+                );
+            }
+        }
+        // A mask that empties most tiles keeps the tile-skipping path.
+        let geom = Conv2dGeometry::new(1, 64, (8, 8), 64, (3, 3));
+        let [kh, kw, cin, cout, groups] = geom.mask_dims();
+        let band: Vec<f32> = (0..geom.weight_len())
+            .map(|i| {
+                let (c, co) = ((i / cout) % cin, i % cout);
+                if c.abs_diff(co) < 4 {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask = ConvMask::from_values(&band, (kh, kw), cin, cout, groups, TileSize::CPU_DEFAULT).unwrap();
+        assert!(mask.work_fraction() < super::super::direct::MASKED_MIN_WORK);
+        assert!(!super::super::direct::applies(&geom.plan("test").unwrap(), Some(&mask)));
     }
 
     #[test]
@@ -775,7 +865,7 @@ mod tests {
         for (gi, geom) in geoms.iter().enumerate() {
             let p = geom.plan("test").unwrap();
             assert!(
-                super::super::direct::applies(&p, false),
+                super::super::direct::applies(&p, None),
                 "geometry {gi} takes the direct path"
             );
             let x = values(geom.input_len(), 50 + gi as u64);
