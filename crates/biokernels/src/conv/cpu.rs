@@ -836,6 +836,9 @@ mod tests {
         let mask = ConvMask::from_values(&band, (kh, kw), cin, cout, groups, TileSize::CPU_DEFAULT).unwrap();
         assert!(mask.work_fraction() < super::super::direct::MASKED_MIN_WORK);
         assert!(!super::super::direct::applies(&geom.plan("test").unwrap(), Some(&mask)));
+        // So does a layer whose weights do not fit the direct path's L2 budget.
+        let wide = Conv2dGeometry::new(1, 256, (8, 8), 256, (3, 3)).with_padding(Padding::Same);
+        assert!(!super::super::direct::applies(&wide.plan("test").unwrap(), None));
     }
 
     #[test]
