@@ -1,5 +1,7 @@
-//! Direct convolution forward (AVX-512) for stride 1, no dilation, one group and no mask: the
-//! convolutions of the paper CNNs.
+//! Direct convolutions (AVX-512) for stride 1, no dilation and one group, with weights that fit
+//! L2 ([`MAX_WEIGHTS`]): the convolutions of the paper CNNs. Forward, input gradient and weight
+//! gradient; a mask that leaves at least [`MASKED_MIN_WORK`] of the work is applied to the
+//! weights (`W ⊙ M`) instead of being skipped tile by tile.
 //!
 //! The im2col path writes `kh·kw` copies of the input and reads them back, which in a training
 //! step (operands cold in cache) costs as much as the arithmetic. Here each image is copied once
@@ -22,7 +24,8 @@
 //! The input gradient of a stride-1 convolution is the same kind of convolution (the kernel
 //! flipped, its channel axes swapped, `dy` padded by `k − 1 − pad`: [`adjoint_plan`]), so it
 //! takes this path too; its sums then run in another order than the im2col path's (equal to
-//! rounding, test `direct_input_gradient_matches_im2col`).
+//! rounding, test `direct_input_gradient_matches_im2col`). The weight gradient
+//! ([`backward_weight`]) sums pixel-major `dy` rows against the padded images on the same grid.
 //!
 //! # Shapes
 //! `x (N, C_in, H, W)`, `w (kh, kw, C_in, C_out)` (Keras), `y (N, C_out, OH, OW)`; per image the
@@ -66,9 +69,11 @@ pub(crate) fn applies(p: &Plan, mask: Option<&ConvMask>) -> bool {
         && p.groups == 1
         && p.kh * p.kw * p.cin * p.cout <= MAX_WEIGHTS
         && (p.sh, p.sw, p.dh, p.dw) == (1, 1, 1, 1)
-        // Even 3 input channels (27 reduction steps per block) beat im2col: measured 0.40–0.68
-        // vs 1.0–1.2 ms for the paper CNN's first layer.
+        // Any C_in from 1 (none: the im2col path handles the empty reduction): even 3 input
+        // channels (27 reduction steps per block) beat im2col, measured 0.40–0.68 vs 1.0–1.2 ms
+        // for the paper CNN's first layer.
         && p.cin >= 1
+        && p.cout >= 1
         && p.oh > 0
         && p.ow > 0
         && Isa::detect() == Isa::Avx512
