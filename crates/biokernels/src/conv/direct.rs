@@ -79,6 +79,26 @@ pub(crate) fn applies(p: &Plan, mask: Option<&ConvMask>) -> bool {
         && Isa::detect() == Isa::Avx512
 }
 
+/// Copies one image (`C_in` planes of `h × w`) into the zero-filled padded buffer `xpad`
+/// (planes of `(oh + kh − 1) × wp`) at the top/left padding; what falls outside stays 0.
+fn pad_image(p: &Plan, image: &[f32], wp: usize, xpad: &mut [f32]) {
+    let (hw, hp) = (p.h * p.w, p.oh + p.kh - 1);
+    if hw == 0 {
+        return;
+    }
+    let plane = hp * wp;
+    for (c, src) in image.chunks_exact(hw).enumerate() {
+        for yy in 0..p.h {
+            let (py, px) = (yy + p.pt, p.pl);
+            if py >= hp || px >= wp {
+                continue;
+            }
+            let len = p.w.min(wp - px);
+            xpad[c * plane + py * wp + px..][..len].copy_from_slice(&src[yy * p.w..][..len]);
+        }
+    }
+}
+
 /// `y = conv(x, w) + bias` for a plan that [`applies`].
 pub(crate) fn forward(p: &Plan, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     let (cin, cout) = (p.cin, p.cout);
@@ -108,18 +128,7 @@ pub(crate) fn forward(p: &Plan, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &
             xpad.clear();
             xpad.resize(xpad_len, 0.0);
             yfull.resize(co_blocks * CO_BLOCK * full_padded, 0.0);
-            // Copy the image into the padded buffer (rows that fall in the padding stay 0).
-            for c in 0..cin {
-                let src = &x[(n * cin + c) * hw..][..hw];
-                for yy in 0..p.h {
-                    let (py, px) = (yy + p.pt, p.pl);
-                    if py >= hp || px >= wp {
-                        continue;
-                    }
-                    let len = p.w.min(wp - px);
-                    xpad[c * plane + py * wp + px..][..len].copy_from_slice(&src[yy * p.w..][..len]);
-                }
-            }
+            pad_image(p, &x[n * cin * hw..][..cin * hw], wp, xpad);
             for (cb, panel) in panels.chunks_exact(taps * cin * CO_BLOCK).enumerate() {
                 for pb in 0..full_padded / PIX_BLOCK {
                     let out = &mut yfull[cb * CO_BLOCK * full_padded + pb * PIX_BLOCK..];
@@ -304,17 +313,7 @@ pub(crate) fn backward_weight(p: &Plan, x: &[f32], dy: &[f32], dw: &mut [f32]) {
             .for_each(|(i, (xp, dyw))| {
                 let n = n0 + i;
                 xp.fill(0.0);
-                for c in 0..cin {
-                    let src = &x[(n * cin + c) * hw..][..hw];
-                    for yy in 0..p.h {
-                        let (py, px) = (yy + p.pt, p.pl);
-                        if py >= hp || px >= wp {
-                            continue;
-                        }
-                        let len = p.w.min(wp - px);
-                        xp[c * plane + py * wp + px..][..len].copy_from_slice(&src[yy * p.w..][..len]);
-                    }
-                }
+                pad_image(p, &x[n * cin * hw..][..cin * hw], wp, xp);
                 dyw.fill(0.0);
                 // Pixel-major rows written contiguously; the cout source rows are read in
                 // step (cout sequential streams).
