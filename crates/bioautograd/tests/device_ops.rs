@@ -13,40 +13,16 @@
 //! `BIOKERNELS_REQUIRE_CUDA=1` a missing device fails instead (the variable of
 //! `biokernels/tests/cuda_device.rs`, so one setting covers a GPU run).
 
-use std::io::Write;
 use std::sync::Arc;
 
-use bioautograd::cuda::EMULATOR;
 use bioautograd::{
     Conv2dOptions, ConvMask, Device, Error, Graph, Padding, Pool2d, RnnActivation, Tensor, TileMap, TileSize, Var,
 };
 use biorng::Stream;
 
-/// The emulator and, when usable, CUDA device 0 (else the skip is reported, or the test fails
-/// under `BIOKERNELS_REQUIRE_CUDA=1`).
+/// The emulator and, when usable, CUDA device 0 (`bioautograd::cuda::devices_under_test`).
 fn devices(test: &str) -> Vec<Device> {
-    let mut out = vec![Device::Cuda(EMULATOR)];
-    out.extend(cuda(test));
-    out
-}
-
-/// CUDA device 0 when usable, else `None` after reporting the skip (or failing under
-/// `BIOKERNELS_REQUIRE_CUDA=1`).
-fn cuda(test: &str) -> Option<Device> {
-    match Device::Cuda(0).check_available() {
-        Ok(()) => Some(Device::Cuda(0)),
-        Err(e) => {
-            assert!(
-                e.is_no_cuda(),
-                "a missing GPU must be a typed 'no CUDA' error, got {e:?}"
-            );
-            if std::env::var("BIOKERNELS_REQUIRE_CUDA").is_ok_and(|v| v == "1") {
-                panic!("{test}: BIOKERNELS_REQUIRE_CUDA=1 but {e}");
-            }
-            let _ = writeln!(std::io::stderr(), "SKIPPED cuda:0 in {test}: {e} (ran on cpu only)");
-            None
-        }
-    }
+    bioautograd::cuda::devices_under_test(test).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Deterministic values in [-1, 1), never 0.

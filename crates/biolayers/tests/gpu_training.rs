@@ -12,9 +12,6 @@
 //! Without a device each test prints `SKIPPED cuda:0 ...` straight to the terminal's stderr and
 //! still checks its CPU run; `BIOKERNELS_REQUIRE_CUDA=1` turns a missing device into a failure.
 
-use std::io::Write;
-
-use bioautograd::cuda::EMULATOR;
 use bioautograd::{Device, Pool2d, Tensor};
 use biolayers::layers::{
     Activation, Conv2dConfig, DenseConfig, Dropout, ElmanRnn, FlattenChannelsLast, MaxPool2d, Module, PaddingConfig,
@@ -25,28 +22,9 @@ use biolayers::train::train_step;
 use biomask::MaskSpec;
 use biorng::Stream;
 
-/// The emulator and, when usable, CUDA device 0.
+/// The emulator and, when usable, CUDA device 0 (`bioautograd::cuda::devices_under_test`).
 fn devices(test: &str) -> Vec<Device> {
-    let mut out = vec![Device::Cuda(EMULATOR)];
-    out.extend(cuda(test));
-    out
-}
-
-fn cuda(test: &str) -> Option<Device> {
-    match Device::Cuda(0).check_available() {
-        Ok(()) => Some(Device::Cuda(0)),
-        Err(e) => {
-            assert!(
-                e.is_no_cuda(),
-                "a missing GPU must be a typed 'no CUDA' error, got {e:?}"
-            );
-            if std::env::var("BIOKERNELS_REQUIRE_CUDA").is_ok_and(|v| v == "1") {
-                panic!("{test}: BIOKERNELS_REQUIRE_CUDA=1 but {e}");
-            }
-            let _ = writeln!(std::io::stderr(), "SKIPPED cuda:0 in {test}: {e} (ran on cpu only)");
-            None
-        }
-    }
+    bioautograd::cuda::devices_under_test(test).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn rel_err(a: &[f32], b: &[f32]) -> f64 {

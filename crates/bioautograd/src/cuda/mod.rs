@@ -45,6 +45,34 @@ use host::HostMat;
 /// The ordinal of the host emulator of the device backend (see the [module docs](self)).
 pub const EMULATOR: usize = usize::MAX;
 
+/// The devices a device test runs its body on: the [`EMULATOR`] and CUDA device 0 when it is
+/// usable. Without a usable GPU the skip is written to the terminal's stderr (`SKIPPED cuda:0
+/// in <test>: <reason>`), or, under `BIOKERNELS_REQUIRE_CUDA=1`, returned as an error so that a
+/// GPU run cannot pass by skipping. A failure other than "no CUDA device" is an error too.
+///
+/// # Errors
+/// The message the test should fail with.
+pub fn devices_under_test(test: &str) -> std::result::Result<Vec<Device>, String> {
+    let mut out = vec![Device::Cuda(EMULATOR)];
+    match Device::Cuda(0).check_available() {
+        Ok(()) => out.push(Device::Cuda(0)),
+        Err(e) if !e.is_no_cuda() => {
+            return Err(format!(
+                "{test}: a missing GPU must be a typed 'no CUDA' error, got {e:?}"
+            ))
+        }
+        Err(e) if std::env::var("BIOKERNELS_REQUIRE_CUDA").is_ok_and(|v| v == "1") => {
+            return Err(format!("{test}: BIOKERNELS_REQUIRE_CUDA=1 but {e}"))
+        }
+        Err(e) => {
+            use std::io::Write;
+            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+            let _ = writeln!(std::io::stderr(), "SKIPPED cuda:0 in {test}: {e} (ran on cpu only)");
+        }
+    }
+    Ok(out)
+}
+
 /// A device: a real CUDA device or the host emulator.
 #[derive(Clone)]
 pub(crate) enum Handle {

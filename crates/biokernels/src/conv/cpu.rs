@@ -655,10 +655,18 @@ mod tests {
             .collect()
     }
 
-    /// The forward through [`im2col_packed`] equals, bit for bit, the former path (NHWC copy,
-    /// row-major im2col, the GEMM packing it) on odd shapes: output widths that are not
-    /// multiples of the micro-kernel rows (blocks spanning lines and images), stride,
-    /// dilation, every padding, groups, masks, chunks that split images.
+    /// `‖got − want‖₂ / ‖want‖₂` in f64, checking that every value of `got` was written
+    /// (the buffers start as NaN).
+    fn relative_error(got: &[f32], want: &[f32]) -> f64 {
+        let (mut err, mut norm) = (0f64, 0f64);
+        for (g, e) in got.iter().zip(want) {
+            assert!(g.is_finite(), "every output written");
+            err += f64::from(g - e).powi(2);
+            norm += f64::from(*e).powi(2);
+        }
+        (err / norm).sqrt()
+    }
+
     #[test]
     fn direct_input_gradient_matches_im2col() {
         if !Isa::Avx512.is_available() {
@@ -691,13 +699,7 @@ mod tests {
                 backward_input_chunked(&p, &dy, &w, None, init, &mut want, p.chunk_lines(COL_BUDGET)).unwrap();
                 let mut got = vec![f32::NAN; want.len()];
                 backward_input(&p, &dy, &w, None, init, &mut got).unwrap();
-                let (mut err, mut norm) = (0f64, 0f64);
-                for (g, e) in got.iter().zip(&want) {
-                    assert!(g.is_finite(), "geometry {gi}: every input pixel written");
-                    err += f64::from(g - e).powi(2);
-                    norm += f64::from(*e).powi(2);
-                }
-                let rel = (err / norm).sqrt();
+                let rel = relative_error(&got, &want);
                 assert!(rel < 1e-6, "geometry {gi}: relative error {rel}");
             }
         }
@@ -745,13 +747,7 @@ mod tests {
             backward_weight_chunked(&p, &x, &dy, None, &mut want, p.chunk_lines(COL_BUDGET)).unwrap();
             let mut got = vec![f32::NAN; want.len()];
             backward_weight(&p, &x, &dy, None, &mut got).unwrap();
-            let (mut err, mut norm) = (0f64, 0f64);
-            for (g, e) in got.iter().zip(&want) {
-                assert!(g.is_finite(), "geometry {gi}: every weight written");
-                err += f64::from(g - e).powi(2);
-                norm += f64::from(*e).powi(2);
-            }
-            let rel = (err / norm).sqrt();
+            let rel = relative_error(&got, &want);
             // Both are f32 sums over up to 4500 terms in different orders.
             assert!(rel < 1e-5, "geometry {gi}: relative error {rel}");
         }
@@ -788,15 +784,6 @@ mod tests {
             let dy = values(geom.output_len().unwrap(), 160 + gi as u64);
             let bias = values(geom.out_channels, 170 + gi as u64);
             let chunk = p.chunk_lines(COL_BUDGET);
-            let rel = |got: &[f32], want: &[f32]| {
-                let (mut e, mut n) = (0f64, 0f64);
-                for (g, w) in got.iter().zip(want) {
-                    assert!(g.is_finite());
-                    e += f64::from(g - w).powi(2);
-                    n += f64::from(*w).powi(2);
-                }
-                (e / n).sqrt()
-            };
             let mut want = vec![f32::NAN; geom.output_len().unwrap()];
             forward_chunked(&p, &x, &w, Some(&mask), Some(&bias), &mut want, chunk).unwrap();
             let mut got = vec![f32::NAN; want.len()];
@@ -807,12 +794,12 @@ mod tests {
             backward_input_chunked(&p, &dy, &w, Some(&mask), None, &mut want, chunk).unwrap();
             let mut got = vec![f32::NAN; want.len()];
             backward_input(&p, &dy, &w, Some(&mask), None, &mut got).unwrap();
-            assert!(rel(&got, &want) < 1e-6, "geometry {gi}: input gradient");
+            assert!(relative_error(&got, &want) < 1e-6, "geometry {gi}: input gradient");
             let mut want = vec![f32::NAN; geom.weight_len()];
             backward_weight_chunked(&p, &x, &dy, Some(&mask), &mut want, chunk).unwrap();
             let mut got = vec![f32::NAN; want.len()];
             backward_weight(&p, &x, &dy, Some(&mask), &mut got).unwrap();
-            assert!(rel(&got, &want) < 1e-5, "geometry {gi}: weight gradient");
+            assert!(relative_error(&got, &want) < 1e-5, "geometry {gi}: weight gradient");
             for (i, (&g, &m)) in got.iter().zip(&mvals).enumerate() {
                 assert!(
                     m == 1.0 || g.to_bits() == 0,
@@ -890,6 +877,10 @@ mod tests {
         }
     }
 
+    /// The forward through [`im2col_packed`] equals, bit for bit, the former path (NHWC copy,
+    /// row-major im2col, the GEMM packing it) on odd shapes: output widths that are not
+    /// multiples of the micro-kernel rows (blocks spanning lines and images), stride,
+    /// dilation, every padding, groups, masks, chunks that split images.
     #[test]
     fn packed_im2col_forward_matches_unpacked() {
         use crate::gemm::{masked_matmul, matmul};

@@ -208,26 +208,13 @@ pub(crate) fn adjoint_plan(p: &Plan, mask: Option<&ConvMask>) -> Option<Plan> {
 /// mask's tile map are the weight's `(i, j, c)` rows): kept weights as they are, the others
 /// exactly 0 (a select, so an infinite weight off the mask gives 0, not NaN).
 pub(crate) fn masked_weights(mask: &ConvMask, w: &[f32]) -> Vec<f32> {
-    let Some(map) = mask.group(0) else {
-        return w.to_vec();
-    };
-    let (rows, cols) = (map.rows(), map.cols());
-    let mut out = vec![0f32; w.len()];
-    for r in 0..rows {
-        for c0 in (0..cols).step_by(64) {
-            let len = 64.min(cols - c0);
-            let bits = map.row_bits(r, c0, len);
-            for t in 0..len {
-                if bits >> t & 1 == 1 {
-                    out[r * cols + c0 + t] = w[r * cols + c0 + t];
-                }
-            }
-        }
-    }
+    let mut out = w.to_vec();
+    zero_off_mask(mask, &mut out);
     out
 }
 
-/// Sets the entries of a weight gradient off a one-group mask to exactly 0.
+/// Sets the entries of a Keras-layout weight (or weight gradient) off a one-group mask to
+/// exactly 0.
 pub(crate) fn zero_off_mask(mask: &ConvMask, dw: &mut [f32]) {
     let Some(map) = mask.group(0) else { return };
     let (rows, cols) = (map.rows(), map.cols());

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use cudarc::cublas::sys::{cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType_t};
-use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, LaunchArgs, LaunchConfig, PushKernelArg,
+};
 use cudarc::nvrtc::Ptx;
 use half::bf16;
 
@@ -28,6 +30,29 @@ const THREADS: u32 = 256;
 const MAX_GRID: usize = 65_535;
 /// Columns per CTA of `sum_rows` (32 lanes × 8 row groups = 256 threads).
 const SUM_ROWS_COLS: usize = 32;
+
+/// A launch of `THREADS`-thread CTAs over `grid`, without dynamic shared memory.
+fn threads_cfg(grid: (u32, u32, u32)) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: grid,
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// Pushes the two operand buffers of a GEMM or convolution launch; the callers have checked
+/// that both are f32 or both bf16 (the kernel's precision).
+fn push_operands<'a>(lb: &mut LaunchArgs<'a>, a: &'a GpuData, b: &'a GpuData) {
+    match (a, b) {
+        (GpuData::F32(p), GpuData::F32(q)) => {
+            lb.arg(p).arg(q);
+        }
+        (GpuData::Bf16(p), GpuData::Bf16(q)) => {
+            lb.arg(p).arg(q);
+        }
+        _ => unreachable!("operand precisions are checked before every launch"),
+    }
+}
 
 /// One CUDA device with its stream and the loaded kernel modules.
 #[derive(Debug)]
@@ -489,21 +514,9 @@ impl CudaDevice {
                 continue;
             }
             let group_i = group as i32;
-            let cfg = LaunchConfig {
-                grid_dim: (m_blocks, lists.grid_cols as u32, 1),
-                block_dim: (THREADS, 1, 1),
-                shared_mem_bytes: 0,
-            };
+            let cfg = threads_cfg((m_blocks, lists.grid_cols as u32, 1));
             let mut lb = self.stream.launch_builder(&f);
-            match (&x.data, &w.data) {
-                (GpuData::F32(a), GpuData::F32(b)) => {
-                    lb.arg(a).arg(b);
-                }
-                (GpuData::Bf16(a), GpuData::Bf16(b)) => {
-                    lb.arg(a).arg(b);
-                }
-                _ => unreachable!("checked above"),
-            }
+            push_operands(&mut lb, &x.data, &w.data);
             match bias.map(|b| &b.data) {
                 Some(GpuData::F32(b)) => {
                     lb.arg(b);
@@ -706,21 +719,9 @@ impl CudaDevice {
                 continue;
             }
             let group_i = group as i32;
-            let cfg = LaunchConfig {
-                grid_dim: grid,
-                block_dim: (THREADS, 1, 1),
-                shared_mem_bytes: 0,
-            };
+            let cfg = threads_cfg(grid);
             let mut lb = self.stream.launch_builder(&f);
-            match (&a.data, &b.data) {
-                (GpuData::F32(p), GpuData::F32(q)) => {
-                    lb.arg(p).arg(q);
-                }
-                (GpuData::Bf16(p), GpuData::Bf16(q)) => {
-                    lb.arg(p).arg(q);
-                }
-                _ => unreachable!("checked above"),
-            }
+            push_operands(&mut lb, &a.data, &b.data);
             lb.arg(&mut *out_buf).arg(&params).arg(&group_i);
             if op == GemmOp::Dx {
                 lb.arg(&l.col_ptr).arg(&l.col_entries);
@@ -767,14 +768,7 @@ impl CudaDevice {
 
     fn cfg_1d(op: &'static str, n: usize) -> Result<(LaunchConfig, i32)> {
         let ni = i32_dim(op, n)?;
-        Ok((
-            LaunchConfig {
-                grid_dim: (n.div_ceil(THREADS as usize).max(1) as u32, 1, 1),
-                block_dim: (THREADS, 1, 1),
-                shared_mem_bytes: 0,
-            },
-            ni,
-        ))
+        Ok((threads_cfg((n.div_ceil(THREADS as usize).max(1) as u32, 1, 1)), ni))
     }
 
     fn train_fn(&self, name: &str) -> Result<CudaFunction> {
@@ -848,11 +842,7 @@ impl CudaDevice {
             // SAFETY: bias_grad_rows(dy, db, rows, cols) on checked lengths.
             unsafe { lb.launch(cfg) }.map_err(drv("launch bias_grad_rows"))?;
         } else {
-            let cfg = LaunchConfig {
-                grid_dim: (channels as u32, 1, 1),
-                block_dim: (THREADS, 1, 1),
-                shared_mem_bytes: 0,
-            };
+            let cfg = threads_cfg((channels as u32, 1, 1));
             let f = self.train_fn("bias_grad_nchw")?;
             let mut lb = self.stream.launch_builder(&f);
             lb.arg(ds).arg(bs).arg(&ni).arg(&ci).arg(&hi);
@@ -982,20 +972,12 @@ impl CudaDevice {
     /// A 1-D launch of `THREADS`-thread CTAs for grid-stride kernels: enough CTAs to give each
     /// thread about one element, at most `MAX_GRID` (the kernels loop over the rest).
     fn cfg_stride(n: usize) -> LaunchConfig {
-        LaunchConfig {
-            grid_dim: (n.div_ceil(THREADS as usize).clamp(1, MAX_GRID) as u32, 1, 1),
-            block_dim: (THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        }
+        threads_cfg((n.div_ceil(THREADS as usize).clamp(1, MAX_GRID) as u32, 1, 1))
     }
 
     /// One CTA of `THREADS` threads (the deterministic single-CTA reductions).
     fn cfg_one_cta() -> LaunchConfig {
-        LaunchConfig {
-            grid_dim: (1, 1, 1),
-            block_dim: (THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        }
+        threads_cfg((1, 1, 1))
     }
 
     /// [`Error::CudaOperand`] unless every operand has `n` elements (named in the message).
@@ -1320,11 +1302,7 @@ impl CudaDevice {
         let f = self.train_fn("sum_rows")?;
         let mut lb = self.stream.launch_builder(&f);
         lb.arg(xs).arg(os).arg(&ri).arg(&ci).arg(&b);
-        let cfg = LaunchConfig {
-            grid_dim: (cols.div_ceil(SUM_ROWS_COLS).min(MAX_GRID) as u32, 1, 1),
-            block_dim: (THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let cfg = threads_cfg((cols.div_ceil(SUM_ROWS_COLS).min(MAX_GRID) as u32, 1, 1));
         // SAFETY: sum_rows(x, out, rows, cols, beta) with x of rows·cols and out of cols f32;
         // 256 threads per CTA as the kernel's shared array assumes.
         unsafe { lb.launch(cfg) }.map_err(drv("launch sum_rows"))?;
@@ -1464,7 +1442,7 @@ impl CudaDevice {
         Ok(())
     }
 
-    fn pool_args<'a>(lb: &mut cudarc::driver::LaunchArgs<'a>, g: &'a PoolGeom) {
+    fn pool_args<'a>(lb: &mut LaunchArgs<'a>, g: &'a PoolGeom) {
         lb.arg(&g.planes)
             .arg(&g.h)
             .arg(&g.w)
@@ -1627,21 +1605,9 @@ impl CudaDevice {
         if grid.0 == 0 || grid.1 == 0 {
             return Ok(());
         }
-        let cfg = LaunchConfig {
-            grid_dim: grid,
-            block_dim: (THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let cfg = threads_cfg(grid);
         let mut lb = self.stream.launch_builder(&f);
-        match (&a.data, &b.data) {
-            (GpuData::F32(x), GpuData::F32(y)) => {
-                lb.arg(x).arg(y);
-            }
-            (GpuData::Bf16(x), GpuData::Bf16(y)) => {
-                lb.arg(x).arg(y);
-            }
-            _ => unreachable!("checked above"),
-        }
+        push_operands(&mut lb, &a.data, &b.data);
         lb.arg(out_buf).arg(&mi).arg(&ki).arg(&ni);
         match op {
             GemmOp::Forward => {
