@@ -21,10 +21,11 @@
 //!
 //! Dependencies (xtask/Cargo.toml): `bio2art`, `bionpy`, `clap` (derive).
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use bio2art::{Bio2artConfig, Connectome, Error as B2aError, NeuronDensity, RngKind, ScaleType};
+
+use crate::cli::{cli_err, parse_bool};
 
 /// Arguments of `cargo xtask bio2art`.
 #[derive(clap::Args, Debug)]
@@ -79,7 +80,7 @@ pub struct Bio2artArgs {
 
     /// Random stream: seeded (the project's ChaCha8) or python (CPython's random, bit-identical
     /// to the original bio2art after random.seed(SEED)).
-    #[arg(long, value_name = "seeded|python", default_value = "seeded")]
+    #[arg(long, value_name = "seeded|python", default_value = "seeded", value_parser = bio2art::rng::parse_kind)]
     pub rng: RngKind,
 
     /// Seed of the random stream.
@@ -97,30 +98,6 @@ pub struct Bio2artArgs {
     /// Write W transposed (row = target, the PyTorch W_hh layout).
     #[arg(long)]
     pub transpose: bool,
-}
-
-/// An error already phrased for the command line (it names the flag).
-#[derive(Debug)]
-struct CliError(String);
-
-impl fmt::Display for CliError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for CliError {}
-
-fn cli_err(msg: impl Into<String>) -> Box<dyn std::error::Error> {
-    Box::new(CliError(msg.into()))
-}
-
-fn parse_bool(s: &str) -> Result<bool, String> {
-    match s {
-        "true" | "True" | "1" => Ok(true),
-        "false" | "False" | "0" => Ok(false),
-        _ => Err(format!("expected true or false, got {s:?}")),
-    }
 }
 
 /// Names the command-line flag behind a library error.
@@ -239,7 +216,10 @@ pub fn run(args: &Bio2artArgs) -> Result<(), Box<dyn std::error::Error>> {
         rand_partition: args.rand_partition.unwrap_or(defaults.rand_partition),
         keep_diag: args.keep_diag.unwrap_or(defaults.keep_diag),
     };
-    let mut rng = args.rng.stream(args.seed);
+    let mut rng = args
+        .rng
+        .stream(args.seed)
+        .map_err(|e| cli_err(format!("--seed: {e}")))?;
     let net = bio2art::convert(&connectome, &config, &mut rng).map_err(flag_error)?;
 
     let m = net.n_neurons;

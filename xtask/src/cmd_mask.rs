@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use biomask::{LayerKind, Layout, Mask, MaskForm, MaskSpec, Rng};
+use biomask::{LayerKind, Layout, Mask, MaskForm, MaskSpec};
+use biorng::RngKind;
 
 use crate::CliResult;
 
@@ -41,8 +42,8 @@ pub struct MaskArgs {
     #[arg(long, value_enum, default_value_t = LayoutArg::Keras)]
     pub layout: LayoutArg,
     /// Random stream: seeded (project default), numpy (legacy RandomState), python (random).
-    #[arg(long, value_enum, default_value_t = RngArg::Seeded)]
-    pub rng: RngArg,
+    #[arg(long, default_value = "seeded", value_parser = crate::cli::rng_kind_parser())]
+    pub rng: RngKind,
     /// Seed of the random stream.
     #[arg(long, default_value_t = 0)]
     pub seed: u32,
@@ -61,29 +62,12 @@ pub enum LayoutArg {
     Torch,
 }
 
-/// `--rng`.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RngArg {
-    Seeded,
-    Numpy,
-    Python,
-}
-
 impl From<LayoutArg> for Layout {
     fn from(l: LayoutArg) -> Self {
         match l {
             LayoutArg::Keras => Layout::Keras,
             LayoutArg::Torch => Layout::Torch,
         }
-    }
-}
-
-/// Makes the stream named by `--rng` with `seed`.
-pub fn make_rng(kind: RngArg, seed: u32) -> Rng {
-    match kind {
-        RngArg::Seeded => Rng::seeded(u64::from(seed)),
-        RngArg::Numpy => Rng::numpy(seed),
-        RngArg::Python => Rng::python(i128::from(seed)),
     }
 }
 
@@ -138,7 +122,7 @@ pub fn build(a: &MaskArgs) -> Result<Mask, String> {
         Some(kernel) => LayerKind::Conv { kernel },
         None => LayerKind::Dense,
     };
-    let mut rng = make_rng(a.rng, a.seed);
+    let mut rng = a.rng.stream(u64::from(a.seed)).map_err(|e| format!("--seed: {e}"))?;
     spec.build(kind, a.nx, a.ny, a.layout.into(), &mut rng)
         .map_err(with_flag)
 }

@@ -27,10 +27,11 @@
 //!
 //! Dependencies (xtask/Cargo.toml): `biotasks`, `bionpy`, `clap` (derive).
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use biotasks::{Error as TaskError, LatentTable, NbackMem, PicLatentMem, RngKind, SeqMem, Trials};
+
+use crate::cli::{cli_err, parse_bool};
 
 /// Arguments of `cargo xtask task`.
 #[derive(clap::Args, Debug)]
@@ -91,30 +92,6 @@ pub struct TaskArgs {
     pub out: PathBuf,
 }
 
-/// An error already phrased for the command line (it names the flag).
-#[derive(Debug)]
-struct CliError(String);
-
-impl fmt::Display for CliError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for CliError {}
-
-fn cli_err(msg: impl Into<String>) -> Box<dyn std::error::Error> {
-    Box::new(CliError(msg.into()))
-}
-
-fn parse_bool(s: &str) -> Result<bool, String> {
-    match s {
-        "true" | "True" | "1" => Ok(true),
-        "false" | "False" | "0" => Ok(false),
-        _ => Err(format!("expected true or false, got {s:?}")),
-    }
-}
-
 /// Names the command-line flag behind a library error.
 fn flag_error(e: TaskError) -> Box<dyn std::error::Error> {
     let flag = match &e {
@@ -141,7 +118,7 @@ fn reject(task: &str, flags: &[(&str, bool)]) -> Result<(), Box<dyn std::error::
 }
 
 fn generate(a: &TaskArgs) -> Result<Trials, Box<dyn std::error::Error>> {
-    let mut rng = a.rng.stream(a.seed).map_err(flag_error)?;
+    let mut rng = a.rng.stream(a.seed).map_err(|e| flag_error(e.into()))?;
     match a.name.as_str() {
         "seq_mem" => {
             reject(

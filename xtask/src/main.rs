@@ -3,6 +3,7 @@
 //! Every subcommand parses its arguments, calls library code, prints, and turns errors into a
 //! one-line message with a non-zero exit status. Output files are written atomically.
 
+mod cli;
 mod cmd_bench_kernels;
 mod cmd_bench_rnn;
 mod cmd_bench_train;

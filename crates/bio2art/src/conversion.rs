@@ -143,7 +143,7 @@ pub struct Bio2artSpec {
     /// A bundled connectome's `data_name`.
     pub connectome: String,
     /// The random stream (default `seeded`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::rng::deserialize_kind")]
     pub rng: RngKind,
     /// The seed (default 0).
     #[serde(default)]
@@ -160,7 +160,19 @@ impl Bio2artSpec {
     /// Those of [`Connectome::load`] and [`convert`].
     pub fn build(&self) -> Result<Bio2artNetwork> {
         let c = Connectome::load(&self.connectome)?;
-        let mut rng = self.rng.stream(self.seed);
+        if !crate::rng::KINDS.contains(&self.rng) {
+            return Err(Error::InvalidParameter {
+                param: "rng",
+                value: self.rng.to_string(),
+                expected: "seeded or python (bio2art draws from CPython's random)",
+            });
+        }
+        // Seeded and Python take any u64 seed; NumPy (the only fallible kind) was refused above.
+        let mut rng = self.rng.stream(self.seed).map_err(|_| Error::InvalidParameter {
+            param: "seed",
+            value: self.seed.to_string(),
+            expected: "a seed the chosen stream accepts",
+        })?;
         convert(&c, &self.config, &mut rng)
     }
 }

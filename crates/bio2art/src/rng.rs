@@ -3,80 +3,52 @@
 //! bio2art draws all its randomness from CPython's global `random` module: `random.shuffle` to
 //! pick target neurons and `random.uniform` for the stick-breaking weight partitions. A
 //! conversion here needs exactly those two operations, from a [`biorng::Stream`] (re-exported as
-//! [`crate::Stream`]), normally one of:
+//! [`crate::Stream`]) named by [`biorng::RngKind`] (re-exported as [`crate::RngKind`]), one of
+//! the two in [`KINDS`]:
 //!
-//! * [`RngKind::Seeded`] → [`Stream::seeded`] (the project's default): ChaCha8 seeded with
-//!   `seed_from_u64`; shuffles are Fisher–Yates from the end with Lemire's unbiased bounded
-//!   integers, uniforms use the top 53 bits of a `u64`; value-stable across platforms and `rand`
-//!   versions.
-//! * [`RngKind::Python`] → [`Stream::python`]: CPython's `random.seed(seed)` followed by
-//!   `random.shuffle` and `random.uniform` exactly as CPython implements them. With the same call
-//!   order as upstream this reproduces the original package bit for bit.
+//! * [`RngKind::Seeded`] → [`Stream::seeded`](biorng::Stream::seeded) (the project's default):
+//!   ChaCha8 seeded with `seed_from_u64`; shuffles are Fisher–Yates from the end with Lemire's
+//!   unbiased bounded integers, uniforms use the top 53 bits of a `u64`; value-stable across
+//!   platforms and `rand` versions.
+//! * [`RngKind::Python`] → [`Stream::python`](biorng::Stream::python): CPython's
+//!   `random.seed(seed)` followed by `random.shuffle` and `random.uniform` exactly as CPython
+//!   implements them. With the same call order as upstream this reproduces the original package
+//!   bit for bit.
+//!
+//! NumPy's stream is refused: upstream never drew a conversion from it, so it would reproduce
+//! nothing.
 
-use biorng::Stream;
-use serde::{Deserialize, Serialize};
+pub use biorng::RngKind;
 
-/// Which stream to use (serialised as `"seeded"` / `"python"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RngKind {
-    /// The project's own value-stable ChaCha8 stream.
-    #[default]
-    Seeded,
-    /// CPython's `random` (MT19937), for bit-exact reproduction of upstream.
-    Python,
+/// The streams a conversion may draw from.
+pub const KINDS: [RngKind; 2] = [RngKind::Seeded, RngKind::Python];
+
+/// Parses a stream name, accepting only [`KINDS`].
+///
+/// # Errors
+/// `unknown rng "numpy" (expected seeded or python)` and the like.
+pub fn parse_kind(s: &str) -> std::result::Result<RngKind, String> {
+    RngKind::parse_among(s, &KINDS)
 }
 
-impl RngKind {
-    /// The stream of this kind seeded with `seed` (`random.seed(seed)` for python).
-    pub fn stream(self, seed: u64) -> Stream {
-        match self {
-            RngKind::Seeded => Stream::seeded(seed),
-            RngKind::Python => Stream::python(i128::from(seed)),
-        }
-    }
-}
-
-impl std::str::FromStr for RngKind {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "seeded" => Ok(RngKind::Seeded),
-            "python" => Ok(RngKind::Python),
-            _ => Err(format!("unknown rng {s:?} (expected seeded or python)")),
-        }
-    }
-}
-
-impl std::fmt::Display for RngKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            RngKind::Seeded => "seeded",
-            RngKind::Python => "python",
-        })
-    }
+/// `serde(deserialize_with)` for a spec's `rng` field: only [`KINDS`].
+pub(crate) fn deserialize_kind<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<RngKind, D::Error> {
+    let name = <String as serde::Deserialize>::deserialize(d)?;
+    parse_kind(&name).map_err(serde::de::Error::custom)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// CPython 3.11: `random.seed(42); x = list(range(10)); random.shuffle(x); x`
-    /// and `random.uniform(0, 2.5)` right after.
     #[test]
-    fn python_kind_matches_cpython() {
-        let mut r = RngKind::Python.stream(42);
-        let mut x: Vec<u32> = (0..10).collect();
-        r.shuffle(&mut x);
-        assert_eq!(x, [7, 3, 2, 8, 5, 6, 9, 4, 0, 1]);
-        assert_eq!(r.uniform(0.0, 2.5), 1.4762312811225993);
-    }
-
-    #[test]
-    fn kinds_parse_and_print() {
-        for k in [RngKind::Seeded, RngKind::Python] {
-            assert_eq!(k.to_string().parse::<RngKind>(), Ok(k));
+    fn only_the_conversion_streams_parse() {
+        for k in KINDS {
+            assert_eq!(parse_kind(&k.to_string()), Ok(k));
         }
-        assert!("numpy".parse::<RngKind>().is_err());
+        assert_eq!(
+            parse_kind("numpy").unwrap_err(),
+            "unknown rng \"numpy\" (expected seeded or python)"
+        );
     }
 }

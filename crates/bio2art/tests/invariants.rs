@@ -207,7 +207,7 @@ fn seeds_are_reproducible_and_matter() {
         neuron_density: NeuronDensity::Uniform(5),
         ..Bio2artConfig::default()
     };
-    let a = convert(&conn, &cfg, &mut RngKind::Seeded.stream(11)).unwrap();
+    let a = convert(&conn, &cfg, &mut RngKind::Seeded.stream(11).unwrap()).unwrap();
     let b = convert(&conn, &cfg, &mut Stream::seeded(11)).unwrap();
     let c = convert(&conn, &cfg, &mut Stream::seeded(12)).unwrap();
     let p = convert(&conn, &cfg, &mut Stream::python(11)).unwrap();

@@ -11,7 +11,8 @@
 //!   `getrandbits`, `randrange`, `randint`, `shuffle`, `choice`, `sample`).
 //!
 //! [`Stream`] wraps either of them, or the project's default ChaCha8 generator, behind one type that
-//! every crate takes as its explicit source of randomness.
+//! every crate takes as its explicit source of randomness; [`RngKind`] names which one a config or
+//! command line chose.
 //!
 //! Both are driven by the same [`Mt19937`] core and differ only in seeding and in how raw 32-bit
 //! words become doubles and integers. The crate knows nothing about masks or tensors; it exists so
@@ -20,11 +21,13 @@
 //! Doubles in both front ends use the 53-bit construction
 //! `((a >> 5) * 2^26 + (b >> 6)) / 2^53` from two consecutive words `a`, `b`.
 
+mod kind;
 mod mt;
 mod numpy;
 mod python;
 mod stream;
 
+pub use kind::RngKind;
 pub use mt::Mt19937;
 pub use numpy::NumpyRandomState;
 pub use python::PyRandom;
@@ -42,6 +45,13 @@ pub enum Error {
     /// Probabilities that are negative, non-finite, of the wrong length or do not sum to 1.
     #[error("{op}: invalid probabilities: {detail}")]
     InvalidProbabilities { op: &'static str, detail: String },
+    /// A seed the chosen stream cannot take.
+    #[error("seed = {seed}: {limit}")]
+    SeedOutOfRange {
+        kind: &'static str,
+        seed: u64,
+        limit: &'static str,
+    },
 }
 
 /// Result alias for this crate.

@@ -79,11 +79,22 @@ pub enum Error {
     Npy(#[from] bionpy::Error),
     /// A random front end rejected its arguments.
     #[error(transparent)]
-    Rng(#[from] biorng::Error),
+    Rng(biorng::Error),
 }
 
 /// Result alias for this crate.
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<biorng::Error> for Error {
+    /// A seed a stream cannot take is a bad `seed` parameter like any other; the rest stay
+    /// the random front end's own errors.
+    fn from(e: biorng::Error) -> Self {
+        match e {
+            biorng::Error::SeedOutOfRange { seed, limit, .. } => invalid("seed", seed, limit),
+            other => Error::Rng(other),
+        }
+    }
+}
 
 pub(crate) fn invalid(param: &'static str, value: impl ToString, reason: impl Into<String>) -> Error {
     Error::InvalidParameter {

@@ -60,7 +60,7 @@ pub mod trials;
 pub use assembly::{
     assemble, group_shuffle, group_shuffle_split, permutation, split_sizes, trim_mask, trim_rows, Dataset, Rngs, Split,
 };
-pub use biorng::Stream;
+pub use biorng::{RngKind, Stream};
 pub use error::{Error, Result};
 pub use nback_mem::{nback_mem, NbackMem};
 pub use pic_latent_mem::{pic_latent_mem, sample_indices, LatentTable, PicLatentMem};
@@ -111,54 +111,4 @@ impl Task {
 pub fn create_trials(task: &Task, table: Option<&LatentTable>, train_size: f64, rngs: &mut Rngs) -> Result<Split> {
     let trials = task.generate(table, rngs)?;
     assemble(&trials, train_size, &mut rngs.np)
-}
-
-/// Which random stream a generator draws from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RngKind {
-    /// The project's value-stable ChaCha8 stream ([`Stream::seeded`]).
-    #[default]
-    Seeded,
-    /// NumPy's legacy global stream ([`Stream::numpy`]; upstream's for `seq_mem`, `nback_mem`).
-    Numpy,
-    /// CPython's `random` ([`Stream::python`]; upstream's for `pic_latent_mem`).
-    Python,
-}
-
-impl RngKind {
-    /// The stream of this kind seeded with `seed`; NumPy seeds must fit in 32 bits
-    /// (`np.random.seed` rejects larger ones).
-    pub fn stream(self, seed: u64) -> Result<Stream> {
-        Ok(match self {
-            RngKind::Seeded => Stream::seeded(seed),
-            RngKind::Python => Stream::python(i128::from(seed)),
-            RngKind::Numpy => {
-                let s =
-                    u32::try_from(seed).map_err(|_| error::invalid("seed", seed, "NumPy seeds must be below 2^32"))?;
-                Stream::numpy(s)
-            }
-        })
-    }
-}
-
-impl std::str::FromStr for RngKind {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "seeded" => Ok(RngKind::Seeded),
-            "numpy" => Ok(RngKind::Numpy),
-            "python" => Ok(RngKind::Python),
-            _ => Err(format!("unknown rng {s:?} (expected seeded, numpy or python)")),
-        }
-    }
-}
-
-impl std::fmt::Display for RngKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            RngKind::Seeded => "seeded",
-            RngKind::Numpy => "numpy",
-            RngKind::Python => "python",
-        })
-    }
 }

@@ -1,0 +1,54 @@
+//! What every subcommand shares: the one error type for messages already phrased for the command
+//! line, and the value parsers of flags that several commands take.
+
+use std::fmt;
+
+use biorng::RngKind;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+
+/// An error already phrased for the command line (it names the flag), printed as it is.
+#[derive(Debug)]
+pub struct CliError(pub String);
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// Boxes a command-line message as a [`CliError`].
+pub fn cli_err(msg: impl Into<String>) -> Box<dyn std::error::Error> {
+    Box::new(CliError(msg.into()))
+}
+
+/// A boolean flag value in any of the spellings upstream's configs use.
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "true" | "True" | "1" => Ok(true),
+        "false" | "False" | "0" => Ok(false),
+        _ => Err(format!("expected true or false, got {s:?}")),
+    }
+}
+
+/// `--rng` taking any of the project's streams; `--help` lists them as possible values.
+pub fn rng_kind_parser() -> impl TypedValueParser<Value = RngKind> {
+    PossibleValuesParser::new(RngKind::ALL.map(RngKind::name)).try_map(|s| s.parse::<RngKind>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bools_and_rng_kinds_parse() {
+        assert_eq!(parse_bool("True"), Ok(true));
+        assert_eq!(parse_bool("0"), Ok(false));
+        assert!(parse_bool("maybe").unwrap_err().contains("maybe"));
+        let cmd = clap::Command::new("t").arg(clap::Arg::new("rng").long("rng").value_parser(rng_kind_parser()));
+        let m = cmd.clone().try_get_matches_from(["t", "--rng", "numpy"]).unwrap();
+        assert_eq!(m.get_one::<RngKind>("rng"), Some(&RngKind::Numpy));
+        assert!(cmd.try_get_matches_from(["t", "--rng", "mt"]).is_err());
+    }
+}
