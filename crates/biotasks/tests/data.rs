@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::Path;
 
 use biotasks::data::{
-    epoch_order, load_cifar10_binary, load_idx, load_image_folder, load_mnist, Augment, ColorMode, FolderOptions,
-    Normalization, Split,
+    epoch_order, load_cifar10_binary, load_cifar10_folder, load_idx, load_image_folder, load_image_folder_with_classes,
+    load_mnist, Augment, ColorMode, FolderOptions, Normalization, Split,
 };
 use biotasks::{Error, Stream};
 
@@ -189,4 +189,53 @@ fn batches_normalise_and_augment_reproducibly() {
     assert_eq!(epoch_order(4, false, &mut rng), vec![0, 1, 2, 3]);
     assert_eq!(ds.subset(&[3, 1]).unwrap().labels, vec![3, 1]);
     assert_eq!(ds.take(2).len(), 2);
+}
+
+/// One 2×2 PNG per class folder, its red channel 10 × the class's position in `classes`.
+fn class_folder(root: &Path, classes: &[&str]) {
+    for (i, class) in classes.iter().enumerate() {
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        let img = image::RgbImage::from_pixel(2, 2, image::Rgb([i as u8 * 10, 0, 0]));
+        img.save(root.join(class).join("0.png")).unwrap();
+    }
+}
+
+#[test]
+fn labels_follow_class_names_not_the_folders_present() {
+    let train = tempfile::tempdir().unwrap();
+    class_folder(train.path(), &["cat", "dog", "fox"]);
+    // Hidden folders and files (a notebook's checkpoints) are no classes.
+    class_folder(train.path(), &[".ipynb_checkpoints"]);
+    std::fs::write(train.path().join(".DS_Store"), b"x").unwrap();
+    let ds = load_image_folder(train.path(), &FolderOptions::default()).unwrap();
+    assert_eq!(ds.classes, vec!["cat", "dog", "fox"]);
+    let named =
+        load_image_folder_with_classes(train.path(), &["cat", "dog", "fox"], &FolderOptions::default()).unwrap();
+    assert_eq!(named.labels, vec![0, 1, 2]);
+    // The list's order, not the folders' sorted order, gives the labels.
+    let reordered =
+        load_image_folder_with_classes(train.path(), &["fox", "cat", "dog"], &FolderOptions::default()).unwrap();
+    assert_eq!(reordered.labels, vec![0, 1, 2]);
+    assert_eq!(reordered.image(0).unwrap()[0], 20, "label 0 is the fox folder");
+
+    // A missing class is an error naming it (it used to shift every later label).
+    std::fs::remove_dir_all(train.path().join("dog")).unwrap();
+    let e =
+        load_image_folder_with_classes(train.path(), &["cat", "dog", "fox"], &FolderOptions::default()).unwrap_err();
+    assert_eq!(path_of(&e), train.path());
+    assert!(e.to_string().contains("missing class folders: dog"), "{e}");
+    // An unexpected folder is an error naming it (it used to panic after an epoch).
+    class_folder(train.path(), &["dog", "stray"]);
+    let e =
+        load_image_folder_with_classes(train.path(), &["cat", "dog", "fox"], &FolderOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("unexpected folders: stray"), "{e}");
+
+    // CIFAR-10: the ten names, labels their CIFAR-10 indices.
+    let cifar = tempfile::tempdir().unwrap();
+    class_folder(cifar.path(), &biotasks::data::CIFAR10_CLASSES);
+    let ds = load_cifar10_folder(cifar.path(), &FolderOptions::default()).unwrap();
+    assert_eq!(ds.labels, (0..10).collect::<Vec<_>>());
+    std::fs::remove_dir_all(cifar.path().join("bird")).unwrap();
+    let e = load_cifar10_folder(cifar.path(), &FolderOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("missing class folders: bird"), "{e}");
 }

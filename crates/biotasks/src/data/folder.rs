@@ -1,11 +1,20 @@
-//! Image folders: `root/<class>/<image>.{jpg,jpeg,png}`, classes in sorted order, images in
-//! sorted order within a class, decoded in parallel.
+//! Image folders: `root/<class>/<image>.{jpg,jpeg,png}`, images in sorted order within a class,
+//! decoded in parallel.
+//!
+//! Labels come from class *names*, never from which folders happen to exist: a train folder
+//! missing `bird` must not shift every later label by one while the test folder keeps them.
+//! [`load_image_folder_with_classes`] (and [`load_cifar10_folder`] with the CIFAR-10 list) takes
+//! the class list and refuses a folder whose class sub-folders are not exactly that list,
+//! naming the missing and the unexpected ones, before any image is decoded.
+//! [`load_image_folder`] numbers the visible sub-folders in sorted order, for folders that
+//! define their own classes. Hidden entries (`.ipynb_checkpoints`, `.DS_Store`) are ignored by
+//! both.
 
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::{data_err, ImageDataset};
+use super::{data_err, ImageDataset, CIFAR10_CLASSES};
 use crate::error::Result;
 
 /// Channels to decode to.
@@ -40,28 +49,99 @@ fn is_image(p: &Path) -> bool {
     )
 }
 
-/// Loads an image folder. Errors name the folder or the file at fault.
-pub fn load_image_folder(root: &Path, opts: &FolderOptions) -> Result<ImageDataset> {
-    let read_dir = |p: &Path| -> Result<Vec<PathBuf>> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(p)
-            .map_err(|e| data_err(p, e.to_string()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        v.sort();
-        Ok(v)
-    };
-    let class_dirs: Vec<PathBuf> = read_dir(root)?.into_iter().filter(|p| p.is_dir()).collect();
-    if class_dirs.is_empty() {
+fn is_hidden(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The visible entries of `p`, sorted.
+fn read_dir(p: &Path) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(p)
+        .map_err(|e| data_err(p, e.to_string()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| !is_hidden(p))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// The visible class sub-folders of `root`, sorted.
+fn class_dirs(root: &Path) -> Result<Vec<PathBuf>> {
+    let dirs: Vec<PathBuf> = read_dir(root)?.into_iter().filter(|p| p.is_dir()).collect();
+    if dirs.is_empty() {
         return Err(data_err(root, "no class sub-folders (expected root/<class>/<image>)"));
     }
+    Ok(dirs)
+}
+
+/// Loads an image folder whose classes are its visible sub-folders, numbered in sorted order.
+/// Errors name the folder or the file at fault.
+///
+/// # Errors
+/// An unreadable or empty folder, an undecodable image, images of different sizes (without a
+/// resize).
+pub fn load_image_folder(root: &Path, opts: &FolderOptions) -> Result<ImageDataset> {
+    let dirs = class_dirs(root)?;
+    let classes: Vec<String> = dirs.iter().map(|d| file_name(d)).collect();
+    load_classes(root, &dirs, classes, opts)
+}
+
+/// Loads an image folder whose class sub-folders are exactly `classes`; label `i` is
+/// `classes[i]` whatever the folder holds.
+///
+/// # Errors
+/// Those of [`load_image_folder`], and a folder whose visible sub-folders are not exactly
+/// `classes` (the error names the missing and the unexpected ones).
+pub fn load_image_folder_with_classes(root: &Path, classes: &[&str], opts: &FolderOptions) -> Result<ImageDataset> {
+    let dirs = class_dirs(root)?;
+    let found: Vec<String> = dirs.iter().map(|d| file_name(d)).collect();
+    let missing: Vec<&str> = classes
+        .iter()
+        .copied()
+        .filter(|c| !found.iter().any(|f| f == c))
+        .collect();
+    let extra: Vec<&str> = found
+        .iter()
+        .map(String::as_str)
+        .filter(|f| !classes.contains(f))
+        .collect();
+    if !missing.is_empty() || !extra.is_empty() {
+        let mut why = Vec::new();
+        if !missing.is_empty() {
+            why.push(format!("missing class folders: {}", missing.join(", ")));
+        }
+        if !extra.is_empty() {
+            why.push(format!("unexpected folders: {}", extra.join(", ")));
+        }
+        return Err(data_err(
+            root,
+            format!("{} (expected exactly: {})", why.join("; "), classes.join(", ")),
+        ));
+    }
+    let dirs: Vec<PathBuf> = classes.iter().map(|c| root.join(c)).collect();
+    load_classes(root, &dirs, classes.iter().map(|c| c.to_string()).collect(), opts)
+}
+
+/// Loads a CIFAR-10 image folder (`root/<class>/…` with the ten CIFAR-10 class names); labels
+/// are the CIFAR-10 indices ([`CIFAR10_CLASSES`]).
+///
+/// # Errors
+/// Those of [`load_image_folder_with_classes`].
+pub fn load_cifar10_folder(root: &Path, opts: &FolderOptions) -> Result<ImageDataset> {
+    load_image_folder_with_classes(root, &CIFAR10_CLASSES, opts)
+}
+
+/// Loads `dirs[label]` for every label; `classes[label]` names it.
+fn load_classes(root: &Path, dirs: &[PathBuf], classes: Vec<String>, opts: &FolderOptions) -> Result<ImageDataset> {
     let mut files = Vec::new();
-    let mut classes = Vec::new();
-    for (label, dir) in class_dirs.iter().enumerate() {
-        classes.push(
-            dir.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        );
+    for (label, dir) in dirs.iter().enumerate() {
         let mut imgs: Vec<PathBuf> = read_dir(dir)?.into_iter().filter(|p| is_image(p)).collect();
         if let Some(k) = opts.max_per_class {
             imgs.truncate(k);
