@@ -136,10 +136,13 @@ pub fn run(a: &MaskArgs) -> CliResult {
         .as_ref()
         .map(|p| crate::png::encode_mask(&mask).map(|bytes| (p, bytes)))
         .transpose()?;
-    mask.write_npy(&a.out, a.layout.into())?;
-    if let Some((path, bytes)) = png {
-        bionpy::write_atomic(path, &bytes)?;
+    let npy = mask.npy_bytes(a.layout.into()).map_err(|e| format!("--out: {e}"))?;
+    let mut files: Vec<(&std::path::Path, &[u8])> = vec![(&a.out, &npy)];
+    if let Some((path, bytes)) = &png {
+        files.push((path, bytes));
     }
+    // Both files or neither: a bad --png must not replace a good --out.
+    bionpy::write_all_atomic(&files)?;
     let dead = mask.dead_outputs();
     if !dead.is_empty() {
         eprintln!(

@@ -202,34 +202,16 @@ fn check_out(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Writes the three arrays to temporary names in `dir`, then renames them into place; on error
-/// the temporary files are removed.
+/// Writes the three arrays all-or-nothing ([`bionpy::write_all_atomic`]): a failure leaves every
+/// earlier X.npy / Y.npy / trial_index.npy in `dir` as it was.
 fn write_all(dir: &Path, t: &Trials) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(dir).map_err(|e| cli_err(format!("--out: {}: {e}", dir.display())))?;
-    let names = ["X.npy", "Y.npy", "trial_index.npy"];
-    let tmp: Vec<PathBuf> = names
-        .iter()
-        .map(|n| dir.join(format!(".{n}.tmp-{}", std::process::id())))
-        .collect();
-    let written = (|| -> Result<(), bionpy::Error> {
-        bionpy::write_npy(&tmp[0], &[t.rows(), t.in_dim], &t.x)?;
-        bionpy::write_npy(&tmp[1], &[t.rows(), 1], &t.y)?;
-        bionpy::write_npy(&tmp[2], &[t.rows()], &t.trial_index)?;
-        Ok(())
-    })();
-    let renamed = written.map_err(|e| cli_err(format!("--out: {e}"))).and_then(|()| {
-        for (src, name) in tmp.iter().zip(names) {
-            std::fs::rename(src, dir.join(name))
-                .map_err(|e| cli_err(format!("--out: {}: {e}", dir.join(name).display())))?;
-        }
-        Ok(())
-    });
-    if renamed.is_err() {
-        for p in &tmp {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-    renamed
+    let out_err = |e: std::io::Error| cli_err(format!("--out: {e}"));
+    let x = bionpy::npy_bytes(&[t.rows(), t.in_dim], &t.x).map_err(out_err)?;
+    let y = bionpy::npy_bytes(&[t.rows(), 1], &t.y).map_err(out_err)?;
+    let index = bionpy::npy_bytes(&[t.rows()], &t.trial_index).map_err(out_err)?;
+    let (px, py, pi) = (dir.join("X.npy"), dir.join("Y.npy"), dir.join("trial_index.npy"));
+    bionpy::write_all_atomic(&[(&px, &x), (&py, &y), (&pi, &index)]).map_err(|e| cli_err(format!("--out: {e}")))
 }
 
 /// Runs `cargo xtask task`.

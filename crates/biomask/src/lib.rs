@@ -37,4 +37,4 @@ pub use error::{Error, Result};
 pub use forms::two_d::two_d_density_limit;
 pub use mask::{Layout, Mask};
 pub use rng::Rng;
-pub use spec::{LayerKind, MaskForm, MaskSpec};
+pub use spec::{LayerKind, MaskForm, MaskSpec, MAX_MASK_ELEMENTS};

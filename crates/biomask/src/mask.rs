@@ -233,13 +233,26 @@ impl Mask {
     /// Writes the mask as a C-order `.npy` in `layout`: `uint8` 0/1 for binary forms, `float32`
     /// for `gaussian`. The file is written atomically.
     pub fn write_npy(&self, path: &Path, layout: Layout) -> bionpy::Result<()> {
+        let bytes = self.npy_bytes(layout).map_err(|source| bionpy::Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        bionpy::write_atomic(path, &bytes)
+    }
+
+    /// The `.npy` bytes [`Mask::write_npy`] writes (for writing several files all-or-nothing
+    /// with [`bionpy::write_all_atomic`]).
+    ///
+    /// # Errors
+    /// Only an internal shape mismatch, which the mask's own shape rules out.
+    pub fn npy_bytes(&self, layout: Layout) -> std::io::Result<Vec<u8>> {
         let shape = self.shape(layout);
         let values = self.to_layout(layout);
         if self.is_binary() {
             let bytes: Vec<u8> = values.iter().map(|&v| u8::from(v != 0.0)).collect();
-            bionpy::write_npy(path, &shape, &bytes)
+            bionpy::npy_bytes(&shape, &bytes)
         } else {
-            bionpy::write_npy(path, &shape, &values)
+            bionpy::npy_bytes(&shape, &values)
         }
     }
 }

@@ -17,6 +17,12 @@ fn default_window2d_width() -> f64 {
     1.41
 }
 
+/// Largest mask, in weights (`nx·ny·kh·kw`), that [`MaskSpec::build`] makes: 2^28, i.e. 1 GiB
+/// of `f32` values. It is checked before anything is allocated, so an absurd size from a flag
+/// or a config is a typed error rather than an abort; the largest paper layer (VGG16's
+/// 3×3×512×512 conv, 2.4 M weights) is far below it.
+pub const MAX_MASK_ELEMENTS: usize = 1 << 28;
+
 /// A mask form and its parameters, serialised with a `form` tag, e.g.
 /// `{"form": "diagonal", "param_reduction": 0.5}` or
 /// `form = "2d"`, `input2d_width = 32`, `output2d_width = 16`, `window2d_width = 0.4` in TOML.
@@ -294,6 +300,16 @@ impl MaskSpec {
         if nx == 0 || ny == 0 || kh == 0 || kw == 0 {
             return Err(Error::InvalidShape(format!(
                 "nx={nx}, ny={ny}, kernel=({kh}, {kw}): every size must be >= 1"
+            )));
+        }
+        let elements = [nx, ny, kh, kw]
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .filter(|&n| n <= MAX_MASK_ELEMENTS);
+        if elements.is_none() {
+            return Err(Error::InvalidShape(format!(
+                "nx={nx}, ny={ny}, kernel=({kh}, {kw}): nx·ny·kh·kw exceeds the limit of {MAX_MASK_ELEMENTS} \
+                 weights (biomask::MAX_MASK_ELEMENTS)"
             )));
         }
         let conv = kind != LayerKind::Dense;

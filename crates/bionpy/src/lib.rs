@@ -51,6 +51,61 @@ pub fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> Result<()> {
+    let tmp = write_temp(path, fill)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }
+    })
+}
+
+/// Writes several files all-or-nothing: every content goes to a temporary sibling first, and
+/// only when all of them are written and flushed are they renamed into place. A failure while
+/// writing, or an output path that is a folder, removes the temporary files and leaves every
+/// `path` as it was (renames within one folder do not fail for want of space, so the second
+/// phase is where nothing is left to fail but the file system itself).
+///
+/// # Errors
+/// The first I/O failure, naming its path.
+pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
+    // A folder in an output's place is the one rename failure that can be foreseen: refuse it
+    // before anything is written, so that no earlier file of the set gets replaced.
+    if let Some((path, _)) = files.iter().find(|(p, _)| p.is_dir()) {
+        return Err(Error::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a folder, not a file"),
+        });
+    }
+    let mut temps: Vec<PathBuf> = Vec::with_capacity(files.len());
+    for (path, bytes) in files {
+        match write_temp(path, |w| w.write_all(bytes)) {
+            Ok(tmp) => temps.push(tmp),
+            Err(e) => {
+                for t in &temps {
+                    let _ = std::fs::remove_file(t);
+                }
+                return Err(e);
+            }
+        }
+    }
+    for (i, ((path, _), tmp)) in files.iter().zip(&temps).enumerate() {
+        if let Err(e) = std::fs::rename(tmp, path) {
+            for t in &temps[i..] {
+                let _ = std::fs::remove_file(t);
+            }
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                source: e,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The temporary sibling of `path` this process writes to: `.<name>.tmp-<pid>`.
+fn temp_path(path: &Path) -> Result<PathBuf> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -63,23 +118,32 @@ pub fn write_atomic_with(
         })?
         .to_string_lossy()
         .into_owned();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    Ok(dir.join(format!(".{name}.tmp-{}", std::process::id())))
+}
+
+/// Writes and flushes the temporary sibling of `path`; on error it is removed.
+fn write_temp(
+    path: &Path,
+    fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<PathBuf> {
+    let tmp = temp_path(path)?;
     let result = (|| {
         let file = std::fs::File::create(&tmp)?;
         let mut w = std::io::BufWriter::new(file);
         fill(&mut w)?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
+        file.sync_all()
     })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::Io {
-            path: path.to_path_buf(),
-            source: e,
-        });
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(Error::Io {
+                path: path.to_path_buf(),
+                source: e,
+            })
+        }
     }
-    Ok(())
 }
 
 /// Element types that can be written to and read from `.npy` files.
@@ -237,6 +301,27 @@ mod tests {
     fn corrupt_file_is_a_typed_error() {
         let err = parse_npy::<f64>(b"not an npy file", Path::new("x.npy")).unwrap_err();
         assert!(matches!(err, Error::BadNpy { .. }), "{err}");
+    }
+
+    #[test]
+    fn all_or_nothing_writes_leave_old_files_on_failure() {
+        let dir = std::env::temp_dir().join(format!("bionpy-all-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a.bin"), dir.join("b.bin"));
+        std::fs::write(&a, b"old a").unwrap();
+        let missing = dir.join("no-such-folder").join("c.bin");
+        let e = write_all_atomic(&[(&a, b"new a"), (&missing, b"c")]).unwrap_err();
+        assert!(e.to_string().contains("no-such-folder"), "{e}");
+        assert_eq!(std::fs::read(&a).unwrap(), b"old a");
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
+        write_all_atomic(&[(&a, b"new a"), (&b, b"new b")]).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), b"new a");
+        assert_eq!(std::fs::read(&b).unwrap(), b"new b");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

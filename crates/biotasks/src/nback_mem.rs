@@ -138,5 +138,14 @@ pub(crate) fn check_nback(trial_length: usize, n_back: usize, trials: usize) -> 
     if trials == 0 {
         return Err(invalid("trials", 0, "must be at least 1"));
     }
-    Ok(())
+    // Match and non-match trials of at least the two inputs (cue, value); a latent table's
+    // wider rows are checked against the table.
+    crate::trials::check_size(
+        "trial_length",
+        trial_length,
+        trial_length.checked_add(1),
+        trials,
+        2,
+        NbackMem::IN_DIM,
+    )
 }

@@ -231,9 +231,23 @@ impl PicLatentMem {
     /// Checks the parameters against the table (every label needs at least `TL - 1` images of
     /// other labels).
     pub fn validate(&self, table: &LatentTable) -> Result<()> {
+        self.checked_pools(table).map(|_| ())
+    }
+
+    /// Every check of [`Self::validate`], returning the label pools the generators draw from.
+    fn checked_pools(&self, table: &LatentTable) -> Result<Pools> {
         self.validate_params()?;
+        crate::trials::check_size(
+            "trial_length",
+            self.trial_length,
+            self.trial_length.checked_add(1),
+            self.trials,
+            2,
+            Self::in_dim(table.dim()),
+        )?;
         let pools = Pools::new(table);
-        self.check_pools(&pools)
+        self.check_pools(&pools)?;
+        Ok(pools)
     }
 
     fn check_pools(&self, pools: &Pools) -> Result<()> {
@@ -253,9 +267,7 @@ impl PicLatentMem {
     /// `trials` trials of one kind (upstream's generator with `trial_matching = matching`), ids
     /// `0..trials`.
     pub fn generate_block(&self, table: &LatentTable, matching: bool, rng: &mut Stream) -> Result<Trials> {
-        check_nback(self.trial_length, self.n_back, self.trials)?;
-        let pools = Pools::new(table);
-        self.check_pools(&pools)?;
+        let pools = self.checked_pools(table)?;
         let scaled;
         let table = if self.rescale {
             scaled = table.rescaled();
@@ -311,9 +323,7 @@ impl PicLatentMem {
 
     /// Match trials then non-match trials (see the module docs).
     pub fn generate(&self, table: &LatentTable, rng: &mut Stream) -> Result<Trials> {
-        check_nback(self.trial_length, self.n_back, self.trials)?;
-        let pools = Pools::new(table);
-        self.check_pools(&pools)?;
+        let pools = self.checked_pools(table)?;
         let scaled;
         let table = if self.rescale {
             scaled = table.rescaled();

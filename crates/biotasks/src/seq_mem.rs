@@ -72,7 +72,15 @@ impl SeqMem {
         if !self.high.is_finite() || !(self.high - self.low).is_finite() {
             return Err(invalid("high", self.high, "must be finite (and high - low too)"));
         }
-        Ok(())
+        let steps = self.pattern_length.checked_mul(2).and_then(|s| s.checked_add(1));
+        crate::trials::check_size(
+            "pattern_length",
+            self.pattern_length,
+            steps,
+            self.trials,
+            1,
+            Self::IN_DIM,
+        )
     }
 
     /// Generates the trials (see the module docs).

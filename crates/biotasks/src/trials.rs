@@ -10,7 +10,48 @@
 //! Every trial of a set has the same number of time steps, `steps`, and its rows are contiguous
 //! as generated; after a split or shuffle the rows of one trial stay together and in order.
 
-use crate::error::{Error, Result};
+use crate::error::{invalid, Error, Result};
+
+/// Largest trial set a generator makes, in input values (`rows × in_dim`): 2^28, 1 GiB of `f32`
+/// (upstream's largest settings, 500 + 500 trials of a few dozen steps, are far below it). It is
+/// checked before anything is allocated, so a size from a flag or a config that cannot fit is a
+/// typed error naming the parameter instead of an abort.
+pub const MAX_TRIAL_VALUES: usize = 1 << 28;
+
+/// Checks that `trials` trials (× `kinds`: 2 for match and non-match) of `steps` time steps of
+/// `in_dim` inputs fit [`MAX_TRIAL_VALUES`]; `steps` is `None` when computing it overflowed.
+/// Names `length_param` when one trial alone is too long, else `trials`.
+pub(crate) fn check_size(
+    length_param: &'static str,
+    length: usize,
+    steps: Option<usize>,
+    trials: usize,
+    kinds: usize,
+    in_dim: usize,
+) -> Result<()> {
+    let per_trial = steps
+        .and_then(|s| s.checked_mul(in_dim))
+        .filter(|&v| v <= MAX_TRIAL_VALUES);
+    let Some(per_trial) = per_trial else {
+        return Err(invalid(
+            length_param,
+            length,
+            format!("one trial would exceed the limit of {MAX_TRIAL_VALUES} values (biotasks::MAX_TRIAL_VALUES)"),
+        ));
+    };
+    let total = trials.checked_mul(kinds).and_then(|t| t.checked_mul(per_trial));
+    if total.is_none_or(|t| t > MAX_TRIAL_VALUES) {
+        return Err(invalid(
+            "trials",
+            trials,
+            format!(
+                "{trials} × {kinds} trials of {per_trial} values exceed the limit of {MAX_TRIAL_VALUES} values \
+                 (biotasks::MAX_TRIAL_VALUES)"
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// A stack of trials, one row per time step.
 #[derive(Debug, Clone, PartialEq)]
