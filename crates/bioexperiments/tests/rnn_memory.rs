@@ -1,7 +1,7 @@
 //! `reproduce rnn-memory` on a tiny configuration: outputs written, topologies of equal density.
 
-use biotasks::reproduce::ReproduceOptions;
-use biotasks::rnn_memory::{run, RnnMemoryConfig};
+use bioexperiments::rnn_memory::{run, RnnMemoryConfig};
+use bioexperiments::ReproduceOptions;
 
 #[test]
 fn tiny_rnn_memory_run_writes_its_outputs() {

@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use biotasks::bionet::{reproduce_bionet, BioNetArgs, Convolution};
+use bioexperiments::bionet::{reproduce_bionet, BioNetArgs, Convolution};
+use bioexperiments::ReproduceOptions;
 use biotasks::data::CIFAR10_CLASSES;
 use biotasks::perturb::Perturbation;
-use biotasks::reproduce::ReproduceOptions;
 
 /// `n` PNGs of `side²` pixels per class, class `c` brighter on the left for even `c`.
 fn write_images(dir: &Path, n: usize, side: u32, rgb: bool) {
@@ -140,7 +140,7 @@ fn smoke_run_writes_upstream_layout_and_resumes() {
     .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].history, results[1].history);
-    let pick = |r: &biotasks::bionet::TrialResult| -> Vec<_> {
+    let pick = |r: &bioexperiments::bionet::TrialResult| -> Vec<_> {
         r.perturbed
             .iter()
             .filter(|(p, _, _)| matches!(p, Perturbation::SaltAndPepper | Perturbation::Invert))

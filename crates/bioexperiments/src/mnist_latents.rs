@@ -30,10 +30,10 @@ use biolayers::train::predict;
 use biorng::Stream;
 use serde::Serialize;
 
-use crate::data::{load_mnist, resolve_data_dir, ImageDataset, Normalization, Split};
 use crate::error::{invalid, Error, Result};
-use crate::fit::{evaluate, fit, EpochRecord, FitConfig};
-use crate::pic_latent_mem::LatentTable;
+use biotasks::data::{load_mnist, resolve_data_dir, ImageDataset, Normalization, Split};
+use biotasks::fit::{evaluate, fit, EpochRecord, FitConfig};
+use biotasks::LatentTable;
 
 /// Width of the latent layer.
 pub const LATENT_DIM: usize = 50;
@@ -138,17 +138,17 @@ pub fn train_mnist_latents(
 ) -> Result<MnistLatents> {
     for (name, ds) in [("train", train), ("test", test)] {
         if (ds.channels, ds.height, ds.width) != (1, 28, 28) || ds.is_empty() {
-            return Err(Error::Shape {
-                what: "MNIST images",
-                expected: "a non-empty set of (1, 28, 28) images".into(),
-                got: format!(
+            return Err(crate::error::shape(
+                "MNIST images",
+                "a non-empty set of (1, 28, 28) images",
+                format!(
                     "{name}: {} images of ({}, {}, {})",
                     ds.len(),
                     ds.channels,
                     ds.height,
                     ds.width
                 ),
-            });
+            ));
         }
     }
     if cfg.epochs == 0 || cfg.batch_size == 0 {

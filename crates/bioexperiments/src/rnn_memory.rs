@@ -12,19 +12,18 @@
 //! Batches `(128, T, 2)` with `T = 2·pattern_length + 1` (11 for the default pattern length 5,
 //! lr 1e-4 as in upstream's config grid); predictions `(128·T, 1)`.
 
-use bio2art::{convert, random_w, Bio2artConfig, Connectome, NeuronDensity, Orientation, RecurrentMatrix};
-use bioautograd::{Graph, Mode, Tensor, Var};
-use biolayers::layers::{ElmanRnn, Module, RnnNonlinearity};
+use bio2art::{random_w, Connectome, Orientation, RecurrentMatrix};
 use biolayers::optim::OptimizerConfig;
-use biolayers::train::train_step;
 use biorng::Stream;
+use biotasks::fit::history_csv;
+use biotasks::{SeqMem, Task};
 use serde::Serialize;
 
-use crate::assembly::{Dataset, Rngs};
-use crate::error::{Error, Result};
-use crate::fit::{history_csv, EpochRecord};
-use crate::reproduce::{env_report, summary_table, write_curves, ReproduceOptions, SettingResult};
-use crate::{create_trials, SeqMem, Task};
+use crate::common::{
+    prepare_results_folder, summary_table, toml_of, write_curves, write_text, ReproduceOptions, SettingResult,
+};
+use crate::error::Result;
+use crate::rnn::{batches, split_datasets, Bio2artSettings, EpochMean, RnnSpec, RnnTraining};
 
 /// Settings of `rnn-memory`.
 #[derive(Debug, Clone, Serialize)]
@@ -72,35 +71,23 @@ impl RnnMemoryConfig {
     }
 }
 
+impl RnnMemoryConfig {
+    /// The bio2art settings of the topology.
+    pub fn bio2art(&self) -> Bio2artSettings {
+        Bio2artSettings {
+            neurons_per_region: self.neurons_per_region,
+            target_sparsity: self.target_sparsity,
+            rand_partition: self.rand_partition,
+            seed: self.seed,
+        }
+    }
+}
+
 /// The bio2art neuron matrix as the recurrent template, in upstream's orientation (transposed;
 /// see `bio2art::topology`).
 fn bio_matrix(cfg: &RnnMemoryConfig) -> Result<RecurrentMatrix> {
-    let connectome = Connectome::load(&cfg.connectome)?;
-    let b2a = Bio2artConfig {
-        neuron_density: NeuronDensity::Uniform(cfg.neurons_per_region),
-        target_sparsity: cfg.target_sparsity,
-        rand_partition: cfg.rand_partition,
-        keep_diag: false,
-        ..Bio2artConfig::default()
-    };
-    let net = convert(&connectome, &b2a, &mut Stream::seeded(cfg.seed))?;
+    let net = cfg.bio2art().network(&Connectome::load(&cfg.connectome)?)?;
     Ok(RecurrentMatrix::from_network(&net, Orientation::Upstream)?)
-}
-
-/// Mean squared error over the rows whose target is not zero.
-pub(crate) fn trimmed_mse(g: &Graph, pred: &Var, y: &[f32]) -> bioautograd::Result<Var> {
-    let n = y.len();
-    let mask: Vec<f32> = y.iter().map(|&v| f32::from(u8::from(v != 0.0))).collect();
-    let count = mask.iter().sum::<f32>().max(1.0);
-    let target = g.input(Tensor::from_vec(y.to_vec(), &[n, 1])?);
-    let m = g.input(Tensor::from_vec(mask, &[n, 1])?);
-    let diff = g.sub(pred, &target)?;
-    let sq = g.mul(&g.mul(&diff, &diff)?, &m)?;
-    g.mul(&g.sum(&sq)?, &g.input(Tensor::scalar(1.0 / count)))
-}
-
-fn batches(ds: &Dataset, size: usize) -> Vec<(Vec<f32>, Vec<f32>, usize)> {
-    (0..ds.len()).step_by(size.max(1)).map(|s| ds.batch(s, size)).collect()
 }
 
 /// Runs the comparison (300 epochs × 10 runs per topology; `long`: 500 epochs) and writes the results
@@ -113,18 +100,9 @@ pub fn rnn_memory(opts: &ReproduceOptions, long: bool) -> Result<Vec<SettingResu
 /// Runs `cfg` and writes the results folder of `opts`.
 pub fn run(opts: &ReproduceOptions, cfg: &RnnMemoryConfig) -> Result<Vec<SettingResult>> {
     let bio_w = bio_matrix(cfg)?;
-    let (bio, m) = (bio_w.topology(), bio_w.hidden);
+    let m = bio_w.hidden;
     let density = bio_w.density();
-    std::fs::create_dir_all(&opts.out).map_err(|e| Error::Data {
-        path: opts.out.clone(),
-        detail: e.to_string(),
-    })?;
-    let toml = toml::to_string(cfg).map_err(|e| crate::error::invalid("config", "toml", e.to_string()))?;
-    bionpy::write_atomic(
-        &opts.out.join("config.toml"),
-        format!("# cargo xtask reproduce rnn-memory\n{toml}").as_bytes(),
-    )?;
-    bionpy::write_atomic(&opts.out.join("env.txt"), env_report().as_bytes())?;
+    prepare_results_folder(&opts.out, "rnn-memory", &toml_of(cfg)?)?;
     let task = Task::SeqMem(SeqMem {
         pattern_length: cfg.pattern_length,
         trials: cfg.trials,
@@ -137,53 +115,37 @@ pub fn run(opts: &ReproduceOptions, cfg: &RnnMemoryConfig) -> Result<Vec<Setting
         let mut runs = Vec::new();
         for run in 0..cfg.runs {
             let seed = cfg.seed + run as u64;
-            let mut rngs = Rngs::seeded(seed);
-            let split = create_trials(&task, None, 0.8, &mut rngs)?;
-            let train = Dataset::new(split.train, &mut rngs.np);
-            let val = Dataset::new(split.validate, &mut rngs.np);
+            let (train, val) = split_datasets(&task, None, 0.8, seed)?;
             let in_dim = train.trials().in_dim;
-            let (train_b, val_b) = (batches(&train, cfg.batch_size), batches(&val, cfg.batch_size));
+            let train_b = batches(&train, cfg.batch_size, train.len(), false)?;
+            let val_b = batches(&val, cfg.batch_size, val.len(), false)?;
             let mut rng = Stream::seeded(seed ^ 0xB10);
             // The random control is `random_w` applied to the oriented matrix (one shuffle of the
             // off-diagonal entries): the same distribution as randomising bio2art's W before
             // orienting it (upstream's order, `bio2art::recurrent_matrix`), and the same draws
-            // as the committed results.
-            let topo = if label == "bio" {
-                bio.clone()
+            // as the committed results. The model is then drawn from the same stream.
+            let template = if label == "bio" {
+                bio_w.clone()
             } else {
-                random_w(&bio_w.weights, m, &mut rng)?
-                    .iter()
-                    .map(|&w| w != 0.0)
-                    .collect()
+                RecurrentMatrix {
+                    hidden: m,
+                    weights: random_w(&bio_w.weights, m, &mut rng)?,
+                }
             };
-            let mut model = ElmanRnn::new(in_dim, m, 1, &topo, RnnNonlinearity::Relu, &mut rng)?;
+            let mut model = RnnSpec::default().build(in_dim, 1, &template, &mut rng)?;
             let mut opt = OptimizerConfig::torch_adam(cfg.lr).build()?;
+            let mut training = RnnTraining {
+                model: &mut model,
+                opt: &mut opt,
+                steps,
+                in_dim,
+                classification: false,
+                mean: EpochMean::PerTrial,
+            };
             let bar = opts.progress.then(|| indicatif::ProgressBar::new(cfg.epochs as u64));
             let mut history = Vec::with_capacity(cfg.epochs);
             for epoch in 1..=cfg.epochs {
-                let mut train_loss = 0.0;
-                for (x, y, b) in &train_b {
-                    let xt = Tensor::from_vec(x.clone(), &[*b, steps, in_dim]).map_err(biolayers::Error::from)?;
-                    let loss = train_step(&mut model, &mut opt, xt, |g, out| trimmed_mse(g, out, y))?;
-                    train_loss += f64::from(loss) * *b as f64;
-                }
-                let mut val_loss = 0.0;
-                for (x, y, b) in &val_b {
-                    let g = Graph::with_mode(Mode::Eval);
-                    let xv =
-                        g.input(Tensor::from_vec(x.clone(), &[*b, steps, in_dim]).map_err(biolayers::Error::from)?);
-                    let out = model.forward(&g, &xv)?;
-                    let loss = trimmed_mse(&g, &out, y).map_err(biolayers::Error::from)?;
-                    let v = g.value(&loss).map_err(biolayers::Error::from)?;
-                    val_loss += f64::from(v.as_slice().map_err(biolayers::Error::from)?[0]) * *b as f64;
-                }
-                history.push(EpochRecord {
-                    epoch,
-                    train_loss: train_loss / train.len().max(1) as f64,
-                    train_acc: f64::NAN,
-                    val_loss: val_loss / val.len().max(1) as f64,
-                    val_acc: f64::NAN,
-                });
+                history.push(training.epoch(epoch, &train_b, &val_b)?);
                 if let Some(bar) = &bar {
                     bar.inc(1);
                     bar.set_message(format!(
@@ -197,7 +159,7 @@ pub fn run(opts: &ReproduceOptions, cfg: &RnnMemoryConfig) -> Result<Vec<Setting
                 bar.finish();
             }
             rows.extend(history.iter().map(|h| (label.to_string(), run, *h)));
-            bionpy::write_atomic(&opts.out.join("history.csv"), history_csv(&rows).as_bytes())?;
+            write_text(&opts.out.join("history.csv"), &history_csv(&rows))?;
             runs.push(history);
         }
         results.push(SettingResult {
@@ -212,9 +174,9 @@ pub fn run(opts: &ReproduceOptions, cfg: &RnnMemoryConfig) -> Result<Vec<Setting
         cfg.connectome, cfg.neurons_per_region, cfg.target_sparsity, cfg.rand_partition, cfg.pattern_length, cfg.trials, cfg.lr, cfg.batch_size, cfg.epochs, cfg.runs
     );
     let caveat = "Loss = MSE over the recall steps only (zero-target rows trimmed), as upstream. The randomised topology permutes the off-diagonal entries of the bio topology (same density). Accuracy does not apply to this regression task (shown as NaN).";
-    bionpy::write_atomic(
+    write_text(
         &opts.out.join("summary.md"),
-        summary_table("rnn-memory", &description, caveat, &results).as_bytes(),
+        &summary_table("rnn-memory", &description, caveat, &results),
     )?;
     Ok(results)
 }
@@ -222,6 +184,9 @@ pub fn run(opts: &ReproduceOptions, cfg: &RnnMemoryConfig) -> Result<Vec<Setting
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bio2art::{convert, Bio2artConfig, NeuronDensity};
+    use bioautograd::Tensor;
+    use biolayers::layers::Module;
 
     /// The topologies before `bio2art::topology` existed: the transposed nonzero pattern, and a
     /// shuffle of its off-diagonal flags. The API must give the same ones for the same seeds.

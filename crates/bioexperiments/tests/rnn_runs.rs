@@ -3,27 +3,27 @@
 
 use std::path::{Path, PathBuf};
 
-use biotasks::rnn_runs::layout::{finished_jobs, run_file};
-use biotasks::rnn_runs::{
+use bioexperiments::rnn_runs::layout::{finished_jobs, run_file};
+use bioexperiments::rnn_runs::{
     combinations, jobs, merge_results, plot_loss, run, Job, Nonlinearity, OptimizerName, PlotLossOptions, RunOptions,
     RunsConfig, Shard, TaskName,
 };
-use biotasks::Error;
+use bioexperiments::Error;
 
 fn configs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../xtask/configs")
 }
 
-fn ini(text: &str) -> biotasks::Result<RunsConfig> {
+fn ini(text: &str) -> bioexperiments::Result<RunsConfig> {
     RunsConfig::from_ini(text, Path::new("test.ini"))
 }
 
-fn toml_cfg(text: &str) -> biotasks::Result<RunsConfig> {
+fn toml_cfg(text: &str) -> bioexperiments::Result<RunsConfig> {
     RunsConfig::from_toml(text, Path::new("test.toml"))
 }
 
 /// The `Error::Config` key of a failed parse.
-fn err_key(r: biotasks::Result<RunsConfig>) -> String {
+fn err_key(r: bioexperiments::Result<RunsConfig>) -> String {
     match r {
         Err(Error::Config { key, .. }) => key,
         Err(other) => panic!("expected a config error, got {other}"),

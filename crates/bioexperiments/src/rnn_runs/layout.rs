@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use super::config::RunsConfig;
 use super::grid::{Combination, Job};
 use crate::error::{Error, Result};
-use crate::fit::EpochRecord;
+use biotasks::fit::EpochRecord;
 
 /// `OUT/<idx>`.
 pub fn combination_dir(out: &Path, combination: usize) -> PathBuf {

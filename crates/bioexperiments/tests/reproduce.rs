@@ -1,40 +1,13 @@
 //! `reproduce schizo-mnist` end to end on a tiny fake MNIST written here, and its missing-data error.
 
-use std::path::Path;
+mod common;
 
-use biotasks::reproduce::{schizo_mnist, ReproduceOptions};
-
-fn write_idx(dir: &Path, stem: &str, n: u32) {
-    let mut img = Vec::new();
-    for x in [0x0803u32, n, 28, 28] {
-        img.extend_from_slice(&x.to_be_bytes());
-    }
-    let mut lab = Vec::new();
-    for x in [0x0801u32, n] {
-        lab.extend_from_slice(&x.to_be_bytes());
-    }
-    for i in 0..n {
-        let label = (i % 10) as u8;
-        lab.push(label);
-        // Each class lights a different band of rows.
-        img.extend((0..784u32).map(|p| {
-            if (p / 28) / 3 == u32::from(label) {
-                200
-            } else {
-                (p * 7 + i) as u8 % 40
-            }
-        }));
-    }
-    std::fs::write(dir.join(format!("{stem}-images-idx3-ubyte")), img).unwrap();
-    std::fs::write(dir.join(format!("{stem}-labels-idx1-ubyte")), lab).unwrap();
-}
+use bioexperiments::{schizo_mnist::schizo_mnist, ReproduceOptions};
 
 #[test]
 fn schizo_mnist_quick_writes_every_output() {
     let data = tempfile::tempdir().unwrap();
-    std::fs::create_dir(data.path().join("mnist")).unwrap();
-    write_idx(&data.path().join("mnist"), "train", 60);
-    write_idx(&data.path().join("mnist"), "t10k", 30);
+    common::write_fake_mnist(data.path());
     let out = tempfile::tempdir().unwrap();
     let opts = ReproduceOptions {
         quick: true,

@@ -22,7 +22,7 @@ use super::config::RunsConfig;
 use super::grid::{combinations, Combination};
 use super::layout;
 use crate::error::{Error, Result};
-use crate::plot::{quantile_sorted, write_box_plot, write_line_plot, BoxGroup, BoxPlot, LinePlot, Series};
+use biotasks::plot::{quantile_sorted, write_box_plot, write_line_plot, BoxGroup, BoxPlot, LinePlot, Series};
 
 /// Options of [`plot_loss`].
 #[derive(Debug, Clone)]
@@ -75,11 +75,11 @@ impl Array2 {
 fn read_array(path: &Path) -> Result<Array2> {
     let a = bionpy::read_npy::<f64>(path)?;
     if a.shape.len() != 2 {
-        return Err(Error::Shape {
-            what: "results array",
-            expected: "(iterations, epochs)".into(),
-            got: format!("{:?} in {}", a.shape, path.display()),
-        });
+        return Err(crate::error::shape(
+            "results array",
+            "(iterations, epochs)",
+            format!("{:?} in {}", a.shape, path.display()),
+        ));
     }
     Ok(Array2 {
         rows: a.shape[0],
