@@ -9,14 +9,7 @@ fn schizo_mnist_quick_writes_every_output() {
     let data = tempfile::tempdir().unwrap();
     common::write_fake_mnist(data.path());
     let out = tempfile::tempdir().unwrap();
-    let opts = ReproduceOptions {
-        quick: true,
-        data: Some(data.path().to_path_buf()),
-        out: out.path().join("schizo-mnist"),
-        resume: false,
-        progress: false,
-        seed: 1,
-    };
+    let opts = common::quick_options(out.path().join("schizo-mnist"), Some(data.path()), 1);
     let results = schizo_mnist(&opts).unwrap();
     assert_eq!(results.len(), 3);
     assert!((results[1].density - 0.5).abs() < 0.01);
@@ -47,14 +40,7 @@ fn schizo_mnist_quick_writes_every_output() {
 fn missing_data_is_an_error_naming_the_path() {
     let data = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    let opts = ReproduceOptions {
-        quick: true,
-        data: Some(data.path().to_path_buf()),
-        out: out.path().join("x"),
-        resume: false,
-        progress: false,
-        seed: 1,
-    };
+    let opts = common::quick_options(out.path().join("x"), Some(data.path()), 1);
     let e = schizo_mnist(&opts).unwrap_err().to_string();
     assert!(e.contains("mnist"), "{e}");
     assert!(!out.path().join("x").exists(), "nothing should be written without data");

@@ -1,26 +1,14 @@
 //! `reproduce rnn-memory` on a tiny configuration: outputs written, topologies of equal density.
 
-use bioexperiments::rnn_memory::{run, RnnMemoryConfig};
-use bioexperiments::ReproduceOptions;
+mod common;
+
+use bioexperiments::rnn_memory::run;
 
 #[test]
 fn tiny_rnn_memory_run_writes_its_outputs() {
     let out = tempfile::tempdir().unwrap();
-    let opts = ReproduceOptions {
-        quick: true,
-        data: None,
-        out: out.path().join("rnn"),
-        resume: false,
-        progress: false,
-        seed: 3,
-    };
-    let cfg = RnnMemoryConfig {
-        trials: 20,
-        epochs: 3,
-        runs: 1,
-        neurons_per_region: 1,
-        ..RnnMemoryConfig::new(false, 3)
-    };
+    let opts = common::quick_options(out.path().join("rnn"), None, 3);
+    let cfg = common::tiny_rnn_memory(1);
     let results = run(&opts, &cfg).unwrap();
     assert_eq!(results.len(), 2);
     assert_eq!(results[0].density, results[1].density);

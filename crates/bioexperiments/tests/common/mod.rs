@@ -1,6 +1,34 @@
 //! Helpers shared by the integration tests.
 
-use std::path::Path;
+#![allow(dead_code)] // each test file uses a part
+
+use std::path::{Path, PathBuf};
+
+use bioexperiments::rnn_memory::RnnMemoryConfig;
+use bioexperiments::ReproduceOptions;
+
+/// `--quick` options without progress bars or resume.
+pub fn quick_options(out: PathBuf, data: Option<&Path>, seed: u64) -> ReproduceOptions {
+    ReproduceOptions {
+        quick: true,
+        data: data.map(Path::to_path_buf),
+        out,
+        resume: false,
+        progress: false,
+        seed,
+    }
+}
+
+/// A seconds-long `rnn-memory`: 20 trials, 3 epochs, `runs` runs, Marmoset × 1 neuron, seed 3.
+pub fn tiny_rnn_memory(runs: usize) -> RnnMemoryConfig {
+    RnnMemoryConfig {
+        trials: 20,
+        epochs: 3,
+        runs,
+        neurons_per_region: 1,
+        ..RnnMemoryConfig::new(false, 3)
+    }
+}
 
 /// Writes a tiny MNIST in IDX format into `dir/mnist`: 60 training and 30 test images of
 /// 28 × 28 where each class lights a different band of rows.
