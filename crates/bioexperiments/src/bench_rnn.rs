@@ -19,6 +19,7 @@ use biotasks::assembly::{Dataset, Rngs};
 use biotasks::{NbackMem, SeqMem, Task};
 
 use crate::error::{invalid, Result};
+use crate::rnn::loss::NllScaling;
 use crate::rnn::{batches, Bio2artSettings, EpochMean, RnnSpec, RnnTraining};
 
 /// The benchmarked task.
@@ -192,6 +193,7 @@ pub fn run(cfg: &BenchRnnConfig) -> Result<BenchRnnReport> {
         in_dim,
         classification,
         mean: EpochMean::PerBatch,
+        nll: NllScaling::InTargets,
     };
     let mut times = Vec::with_capacity(cfg.epochs);
     let mut last_loss = f64::NAN;

@@ -6,7 +6,9 @@
 //! reproduced (a connection from `j` to `i` exists where `W[i, j] != 0`). The randomised control
 //! permutes the off-diagonal entries of that topology (upstream's directed `random_w`), keeping
 //! its density. Elman RNN (relu), zero initial state, linear readout, MSE on the recall steps only
-//! (rows with a zero target are trimmed before the loss), PyTorch Adam.
+//! (rows with a zero target are trimmed before the loss), PyTorch Adam; trained through the shared
+//! RNN pipeline ([`crate::rnn`]), each epoch's loss the mean over trials (batches weighted by
+//! their size).
 //!
 //! # Shapes
 //! Batches `(128, T, 2)` with `T = 2·pattern_length + 1` (11 for the default pattern length 5,
@@ -23,6 +25,7 @@ use crate::common::{
     prepare_results_folder, summary_table, toml_of, write_curves, write_text, ReproduceOptions, SettingResult,
 };
 use crate::error::Result;
+use crate::rnn::loss::NllScaling;
 use crate::rnn::{batches, split_datasets, Bio2artSettings, EpochMean, RnnSpec, RnnTraining};
 
 /// Settings of `rnn-memory`.
@@ -141,6 +144,7 @@ pub fn run(opts: &ReproduceOptions, cfg: &RnnMemoryConfig) -> Result<Vec<Setting
                 in_dim,
                 classification: false,
                 mean: EpochMean::PerTrial,
+                nll: NllScaling::AfterSum,
             };
             let bar = opts.progress.then(|| indicatif::ProgressBar::new(cfg.epochs as u64));
             let mut history = Vec::with_capacity(cfg.epochs);

@@ -27,13 +27,40 @@ pub fn trimmed_mse(g: &Graph, pred: &Var, y: &[f32]) -> bioautograd::Result<Var>
     g.mul(&g.sum(&sq)?, &g.input(Tensor::scalar(1.0 / count)))
 }
 
+/// Where the trimmed NLL applies its `−1/n`: the same loss and gradient up to f32 rounding of
+/// the loss value, kept apart so that every experiment keeps its exact numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NllScaling {
+    /// `(Σ t·log p)·(−1/n)` (rnn-run).
+    AfterSum,
+    /// `Σ (t·(−1/n))·log p` (bench-rnn).
+    InTargets,
+}
+
 /// NLL of the log-softmax over the rows whose target (class) is nonzero; `onehot (rows, 3)` holds
 /// their one-hot classes (zero rows elsewhere) and `count` their number.
-pub fn trimmed_nll(g: &Graph, logits: &Var, onehot: &[f32], count: usize) -> bioautograd::Result<Var> {
-    let t = g.input(Tensor::from_vec(onehot.to_vec(), &[onehot.len() / CLASSES, CLASSES])?);
-    let ls = g.log_softmax(logits)?;
-    let picked = g.sum(&g.mul(&ls, &t)?)?;
-    g.mul(&picked, &g.input(Tensor::scalar(-1.0 / count.max(1) as f32)))
+pub fn trimmed_nll(
+    g: &Graph,
+    logits: &Var,
+    onehot: &[f32],
+    count: usize,
+    scaling: NllScaling,
+) -> bioautograd::Result<Var> {
+    let shape = [onehot.len() / CLASSES, CLASSES];
+    let scale = -1.0 / count.max(1) as f32;
+    match scaling {
+        NllScaling::AfterSum => {
+            let t = g.input(Tensor::from_vec(onehot.to_vec(), &shape)?);
+            let ls = g.log_softmax(logits)?;
+            let picked = g.sum(&g.mul(&ls, &t)?)?;
+            g.mul(&picked, &g.input(Tensor::scalar(scale)))
+        }
+        NllScaling::InTargets => {
+            let pick: Vec<f32> = onehot.iter().map(|&t| if t != 0.0 { scale } else { 0.0 }).collect();
+            let ls = g.log_softmax(logits)?;
+            g.sum(&g.mul(&ls, &g.input(Tensor::from_vec(pick, &shape)?))?)
+        }
+    }
 }
 
 /// Accuracy (%) of `logits (rows, 3)` on the rows whose target is nonzero.
@@ -65,8 +92,11 @@ mod tests {
         let y = [2.0f32, 0.0, 1.0];
         let onehot = [0.0f32, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0];
         let z = g.input(Tensor::from_vec(logits.to_vec(), &[3, 3]).unwrap());
-        let nll = trimmed_nll(&g, &z, &onehot, 2).unwrap();
+        let nll = trimmed_nll(&g, &z, &onehot, 2, NllScaling::AfterSum).unwrap();
         let got = f64::from(g.value(&nll).unwrap().as_slice().unwrap()[0]);
+        let nll_in = trimmed_nll(&g, &z, &onehot, 2, NllScaling::InTargets).unwrap();
+        let got_in = f64::from(g.value(&nll_in).unwrap().as_slice().unwrap()[0]);
+        assert!((got_in - got).abs() < 1e-6, "{got_in} vs {got}");
         let lsm = |r: &[f32], k: usize| {
             let m = r.iter().map(|&v| f64::from(v)).fold(f64::NEG_INFINITY, f64::max);
             let lse = m + r.iter().map(|&v| (f64::from(v) - m).exp()).sum::<f64>().ln();

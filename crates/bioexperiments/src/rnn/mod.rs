@@ -10,7 +10,8 @@
 //!
 //! The experiments differ only in settings, which are fields here: how an epoch's loss averages
 //! its batches ([`EpochMean`]: rnn-memory weights each batch by its trials, rnn-run and
-//! bench-rnn take the plain mean of the batch means, as upstream), the task, the init scheme,
+//! bench-rnn take the plain mean of the batch means, as upstream), where the NLL applies its
+//! `1/n` ([`loss::NllScaling`]), the task, the init scheme,
 //! `remap_w` and `freeze_layer`, and where the streams are seeded from.
 //!
 //! # Shapes
@@ -30,7 +31,7 @@ use biotasks::fit::EpochRecord;
 use biotasks::{create_trials, LatentTable, Task};
 
 use crate::error::{invalid, Result};
-use loss::{trimmed_accuracy, trimmed_mse, trimmed_nll, CLASSES};
+use loss::{trimmed_accuracy, trimmed_mse, trimmed_nll, NllScaling, CLASSES};
 
 /// The bio2art conversion of every RNN experiment: `neurons_per_region` neurons per region,
 /// `target_sparsity`, `rand_partition`, intrinsic connections (bio2art's defaults), no
@@ -209,6 +210,8 @@ pub struct RnnTraining<'a> {
     pub classification: bool,
     /// How an epoch averages its batches.
     pub mean: EpochMean,
+    /// Where the NLL applies its `−1/n` (classification only).
+    pub nll: NllScaling,
 }
 
 impl RnnTraining<'_> {
@@ -243,7 +246,7 @@ impl RnnTraining<'_> {
         let (mut loss_sum, mut acc_sum) = (0.0, 0.0);
         for b in batches {
             let x = self.tensor(b)?;
-            let classification = self.classification;
+            let (classification, nll) = (self.classification, self.nll);
             let mut acc = f64::NAN;
             let loss = train_step(self.model, self.opt, x, |g, out| {
                 if classification {
@@ -252,7 +255,7 @@ impl RnnTraining<'_> {
                             acc = trimmed_accuracy(sl, &b.y);
                         }
                     }
-                    trimmed_nll(g, out, &b.onehot, b.count)
+                    trimmed_nll(g, out, &b.onehot, b.count, nll)
                 } else {
                     trimmed_mse(g, out, &b.y)
                 }
@@ -274,7 +277,7 @@ impl RnnTraining<'_> {
             let loss = if self.classification {
                 let v = g.value(&out)?;
                 acc_sum += trimmed_accuracy(v.as_slice()?, &b.y) * self.weight(b);
-                trimmed_nll(&g, &out, &b.onehot, b.count)?
+                trimmed_nll(&g, &out, &b.onehot, b.count, self.nll)?
             } else {
                 trimmed_mse(&g, &out, &b.y)?
             };

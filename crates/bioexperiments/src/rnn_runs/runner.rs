@@ -4,7 +4,9 @@
 //! trial, build a fresh model and optimiser, then per epoch one pass over the training batches
 //! (forward, loss on the trimmed rows, backward, step) and one over the validation batches
 //! (no step). An epoch's loss is the mean of the per-batch mean losses, its accuracy (%) the mean
-//! of the per-batch accuracies, as upstream.
+//! of the per-batch accuracies, as upstream. The model, batches, loop and losses are the shared
+//! RNN pipeline ([`crate::rnn`]); an unfinished run is checkpointed in the workspace's one
+//! format ([`biotasks::checkpoint`], `checkpoints/resume_iter_<it>.{npz,json}`).
 //!
 //! Model: Elman RNN (relu or tanh), hidden size = `rnn_size · nr_neurons`, input and recurrent
 //! biases, zero initial state, batch-first, linear readout; `seq_mem` uses MSE, the two
@@ -38,6 +40,7 @@ use super::grid::{combinations, jobs, Combination, Job, Shard};
 use super::inputs::{load_latents, network};
 use super::layout;
 use crate::error::{Error, Result};
+use crate::rnn::loss::NllScaling;
 use crate::rnn::{batches, split_datasets, EpochMean, RnnSpec, RnnTraining};
 
 /// How to run a configuration.
@@ -275,6 +278,7 @@ fn run_job(s: &Shared, job: Job) -> Result<Outcome> {
             in_dim,
             classification,
             mean: EpochMean::PerBatch,
+            nll: NllScaling::AfterSum,
         };
         let record = training.epoch(epoch, &train_b, &val_b).map_err(|e| match e {
             Error::Train(biolayers::Error::NonFinite { what, .. }) => Error::Train(biolayers::Error::NonFinite {
