@@ -46,7 +46,9 @@ pub struct CifarConfig {
 const CIFAR_CAVEAT: &str = "CIFAR-10 here is the JPEG (quality 75) copy of the data set (`cifar10-jpeg`), not the original binary batches: results differ slightly from the original set. Validation data = the 10 000 test images, as in the original script.";
 
 impl CifarConfig {
-    fn new(mouse: bool, quick: bool, seed: u64) -> Self {
+    /// The paper's settings or the quick variant (2 settings, 5 epochs, 1 repeat, 10 000 images)
+    /// of `schizo-cifar` (`mouse = false`) or `mouse-cifar` (`mouse = true`).
+    pub fn new(mouse: bool, quick: bool, seed: u64) -> Self {
         let sweep = match (mouse, quick) {
             (false, false) => vec![0.0, 0.25, 0.5, 0.7, 0.8, 0.9, 0.95],
             (false, true) => vec![0.0, 0.5],
@@ -152,7 +154,12 @@ pub fn schizo_cifar_model(r: f64, rng: &mut Stream) -> Result<(Sequential, f64)>
 
 /// `schizo-cifar` (`mouse = false`) or `mouse-cifar` (`mouse = true`).
 pub fn cifar(opts: &ReproduceOptions, mouse: bool) -> Result<Vec<SettingResult>> {
-    let cfg = CifarConfig::new(mouse, opts.quick, opts.seed);
+    run(opts, &CifarConfig::new(mouse, opts.quick, opts.seed), mouse)
+}
+
+/// Runs the sweep `cfg` of `schizo-cifar` or (`mouse`) `mouse-cifar` and writes the results
+/// folder of `opts`.
+pub fn run(opts: &ReproduceOptions, cfg: &CifarConfig, mouse: bool) -> Result<Vec<SettingResult>> {
     let data = resolve_data_dir(opts.data.as_deref())?;
     let root = data.join("cifar10-jpeg");
     let per_class = cfg.train_images.div_ceil(10);
@@ -209,5 +216,5 @@ pub fn cifar(opts: &ReproduceOptions, mouse: bool) -> Result<Vec<SettingResult>>
         ),
         caveat: CIFAR_CAVEAT,
     };
-    run_sweep(sweep, &train, &test, opts, &toml_of(&cfg)?)
+    run_sweep(sweep, &train, &test, opts, &toml_of(cfg)?)
 }

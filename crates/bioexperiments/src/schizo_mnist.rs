@@ -69,8 +69,14 @@ impl SchizoMnistConfig {
     }
 }
 
+/// Runs the MNIST sweep of `--quick` or the paper ([`SchizoMnistConfig::new`]) and writes the
+/// results folder. Returns the per-setting results.
 pub fn schizo_mnist(opts: &ReproduceOptions) -> Result<Vec<SettingResult>> {
-    let cfg = SchizoMnistConfig::new(opts.quick, opts.seed);
+    run(opts, &SchizoMnistConfig::new(opts.quick, opts.seed))
+}
+
+/// Runs the sweep `cfg` and writes the results folder of `opts`.
+pub fn run(opts: &ReproduceOptions, cfg: &SchizoMnistConfig) -> Result<Vec<SettingResult>> {
     let data = resolve_data_dir(opts.data.as_deref())?;
     let train = load_mnist(&data.join("mnist"), Split::Train)?.take(cfg.train_images);
     let test = load_mnist(&data.join("mnist"), Split::Test)?;
@@ -116,5 +122,5 @@ pub fn schizo_mnist(opts: &ReproduceOptions) -> Result<Vec<SettingResult>> {
         ),
         caveat: "MNIST from the official IDX files; validation data = the 10 000 test images, as in the original script.",
     };
-    run_sweep(sweep, &train, &test, opts, &toml_of(&cfg)?)
+    run_sweep(sweep, &train, &test, opts, &toml_of(cfg)?)
 }

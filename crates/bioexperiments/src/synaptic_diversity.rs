@@ -44,17 +44,28 @@ pub struct SynapticConfig {
 /// SGD, not Adam: Adam divides each weight's step by its own gradient scale, so a constant
 /// per-weight factor on the gradient would cancel out.
 pub fn synaptic_diversity(opts: &ReproduceOptions) -> Result<Vec<SettingResult>> {
-    let cfg = SynapticConfig {
-        hidden: 256,
-        epochs: if opts.quick { 3 } else { 20 },
-        repeats: if opts.quick { 2 } else { 5 },
-        batch_size: 64,
-        lr: 0.01,
-        momentum: 0.9,
-        rejuvenate_every: 200,
-        train_images: if opts.quick { 10_000 } else { 60_000 },
-        seed: opts.seed,
-    };
+    run(opts, &SynapticConfig::new(opts.quick, opts.seed))
+}
+
+impl SynapticConfig {
+    /// The full comparison (20 epochs, 5 seeds, 60 000 images) or the quick one (3, 2, 10 000).
+    pub fn new(quick: bool, seed: u64) -> Self {
+        SynapticConfig {
+            hidden: 256,
+            epochs: if quick { 3 } else { 20 },
+            repeats: if quick { 2 } else { 5 },
+            batch_size: 64,
+            lr: 0.01,
+            momentum: 0.9,
+            rejuvenate_every: 200,
+            train_images: if quick { 10_000 } else { 60_000 },
+            seed,
+        }
+    }
+}
+
+/// Runs the comparison `cfg` and writes the results folder of `opts`.
+pub fn run(opts: &ReproduceOptions, cfg: &SynapticConfig) -> Result<Vec<SettingResult>> {
     let data = resolve_data_dir(opts.data.as_deref())?;
     let train = load_mnist(&data.join("mnist"), Split::Train)?.take(cfg.train_images);
     let test = load_mnist(&data.join("mnist"), Split::Test)?;
@@ -133,5 +144,5 @@ pub fn synaptic_diversity(opts: &ReproduceOptions) -> Result<Vec<SettingResult>>
         ),
         caveat: "MNIST from the official IDX files; validation data = the 10 000 test images. The paper's own networks and data sets were not available to us; this is a small-scale check of the claimed faster learning and higher accuracy, not a reproduction of its numbers.",
     };
-    run_sweep(sweep, &train, &test, opts, &toml_of(&cfg)?)
+    run_sweep(sweep, &train, &test, opts, &toml_of(cfg)?)
 }
