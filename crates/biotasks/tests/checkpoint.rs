@@ -95,3 +95,42 @@ fn an_old_rnn_run_resume_file_is_refused_naming_it() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_checkpoint_json_with_plain_numbers_as_older_fit_wrote_still_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = CheckpointFiles::new(dir.path(), "checkpoint");
+    let model = rnn(1);
+    let opt = OptimizerConfig::torch_adam(1e-3).build().unwrap();
+    let state = RunState {
+        history: vec![EpochRecord {
+            epoch: 1,
+            train_loss: 0.5,
+            train_acc: 0.25,
+            val_loss: 0.75,
+            val_acc: 0.125,
+        }],
+        seed: None,
+    };
+    checkpoint::save(&files, &model, &opt, &state).unwrap();
+    // The JSON of the pre-refactor fit loop: numbers, no seed.
+    let old = r#"{
+  "epoch": 1,
+  "history": [
+    {
+      "epoch": 1,
+      "train_loss": 0.5,
+      "train_acc": 0.25,
+      "val_loss": 0.75,
+      "val_acc": 0.125
+    }
+  ]
+}"#;
+    std::fs::write(files.json(), old).unwrap();
+    let mut opt2 = OptimizerConfig::torch_adam(1e-3).build().unwrap();
+    let got = checkpoint::load(&files, &mut rnn(2), &mut opt2, Some(5))
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.history, state.history);
+    assert_eq!(got.seed, None);
+}
