@@ -1,5 +1,5 @@
 //! `cargo xtask bench-train`: training throughput of the `schizo-cifar` network (images/s), the
-//! Rust half of `benches/cifar_throughput.sh`.
+//! Rust half of `benches/cifar_throughput.sh` ([`bioexperiments::bench_train`] does the work).
 //!
 //! `--device cuda` trains on CUDA device 0 through bioautograd's CUDA tensors (build with
 //! `--features cuda`): parameters, activations, gradients and the optimiser state stay on the
@@ -7,14 +7,9 @@
 //! non-zero with the typed error (`CudaUnavailable` / `NoCudaDevice`).
 
 use std::path::PathBuf;
-use std::time::Instant;
 
-use bioautograd::{Device, Precision, Tensor};
-use biolayers::layers::Module;
-use biolayers::optim::OptimizerConfig;
-use biolayers::train::train_step;
-use biorng::Stream;
-use biotasks::reproduce::schizo_cifar_model;
+use bioautograd::{Device, Precision};
+use bioexperiments::bench_train::{run as bench_train, BenchTrainConfig};
 
 use crate::CliResult;
 
@@ -91,42 +86,15 @@ pub fn run(a: &BenchTrainArgs) -> CliResult {
         (TrainDevice::Cuda, GpuPrecision::Tf32) => "rust-cuda-tf32".to_string(),
         (TrainDevice::Emulator, _) => "rust-emulator".to_string(),
     };
-    let mut rng = Stream::seeded(0);
-    let n = a.batch * 3 * 32 * 32;
-    let x: Vec<f32> = (0..n).map(|_| rng.uniform01() as f32).collect();
-    let labels: Vec<usize> = (0..a.batch).map(|i| i % 10).collect();
-    let settings = [0.0, 0.5];
-    let mut models = Vec::new();
-    for &r in &settings {
-        let (mut model, _) = schizo_cifar_model(r, &mut Stream::seeded(1))?;
-        model.to_device(device)?;
-        let opt = OptimizerConfig::keras_rmsprop(1e-4, 1e-6).build()?;
-        models.push((model, opt));
-    }
-    let mut times: Vec<Vec<f64>> = vec![Vec::new(); settings.len()];
-    // The loss of each setting's last step: the same on every device within f32 rounding (a
-    // cheap check that a device run trains what the CPU trains).
-    let mut last_loss = vec![f32::NAN; settings.len()];
-    for rep in 0..=a.reps {
-        for (i, (model, opt)) in models.iter_mut().enumerate() {
-            let start = Instant::now();
-            for _ in 0..a.steps {
-                let xt = Tensor::new(x.clone(), &[a.batch, 3, 32, 32], device)?;
-                last_loss[i] = train_step(model, opt, xt, |g, out| g.cross_entropy(out, &labels))?;
-            }
-            if rep > 0 {
-                // Repetition 0 is the warm-up.
-                times[i].push(start.elapsed().as_secs_f64());
-            }
-        }
-    }
+    let results = bench_train(&BenchTrainConfig {
+        batch: a.batch,
+        steps: a.steps,
+        reps: a.reps,
+        device,
+    })?;
     let mut records = Vec::new();
-    for (i, &r) in settings.iter().enumerate() {
-        let mut t = times[i].clone();
-        t.sort_by(f64::total_cmp);
-        let median = t[t.len() / 2];
-        let ips = (a.batch * a.steps) as f64 / median;
-        let loss = last_loss[i];
+    for res in &results {
+        let (r, ips, loss) = (res.r, res.images_per_s, res.last_loss);
         println!(
             "{label} r={r}: {ips:.1} images/s (batch {}, median of {} x {} steps; last loss {loss:.6})",
             a.batch, a.reps, a.steps

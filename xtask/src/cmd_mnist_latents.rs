@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use biotasks::mnist_latents::{run_mnist_latents, MnistLatentsConfig};
+use bioexperiments::mnist_latents::{run_mnist_latents, MnistLatentsConfig};
 
 use crate::CliResult;
 

@@ -2,11 +2,14 @@
 
 use std::path::PathBuf;
 
-use biotasks::bionet::{reproduce_bionet, BioNetArgs, Convolution, RecurrentOption};
+use bioexperiments::bionet::{reproduce_bionet, BioNetArgs, Convolution, RecurrentOption};
+use bioexperiments::cifar::cifar;
+use bioexperiments::rnn_memory::rnn_memory;
+use bioexperiments::rnn_runs::{bio_vs_rand, RunOptions, RunsConfig, Shard};
+use bioexperiments::schizo_mnist::schizo_mnist;
+use bioexperiments::synaptic_diversity::synaptic_diversity;
+use bioexperiments::{ReproduceOptions, SettingResult};
 use biotasks::perturb::Perturbation;
-use biotasks::reproduce::{cifar, schizo_mnist, synaptic_diversity, ReproduceOptions, SettingResult};
-use biotasks::rnn_memory::rnn_memory;
-use biotasks::rnn_runs::{bio_vs_rand, RunOptions, RunsConfig, Shard};
 
 use crate::CliResult;
 

@@ -9,7 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
-use biotasks::rnn_runs::{merge_results, plot_loss, run, PlotLossOptions, RunOptions, RunSummary, RunsConfig, Shard};
+use bioexperiments::rnn_runs::{
+    merge_results, plot_loss, run, PlotLossOptions, RunOptions, RunSummary, RunsConfig, Shard,
+};
 
 use crate::CliResult;
 
@@ -76,9 +78,9 @@ fn run_named(
     path: &Path,
     cfg: &RunsConfig,
     opts: &RunOptions,
-) -> Result<biotasks::rnn_runs::RunReport, biotasks::Error> {
+) -> Result<bioexperiments::rnn_runs::RunReport, bioexperiments::Error> {
     run(cfg, opts).map_err(|e| match e {
-        biotasks::Error::Config { key, detail, .. } => biotasks::Error::Config {
+        bioexperiments::Error::Config { key, detail, .. } => bioexperiments::Error::Config {
             file: path.to_path_buf(),
             key,
             detail,

@@ -51,29 +51,9 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
-    /// A run configuration (`rnn-run --config`) is invalid; `key` names the entry
-    /// (`[section] key` or `[section] dict.key`).
-    #[error("{file}: {key}: {detail}")]
-    Config {
-        /// The configuration file.
-        file: std::path::PathBuf,
-        /// The offending section / key.
-        key: String,
-        /// What is wrong.
-        detail: String,
-    },
-    /// Results folders cannot be merged (duplicate or missing jobs, different configurations).
-    #[error("merge-results: {detail}")]
-    Merge {
-        /// What is wrong.
-        detail: String,
-    },
     /// Training failed (shapes, non-finite loss, parameter files).
     #[error(transparent)]
     Train(#[from] biolayers::Error),
-    /// The connectome conversion failed.
-    #[error(transparent)]
-    Bio2art(#[from] bio2art::Error),
     /// Reading a `.npy` file failed.
     #[error(transparent)]
     Npy(#[from] bionpy::Error),

@@ -1,5 +1,6 @@
 //! The training loop: epochs over an [`ImageDataset`], validation metrics, a progress bar, CSV
-//! history, atomic checkpoints every epoch, exact resume, and a clean stop on a non-finite loss.
+//! history, atomic checkpoints every epoch ([`crate::checkpoint`], `checkpoint.{npz,json}` in
+//! `checkpoint_dir`), exact resume, and a clean stop on a non-finite loss.
 //!
 //! Every random choice of an epoch (shuffle, augmentation, dropout) is drawn from streams seeded
 //! by `(seed, epoch)`, so a run resumed from the checkpoint of epoch `e` draws exactly what the
@@ -10,20 +11,20 @@
 //! The model maps `(batch, channels, height, width)` f32 (or the flattened `(batch, c·h·w)` when
 //! `flatten_input`) to logits `(batch, classes)`; the loss is the mean cross-entropy.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use bioautograd::Tensor;
 use biolayers::bio::{BioModel, BioSchedule};
-use biolayers::io::{load_npz, save_npz, NamedArray};
 use biolayers::layers::{Module, Sequential};
-use biolayers::optim::{Optimizer, OptimizerState};
+use biolayers::optim::Optimizer;
 use biolayers::train::{predict, train_step};
 use biorng::Stream;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{self, CheckpointFiles, RunState};
 use crate::data::{epoch_order, Augment, ImageDataset, Normalization};
-use crate::error::{invalid, Error, Result};
+use crate::error::{invalid, Result};
 
 /// Settings of one training run.
 #[derive(Debug, Clone)]
@@ -61,12 +62,6 @@ pub struct EpochRecord {
     pub val_loss: f64,
     /// Validation accuracy (eval mode).
     pub val_acc: f64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct CheckpointMeta {
-    epoch: usize,
-    history: Vec<EpochRecord>,
 }
 
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
@@ -126,7 +121,7 @@ pub fn evaluate(
 /// history (resumed epochs included).
 ///
 /// # Errors
-/// A non-finite loss stops the run with [`Error::Train`] (`NonFinite`); the checkpoint of the last
+/// A non-finite loss stops the run with [`crate::Error::Train`] (`NonFinite`); the checkpoint of the last
 /// completed epoch is kept. Missing or inconsistent checkpoints on resume are errors naming the file.
 pub fn fit(
     model: &mut Sequential,
@@ -175,12 +170,14 @@ fn fit_impl(
     if train.is_empty() {
         return Err(invalid("train", "empty", "the training set has no images"));
     }
+    let files = cfg
+        .checkpoint_dir
+        .as_deref()
+        .map(|dir| CheckpointFiles::new(dir, "checkpoint"));
     let mut history = Vec::new();
-    if cfg.resume {
-        if let Some(dir) = &cfg.checkpoint_dir {
-            if dir.join("checkpoint.json").is_file() {
-                history = load_checkpoint(dir, model, opt)?;
-            }
+    if let (true, Some(files)) = (cfg.resume, &files) {
+        if let Some(state) = checkpoint::load(files, model, opt, Some(cfg.seed))? {
+            history = state.history;
         }
     }
     for epoch in history.len() + 1..=cfg.epochs {
@@ -242,8 +239,12 @@ fn fit_impl(
             ));
         }
         history.push(rec);
-        if let Some(dir) = &cfg.checkpoint_dir {
-            save_checkpoint(dir, model, opt, &history)?;
+        if let Some(files) = &files {
+            let state = RunState {
+                history: history.clone(),
+                seed: Some(cfg.seed),
+            };
+            checkpoint::save(files, model, opt, &state)?;
         }
     }
     Ok(history)
@@ -259,144 +260,6 @@ fn progress_bar(enabled: bool, len: usize, epoch: usize, epochs: usize) -> Optio
     }
     bar.set_prefix(format!("epoch {epoch}/{epochs}"));
     Some(bar)
-}
-
-/// The optimizer's per-parameter slots as `.npz` arrays `opt.{i}.first`, `opt.{i}.second` and
-/// `opt.{i}.started` (the layout `load_checkpoint` and the RNN runner's resume files read back).
-pub(crate) fn optimizer_arrays(state: &OptimizerState) -> Vec<NamedArray> {
-    let mut arrays = Vec::with_capacity(3 * state.slots.len());
-    for (i, (m, v, started)) in state.slots.iter().enumerate() {
-        arrays.push(NamedArray {
-            name: format!("opt.{i}.first"),
-            shape: vec![m.len()],
-            data: m.clone(),
-        });
-        arrays.push(NamedArray {
-            name: format!("opt.{i}.second"),
-            shape: vec![v.len()],
-            data: v.clone(),
-        });
-        arrays.push(NamedArray {
-            name: format!("opt.{i}.started"),
-            shape: vec![1],
-            data: vec![f32::from(u8::from(*started))],
-        });
-    }
-    arrays
-}
-
-/// Writes `checkpoint.npz` (parameters, buffers, optimiser state) and `checkpoint.json` (epoch,
-/// history), each atomically; the epoch is stored in both so a torn pair is detected.
-pub fn save_checkpoint(dir: &Path, model: &Sequential, opt: &Optimizer, history: &[EpochRecord]) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::Data {
-        path: dir.to_path_buf(),
-        detail: e.to_string(),
-    })?;
-    let mut arrays = Vec::new();
-    for (name, p) in model.named_params() {
-        arrays.push(NamedArray {
-            name: format!("param.{name}"),
-            shape: p.value.shape().to_vec(),
-            data: p.value.to_vec().map_err(biolayers::Error::from)?,
-        });
-    }
-    for (name, v) in model.buffers() {
-        arrays.push(NamedArray {
-            name: format!("buffer.{name}"),
-            shape: vec![v.len()],
-            data: v,
-        });
-    }
-    let state = opt.export_state();
-    arrays.extend(optimizer_arrays(&state));
-    // f32 holds integers exactly up to 2^24; split larger counters.
-    let (hi, lo) = ((state.t >> 24) as f32, (state.t & 0xFF_FFFF) as f32);
-    arrays.push(NamedArray {
-        name: "meta.t".into(),
-        shape: vec![2],
-        data: vec![hi, lo],
-    });
-    arrays.push(NamedArray {
-        name: "meta.epoch".into(),
-        shape: vec![1],
-        data: vec![history.len() as f32],
-    });
-    save_npz(&dir.join("checkpoint.npz"), &arrays)?;
-    let meta = CheckpointMeta {
-        epoch: history.len(),
-        history: history.to_vec(),
-    };
-    let json = serde_json::to_vec_pretty(&meta).map_err(|e| invalid("checkpoint", "json", e.to_string()))?;
-    bionpy::write_atomic(&dir.join("checkpoint.json"), &json)?;
-    Ok(())
-}
-
-/// Restores a checkpoint written by [`save_checkpoint`] into `model` and `opt`; returns the
-/// history. The model must have the same architecture.
-pub fn load_checkpoint(dir: &Path, model: &mut Sequential, opt: &mut Optimizer) -> Result<Vec<EpochRecord>> {
-    let json_path = dir.join("checkpoint.json");
-    let text = std::fs::read(&json_path).map_err(|e| Error::Data {
-        path: json_path.clone(),
-        detail: e.to_string(),
-    })?;
-    let meta: CheckpointMeta = serde_json::from_slice(&text).map_err(|e| Error::Data {
-        path: json_path.clone(),
-        detail: e.to_string(),
-    })?;
-    let npz_path = dir.join("checkpoint.npz");
-    let arrays = load_npz(&npz_path)?;
-    let find = |name: &str| arrays.iter().find(|a| a.name == name);
-    let bad = |detail: String| Error::Data {
-        path: npz_path.clone(),
-        detail,
-    };
-    let epoch = find("meta.epoch")
-        .and_then(|a| a.data.first().copied())
-        .ok_or_else(|| bad("no meta.epoch".into()))?;
-    if epoch as usize != meta.epoch || meta.history.len() != meta.epoch {
-        return Err(bad(format!("holds epoch {epoch}, checkpoint.json says {}", meta.epoch)));
-    }
-    let names: Vec<(String, Vec<usize>)> = model
-        .named_params()
-        .into_iter()
-        .map(|(n, p)| (n, p.value.shape().to_vec()))
-        .collect();
-    let mut values = Vec::with_capacity(names.len());
-    for (n, shape) in &names {
-        let a = find(&format!("param.{n}")).ok_or_else(|| bad(format!("parameter {n} missing")))?;
-        if &a.shape != shape {
-            return Err(bad(format!(
-                "parameter {n} has shape {:?}, the model {shape:?}",
-                a.shape
-            )));
-        }
-        values.push(Tensor::from_vec(a.data.clone(), shape).map_err(biolayers::Error::from)?);
-    }
-    let buffers: Vec<(String, Vec<f32>)> = arrays
-        .iter()
-        .filter_map(|a| a.name.strip_prefix("buffer.").map(|n| (n.to_string(), a.data.clone())))
-        .collect();
-    model.set_buffers(&buffers)?;
-    for (p, v) in model.params_mut().into_iter().zip(values) {
-        p.value = v;
-    }
-    let mut slots = Vec::new();
-    while let (Some(m), Some(v), Some(s)) = (
-        find(&format!("opt.{}.first", slots.len())),
-        find(&format!("opt.{}.second", slots.len())),
-        find(&format!("opt.{}.started", slots.len())),
-    ) {
-        slots.push((
-            m.data.clone(),
-            v.data.clone(),
-            s.data.first().copied().unwrap_or(0.0) != 0.0,
-        ));
-    }
-    let t = find("meta.t").map_or(0, |a| {
-        ((a.data[0] as u64) << 24) | a.data.get(1).copied().unwrap_or(0.0) as u64
-    });
-    opt.import_state(OptimizerState { t, slots });
-    Ok(meta.history)
 }
 
 /// Appends `rows` of one `(setting, repeat)` to a `history.csv` text with the header

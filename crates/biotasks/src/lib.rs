@@ -1,8 +1,11 @@
 //! # biotasks
 //!
-//! Datasets, working-memory tasks, image perturbations and the experiment runners behind
-//! `cargo xtask reproduce`. [`data`] loads MNIST (IDX), CIFAR-10 (binary) and image folders
-//! with seeded batching and augmentation. The working-memory tasks of *bio_rnn_mem*
+//! Datasets, working-memory tasks, image perturbations, the training loop, checkpoints and
+//! plots: what the experiments of `bioexperiments` are made of. [`data`] loads MNIST (IDX),
+//! CIFAR-10 (binary) and image folders with seeded batching and augmentation, [`bionet_input`]
+//! prepares BioNet's grey, upscaled inputs; [`fit`] trains an image classifier (exact resume
+//! through [`checkpoint`], the one checkpoint format of every training run); [`plot`] draws line
+//! and box plots; [`perturb`] holds BioNet's ten perturbations. The working-memory tasks of *bio_rnn_mem*
 //! ("Bio-instantiated recurrent neural networks and working memory"):
 //!
 //! * [`seq_mem()`] ([`SeqMem`], module [`mod@seq_mem`]): remember `L` numbers, replay them
@@ -42,18 +45,15 @@
 //! ```
 
 pub mod assembly;
-pub mod bionet;
+pub mod bionet_input;
+pub mod checkpoint;
 pub mod data;
 mod error;
 pub mod fit;
-pub mod mnist_latents;
 pub mod nback_mem;
 pub mod perturb;
 pub mod pic_latent_mem;
 pub mod plot;
-pub mod reproduce;
-pub mod rnn_memory;
-pub mod rnn_runs;
 pub mod seq_mem;
 pub mod trials;
 

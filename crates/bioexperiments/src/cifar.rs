@@ -1,0 +1,220 @@
+//! `reproduce schizo-cifar` and `reproduce mouse-cifar`: the CIFAR-10 CNN sweeps
+//! (`CIFAR10_CNNSchizo200910.py` and its mouse variant): a `SzDense(512)` head at every
+//! `param_reduction`, or `MConv2D` form-2d convolutions at every window width.
+//!
+//! # Shapes
+//! Images `(32, 3, 32, 32)` → conv stack `(32, 64, 8, 8)` → flatten (channels last) `(32, 4096)`
+//! → `(32, 512)` → logits `(32, 10)`.
+
+use bioautograd::Pool2d;
+use biolayers::init::Initializer;
+use biolayers::layers::{
+    Activation, Conv2dConfig, DenseConfig, Dropout, FlattenChannelsLast, MaxPool2d, PaddingConfig, Sequential,
+};
+use biolayers::optim::OptimizerConfig;
+use biomask::MaskSpec;
+use biorng::Stream;
+use biotasks::data::{load_cifar10_folder, resolve_data_dir, FolderOptions};
+use serde::Serialize;
+
+use crate::common::{toml_of, ReproduceOptions, SettingResult};
+use crate::error::Result;
+use crate::sweep::{run_sweep, Builder, Sweep};
+
+/// Settings of the CIFAR-10 CNN sweeps (`CIFAR10_CNNSchizo200910.py` and its mouse variant).
+#[derive(Debug, Clone, Serialize)]
+pub struct CifarConfig {
+    /// `schizo-cifar`: the `param_reduction` of the `SzDense(512)` layer; `mouse-cifar`: the
+    /// `window2d_width` of the masked convolutions (0 = the dense network).
+    pub sweep: Vec<f64>,
+    /// Epochs per run.
+    pub epochs: usize,
+    /// Repeats per setting.
+    pub repeats: usize,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// RMSprop learning rate.
+    pub lr: f64,
+    /// Keras legacy learning-rate decay.
+    pub decay: f64,
+    /// Training images used (50 000 = all).
+    pub train_images: usize,
+    /// Base seed.
+    pub seed: u64,
+}
+
+const CIFAR_CAVEAT: &str = "CIFAR-10 here is the JPEG (quality 75) copy of the data set (`cifar10-jpeg`), not the original binary batches: results differ slightly from the original set. Validation data = the 10 000 test images, as in the original script.";
+
+impl CifarConfig {
+    /// The paper's settings or the quick variant (2 settings, 5 epochs, 1 repeat, 10 000 images)
+    /// of `schizo-cifar` (`mouse = false`) or `mouse-cifar` (`mouse = true`).
+    pub fn new(mouse: bool, quick: bool, seed: u64) -> Self {
+        let sweep = match (mouse, quick) {
+            (false, false) => vec![0.0, 0.25, 0.5, 0.7, 0.8, 0.9, 0.95],
+            (false, true) => vec![0.0, 0.5],
+            (true, false) => vec![0.0, 0.4, 0.5, 0.6],
+            (true, true) => vec![0.0, 0.5],
+        };
+        CifarConfig {
+            sweep,
+            epochs: if quick { 5 } else { 100 },
+            repeats: if quick { 1 } else { 10 },
+            batch_size: 32,
+            lr: 1e-4,
+            decay: 1e-6,
+            train_images: if quick { 10_000 } else { 50_000 },
+            seed,
+        }
+    }
+}
+
+/// The divisor of `n` closest to `sqrt(n)` (the grid width of a mouse-mimetic layer).
+fn grid_width(n: usize) -> usize {
+    let s = (n as f64).sqrt();
+    (1..=n)
+        .filter(|d| n % d == 0)
+        .min_by(|a, b| (*a as f64 - s).abs().total_cmp(&(*b as f64 - s).abs()))
+        .unwrap_or(1)
+}
+
+/// The paper CNN: conv 32-32-pool-64-64-pool → flatten (channels last, 2304) → 512 → 10.
+/// `conv_mask(cin, cout)` gives the mask of convolutions 2–4, `dense_mask` that of the 512 layer.
+fn cifar_cnn(
+    rng: &mut Stream,
+    conv_mask: &dyn Fn(usize, usize) -> MaskSpec,
+    dense_mask: MaskSpec,
+) -> Result<(Sequential, f64)> {
+    let conv = |cin, cout, pad, mask: MaskSpec, init, rng: &mut Stream| {
+        Conv2dConfig::masked(cin, cout, (3, 3), mask)
+            .with_padding(pad)
+            .with_initializer(init)
+            .init(rng)
+    };
+    let c1 = conv(3, 32, PaddingConfig::Same, MaskSpec::Full, Initializer::HeNormal, rng)?;
+    let c2 = conv(
+        32,
+        32,
+        PaddingConfig::Valid,
+        conv_mask(32, 32),
+        Initializer::GlorotUniform,
+        rng,
+    )?;
+    let c3 = conv(
+        32,
+        64,
+        PaddingConfig::Same,
+        conv_mask(32, 64),
+        Initializer::GlorotUniform,
+        rng,
+    )?;
+    let c4 = conv(
+        64,
+        64,
+        PaddingConfig::Valid,
+        conv_mask(64, 64),
+        Initializer::GlorotUniform,
+        rng,
+    )?;
+    let dense = DenseConfig::sz(2304, 512, dense_mask)
+        .with_initializer(Initializer::HeNormal)
+        .init(rng)?;
+    let (kept, total) = [&c2, &c3, &c4].iter().fold((0usize, 0usize), |(k, t), c| {
+        (k + c.num_weights() - c.num_zeros(), t + c.num_weights())
+    });
+    let density = if matches!(dense.mask().spec(), MaskSpec::Full) {
+        kept as f64 / total as f64
+    } else {
+        dense.mask().density()
+    };
+    let seq = Sequential::new()
+        .push(c1)
+        .push(Activation::Relu)
+        .push(c2)
+        .push(Activation::Relu)
+        .push(MaxPool2d(Pool2d::new(2)))
+        .push(Dropout::new(0.25, 0)?)
+        .push(c3)
+        .push(Activation::Relu)
+        .push(c4)
+        .push(Activation::Relu)
+        .push(MaxPool2d(Pool2d::new(2)))
+        .push(Dropout::new(0.25, 0)?)
+        .push(FlattenChannelsLast)
+        .push(dense)
+        .push(Activation::Relu)
+        .push(DenseConfig::new(512, 10).init(rng)?);
+    Ok((seq, density))
+}
+
+/// The `schizo-cifar` network with `SzDense(512)` diagonal `r` (r = 0: the dense network),
+/// initialised from `rng`; returns it with the masked layer's density.
+pub fn schizo_cifar_model(r: f64, rng: &mut Stream) -> Result<(Sequential, f64)> {
+    cifar_cnn(rng, &|_, _| MaskSpec::Full, MaskSpec::diagonal(r))
+}
+
+/// `schizo-cifar` (`mouse = false`) or `mouse-cifar` (`mouse = true`).
+pub fn cifar(opts: &ReproduceOptions, mouse: bool) -> Result<Vec<SettingResult>> {
+    run(opts, &CifarConfig::new(mouse, opts.quick, opts.seed), mouse)
+}
+
+/// Runs the sweep `cfg` of `schizo-cifar` or (`mouse`) `mouse-cifar` and writes the results
+/// folder of `opts`.
+pub fn run(opts: &ReproduceOptions, cfg: &CifarConfig, mouse: bool) -> Result<Vec<SettingResult>> {
+    let data = resolve_data_dir(opts.data.as_deref())?;
+    let root = data.join("cifar10-jpeg");
+    let per_class = cfg.train_images.div_ceil(10);
+    let train = load_cifar10_folder(
+        &root.join("train"),
+        &FolderOptions {
+            max_per_class: Some(per_class),
+            ..Default::default()
+        },
+    )?;
+    let test = load_cifar10_folder(&root.join("test"), &FolderOptions::default())?;
+    let settings: Vec<(String, Builder)> = cfg
+        .sweep
+        .iter()
+        .map(|&v| {
+            let label = match (mouse, v == 0.0) {
+                (true, true) | (false, true) => "dense".to_string(),
+                (true, false) => format!("w={v}"),
+                (false, false) => format!("r={v}"),
+            };
+            let build: Builder = Box::new(move |rng: &mut Stream| {
+                if mouse {
+                    let conv_mask = move |cin: usize, cout: usize| {
+                        if v == 0.0 {
+                            MaskSpec::Full
+                        } else {
+                            MaskSpec::two_d(grid_width(cin), grid_width(cout), v)
+                        }
+                    };
+                    Ok(cifar_cnn(rng, &conv_mask, MaskSpec::Full)?.into())
+                } else {
+                    Ok(cifar_cnn(rng, &|_, _| MaskSpec::Full, MaskSpec::diagonal(v))?.into())
+                }
+            });
+            (label, build)
+        })
+        .collect();
+    let (name, masked) = if mouse {
+        ("mouse-cifar", "convolutions 2–4 as MConv2D form 2d (grid widths: the divisor of the channel count closest to its square root), dense 512")
+    } else {
+        ("schizo-cifar", "SzDense(512, diagonal, relu, he_normal)")
+    };
+    let sweep = Sweep {
+        name,
+        settings,
+        optimizer: OptimizerConfig::keras_rmsprop(cfg.lr, cfg.decay),
+        epochs: cfg.epochs,
+        repeats: cfg.repeats,
+        batch_size: cfg.batch_size,
+        seed: cfg.seed,
+        description: format!(
+            "Conv32(same, he_normal)-Conv32-pool-drop0.25-Conv64(same)-Conv64-pool-drop0.25 → flatten (channels last) → 512 → Dense(10); {masked}; Keras RMSprop lr {} decay {}; batch {}; {} epochs; {} repeat(s); {} training images",
+            cfg.lr, cfg.decay, cfg.batch_size, cfg.epochs, cfg.repeats, train.len()
+        ),
+        caveat: CIFAR_CAVEAT,
+    };
+    run_sweep(sweep, &train, &test, opts, &toml_of(cfg)?)
+}

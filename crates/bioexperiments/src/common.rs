@@ -1,0 +1,192 @@
+//! Plumbing shared by every experiment: the options of `cargo xtask reproduce`
+//! ([`ReproduceOptions`]), the results folder (`config.toml`, `env.txt`), the per-setting results
+//! ([`SettingResult`]) and what is written from them (`history.csv` rows, loss/accuracy curves,
+//! `summary.md`).
+//!
+//! Every target writes into its output folder (default `results/<name>/`): `config.toml` (the
+//! exact settings, seeds included), `history.csv` (`setting, repeat, epoch, train_loss,
+//! train_acc, val_loss, val_acc`), loss and accuracy curves (mean ± std over repeats) as PNG and
+//! SVG, `summary.md` (the table a paper would show) and `env.txt` (revision, machine, threads,
+//! date).
+
+use std::path::{Path, PathBuf};
+
+use biotasks::fit::EpochRecord;
+use biotasks::plot::{write_line_plot, LinePlot, Series};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Options shared by every reproduction.
+#[derive(Debug, Clone)]
+pub struct ReproduceOptions {
+    /// The small, minutes-long variant.
+    pub quick: bool,
+    /// Data folder (`None`: `../shared/data` when it exists).
+    pub data: Option<PathBuf>,
+    /// Output folder.
+    pub out: PathBuf,
+    /// Continue from the runs' checkpoints.
+    pub resume: bool,
+    /// Show progress bars.
+    pub progress: bool,
+    /// Base seed (run `k` of a setting uses `seed + k`).
+    pub seed: u64,
+}
+
+/// One finished setting: its label, mask density and the histories of its repeats.
+#[derive(Debug, Clone)]
+pub struct SettingResult {
+    /// e.g. `r=0.5`.
+    pub label: String,
+    /// Fraction of the masked layer's weights kept.
+    pub density: f64,
+    /// One history per repeat.
+    pub runs: Vec<Vec<EpochRecord>>,
+}
+
+pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    Ok(bionpy::write_atomic(path, text.as_bytes())?)
+}
+
+/// The settings as TOML text.
+pub fn toml_of<T: Serialize>(cfg: &T) -> Result<String> {
+    toml::to_string(cfg).map_err(|e| crate::error::invalid("config", "toml", e.to_string()))
+}
+
+/// Creates the results folder `out` and writes `config.toml` (headed by the command that made
+/// it, `# cargo xtask reproduce <name>`) and `env.txt`.
+pub fn prepare_results_folder(out: &Path, name: &str, config_toml: &str) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| Error::Data {
+        path: out.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    write_text(
+        &out.join("config.toml"),
+        &format!("# cargo xtask reproduce {name}\n{config_toml}"),
+    )?;
+    write_text(&out.join("env.txt"), &env_report())
+}
+
+/// Mean and (population) standard deviation per epoch of `f` over the runs.
+pub(crate) fn mean_std(runs: &[Vec<EpochRecord>], f: impl Fn(&EpochRecord) -> f64) -> Vec<(f64, f64, f64)> {
+    let epochs = runs.iter().map(Vec::len).min().unwrap_or(0);
+    (0..epochs)
+        .map(|e| {
+            let v: Vec<f64> = runs.iter().map(|r| f(&r[e])).collect();
+            let m = v.iter().sum::<f64>() / v.len() as f64;
+            let s = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+            ((e + 1) as f64, m, s)
+        })
+        .collect()
+}
+
+/// Loss and accuracy curves per setting: validation solid with a ±std band over repeats,
+/// training dashed; `<out>/loss.{png,svg}` and `<out>/accuracy.{png,svg}`.
+pub fn write_curves(out: &Path, name: &str, results: &[SettingResult]) -> Result<()> {
+    type Metric = fn(&EpochRecord) -> f64;
+    let metrics: [(&str, &str, Metric, Metric); 2] = [
+        ("loss", "loss", |r| r.train_loss, |r| r.val_loss),
+        ("accuracy", "accuracy", |r| r.train_acc, |r| r.val_acc),
+    ];
+    for (file, y_label, train_f, val_f) in metrics {
+        let any_finite = results
+            .iter()
+            .flat_map(|r| r.runs.iter().flatten())
+            .any(|e| val_f(e).is_finite());
+        if !any_finite {
+            continue;
+        }
+        let mut series = Vec::new();
+        let mut max_epoch = 1.0f64;
+        for res in results {
+            for (part, f) in [("val", val_f), ("train", train_f)] {
+                let ms = mean_std(&res.runs, f);
+                max_epoch = max_epoch.max(ms.len() as f64);
+                series.push(Series {
+                    label: format!("{} {part}", res.label),
+                    points: ms.iter().map(|&(e, m, _)| (e, m)).collect(),
+                    companion: part == "train",
+                    reference: false,
+                    band: if part == "val" {
+                        ms.iter().map(|&(e, m, s)| (e, m - s, m + s)).collect()
+                    } else {
+                        Vec::new()
+                    },
+                });
+            }
+        }
+        let title = format!("{name}: {file} (validation solid, ±std band; training dashed)");
+        let plot = LinePlot {
+            title: &title,
+            x_label: "epoch",
+            y_label,
+            x_range: (1.0, max_epoch.max(2.0)),
+            y_range: (0.0, 1.0),
+            series,
+        }
+        .fit_y();
+        write_line_plot(&out.join(file), &plot)?;
+    }
+    Ok(())
+}
+
+/// The summary table: per setting, density, final and best validation metrics (mean ± std).
+pub fn summary_table(name: &str, settings: &str, caveat: &str, results: &[SettingResult]) -> String {
+    let mut s = format!("# {name}\n\n{settings}\n\n{caveat}\n\n");
+    s.push_str("| setting | weight density | final val loss | final val acc | min val loss | epoch of min |\n");
+    s.push_str("|---|---|---|---|---|---|\n");
+    for r in results {
+        let stat = |f: &dyn Fn(&Vec<EpochRecord>) -> f64| {
+            let v: Vec<f64> = r.runs.iter().map(f).collect();
+            let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
+            let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt();
+            (m, sd)
+        };
+        let last = |h: &Vec<EpochRecord>| h.last().copied();
+        let (fl, fls) = stat(&|h| last(h).map_or(f64::NAN, |e| e.val_loss));
+        let (fa, fas) = stat(&|h| last(h).map_or(f64::NAN, |e| e.val_acc));
+        let (ml, mls) = stat(&|h| h.iter().map(|e| e.val_loss).fold(f64::INFINITY, f64::min));
+        let (me, _) = stat(&|h| {
+            h.iter()
+                .min_by(|a, b| a.val_loss.total_cmp(&b.val_loss))
+                .map_or(f64::NAN, |e| e.epoch as f64)
+        });
+        s.push_str(&format!(
+            "| {} | {:.4} | {fl:.4} ± {fls:.4} | {fa:.4} ± {fas:.4} | {ml:.4} ± {mls:.4} | {me:.1} |\n",
+            r.label, r.density
+        ));
+    }
+    s.push_str(&format!(
+        "\n{} repeat(s) per setting; ± is the standard deviation over repeats.\n",
+        results.first().map_or(0, |r| r.runs.len())
+    ));
+    s
+}
+
+/// Revision, machine, thread count and date, for `env.txt`.
+pub fn env_report() -> String {
+    let run = |cmd: &str, args: &[&str]| {
+        std::process::Command::new(cmd)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_else(|| "unknown".into())
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    format!(
+        "revision: {}\ncpu: {cpu}\nthreads: {}\ndate: {}\n",
+        run("git", &["rev-parse", "HEAD"]),
+        rayon::current_num_threads(),
+        run("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
+    )
+}

@@ -1,0 +1,76 @@
+//! The crate's error type.
+
+/// Errors of the experiments. Every variant names what was wrong (the file, the configuration
+/// key); nothing in this crate panics on user input. Errors of the data, task and training layers
+/// are wrapped unchanged (same message); a bad parameter or array shape is
+/// `Tasks(biotasks::Error::InvalidParameter | Shape)`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or folder is missing or malformed; `path` names it.
+    #[error("{path}: {detail}")]
+    Data {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A run configuration (`rnn-run --config`) is invalid; `key` names the entry
+    /// (`[section] key` or `[section] dict.key`).
+    #[error("{file}: {key}: {detail}")]
+    Config {
+        /// The configuration file.
+        file: std::path::PathBuf,
+        /// The offending section / key.
+        key: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Results folders cannot be merged (duplicate or missing jobs, different configurations).
+    #[error("merge-results: {detail}")]
+    Merge {
+        /// What is wrong.
+        detail: String,
+    },
+    /// Data, tasks, the fit loop, checkpoints or plots failed.
+    #[error(transparent)]
+    Tasks(#[from] biotasks::Error),
+    /// Training failed (shapes, non-finite loss, parameter files).
+    #[error(transparent)]
+    Train(#[from] biolayers::Error),
+    /// The connectome conversion failed.
+    #[error(transparent)]
+    Bio2art(#[from] bio2art::Error),
+    /// Reading or writing a `.npy` file failed.
+    #[error(transparent)]
+    Npy(#[from] bionpy::Error),
+    /// A random front end rejected its arguments.
+    #[error(transparent)]
+    Rng(#[from] biorng::Error),
+}
+
+/// Result alias for this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<bioautograd::Error> for Error {
+    fn from(e: bioautograd::Error) -> Self {
+        Error::Train(biolayers::Error::from(e))
+    }
+}
+
+/// `param = value: reason` ([`biotasks::Error::InvalidParameter`]).
+pub(crate) fn invalid(param: &'static str, value: impl ToString, reason: impl Into<String>) -> Error {
+    Error::Tasks(biotasks::Error::InvalidParameter {
+        param,
+        value: value.to_string(),
+        reason: reason.into(),
+    })
+}
+
+/// `what: expected …, got …` ([`biotasks::Error::Shape`]).
+pub(crate) fn shape(what: &'static str, expected: impl Into<String>, got: impl Into<String>) -> Error {
+    Error::Tasks(biotasks::Error::Shape {
+        what,
+        expected: expected.into(),
+        got: got.into(),
+    })
+}

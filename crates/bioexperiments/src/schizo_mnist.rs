@@ -1,0 +1,126 @@
+//! `reproduce schizo-mnist`: the schizophrenia-layer MNIST sweep (`MNIST_3layersSchizo200905.py`),
+//! a `SzDense` hidden layer at every `param_reduction` of the sweep.
+//!
+//! # Shapes
+//! Images `(32, 1, 28, 28)` → flatten `(32, 784)` → `SzDense` `(32, hidden)` → logits `(32, 10)`.
+
+use biolayers::init::Initializer;
+use biolayers::layers::{Activation, DenseConfig, Flatten, Sequential};
+use biolayers::optim::{Convention, OptimizerConfig};
+use biomask::MaskSpec;
+use biorng::Stream;
+use biotasks::data::{load_mnist, resolve_data_dir, Split};
+use serde::Serialize;
+
+use crate::common::{toml_of, ReproduceOptions, SettingResult};
+use crate::error::Result;
+use crate::sweep::{run_sweep, Builder, Sweep};
+
+/// The settings of the schizophrenia-layer MNIST sweep (`MNIST_3layersSchizo200905.py`):
+/// Flatten → `SzDense(512, diagonal r, relu, he_normal)` → Dense(10); Keras Adam (lr 1e-3),
+/// batch 32, inputs scaled to [0, 1], the test set as validation data.
+#[derive(Debug, Clone, Serialize)]
+pub struct SchizoMnistConfig {
+    /// The `param_reduction` sweep.
+    pub reductions: Vec<f64>,
+    /// Hidden width (`idim`).
+    pub hidden: usize,
+    /// Epochs per run.
+    pub epochs: usize,
+    /// Repeats per setting.
+    pub repeats: usize,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// Adam learning rate (Keras default).
+    pub lr: f64,
+    /// Training images used (60000 = all).
+    pub train_images: usize,
+    /// Base seed.
+    pub seed: u64,
+}
+
+impl SchizoMnistConfig {
+    /// The paper's settings (10 reductions, 50 epochs, 100 repeats) or the quick variant
+    /// (r ∈ {0, 0.5, 0.9}, 10 000 training images, 3 epochs, 1 repeat).
+    pub fn new(quick: bool, seed: u64) -> Self {
+        if quick {
+            SchizoMnistConfig {
+                reductions: vec![0.0, 0.5, 0.9],
+                hidden: 512,
+                epochs: 3,
+                repeats: 1,
+                batch_size: 32,
+                lr: 1e-3,
+                train_images: 10_000,
+                seed,
+            }
+        } else {
+            SchizoMnistConfig {
+                reductions: vec![0.0, 0.167, 0.333, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.925],
+                hidden: 512,
+                epochs: 50,
+                repeats: 100,
+                batch_size: 32,
+                lr: 1e-3,
+                train_images: 60_000,
+                seed,
+            }
+        }
+    }
+}
+
+/// Runs the MNIST sweep of `--quick` or the paper ([`SchizoMnistConfig::new`]) and writes the
+/// results folder. Returns the per-setting results.
+pub fn schizo_mnist(opts: &ReproduceOptions) -> Result<Vec<SettingResult>> {
+    run(opts, &SchizoMnistConfig::new(opts.quick, opts.seed))
+}
+
+/// Runs the sweep `cfg` and writes the results folder of `opts`.
+pub fn run(opts: &ReproduceOptions, cfg: &SchizoMnistConfig) -> Result<Vec<SettingResult>> {
+    let data = resolve_data_dir(opts.data.as_deref())?;
+    let train = load_mnist(&data.join("mnist"), Split::Train)?.take(cfg.train_images);
+    let test = load_mnist(&data.join("mnist"), Split::Test)?;
+    let hidden = cfg.hidden;
+    let settings: Vec<(String, Builder)> = cfg
+        .reductions
+        .iter()
+        .map(|&r| {
+            let build: Builder = Box::new(move |rng: &mut Stream| {
+                let layer = DenseConfig::sz(784, hidden, MaskSpec::diagonal(r))
+                    .with_initializer(Initializer::HeNormal)
+                    .init(rng)?;
+                let density = layer.mask().density();
+                let model = Sequential::new()
+                    .push(Flatten)
+                    .push(layer)
+                    .push(Activation::Relu)
+                    .push(DenseConfig::new(hidden, 10).init(rng)?);
+                Ok((model, density).into())
+            });
+            (format!("r={r}"), build)
+        })
+        .collect();
+    let sweep = Sweep {
+        name: "schizo-mnist",
+        settings,
+        optimizer: OptimizerConfig::Adam {
+            lr: cfg.lr,
+            beta1: None,
+            beta2: None,
+            eps: None,
+            weight_decay: 0.0,
+            decay: 0.0,
+            convention: Convention::Keras,
+        },
+        epochs: cfg.epochs,
+        repeats: cfg.repeats,
+        batch_size: cfg.batch_size,
+        seed: cfg.seed,
+        description: format!(
+            "Flatten → SzDense({}, diagonal, relu, he_normal) → Dense(10); Keras Adam lr {}; batch {}; {} epochs; {} repeat(s); {} training images",
+            cfg.hidden, cfg.lr, cfg.batch_size, cfg.epochs, cfg.repeats, cfg.train_images
+        ),
+        caveat: "MNIST from the official IDX files; validation data = the 10 000 test images, as in the original script.",
+    };
+    run_sweep(sweep, &train, &test, opts, &toml_of(cfg)?)
+}

@@ -1,0 +1,65 @@
+//! Helpers shared by the integration tests.
+
+#![allow(dead_code)] // each test file uses a part
+
+use std::path::{Path, PathBuf};
+
+use bioexperiments::rnn_memory::RnnMemoryConfig;
+use bioexperiments::ReproduceOptions;
+
+/// `--quick` options without progress bars or resume.
+pub fn quick_options(out: PathBuf, data: Option<&Path>, seed: u64) -> ReproduceOptions {
+    ReproduceOptions {
+        quick: true,
+        data: data.map(Path::to_path_buf),
+        out,
+        resume: false,
+        progress: false,
+        seed,
+    }
+}
+
+/// A seconds-long `rnn-memory`: 20 trials, 3 epochs, `runs` runs, Marmoset × 1 neuron, seed 3.
+pub fn tiny_rnn_memory(runs: usize) -> RnnMemoryConfig {
+    RnnMemoryConfig {
+        trials: 20,
+        epochs: 3,
+        runs,
+        neurons_per_region: 1,
+        ..RnnMemoryConfig::new(false, 3)
+    }
+}
+
+/// Writes a tiny MNIST in IDX format into `dir/mnist`: 60 training and 30 test images of
+/// 28 × 28 where each class lights a different band of rows.
+pub fn write_fake_mnist(dir: &Path) {
+    let mnist = dir.join("mnist");
+    std::fs::create_dir_all(&mnist).unwrap();
+    write_idx(&mnist, "train", 60);
+    write_idx(&mnist, "t10k", 30);
+}
+
+fn write_idx(dir: &Path, stem: &str, n: u32) {
+    let mut img = Vec::new();
+    for x in [0x0803u32, n, 28, 28] {
+        img.extend_from_slice(&x.to_be_bytes());
+    }
+    let mut lab = Vec::new();
+    for x in [0x0801u32, n] {
+        lab.extend_from_slice(&x.to_be_bytes());
+    }
+    for i in 0..n {
+        let label = (i % 10) as u8;
+        lab.push(label);
+        // Each class lights a different band of rows.
+        img.extend((0..784u32).map(|p| {
+            if (p / 28) / 3 == u32::from(label) {
+                200
+            } else {
+                (p * 7 + i) as u8 % 40
+            }
+        }));
+    }
+    std::fs::write(dir.join(format!("{stem}-images-idx3-ubyte")), img).unwrap();
+    std::fs::write(dir.join(format!("{stem}-labels-idx1-ubyte")), lab).unwrap();
+}

@@ -1,0 +1,362 @@
+//! One checkpoint format for every training run (the [`crate::fit`] loop and the RNN runs of
+//! `bioexperiments`): any [`Checkpointable`] model, its optimiser state, the random-stream seed
+//! and the history, so that a resumed run continues the uninterrupted one bit for bit.
+//!
+//! # Files
+//! A checkpoint is a pair `<dir>/<stem>.npz` + `<dir>/<stem>.json` ([`CheckpointFiles`]), each
+//! written atomically:
+//!
+//! * `.npz` (float32 arrays): `param.<name>` for every parameter, `buffer.<name>` for every
+//!   buffer (batch-norm statistics), the optimiser slots `opt.<i>.first`, `opt.<i>.second`,
+//!   `opt.<i>.started`, the optimiser step counter `meta.t` (two values, `t = hi·2²⁴ + lo`: f32
+//!   holds integers exactly only up to 2²⁴) and `meta.epoch`;
+//! * `.json`: `epoch`, `history` (one entry per finished epoch; the losses and accuracies as
+//!   text in Rust's shortest round-trip form, so NaN accuracies and every bit survive; plain JSON
+//!   numbers, as older `fit` checkpoints hold them, are read too) and `seed` (the seed every
+//!   random stream of the run is derived from: the RNG state).
+//!
+//! The epoch is stored in both files, so a torn pair (one file from another epoch) is detected.
+//! Files of the older `rnn-run` resume format (`resume_iter_<it>.json` with `history_csv`) are
+//! refused with an error naming the file.
+//!
+//! Why a seed and not a generator state: every random choice of an epoch is drawn from streams
+//! seeded by `(seed, epoch)`, so the seed and the epoch reproduce them exactly.
+
+use std::path::{Path, PathBuf};
+
+use bioautograd::Tensor;
+use biolayers::io::{load_npz, save_npz, NamedArray};
+use biolayers::layers::{ElmanRnn, Module, Param, Sequential};
+use biolayers::optim::{Optimizer, OptimizerState};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{invalid, Error, Result};
+use crate::fit::EpochRecord;
+
+/// A model whose parameters have stable names, so that a checkpoint finds them again.
+pub trait Checkpointable: Module {
+    /// `(name, parameter)` pairs, in [`Module::params_mut`] order.
+    fn named_params(&self) -> Vec<(String, &Param)>;
+}
+
+impl Checkpointable for Sequential {
+    /// `"<layer index>.<layer name>.<param name>"`, e.g. `0.szdense.kernel`.
+    fn named_params(&self) -> Vec<(String, &Param)> {
+        Sequential::named_params(self)
+    }
+}
+
+impl Checkpointable for ElmanRnn {
+    /// The parameter names: `w_ih`, `b_ih`, `w_hh`, `b_hh`, `w_out`, `b_out`.
+    fn named_params(&self) -> Vec<(String, &Param)> {
+        self.params().into_iter().map(|p| (p.name.clone(), p)).collect()
+    }
+}
+
+/// The two files of one checkpoint: `<dir>/<stem>.npz` and `<dir>/<stem>.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointFiles {
+    /// The folder.
+    pub dir: PathBuf,
+    /// The file name without extension (`checkpoint`, `resume_iter_0`).
+    pub stem: String,
+}
+
+impl CheckpointFiles {
+    /// The checkpoint `<dir>/<stem>.{npz,json}`.
+    pub fn new(dir: &Path, stem: impl Into<String>) -> Self {
+        CheckpointFiles {
+            dir: dir.to_path_buf(),
+            stem: stem.into(),
+        }
+    }
+
+    /// The arrays file.
+    pub fn npz(&self) -> PathBuf {
+        self.dir.join(format!("{}.npz", self.stem))
+    }
+
+    /// The metadata file.
+    pub fn json(&self) -> PathBuf {
+        self.dir.join(format!("{}.json", self.stem))
+    }
+
+    /// Whether both files exist.
+    pub fn exists(&self) -> bool {
+        self.npz().is_file() && self.json().is_file()
+    }
+
+    /// Deletes both files (those that exist).
+    pub fn remove(&self) -> Result<()> {
+        for p in [self.npz(), self.json()] {
+            if p.exists() {
+                std::fs::remove_file(&p).map_err(|e| Error::Data {
+                    path: p.clone(),
+                    detail: e.to_string(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a checkpoint holds besides the model and the optimiser.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunState {
+    /// The finished epochs (the checkpoint's epoch is its length).
+    pub history: Vec<EpochRecord>,
+    /// The seed the run's random streams derive from (`None`: not recorded).
+    pub seed: Option<u64>,
+}
+
+/// An `f64` written as text in Rust's shortest round-trip form (`NaN` and `inf` included);
+/// read back from that text or from a JSON number.
+#[derive(Debug, Clone, Copy)]
+struct ExactF64(f64);
+
+impl Serialize for ExactF64 {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for ExactF64 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Number(f64),
+            Text(String),
+        }
+        match Wire::deserialize(d)? {
+            Wire::Number(v) => Ok(ExactF64(v)),
+            Wire::Text(t) => t.parse().map(ExactF64).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// One history entry of the `.json` file.
+#[derive(Debug, Serialize, Deserialize)]
+struct HistoryEntry {
+    epoch: usize,
+    train_loss: ExactF64,
+    train_acc: ExactF64,
+    val_loss: ExactF64,
+    val_acc: ExactF64,
+}
+
+impl From<&EpochRecord> for HistoryEntry {
+    fn from(r: &EpochRecord) -> Self {
+        HistoryEntry {
+            epoch: r.epoch,
+            train_loss: ExactF64(r.train_loss),
+            train_acc: ExactF64(r.train_acc),
+            val_loss: ExactF64(r.val_loss),
+            val_acc: ExactF64(r.val_acc),
+        }
+    }
+}
+
+impl From<HistoryEntry> for EpochRecord {
+    fn from(h: HistoryEntry) -> Self {
+        EpochRecord {
+            epoch: h.epoch,
+            train_loss: h.train_loss.0,
+            train_acc: h.train_acc.0,
+            val_loss: h.val_loss.0,
+            val_acc: h.val_acc.0,
+        }
+    }
+}
+
+/// The `.json` file.
+#[derive(Debug, Serialize, Deserialize)]
+struct Meta {
+    epoch: usize,
+    /// Absent only in files of the older `rnn-run` resume format.
+    #[serde(default)]
+    history: Option<Vec<HistoryEntry>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    /// Present only in files of the older `rnn-run` resume format.
+    #[serde(default, skip_serializing)]
+    history_csv: Option<String>,
+}
+
+fn data_err(path: &Path, detail: impl ToString) -> Error {
+    Error::Data {
+        path: path.to_path_buf(),
+        detail: detail.to_string(),
+    }
+}
+
+/// The optimiser's per-parameter slots as `.npz` arrays `opt.{i}.first`, `opt.{i}.second` and
+/// `opt.{i}.started`.
+fn optimizer_arrays(state: &OptimizerState) -> Vec<NamedArray> {
+    let mut arrays = Vec::with_capacity(3 * state.slots.len());
+    for (i, (m, v, started)) in state.slots.iter().enumerate() {
+        arrays.push(NamedArray {
+            name: format!("opt.{i}.first"),
+            shape: vec![m.len()],
+            data: m.clone(),
+        });
+        arrays.push(NamedArray {
+            name: format!("opt.{i}.second"),
+            shape: vec![v.len()],
+            data: v.clone(),
+        });
+        arrays.push(NamedArray {
+            name: format!("opt.{i}.started"),
+            shape: vec![1],
+            data: vec![f32::from(u8::from(*started))],
+        });
+    }
+    arrays
+}
+
+/// Writes the checkpoint `files` of `model`, `opt` and `state` (see the [module docs](self)).
+pub fn save<M: Checkpointable + ?Sized>(
+    files: &CheckpointFiles,
+    model: &M,
+    opt: &Optimizer,
+    state: &RunState,
+) -> Result<()> {
+    std::fs::create_dir_all(&files.dir).map_err(|e| data_err(&files.dir, e))?;
+    let mut arrays = Vec::new();
+    for (name, p) in model.named_params() {
+        arrays.push(NamedArray {
+            name: format!("param.{name}"),
+            shape: p.value.shape().to_vec(),
+            data: p.value.to_vec().map_err(biolayers::Error::from)?,
+        });
+    }
+    for (name, v) in model.buffers() {
+        arrays.push(NamedArray {
+            name: format!("buffer.{name}"),
+            shape: vec![v.len()],
+            data: v,
+        });
+    }
+    let opt_state = opt.export_state();
+    arrays.extend(optimizer_arrays(&opt_state));
+    let (hi, lo) = ((opt_state.t >> 24) as f32, (opt_state.t & 0xFF_FFFF) as f32);
+    arrays.push(NamedArray {
+        name: "meta.t".into(),
+        shape: vec![2],
+        data: vec![hi, lo],
+    });
+    arrays.push(NamedArray {
+        name: "meta.epoch".into(),
+        shape: vec![1],
+        data: vec![state.history.len() as f32],
+    });
+    save_npz(&files.npz(), &arrays)?;
+    let meta = Meta {
+        epoch: state.history.len(),
+        history: Some(state.history.iter().map(HistoryEntry::from).collect()),
+        seed: state.seed,
+        history_csv: None,
+    };
+    let json = serde_json::to_vec_pretty(&meta).map_err(|e| invalid("checkpoint", "json", e.to_string()))?;
+    bionpy::write_atomic(&files.json(), &json)?;
+    Ok(())
+}
+
+/// Restores the checkpoint `files` into `model` and `opt` (same architecture, same optimiser)
+/// and returns its [`RunState`]; `Ok(None)` when there is no checkpoint. `seed`: the run's seed,
+/// refused when the checkpoint recorded another one (the resumed run would not be the same run).
+///
+/// # Errors
+/// A torn pair, a missing or misshapen parameter, another seed, or a file of the older
+/// `rnn-run` format: [`Error::Data`] naming the file.
+pub fn load<M: Checkpointable + ?Sized>(
+    files: &CheckpointFiles,
+    model: &mut M,
+    opt: &mut Optimizer,
+    seed: Option<u64>,
+) -> Result<Option<RunState>> {
+    let (json_path, npz_path) = (files.json(), files.npz());
+    if !json_path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read(&json_path).map_err(|e| data_err(&json_path, e))?;
+    let meta: Meta = serde_json::from_slice(&text).map_err(|e| data_err(&json_path, e))?;
+    let history: Vec<EpochRecord> = match (meta.history, meta.history_csv) {
+        (Some(h), _) => h.into_iter().map(EpochRecord::from).collect(),
+        (None, Some(_)) => {
+            return Err(data_err(
+                &json_path,
+                "a resume file of the older rnn-run format (before the shared checkpoint format); \
+                 delete it and its .npz to restart this run from epoch 1",
+            ))
+        }
+        (None, None) => return Err(data_err(&json_path, "no history")),
+    };
+    if let (Some(stored), Some(wanted)) = (meta.seed, seed) {
+        if stored != wanted {
+            return Err(data_err(
+                &json_path,
+                format!("written by a run with seed {stored}, this run has seed {wanted}"),
+            ));
+        }
+    }
+    let arrays = load_npz(&npz_path)?;
+    let find = |name: &str| arrays.iter().find(|a| a.name == name);
+    let bad = |detail: String| data_err(&npz_path, detail);
+    let epoch = find("meta.epoch")
+        .and_then(|a| a.data.first().copied())
+        .ok_or_else(|| bad("no meta.epoch".into()))?;
+    if epoch as usize != meta.epoch || history.len() != meta.epoch {
+        return Err(bad(format!(
+            "holds epoch {epoch}, {} says {}",
+            json_path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            meta.epoch
+        )));
+    }
+    let names: Vec<(String, Vec<usize>)> = model
+        .named_params()
+        .into_iter()
+        .map(|(n, p)| (n, p.value.shape().to_vec()))
+        .collect();
+    let mut values = Vec::with_capacity(names.len());
+    for (n, shape) in &names {
+        let a = find(&format!("param.{n}")).ok_or_else(|| bad(format!("parameter {n} missing")))?;
+        if &a.shape != shape {
+            return Err(bad(format!(
+                "parameter {n} has shape {:?}, the model {shape:?}",
+                a.shape
+            )));
+        }
+        values.push(Tensor::from_vec(a.data.clone(), shape).map_err(biolayers::Error::from)?);
+    }
+    let buffers: Vec<(String, Vec<f32>)> = arrays
+        .iter()
+        .filter_map(|a| a.name.strip_prefix("buffer.").map(|n| (n.to_string(), a.data.clone())))
+        .collect();
+    model.set_buffers(&buffers)?;
+    for (p, v) in model.params_mut().into_iter().zip(values) {
+        p.value = v;
+    }
+    let mut slots = Vec::new();
+    while let (Some(m), Some(v), Some(s)) = (
+        find(&format!("opt.{}.first", slots.len())),
+        find(&format!("opt.{}.second", slots.len())),
+        find(&format!("opt.{}.started", slots.len())),
+    ) {
+        slots.push((
+            m.data.clone(),
+            v.data.clone(),
+            s.data.first().copied().unwrap_or(0.0) != 0.0,
+        ));
+    }
+    let t = find("meta.t").map_or(0, |a| {
+        ((a.data.first().copied().unwrap_or(0.0) as u64) << 24) | a.data.get(1).copied().unwrap_or(0.0) as u64
+    });
+    opt.import_state(OptimizerState { t, slots });
+    Ok(Some(RunState {
+        history,
+        seed: meta.seed,
+    }))
+}
