@@ -55,17 +55,78 @@ pub fn toml_of<T: Serialize>(cfg: &T) -> Result<String> {
 }
 
 /// Creates the results folder `out` and writes `config.toml` (headed by the command that made
-/// it, `# cargo xtask reproduce <name>`) and `env.txt`.
-pub fn prepare_results_folder(out: &Path, name: &str, config_toml: &str) -> Result<()> {
-    std::fs::create_dir_all(out).map_err(|e| Error::Data {
+/// it, `# cargo xtask reproduce <name>`) and `env.txt`, after checking that the folder is what
+/// the caller means it to be, so that a results folder never lies about how it was made:
+///
+/// * without `resume`, `out` must not exist or be empty: a finished run is not overwritten;
+/// * with `resume`, `out` must hold the `config.toml` of an earlier run of the same settings:
+///   resuming with another seed or setting would mix two experiments under one config, so it is
+///   refused with the keys that differ (and a missing folder is not silently a fresh start).
+///
+/// # Errors
+/// [`Error::Data`] naming the folder and, for a resume, the differing keys.
+pub fn prepare_results_folder(out: &Path, name: &str, config_toml: &str, resume: bool) -> Result<()> {
+    let data_err = |detail: String| Error::Data {
         path: out.to_path_buf(),
-        detail: e.to_string(),
-    })?;
-    write_text(
-        &out.join("config.toml"),
-        &format!("# cargo xtask reproduce {name}\n{config_toml}"),
-    )?;
+        detail,
+    };
+    let saved = out.join("config.toml");
+    if resume {
+        let text = std::fs::read_to_string(&saved).map_err(|e| {
+            data_err(format!(
+                "--resume: no earlier run to continue here ({}: {e})",
+                saved.display()
+            ))
+        })?;
+        let differing = differing_keys(&text, config_toml).map_err(|e| {
+            data_err(format!(
+                "--resume: {}: not a config.toml of this project: {e}",
+                saved.display()
+            ))
+        })?;
+        if !differing.is_empty() {
+            return Err(data_err(format!(
+                "--resume: the settings differ from the saved config.toml in {} (resume with the same \
+                 settings, or start a new --out)",
+                differing.join(", ")
+            )));
+        }
+    } else if std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(data_err(
+            "results folder is not empty: pass --resume to continue its runs, or choose another --out \
+             (a finished run is never overwritten)"
+                .to_string(),
+        ));
+    }
+    std::fs::create_dir_all(out).map_err(|e| data_err(e.to_string()))?;
+    write_text(&saved, &format!("# cargo xtask reproduce {name}\n{config_toml}"))?;
     write_text(&out.join("env.txt"), &env_report())
+}
+
+/// The keys (dotted paths) whose values differ between two TOML documents, sorted.
+fn differing_keys(a: &str, b: &str) -> std::result::Result<Vec<String>, toml::de::Error> {
+    fn walk(prefix: &str, a: Option<&toml::Value>, b: Option<&toml::Value>, out: &mut Vec<String>) {
+        match (a, b) {
+            (Some(toml::Value::Table(ta)), Some(toml::Value::Table(tb))) => {
+                let keys: std::collections::BTreeSet<&String> = ta.keys().chain(tb.keys()).collect();
+                for k in keys {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&path, ta.get(k), tb.get(k), out);
+                }
+            }
+            (x, y) if x != y => out.push(prefix.to_string()),
+            _ => {}
+        }
+    }
+    let a: toml::Value = toml::Value::Table(toml::from_str(a)?);
+    let b: toml::Value = toml::Value::Table(toml::from_str(b)?);
+    let mut out = Vec::new();
+    walk("", Some(&a), Some(&b), &mut out);
+    Ok(out)
 }
 
 /// Mean and (population) standard deviation per epoch of `f` over the runs.

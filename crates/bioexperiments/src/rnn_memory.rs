@@ -105,7 +105,7 @@ pub fn run(opts: &ReproduceOptions, cfg: &RnnMemoryConfig) -> Result<Vec<Setting
     let bio_w = bio_matrix(cfg)?;
     let m = bio_w.hidden;
     let density = bio_w.density();
-    prepare_results_folder(&opts.out, "rnn-memory", &toml_of(cfg)?)?;
+    prepare_results_folder(&opts.out, "rnn-memory", &toml_of(cfg)?, opts.resume)?;
     let task = Task::SeqMem(SeqMem {
         pattern_length: cfg.pattern_length,
         trials: cfg.trials,

@@ -56,7 +56,7 @@ pub(crate) fn run_sweep(
     opts: &ReproduceOptions,
     config_toml: &str,
 ) -> Result<Vec<SettingResult>> {
-    prepare_results_folder(&opts.out, sweep.name, config_toml)?;
+    prepare_results_folder(&opts.out, sweep.name, config_toml, opts.resume)?;
     let norm = Normalization::unit(train.channels);
     let mut results = Vec::new();
     let mut rows = Vec::new();

@@ -45,3 +45,59 @@ fn missing_data_is_an_error_naming_the_path() {
     assert!(e.contains("mnist"), "{e}");
     assert!(!out.path().join("x").exists(), "nothing should be written without data");
 }
+
+/// Every file under `dir` (recursively) with its bytes.
+fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                out.push((p, bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_results_folder_never_lies_about_its_settings() {
+    let data = tempfile::tempdir().unwrap();
+    common::write_fake_mnist(data.path());
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("schizo-mnist");
+    let opts = common::quick_options(dir.clone(), Some(data.path()), 1);
+
+    // --resume where nothing ran is an error, not a silent fresh start.
+    let e = schizo_mnist(&ReproduceOptions {
+        resume: true,
+        ..opts.clone()
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("no earlier run"), "{e}");
+    assert!(!dir.exists());
+
+    schizo_mnist(&opts).unwrap();
+    let finished = snapshot(&dir);
+    // Running again without --resume does not overwrite the finished run.
+    let e = schizo_mnist(&opts).unwrap_err();
+    assert!(e.to_string().contains("not empty"), "{e}");
+    // Resuming with another seed would mix two experiments: refused, naming the key.
+    let e = schizo_mnist(&ReproduceOptions {
+        resume: true,
+        seed: 2,
+        ..opts.clone()
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("seed"), "{e}");
+    assert_eq!(
+        snapshot(&dir),
+        finished,
+        "a refused command must leave the folder as it was"
+    );
+}
