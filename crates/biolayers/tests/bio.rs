@@ -429,3 +429,24 @@ fn config_defaults_serde_and_every_validation_error() {
         }
     }
 }
+
+/// Upstream accepts `fuzzy_lr_min = 0` (its wide `[0, 10]` settings are used in practice); so do
+/// we. Negative or non-finite minima stay errors naming the field.
+#[test]
+fn fuzzy_lr_min_zero_is_accepted_as_upstream() {
+    let wide = BioConfig {
+        fuzzy_lr_min: 0.0,
+        fuzzy_lr_max: 10.0,
+        ..BioConfig::default()
+    };
+    assert!(wide.validate().is_ok());
+    for bad in [-0.1, f64::NAN, f64::INFINITY] {
+        let e = BioConfig {
+            fuzzy_lr_min: bad,
+            ..BioConfig::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("fuzzy_lr_min"), "{e}");
+    }
+}

@@ -129,7 +129,8 @@ fn open_unit(name: &'static str, v: f64) -> Result<()> {
 
 impl BioConfig {
     /// Upstream's `_validate_parameters` rules, plus `fuzzy_lr_min <= fuzzy_lr_max` (both finite,
-    /// min > 0), `fuzzy_lr_update_freq > 0` and `0 < fuzzy_lr_decay <= 1`, which upstream forgot.
+    /// min >= 0: upstream accepts 0, and its wide `[0, 10]` settings are used in practice),
+    /// `fuzzy_lr_update_freq > 0` and `0 < fuzzy_lr_decay <= 1`, which upstream forgot.
     pub fn validate(&self) -> Result<()> {
         positive("fuzzy_learning_rate_factor_nu", self.fuzzy_learning_rate_factor_nu)?;
         open_unit("dampening_factor", self.dampening_factor)?;
@@ -138,7 +139,9 @@ impl BioConfig {
         open_unit("base_lr", self.base_lr)?;
         positive("stability_factor", self.stability_factor)?;
         positive("lr_variability", self.lr_variability)?;
-        positive("fuzzy_lr_min", self.fuzzy_lr_min)?;
+        if !(self.fuzzy_lr_min.is_finite() && self.fuzzy_lr_min >= 0.0) {
+            return Err(invalid("fuzzy_lr_min", self.fuzzy_lr_min, "must be finite and >= 0"));
+        }
         positive("fuzzy_lr_max", self.fuzzy_lr_max)?;
         if self.fuzzy_lr_min > self.fuzzy_lr_max {
             return Err(invalid(
