@@ -45,9 +45,11 @@ pub struct ReproduceArgs {
     /// Combined (default: Standard,Gabor).
     #[arg(long, value_delimiter = ',')]
     pub convolution: Vec<String>,
-    /// bionet: base network, all-cnn, vgg16 or resnet50.
-    #[arg(long, default_value = "all-cnn")]
-    pub base: String,
+    /// bionet: base network, all-cnn, vgg16 or resnet50 [default: all-cnn]
+    // An Option (default applied in `bionet_args`) so that giving it to another experiment is
+    // seen and refused.
+    #[arg(long)]
+    pub base: Option<String>,
     /// bionet: retinal bottleneck of N channels in front of the first layer.
     #[arg(long)]
     pub bottleneck: Option<usize>,
@@ -58,12 +60,12 @@ pub struct ReproduceArgs {
     /// first layer, no filter bank).
     #[arg(long, conflicts_with = "recurrent")]
     pub recurrent_upstream: bool,
-    /// bionet: ConvLSTM steps T.
-    #[arg(long, default_value_t = 3)]
-    pub steps: usize,
-    /// bionet: upscaling, nearest, bilinear or bicubic.
-    #[arg(long, default_value = "nearest")]
-    pub interpolation: String,
+    /// bionet: ConvLSTM steps T [default: 3]
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// bionet: upscaling, nearest, bilinear or bicubic [default: nearest]
+    #[arg(long)]
+    pub interpolation: Option<String>,
     /// bionet: trials per model (default 5, 1 with --quick).
     #[arg(long)]
     pub trials: Option<usize>,
@@ -95,7 +97,7 @@ fn bionet_args(a: &ReproduceArgs) -> CliResult<BioNetArgs> {
         .collect::<Result<Vec<_>, _>>()?;
     Ok(BioNetArgs {
         convolutions,
-        base: a.base.parse()?,
+        base: a.base.as_deref().unwrap_or("all-cnn").parse()?,
         bottleneck: a.bottleneck,
         recurrent: if a.recurrent {
             RecurrentOption::ConvLstm
@@ -104,8 +106,8 @@ fn bionet_args(a: &ReproduceArgs) -> CliResult<BioNetArgs> {
         } else {
             RecurrentOption::None
         },
-        steps: a.steps,
-        interpolation: a.interpolation.parse()?,
+        steps: a.steps.unwrap_or(3),
+        interpolation: a.interpolation.as_deref().unwrap_or("nearest").parse()?,
         trials: a.trials,
         smoke: a.smoke,
         overrides: (a.train_images, a.test_images, a.epochs),
@@ -135,8 +137,57 @@ fn run_bionet(a: &ReproduceArgs, opts: &ReproduceOptions) -> CliResult {
     Ok(())
 }
 
+const EXPERIMENTS: [&str; 6] = [
+    "bionet",
+    "rnn-memory",
+    "schizo-mnist",
+    "schizo-cifar",
+    "mouse-cifar",
+    "synaptic-diversity",
+];
+
+/// Refuses an unknown experiment and the flags that belong to another one (they would be
+/// ignored while a long run starts).
+fn check_flags(a: &ReproduceArgs) -> CliResult {
+    if !EXPERIMENTS.contains(&a.name.as_str()) {
+        return Err(crate::cli::cli_err(format!(
+            "unknown experiment `{}` (available: {})",
+            a.name,
+            EXPERIMENTS.join(", ")
+        )));
+    }
+    let bionet_only = [
+        ("--convolution", !a.convolution.is_empty()),
+        ("--base", a.base.is_some()),
+        ("--bottleneck", a.bottleneck.is_some()),
+        ("--recurrent", a.recurrent),
+        ("--recurrent-upstream", a.recurrent_upstream),
+        ("--steps", a.steps.is_some()),
+        ("--interpolation", a.interpolation.is_some()),
+        ("--trials", a.trials.is_some()),
+        ("--smoke", a.smoke),
+        ("--train-images", a.train_images.is_some()),
+        ("--test-images", a.test_images.is_some()),
+        ("--epochs", a.epochs.is_some()),
+        ("--input-size", a.input_size.is_some()),
+        ("--perturbations", !a.perturbations.is_empty()),
+    ];
+    let only = |owner: &str, flags: &[(&str, bool)]| -> CliResult {
+        match flags.iter().find(|(_, given)| *given) {
+            Some((flag, _)) if a.name != owner => Err(crate::cli::cli_err(format!(
+                "{flag}: only `reproduce {owner}` takes it, not `{}`",
+                a.name
+            ))),
+            _ => Ok(()),
+        }
+    };
+    only("bionet", &bionet_only)?;
+    only("rnn-memory", &[("--full", a.full)])
+}
+
 /// Runs `cargo xtask reproduce`.
 pub fn run(a: &ReproduceArgs) -> CliResult {
+    check_flags(a)?;
     let opts = ReproduceOptions {
         quick: a.quick,
         data: a.data.clone(),

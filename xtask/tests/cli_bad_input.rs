@@ -166,3 +166,25 @@ fn task_with_an_unwritable_file_keeps_the_old_set() {
         "temporary files left: {names:?}"
     );
 }
+
+#[test]
+fn reproduce_refuses_other_experiments_flags_before_writing() {
+    let dir = scratch("reproduce-flags");
+    rejects(
+        &dir,
+        &["reproduce", "schizo-mnist", "--base", "vgg16", "--out", "r"],
+        &["--base", "bionet"],
+    );
+    rejects(
+        &dir,
+        &["reproduce", "schizo-cifar", "--steps", "4", "--out", "r"],
+        &["--steps"],
+    );
+    rejects(
+        &dir,
+        &["reproduce", "bionet", "--full", "--out", "r"],
+        &["--full", "rnn-memory"],
+    );
+    rejects(&dir, &["reproduce", "nope", "--out", "r"], &["nope"]);
+    assert!(!dir.join("r").exists());
+}
