@@ -63,6 +63,8 @@ pub struct CudaDevice {
     train: Arc<CudaModule>,
     name: String,
     cc: (i32, i32),
+    /// Counts the handles this device gave out through [`crate::device::DeviceBackend`].
+    pub(super) live: crate::device::LiveCounter,
 }
 
 /// Values of a [`GpuMatrix`]: f32, or bf16 for [`Precision::Bf16`] inputs.
@@ -278,6 +280,7 @@ impl CudaDevice {
             train,
             name,
             cc,
+            live: crate::device::LiveCounter::default(),
         })
     }
 
@@ -775,29 +778,6 @@ impl CudaDevice {
         self.train.load_function(name).map_err(drv("load kernel"))
     }
 
-    /// `y = max(x, 0)` (`backward = false`) or `y = dy · [x > 0]` (`backward = true`, `dy`
-    /// given); f32 buffers of equal length.
-    ///
-    /// # Errors
-    /// [`Error::CudaOperand`], [`Error::Cuda`].
-    pub fn relu(&self, x: &GpuMatrix, dy: Option<&GpuMatrix>, y: &mut GpuMatrix) -> Result<()> {
-        const OP: &str = "relu";
-        let n = x.rows * x.cols;
-        let xs = Self::f32_buf(OP, "x", x, n)?;
-        let ys = Self::f32_buf_mut(OP, "y", y, n)?;
-        let (cfg, ni) = Self::cfg_1d(OP, n)?;
-        let f = self.train_fn(if dy.is_some() { "relu_bwd" } else { "relu_fwd" })?;
-        let mut lb = self.stream.launch_builder(&f);
-        lb.arg(xs);
-        if let Some(d) = dy {
-            lb.arg(Self::f32_buf(OP, "dy", d, n)?);
-        }
-        lb.arg(ys).arg(&ni);
-        // SAFETY: relu_fwd(x, y, n) / relu_bwd(x, dy, dx, n) on buffers of n f32 checked above.
-        unsafe { lb.launch(cfg) }.map_err(drv("launch relu"))?;
-        Ok(())
-    }
-
     /// `y (rows, cols) += bias (cols)`.
     ///
     /// # Errors
@@ -889,9 +869,10 @@ impl CudaDevice {
         Ok(())
     }
 
-    /// One optimizer step in place: `w`, its gradient `g`, and the state buffers (`state1` =
-    /// Adam's `m` / RMSprop's mean square, `state2` = Adam's `v` / RMSprop's momentum buffer),
-    /// all f32 of the same length.
+    /// One optimizer step in place: `w`, its gradient `g`, and the state buffers in the layout
+    /// of [`crate::optim`] (`first` = Adam's `m` / RMSprop's momentum buffer, `second` = Adam's
+    /// `v` / RMSprop's mean square), all f32 of the same length. (`rmsprop_step` takes the mean
+    /// square before the momentum buffer: the two are swapped at the launch below.)
     ///
     /// # Errors
     /// [`Error::CudaOperand`], [`Error::Cuda`].
@@ -900,15 +881,15 @@ impl CudaDevice {
         step: OptimizerStep,
         w: &mut GpuMatrix,
         g: &GpuMatrix,
-        state1: &mut GpuMatrix,
-        state2: &mut GpuMatrix,
+        first: &mut GpuMatrix,
+        second: &mut GpuMatrix,
     ) -> Result<()> {
         const OP: &str = "optimizer_step";
         let n = w.rows * w.cols;
         let ws = Self::f32_buf_mut(OP, "w", w, n)?;
         let gs = Self::f32_buf(OP, "g", g, n)?;
-        let s1 = Self::f32_buf_mut(OP, "state1", state1, n)?;
-        let s2 = Self::f32_buf_mut(OP, "state2", state2, n)?;
+        let s1 = Self::f32_buf_mut(OP, "first", first, n)?;
+        let s2 = Self::f32_buf_mut(OP, "second", second, n)?;
         let (cfg, ni) = Self::cfg_1d(OP, n)?;
         match step {
             OptimizerStep::Adam {
@@ -949,10 +930,11 @@ impl CudaDevice {
                 let f = self.train_fn("rmsprop_step")?;
                 let t = i32::from(torch);
                 let mut lb = self.stream.launch_builder(&f);
+                // rmsprop_step(w, g, mean_square, momentum, ...): `second`, then `first`.
                 lb.arg(ws)
                     .arg(gs)
-                    .arg(s1)
                     .arg(s2)
+                    .arg(s1)
                     .arg(&ni)
                     .arg(&rho)
                     .arg(&eps)

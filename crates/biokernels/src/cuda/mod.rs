@@ -28,12 +28,14 @@ pub mod tile_list;
 #[cfg(feature = "cuda")]
 mod backend;
 #[cfg(feature = "cuda")]
+mod device;
+#[cfg(feature = "cuda")]
 pub use backend::{CublasHandle, CudaDevice, DeviceConvMask, DeviceTileMap, GpuIndex, GpuMatrix};
 
 #[cfg(not(feature = "cuda"))]
 mod dummy;
 #[cfg(not(feature = "cuda"))]
-pub use dummy::{CublasHandle, CudaDevice, DeviceConvMask, DeviceTileMap, GpuIndex, GpuMatrix};
+pub use dummy::{CublasHandle, CudaDevice, DeviceConvMask, DeviceTileMap, GpuMatrix};
 
 pub use tile_list::{GpuTileLists, GPU_TILE};
 
@@ -114,34 +116,8 @@ impl BinaryOp {
     }
 }
 
-/// One optimizer step on the GPU (`CudaDevice::optimizer_step`), with the formulas and
-/// conventions of `biolayers::optim` (the caller computes the bias corrections and the
-/// learning rate of the step).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum OptimizerStep {
-    /// Adam: `m = β₁m + (1-β₁)g`, `v = β₂v + (1-β₂)g²`; Keras `w -= step·m/(√v + ε)` with
-    /// `step = lr·√(1-β₂ᵗ)/(1-β₁ᵗ)`; PyTorch `w -= step·m/(√v/bc2_sqrt + ε)` with
-    /// `step = lr/(1-β₁ᵗ)`, `bc2_sqrt = √(1-β₂ᵗ)`.
-    Adam {
-        beta1: f32,
-        beta2: f32,
-        eps: f32,
-        step: f32,
-        bc2_sqrt: f32,
-        torch: bool,
-        weight_decay: f32,
-    },
-    /// RMSprop: `s = ρs + (1-ρ)g²`; Keras `inc = lr·g/√(s + ε)` (ε inside the root), PyTorch
-    /// `lr·g/(√s + ε)`; with momentum the buffer of each convention.
-    RmsProp {
-        rho: f32,
-        eps: f32,
-        lr: f32,
-        momentum: f32,
-        torch: bool,
-        weight_decay: f32,
-    },
-}
+/// One optimizer step (`DeviceBackend::optimizer_step`); the formulas are [`crate::optim`]'s.
+pub use crate::optim::OptimizerStep;
 
 /// Arithmetic of a GPU GEMM. Accumulation and outputs are f32 in every mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
