@@ -1,6 +1,6 @@
 //! The backend of builds without the `cuda` feature: no value of these types can exist, so
 //! [`CudaDevice::new`] is the only reachable function and it returns [`Error::CudaUnavailable`].
-//! The device operations of the tape are the [`DeviceBackend`] trait (the compiler checks that
+//! The device operations of the tape are the [`crate::device::DeviceBackend`] families (the compiler checks that
 //! this impl lists every method); the typed GEMM/convolution/benchmark API below mirrors the
 //! real backend's for the benchmarks and device tests. Call sites need no `#[cfg]`.
 
@@ -8,7 +8,10 @@ use std::convert::Infallible;
 
 use super::{BinaryOp, GemmOp, OptimizerStep, Precision, UnaryOp};
 use crate::conv::{Conv2dGeometry, ConvMask, ConvTranspose2dGeometry};
-use crate::device::{DeviceBackend, DeviceConv, DeviceIndex, DeviceMatrix, DeviceTiles};
+use crate::device::{
+    ConvOps, DeviceConv, DeviceIndex, DeviceMatrix, DeviceTiles, ElementwiseOps, GemmOps, LossOps, MemoryOps, OptimOps,
+    PoolOps, ReduceOps,
+};
 use crate::error::{Error, Result};
 use crate::gemm::Beta;
 use crate::tile_map::TileMap;
@@ -237,27 +240,32 @@ impl CudaDevice {
     }
 }
 
-/// Every method is unreachable: no value of this type exists.
 #[allow(unused_variables)]
-impl DeviceBackend for CudaDevice {
+impl MemoryOps for CudaDevice {
     fn name(&self) -> String {
         match self.0 {}
     }
+
     fn live_buffers(&self) -> usize {
         match self.0 {}
     }
+
     fn upload(&self, data: &[f32], rows: usize, cols: usize) -> Result<DeviceMatrix> {
         match self.0 {}
     }
+
     fn filled(&self, rows: usize, cols: usize, value: f32) -> Result<DeviceMatrix> {
         match self.0 {}
     }
+
     fn download(&self, m: &DeviceMatrix) -> Result<Vec<f32>> {
         match self.0 {}
     }
+
     fn copy(&self, src: &DeviceMatrix, dst: &mut DeviceMatrix) -> Result<()> {
         match self.0 {}
     }
+
     fn copy_columns(
         &self,
         src: &DeviceMatrix,
@@ -269,12 +277,14 @@ impl DeviceBackend for CudaDevice {
     ) -> Result<()> {
         match self.0 {}
     }
+}
+
+#[allow(unused_variables)]
+impl GemmOps for CudaDevice {
     fn upload_tile_map(&self, map: &TileMap) -> Result<DeviceTiles> {
         match self.0 {}
     }
-    fn upload_conv_mask(&self, dims: [usize; 5], mask: Option<&ConvMask>) -> Result<DeviceConv> {
-        match self.0 {}
-    }
+
     fn masked_gemm(
         &self,
         op: GemmOp,
@@ -287,6 +297,14 @@ impl DeviceBackend for CudaDevice {
     ) -> Result<()> {
         match self.0 {}
     }
+}
+
+#[allow(unused_variables)]
+impl ConvOps for CudaDevice {
+    fn upload_conv_mask(&self, dims: [usize; 5], mask: Option<&ConvMask>) -> Result<DeviceConv> {
+        match self.0 {}
+    }
+
     fn masked_conv2d(
         &self,
         precision: Precision,
@@ -300,6 +318,7 @@ impl DeviceBackend for CudaDevice {
     ) -> Result<()> {
         match self.0 {}
     }
+
     fn masked_conv2d_backward(
         &self,
         op: GemmOp,
@@ -313,6 +332,7 @@ impl DeviceBackend for CudaDevice {
     ) -> Result<()> {
         match self.0 {}
     }
+
     fn masked_conv_transpose2d(
         &self,
         op: GemmOp,
@@ -327,9 +347,14 @@ impl DeviceBackend for CudaDevice {
     ) -> Result<()> {
         match self.0 {}
     }
+}
+
+#[allow(unused_variables)]
+impl ElementwiseOps for CudaDevice {
     fn unary(&self, op: UnaryOp, x: &DeviceMatrix, y: &mut DeviceMatrix) -> Result<()> {
         match self.0 {}
     }
+
     fn unary_backward(
         &self,
         op: UnaryOp,
@@ -341,30 +366,45 @@ impl DeviceBackend for CudaDevice {
     ) -> Result<()> {
         match self.0 {}
     }
+
     fn binary(&self, op: BinaryOp, a: &DeviceMatrix, b: &DeviceMatrix, out: &mut DeviceMatrix) -> Result<()> {
         match self.0 {}
     }
+
     fn axpby(&self, alpha: f32, x: &DeviceMatrix, beta: f32, y: &mut DeviceMatrix) -> Result<()> {
         match self.0 {}
     }
+
     fn fill(&self, m: &mut DeviceMatrix, value: f32) -> Result<()> {
         match self.0 {}
     }
+
     fn dropout(&self, x: &DeviceMatrix, keep: &DeviceMatrix, scale: f32, y: &mut DeviceMatrix) -> Result<()> {
         match self.0 {}
     }
+}
+
+#[allow(unused_variables)]
+impl ReduceOps for CudaDevice {
     fn bias_add_rows(&self, y: &mut DeviceMatrix, bias: &DeviceMatrix) -> Result<()> {
         match self.0 {}
     }
+
     fn bias_grad(&self, dy: &DeviceMatrix, channels: usize, hw: usize, db: &mut DeviceMatrix) -> Result<()> {
         match self.0 {}
     }
+
     fn sum_rows_into(&self, x: &DeviceMatrix, out: &mut DeviceMatrix, beta: Beta) -> Result<()> {
         match self.0 {}
     }
+
     fn sum_all(&self, x: &DeviceMatrix, out: &mut DeviceMatrix) -> Result<()> {
         match self.0 {}
     }
+}
+
+#[allow(unused_variables)]
+impl LossOps for CudaDevice {
     fn softmax_cross_entropy(
         &self,
         logits: &DeviceMatrix,
@@ -375,6 +415,7 @@ impl DeviceBackend for CudaDevice {
     ) -> Result<()> {
         match self.0 {}
     }
+
     fn mse(
         &self,
         pred: &DeviceMatrix,
@@ -385,6 +426,10 @@ impl DeviceBackend for CudaDevice {
     ) -> Result<()> {
         match self.0 {}
     }
+}
+
+#[allow(unused_variables)]
+impl PoolOps for CudaDevice {
     fn max_pool2d(
         &self,
         x: &DeviceMatrix,
@@ -395,9 +440,14 @@ impl DeviceBackend for CudaDevice {
     ) -> Result<DeviceIndex> {
         match self.0 {}
     }
+
     fn max_pool2d_backward(&self, dy: &DeviceMatrix, argmax: &DeviceIndex, dx: &mut DeviceMatrix) -> Result<()> {
         match self.0 {}
     }
+}
+
+#[allow(unused_variables)]
+impl OptimOps for CudaDevice {
     fn optimizer_step(
         &self,
         step: OptimizerStep,

@@ -28,8 +28,6 @@ pub mod tile_list;
 #[cfg(feature = "cuda")]
 mod backend;
 #[cfg(feature = "cuda")]
-mod device;
-#[cfg(feature = "cuda")]
 pub use backend::{CublasHandle, CudaDevice, DeviceConvMask, DeviceTileMap, GpuIndex, GpuMatrix};
 
 #[cfg(not(feature = "cuda"))]

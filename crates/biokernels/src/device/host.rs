@@ -7,12 +7,13 @@
 //!
 //! It exists so that the device paths of the tape run in tests on machines without a GPU; it
 //! does not emulate the kernels' summation orders, precisions or launch limits. Every handle it
-//! returns counts in [`DeviceBackend::live_buffers`].
+//! returns counts in [`MemoryOps::live_buffers`].
 
 use crate::conv::{Conv2dGeometry, ConvMask, ConvTranspose2dGeometry};
 use crate::cuda::{BinaryOp, GemmOp, Precision, UnaryOp};
 use crate::device::{
-    DeviceBackend, DeviceConv, DeviceIndex, DeviceMatrix, DeviceStorage, DeviceTiles, LiveCounter, LiveToken,
+    ConvOps, DeviceConv, DeviceIndex, DeviceMatrix, DeviceStorage, DeviceTiles, ElementwiseOps, GemmOps, LiveCounter,
+    LiveToken, LossOps, MemoryOps, OptimOps, PoolOps, ReduceOps,
 };
 use crate::error::{Error, Result};
 use crate::gemm::{Beta, MatMut, MatRef};
@@ -390,7 +391,7 @@ fn bias_slice<'a>(op: &'static str, bias: Option<&'a DeviceMatrix>) -> Result<Op
     bias.map(|b| host(op, b).map(|m| m.data.as_slice())).transpose()
 }
 
-impl DeviceBackend for HostDevice {
+impl MemoryOps for HostDevice {
     fn name(&self) -> String {
         "host emulator".into()
     }
@@ -431,25 +432,11 @@ impl DeviceBackend for HostDevice {
         const OP: &str = "copy_columns";
         copy_columns(host(OP, src)?, src_col, host_mut(OP, dst)?, dst_col, cols, beta)
     }
+}
 
+impl GemmOps for HostDevice {
     fn upload_tile_map(&self, map: &TileMap) -> Result<DeviceTiles> {
         Ok(self.live.opaque(map.clone()))
-    }
-
-    fn upload_conv_mask(&self, dims: [usize; 5], mask: Option<&ConvMask>) -> Result<DeviceConv> {
-        if let Some(m) = mask {
-            if m.dims() != dims {
-                return Err(Error::ConvMaskMismatch {
-                    op: "upload_conv_mask",
-                    expected: dims,
-                    got: m.dims(),
-                });
-            }
-        }
-        Ok(self.live.opaque(HostConvMask {
-            dims,
-            mask: mask.cloned(),
-        }))
     }
 
     fn masked_gemm(
@@ -465,6 +452,24 @@ impl DeviceBackend for HostDevice {
         const OP: &str = "masked_gemm";
         let map = tiles.value::<TileMap>(OP)?;
         gemm(op, host(OP, a)?, host(OP, b)?, map, host_mut(OP, out)?, beta)
+    }
+}
+
+impl ConvOps for HostDevice {
+    fn upload_conv_mask(&self, dims: [usize; 5], mask: Option<&ConvMask>) -> Result<DeviceConv> {
+        if let Some(m) = mask {
+            if m.dims() != dims {
+                return Err(Error::ConvMaskMismatch {
+                    op: "upload_conv_mask",
+                    expected: dims,
+                    got: m.dims(),
+                });
+            }
+        }
+        Ok(self.live.opaque(HostConvMask {
+            dims,
+            mask: mask.cloned(),
+        }))
     }
 
     fn masked_conv2d(
@@ -529,7 +534,9 @@ impl DeviceBackend for HostDevice {
             GemmOp::Dw => conv_transpose2d_backward_weight(geom, a, b, m, out),
         })
     }
+}
 
+impl ElementwiseOps for HostDevice {
     fn unary(&self, op: UnaryOp, x: &DeviceMatrix, y: &mut DeviceMatrix) -> Result<()> {
         unary(op, host(op.name(), x)?, host_mut(op.name(), y)?)
     }
@@ -569,7 +576,9 @@ impl DeviceBackend for HostDevice {
             host_mut("dropout", y)?,
         )
     }
+}
 
+impl ReduceOps for HostDevice {
     fn bias_add_rows(&self, y: &mut DeviceMatrix, bias: &DeviceMatrix) -> Result<()> {
         bias_add_rows(host_mut("bias_add_rows", y)?, host("bias_add_rows", bias)?)
     }
@@ -585,7 +594,9 @@ impl DeviceBackend for HostDevice {
     fn sum_all(&self, x: &DeviceMatrix, out: &mut DeviceMatrix) -> Result<()> {
         sum_all(host("sum_all", x)?, host_mut("sum_all", out)?)
     }
+}
 
+impl LossOps for HostDevice {
     fn softmax_cross_entropy(
         &self,
         logits: &DeviceMatrix,
@@ -621,7 +632,9 @@ impl DeviceBackend for HostDevice {
             host_mut(OP, dpred)?,
         )
     }
+}
 
+impl PoolOps for HostDevice {
     fn max_pool2d(
         &self,
         x: &DeviceMatrix,
@@ -639,7 +652,9 @@ impl DeviceBackend for HostDevice {
         let arg = argmax.value::<Vec<usize>>(OP)?;
         max_pool2d_backward(host(OP, dy)?, arg, host_mut(OP, dx)?)
     }
+}
 
+impl OptimOps for HostDevice {
     fn optimizer_step(
         &self,
         step: OptimizerStep,

@@ -241,17 +241,47 @@ impl std::fmt::Debug for DeviceCopies {
     }
 }
 
-/// The operations a device runs for the tape. Every method checks its operands and returns a
-/// typed error (never panics); `beta` as [`Beta`] (`Zero` never reads the output, `One` adds
-/// to it). The formulas are documented where the CUDA kernels are bound (`src/cuda/*/`).
-#[allow(clippy::too_many_arguments)]
-pub trait DeviceBackend: Send + Sync + std::fmt::Debug {
+/// Every operation a device runs for the tape: the op families below, one supertrait each, so
+/// that a family's trait methods sit next to its kernels in each backend. Every method checks
+/// its operands and returns a typed error (never panics); `beta` as [`Beta`] (`Zero` never
+/// reads the output, `One` adds to it). Bring the families into scope to call them
+/// (`use biokernels::device::*`).
+pub trait DeviceBackend:
+    MemoryOps
+    + GemmOps
+    + ConvOps
+    + ElementwiseOps
+    + ReduceOps
+    + LossOps
+    + PoolOps
+    + OptimOps
+    + Send
+    + Sync
+    + std::fmt::Debug
+{
+}
+
+impl<T> DeviceBackend for T where
+    T: MemoryOps
+        + GemmOps
+        + ConvOps
+        + ElementwiseOps
+        + ReduceOps
+        + LossOps
+        + PoolOps
+        + OptimOps
+        + Send
+        + Sync
+        + std::fmt::Debug
+{
+}
+
+/// Buffers: allocation, transfers and copies (`src/cuda/backend/memory.rs`), and what every backend reports.
+pub trait MemoryOps {
     /// A name for messages, e.g. the GPU's.
     fn name(&self) -> String;
     /// Buffers, index buffers and uploaded masks of this backend alive now.
     fn live_buffers(&self) -> usize;
-
-    // ---- memory (src/cuda/memory.rs) ------------------------------------------------------
     /// Copies a row-major `rows × cols` f32 matrix to the device.
     fn upload(&self, data: &[f32], rows: usize, cols: usize) -> Result<DeviceMatrix>;
     /// A `rows × cols` matrix filled with `value`.
@@ -274,12 +304,13 @@ pub trait DeviceBackend: Send + Sync + std::fmt::Debug {
         cols: usize,
         beta: Beta,
     ) -> Result<()>;
+}
 
-    // ---- masks and products (src/cuda/gemm.rs, src/cuda/conv.rs) ----------------------------
+/// The masked GEMM products on uploaded tile lists (`src/cuda/backend/gemm.rs`).
+#[allow(clippy::too_many_arguments)]
+pub trait GemmOps {
     /// The tile lists of a mask on the device.
     fn upload_tile_map(&self, map: &TileMap) -> Result<DeviceTiles>;
-    /// The conv tile lists of a mask for a layer with mask dims `dims` (`None`: every weight).
-    fn upload_conv_mask(&self, dims: [usize; 5], mask: Option<&ConvMask>) -> Result<DeviceConv>;
     /// `Forward` `out = a·(b⊙M)`, `Dx` `out = a·(b⊙M)ᵀ`, `Dw` `out = (aᵀ·b)⊙M`.
     fn masked_gemm(
         &self,
@@ -291,6 +322,13 @@ pub trait DeviceBackend: Send + Sync + std::fmt::Debug {
         out: &mut DeviceMatrix,
         beta: Beta,
     ) -> Result<()>;
+}
+
+/// The masked convolutions on uploaded conv tile lists (`src/cuda/backend/conv.rs`).
+#[allow(clippy::too_many_arguments)]
+pub trait ConvOps {
+    /// The conv tile lists of a mask for a layer with mask dims `dims` (`None`: every weight).
+    fn upload_conv_mask(&self, dims: [usize; 5], mask: Option<&ConvMask>) -> Result<DeviceConv>;
     /// `y = conv(x, W⊙M) + bias` (NCHW, Keras weights), as [`crate::conv::conv2d`].
     fn masked_conv2d(
         &self,
@@ -329,8 +367,10 @@ pub trait DeviceBackend: Send + Sync + std::fmt::Debug {
         out: &mut DeviceMatrix,
         beta: Beta,
     ) -> Result<()>;
+}
 
-    // ---- elementwise (src/cuda/elementwise.rs) ----------------------------------------------
+/// Elementwise ops; they check lengths, not views (`src/cuda/backend/elementwise.rs`).
+pub trait ElementwiseOps {
     /// `y = f(x)` ([`UnaryOp`]).
     fn unary(&self, op: UnaryOp, x: &DeviceMatrix, y: &mut DeviceMatrix) -> Result<()>;
     /// `dx (+)= dy·f'(x)`: reads `x` for `Relu`, the forward output `y` otherwise.
@@ -351,8 +391,10 @@ pub trait DeviceBackend: Send + Sync + std::fmt::Debug {
     fn fill(&self, m: &mut DeviceMatrix, value: f32) -> Result<()>;
     /// Inverted dropout: `y = x·keep·scale` (`keep` 0/1).
     fn dropout(&self, x: &DeviceMatrix, keep: &DeviceMatrix, scale: f32, y: &mut DeviceMatrix) -> Result<()>;
+}
 
-    // ---- bias and reductions (src/cuda/reduce.rs) --------------------------------------------
+/// Bias adds and deterministic reductions (`src/cuda/backend/reduce.rs`).
+pub trait ReduceOps {
     /// `y (rows, C) += bias (C)` per row.
     fn bias_add_rows(&self, y: &mut DeviceMatrix, bias: &DeviceMatrix) -> Result<()>;
     /// `db (C) = Σ dy` over rows (dense `(rows, C)`, `hw = 1`) or over `N` and `hw` (NCHW).
@@ -361,8 +403,10 @@ pub trait DeviceBackend: Send + Sync + std::fmt::Debug {
     fn sum_rows_into(&self, x: &DeviceMatrix, out: &mut DeviceMatrix, beta: Beta) -> Result<()>;
     /// `out (1) = Σ x`.
     fn sum_all(&self, x: &DeviceMatrix, out: &mut DeviceMatrix) -> Result<()>;
+}
 
-    // ---- losses (src/cuda/loss.rs) -----------------------------------------------------------
+/// Fused losses: loss and gradient in one pass (`src/cuda/backend/loss.rs`).
+pub trait LossOps {
     /// Per row `loss = logsumexp(z) − z[label]`, `dz = (softmax(z) − onehot)·scale`.
     fn softmax_cross_entropy(
         &self,
@@ -381,8 +425,10 @@ pub trait DeviceBackend: Send + Sync + std::fmt::Debug {
         loss: &mut DeviceMatrix,
         dpred: &mut DeviceMatrix,
     ) -> Result<()>;
+}
 
-    // ---- pooling (src/cuda/pool.rs) -------------------------------------------------------------
+/// Max pooling with the argmax kept on the device (`src/cuda/backend/pool.rs`).
+pub trait PoolOps {
     /// Valid max pooling of NCHW `x` (`dims = [N, C, H, W]`) into `y`; the argmax (first
     /// maximum of a window in row-major order) for the backward.
     fn max_pool2d(
@@ -395,8 +441,10 @@ pub trait DeviceBackend: Send + Sync + std::fmt::Debug {
     ) -> Result<DeviceIndex>;
     /// `dx = 0`, then `dx[argmax[o]] += dy[o]`.
     fn max_pool2d_backward(&self, dy: &DeviceMatrix, argmax: &DeviceIndex, dx: &mut DeviceMatrix) -> Result<()>;
+}
 
-    // ---- optimisers (src/cuda/optim.rs, formulas in crate::optim) ----------------------------
+/// Optimiser steps with the formulas and state layout of [`crate::optim`] (`src/cuda/backend/optim.rs`).
+pub trait OptimOps {
     /// One step of `step` on `w` with gradient `g` and the state of [`crate::optim`] (`first` =
     /// Adam's `m` / RMSprop's momentum buffer, `second` = Adam's `v` / RMSprop's mean square).
     fn optimizer_step(

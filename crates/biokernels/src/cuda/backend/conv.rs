@@ -361,3 +361,59 @@ impl CudaDevice {
         Ok(())
     }
 }
+
+/// [`ConvOps`] on the device: the erased handles unwrapped, then the typed methods above.
+impl ConvOps for CudaDevice {
+    fn upload_conv_mask(&self, dims: [usize; 5], mask: Option<&ConvMask>) -> Result<DeviceConv> {
+        Ok(self.live.opaque(CudaDevice::upload_conv_mask(self, dims, mask)?))
+    }
+
+    fn masked_conv2d(
+        &self,
+        precision: Precision,
+        geom: &Conv2dGeometry,
+        x: &DeviceMatrix,
+        w: &DeviceMatrix,
+        mask: &DeviceConv,
+        bias: Option<&DeviceMatrix>,
+        y: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "masked_conv2d";
+        let (x, w, m, bias) = (gpu(OP, x)?, gpu(OP, w)?, conv_mask(OP, mask)?, gpu_opt(OP, bias)?);
+        CudaDevice::masked_conv2d(self, precision, geom, x, w, m, bias, gpu_mut(OP, y)?, beta)
+    }
+
+    fn masked_conv2d_backward(
+        &self,
+        op: GemmOp,
+        precision: Precision,
+        geom: &Conv2dGeometry,
+        a: &DeviceMatrix,
+        b: &DeviceMatrix,
+        mask: &DeviceConv,
+        out: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "masked_conv2d_backward";
+        let (a, b, m) = (gpu(OP, a)?, gpu(OP, b)?, conv_mask(OP, mask)?);
+        CudaDevice::masked_conv2d_backward(self, op, precision, geom, a, b, m, gpu_mut(OP, out)?, beta)
+    }
+
+    fn masked_conv_transpose2d(
+        &self,
+        op: GemmOp,
+        precision: Precision,
+        geom: &ConvTranspose2dGeometry,
+        a: &DeviceMatrix,
+        b: &DeviceMatrix,
+        mask: &DeviceConv,
+        bias: Option<&DeviceMatrix>,
+        out: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "masked_conv_transpose2d";
+        let (a, b, m, bias) = (gpu(OP, a)?, gpu(OP, b)?, conv_mask(OP, mask)?, gpu_opt(OP, bias)?);
+        CudaDevice::masked_conv_transpose2d(self, op, precision, geom, a, b, m, bias, gpu_mut(OP, out)?, beta)
+    }
+}

@@ -156,3 +156,41 @@ impl CudaDevice {
         Ok(())
     }
 }
+
+/// [`ElementwiseOps`] on the device: the erased handles unwrapped, then the typed methods above.
+impl ElementwiseOps for CudaDevice {
+    fn unary(&self, op: UnaryOp, x: &DeviceMatrix, y: &mut DeviceMatrix) -> Result<()> {
+        CudaDevice::unary(self, op, gpu(op.name(), x)?, gpu_mut(op.name(), y)?)
+    }
+
+    fn unary_backward(
+        &self,
+        op: UnaryOp,
+        x: &DeviceMatrix,
+        y: &DeviceMatrix,
+        dy: &DeviceMatrix,
+        dx: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        let n = op.name();
+        CudaDevice::unary_backward(self, op, gpu(n, x)?, gpu(n, y)?, gpu(n, dy)?, gpu_mut(n, dx)?, beta)
+    }
+
+    fn binary(&self, op: BinaryOp, a: &DeviceMatrix, b: &DeviceMatrix, out: &mut DeviceMatrix) -> Result<()> {
+        let n = op.name();
+        CudaDevice::binary(self, op, gpu(n, a)?, gpu(n, b)?, gpu_mut(n, out)?)
+    }
+
+    fn axpby(&self, alpha: f32, x: &DeviceMatrix, beta: f32, y: &mut DeviceMatrix) -> Result<()> {
+        CudaDevice::axpby(self, alpha, gpu("axpby", x)?, beta, gpu_mut("axpby", y)?)
+    }
+
+    fn fill(&self, m: &mut DeviceMatrix, value: f32) -> Result<()> {
+        CudaDevice::fill(self, gpu_mut("fill", m)?, value)
+    }
+
+    fn dropout(&self, x: &DeviceMatrix, keep: &DeviceMatrix, scale: f32, y: &mut DeviceMatrix) -> Result<()> {
+        const OP: &str = "dropout";
+        CudaDevice::dropout(self, gpu(OP, x)?, gpu(OP, keep)?, scale, gpu_mut(OP, y)?)
+    }
+}

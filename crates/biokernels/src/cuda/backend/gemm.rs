@@ -255,3 +255,25 @@ impl CudaDevice {
         Ok(times[times.len() / 2])
     }
 }
+
+/// [`GemmOps`] on the device: the erased handles unwrapped, then the typed methods above.
+impl GemmOps for CudaDevice {
+    fn upload_tile_map(&self, map: &TileMap) -> Result<DeviceTiles> {
+        Ok(self.live.opaque(CudaDevice::upload_tile_map(self, map)?))
+    }
+
+    fn masked_gemm(
+        &self,
+        op: GemmOp,
+        precision: Precision,
+        a: &DeviceMatrix,
+        b: &DeviceMatrix,
+        t: &DeviceTiles,
+        out: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "masked_gemm";
+        let (a, b, t) = (gpu(OP, a)?, gpu(OP, b)?, tiles(OP, t)?);
+        CudaDevice::masked_gemm(self, op, precision, a, b, t, gpu_mut(OP, out)?, beta)
+    }
+}

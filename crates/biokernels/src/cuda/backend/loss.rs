@@ -82,3 +82,32 @@ impl CudaDevice {
         Ok(())
     }
 }
+
+/// [`LossOps`] on the device: the erased handles unwrapped, then the typed methods above.
+impl LossOps for CudaDevice {
+    fn softmax_cross_entropy(
+        &self,
+        logits: &DeviceMatrix,
+        labels: &DeviceMatrix,
+        grad_scale: f32,
+        loss: &mut DeviceMatrix,
+        dlogits: &mut DeviceMatrix,
+    ) -> Result<()> {
+        const OP: &str = "softmax_cross_entropy";
+        let (z, l) = (gpu(OP, logits)?, gpu(OP, labels)?);
+        CudaDevice::softmax_cross_entropy(self, z, l, grad_scale, gpu_mut(OP, loss)?, gpu_mut(OP, dlogits)?)
+    }
+
+    fn mse(
+        &self,
+        pred: &DeviceMatrix,
+        target: &DeviceMatrix,
+        grad_scale: f32,
+        loss: &mut DeviceMatrix,
+        dpred: &mut DeviceMatrix,
+    ) -> Result<()> {
+        const OP: &str = "mse";
+        let (p, t) = (gpu(OP, pred)?, gpu(OP, target)?);
+        CudaDevice::mse(self, p, t, grad_scale, gpu_mut(OP, loss)?, gpu_mut(OP, dpred)?)
+    }
+}

@@ -208,3 +208,47 @@ impl CudaDevice {
         Ok(())
     }
 }
+
+/// [`MemoryOps`] on the device: the erased handles unwrapped, then the typed methods above.
+impl MemoryOps for CudaDevice {
+    fn name(&self) -> String {
+        CudaDevice::name(self)
+    }
+
+    fn live_buffers(&self) -> usize {
+        self.live.live()
+    }
+
+    fn upload(&self, data: &[f32], rows: usize, cols: usize) -> Result<DeviceMatrix> {
+        Ok(self.wrap(CudaDevice::upload(self, data, rows, cols, Precision::F32)?))
+    }
+
+    fn filled(&self, rows: usize, cols: usize, value: f32) -> Result<DeviceMatrix> {
+        Ok(self.wrap(CudaDevice::filled(self, rows, cols, value)?))
+    }
+
+    fn zeros(&self, rows: usize, cols: usize) -> Result<DeviceMatrix> {
+        Ok(self.wrap(CudaDevice::zeros(self, rows, cols)?))
+    }
+
+    fn download(&self, m: &DeviceMatrix) -> Result<Vec<f32>> {
+        CudaDevice::download(self, gpu("download", m)?)
+    }
+
+    fn copy(&self, src: &DeviceMatrix, dst: &mut DeviceMatrix) -> Result<()> {
+        CudaDevice::copy(self, gpu("copy", src)?, gpu_mut("copy", dst)?)
+    }
+
+    fn copy_columns(
+        &self,
+        src: &DeviceMatrix,
+        src_col: usize,
+        dst: &mut DeviceMatrix,
+        dst_col: usize,
+        cols: usize,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "copy_columns";
+        CudaDevice::copy_columns(self, gpu(OP, src)?, src_col, gpu_mut(OP, dst)?, dst_col, cols, beta)
+    }
+}

@@ -2,8 +2,10 @@
 //!
 //! This file holds the device, its buffer types and the launch helpers; each op family binds
 //! its kernels in its own file beside it (`memory`, `gemm`, `conv`, `elementwise`, `reduce`,
-//! `loss`, `pool`, `optim`), and `../device.rs` maps the [`crate::device::DeviceBackend`] trait
-//! onto them.
+//! `loss`, `pool`, `optim`), with typed methods on [`GpuMatrix`] and that family's trait of
+//! [`crate::device::DeviceBackend`] (the erased handles unwrapped by the helpers at the end of
+//! this file, then the typed method called). A handle of another backend is
+//! [`Error::ForeignDeviceBuffer`].
 
 mod conv;
 mod elementwise;
@@ -26,6 +28,10 @@ use half::bf16;
 use super::tile_list::{GpuTileLists, GPU_TILE};
 use super::{conv_params, ptx, BinaryOp, GemmOp, OptimizerStep, Precision, UnaryOp};
 use crate::conv::{Conv2dGeometry, ConvMask, ConvTranspose2dGeometry, Plan};
+use crate::device::{
+    ConvOps, DeviceConv, DeviceIndex, DeviceMatrix, DeviceStorage, DeviceTiles, ElementwiseOps, GemmOps, LiveToken,
+    LossOps, MemoryOps, OptimOps, PoolOps, ReduceOps,
+};
 use crate::error::{Error, Result};
 use crate::gemm::Beta;
 use crate::tile_map::{TileMap, TileSize};
@@ -78,7 +84,7 @@ pub struct CudaDevice {
     name: String,
     cc: (i32, i32),
     /// Counts the handles this device gave out through [`crate::device::DeviceBackend`].
-    pub(super) live: crate::device::LiveCounter,
+    live: crate::device::LiveCounter,
 }
 
 /// Values of a [`GpuMatrix`]: f32, or bf16 for [`Precision::Bf16`] inputs.
@@ -387,6 +393,56 @@ impl CudaDevice {
 /// A cuBLAS handle bound to a [`CudaDevice`]'s stream.
 #[derive(Debug)]
 pub struct CublasHandle(cudarc::cublas::CudaBlas);
+
+// ---- the erased handles of crate::device, unwrapped for the family trait impls ----------------
+
+/// A device matrix handed out through the trait, with its live token.
+#[derive(Debug)]
+struct CudaMat {
+    m: GpuMatrix,
+    _live: LiveToken,
+}
+
+impl DeviceStorage for CudaMat {
+    fn rows(&self) -> usize {
+        self.m.rows()
+    }
+    fn cols(&self) -> usize {
+        self.m.cols()
+    }
+    fn reshape(&mut self, rows: usize, cols: usize) -> Result<()> {
+        self.m.reshape(rows, cols)
+    }
+}
+
+fn gpu<'a>(op: &'static str, m: &'a DeviceMatrix) -> Result<&'a GpuMatrix> {
+    Ok(&m.storage::<CudaMat>(op)?.m)
+}
+
+fn gpu_mut<'a>(op: &'static str, m: &'a mut DeviceMatrix) -> Result<&'a mut GpuMatrix> {
+    Ok(&mut m.storage_mut::<CudaMat>(op)?.m)
+}
+
+fn tiles<'a>(op: &'static str, t: &'a DeviceTiles) -> Result<&'a DeviceTileMap> {
+    t.value::<DeviceTileMap>(op)
+}
+
+fn conv_mask<'a>(op: &'static str, t: &'a DeviceConv) -> Result<&'a DeviceConvMask> {
+    t.value::<DeviceConvMask>(op)
+}
+
+fn gpu_opt<'a>(op: &'static str, m: Option<&'a DeviceMatrix>) -> Result<Option<&'a GpuMatrix>> {
+    m.map(|m| gpu(op, m)).transpose()
+}
+
+impl CudaDevice {
+    fn wrap(&self, m: GpuMatrix) -> DeviceMatrix {
+        DeviceMatrix::new(CudaMat {
+            m,
+            _live: self.live.token(),
+        })
+    }
+}
 
 // The launch geometry above assumes the kernels' TILE.
 const _: () = assert!(GPU_TILE == 64);

@@ -84,3 +84,19 @@ impl CudaDevice {
         Ok(())
     }
 }
+
+/// [`OptimOps`] on the device: the erased handles unwrapped, then the typed methods above.
+impl OptimOps for CudaDevice {
+    fn optimizer_step(
+        &self,
+        step: OptimizerStep,
+        w: &mut DeviceMatrix,
+        g: &DeviceMatrix,
+        first: &mut DeviceMatrix,
+        second: &mut DeviceMatrix,
+    ) -> Result<()> {
+        const OP: &str = "optimizer_step";
+        let (w, g) = (gpu_mut(OP, w)?, gpu(OP, g)?);
+        CudaDevice::optimizer_step(self, step, w, g, gpu_mut(OP, first)?, gpu_mut(OP, second)?)
+    }
+}

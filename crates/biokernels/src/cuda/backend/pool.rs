@@ -122,3 +122,27 @@ impl CudaDevice {
         Ok(())
     }
 }
+
+/// [`PoolOps`] on the device: the erased handles unwrapped, then the typed methods above.
+impl PoolOps for CudaDevice {
+    fn max_pool2d(
+        &self,
+        x: &DeviceMatrix,
+        dims: [usize; 4],
+        pool: [usize; 2],
+        stride: [usize; 2],
+        y: &mut DeviceMatrix,
+    ) -> Result<DeviceIndex> {
+        const OP: &str = "max_pool2d";
+        let y = gpu_mut(OP, y)?;
+        let mut argmax = CudaDevice::alloc_index(self, y.len())?;
+        CudaDevice::max_pool2d(self, gpu(OP, x)?, dims, pool, stride, y, &mut argmax)?;
+        Ok(self.live.opaque(argmax))
+    }
+
+    fn max_pool2d_backward(&self, dy: &DeviceMatrix, argmax: &DeviceIndex, dx: &mut DeviceMatrix) -> Result<()> {
+        const OP: &str = "max_pool2d_backward";
+        let idx = argmax.value::<GpuIndex>(OP)?;
+        CudaDevice::max_pool2d_backward(self, gpu(OP, dy)?, idx, gpu_mut(OP, dx)?)
+    }
+}

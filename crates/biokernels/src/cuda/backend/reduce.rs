@@ -136,3 +136,25 @@ impl CudaDevice {
         Ok(())
     }
 }
+
+/// [`ReduceOps`] on the device: the erased handles unwrapped, then the typed methods above.
+impl ReduceOps for CudaDevice {
+    fn bias_add_rows(&self, y: &mut DeviceMatrix, bias: &DeviceMatrix) -> Result<()> {
+        const OP: &str = "bias_add_rows";
+        CudaDevice::bias_add_rows(self, gpu_mut(OP, y)?, gpu(OP, bias)?)
+    }
+
+    fn bias_grad(&self, dy: &DeviceMatrix, channels: usize, hw: usize, db: &mut DeviceMatrix) -> Result<()> {
+        const OP: &str = "bias_grad";
+        CudaDevice::bias_grad(self, gpu(OP, dy)?, channels, hw, gpu_mut(OP, db)?)
+    }
+
+    fn sum_rows_into(&self, x: &DeviceMatrix, out: &mut DeviceMatrix, beta: Beta) -> Result<()> {
+        const OP: &str = "sum_rows_into";
+        CudaDevice::sum_rows_into(self, gpu(OP, x)?, gpu_mut(OP, out)?, beta)
+    }
+
+    fn sum_all(&self, x: &DeviceMatrix, out: &mut DeviceMatrix) -> Result<()> {
+        CudaDevice::sum_all(self, gpu("sum_all", x)?, gpu_mut("sum_all", out)?)
+    }
+}
