@@ -188,6 +188,25 @@ impl CudaBuffer {
 
     // --- the device operations (one backend call each) ---------------------------------------
 
+    /// The device matrix (an input of [`CudaBuffer::launch`]).
+    pub(crate) fn matrix(&self) -> &DeviceMatrix {
+        &self.mat
+    }
+
+    /// Runs one backend operation `run(backend, out)` that writes `out` (copied first if
+    /// shared), after checking that every input lives on `out`'s device. A new device op calls
+    /// its backend method through this from its tape op, e.g.
+    /// `CudaBuffer::launch("dropout", &mut y, &[&x, &keep], |d, y| d.dropout(x.matrix(), keep.matrix(), s, y))`.
+    pub(crate) fn launch<R>(
+        op: &'static str,
+        out: &mut CudaBuffer,
+        inputs: &[&CudaBuffer],
+        run: impl FnOnce(&dyn DeviceBackend, &mut DeviceMatrix) -> biokernels::Result<R>,
+    ) -> Result<R> {
+        let dev = on_one_device(op, out, inputs)?;
+        Ok(run(&*dev, out.mat_mut()?)?)
+    }
+
     /// `y = alpha·x + beta·y` (`beta = 0`: `y` not read).
     pub(crate) fn axpby(alpha: f32, x: &CudaBuffer, beta: f32, y: &mut CudaBuffer) -> Result<()> {
         let dev = on_one_device("axpby", y, &[x])?;
@@ -265,12 +284,6 @@ impl CudaBuffer {
     ) -> Result<()> {
         let dev = on_one_device("mse", loss, &[p, t, &*dp])?;
         Ok(dev.mse(&p.mat, &t.mat, scale, loss.mat_mut()?, dp.mat_mut()?)?)
-    }
-
-    /// `y = x · keep · scale`.
-    pub(crate) fn dropout(x: &CudaBuffer, keep: &CudaBuffer, scale: f32, y: &mut CudaBuffer) -> Result<()> {
-        let dev = on_one_device("dropout", y, &[x, keep])?;
-        Ok(dev.dropout(&x.mat, &keep.mat, scale, y.mat_mut()?)?)
     }
 
     /// Valid max pooling of NCHW `x` (`dims = [N, C, H, W]`) into `y`; returns the argmax.
