@@ -135,3 +135,40 @@ fn with_decay(g: f32, w: f32, weight_decay: f32) -> f32 {
         g
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rmsprop_keeps_the_mean_square_in_second_and_momentum_in_first() {
+        let step = OptimizerStep::RmsProp {
+            rho: 0.9,
+            eps: 1e-7,
+            lr: 0.1,
+            momentum: 0.5,
+            torch: false,
+            weight_decay: 0.0,
+        };
+        let (mut w, g) = ([1.0f32], [2.0f32]);
+        let (mut first, mut second) = ([0.0f32], [0.0f32]);
+        apply(step, &mut w, &g, &mut first, &mut second).unwrap();
+        // s = (1 − ρ)·g²; inc = lr·g/√(s + ε); b = inc (zero state); w = 1 − b.
+        let s = (1.0f32 - 0.9) * 2.0 * 2.0;
+        let inc = 0.1f32 * 2.0 / (s + 1e-7).sqrt();
+        assert_eq!(second, [s]);
+        assert_eq!(first, [inc]);
+        assert_eq!(w, [1.0 - inc]);
+        let e = apply(step, &mut w, &g, &mut first, &mut [0.0; 2]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::CudaOperand {
+                    op: "optimizer_step",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+}

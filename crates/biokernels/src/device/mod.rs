@@ -456,3 +456,79 @@ pub trait OptimOps {
         second: &mut DeviceMatrix,
     ) -> Result<()>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::host::HostDevice;
+    use super::*;
+    use crate::tile_map::TileSize;
+
+    /// A buffer of some other backend.
+    #[derive(Debug)]
+    struct Elsewhere;
+
+    impl DeviceStorage for Elsewhere {
+        fn rows(&self) -> usize {
+            1
+        }
+        fn cols(&self) -> usize {
+            1
+        }
+        fn reshape(&mut self, _: usize, _: usize) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_foreign_buffer_is_a_typed_error() {
+        let host = HostDevice::new();
+        let foreign = DeviceMatrix::new(Elsewhere);
+        let mut out = host.zeros(1, 1).unwrap();
+        let e = host.axpby(1.0, &foreign, 0.0, &mut out).unwrap_err();
+        assert!(matches!(e, Error::ForeignDeviceBuffer { op: "axpby", .. }), "{e:?}");
+        assert!(matches!(
+            host.download(&foreign),
+            Err(Error::ForeignDeviceBuffer { op: "download", .. })
+        ));
+        let not_tiles = Opaque::new(3usize);
+        let x = host.zeros(2, 2).unwrap();
+        let e = host
+            .masked_gemm(
+                GemmOp::Forward,
+                Precision::F32,
+                &x,
+                &x,
+                &not_tiles,
+                &mut out,
+                Beta::Zero,
+            )
+            .unwrap_err();
+        assert!(matches!(e, Error::ForeignDeviceBuffer { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_mask_uploads_once_per_device_and_frees_its_copies_with_it() {
+        let host = HostDevice::new();
+        let map = TileMap::full(20, 30, TileSize::square(16)).unwrap();
+        let mut uploads = 0;
+        for _ in 0..3 {
+            map.device_copies()
+                .get_or_upload((0, [0; 5]), || {
+                    uploads += 1;
+                    host.upload_tile_map(&map)
+                })
+                .unwrap();
+        }
+        assert_eq!((uploads, host.live_buffers()), (1, 1));
+        // Another device key gets its own copy; a clone of the mask starts with none.
+        map.device_copies()
+            .get_or_upload((1, [0; 5]), || host.upload_tile_map(&map))
+            .unwrap();
+        assert_eq!(host.live_buffers(), 2);
+        let clone = map.clone();
+        assert_eq!(clone, map);
+        assert_eq!(format!("{:?}", clone.device_copies()), "DeviceCopies(0)");
+        drop(map);
+        assert_eq!(host.live_buffers(), 0);
+    }
+}
