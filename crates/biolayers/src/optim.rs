@@ -17,9 +17,12 @@
 //!
 //! Parameters are plain `f32` slices identified by an index, so any model (tape-based or not)
 //! can drive the update. Parameters on a CUDA device are updated there by
-//! [`Optimizer::update_tensor`] (`CudaDevice::optimizer_step`, Adam and RMSprop, the same
+//! [`Optimizer::update_tensor`] (`DeviceBackend::optimizer_step`, Adam and RMSprop, the same
 //! formulas and conventions; the moments stay on the device; SGD on a device is an
-//! `UnsupportedOnDevice` error). Masked weights stay exactly 0: their gradient is 0,
+//! `UnsupportedOnDevice` error). The per-element Adam and RMSprop update is written once, in
+//! `biokernels::optim::apply`, which the host emulator of the device calls too; every device
+//! keeps the state in its layout (`first` = Adam `m` / RMSprop momentum, `second` = Adam `v` /
+//! RMSprop mean square). Masked weights stay exactly 0: their gradient is 0,
 //! so every state and update is 0 (no weight decay is applied to a weight that is 0).
 //!
 //! # Shapes
@@ -467,7 +470,7 @@ impl Optimizer {
 
     /// Updates parameter `index` from its gradient wherever both live: the host path of
     /// [`Optimizer::update`], or, for a parameter on a CUDA device, one
-    /// `CudaDevice::optimizer_step` there (Adam and RMSprop with the same hyper-parameters,
+    /// `DeviceBackend::optimizer_step` there (Adam and RMSprop with the same hyper-parameters,
     /// learning-rate decay and bias corrections as the host path; the moments are kept on the
     /// device). On the device the gradient is not checked for non-finite values (that would
     /// cost a download per parameter; [`crate::train::train_step`] still rejects a non-finite

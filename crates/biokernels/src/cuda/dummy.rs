@@ -1,8 +1,9 @@
 //! The backend of builds without the `cuda` feature: no value of these types can exist, so
 //! [`CudaDevice::new`] is the only reachable function and it returns [`Error::CudaUnavailable`].
-//! The device operations of the tape are the [`crate::device::DeviceBackend`] families (the compiler checks that
-//! this impl lists every method); the typed GEMM/convolution/benchmark API below mirrors the
-//! real backend's for the benchmarks and device tests. Call sites need no `#[cfg]`.
+//! The device operations of the tape are the [`crate::device::DeviceBackend`] families (the
+//! compiler checks that these impls list every method); the typed GEMM/convolution/benchmark
+//! API below mirrors the real backend's for the benchmarks and device tests. Call sites need no
+//! `#[cfg]`.
 
 use std::convert::Infallible;
 

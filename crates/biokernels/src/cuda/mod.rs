@@ -1,5 +1,6 @@
-//! The CUDA backend: masked GEMM on NVIDIA GPUs (sm_80 and newer) from the PTX committed in
-//! `kernels/` (see `docs/cuda.md`).
+//! The CUDA backend: masked GEMM, convolutions and the training kernels on NVIDIA GPUs (sm_80
+//! and newer) from the PTX of `kernels/*.cu` committed in `crates/biokernels/ptx/` (see
+//! `docs/cuda.md`). The tape reaches it through [`crate::device::DeviceBackend`].
 //!
 //! The kernels consume the same [`TileMap`] as the CPU path, rebuilt with 64 × 64 tiles and
 //! turned into per-block lists of non-empty tiles ([`tile_list`]): empty tiles are never
@@ -9,7 +10,8 @@
 //!
 //! Three builds, no `#[cfg]` at the call sites:
 //! - without the `cuda` feature, [`CudaDevice::new`] returns [`Error::CudaUnavailable`] (a dummy
-//!   backend with the same API whose types cannot be constructed);
+//!   backend whose types cannot be constructed: the same `DeviceBackend` families and typed
+//!   GEMM/convolution/benchmark API);
 //! - with the feature on a machine without a driver or GPU, it returns
 //!   [`Error::NoCudaDevice`] (the driver library is probed before cudarc is called, because
 //!   cudarc panics when it is missing);
