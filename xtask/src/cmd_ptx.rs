@@ -1,7 +1,8 @@
 //! `cargo xtask ptx`: compiles every `kernels/**/*.cu` to PTX for `compute_80` and
-//! `compute_90` with the pinned pip CUDA toolkit, next to its source
-//! (`kernels/masked_gemm/masked_gemm.cu` -> `masked_gemm.compute_80.ptx`, `.compute_90.ptx`).
-//! The PTX is committed and embedded by `biokernels::cuda::ptx`, so building never needs nvcc.
+//! `compute_90` with the pinned pip CUDA toolkit, into the `biokernels` crate
+//! (`kernels/masked_gemm/masked_gemm.cu` -> `crates/biokernels/ptx/masked_gemm.compute_80.ptx`,
+//! `.compute_90.ptx`). The PTX is committed and embedded by `biokernels::cuda::ptx`, so building
+//! never needs nvcc, and it lives inside the crate so that `biokernels` packages on its own.
 //!
 //! The toolkit is `cuda-toolkit[nvcc,cudart,cccl,crt,nvvm]==13.0.2` from PyPI, installed into
 //! `.venv-cuda/` at the workspace root when missing. It is pinned because nvcc 13.0 writes PTX
@@ -21,6 +22,8 @@ use crate::CliResult;
 const TOOLKIT: &str = "cuda-toolkit[nvcc,cudart,cccl,crt,nvvm]==13.0.2";
 /// Virtual architectures the PTX is generated for, and the real one `ptxas` checks each with.
 const ARCHS: [(&str, &str); 2] = [("compute_80", "sm_80"), ("compute_90", "sm_90")];
+/// Where the PTX goes, relative to the workspace root: inside the crate that embeds it.
+const PTX_DIR: &str = "crates/biokernels/ptx";
 /// nvcc flags (besides `-ptx -arch`); changing them changes the committed PTX.
 const NVCC_FLAGS: [&str; 2] = ["-O3", "-std=c++17"];
 
@@ -188,10 +191,12 @@ pub fn run(args: &PtxArgs) -> CliResult {
     let version = String::from_utf8_lossy(&version.stdout);
     println!("nvcc: {}", version.lines().last().unwrap_or("?").trim());
 
+    let ptx_dir = root.join(PTX_DIR);
     if !args.check {
+        std::fs::create_dir_all(&ptx_dir)?;
         for src in &srcs {
             for (arch, _) in ARCHS {
-                let out = src.with_file_name(ptx_name(src, arch));
+                let out = ptx_dir.join(ptx_name(src, arch));
                 compile(&nvcc, src, arch, &out)?;
                 println!("wrote {}", out.strip_prefix(&root).unwrap_or(&out).display());
             }
@@ -202,12 +207,12 @@ pub fn run(args: &PtxArgs) -> CliResult {
     // --check: regenerate into a temporary directory and compare byte for byte.
     let tmp = std::env::temp_dir().join(format!("biomimetic-ptx-check-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
-    let result = check(&root, &nvcc, &bin.join("ptxas"), &srcs, &tmp);
+    let result = check(&root, &ptx_dir, &nvcc, &bin.join("ptxas"), &srcs, &tmp);
     let _ = std::fs::remove_dir_all(&tmp);
     result
 }
 
-fn check(root: &Path, nvcc: &Path, ptxas: &Path, srcs: &[PathBuf], tmp: &Path) -> CliResult {
+fn check(root: &Path, ptx_dir: &Path, nvcc: &Path, ptxas: &Path, srcs: &[PathBuf], tmp: &Path) -> CliResult {
     let mut stale = Vec::new();
     let mut reports = Vec::new();
     for (i, src) in srcs.iter().enumerate() {
@@ -215,7 +220,7 @@ fn check(root: &Path, nvcc: &Path, ptxas: &Path, srcs: &[PathBuf], tmp: &Path) -
             let name = ptx_name(src, arch);
             let fresh = tmp.join(format!("{i}-{name}"));
             compile(nvcc, src, arch, &fresh)?;
-            let committed = src.with_file_name(&name);
+            let committed = ptx_dir.join(&name);
             let rel = committed.strip_prefix(root).unwrap_or(&committed).display().to_string();
             match std::fs::read(&committed) {
                 Ok(bytes) if bytes == std::fs::read(&fresh)? => println!("up to date: {rel}"),

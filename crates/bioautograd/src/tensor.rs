@@ -36,7 +36,7 @@ impl Device {
     pub fn check_available(self) -> Result<()> {
         match self {
             Device::Cpu => Ok(()),
-            Device::Cuda(i) => crate::cuda::handle(i).map(|_| ()),
+            Device::Cuda(i) => crate::cuda::backend(i).map(|_| ()),
         }
     }
 

@@ -93,6 +93,10 @@ pub enum Error {
     #[error("{op}: {reason}")]
     CudaOperand { op: &'static str, reason: String },
     /// A rayon thread pool could not be built (benchmarks).
+    /// A device buffer handed to a backend that did not make it (e.g. an emulator buffer given
+    /// to a CUDA device).
+    #[error("{op}: the operand is not a buffer of this device backend (expected {expected})")]
+    ForeignDeviceBuffer { op: &'static str, expected: &'static str },
     #[error("could not build a thread pool: {0}")]
     ThreadPool(String),
 }

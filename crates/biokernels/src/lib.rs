@@ -31,8 +31,10 @@
 pub mod bench;
 pub mod conv;
 pub mod cuda;
+pub mod device;
 pub mod error;
 pub mod gemm;
+pub mod optim;
 pub mod tile_map;
 
 pub use conv::{

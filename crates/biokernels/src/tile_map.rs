@@ -21,6 +21,7 @@
 //! - mask: `(rows, cols)`, row-major;
 //! - tile grid: `(ceil(rows / tile.rows), ceil(cols / tile.cols))`, row-major.
 
+use crate::device::DeviceCopies;
 use crate::error::{Error, Result};
 
 /// The shape of one tile: `rows` along the mask's first axis (`k`, inputs), `cols` along the
@@ -83,6 +84,8 @@ pub struct TileMap {
     words_per_row: usize,
     bits: Vec<u64>,
     ones: usize,
+    /// This mask's uploaded tile lists (see [`TileMap::device_copies`]).
+    device_copies: DeviceCopies,
 }
 
 fn checked_len(rows: usize, cols: usize) -> Result<usize> {
@@ -90,6 +93,12 @@ fn checked_len(rows: usize, cols: usize) -> Result<usize> {
 }
 
 impl TileMap {
+    /// The copies of this mask uploaded to devices, owned by the mask and freed with it (a
+    /// device caller uploads through [`DeviceCopies::get_or_upload`], once per device).
+    pub fn device_copies(&self) -> &DeviceCopies {
+        &self.device_copies
+    }
+
     /// Builds the map of a row-major `(rows, cols)` mask whose values are exactly 0 or 1.
     ///
     /// # Errors
@@ -229,6 +238,7 @@ impl TileMap {
             words_per_row,
             bits,
             ones,
+            device_copies: DeviceCopies::default(),
         })
     }
 

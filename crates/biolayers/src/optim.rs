@@ -17,16 +17,19 @@
 //!
 //! Parameters are plain `f32` slices identified by an index, so any model (tape-based or not)
 //! can drive the update. Parameters on a CUDA device are updated there by
-//! [`Optimizer::update_tensor`] (`CudaDevice::optimizer_step`, Adam and RMSprop, the same
+//! [`Optimizer::update_tensor`] (`DeviceBackend::optimizer_step`, Adam and RMSprop, the same
 //! formulas and conventions; the moments stay on the device; SGD on a device is an
-//! `UnsupportedOnDevice` error). Masked weights stay exactly 0: their gradient is 0,
+//! `UnsupportedOnDevice` error). The per-element Adam and RMSprop update is written once, in
+//! `biokernels::optim::apply`, which the host emulator of the device calls too; every device
+//! keeps the state in its layout (`first` = Adam `m` / RMSprop momentum, `second` = Adam `v` /
+//! RMSprop mean square). Masked weights stay exactly 0: their gradient is 0,
 //! so every state and update is 0 (no weight decay is applied to a weight that is 0).
 //!
 //! # Shapes
 //! `param` and `grad` of one index always have the same length; the state is created on first use.
 
 use bioautograd::{CudaBuffer, Device, Tensor};
-use biokernels::cuda::OptimizerStep;
+use biokernels::optim::OptimizerStep;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -116,7 +119,7 @@ pub struct OptimizerState {
     pub slots: Vec<(Vec<f32>, Vec<f32>, bool)>,
 }
 
-/// The moments of a parameter that lives on a CUDA device (Adam's `m`, `v`; RMSprop's mean
+/// The moments of a parameter that lives on a CUDA device, in the layout of `biokernels::optim`
 /// square and momentum buffer), on the same device. Clones share the buffers copy-on-write.
 #[derive(Debug, Clone)]
 struct DeviceState {
@@ -316,7 +319,7 @@ struct UpdateKernel {
 }
 
 impl UpdateKernel {
-    fn apply(&self, param: &mut [f32], grad: &[f32], first: &mut [f32], second: &mut [f32]) {
+    fn apply(&self, param: &mut [f32], grad: &[f32], first: &mut [f32], second: &mut [f32]) -> biokernels::Result<()> {
         let (lr, wd, t, started, conv) = (self.lr, self.weight_decay, self.t, self.started, self.convention);
         let lr32 = lr as f32;
         // PyTorch's coupled L2 weight decay: g + wd·w.
@@ -346,55 +349,48 @@ impl UpdateKernel {
                     }
                 }
             }
-            (Rule::Adam { beta1, beta2, eps }, conv) => {
-                let (b1, b2) = (beta1 as f32, beta2 as f32);
-                let bc1 = 1.0 - beta1.powf(t as f64);
-                let bc2 = 1.0 - beta2.powf(t as f64);
-                let keras_lr_t = (lr * bc2.sqrt() / bc1) as f32;
-                let torch_step = (lr / bc1) as f32;
-                let torch_bc2_sqrt = bc2.sqrt() as f32;
-                for (i, w) in param.iter_mut().enumerate() {
-                    let g = g_at(i, *w);
-                    let m = b1 * first[i] + (1.0 - b1) * g;
-                    let v = b2 * second[i] + (1.0 - b2) * g * g;
-                    first[i] = m;
-                    second[i] = v;
-                    *w -= match conv {
-                        Convention::Keras => keras_lr_t * m / (v.sqrt() + eps),
-                        Convention::Torch => torch_step * m / (v.sqrt() / torch_bc2_sqrt + eps),
-                    };
-                }
-            }
-            (Rule::RmsProp { rho, eps, momentum }, conv) => {
-                for (i, w) in param.iter_mut().enumerate() {
-                    let g = g_at(i, *w);
-                    let s = rho * second[i] + (1.0 - rho) * g * g;
-                    second[i] = s;
-                    match conv {
-                        Convention::Keras => {
-                            let inc = lr32 * g / (s + eps).sqrt();
-                            if momentum == 0.0 {
-                                *w -= inc;
-                            } else {
-                                let b = momentum * first[i] + inc;
-                                first[i] = b;
-                                *w -= b;
-                            }
-                        }
-                        Convention::Torch => {
-                            let scaled = g / (s.sqrt() + eps);
-                            if momentum == 0.0 {
-                                *w -= lr32 * scaled;
-                            } else {
-                                let b = momentum * first[i] + scaled;
-                                first[i] = b;
-                                *w -= lr32 * b;
-                            }
-                        }
-                    }
+            (Rule::Adam { .. } | Rule::RmsProp { .. }, _) => {
+                if let Some(step) = step_constants(self.rule, conv, lr, t, wd) {
+                    biokernels::optim::apply(step, param, grad, first, second)?;
                 }
             }
         }
+        Ok(())
+    }
+}
+
+/// The constants of one Adam or RMSprop step (learning rate of the step, bias corrections) for
+/// the per-element formula [`biokernels::optim::apply`], shared by the host update and the
+/// device step; `None` for SGD.
+fn step_constants(rule: Rule, conv: Convention, lr: f64, t: u64, weight_decay: f32) -> Option<OptimizerStep> {
+    let torch = conv == Convention::Torch;
+    match rule {
+        Rule::Adam { beta1, beta2, eps } => {
+            let bc1 = 1.0 - beta1.powf(t as f64);
+            let bc2 = 1.0 - beta2.powf(t as f64);
+            Some(OptimizerStep::Adam {
+                beta1: beta1 as f32,
+                beta2: beta2 as f32,
+                eps,
+                step: if torch {
+                    (lr / bc1) as f32
+                } else {
+                    (lr * bc2.sqrt() / bc1) as f32
+                },
+                bc2_sqrt: bc2.sqrt() as f32,
+                torch,
+                weight_decay,
+            })
+        }
+        Rule::RmsProp { rho, eps, momentum } => Some(OptimizerStep::RmsProp {
+            rho,
+            eps,
+            lr: lr as f32,
+            momentum,
+            torch,
+            weight_decay,
+        }),
+        Rule::Sgd { .. } => None,
     }
 }
 
@@ -464,9 +460,9 @@ impl Optimizer {
                 .zip(grad.par_chunks(UPDATE_CHUNK))
                 .zip(st.first.par_chunks_mut(UPDATE_CHUNK))
                 .zip(st.second.par_chunks_mut(UPDATE_CHUNK))
-                .for_each(|(((w, g), m), v)| kernel.apply(w, g, m, v));
+                .try_for_each(|(((w, g), m), v)| kernel.apply(w, g, m, v))?;
         } else {
-            kernel.apply(param, grad, &mut st.first, &mut st.second);
+            kernel.apply(param, grad, &mut st.first, &mut st.second)?;
         }
         st.started = true;
         Ok(())
@@ -474,7 +470,7 @@ impl Optimizer {
 
     /// Updates parameter `index` from its gradient wherever both live: the host path of
     /// [`Optimizer::update`], or, for a parameter on a CUDA device, one
-    /// `CudaDevice::optimizer_step` there (Adam and RMSprop with the same hyper-parameters,
+    /// `DeviceBackend::optimizer_step` there (Adam and RMSprop with the same hyper-parameters,
     /// learning-rate decay and bias corrections as the host path; the moments are kept on the
     /// device). On the device the gradient is not checked for non-finite values (that would
     /// cost a download per parameter; [`crate::train::train_step`] still rejects a non-finite
@@ -510,40 +506,12 @@ impl Optimizer {
         }
         let lr = self.current_lr();
         let t = self.t;
-        let torch = self.convention == Convention::Torch;
-        let step = match self.rule {
-            Rule::Adam { beta1, beta2, eps } => {
-                let bc1 = 1.0 - beta1.powf(t as f64);
-                let bc2 = 1.0 - beta2.powf(t as f64);
-                OptimizerStep::Adam {
-                    beta1: beta1 as f32,
-                    beta2: beta2 as f32,
-                    eps,
-                    step: if torch {
-                        (lr / bc1) as f32
-                    } else {
-                        (lr * bc2.sqrt() / bc1) as f32
-                    },
-                    bc2_sqrt: bc2.sqrt() as f32,
-                    torch,
-                    weight_decay: self.weight_decay,
-                }
+        let Some(step) = step_constants(self.rule, self.convention, lr, t, self.weight_decay) else {
+            return Err(bioautograd::Error::UnsupportedOnDevice {
+                op: "sgd optimizer step",
+                device: pd,
             }
-            Rule::RmsProp { rho, eps, momentum } => OptimizerStep::RmsProp {
-                rho,
-                eps,
-                lr: lr as f32,
-                momentum,
-                torch,
-                weight_decay: self.weight_decay,
-            },
-            Rule::Sgd { .. } => {
-                return Err(bioautograd::Error::UnsupportedOnDevice {
-                    op: "sgd optimizer step",
-                    device: pd,
-                }
-                .into())
-            }
+            .into());
         };
         let g = grad.cuda_buffer().ok_or(bioautograd::Error::UnsupportedOnDevice {
             op: "optimizer update",

@@ -445,11 +445,15 @@ impl<T: Float> Graph<T> {
         let (rows, cols) = (xb.rows(), xb.cols());
         let mask = xb.upload_like(keep, rows, cols)?;
         let mut y = xb.zeros_like()?;
-        CudaBuffer::dropout(&xb, &mask, scale, &mut y)?;
+        CudaBuffer::launch(op, &mut y, &[&xb, &mask], |d, y| {
+            d.dropout(xb.matrix(), mask.matrix(), scale, y)
+        })?;
         Ok(
             self.push_device(Tensor::from_cuda(y, xt.shape().to_vec()), &[*x], move |g, _| {
                 let mut dx = mask.zeros_like()?;
-                CudaBuffer::dropout(g, &mask, scale, &mut dx)?;
+                CudaBuffer::launch("dropout backward", &mut dx, &[g, &mask], |d, dx| {
+                    d.dropout(g.matrix(), mask.matrix(), scale, dx)
+                })?;
                 Ok(vec![Some(dx)])
             }),
         )

@@ -1,5 +1,6 @@
 //! `ConvMask`: a convolution mask compiled into one tile map per group.
 
+use crate::device::DeviceCopies;
 use crate::error::{Error, Result};
 use crate::tile_map::{TileMap, TileSize};
 
@@ -24,6 +25,8 @@ pub struct ConvMask {
     tile: TileSize,
     maps: Vec<TileMap>,
     ones: usize,
+    /// This mask's uploaded conv tile lists (see [`ConvMask::device_copies`]).
+    device_copies: DeviceCopies,
 }
 
 const OP: &str = "ConvMask";
@@ -33,6 +36,12 @@ fn geometry(reason: String) -> Error {
 }
 
 impl ConvMask {
+    /// The copies of this mask uploaded to devices, owned by the mask and freed with it (one
+    /// per device and layer geometry, through [`DeviceCopies::get_or_upload`]).
+    pub fn device_copies(&self) -> &DeviceCopies {
+        &self.device_copies
+    }
+
     /// Compiles a `biomask` conv or transposed-conv mask (a dense mask is taken as a `1 × 1`
     /// kernel) for a layer with `groups` groups.
     ///
@@ -133,6 +142,7 @@ impl ConvMask {
             tile,
             maps,
             ones,
+            device_copies: DeviceCopies::default(),
         })
     }
 

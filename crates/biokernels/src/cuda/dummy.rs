@@ -1,11 +1,18 @@
-//! The backend of builds without the `cuda` feature: the same API as the real one, but no
-//! value of these types can exist, so [`CudaDevice::new`] is the only reachable function and it
-//! returns [`Error::CudaUnavailable`]. Call sites need no `#[cfg]`.
+//! The backend of builds without the `cuda` feature: no value of these types can exist, so
+//! [`CudaDevice::new`] is the only reachable function and it returns [`Error::CudaUnavailable`].
+//! The device operations of the tape are the [`crate::device::DeviceBackend`] families (the
+//! compiler checks that these impls list every method); the typed GEMM/convolution/benchmark
+//! API below mirrors the real backend's for the benchmarks and device tests. Call sites need no
+//! `#[cfg]`.
 
 use std::convert::Infallible;
 
 use super::{BinaryOp, GemmOp, OptimizerStep, Precision, UnaryOp};
 use crate::conv::{Conv2dGeometry, ConvMask, ConvTranspose2dGeometry};
+use crate::device::{
+    ConvOps, DeviceConv, DeviceIndex, DeviceMatrix, DeviceTiles, ElementwiseOps, GemmOps, LossOps, MemoryOps, OptimOps,
+    PoolOps, ReduceOps,
+};
 use crate::error::{Error, Result};
 use crate::gemm::Beta;
 use crate::tile_map::TileMap;
@@ -61,21 +68,6 @@ impl GpuMatrix {
     /// # Errors
     /// Never returns.
     pub fn reshape(&mut self, rows: usize, cols: usize) -> Result<()> {
-        match self.0 {}
-    }
-}
-
-/// A device index buffer (never constructed in this build).
-#[derive(Debug)]
-pub struct GpuIndex(Infallible);
-
-impl GpuIndex {
-    /// Number of indices.
-    pub fn len(&self) -> usize {
-        match self.0 {}
-    }
-    /// Whether there are no indices.
-    pub fn is_empty(&self) -> bool {
         match self.0 {}
     }
 }
@@ -218,219 +210,6 @@ impl CudaDevice {
     ) -> Result<()> {
         match self.0 {}
     }
-    /// An f32 matrix of zeros.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn zeros(&self, rows: usize, cols: usize) -> Result<GpuMatrix> {
-        match self.0 {}
-    }
-    /// An index buffer of `len` zeros.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn alloc_index(&self, len: usize) -> Result<GpuIndex> {
-        match self.0 {}
-    }
-    /// Copies an index buffer back.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn download_index(&self, idx: &GpuIndex) -> Result<Vec<i32>> {
-        match self.0 {}
-    }
-    /// Copies host values into an existing f32 matrix.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn upload_into(&self, data: &[f32], dst: &mut GpuMatrix) -> Result<()> {
-        match self.0 {}
-    }
-    /// Copies a matrix into an existing host slice.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn download_into(&self, m: &GpuMatrix, out: &mut [f32]) -> Result<()> {
-        match self.0 {}
-    }
-    /// Elementwise activation.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn unary(&self, op: UnaryOp, x: &GpuMatrix, y: &mut GpuMatrix) -> Result<()> {
-        match self.0 {}
-    }
-    /// Gradient of an elementwise activation.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn unary_backward(
-        &self,
-        op: UnaryOp,
-        x: &GpuMatrix,
-        y: &GpuMatrix,
-        dy: &GpuMatrix,
-        dx: &mut GpuMatrix,
-        beta: Beta,
-    ) -> Result<()> {
-        match self.0 {}
-    }
-    /// Elementwise `a op b`.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn binary(&self, op: BinaryOp, a: &GpuMatrix, b: &GpuMatrix, out: &mut GpuMatrix) -> Result<()> {
-        match self.0 {}
-    }
-    /// `y = alpha·x + beta·y`.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn axpby(&self, alpha: f32, x: &GpuMatrix, beta: f32, y: &mut GpuMatrix) -> Result<()> {
-        match self.0 {}
-    }
-    /// Fills a matrix with `value`.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn fill(&self, m: &mut GpuMatrix, value: f32) -> Result<()> {
-        match self.0 {}
-    }
-    /// Device-to-device copy.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn copy(&self, src: &GpuMatrix, dst: &mut GpuMatrix) -> Result<()> {
-        match self.0 {}
-    }
-    /// Copies a block of columns between two matrices with the same rows.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn copy_columns(
-        &self,
-        src: &GpuMatrix,
-        src_col: usize,
-        dst: &mut GpuMatrix,
-        dst_col: usize,
-        cols: usize,
-        beta: Beta,
-    ) -> Result<()> {
-        match self.0 {}
-    }
-    /// Column sums over the rows.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn sum_rows_into(&self, x: &GpuMatrix, out: &mut GpuMatrix, beta: Beta) -> Result<()> {
-        match self.0 {}
-    }
-    /// The sum of every element.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn sum_all(&self, x: &GpuMatrix, out: &mut GpuMatrix) -> Result<()> {
-        match self.0 {}
-    }
-    /// Mean squared error and its gradient.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn mse(
-        &self,
-        pred: &GpuMatrix,
-        target: &GpuMatrix,
-        grad_scale: f32,
-        loss: &mut GpuMatrix,
-        dpred: &mut GpuMatrix,
-    ) -> Result<()> {
-        match self.0 {}
-    }
-    /// 2-D max pooling (valid padding) with the argmax.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn max_pool2d(
-        &self,
-        x: &GpuMatrix,
-        dims: [usize; 4],
-        pool: [usize; 2],
-        stride: [usize; 2],
-        y: &mut GpuMatrix,
-        argmax: &mut GpuIndex,
-    ) -> Result<()> {
-        match self.0 {}
-    }
-    /// The input gradient of max pooling.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn max_pool2d_backward(&self, dy: &GpuMatrix, argmax: &GpuIndex, dx: &mut GpuMatrix) -> Result<()> {
-        match self.0 {}
-    }
-    /// `y = x·mask·scale` (inverted dropout with a host-made mask).
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn dropout(&self, x: &GpuMatrix, keep_mask: &GpuMatrix, scale: f32, y: &mut GpuMatrix) -> Result<()> {
-        match self.0 {}
-    }
-    /// `y (N, C, hw) += bias (C)`.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn bias_add_nchw(&self, y: &mut GpuMatrix, bias: &GpuMatrix, channels: usize, hw: usize) -> Result<()> {
-        match self.0 {}
-    }
-    /// ReLU forward or backward.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn relu(&self, x: &GpuMatrix, dy: Option<&GpuMatrix>, y: &mut GpuMatrix) -> Result<()> {
-        match self.0 {}
-    }
-    /// `y += bias` per row.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn bias_add_rows(&self, y: &mut GpuMatrix, bias: &GpuMatrix) -> Result<()> {
-        match self.0 {}
-    }
-    /// The bias gradient.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn bias_grad(&self, dy: &GpuMatrix, channels: usize, hw: usize, db: &mut GpuMatrix) -> Result<()> {
-        match self.0 {}
-    }
-    /// Fused softmax cross-entropy.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn softmax_cross_entropy(
-        &self,
-        logits: &GpuMatrix,
-        labels: &GpuMatrix,
-        grad_scale: f32,
-        loss: &mut GpuMatrix,
-        dlogits: &mut GpuMatrix,
-    ) -> Result<()> {
-        match self.0 {}
-    }
-    /// One optimizer step.
-    ///
-    /// # Errors
-    /// Never returns.
-    pub fn optimizer_step(
-        &self,
-        step: OptimizerStep,
-        w: &mut GpuMatrix,
-        g: &GpuMatrix,
-        state1: &mut GpuMatrix,
-        state2: &mut GpuMatrix,
-    ) -> Result<()> {
-        match self.0 {}
-    }
     /// The dense cuBLAS product.
     ///
     /// # Errors
@@ -458,6 +237,226 @@ impl CudaDevice {
     /// # Errors
     /// Never returns.
     pub fn time_median(&self, warmup: usize, reps: usize, f: impl FnMut() -> Result<()>) -> Result<f64> {
+        match self.0 {}
+    }
+}
+
+#[allow(unused_variables)]
+impl MemoryOps for CudaDevice {
+    fn name(&self) -> String {
+        match self.0 {}
+    }
+
+    fn live_buffers(&self) -> usize {
+        match self.0 {}
+    }
+
+    fn upload(&self, data: &[f32], rows: usize, cols: usize) -> Result<DeviceMatrix> {
+        match self.0 {}
+    }
+
+    fn filled(&self, rows: usize, cols: usize, value: f32) -> Result<DeviceMatrix> {
+        match self.0 {}
+    }
+
+    fn download(&self, m: &DeviceMatrix) -> Result<Vec<f32>> {
+        match self.0 {}
+    }
+
+    fn copy(&self, src: &DeviceMatrix, dst: &mut DeviceMatrix) -> Result<()> {
+        match self.0 {}
+    }
+
+    fn copy_columns(
+        &self,
+        src: &DeviceMatrix,
+        src_col: usize,
+        dst: &mut DeviceMatrix,
+        dst_col: usize,
+        cols: usize,
+        beta: Beta,
+    ) -> Result<()> {
+        match self.0 {}
+    }
+}
+
+#[allow(unused_variables)]
+impl GemmOps for CudaDevice {
+    fn upload_tile_map(&self, map: &TileMap) -> Result<DeviceTiles> {
+        match self.0 {}
+    }
+
+    fn masked_gemm(
+        &self,
+        op: GemmOp,
+        precision: Precision,
+        a: &DeviceMatrix,
+        b: &DeviceMatrix,
+        tiles: &DeviceTiles,
+        out: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        match self.0 {}
+    }
+}
+
+#[allow(unused_variables)]
+impl ConvOps for CudaDevice {
+    fn upload_conv_mask(&self, dims: [usize; 5], mask: Option<&ConvMask>) -> Result<DeviceConv> {
+        match self.0 {}
+    }
+
+    fn masked_conv2d(
+        &self,
+        precision: Precision,
+        geom: &Conv2dGeometry,
+        x: &DeviceMatrix,
+        w: &DeviceMatrix,
+        mask: &DeviceConv,
+        bias: Option<&DeviceMatrix>,
+        y: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        match self.0 {}
+    }
+
+    fn masked_conv2d_backward(
+        &self,
+        op: GemmOp,
+        precision: Precision,
+        geom: &Conv2dGeometry,
+        a: &DeviceMatrix,
+        b: &DeviceMatrix,
+        mask: &DeviceConv,
+        out: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        match self.0 {}
+    }
+
+    fn masked_conv_transpose2d(
+        &self,
+        op: GemmOp,
+        precision: Precision,
+        geom: &ConvTranspose2dGeometry,
+        a: &DeviceMatrix,
+        b: &DeviceMatrix,
+        mask: &DeviceConv,
+        bias: Option<&DeviceMatrix>,
+        out: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        match self.0 {}
+    }
+}
+
+#[allow(unused_variables)]
+impl ElementwiseOps for CudaDevice {
+    fn unary(&self, op: UnaryOp, x: &DeviceMatrix, y: &mut DeviceMatrix) -> Result<()> {
+        match self.0 {}
+    }
+
+    fn unary_backward(
+        &self,
+        op: UnaryOp,
+        x: &DeviceMatrix,
+        y: &DeviceMatrix,
+        dy: &DeviceMatrix,
+        dx: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        match self.0 {}
+    }
+
+    fn binary(&self, op: BinaryOp, a: &DeviceMatrix, b: &DeviceMatrix, out: &mut DeviceMatrix) -> Result<()> {
+        match self.0 {}
+    }
+
+    fn axpby(&self, alpha: f32, x: &DeviceMatrix, beta: f32, y: &mut DeviceMatrix) -> Result<()> {
+        match self.0 {}
+    }
+
+    fn fill(&self, m: &mut DeviceMatrix, value: f32) -> Result<()> {
+        match self.0 {}
+    }
+
+    fn dropout(&self, x: &DeviceMatrix, keep: &DeviceMatrix, scale: f32, y: &mut DeviceMatrix) -> Result<()> {
+        match self.0 {}
+    }
+}
+
+#[allow(unused_variables)]
+impl ReduceOps for CudaDevice {
+    fn bias_add_rows(&self, y: &mut DeviceMatrix, bias: &DeviceMatrix) -> Result<()> {
+        match self.0 {}
+    }
+
+    fn bias_grad(&self, dy: &DeviceMatrix, channels: usize, hw: usize, db: &mut DeviceMatrix) -> Result<()> {
+        match self.0 {}
+    }
+
+    fn sum_rows_into(&self, x: &DeviceMatrix, out: &mut DeviceMatrix, beta: Beta) -> Result<()> {
+        match self.0 {}
+    }
+
+    fn sum_all(&self, x: &DeviceMatrix, out: &mut DeviceMatrix) -> Result<()> {
+        match self.0 {}
+    }
+}
+
+#[allow(unused_variables)]
+impl LossOps for CudaDevice {
+    fn softmax_cross_entropy(
+        &self,
+        logits: &DeviceMatrix,
+        labels: &DeviceMatrix,
+        grad_scale: f32,
+        loss: &mut DeviceMatrix,
+        dlogits: &mut DeviceMatrix,
+    ) -> Result<()> {
+        match self.0 {}
+    }
+
+    fn mse(
+        &self,
+        pred: &DeviceMatrix,
+        target: &DeviceMatrix,
+        grad_scale: f32,
+        loss: &mut DeviceMatrix,
+        dpred: &mut DeviceMatrix,
+    ) -> Result<()> {
+        match self.0 {}
+    }
+}
+
+#[allow(unused_variables)]
+impl PoolOps for CudaDevice {
+    fn max_pool2d(
+        &self,
+        x: &DeviceMatrix,
+        dims: [usize; 4],
+        pool: [usize; 2],
+        stride: [usize; 2],
+        y: &mut DeviceMatrix,
+    ) -> Result<DeviceIndex> {
+        match self.0 {}
+    }
+
+    fn max_pool2d_backward(&self, dy: &DeviceMatrix, argmax: &DeviceIndex, dx: &mut DeviceMatrix) -> Result<()> {
+        match self.0 {}
+    }
+}
+
+#[allow(unused_variables)]
+impl OptimOps for CudaDevice {
+    fn optimizer_step(
+        &self,
+        step: OptimizerStep,
+        w: &mut DeviceMatrix,
+        g: &DeviceMatrix,
+        first: &mut DeviceMatrix,
+        second: &mut DeviceMatrix,
+    ) -> Result<()> {
         match self.0 {}
     }
 }

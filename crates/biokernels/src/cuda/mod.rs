@@ -1,5 +1,6 @@
-//! The CUDA backend: masked GEMM on NVIDIA GPUs (sm_80 and newer) from the PTX committed in
-//! `kernels/` (see `docs/cuda.md`).
+//! The CUDA backend: masked GEMM, convolutions and the training kernels on NVIDIA GPUs (sm_80
+//! and newer) from the PTX of `kernels/*.cu` committed in `crates/biokernels/ptx/` (see
+//! `docs/cuda.md`). The tape reaches it through [`crate::device::DeviceBackend`].
 //!
 //! The kernels consume the same [`TileMap`] as the CPU path, rebuilt with 64 × 64 tiles and
 //! turned into per-block lists of non-empty tiles ([`tile_list`]): empty tiles are never
@@ -9,7 +10,8 @@
 //!
 //! Three builds, no `#[cfg]` at the call sites:
 //! - without the `cuda` feature, [`CudaDevice::new`] returns [`Error::CudaUnavailable`] (a dummy
-//!   backend with the same API whose types cannot be constructed);
+//!   backend whose types cannot be constructed: the same `DeviceBackend` families and typed
+//!   GEMM/convolution/benchmark API);
 //! - with the feature on a machine without a driver or GPU, it returns
 //!   [`Error::NoCudaDevice`] (the driver library is probed before cudarc is called, because
 //!   cudarc panics when it is missing);
@@ -33,7 +35,7 @@ pub use backend::{CublasHandle, CudaDevice, DeviceConvMask, DeviceTileMap, GpuIn
 #[cfg(not(feature = "cuda"))]
 mod dummy;
 #[cfg(not(feature = "cuda"))]
-pub use dummy::{CublasHandle, CudaDevice, DeviceConvMask, DeviceTileMap, GpuIndex, GpuMatrix};
+pub use dummy::{CublasHandle, CudaDevice, DeviceConvMask, DeviceTileMap, GpuMatrix};
 
 pub use tile_list::{GpuTileLists, GPU_TILE};
 
@@ -114,34 +116,8 @@ impl BinaryOp {
     }
 }
 
-/// One optimizer step on the GPU (`CudaDevice::optimizer_step`), with the formulas and
-/// conventions of `biolayers::optim` (the caller computes the bias corrections and the
-/// learning rate of the step).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum OptimizerStep {
-    /// Adam: `m = β₁m + (1-β₁)g`, `v = β₂v + (1-β₂)g²`; Keras `w -= step·m/(√v + ε)` with
-    /// `step = lr·√(1-β₂ᵗ)/(1-β₁ᵗ)`; PyTorch `w -= step·m/(√v/bc2_sqrt + ε)` with
-    /// `step = lr/(1-β₁ᵗ)`, `bc2_sqrt = √(1-β₂ᵗ)`.
-    Adam {
-        beta1: f32,
-        beta2: f32,
-        eps: f32,
-        step: f32,
-        bc2_sqrt: f32,
-        torch: bool,
-        weight_decay: f32,
-    },
-    /// RMSprop: `s = ρs + (1-ρ)g²`; Keras `inc = lr·g/√(s + ε)` (ε inside the root), PyTorch
-    /// `lr·g/(√s + ε)`; with momentum the buffer of each convention.
-    RmsProp {
-        rho: f32,
-        eps: f32,
-        lr: f32,
-        momentum: f32,
-        torch: bool,
-        weight_decay: f32,
-    },
-}
+/// One optimizer step (`DeviceBackend::optimizer_step`); the formulas are [`crate::optim`]'s.
+pub use crate::optim::OptimizerStep;
 
 /// Arithmetic of a GPU GEMM. Accumulation and outputs are f32 in every mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

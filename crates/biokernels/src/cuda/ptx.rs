@@ -1,4 +1,5 @@
-//! The committed PTX of `kernels/`, embedded at compile time (regenerate with `cargo xtask ptx`;
+//! The committed PTX of `kernels/*.cu`, kept inside this crate (`crates/biokernels/ptx/`, so the
+//! crate packages alone) and embedded at compile time (regenerate with `cargo xtask ptx`;
 //! `cargo xtask ptx --check` verifies that these files are what the sources compile to).
 //!
 //! Each module exists for `compute_80` (A100 and newer; the driver JIT-compiles it for the
@@ -6,14 +7,14 @@
 //! and what a CUDA 13.0 driver accepts.
 
 /// `kernels/masked_gemm/masked_gemm.cu` for `compute_80`.
-pub const MASKED_GEMM_COMPUTE_80: &str = include_str!("../../../../kernels/masked_gemm/masked_gemm.compute_80.ptx");
+pub const MASKED_GEMM_COMPUTE_80: &str = include_str!("../../ptx/masked_gemm.compute_80.ptx");
 /// `kernels/masked_gemm/masked_gemm.cu` for `compute_90`.
-pub const MASKED_GEMM_COMPUTE_90: &str = include_str!("../../../../kernels/masked_gemm/masked_gemm.compute_90.ptx");
+pub const MASKED_GEMM_COMPUTE_90: &str = include_str!("../../ptx/masked_gemm.compute_90.ptx");
 
 /// `kernels/train/train.cu` for `compute_80`.
-pub const TRAIN_COMPUTE_80: &str = include_str!("../../../../kernels/train/train.compute_80.ptx");
+pub const TRAIN_COMPUTE_80: &str = include_str!("../../ptx/train.compute_80.ptx");
 /// `kernels/train/train.cu` for `compute_90`.
-pub const TRAIN_COMPUTE_90: &str = include_str!("../../../../kernels/train/train.compute_90.ptx");
+pub const TRAIN_COMPUTE_90: &str = include_str!("../../ptx/train.compute_90.ptx");
 
 /// The kernels of the training module (activations, bias, softmax cross-entropy, optimizers,
 /// elementwise ops, reductions, MSE, max pooling, dropout).

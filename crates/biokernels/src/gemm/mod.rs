@@ -53,8 +53,10 @@
 //!
 //! # Backends
 //! `cpu.rs` holds the CPU path (packing, planning, tasks) and `microkernel.rs` its AVX-512, AVX2
-//! and portable micro-kernels, chosen at run time. A CUDA backend will consume the same
-//! [`TileMap`] (its flat `kinds` / `partial_slots` / `bits` arrays).
+//! and portable micro-kernels, chosen at run time. The CUDA kernels ([`crate::cuda`], feature
+//! `cuda`) compute the same three products from the same [`TileMap`], rebuilt with 64 × 64
+//! tiles into per-block tile lists; the tape reaches both through
+//! [`crate::device::DeviceBackend`] (the host emulator runs these CPU kernels).
 
 mod cpu;
 mod microkernel;

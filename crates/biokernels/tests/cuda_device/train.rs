@@ -1,530 +1,6 @@
-//! Device tests: every test body runs on every device of this machine (the CPU always, CUDA
-//! device 0 when the build has the `cuda` feature and the machine has a GPU).
-//!
-//! Each run compares with a float64 reference computed here, with the tolerance of the
-//! precision (relative error `‖out − ref‖₂ / ‖ref‖₂`: f32 < 1e-5, TF32 < 1e-3, bf16 < 1e-2);
-//! outputs are poisoned with NaN before each launch and checked to be fully written (every
-//! value finite); inputs are random and never zero.
-//!
-//! When there is no CUDA device, each test prints `SKIPPED cuda:0 ...` straight to the
-//! terminal's stderr (not through the test harness's capture, so it shows in a normal
-//! `cargo test` run) and the CPU part still runs. With `BIOKERNELS_REQUIRE_CUDA=1` a missing
-//! device fails the tests instead, so a GPU run cannot pass by skipping.
+//! The training kernels and the training-path ops on every device, against float64 references.
 
-use std::io::Write;
-
-use biokernels::cuda::{masked_gemm_host, CudaDevice, GemmOp, Precision};
-use biokernels::gemm::{masked_matmul, masked_matmul_dw, masked_matmul_dx, Beta, MatMut, MatRef};
-use biokernels::{Conv2dGeometry, ConvMask, Error, Padding, TileMap, TileSize};
-
-enum Device {
-    Cpu,
-    Cuda(CudaDevice),
-}
-
-impl Device {
-    fn label(&self) -> String {
-        match self {
-            Device::Cpu => "cpu".to_string(),
-            Device::Cuda(d) => format!("cuda:0 ({})", d.name()),
-        }
-    }
-    /// The precisions this device runs: the CPU path is f32 only.
-    fn precisions(&self) -> Vec<Precision> {
-        match self {
-            Device::Cpu => vec![Precision::F32],
-            Device::Cuda(_) => Precision::ALL.to_vec(),
-        }
-    }
-}
-
-/// The CPU and, when present, CUDA device 0. A missing CUDA device is reported on the real
-/// stderr (bypassing capture) or, with `BIOKERNELS_REQUIRE_CUDA=1`, fails the test.
-fn devices(test: &str) -> Vec<Device> {
-    let mut out = vec![Device::Cpu];
-    match CudaDevice::new(0) {
-        Ok(d) => out.push(Device::Cuda(d)),
-        Err(e) => {
-            assert!(
-                matches!(e, Error::CudaUnavailable | Error::NoCudaDevice { .. }),
-                "a missing GPU must be a typed 'no CUDA' error, got {e:?}"
-            );
-            if std::env::var("BIOKERNELS_REQUIRE_CUDA").is_ok_and(|v| v == "1") {
-                panic!("{test}: BIOKERNELS_REQUIRE_CUDA=1 but {e}");
-            }
-            let _ = writeln!(std::io::stderr(), "SKIPPED cuda:0 in {test}: {e} (ran on cpu only)");
-        }
-    }
-    out
-}
-
-/// xorshift values in [-1, 1), never 0.
-fn random(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let v = ((s >> 40) as f32 + 0.5) / (1u64 << 23) as f32 - 1.0;
-            if v == 0.0 {
-                0.25
-            } else {
-                v
-            }
-        })
-        .collect()
-}
-
-/// Masks covering every tile kind at the GPU's 64 × 64 tiles and the CPU's 16 × 16: a band
-/// (full, partial and empty tiles), a random half (almost only partial tiles), everything, and
-/// a mask with whole empty tile columns and rows.
-fn masks(k: usize, n: usize) -> Vec<(&'static str, TileMap)> {
-    let t = TileSize::CPU_DEFAULT;
-    let coin = random(k * n, 99);
-    vec![
-        (
-            "band",
-            TileMap::from_fn(k, n, t, |r, c| (r * n / k).abs_diff(c) <= n / 5).unwrap(),
-        ),
-        (
-            "random",
-            TileMap::from_fn(k, n, t, |r, c| coin[r * n + c] > 0.0).unwrap(),
-        ),
-        ("full", TileMap::full(k, n, t).unwrap()),
-        (
-            "holes",
-            TileMap::from_fn(k, n, t, |r, c| (c / 64) % 2 == 0 && (r / 64) % 3 != 1).unwrap(),
-        ),
-    ]
-}
-
-/// float64 reference of `op` (entries of dW off the mask are 0).
-fn reference(op: GemmOp, a: &[f32], b: &[f32], mask: &TileMap, m: usize) -> Vec<f64> {
-    let [k, n] = mask.shape();
-    let keep = mask.to_values();
-    let masked = |w: &[f32]| -> Vec<f64> {
-        w.iter()
-            .zip(&keep)
-            .map(|(&v, &k)| f64::from(v) * f64::from(k))
-            .collect()
-    };
-    match op {
-        GemmOp::Forward => {
-            let w = masked(b);
-            let mut y = vec![0f64; m * n];
-            for i in 0..m {
-                for kk in 0..k {
-                    let x = f64::from(a[i * k + kk]);
-                    for j in 0..n {
-                        y[i * n + j] += x * w[kk * n + j];
-                    }
-                }
-            }
-            y
-        }
-        GemmOp::Dx => {
-            let w = masked(b);
-            let mut dx = vec![0f64; m * k];
-            for i in 0..m {
-                for kk in 0..k {
-                    let mut s = 0f64;
-                    for j in 0..n {
-                        s += f64::from(a[i * n + j]) * w[kk * n + j];
-                    }
-                    dx[i * k + kk] = s;
-                }
-            }
-            dx
-        }
-        GemmOp::Dw => {
-            let mut dw = vec![0f64; k * n];
-            for i in 0..m {
-                for kk in 0..k {
-                    let x = f64::from(a[i * k + kk]);
-                    for j in 0..n {
-                        dw[kk * n + j] += x * f64::from(b[i * n + j]);
-                    }
-                }
-            }
-            for (d, &kp) in dw.iter_mut().zip(&keep) {
-                *d *= f64::from(kp);
-            }
-            dw
-        }
-    }
-}
-
-fn rel_error(out: &[f32], reference: &[f64]) -> f64 {
-    let (mut num, mut den) = (0f64, 0f64);
-    for (&o, &r) in out.iter().zip(reference) {
-        num += (f64::from(o) - r).powi(2);
-        den += r * r;
-    }
-    if den == 0.0 {
-        num.sqrt()
-    } else {
-        (num / den).sqrt()
-    }
-}
-
-/// Runs `op` on `dev` into `out` (`(rows, cols)`), as the CPU or the GPU path.
-#[allow(clippy::too_many_arguments)]
-fn run(
-    dev: &Device,
-    op: GemmOp,
-    p: Precision,
-    a: (&[f32], usize, usize),
-    b: (&[f32], usize, usize),
-    mask: &TileMap,
-    out: (&mut [f32], usize, usize),
-    beta: Beta,
-) -> biokernels::Result<()> {
-    let a = MatRef::new(a.0, a.1, a.2)?;
-    let b = MatRef::new(b.0, b.1, b.2)?;
-    let out = MatMut::new(out.0, out.1, out.2)?;
-    match dev {
-        Device::Cpu => match op {
-            GemmOp::Forward => masked_matmul(a, b, mask, out, beta),
-            GemmOp::Dx => masked_matmul_dx(a, b, mask, out, beta),
-            GemmOp::Dw => masked_matmul_dw(a, b, mask, out, beta),
-        },
-        Device::Cuda(d) => masked_gemm_host(d, op, p, a, b, mask, out, beta),
-    }
-}
-
-/// Operands of `op` for `(m, k, n)`: `(a, a_shape, b, b_shape, out_shape)`.
-#[allow(clippy::type_complexity)]
-fn operands(
-    op: GemmOp,
-    m: usize,
-    k: usize,
-    n: usize,
-    seed: u64,
-) -> (Vec<f32>, [usize; 2], Vec<f32>, [usize; 2], [usize; 2]) {
-    match op {
-        GemmOp::Forward => (random(m * k, seed), [m, k], random(k * n, seed + 1), [k, n], [m, n]),
-        GemmOp::Dx => (random(m * n, seed), [m, n], random(k * n, seed + 1), [k, n], [m, k]),
-        GemmOp::Dw => (random(m * k, seed), [m, k], random(m * n, seed + 1), [m, n], [k, n]),
-    }
-}
-
-/// Ragged shapes: every dimension off the 64/128 block sizes somewhere, and one with a long
-/// reduction.
-const SHAPES: [(usize, usize, usize); 3] = [(130, 200, 150), (37, 64, 257), (200, 700, 96)];
-
-#[test]
-fn masked_gemm_matches_f64_reference_on_every_device() {
-    for dev in devices("masked_gemm_matches_f64_reference_on_every_device") {
-        for &(m, k, n) in &SHAPES {
-            for (mask_name, mask) in masks(k, n) {
-                for op in GemmOp::ALL {
-                    let (a, ash, b, bsh, osh) = operands(op, m, k, n, 7);
-                    let want = reference(op, &a, &b, &mask, m);
-                    for p in dev.precisions() {
-                        let mut out = vec![f32::NAN; osh[0] * osh[1]];
-                        run(
-                            &dev,
-                            op,
-                            p,
-                            (&a, ash[0], ash[1]),
-                            (&b, bsh[0], bsh[1]),
-                            &mask,
-                            (&mut out, osh[0], osh[1]),
-                            Beta::Zero,
-                        )
-                        .unwrap();
-                        let what = format!("{} {} {m}x{k}x{n} {mask_name} {}", dev.label(), op.name(), p.name());
-                        assert!(out.iter().all(|v| v.is_finite()), "{what}: output not fully written");
-                        let err = rel_error(&out, &want);
-                        assert!(
-                            err < p.tolerance(),
-                            "{what}: relative error {err:.3e} >= {:.0e}",
-                            p.tolerance()
-                        );
-                        if op == GemmOp::Dw {
-                            for kk in 0..k {
-                                for j in 0..n {
-                                    if !mask.get(kk, j) {
-                                        assert_eq!(out[kk * n + j], 0.0, "{what}: dW off the mask at ({kk}, {j})");
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-#[test]
-fn beta_one_accumulates_on_every_device() {
-    let (m, k, n) = (70, 130, 90);
-    for dev in devices("beta_one_accumulates_on_every_device") {
-        let (_, mask) = masks(k, n).swap_remove(0);
-        for op in GemmOp::ALL {
-            let (a, ash, b, bsh, osh) = operands(op, m, k, n, 21);
-            let prev = random(osh[0] * osh[1], 5);
-            let product = reference(op, &a, &b, &mask, m);
-            for p in dev.precisions() {
-                let mut out = prev.clone();
-                run(
-                    &dev,
-                    op,
-                    p,
-                    (&a, ash[0], ash[1]),
-                    (&b, bsh[0], bsh[1]),
-                    &mask,
-                    (&mut out, osh[0], osh[1]),
-                    Beta::One,
-                )
-                .unwrap();
-                // Entries of dW off the mask are left unchanged with Beta::One.
-                let want: Vec<f64> = prev.iter().zip(&product).map(|(&p0, &q)| f64::from(p0) + q).collect();
-                let err = rel_error(&out, &want);
-                assert!(
-                    err < p.tolerance(),
-                    "{} {} {}: relative error {err:.3e}",
-                    dev.label(),
-                    op.name(),
-                    p.name()
-                );
-            }
-        }
-    }
-}
-
-#[test]
-fn shape_errors_are_typed_on_every_device() {
-    for dev in devices("shape_errors_are_typed_on_every_device") {
-        let mask = TileMap::full(8, 6, TileSize::CPU_DEFAULT).unwrap();
-        let x = random(5 * 7, 1);
-        let w = random(8 * 6, 2);
-        let mut y = vec![0f32; 5 * 6];
-        for p in dev.precisions() {
-            let err = run(
-                &dev,
-                GemmOp::Forward,
-                p,
-                (&x, 5, 7),
-                (&w, 8, 6),
-                &mask,
-                (&mut y, 5, 6),
-                Beta::Zero,
-            )
-            .unwrap_err();
-            assert!(matches!(err, Error::ShapeMismatch { .. }), "{}: {err:?}", dev.label());
-        }
-    }
-}
-
-#[test]
-fn no_gpu_is_a_typed_error_not_a_panic() {
-    // On any machine: either a device, or CudaUnavailable (no feature) / NoCudaDevice (no
-    // driver or GPU). `open_device` turns the error into the CPU fallback.
-    match CudaDevice::new(0) {
-        Ok(d) => assert!(!d.name().is_empty()),
-        Err(e) => {
-            assert!(
-                matches!(e, Error::CudaUnavailable | Error::NoCudaDevice { .. }),
-                "{e:?}"
-            );
-            assert!(biokernels::cuda::open_device().is_none());
-            if cfg!(feature = "cuda") {
-                assert!(matches!(e, Error::NoCudaDevice { .. }), "{e:?}");
-            } else {
-                assert_eq!(e, Error::CudaUnavailable);
-            }
-        }
-    }
-}
-
-/// float64 reference of the masked conv2d forward (NCHW, Keras weights, top/left padding).
-fn conv_reference(g: &Conv2dGeometry, x: &[f32], w: &[f32], mask: &ConvMask, bias: &[f32]) -> Vec<f64> {
-    let (oh_n, ow_n) = g.output_hw().unwrap();
-    let (top, _, left, _) = g.padding_amounts().unwrap();
-    let (kh, kw) = g.kernel;
-    let cin_g = g.in_channels / g.groups;
-    let cout_g = g.out_channels / g.groups;
-    let mut y = vec![0f64; g.batch * g.out_channels * oh_n * ow_n];
-    for b in 0..g.batch {
-        for co in 0..g.out_channels {
-            let grp = co / cout_g;
-            for oh in 0..oh_n {
-                for ow in 0..ow_n {
-                    let mut s = f64::from(bias[co]);
-                    for i in 0..kh {
-                        for j in 0..kw {
-                            let ih = (oh * g.stride.0 + i * g.dilation.0) as isize - top as isize;
-                            let iw = (ow * g.stride.1 + j * g.dilation.1) as isize - left as isize;
-                            if ih < 0 || iw < 0 || ih >= g.in_h as isize || iw >= g.in_w as isize {
-                                continue;
-                            }
-                            for c in 0..cin_g {
-                                if !mask.get(i, j, c, co) {
-                                    continue;
-                                }
-                                let xv = x[((b * g.in_channels + grp * cin_g + c) * g.in_h + ih as usize) * g.in_w
-                                    + iw as usize];
-                                s += f64::from(xv) * f64::from(w[((i * kw + j) * cin_g + c) * g.out_channels + co]);
-                            }
-                        }
-                    }
-                    y[((b * g.out_channels + co) * oh_n + oh) * ow_n + ow] = s;
-                }
-            }
-        }
-    }
-    y
-}
-
-fn conv_geometries() -> [Conv2dGeometry; 2] {
-    [
-        Conv2dGeometry::new(2, 6, (9, 7), 70, (3, 3)).with_padding(Padding::Same),
-        Conv2dGeometry::new(3, 8, (10, 11), 12, (3, 2))
-            .with_stride((2, 1))
-            .with_dilation((1, 2))
-            .with_groups(2)
-            .with_padding(Padding::Explicit {
-                top: 1,
-                bottom: 1,
-                left: 0,
-                right: 0,
-            }),
-    ]
-}
-
-/// A band over (channel, output channel) plus random entries, per tap.
-fn conv_mask(g: &Conv2dGeometry) -> ConvMask {
-    let [kh, kw, nx, ny, groups] = g.mask_dims();
-    let coin = random(kh * kw * nx * ny, 17);
-    let keep: Vec<f32> = (0..coin.len())
-        .map(|idx| {
-            let (c, co) = ((idx / ny) % nx, idx % ny);
-            f32::from(u8::from((c * ny / nx).abs_diff(co) <= 2 || coin[idx] > 0.2))
-        })
-        .collect();
-    ConvMask::from_values(&keep, (kh, kw), nx, ny, groups, TileSize::CPU_DEFAULT).unwrap()
-}
-
-#[test]
-fn masked_conv2d_matches_f64_reference_on_every_device() {
-    for dev in devices("masked_conv2d_matches_f64_reference_on_every_device") {
-        for g in &conv_geometries() {
-            let mask = conv_mask(g);
-            let x = random(g.input_len(), 3);
-            let w = random(g.weight_len(), 4);
-            let bias = random(g.out_channels, 5);
-            let want = conv_reference(g, &x, &w, &mask, &bias);
-            for p in dev.precisions() {
-                let mut y = vec![f32::NAN; g.output_len().unwrap()];
-                match &dev {
-                    Device::Cpu => biokernels::conv2d(g, &x, &w, Some(&mask), Some(&bias), &mut y).unwrap(),
-                    Device::Cuda(d) => biokernels::cuda::masked_conv2d_host(
-                        d,
-                        p,
-                        g,
-                        &x,
-                        &w,
-                        Some(&mask),
-                        Some(&bias),
-                        &mut y,
-                        Beta::Zero,
-                    )
-                    .unwrap(),
-                }
-                let what = format!("{} conv2d {g:?} {}", dev.label(), p.name());
-                assert!(y.iter().all(|v| v.is_finite()), "{what}: output not fully written");
-                let err = rel_error(&y, &want);
-                assert!(err < p.tolerance(), "{what}: relative error {err:.3e}");
-            }
-        }
-    }
-}
-
-/// float64 references of the conv2d input and weight gradients (dW is 0 off the mask).
-fn conv_grad_reference(g: &Conv2dGeometry, x: &[f32], w: &[f32], dy: &[f32], mask: &ConvMask) -> (Vec<f64>, Vec<f64>) {
-    let (oh_n, ow_n) = g.output_hw().unwrap();
-    let (top, _, left, _) = g.padding_amounts().unwrap();
-    let (kh, kw) = g.kernel;
-    let cin_g = g.in_channels / g.groups;
-    let cout_g = g.out_channels / g.groups;
-    let mut dx = vec![0f64; x.len()];
-    let mut dw = vec![0f64; w.len()];
-    for b in 0..g.batch {
-        for co in 0..g.out_channels {
-            let grp = co / cout_g;
-            for oh in 0..oh_n {
-                for ow in 0..ow_n {
-                    let d = f64::from(dy[((b * g.out_channels + co) * oh_n + oh) * ow_n + ow]);
-                    for i in 0..kh {
-                        for j in 0..kw {
-                            let ih = (oh * g.stride.0 + i * g.dilation.0) as isize - top as isize;
-                            let iw = (ow * g.stride.1 + j * g.dilation.1) as isize - left as isize;
-                            if ih < 0 || iw < 0 || ih >= g.in_h as isize || iw >= g.in_w as isize {
-                                continue;
-                            }
-                            for c in 0..cin_g {
-                                if !mask.get(i, j, c, co) {
-                                    continue;
-                                }
-                                let xi = ((b * g.in_channels + grp * cin_g + c) * g.in_h + ih as usize) * g.in_w
-                                    + iw as usize;
-                                let wi = ((i * kw + j) * cin_g + c) * g.out_channels + co;
-                                dx[xi] += d * f64::from(w[wi]);
-                                dw[wi] += d * f64::from(x[xi]);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    (dx, dw)
-}
-
-#[test]
-fn masked_conv2d_gradients_match_f64_reference_on_every_device() {
-    for dev in devices("masked_conv2d_gradients_match_f64_reference_on_every_device") {
-        for g in &conv_geometries() {
-            let mask = conv_mask(g);
-            let x = random(g.input_len(), 6);
-            let w = random(g.weight_len(), 7);
-            let dy = random(g.output_len().unwrap(), 8);
-            let (want_dx, want_dw) = conv_grad_reference(g, &x, &w, &dy, &mask);
-            for p in dev.precisions() {
-                let mut dx = vec![f32::NAN; x.len()];
-                let mut dw = vec![f32::NAN; w.len()];
-                match &dev {
-                    Device::Cpu => {
-                        biokernels::conv2d_backward_input(g, &dy, &w, Some(&mask), &mut dx).unwrap();
-                        biokernels::conv2d_backward_weight(g, &x, &dy, Some(&mask), &mut dw).unwrap();
-                    }
-                    Device::Cuda(d) => {
-                        use biokernels::cuda::masked_conv2d_backward_host as back;
-                        back(d, GemmOp::Dx, p, g, &dy, &w, Some(&mask), &mut dx, Beta::Zero).unwrap();
-                        back(d, GemmOp::Dw, p, g, &x, &dy, Some(&mask), &mut dw, Beta::Zero).unwrap();
-                    }
-                }
-                let what = format!("{} conv2d grads {g:?} {}", dev.label(), p.name());
-                assert!(
-                    dx.iter().chain(&dw).all(|v| v.is_finite()),
-                    "{what}: output not fully written"
-                );
-                let (ex, ew) = (rel_error(&dx, &want_dx), rel_error(&dw, &want_dw));
-                assert!(ex < p.tolerance(), "{what}: dx relative error {ex:.3e}");
-                assert!(ew < p.tolerance(), "{what}: dw relative error {ew:.3e}");
-                for (v, r) in dw.iter().zip(&want_dw) {
-                    if *r == 0.0 {
-                        // Off the mask (or never reached): exactly 0.
-                        assert_eq!(*v, 0.0, "{what}: dw off the mask");
-                    }
-                }
-            }
-        }
-    }
-}
+use super::common::*;
 
 /// The CPU side of the training kernels' test: the same formulas in plain f32 loops (the
 /// project's CPU implementations live in bioautograd / biolayers, which depend on this crate).
@@ -634,6 +110,8 @@ fn training_kernels_match_f64_reference_on_every_device() {
                 }
                 (loss, dz, db, w)
             }
+            // The typed CUDA API (index buffers, `upload_into`, ...) exists with the feature only.
+            #[cfg(feature = "cuda")]
             Device::Cuda(d) => {
                 let gz = d.upload(&z, rows, classes, Precision::F32).unwrap();
                 let gl = d.upload(&labels, rows, 1, Precision::F32).unwrap();
@@ -657,6 +135,8 @@ fn training_kernels_match_f64_reference_on_every_device() {
                     d.download(&gw).unwrap(),
                 )
             }
+            #[cfg(not(feature = "cuda"))]
+            Device::Cuda(_) => unreachable!("no CUDA device exists without the `cuda` feature"),
         };
         let label = dev.label();
         for (name, got, want) in [
@@ -668,66 +148,6 @@ fn training_kernels_match_f64_reference_on_every_device() {
             assert!(got.iter().all(|v| v.is_finite()), "{label} {name}: not fully written");
             let err = rel_error(got, want);
             assert!(err < 1e-5, "{label} {name}: relative error {err:.3e}");
-        }
-    }
-}
-
-#[test]
-fn masked_conv_transpose2d_matches_f64_reference_on_every_device() {
-    use biokernels::ConvTranspose2dGeometry;
-    let geoms = [
-        ConvTranspose2dGeometry::new(2, 12, (5, 4), 6, (3, 3))
-            .with_stride((2, 2))
-            .with_padding(Padding::Same),
-        ConvTranspose2dGeometry::new(3, 8, (4, 6), 4, (2, 3))
-            .with_stride((2, 1))
-            .with_groups(2)
-            .with_output_padding((1, 0)),
-    ];
-    for dev in devices("masked_conv_transpose2d_matches_f64_reference_on_every_device") {
-        for gt in &geoms {
-            // References through the convolution this layer is the input gradient of.
-            let adj = gt.adjoint_conv().unwrap();
-            let mask = conv_mask(&adj);
-            let x = random(gt.input_len(), 51);
-            let w = random(gt.weight_len(), 52);
-            let bias = random(gt.out_channels, 53);
-            let y_len = gt.output_len().unwrap();
-            let dy = random(y_len, 54);
-            let zeros_b = vec![0f32; adj.out_channels];
-            let zeros_x = vec![0f32; adj.input_len()];
-            let (mut want_y, _) = conv_grad_reference(&adj, &zeros_x, &w, &x, &mask);
-            let hw = y_len / (gt.batch * gt.out_channels);
-            for (i, v) in want_y.iter_mut().enumerate() {
-                *v += f64::from(bias[(i / hw) % gt.out_channels]);
-            }
-            let want_dx = conv_reference(&adj, &dy, &w, &mask, &zeros_b);
-            let (_, want_dw) = conv_grad_reference(&adj, &dy, &w, &x, &mask);
-            for p in dev.precisions() {
-                let mut y = vec![f32::NAN; y_len];
-                let mut dx = vec![f32::NAN; x.len()];
-                let mut dw = vec![f32::NAN; w.len()];
-                match &dev {
-                    Device::Cpu => {
-                        biokernels::conv_transpose2d(gt, &x, &w, Some(&mask), Some(&bias), &mut y).unwrap();
-                        biokernels::conv_transpose2d_backward_input(gt, &dy, &w, Some(&mask), &mut dx).unwrap();
-                        biokernels::conv_transpose2d_backward_weight(gt, &x, &dy, Some(&mask), &mut dw).unwrap();
-                    }
-                    Device::Cuda(d) => {
-                        use biokernels::cuda::masked_conv_transpose2d_host as run_t;
-                        let m = Some(&mask);
-                        run_t(d, GemmOp::Forward, p, gt, &x, &w, m, Some(&bias), &mut y, Beta::Zero).unwrap();
-                        run_t(d, GemmOp::Dx, p, gt, &dy, &w, m, None, &mut dx, Beta::Zero).unwrap();
-                        run_t(d, GemmOp::Dw, p, gt, &x, &dy, m, None, &mut dw, Beta::Zero).unwrap();
-                    }
-                }
-                let what = format!("{} conv_transpose2d {gt:?} {}", dev.label(), p.name());
-                for (name, got, want) in [("y", &y, &want_y), ("dx", &dx, &want_dx), ("dw", &dw, &want_dw)] {
-                    assert!(got.iter().all(|v| v.is_finite()), "{what} {name}: not fully written");
-                    let err = rel_error(got, want);
-                    assert!(err < p.tolerance(), "{what} {name}: relative error {err:.3e}");
-                }
-            }
         }
     }
 }
@@ -978,6 +398,8 @@ fn train_ops_outputs(dev: &Device, inp: &TrainOpsInputs) -> Vec<(String, Vec<f32
                 out.push((format!("max_pool2d {dims:?} {pool:?}/{stride:?} dx"), dx));
             }
         }
+        // The typed CUDA API (index buffers, `upload_into`, ...) exists with the feature only.
+        #[cfg(feature = "cuda")]
         Device::Cuda(d) => {
             let up = |v: &[f32]| d.upload(v, 1, v.len(), Precision::F32).unwrap();
             let nan = |len: usize| d.filled(1, len, f32::NAN).unwrap();
@@ -1071,6 +493,8 @@ fn train_ops_outputs(dev: &Device, inp: &TrainOpsInputs) -> Vec<(String, Vec<f32
                 out.push((format!("max_pool2d {dims:?} {pool:?}/{stride:?} dx"), down(&dx)));
             }
         }
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda(_) => unreachable!("no CUDA device exists without the `cuda` feature"),
     }
     out
 }
@@ -1218,6 +642,8 @@ fn training_path_ops_match_f64_reference_on_every_device() {
     }
 }
 
+// The checks are the typed CUDA wrappers', which exist with the `cuda` feature only.
+#[cfg(feature = "cuda")]
 #[test]
 fn training_path_ops_reject_bad_operands_with_typed_errors() {
     for dev in devices("training_path_ops_reject_bad_operands_with_typed_errors") {
@@ -1287,6 +713,7 @@ fn training_path_ops_reject_bad_operands_with_typed_errors() {
     }
 }
 
+#[cfg(feature = "cuda")]
 fn a_reshape(d: &CudaDevice) -> biokernels::Result<()> {
     let mut a = d.filled(3, 4, 0.0)?;
     a.reshape(6, 2)?;

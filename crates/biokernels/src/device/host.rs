@@ -1,0 +1,675 @@
+//! The host emulator of the device backend: [`HostDevice`] computes, on the CPU, what each
+//! CUDA kernel is documented to compute (operands, the `rows × cols` checks that matter,
+//! [`Beta`], scaling conventions). The masked products and convolutions call the CPU kernels of
+//! this crate, which define the same products (`Y = X(W⊙M)`, `dX = dY(W⊙M)ᵀ`,
+//! `dW = (XᵀdY)⊙M`); the optimiser steps call [`crate::optim::apply`], the CPU optimiser's own
+//! formula.
+//!
+//! It exists so that the device paths of the tape run in tests on machines without a GPU; it
+//! does not emulate the kernels' summation orders, precisions or launch limits. Every handle it
+//! returns counts in [`MemoryOps::live_buffers`].
+
+use crate::conv::{Conv2dGeometry, ConvMask, ConvTranspose2dGeometry};
+use crate::cuda::{BinaryOp, GemmOp, Precision, UnaryOp};
+use crate::device::{
+    ConvOps, DeviceConv, DeviceIndex, DeviceMatrix, DeviceStorage, DeviceTiles, ElementwiseOps, GemmOps, LiveCounter,
+    LiveToken, LossOps, MemoryOps, OptimOps, PoolOps, ReduceOps,
+};
+use crate::error::{Error, Result};
+use crate::gemm::{Beta, MatMut, MatRef};
+use crate::optim::OptimizerStep;
+use crate::tile_map::TileMap;
+
+/// A row-major `rows × cols` f32 matrix standing for a device matrix.
+#[derive(Debug)]
+pub struct HostMat {
+    rows: usize,
+    cols: usize,
+    data: Vec<f32>,
+    _live: LiveToken,
+}
+
+impl DeviceStorage for HostMat {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn cols(&self) -> usize {
+        self.cols
+    }
+    fn reshape(&mut self, rows: usize, cols: usize) -> Result<()> {
+        if rows.checked_mul(cols) != Some(self.data.len()) {
+            return Err(bad(
+                "reshape",
+                format!("a {}x{} matrix cannot be viewed as {rows}x{cols}", self.rows, self.cols),
+            ));
+        }
+        self.rows = rows;
+        self.cols = cols;
+        Ok(())
+    }
+}
+
+/// The host emulator (see the [module docs](self)).
+#[derive(Debug, Default)]
+pub struct HostDevice {
+    live: LiveCounter,
+}
+
+impl HostDevice {
+    /// A new emulator with its own live-buffer count.
+    pub fn new() -> Self {
+        HostDevice::default()
+    }
+
+    fn mat(&self, data: Vec<f32>, rows: usize, cols: usize) -> Result<DeviceMatrix> {
+        if rows.checked_mul(cols) != Some(data.len()) {
+            return Err(Error::BufferSize {
+                rows,
+                cols,
+                len: data.len(),
+            });
+        }
+        Ok(DeviceMatrix::new(HostMat {
+            rows,
+            cols,
+            data,
+            _live: self.live.token(),
+        }))
+    }
+}
+
+fn bad(op: &'static str, reason: String) -> Error {
+    Error::CudaOperand { op, reason }
+}
+
+fn same_len(op: &'static str, lens: &[usize]) -> Result<()> {
+    if lens.windows(2).any(|w| w[0] != w[1]) {
+        return Err(bad(op, format!("operand lengths {lens:?} differ")));
+    }
+    Ok(())
+}
+
+fn host<'a>(op: &'static str, m: &'a DeviceMatrix) -> Result<&'a HostMat> {
+    m.storage(op)
+}
+
+fn host_mut<'a>(op: &'static str, m: &'a mut DeviceMatrix) -> Result<&'a mut HostMat> {
+    m.storage_mut(op)
+}
+
+fn axpby(alpha: f32, x: &HostMat, beta: f32, y: &mut HostMat) -> Result<()> {
+    same_len("axpby", &[x.data.len(), y.data.len()])?;
+    for (o, &v) in y.data.iter_mut().zip(&x.data) {
+        *o = if beta == 0.0 { alpha * v } else { alpha * v + beta * *o };
+    }
+    Ok(())
+}
+
+fn binary(kind: BinaryOp, a: &HostMat, b: &HostMat, out: &mut HostMat) -> Result<()> {
+    same_len(kind.name(), &[a.data.len(), b.data.len(), out.data.len()])?;
+    for ((o, &u), &v) in out.data.iter_mut().zip(&a.data).zip(&b.data) {
+        *o = match kind {
+            BinaryOp::Add => u + v,
+            BinaryOp::Sub => u - v,
+            BinaryOp::Mul => u * v,
+        };
+    }
+    Ok(())
+}
+
+fn unary_value(kind: UnaryOp, v: f32) -> f32 {
+    match kind {
+        UnaryOp::Relu => {
+            if v > 0.0 {
+                v
+            } else {
+                0.0
+            }
+        }
+        UnaryOp::Tanh => v.tanh(),
+        UnaryOp::Sigmoid => {
+            if v >= 0.0 {
+                1.0 / (1.0 + (-v).exp())
+            } else {
+                let e = v.exp();
+                e / (1.0 + e)
+            }
+        }
+    }
+}
+
+fn unary(kind: UnaryOp, x: &HostMat, y: &mut HostMat) -> Result<()> {
+    same_len(kind.name(), &[x.data.len(), y.data.len()])?;
+    for (o, &v) in y.data.iter_mut().zip(&x.data) {
+        *o = unary_value(kind, v);
+    }
+    Ok(())
+}
+
+fn unary_backward(kind: UnaryOp, x: &HostMat, y: &HostMat, dy: &HostMat, dx: &mut HostMat, beta: Beta) -> Result<()> {
+    same_len(kind.name(), &[x.data.len(), y.data.len(), dy.data.len(), dx.data.len()])?;
+    for (k, o) in dx.data.iter_mut().enumerate() {
+        let d = match kind {
+            UnaryOp::Relu => {
+                if x.data[k] > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            UnaryOp::Tanh => 1.0 - y.data[k] * y.data[k],
+            UnaryOp::Sigmoid => y.data[k] * (1.0 - y.data[k]),
+        };
+        let v = dy.data[k] * d;
+        *o = if beta == Beta::One { *o + v } else { v };
+    }
+    Ok(())
+}
+
+fn bias_add_rows(y: &mut HostMat, bias: &HostMat) -> Result<()> {
+    if bias.data.len() != y.cols {
+        return Err(bad(
+            "bias_add_rows",
+            format!("bias of {} for {} columns", bias.data.len(), y.cols),
+        ));
+    }
+    for row in y.data.chunks_mut(y.cols.max(1)) {
+        row.iter_mut().zip(&bias.data).for_each(|(o, &b)| *o += b);
+    }
+    Ok(())
+}
+
+fn bias_grad(dy: &HostMat, channels: usize, hw: usize, db: &mut HostMat) -> Result<()> {
+    if channels == 0 || dy.cols != channels * hw || db.data.len() != channels {
+        return Err(bad(
+            "bias_grad",
+            format!("dy {}x{} for {channels} channels of {hw}", dy.rows, dy.cols),
+        ));
+    }
+    db.data.iter_mut().for_each(|v| *v = 0.0);
+    for (k, chunk) in dy.data.chunks(hw.max(1)).enumerate() {
+        db.data[k % channels] += chunk.iter().sum::<f32>();
+    }
+    Ok(())
+}
+
+fn sum_rows_into(x: &HostMat, out: &mut HostMat, beta: Beta) -> Result<()> {
+    if out.data.len() != x.cols {
+        return Err(bad(
+            "sum_rows_into",
+            format!("out of {} for {} columns", out.data.len(), x.cols),
+        ));
+    }
+    if beta == Beta::Zero {
+        out.data.iter_mut().for_each(|v| *v = 0.0);
+    }
+    for row in x.data.chunks(x.cols.max(1)) {
+        out.data.iter_mut().zip(row).for_each(|(o, &v)| *o += v);
+    }
+    Ok(())
+}
+
+fn sum_all(x: &HostMat, out: &mut HostMat) -> Result<()> {
+    if out.data.len() != 1 {
+        return Err(bad("sum_all", "the output must have one element".into()));
+    }
+    out.data[0] = x.data.iter().sum();
+    Ok(())
+}
+
+fn softmax_cross_entropy(
+    z: &HostMat,
+    labels: &HostMat,
+    scale: f32,
+    loss: &mut HostMat,
+    dz: &mut HostMat,
+) -> Result<()> {
+    let (rows, c) = (z.rows, z.cols);
+    if labels.data.len() != rows || loss.data.len() != rows || dz.data.len() != rows * c {
+        return Err(bad("softmax_cross_entropy", "operand lengths".into()));
+    }
+    for r in 0..rows {
+        let row = &z.data[r * c..(r + 1) * c];
+        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let lse = row.iter().map(|&v| (v - m).exp()).sum::<f32>().ln() + m;
+        let label = labels.data[r] as usize;
+        loss.data[r] = lse - row[label];
+        for (j, &v) in row.iter().enumerate() {
+            let onehot = if j == label { 1.0 } else { 0.0 };
+            dz.data[r * c + j] = ((v - lse).exp() - onehot) * scale;
+        }
+    }
+    Ok(())
+}
+
+fn mse(p: &HostMat, t: &HostMat, scale: f32, loss: &mut HostMat, dp: &mut HostMat) -> Result<()> {
+    let n = p.data.len();
+    same_len("mse", &[n, t.data.len(), dp.data.len()])?;
+    if n == 0 || loss.data.len() != 1 {
+        return Err(bad("mse", "empty operands or a loss that is not one element".into()));
+    }
+    let mut s = 0.0f32;
+    for k in 0..n {
+        let d = p.data[k] - t.data[k];
+        s += d * d;
+        dp.data[k] = 2.0 * d * scale;
+    }
+    loss.data[0] = s / n as f32;
+    Ok(())
+}
+
+fn dropout(x: &HostMat, keep: &HostMat, scale: f32, y: &mut HostMat) -> Result<()> {
+    same_len("dropout", &[x.data.len(), keep.data.len(), y.data.len()])?;
+    for ((o, &v), &k) in y.data.iter_mut().zip(&x.data).zip(&keep.data) {
+        *o = v * (k * scale);
+    }
+    Ok(())
+}
+
+fn max_pool2d(
+    x: &HostMat,
+    [n, c, h, w]: [usize; 4],
+    [kh, kw]: [usize; 2],
+    [sh, sw]: [usize; 2],
+    y: &mut HostMat,
+) -> Result<Vec<usize>> {
+    if kh == 0 || kw == 0 || sh == 0 || sw == 0 || kh > h || kw > w || x.data.len() != n * c * h * w {
+        return Err(bad("max_pool2d", "window, stride or input size".into()));
+    }
+    let (oh, ow) = ((h - kh) / sh + 1, (w - kw) / sw + 1);
+    if y.data.len() != n * c * oh * ow {
+        return Err(bad("max_pool2d", "output length".into()));
+    }
+    let mut arg = vec![0usize; y.data.len()];
+    for p in 0..n * c {
+        for i in 0..oh {
+            for j in 0..ow {
+                let mut best_at = p * h * w + i * sh * w + j * sw;
+                for di in 0..kh {
+                    for dj in 0..kw {
+                        let at = p * h * w + (i * sh + di) * w + j * sw + dj;
+                        if x.data[at] > x.data[best_at] {
+                            best_at = at;
+                        }
+                    }
+                }
+                let o = (p * oh + i) * ow + j;
+                y.data[o] = x.data[best_at];
+                arg[o] = best_at;
+            }
+        }
+    }
+    Ok(arg)
+}
+
+fn max_pool2d_backward(dy: &HostMat, arg: &[usize], dx: &mut HostMat) -> Result<()> {
+    same_len("max_pool2d_backward", &[dy.data.len(), arg.len()])?;
+    dx.data.iter_mut().for_each(|v| *v = 0.0);
+    for (&a, &g) in arg.iter().zip(&dy.data) {
+        let slot = dx
+            .data
+            .get_mut(a)
+            .ok_or_else(|| bad("max_pool2d_backward", format!("argmax {a} out of range")))?;
+        *slot += g;
+    }
+    Ok(())
+}
+
+fn copy_columns(
+    src: &HostMat,
+    src_col: usize,
+    dst: &mut HostMat,
+    dst_col: usize,
+    cols: usize,
+    beta: Beta,
+) -> Result<()> {
+    if src.rows != dst.rows || src_col + cols > src.cols || dst_col + cols > dst.cols {
+        return Err(bad(
+            "copy_columns",
+            "rows differ or a column range leaves its matrix".into(),
+        ));
+    }
+    for r in 0..src.rows {
+        for j in 0..cols {
+            let v = src.data[r * src.cols + src_col + j];
+            let o = &mut dst.data[r * dst.cols + dst_col + j];
+            *o = if beta == Beta::One { *o + v } else { v };
+        }
+    }
+    Ok(())
+}
+
+/// One masked product through the CPU kernels.
+fn gemm(op: GemmOp, a: &HostMat, b: &HostMat, mask: &TileMap, out: &mut HostMat, beta: Beta) -> Result<()> {
+    let (ar, ac, br, bc) = (a.rows, a.cols, b.rows, b.cols);
+    let (or, oc) = (out.rows, out.cols);
+    let (a, b) = (MatRef::new(&a.data, ar, ac)?, MatRef::new(&b.data, br, bc)?);
+    let o = MatMut::new(&mut out.data, or, oc)?;
+    match op {
+        GemmOp::Forward => crate::gemm::masked_matmul(a, b, mask, o, beta)?,
+        GemmOp::Dx => crate::gemm::masked_matmul_dx(a, b, mask, o, beta)?,
+        GemmOp::Dw => crate::gemm::masked_matmul_dw(a, b, mask, o, beta)?,
+    }
+    Ok(())
+}
+
+/// Runs a CPU convolution product into `out`: overwriting it (`Beta::Zero`), or into a
+/// scratch buffer then added (`Beta::One`; the CPU kernels always overwrite).
+fn conv_into(out: &mut HostMat, beta: Beta, run: impl FnOnce(&mut [f32]) -> Result<()>) -> Result<()> {
+    match beta {
+        Beta::Zero => run(&mut out.data),
+        Beta::One => {
+            let mut fresh = vec![0.0; out.data.len()];
+            run(&mut fresh)?;
+            out.data.iter_mut().zip(&fresh).for_each(|(o, v)| *o += v);
+            Ok(())
+        }
+    }
+}
+
+/// The emulator's conv mask: the host mask (a private copy, `None` = every weight) and the
+/// dims it was uploaded for.
+#[derive(Debug)]
+struct HostConvMask {
+    dims: [usize; 5],
+    mask: Option<ConvMask>,
+}
+
+fn conv_mask<'a>(op: &'static str, mask: &'a DeviceConv, dims: [usize; 5]) -> Result<Option<&'a ConvMask>> {
+    let m = mask.value::<HostConvMask>(op)?;
+    if m.dims != dims {
+        return Err(Error::ConvMaskMismatch {
+            op,
+            expected: dims,
+            got: m.dims,
+        });
+    }
+    Ok(m.mask.as_ref())
+}
+
+fn bias_slice<'a>(op: &'static str, bias: Option<&'a DeviceMatrix>) -> Result<Option<&'a [f32]>> {
+    bias.map(|b| host(op, b).map(|m| m.data.as_slice())).transpose()
+}
+
+impl MemoryOps for HostDevice {
+    fn name(&self) -> String {
+        "host emulator".into()
+    }
+
+    fn live_buffers(&self) -> usize {
+        self.live.live()
+    }
+
+    fn upload(&self, data: &[f32], rows: usize, cols: usize) -> Result<DeviceMatrix> {
+        self.mat(data.to_vec(), rows, cols)
+    }
+
+    fn filled(&self, rows: usize, cols: usize, value: f32) -> Result<DeviceMatrix> {
+        let len = rows.checked_mul(cols).ok_or(Error::SizeOverflow { rows, cols })?;
+        self.mat(vec![value; len], rows, cols)
+    }
+
+    fn download(&self, m: &DeviceMatrix) -> Result<Vec<f32>> {
+        Ok(host("download", m)?.data.clone())
+    }
+
+    fn copy(&self, src: &DeviceMatrix, dst: &mut DeviceMatrix) -> Result<()> {
+        let (s, d) = (host("copy", src)?, host_mut("copy", dst)?);
+        same_len("copy", &[s.data.len(), d.data.len()])?;
+        d.data.copy_from_slice(&s.data);
+        Ok(())
+    }
+
+    fn copy_columns(
+        &self,
+        src: &DeviceMatrix,
+        src_col: usize,
+        dst: &mut DeviceMatrix,
+        dst_col: usize,
+        cols: usize,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "copy_columns";
+        copy_columns(host(OP, src)?, src_col, host_mut(OP, dst)?, dst_col, cols, beta)
+    }
+}
+
+impl GemmOps for HostDevice {
+    fn upload_tile_map(&self, map: &TileMap) -> Result<DeviceTiles> {
+        Ok(self.live.opaque(map.clone()))
+    }
+
+    fn masked_gemm(
+        &self,
+        op: GemmOp,
+        _precision: Precision,
+        a: &DeviceMatrix,
+        b: &DeviceMatrix,
+        tiles: &DeviceTiles,
+        out: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "masked_gemm";
+        let map = tiles.value::<TileMap>(OP)?;
+        gemm(op, host(OP, a)?, host(OP, b)?, map, host_mut(OP, out)?, beta)
+    }
+}
+
+impl ConvOps for HostDevice {
+    fn upload_conv_mask(&self, dims: [usize; 5], mask: Option<&ConvMask>) -> Result<DeviceConv> {
+        if let Some(m) = mask {
+            if m.dims() != dims {
+                return Err(Error::ConvMaskMismatch {
+                    op: "upload_conv_mask",
+                    expected: dims,
+                    got: m.dims(),
+                });
+            }
+        }
+        Ok(self.live.opaque(HostConvMask {
+            dims,
+            mask: mask.cloned(),
+        }))
+    }
+
+    fn masked_conv2d(
+        &self,
+        _precision: Precision,
+        geom: &Conv2dGeometry,
+        x: &DeviceMatrix,
+        w: &DeviceMatrix,
+        mask: &DeviceConv,
+        bias: Option<&DeviceMatrix>,
+        y: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "masked_conv2d";
+        let m = conv_mask(OP, mask, geom.mask_dims())?;
+        let (x, w, bias) = (host(OP, x)?, host(OP, w)?, bias_slice(OP, bias)?);
+        conv_into(host_mut(OP, y)?, beta, |out| {
+            crate::conv::conv2d(geom, &x.data, &w.data, m, bias, out)
+        })
+    }
+
+    fn masked_conv2d_backward(
+        &self,
+        op: GemmOp,
+        _precision: Precision,
+        geom: &Conv2dGeometry,
+        a: &DeviceMatrix,
+        b: &DeviceMatrix,
+        mask: &DeviceConv,
+        out: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "masked_conv2d_backward";
+        let m = conv_mask(OP, mask, geom.mask_dims())?;
+        let (a, b) = (&host(OP, a)?.data, &host(OP, b)?.data);
+        conv_into(host_mut(OP, out)?, beta, |out| match op {
+            GemmOp::Dx => crate::conv::conv2d_backward_input(geom, a, b, m, out),
+            GemmOp::Dw => crate::conv::conv2d_backward_weight(geom, a, b, m, out),
+            GemmOp::Forward => Err(bad(OP, "the forward is masked_conv2d".into())),
+        })
+    }
+
+    fn masked_conv_transpose2d(
+        &self,
+        op: GemmOp,
+        _precision: Precision,
+        geom: &ConvTranspose2dGeometry,
+        a: &DeviceMatrix,
+        b: &DeviceMatrix,
+        mask: &DeviceConv,
+        bias: Option<&DeviceMatrix>,
+        out: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "masked_conv_transpose2d";
+        use crate::conv::{conv_transpose2d, conv_transpose2d_backward_input, conv_transpose2d_backward_weight};
+        let m = conv_mask(OP, mask, geom.mask_dims())?;
+        let (a, b, bias) = (&host(OP, a)?.data, &host(OP, b)?.data, bias_slice(OP, bias)?);
+        conv_into(host_mut(OP, out)?, beta, |out| match op {
+            GemmOp::Forward => conv_transpose2d(geom, a, b, m, bias, out),
+            GemmOp::Dx => conv_transpose2d_backward_input(geom, a, b, m, out),
+            GemmOp::Dw => conv_transpose2d_backward_weight(geom, a, b, m, out),
+        })
+    }
+}
+
+impl ElementwiseOps for HostDevice {
+    fn unary(&self, op: UnaryOp, x: &DeviceMatrix, y: &mut DeviceMatrix) -> Result<()> {
+        unary(op, host(op.name(), x)?, host_mut(op.name(), y)?)
+    }
+
+    fn unary_backward(
+        &self,
+        op: UnaryOp,
+        x: &DeviceMatrix,
+        y: &DeviceMatrix,
+        dy: &DeviceMatrix,
+        dx: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        let n = op.name();
+        unary_backward(op, host(n, x)?, host(n, y)?, host(n, dy)?, host_mut(n, dx)?, beta)
+    }
+
+    fn binary(&self, op: BinaryOp, a: &DeviceMatrix, b: &DeviceMatrix, out: &mut DeviceMatrix) -> Result<()> {
+        let n = op.name();
+        binary(op, host(n, a)?, host(n, b)?, host_mut(n, out)?)
+    }
+
+    fn axpby(&self, alpha: f32, x: &DeviceMatrix, beta: f32, y: &mut DeviceMatrix) -> Result<()> {
+        axpby(alpha, host("axpby", x)?, beta, host_mut("axpby", y)?)
+    }
+
+    fn fill(&self, m: &mut DeviceMatrix, value: f32) -> Result<()> {
+        host_mut("fill", m)?.data.iter_mut().for_each(|v| *v = value);
+        Ok(())
+    }
+
+    fn dropout(&self, x: &DeviceMatrix, keep: &DeviceMatrix, scale: f32, y: &mut DeviceMatrix) -> Result<()> {
+        dropout(
+            host("dropout", x)?,
+            host("dropout", keep)?,
+            scale,
+            host_mut("dropout", y)?,
+        )
+    }
+}
+
+impl ReduceOps for HostDevice {
+    fn bias_add_rows(&self, y: &mut DeviceMatrix, bias: &DeviceMatrix) -> Result<()> {
+        bias_add_rows(host_mut("bias_add_rows", y)?, host("bias_add_rows", bias)?)
+    }
+
+    fn bias_grad(&self, dy: &DeviceMatrix, channels: usize, hw: usize, db: &mut DeviceMatrix) -> Result<()> {
+        bias_grad(host("bias_grad", dy)?, channels, hw, host_mut("bias_grad", db)?)
+    }
+
+    fn sum_rows_into(&self, x: &DeviceMatrix, out: &mut DeviceMatrix, beta: Beta) -> Result<()> {
+        sum_rows_into(host("sum_rows_into", x)?, host_mut("sum_rows_into", out)?, beta)
+    }
+
+    fn sum_all(&self, x: &DeviceMatrix, out: &mut DeviceMatrix) -> Result<()> {
+        sum_all(host("sum_all", x)?, host_mut("sum_all", out)?)
+    }
+}
+
+impl LossOps for HostDevice {
+    fn softmax_cross_entropy(
+        &self,
+        logits: &DeviceMatrix,
+        labels: &DeviceMatrix,
+        grad_scale: f32,
+        loss: &mut DeviceMatrix,
+        dlogits: &mut DeviceMatrix,
+    ) -> Result<()> {
+        const OP: &str = "softmax_cross_entropy";
+        softmax_cross_entropy(
+            host(OP, logits)?,
+            host(OP, labels)?,
+            grad_scale,
+            host_mut(OP, loss)?,
+            host_mut(OP, dlogits)?,
+        )
+    }
+
+    fn mse(
+        &self,
+        pred: &DeviceMatrix,
+        target: &DeviceMatrix,
+        grad_scale: f32,
+        loss: &mut DeviceMatrix,
+        dpred: &mut DeviceMatrix,
+    ) -> Result<()> {
+        const OP: &str = "mse";
+        mse(
+            host(OP, pred)?,
+            host(OP, target)?,
+            grad_scale,
+            host_mut(OP, loss)?,
+            host_mut(OP, dpred)?,
+        )
+    }
+}
+
+impl PoolOps for HostDevice {
+    fn max_pool2d(
+        &self,
+        x: &DeviceMatrix,
+        dims: [usize; 4],
+        pool: [usize; 2],
+        stride: [usize; 2],
+        y: &mut DeviceMatrix,
+    ) -> Result<DeviceIndex> {
+        let arg = max_pool2d(host("max_pool2d", x)?, dims, pool, stride, host_mut("max_pool2d", y)?)?;
+        Ok(self.live.opaque(arg))
+    }
+
+    fn max_pool2d_backward(&self, dy: &DeviceMatrix, argmax: &DeviceIndex, dx: &mut DeviceMatrix) -> Result<()> {
+        const OP: &str = "max_pool2d_backward";
+        let arg = argmax.value::<Vec<usize>>(OP)?;
+        max_pool2d_backward(host(OP, dy)?, arg, host_mut(OP, dx)?)
+    }
+}
+
+impl OptimOps for HostDevice {
+    fn optimizer_step(
+        &self,
+        step: OptimizerStep,
+        w: &mut DeviceMatrix,
+        g: &DeviceMatrix,
+        first: &mut DeviceMatrix,
+        second: &mut DeviceMatrix,
+    ) -> Result<()> {
+        const OP: &str = "optimizer_step";
+        crate::optim::apply(
+            step,
+            &mut host_mut(OP, w)?.data,
+            &host(OP, g)?.data,
+            &mut host_mut(OP, first)?.data,
+            &mut host_mut(OP, second)?.data,
+        )
+    }
+}
