@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use biokernels::cuda::{BinaryOp, GemmOp, Precision, UnaryOp};
-use biokernels::device::{DeviceBackend, DeviceConv, DeviceIndex, DeviceMatrix, DeviceTiles};
+use biokernels::cuda::{GemmOp, Precision};
+use biokernels::device::{DeviceBackend, DeviceConv, DeviceMatrix, DeviceTiles};
 use biokernels::gemm::Beta;
 use biokernels::optim::OptimizerStep;
 
@@ -186,7 +186,9 @@ impl CudaBuffer {
         Ok(out)
     }
 
-    // --- the device operations (one backend call each) ---------------------------------------
+    // --- device operations: a tape op calls its backend method through `launch`; what stays
+    // here is what several tape ops share (gradient accumulation, GEMM/conv operand views,
+    // the optimiser step) ----------------------------------------------------------------------
 
     /// The device matrix (an input of [`CudaBuffer::launch`]).
     pub(crate) fn matrix(&self) -> &DeviceMatrix {
@@ -213,55 +215,6 @@ impl CudaBuffer {
         Ok(dev.axpby(alpha, &x.mat, beta, y.mat_mut()?)?)
     }
 
-    /// `out = a op b` elementwise (same lengths).
-    pub(crate) fn binary(kind: BinaryOp, a: &CudaBuffer, b: &CudaBuffer, out: &mut CudaBuffer) -> Result<()> {
-        let dev = on_one_device(kind.name(), out, &[a, b])?;
-        Ok(dev.binary(kind, &a.mat, &b.mat, out.mat_mut()?)?)
-    }
-
-    /// `y = act(x)`.
-    pub(crate) fn unary(kind: UnaryOp, x: &CudaBuffer, y: &mut CudaBuffer) -> Result<()> {
-        let dev = on_one_device(kind.name(), y, &[x])?;
-        Ok(dev.unary(kind, &x.mat, y.mat_mut()?)?)
-    }
-
-    /// `dx (+)= dy · act'(x or y)`.
-    pub(crate) fn unary_backward(
-        kind: UnaryOp,
-        x: &CudaBuffer,
-        y: &CudaBuffer,
-        dy: &CudaBuffer,
-        dx: &mut CudaBuffer,
-        beta: Beta,
-    ) -> Result<()> {
-        let dev = on_one_device(kind.name(), dx, &[x, y, dy])?;
-        Ok(dev.unary_backward(kind, &x.mat, &y.mat, &dy.mat, dx.mat_mut()?, beta)?)
-    }
-
-    /// `y (rows, C) += bias (C)`.
-    pub(crate) fn bias_add_rows(y: &mut CudaBuffer, bias: &CudaBuffer) -> Result<()> {
-        let dev = on_one_device("bias_add_rows", y, &[bias])?;
-        Ok(dev.bias_add_rows(y.mat_mut()?, &bias.mat)?)
-    }
-
-    /// `db (C) = Σ dy` per channel (dense `hw = 1` or NCHW).
-    pub(crate) fn bias_grad(dy: &CudaBuffer, channels: usize, hw: usize, db: &mut CudaBuffer) -> Result<()> {
-        let dev = on_one_device("bias_grad", db, &[dy])?;
-        Ok(dev.bias_grad(&dy.mat, channels, hw, db.mat_mut()?)?)
-    }
-
-    /// `out (c) (+)= Σ_r x (r, c)`.
-    pub(crate) fn sum_rows_into(x: &CudaBuffer, out: &mut CudaBuffer, beta: Beta) -> Result<()> {
-        let dev = on_one_device("sum_rows_into", out, &[x])?;
-        Ok(dev.sum_rows_into(&x.mat, out.mat_mut()?, beta)?)
-    }
-
-    /// `out (1) = Σ x`.
-    pub(crate) fn sum_all(x: &CudaBuffer, out: &mut CudaBuffer) -> Result<()> {
-        let dev = on_one_device("sum_all", out, &[x])?;
-        Ok(dev.sum_all(&x.mat, out.mat_mut()?)?)
-    }
-
     /// Per-row softmax cross-entropy loss and its scaled gradient.
     pub(crate) fn softmax_cross_entropy(
         z: &CudaBuffer,
@@ -284,24 +237,6 @@ impl CudaBuffer {
     ) -> Result<()> {
         let dev = on_one_device("mse", loss, &[p, t, &*dp])?;
         Ok(dev.mse(&p.mat, &t.mat, scale, loss.mat_mut()?, dp.mat_mut()?)?)
-    }
-
-    /// Valid max pooling of NCHW `x` (`dims = [N, C, H, W]`) into `y`; returns the argmax.
-    pub(crate) fn max_pool2d(
-        x: &CudaBuffer,
-        dims: [usize; 4],
-        pool: [usize; 2],
-        stride: [usize; 2],
-        y: &mut CudaBuffer,
-    ) -> Result<DeviceIndex> {
-        let dev = on_one_device("max_pool2d", y, &[x])?;
-        Ok(dev.max_pool2d(&x.mat, dims, pool, stride, y.mat_mut()?)?)
-    }
-
-    /// `dx = 0` except `dx[argmax[o]] += dy[o]`.
-    pub(crate) fn max_pool2d_backward(dy: &CudaBuffer, idx: &DeviceIndex, dx: &mut CudaBuffer) -> Result<()> {
-        let dev = on_one_device("max_pool2d_backward", dx, &[dy])?;
-        Ok(dev.max_pool2d_backward(&dy.mat, idx, dx.mat_mut()?)?)
     }
 
     /// One optimizer step in place on this parameter buffer (copied first if shared), with

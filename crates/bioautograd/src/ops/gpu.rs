@@ -136,7 +136,9 @@ impl<T: Float> Graph<T> {
         if ta.shape() == tb.shape() {
             // The elementwise kernels only look at lengths: no views needed.
             let mut y = zeros_shape(&ab, &out)?;
-            CudaBuffer::binary(kind, &ab, &bb, &mut y)?;
+            CudaBuffer::launch(kind.name(), &mut y, &[&ab, &bb], |d, out| {
+                d.binary(kind, ab.matrix(), bb.matrix(), out)
+            })?;
             return Ok(self.push_device(Tensor::from_cuda(y, out), &[*a, *b], move |g, needs| {
                 Ok(match kind {
                     BinaryOp::Add => vec![needs[0].then(|| g.clone()), needs[1].then(|| g.clone())],
@@ -147,7 +149,9 @@ impl<T: Float> Graph<T> {
                     BinaryOp::Mul => {
                         let prod = |other: &CudaBuffer| -> Result<CudaBuffer> {
                             let mut o = g.zeros_like()?;
-                            CudaBuffer::binary(BinaryOp::Mul, g, other, &mut o)?;
+                            CudaBuffer::launch("mul", &mut o, &[g, other], |d, out| {
+                                d.binary(BinaryOp::Mul, g.matrix(), other.matrix(), out)
+                            })?;
                             Ok(o)
                         };
                         vec![
@@ -180,7 +184,10 @@ impl<T: Float> Graph<T> {
             // `view` returned the shared buffer itself: write into a copy.
             y = y.deep_copy()?;
         }
-        CudaBuffer::bias_add_rows(&mut y, &row.view(1, p)?)?;
+        let bias = row.view(1, p)?;
+        CudaBuffer::launch("bias_add_rows", &mut y, &[&bias], |d, out| {
+            d.bias_add_rows(out, bias.matrix())
+        })?;
         let y = y.view_shape(&out)?;
         Ok(self.push_device(Tensor::from_cuda(y, out), &[*a, *b], move |g, needs| {
             let need_row = if a_full { needs[1] } else { needs[0] };
@@ -188,7 +195,9 @@ impl<T: Float> Graph<T> {
             let d_row = if need_row {
                 let gv = g.view(rows, p)?;
                 let mut d = gv.zeros(1, p)?;
-                CudaBuffer::sum_rows_into(&gv, &mut d, Beta::Zero)?;
+                CudaBuffer::launch("sum_rows_into", &mut d, &[&gv], |dev, out| {
+                    dev.sum_rows_into(gv.matrix(), out, Beta::Zero)
+                })?;
                 Some(d)
             } else {
                 None
@@ -247,7 +256,9 @@ impl<T: Float> Graph<T> {
                 if needs.len() == 3 {
                     out.push(if needs[2] {
                         let mut db = gv.zeros(1, cout)?;
-                        CudaBuffer::bias_grad(&gv, cout, hw, &mut db)?;
+                        CudaBuffer::launch("bias_grad", &mut db, &[&gv], |d, out| {
+                            d.bias_grad(gv.matrix(), cout, hw, out)
+                        })?;
                         Some(db)
                     } else {
                         None
@@ -273,12 +284,14 @@ impl<T: Float> Graph<T> {
         };
         let xb = dbuf(op, &xt)?.clone();
         let mut y = xb.zeros_like()?;
-        CudaBuffer::unary(kind, &xb, &mut y)?;
+        CudaBuffer::launch(kind.name(), &mut y, &[&xb], |d, out| d.unary(kind, xb.matrix(), out))?;
         let yb = y.clone();
         Ok(
             self.push_device(Tensor::from_cuda(y, xt.shape().to_vec()), &[*x], move |g, _| {
                 let mut dx = xb.zeros_like()?;
-                CudaBuffer::unary_backward(kind, &xb, &yb, g, &mut dx, Beta::Zero)?;
+                CudaBuffer::launch(kind.name(), &mut dx, &[&xb, &yb, g], |d, out| {
+                    d.unary_backward(kind, xb.matrix(), yb.matrix(), g.matrix(), out, Beta::Zero)
+                })?;
                 Ok(vec![Some(dx)])
             }),
         )
@@ -298,11 +311,15 @@ impl<T: Float> Graph<T> {
     ) -> Result<Var> {
         let xb = dbuf(op, &xt)?.clone();
         let mut y = zeros_shape(&xb, &out_shape)?;
-        let argmax = CudaBuffer::max_pool2d(&xb, dims, kernel, stride, &mut y)?;
+        let argmax = CudaBuffer::launch("max_pool2d", &mut y, &[&xb], |d, out| {
+            d.max_pool2d(xb.matrix(), dims, kernel, stride, out)
+        })?;
         let x_shape = xt.shape().to_vec();
         Ok(self.push_device(Tensor::from_cuda(y, out_shape), &[*x], move |g, _| {
             let mut dx = zeros_shape(&xb, &x_shape)?;
-            CudaBuffer::max_pool2d_backward(g, &argmax, &mut dx)?;
+            CudaBuffer::launch("max_pool2d_backward", &mut dx, &[g], |d, out| {
+                d.max_pool2d_backward(g.matrix(), &argmax, out)
+            })?;
             Ok(vec![Some(dx)])
         }))
     }
@@ -377,7 +394,7 @@ impl<T: Float> Graph<T> {
         let n = xt.numel();
         let scale = if mean { 1.0 / n as f32 } else { 1.0 };
         let mut s = xb.zeros(1, 1)?;
-        CudaBuffer::sum_all(&xb, &mut s)?;
+        CudaBuffer::launch("sum_all", &mut s, &[&xb], |d, out| d.sum_all(xb.matrix(), out))?;
         let s = times(&s, scale)?;
         let (rows, cols) = (xb.rows(), xb.cols());
         Ok(self.push_device(Tensor::from_cuda(s, Vec::new()), &[*x], move |g, _| {
@@ -403,7 +420,9 @@ impl<T: Float> Graph<T> {
         let inv_n = 1.0 / n as f32;
         CudaBuffer::softmax_cross_entropy(&zb, &lab, inv_n, &mut rows_loss, &mut dz)?;
         let mut loss = zb.zeros(1, 1)?;
-        CudaBuffer::sum_all(&rows_loss, &mut loss)?;
+        CudaBuffer::launch("sum_all", &mut loss, &[&rows_loss], |d, out| {
+            d.sum_all(rows_loss.matrix(), out)
+        })?;
         let loss = loss.scaled(inv_n)?;
         Ok(
             self.push_device(Tensor::from_cuda(loss, Vec::new()), &[*logits], move |g, _| {
@@ -486,7 +505,9 @@ impl<T: Float> Graph<T> {
         let t_hh = xb.tile_map_or_full(mask, h, h)?;
         let t_ih = xb.full_tile_map(i, h)?;
         let mut bias = xb.zeros(1, h)?;
-        CudaBuffer::binary(BinaryOp::Add, &bih, &bhh, &mut bias)?;
+        CudaBuffer::launch("add", &mut bias, &[&bih, &bhh], |d, out| {
+            d.binary(BinaryOp::Add, bih.matrix(), bhh.matrix(), out)
+        })?;
         let mut out = xb.zeros(b, steps * h)?;
         let mut xs = Vec::with_capacity(steps);
         let mut hs: Vec<CudaBuffer> = Vec::with_capacity(steps);
@@ -505,7 +526,9 @@ impl<T: Float> Graph<T> {
                 &mut z,
                 Beta::Zero,
             )?;
-            CudaBuffer::bias_add_rows(&mut z, &bias)?;
+            CudaBuffer::launch("bias_add_rows", &mut z, &[&bias], |d, out| {
+                d.bias_add_rows(out, bias.matrix())
+            })?;
             if let Some(prev) = hs.last() {
                 CudaBuffer::gemm(
                     GemmOp::Forward,
@@ -520,7 +543,7 @@ impl<T: Float> Graph<T> {
                 )?;
             }
             let mut ht = xb.zeros(b, h)?;
-            CudaBuffer::unary(act, &z, &mut ht)?;
+            CudaBuffer::launch(act.name(), &mut ht, &[&z], |d, out| d.unary(act, z.matrix(), out))?;
             select_columns(&ht, b, steps * h, t * h, h, true, &mut out, Beta::One)?;
             xs.push(x_t);
             hs.push(ht);
@@ -540,11 +563,13 @@ impl<T: Float> Graph<T> {
                     let mut d = xb.zeros(b, h)?;
                     select_columns(g, b, steps * h, t * h, h, false, &mut d, Beta::Zero)?;
                     if let Some(dl) = &delta {
-                        CudaBuffer::axpby(1.0, dl, 1.0, &mut d)?;
+                        CudaBuffer::launch("axpby", &mut d, &[dl], |dev, out| dev.axpby(1.0, dl.matrix(), 1.0, out))?;
                     }
                     // relu reads x: h_t > 0 exactly where z_t > 0, so h_t stands for z_t.
                     let mut dz = xb.zeros(b, h)?;
-                    CudaBuffer::unary_backward(act, &hs[t], &hs[t], &d, &mut dz, Beta::Zero)?;
+                    CudaBuffer::launch(act.name(), &mut dz, &[&hs[t], &d], |dev, out| {
+                        dev.unary_backward(act, hs[t].matrix(), hs[t].matrix(), d.matrix(), out, Beta::Zero)
+                    })?;
                     if t > 0 {
                         let mut dl = xb.zeros(b, h)?;
                         CudaBuffer::gemm(GemmOp::Dx, prec, &dz, (b, h), &whh, (h, h), &t_hh, &mut dl, Beta::Zero)?;
@@ -562,7 +587,9 @@ impl<T: Float> Graph<T> {
                         select_columns(&dxt, b, steps * i, t * i, i, true, dx, Beta::One)?;
                     }
                     if let Some(db) = &mut db {
-                        CudaBuffer::sum_rows_into(&dz, db, Beta::One)?;
+                        CudaBuffer::launch("sum_rows_into", db, &[&dz], |d, out| {
+                            d.sum_rows_into(dz.matrix(), out, Beta::One)
+                        })?;
                     }
                 }
                 let dbih = if needs[2] { db.clone() } else { None };
