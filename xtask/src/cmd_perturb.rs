@@ -77,6 +77,16 @@ pub fn run(a: &PerturbArgs) -> CliResult {
     } else {
         vec![Perturbation::from_name(&a.perturbation)?]
     };
+    if !(a.mean.is_finite() && (0.0..=255.0).contains(&a.mean)) {
+        return Err(crate::cli::cli_err(format!("--mean: {} is not in [0, 255]", a.mean)));
+    }
+    // The output is PNG bytes: refuse a name that says otherwise rather than mislabel the file.
+    if !a.out.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
+        return Err(crate::cli::cli_err(format!(
+            "--out: {} must end in .png (the image is written as PNG)",
+            a.out.display()
+        )));
+    }
     let (h, w, image) = load_grey(&a.image)?;
     let opts = PerturbOptions::with_mean(a.mean);
     let mut rows: Vec<Vec<Vec<f32>>> = Vec::new();

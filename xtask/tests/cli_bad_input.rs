@@ -188,3 +188,31 @@ fn reproduce_refuses_other_experiments_flags_before_writing() {
     rejects(&dir, &["reproduce", "nope", "--out", "r"], &["nope"]);
     assert!(!dir.join("r").exists());
 }
+
+#[test]
+fn perturb_and_mnist_latents_name_the_bad_value() {
+    let dir = scratch("perturb");
+    image::GrayImage::from_pixel(8, 8, image::Luma([100u8]))
+        .save(dir.join("in.png"))
+        .unwrap();
+    let base = [
+        "perturb",
+        "--image",
+        "in.png",
+        "--perturbation",
+        "Uniform",
+        "--level",
+        "1",
+    ];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> { base.iter().chain(extra).copied().collect() };
+    rejects(&dir, &with(&["--mean", "NaN", "--out", "o.png"]), &["--mean", "NaN"]);
+    rejects(&dir, &with(&["--mean", "300", "--out", "o.png"]), &["--mean", "300"]);
+    rejects(&dir, &with(&["--out", "o.jpg"]), &["--out", "o.jpg", ".png"]);
+    // A bad training setting is named before any data is looked for.
+    rejects(
+        &dir,
+        &["mnist-latents", "--batch-size", "0", "--out", "l.npy"],
+        &["batch_size", "0"],
+    );
+    rejects(&dir, &["mnist-latents", "--epochs", "0", "--out", "l.npy"], &["epochs"]);
+}

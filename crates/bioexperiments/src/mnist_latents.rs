@@ -55,6 +55,22 @@ pub struct MnistLatentsConfig {
     pub seed: u64,
 }
 
+impl MnistLatentsConfig {
+    /// Checks the settings that need no data (run first, so a bad flag costs no MNIST load).
+    ///
+    /// # Errors
+    /// `epochs` or `batch_size` of 0, named.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(invalid("epochs", self.epochs, "must be >= 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(invalid("batch_size", self.batch_size, "must be >= 1"));
+        }
+        Ok(())
+    }
+}
+
 impl Default for MnistLatentsConfig {
     fn default() -> Self {
         MnistLatentsConfig {
@@ -136,6 +152,7 @@ pub fn train_mnist_latents(
     cfg: &MnistLatentsConfig,
     progress: bool,
 ) -> Result<MnistLatents> {
+    cfg.validate()?;
     for (name, ds) in [("train", train), ("test", test)] {
         if (ds.channels, ds.height, ds.width) != (1, 28, 28) || ds.is_empty() {
             return Err(crate::error::shape(
@@ -150,9 +167,6 @@ pub fn train_mnist_latents(
                 ),
             ));
         }
-    }
-    if cfg.epochs == 0 || cfg.batch_size == 0 {
-        return Err(invalid("epochs", cfg.epochs, "epochs and batch_size must be >= 1"));
     }
     let start = Instant::now();
     let train = match cfg.train_images {
@@ -211,8 +225,15 @@ pub fn write_latents(table: &LatentTable, latents: &Path, labels: &Path) -> Resu
             })?;
         }
     }
-    bionpy::write_npy(latents, &[table.len(), table.dim()], table.data())?;
-    bionpy::write_npy(labels, &[table.len()], table.labels())?;
+    // Both files or neither: a failure on the labels must not leave a new table beside old
+    // labels.
+    let io = |path: &Path, e: std::io::Error| Error::Data {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
+    let table_bytes = bionpy::npy_bytes(&[table.len(), table.dim()], table.data()).map_err(|e| io(latents, e))?;
+    let label_bytes = bionpy::npy_bytes(&[table.len()], table.labels()).map_err(|e| io(labels, e))?;
+    bionpy::write_all_atomic(&[(latents, &table_bytes), (labels, &label_bytes)])?;
     Ok(())
 }
 
@@ -225,6 +246,7 @@ pub fn run_mnist_latents(
     cfg: &MnistLatentsConfig,
     progress: bool,
 ) -> Result<MnistLatents> {
+    cfg.validate()?;
     let dir = resolve_data_dir(data)?;
     let mnist = if dir.join("mnist").is_dir() {
         dir.join("mnist")
