@@ -549,3 +549,33 @@ fn pic_latent_mem_runs_on_a_small_table() {
     assert_eq!(r.complete_combinations, 2);
     assert_eq!(npy(&out.join("1/validate_metrics_all.npy")).shape, vec![1, 2]);
 }
+
+/// A malformed run file found while merging leaves no output folder (so a retry is not refused
+/// as "not empty") and no work folder; after the file is repaired the same merge succeeds.
+#[test]
+fn a_failed_merge_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let cfg = tiny("nback_mem", false);
+    let full = root.join("full");
+    run(&cfg, &opts(&full)).unwrap();
+    let victim = run_file(
+        &full,
+        Job {
+            combination: 1,
+            iteration: 1,
+        },
+    );
+    let good = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, b"epoch,train_loss\n1,not-a-number\n").unwrap();
+    let merged = root.join("merged");
+    assert!(merge_results(&[full.clone()], &merged, false).is_err());
+    let left: Vec<String> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec!["full".to_string()], "nothing but the input may remain");
+    std::fs::write(&victim, good).unwrap();
+    let m = merge_results(&[full], &merged, false).unwrap();
+    assert_eq!((m.jobs, m.complete_combinations), (4, 2));
+}

@@ -5,6 +5,8 @@
 //! (`<idx>/checkpoints/model_epoch_*_iter_<it>.npz`) are copied; a job found in two inputs is an
 //! error ([`Error::Merge`]), and so is a job of the grid found in none, unless partial results
 //! are allowed. The per-combination arrays are then written for every complete combination.
+//! Everything is written to a sibling work folder renamed into place at the end: a failure
+//! leaves no half-merged output.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -121,8 +123,49 @@ pub fn merge_results(inputs: &[PathBuf], out: &Path, allow_partial: bool) -> Res
             ),
         });
     }
-    layout::write_index(out, &cfg, &combos)?;
-    for (job, input) in &source {
+    // Everything is written to a sibling work folder that is renamed into place when complete:
+    // a malformed run file found half-way leaves no half-merged `out` that a retry would refuse.
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "merged".into());
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let work = parent.join(format!(".{name}.merging-{}", std::process::id()));
+    let merged = write_merged(&work, &cfg, &combos, &source).and_then(|complete| {
+        if out.exists() {
+            std::fs::remove_dir(out).map_err(|e| io_err(out, e))?;
+        }
+        std::fs::rename(&work, out).map_err(|e| io_err(out, e))?;
+        Ok(complete)
+    });
+    let complete = match merged {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&work);
+            return Err(e);
+        }
+    };
+    Ok(MergeReport {
+        jobs: source.len(),
+        missing,
+        complete_combinations: complete,
+    })
+}
+
+/// Writes the merged folder `out` (the work folder of [`merge_results`]): the index, every
+/// job's run file and parameter files, and the arrays of the complete combinations, whose
+/// number it returns.
+fn write_merged(
+    out: &Path,
+    cfg: &super::RunsConfig,
+    combos: &[super::Combination],
+    source: &BTreeMap<Job, &PathBuf>,
+) -> Result<usize> {
+    layout::write_index(out, cfg, combos)?;
+    for (job, input) in source {
         let dst_runs = layout::combination_dir(out, job.combination).join("runs");
         layout::create_dir(&dst_runs)?;
         copy_file(&layout::run_file(input, *job), &layout::run_file(out, *job))?;
@@ -140,10 +183,5 @@ pub fn merge_results(inputs: &[PathBuf], out: &Path, allow_partial: bool) -> Res
             }
         }
     }
-    let complete = layout::write_combination_arrays(out, &cfg, &combos)?;
-    Ok(MergeReport {
-        jobs: source.len(),
-        missing,
-        complete_combinations: complete,
-    })
+    layout::write_combination_arrays(out, cfg, combos)
 }
