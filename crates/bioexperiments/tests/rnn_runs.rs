@@ -569,7 +569,7 @@ fn a_failed_merge_leaves_nothing_behind() {
     let good = std::fs::read(&victim).unwrap();
     std::fs::write(&victim, b"epoch,train_loss\n1,not-a-number\n").unwrap();
     let merged = root.join("merged");
-    assert!(merge_results(&[full.clone()], &merged, false).is_err());
+    assert!(merge_results(std::slice::from_ref(&full), &merged, false).is_err());
     let left: Vec<String> = std::fs::read_dir(root)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
