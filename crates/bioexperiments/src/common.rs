@@ -15,7 +15,7 @@ use biotasks::fit::EpochRecord;
 use biotasks::plot::{write_line_plot, LinePlot, Series};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Options shared by every reproduction.
 #[derive(Debug, Clone)]
@@ -45,7 +45,11 @@ pub struct SettingResult {
     pub runs: Vec<Vec<EpochRecord>>,
 }
 
+/// Writes `text` to `path` atomically, creating its folder first.
 pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| crate::error::io_err(dir, e))?;
+    }
     Ok(bionpy::write_atomic(path, text.as_bytes())?)
 }
 
@@ -66,10 +70,7 @@ pub fn toml_of<T: Serialize>(cfg: &T) -> Result<String> {
 /// # Errors
 /// [`Error::Data`] naming the folder and, for a resume, the differing keys.
 pub fn prepare_results_folder(out: &Path, name: &str, config_toml: &str, resume: bool) -> Result<()> {
-    let data_err = |detail: String| Error::Data {
-        path: out.to_path_buf(),
-        detail,
-    };
+    let data_err = |detail: String| crate::error::io_err(out, detail);
     let saved = out.join("config.toml");
     if resume {
         let text = std::fs::read_to_string(&saved).map_err(|e| {

@@ -58,6 +58,14 @@ impl From<bioautograd::Error> for Error {
 }
 
 /// `param = value: reason` ([`biotasks::Error::InvalidParameter`]).
+/// A file or folder that could not be read or written ([`Error::Data`] naming it).
+pub(crate) fn io_err(path: &std::path::Path, e: impl std::fmt::Display) -> Error {
+    Error::Data {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    }
+}
+
 pub(crate) fn invalid(param: &'static str, value: impl ToString, reason: impl Into<String>) -> Error {
     Error::Tasks(biotasks::Error::InvalidParameter {
         param,

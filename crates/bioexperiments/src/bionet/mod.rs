@@ -43,28 +43,14 @@ use biotasks::data::{
 };
 use biotasks::fit::{fit, FitConfig};
 
-use crate::common::{env_report, ReproduceOptions};
-use crate::error::{invalid, Error, Result};
+use crate::common::{env_report, write_text, ReproduceOptions};
+use crate::error::{invalid, io_err, Result};
 use evaluate::{score, EvalSet};
 use report::{summary, write_robustness};
 
 pub use config::{BioNetArgs, BioNetRunConfig, Convolution, RecurrentOption};
 pub use evaluate::{effective_level, Scored, TrialResult};
 pub use report::{aucs, trapezoid_auc};
-
-pub(crate) fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Data {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    }
-}
-
-fn write_text(path: &Path, text: &str) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-    }
-    Ok(bionpy::write_atomic(path, text.as_bytes())?)
-}
 
 /// The data a run needs, prepared at the model's input size.
 struct Data {

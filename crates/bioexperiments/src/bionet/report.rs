@@ -8,7 +8,7 @@ use biotasks::plot::{write_line_plot, LinePlot, Series};
 
 use super::config::BioNetRunConfig;
 use super::evaluate::TrialResult;
-use super::io_err;
+use crate::error::io_err;
 use crate::error::Result;
 
 /// Trapezoid area under `(x, y)` after sorting by `x` (positive for any monotone levels).

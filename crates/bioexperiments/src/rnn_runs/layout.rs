@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use super::config::RunsConfig;
 use super::grid::{Combination, Job};
-use crate::error::{Error, Result};
+use crate::error::{io_err, Result};
 use biotasks::fit::EpochRecord;
 
 /// `OUT/<idx>`.
@@ -45,13 +45,6 @@ pub fn checkpoint_dir(out: &Path, combination: usize) -> PathBuf {
 /// `model_epoch_<e>_iter_<it>.npz` (`e` 1-based).
 pub fn model_file_name(epoch: usize, iteration: usize) -> String {
     format!("model_epoch_{epoch}_iter_{iteration}.npz")
-}
-
-fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Data {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    }
 }
 
 pub(crate) fn create_dir(path: &Path) -> Result<()> {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::grid::{combinations, jobs, Job};
 use super::layout;
-use crate::error::{Error, Result};
+use crate::error::{io_err, Error, Result};
 
 /// What [`merge_results`] did.
 #[derive(Debug, Clone)]
@@ -24,13 +24,6 @@ pub struct MergeReport {
     pub missing: Vec<Job>,
     /// Combinations complete in the merged folder.
     pub complete_combinations: usize,
-}
-
-fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Data {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    }
 }
 
 fn copy_file(from: &Path, to: &Path) -> Result<()> {
