@@ -23,6 +23,54 @@ pub fn cli_err(msg: impl Into<String>) -> Box<dyn std::error::Error> {
     Box::new(CliError(msg.into()))
 }
 
+/// Refuses an output path whose extension says another format than the bytes written there
+/// (`--out x.jpg` for PNG bytes, `--out m.txt` for a `.npy`): a mislabelled file is a silent
+/// error that surfaces much later.
+pub fn require_extension(flag: &str, path: &std::path::Path, ext: &str) -> Result<(), Box<dyn std::error::Error>> {
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext)) {
+        Ok(())
+    } else {
+        Err(cli_err(format!(
+            "{flag}: {} must end in .{ext} (the file is written as {})",
+            path.display(),
+            ext.to_uppercase()
+        )))
+    }
+}
+
+/// Checks a count flag against its range `[min, max]`; the upper ends are documented limits that
+/// keep a run inside this machine's memory (a typo of a few zeros must not abort the process).
+pub fn check_range(flag: &str, value: usize, min: usize, max: usize) -> Result<(), Box<dyn std::error::Error>> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(cli_err(format!("{flag}: {value} is outside the limit [{min}, {max}]")))
+    }
+}
+
+/// Checks, before any work, that `path` can be an output file: it has a file name, its folder
+/// exists and it is not itself a folder.
+pub fn check_output_file(flag: &str, path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    if path.file_name().is_none() {
+        return Err(cli_err(format!("{flag}: {} has no file name", path.display())));
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(cli_err(format!(
+            "{flag}: {}: folder {} does not exist",
+            path.display(),
+            dir.display()
+        )));
+    }
+    if path.is_dir() {
+        return Err(cli_err(format!("{flag}: {} is a folder", path.display())));
+    }
+    Ok(())
+}
+
 /// A boolean flag value in any of the spellings upstream's configs use.
 pub fn parse_bool(s: &str) -> Result<bool, String> {
     match s {

@@ -77,6 +77,9 @@ fn run_cuda(args: &BenchKernelsArgs) -> Result<(), Box<dyn std::error::Error>> {
 
 /// Runs the benchmark, prints the table, and writes the JSON if asked.
 pub fn run(args: &BenchKernelsArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(p) = &args.json {
+        crate::cli::check_output_file("--json", p)?;
+    }
     if args.cuda {
         return run_cuda(args);
     }

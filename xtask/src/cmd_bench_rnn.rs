@@ -37,10 +37,21 @@ pub struct BenchRnnArgs {
     pub export: Option<PathBuf>,
 }
 
+/// Limits of the flags (a few GB at most): hidden size, batch, trials, epochs.
+const MAX_HIDDEN: usize = 4096;
+const MAX_BATCH: usize = 4096;
+const MAX_TRIALS: usize = 1_000_000;
+const MAX_EPOCHS: usize = 100_000;
+
 /// Runs `cargo xtask bench-rnn`.
 pub fn run(a: &BenchRnnArgs) -> CliResult {
-    if a.hidden < 2 || a.batch == 0 || a.trials == 0 || a.epochs == 0 {
-        return Err("--hidden must be >= 2 and --batch, --trials, --epochs >= 1".into());
+    use crate::cli::{check_output_file, check_range};
+    check_range("--hidden", a.hidden, 2, MAX_HIDDEN)?;
+    check_range("--batch", a.batch, 1, MAX_BATCH)?;
+    check_range("--trials", a.trials, 1, MAX_TRIALS)?;
+    check_range("--epochs", a.epochs, 1, MAX_EPOCHS)?;
+    if let Some(p) = &a.json {
+        check_output_file("--json", p)?;
     }
     let task = match a.task.as_str() {
         "seq_mem" => BenchTask::SeqMem,

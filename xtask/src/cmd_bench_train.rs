@@ -16,7 +16,7 @@ use crate::CliResult;
 /// Arguments of `cargo xtask bench-train`.
 #[derive(clap::Args, Debug)]
 pub struct BenchTrainArgs {
-    /// Batch size.
+    /// Batch size (at most 1024).
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
     /// Timed training steps per repetition.
@@ -60,8 +60,12 @@ pub enum GpuPrecision {
 
 /// Runs `cargo xtask bench-train`.
 pub fn run(a: &BenchTrainArgs) -> CliResult {
-    if a.batch == 0 || a.steps == 0 || a.reps == 0 {
-        return Err("--batch, --steps and --reps must be >= 1".into());
+    // Limits: a batch of 1024 CIFAR images needs about 1 GB of activations and gradients.
+    crate::cli::check_range("--batch", a.batch, 1, 1024)?;
+    crate::cli::check_range("--steps", a.steps, 1, 100_000)?;
+    crate::cli::check_range("--reps", a.reps, 1, 1000)?;
+    if let Some(p) = &a.json {
+        crate::cli::check_output_file("--json", p)?;
     }
     let device = match a.device {
         TrainDevice::Cpu => Device::Cpu,

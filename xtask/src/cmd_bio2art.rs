@@ -21,7 +21,7 @@
 //!
 //! Dependencies (xtask/Cargo.toml): `bio2art`, `bionpy`, `clap` (derive).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bio2art::{Bio2artConfig, Connectome, Error as B2aError, NeuronDensity, RngKind, ScaleType};
 
@@ -138,23 +138,6 @@ fn parse_density(text: &str) -> Result<NeuronDensity, Box<dyn std::error::Error>
     })
 }
 
-fn check_output(flag: &str, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    if path.file_name().is_none() {
-        return Err(cli_err(format!("{flag}: {} has no file name", path.display())));
-    }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        return Err(cli_err(format!("{flag}: folder {} does not exist", dir.display())));
-    }
-    if path.is_dir() {
-        return Err(cli_err(format!("{flag}: {} is a folder", path.display())));
-    }
-    Ok(())
-}
-
 fn print_list() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "{:<26} {:>7} {:>11} {:>9} {:>11}  densities",
@@ -187,9 +170,11 @@ pub fn run(args: &Bio2artArgs) -> Result<(), Box<dyn std::error::Error>> {
         .as_deref()
         .ok_or_else(|| cli_err("--connectome is required (see --list)"))?;
     let out = args.out.as_deref().ok_or_else(|| cli_err("--out is required"))?;
-    check_output("--out", out)?;
+    crate::cli::check_output_file("--out", out)?;
+    crate::cli::require_extension("--out", out, "npy")?;
     if let Some(ids) = args.ids.as_deref() {
-        check_output("--ids", ids)?;
+        crate::cli::check_output_file("--ids", ids)?;
+        crate::cli::require_extension("--ids", ids, "npy")?;
         if ids == out {
             return Err(cli_err("--ids: must differ from --out"));
         }

@@ -39,11 +39,13 @@ pub fn banks_of(name: &str, scale: f64) -> CliResult<Vec<(String, FilterBankSpec
                 6,
             ),
         ],
-        other => return Err(format!("unknown bank `{other}` (expected gabor, dog, low-pass or combined)").into()),
+        other => {
+            return Err(format!("--bank: unknown bank `{other}` (expected gabor, dog, low-pass or combined)").into())
+        }
     };
     banks
         .into_iter()
-        .map(|(stem, spec, cols)| Ok((stem, spec.scaled(scale)?, cols)))
+        .map(|(stem, spec, cols)| Ok((stem, spec.scaled(scale).map_err(|e| format!("--scale: {e}"))?, cols)))
         .collect()
 }
 
@@ -82,29 +84,42 @@ pub fn encode_grid(bank: &FilterBank, cols: usize) -> Result<Vec<u8>, image::Ima
     Ok(bytes)
 }
 
-fn write_bank(out: &Path, stem: &str, bank: &FilterBank, cols: usize) -> CliResult<()> {
-    let npy = out.join(format!("{stem}.npy"));
-    bionpy::write_npy(&npy, &[bank.channels, bank.ksize, bank.ksize], &bank.to_f32())?;
-    let png = out.join(format!("{stem}.png"));
-    bionpy::write_atomic(&png, &encode_grid(bank, cols)?)?;
-    println!(
-        "{}: {} kernels of {}x{} -> {} and {}",
-        bank.name,
-        bank.channels,
-        bank.ksize,
-        bank.ksize,
-        npy.display(),
-        png.display()
-    );
-    Ok(())
+/// The `.npy` and `.png` files of one bank, encoded (nothing written yet).
+fn encode_bank(out: &Path, stem: &str, bank: &FilterBank, cols: usize) -> CliResult<Vec<(PathBuf, Vec<u8>)>> {
+    let npy = bionpy::npy_bytes(&[bank.channels, bank.ksize, bank.ksize], &bank.to_f32())?;
+    let png = encode_grid(bank, cols)?;
+    Ok(vec![
+        (out.join(format!("{stem}.npy")), npy),
+        (out.join(format!("{stem}.png")), png),
+    ])
 }
 
-/// Runs `cargo xtask filters`.
+/// Runs `cargo xtask filters`: every bank is built and encoded before the folder is created,
+/// and the files are written all or none.
 pub fn run(a: &FiltersArgs) -> CliResult {
-    let banks = banks_of(&a.bank, a.scale)?;
-    std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
-    for (stem, spec, cols) in banks {
-        write_bank(&a.out, &stem, &spec.build()?, cols)?;
+    if a.out.exists() && !a.out.is_dir() {
+        return Err(format!("--out: {} exists and is not a folder", a.out.display()).into());
+    }
+    let mut files = Vec::new();
+    let mut built = Vec::new();
+    for (stem, spec, cols) in banks_of(&a.bank, a.scale)? {
+        let bank = spec.build()?;
+        files.extend(encode_bank(&a.out, &stem, &bank, cols)?);
+        built.push(bank);
+    }
+    std::fs::create_dir_all(&a.out).map_err(|e| format!("--out: {}: {e}", a.out.display()))?;
+    let refs: Vec<(&Path, &[u8])> = files.iter().map(|(p, b)| (p.as_path(), b.as_slice())).collect();
+    bionpy::write_all_atomic(&refs)?;
+    for (bank, pair) in built.iter().zip(files.chunks(2)) {
+        println!(
+            "{}: {} kernels of {}x{} -> {} and {}",
+            bank.name,
+            bank.channels,
+            bank.ksize,
+            bank.ksize,
+            pair[0].0.display(),
+            pair[1].0.display()
+        );
     }
     Ok(())
 }

@@ -129,6 +129,10 @@ pub fn build(a: &MaskArgs) -> Result<Mask, String> {
 
 /// Runs `cargo xtask mask`.
 pub fn run(a: &MaskArgs) -> CliResult {
+    crate::cli::require_extension("--out", &a.out, "npy")?;
+    if let Some(png) = &a.png {
+        crate::cli::require_extension("--png", png, "png")?;
+    }
     let mask = build(a)?;
     // Encode everything before writing anything, so a failure writes no file.
     let png = a
@@ -143,6 +147,9 @@ pub fn run(a: &MaskArgs) -> CliResult {
     }
     // Both files or neither: a bad --png must not replace a good --out.
     bionpy::write_all_atomic(&files)?;
+    for note in mask.notes() {
+        eprintln!("warning: {note}");
+    }
     let dead = mask.dead_outputs();
     if !dead.is_empty() {
         eprintln!(

@@ -43,6 +43,8 @@ pub fn run(a: &MnistLatentsArgs) -> CliResult {
         .labels_out
         .clone()
         .unwrap_or_else(|| a.out.with_file_name("labels.npy"));
+    crate::cli::require_extension("--out", &a.out, "npy")?;
+    crate::cli::require_extension("--labels-out", &labels, "npy")?;
     if labels == a.out {
         return Err(format!("--labels-out {} would overwrite --out", labels.display()).into());
     }

@@ -75,17 +75,15 @@ pub fn run(a: &PerturbArgs) -> CliResult {
     let perturbations: Vec<Perturbation> = if a.perturbation.eq_ignore_ascii_case("all") {
         Perturbation::ALL.to_vec()
     } else {
-        vec![Perturbation::from_name(&a.perturbation)?]
+        vec![Perturbation::from_name(&a.perturbation).map_err(|e| format!("--perturbation: {e}"))?]
     };
     if !(a.mean.is_finite() && (0.0..=255.0).contains(&a.mean)) {
         return Err(crate::cli::cli_err(format!("--mean: {} is not in [0, 255]", a.mean)));
     }
-    // The output is PNG bytes: refuse a name that says otherwise rather than mislabel the file.
-    if !a.out.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
-        return Err(crate::cli::cli_err(format!(
-            "--out: {} must end in .png (the image is written as PNG)",
-            a.out.display()
-        )));
+    crate::cli::require_extension("--out", &a.out, "png")?;
+    crate::cli::check_output_file("--out", &a.out)?;
+    if !(a.display_scale > 0.0 && a.display_scale <= 1.0) {
+        return Err(format!("--display-scale: {} must be in (0, 1]", a.display_scale).into());
     }
     let (h, w, image) = load_grey(&a.image)?;
     let opts = PerturbOptions::with_mean(a.mean);
@@ -93,7 +91,7 @@ pub fn run(a: &PerturbArgs) -> CliResult {
     for &p in &perturbations {
         let indices: Vec<usize> = match a.level {
             Some(i) => {
-                p.level(i)?;
+                p.level(i).map_err(|e| format!("--level: {e}"))?;
                 vec![i]
             }
             None => (0..p.levels().len()).collect(),
@@ -118,9 +116,6 @@ pub fn run(a: &PerturbArgs) -> CliResult {
                 }
             }
         }
-    }
-    if !(a.display_scale > 0.0 && a.display_scale <= 1.0) {
-        return Err(format!("--display-scale {}: must be in (0, 1]", a.display_scale).into());
     }
     if a.display_scale < 1.0 {
         let (sw, sh) = (

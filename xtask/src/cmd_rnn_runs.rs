@@ -40,6 +40,9 @@ pub struct RnnRunArgs {
 
 /// Runs `cargo xtask rnn-run`.
 pub fn run_cmd(a: &RnnRunArgs) -> CliResult {
+    if a.max_epochs == Some(0) {
+        return Err("--max-epochs: 0 would train nothing; give N >= 1 (or leave it out)".into());
+    }
     let cfg = RunsConfig::load(&a.config)?;
     let shard = match &a.shard {
         Some(s) => s.parse::<Shard>()?,

@@ -101,7 +101,7 @@ fn flag_error(e: TaskError) -> Box<dyn std::error::Error> {
         TaskError::Shape { what: "latents", .. } | TaskError::NonFinite { what: "latents", .. } => {
             "--latents".to_string()
         }
-        TaskError::Npy(_) => "--latents/--labels".to_string(),
+        TaskError::Npy(_) | TaskError::Data { .. } => "--latents/--labels".to_string(),
         _ => return Box::new(e),
     };
     cli_err(format!("{flag}: {e}"))
@@ -187,7 +187,15 @@ fn generate(a: &TaskArgs) -> Result<Trials, Box<dyn std::error::Error>> {
                 .as_deref()
                 .ok_or_else(|| cli_err("--labels: required for --name pic_latent_mem"))?;
             let table = LatentTable::from_npy(latents, labels).map_err(flag_error)?;
-            p.generate(&table, &mut rng).map_err(flag_error)
+            p.generate(&table, &mut rng).map_err(|e| match e {
+                // The table is fine as an array but its labels cannot fill a trial: name both files.
+                TaskError::NotEnoughImages { .. } => cli_err(format!(
+                    "--latents/--labels: {} with {}: {e}",
+                    latents.display(),
+                    labels.display()
+                )),
+                other => flag_error(other),
+            })
         }
         other => Err(cli_err(format!(
             "--name: unknown task {other:?} (expected seq_mem, nback_mem or pic_latent_mem)"

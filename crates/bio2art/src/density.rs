@@ -49,8 +49,9 @@ impl std::str::FromStr for ScaleType {
 /// `density`: N values; result: N counts.
 ///
 /// # Errors
-/// [`Error::InvalidParameter`] for `seed_neuron == 0`; [`Error::InvalidDensity`] for a NaN,
-/// infinite, zero or negative density, or a count above [`MAX_NEURONS_PER_REGION`].
+/// [`Error::InvalidParameter`] for `seed_neuron == 0` or one that scales a region above
+/// [`MAX_NEURONS_PER_REGION`]; [`Error::InvalidDensity`] for a NaN, infinite, zero or negative
+/// density.
 pub fn scale_neuron_density(density: &[f64], seed_neuron: usize, scale: ScaleType) -> Result<Vec<usize>> {
     const WHAT: &str = "neuron density data";
     if seed_neuron == 0 {
@@ -84,11 +85,11 @@ pub fn scale_neuron_density(density: &[f64], seed_neuron: usize, scale: ScaleTyp
             reason,
         });
     }
-    let too_many = |index: usize, value: String| Error::InvalidDensity {
-        what: WHAT,
-        index,
-        value,
-        reason: "scaled neuron count exceeds MAX_NEURONS_PER_REGION",
+    // The densities are data; what made a count too large is the seed neuron count.
+    let too_many = |_index: usize, _value: String| Error::InvalidParameter {
+        param: "seed_neuron",
+        value: seed_neuron.to_string(),
+        expected: "scales some region beyond the limit of 2^20 neurons (MAX_NEURONS_PER_REGION)",
     };
     let mut order: Vec<usize> = (0..density.len()).collect();
     order.sort_by(|&a, &b| density[a].total_cmp(&density[b]));

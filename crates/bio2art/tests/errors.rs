@@ -156,6 +156,20 @@ fn neuron_density_data_problems() {
         scale_neuron_density(&[1.0, -2.0], 1, ScaleType::Ratio),
         Err(Error::InvalidDensity { index: 1, .. })
     ));
+    // A count beyond the limit is the seed's fault, and named as such.
+    for scale in [ScaleType::Rank, ScaleType::Ratio] {
+        let e = scale_neuron_density(&[1.0, 2.0], 1 << 20, scale).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::InvalidParameter {
+                    param: "seed_neuron",
+                    ..
+                }
+            ) && e.to_string().contains("1048576"),
+            "{e}"
+        );
+    }
     // Ties: upstream crashes; here ranks follow region order and ratios are plain.
     assert_eq!(
         scale_neuron_density(&[3.0, 1.0, 3.0, 2.0], 2, ScaleType::Rank).unwrap(),

@@ -67,6 +67,15 @@ impl MnistLatentsConfig {
         if self.batch_size == 0 {
             return Err(invalid("batch_size", self.batch_size, "must be >= 1"));
         }
+        if self.train_images == Some(0) {
+            return Err(invalid("train_images", 0, "must be >= 1 (or left out for all)"));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(invalid("lr", self.lr, "must be finite and > 0"));
+        }
+        if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
+            return Err(invalid("momentum", self.momentum, "must be in [0, 1)"));
+        }
         Ok(())
     }
 }

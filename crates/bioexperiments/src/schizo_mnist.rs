@@ -75,11 +75,26 @@ pub fn schizo_mnist(opts: &ReproduceOptions) -> Result<Vec<SettingResult>> {
     run(opts, &SchizoMnistConfig::new(opts.quick, opts.seed))
 }
 
+/// The networks of the MNIST experiments take 28×28 images: anything else under MNIST's file
+/// names is refused here, before a results folder exists, rather than as a shape error mid-run.
+fn check_mnist_size(dir: &std::path::Path, sets: &[&biotasks::data::ImageDataset]) -> Result<()> {
+    for set in sets {
+        if (set.height, set.width) != (28, 28) {
+            return Err(crate::error::Error::Data {
+                path: dir.to_path_buf(),
+                detail: format!("{}x{} images: MNIST's are 28x28", set.height, set.width),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Runs the sweep `cfg` and writes the results folder of `opts`.
 pub fn run(opts: &ReproduceOptions, cfg: &SchizoMnistConfig) -> Result<Vec<SettingResult>> {
     let data = resolve_data_dir(opts.data.as_deref())?;
     let train = load_mnist(&data.join("mnist"), Split::Train)?.take(cfg.train_images);
     let test = load_mnist(&data.join("mnist"), Split::Test)?;
+    check_mnist_size(&data.join("mnist"), &[&train, &test])?;
     let hidden = cfg.hidden;
     let settings: Vec<(String, Builder)> = cfg
         .reductions

@@ -31,6 +31,11 @@ fn err_key(r: bioexperiments::Result<RunsConfig>) -> String {
     }
 }
 
+/// The two sections every config needs besides the task and the grid, as upstream's README has them.
+const REQUIRED_INI: &str =
+    "[net]\nnet_name = Marmoset_Normalized\nrnn_size = 55\nnr_neurons = 4\nrand_partition = True\nrandom_w = False\n\
+[trainvalidate]\nepochs = 500\niterations = 5\ninit = default\nfreeze_layer = False\nremap_w = True\n";
+
 /// Upstream's README config, verbatim (paths included).
 const README_INI: &str = "[paths]
 path_to_network = /Users/alexandrosgoulas/bio2art/connectomes/
@@ -92,16 +97,30 @@ fn upstream_readme_config_parses_with_its_values() {
     assert_eq!(c.trialparams.trial_params.task_name, TaskName::SeqMem);
     assert_eq!(c.trialparams.trial_params.nr_of_trials, 500);
     assert_eq!(c.combosparams.combos_params.lr, vec![1e-4, 1e-6]);
-    // Only [trialparams] and [combosparams] are required: the rest defaults to the README's values.
-    let minimal = ini("[trialparams]\ntrial_params = {'task_name': 'seq_mem'}\n[combosparams]\ncombos_params = {'pattern_length': [3, 5, 10]}\n").unwrap();
-    let mut readme = c.clone();
-    readme.paths = minimal.paths.clone();
-    assert_eq!(minimal, readme);
+    // [net] and [trainvalidate] are required with every key (upstream's KeyError), so a config
+    // without them cannot start 500 epochs of a network nobody named.
+    let tail = &README_INI[README_INI.find("[trialparams]").unwrap()..];
+    assert_eq!(err_key(ini(tail)), "[net]");
+    let no_tv = README_INI.replace(
+        "[trainvalidate]\nepochs = 500\niterations = 5\ninit = default\nfreeze_layer = False\nremap_w = True\n",
+        "",
+    );
+    assert_ne!(no_tv, README_INI);
+    assert_eq!(err_key(ini(&no_tv)), "[trainvalidate]");
+    assert_eq!(
+        err_key(ini(&README_INI.replace("epochs = 500\n", ""))),
+        "[trainvalidate] epochs"
+    );
+    assert_eq!(
+        err_key(ini(&README_INI.replace("net_name = Marmoset_Normalized\n", ""))),
+        "[net] net_name"
+    );
 }
 
 #[test]
 fn python_literals_and_getboolean_forms_are_accepted() {
-    let text = "[net]\nrandom_w = yes\nrand_partition = 0\n[trialparams]\ntrial_params = {'task_name': 'pic_latent_mem', 'rescale': True,\n    'trial_length': 5}\n[combosparams]\ncombos_params = {'lr': [1e-3], 'nonlinearity': ['tanh'], 'optimizer': ['SGD'], 'n_back': (2, 4)}\n";
+    let text = "[net]\nnet_name = Marmoset_Normalized\nrnn_size = 55\nnr_neurons = 4\nrandom_w = yes\nrand_partition = 0\n\
+        [trainvalidate]\nepochs = 5\niterations = 1\ninit = default\nfreeze_layer = no\nremap_w = on\n[trialparams]\ntrial_params = {'task_name': 'pic_latent_mem', 'rescale': True,\n    'trial_length': 5}\n[combosparams]\ncombos_params = {'lr': [1e-3], 'nonlinearity': ['tanh'], 'optimizer': ['SGD'], 'n_back': (2, 4)}\n";
     let c = ini(text).unwrap();
     assert!(c.net.random_w && !c.net.rand_partition);
     assert_eq!(c.combosparams.combos_params.nonlinearity, vec![Nonlinearity::Tanh]);
@@ -112,34 +131,47 @@ fn python_literals_and_getboolean_forms_are_accepted() {
 #[test]
 fn bad_configs_name_the_offending_key() {
     let base = |extra: &str, combos: &str| {
-        format!("{extra}\n[trialparams]\ntrial_params = {{\"task_name\":\"nback_mem\"}}\n[combosparams]\ncombos_params = {combos}\n")
+        format!("{REQUIRED_INI}{extra}\n[trialparams]\ntrial_params = {{\"task_name\":\"nback_mem\"}}\n[combosparams]\ncombos_params = {combos}\n")
     };
     let ok_combos = "{\"n_back\": [2]}";
+    // The valid base with its first `from` replaced by `to`.
+    let edited = |from: &str, to: &str| {
+        let ok = base("", ok_combos);
+        assert!(ok.contains(from), "{from:?} is not in the base config");
+        ok.replacen(from, to, 1)
+    };
     assert!(ini(&base("", ok_combos)).is_ok());
-    assert_eq!(err_key(ini(&base("[net]\nrnn_sise = 55", ok_combos))), "[net] rnn_sise");
     assert_eq!(
-        err_key(ini(&base("[net]\nrnn_size = many", ok_combos))),
+        err_key(ini(&edited("rnn_size = 55", "rnn_sise = 55"))),
+        "[net] rnn_sise"
+    );
+    assert_eq!(
+        err_key(ini(&edited("rnn_size = 55", "rnn_size = many"))),
         "[net] rnn_size"
     );
     assert_eq!(
-        err_key(ini(&base("[net]\nrandom_w = maybe", ok_combos))),
+        err_key(ini(&edited("random_w = False", "random_w = maybe"))),
         "[net] random_w"
     );
     assert_eq!(err_key(ini(&base("[nett]\nx = 1", ok_combos))), "[nett]");
     assert_eq!(
-        err_key(ini(&base("[trainvalidate]\nepochs = 0", ok_combos))),
+        err_key(ini(&edited("epochs = 500", "epochs = 0"))),
         "[trainvalidate] epochs"
     );
     assert_eq!(
-        err_key(ini(&base("[trainvalidate]\ninit = glorot", ok_combos))),
+        err_key(ini(&edited("init = default", "init = glorot"))),
         "[trainvalidate] init"
+    );
+    assert_eq!(
+        err_key(ini(&edited("iterations = 5\n", ""))),
+        "[trainvalidate] iterations"
     );
     assert_eq!(
         err_key(ini(&base("[paths]\npretrained = old/", ok_combos))),
         "[paths] pretrained"
     );
     assert_eq!(
-        err_key(ini(&base("[net]\nrnn_size = 1\nrnn_size = 2", ok_combos))),
+        err_key(ini(&edited("rnn_size = 55", "rnn_size = 1\nrnn_size = 2"))),
         "[net] rnn_size"
     );
     assert!(err_key(ini(&base("", "{\"n_back\": [2], \"lrr\": [1]}"))).starts_with("[combosparams] combos_params"));
@@ -162,20 +194,24 @@ fn bad_configs_name_the_offending_key() {
         "[combosparams] combos_params"
     );
     assert_eq!(
-        err_key(ini("[combosparams]\ncombos_params = {\"n_back\": [2]}\n")),
+        err_key(ini(&format!(
+            "{REQUIRED_INI}[combosparams]\ncombos_params = {{\"n_back\": [2]}}\n"
+        ))),
         "[trialparams]"
     );
     assert_eq!(
         err_key(ini(
-            "[trialparams]\ntrial_params = {\"nr_of_trials\": 5}\n[combosparams]\ncombos_params = {\"n_back\": [2]}\n"
+            &format!("{REQUIRED_INI}[trialparams]\ntrial_params = {{\"nr_of_trials\": 5}}\n[combosparams]\ncombos_params = {{\"n_back\": [2]}}\n")
         )),
         "[trialparams] trial_params.task_name"
     );
     // TOML: the same rules, the key path from the parser's span.
-    let t = "[trialparams]\ntrial_params = { task_name = \"seq_mem\" }\n[combosparams]\ncombos_params = { pattern_length = [3] }\n";
+    let t = "[net]\nnet_name = \"Marmoset_Normalized\"\nrnn_size = 55\nnr_neurons = 4\nrand_partition = true\nrandom_w = false\n\
+             [trainvalidate]\nepochs = 500\niterations = 5\ninit = \"default\"\nfreeze_layer = false\nremap_w = true\n\
+             [trialparams]\ntrial_params = { task_name = \"seq_mem\" }\n[combosparams]\ncombos_params = { pattern_length = [3] }\n";
     assert!(toml_cfg(t).is_ok());
     assert_eq!(
-        err_key(toml_cfg(&format!("{t}[net]\nrnn_size = \"55\"\n"))),
+        err_key(toml_cfg(&t.replace("rnn_size = 55", "rnn_size = \"55\""))),
         "net.rnn_size"
     );
     assert_eq!(
@@ -258,8 +294,8 @@ fn tiny(task: &str, random_w: bool) -> RunsConfig {
         "n_back = [2, 3]"
     };
     toml_cfg(&format!(
-        "[net]\nnet_name = \"Mouse_Gamanut_Normalized\"\nrnn_size = 19\nnr_neurons = 1\nrandom_w = {random_w}\n\
-         [trainvalidate]\nepochs = 2\niterations = 2\n\
+        "[net]\nnet_name = \"Mouse_Gamanut_Normalized\"\nrnn_size = 19\nnr_neurons = 1\nrand_partition = true\nrandom_w = {random_w}\n\
+         [trainvalidate]\nepochs = 2\niterations = 2\ninit = \"default\"\nfreeze_layer = false\nremap_w = true\n\
          [trialparams]\ntrial_params = {{ task_name = \"{task}\", nr_of_trials = 24 }}\n\
          [combosparams]\ncombos_params = {{ lr = [0.001], nonlinearity = [\"relu\"], optimizer = [\"Adam\"], {combos} }}\n\
          [run]\nbatch_size = 16\ncheckpoint_every = 1\n"

@@ -71,9 +71,17 @@ pub fn gabor_bandwidth(lambda: f64, sigma: f64) -> f64 {
     ((r + c) / (r - c)).log2()
 }
 
+/// The largest kernel side a bank may have: 1001² values × 48 Gabor channels is 385 MB of
+/// `f64`, already far beyond any first layer (the paper's largest is 63).
+pub const MAX_FILTER_KSIZE: usize = 1001;
+
 fn check_ksize(ksize: usize) -> Result<()> {
-    if ksize == 0 || ksize % 2 == 0 {
-        return Err(invalid("ksize", ksize, "must be odd and >= 1"));
+    if ksize == 0 || ksize % 2 == 0 || ksize > MAX_FILTER_KSIZE {
+        return Err(invalid(
+            "ksize",
+            ksize,
+            format!("must be odd, >= 1 and at most the limit {MAX_FILTER_KSIZE}"),
+        ));
     }
     Ok(())
 }
@@ -202,6 +210,7 @@ impl GaborParams {
     /// # Errors
     /// Invalid sizes or parameters (see [`gabor_kernel`]), or an empty parameter list.
     pub fn build(&self) -> Result<FilterBank> {
+        check_ksize(self.ksize)?;
         if self.channels() == 0 {
             return Err(invalid(
                 "gabor",
@@ -368,6 +377,14 @@ impl FilterBankSpec {
     /// A non-positive or non-finite factor.
     pub fn scaled(&self, factor: f64) -> Result<Self> {
         check_positive("scale", factor)?;
+        let scaled_ksize = scale_ksize(self.ksize(), factor);
+        if scaled_ksize > MAX_FILTER_KSIZE {
+            return Err(invalid(
+                "scale",
+                factor,
+                format!("gives {scaled_ksize}x{scaled_ksize} kernels, beyond the limit {MAX_FILTER_KSIZE}"),
+            ));
+        }
         let s = |v: &[f64]| v.iter().map(|x| x * factor).collect::<Vec<_>>();
         Ok(match self {
             FilterBankSpec::Gabor(p) => FilterBankSpec::Gabor(GaborParams {

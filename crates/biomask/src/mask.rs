@@ -230,6 +230,51 @@ impl Mask {
             })
             .collect()
     }
+    /// Outcomes that follow upstream exactly but that a user would not expect, one sentence each
+    /// (the command line prints them as warnings; `docs/upstream-differences.md` lists them):
+    /// * `gaussian` whose half-bandwidth is 0 (`param_reduction = 1` with no `halfbandwidth`):
+    ///   upstream switches the window off, so the mask is all ones, not empty;
+    /// * `2d` with `nx` not a multiple of `input2d_width` (or `ny` of `output2d_width`): upstream's
+    ///   integer division puts the extra input units below the unit square (and leaves the extra
+    ///   output units unconnected, see [`Mask::dead_outputs`]).
+    ///
+    /// Dead outputs are reported by [`Mask::dead_outputs`], not here.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        match self.spec {
+            MaskSpec::Gaussian { param_reduction, .. } if self.ny > 1 && self.halfbandwidth <= 0.0 => {
+                notes.push(format!(
+                    "gaussian with param_reduction = {param_reduction} has half-bandwidth 0, where upstream's \
+                     window switches off: the mask is all ones (density 1), not empty"
+                ));
+            }
+            MaskSpec::TwoD {
+                input2d_width,
+                output2d_width,
+                ..
+            } if self.ny > 1 => {
+                if self.nx % input2d_width != 0 {
+                    notes.push(format!(
+                        "2d: nx = {} is not a multiple of input2d_width = {input2d_width}: upstream's grid \
+                         places the last {} input unit(s) below the unit square (kept as upstream)",
+                        self.nx,
+                        self.nx % input2d_width
+                    ));
+                }
+                if self.ny % output2d_width != 0 {
+                    notes.push(format!(
+                        "2d: ny = {} is not a multiple of output2d_width = {output2d_width}: upstream leaves \
+                         the last {} output unit(s) without connections (kept as upstream)",
+                        self.ny,
+                        self.ny % output2d_width
+                    ));
+                }
+            }
+            _ => {}
+        }
+        notes
+    }
+
     /// Writes the mask as a C-order `.npy` in `layout`: `uint8` 0/1 for binary forms, `float32`
     /// for `gaussian`. The file is written atomically.
     pub fn write_npy(&self, path: &Path, layout: Layout) -> bionpy::Result<()> {

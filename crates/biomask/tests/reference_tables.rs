@@ -103,6 +103,44 @@ fn two_d_reports_dead_outputs() {
     assert!(m.dead_outputs().is_empty());
 }
 
+/// Upstream-exact but surprising outcomes are named by `notes()` (the CLI prints them).
+#[test]
+fn surprising_upstream_outcomes_are_noted() {
+    // gaussian r = 1: half-bandwidth 0 switches the window off (density 1); r = 0.99 is narrow.
+    let full = dense(
+        &MaskSpec::Gaussian {
+            param_reduction: 1.0,
+            halfbandwidth: 0.0,
+        },
+        8,
+        8,
+    );
+    assert_eq!(full.density(), 1.0);
+    assert!(full.notes()[0].contains("all ones"), "{:?}", full.notes());
+    let narrow = dense(
+        &MaskSpec::Gaussian {
+            param_reduction: 0.99,
+            halfbandwidth: 0.0,
+        },
+        8,
+        8,
+    );
+    assert!(
+        narrow.density() < 0.2 && narrow.notes().is_empty(),
+        "{}",
+        narrow.density()
+    );
+    // 2d: 15 inputs on a 10-wide grid, 37 outputs on a 6-wide grid.
+    let notes = dense(&MaskSpec::two_d(10, 6, 0.5), 15, 37).notes();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0].contains("nx = 15") && notes[1].contains("ny = 37"),
+        "{notes:?}"
+    );
+    assert!(dense(&MaskSpec::two_d(10, 6, 0.5), 100, 36).notes().is_empty());
+    assert!(dense(&MaskSpec::diagonal(0.5), 15, 37).notes().is_empty());
+}
+
 /// The percentages printed by the authors' notebooks (`100 / w_corr`), bit for bit.
 #[test]
 fn notebook_percentages_are_exact() {

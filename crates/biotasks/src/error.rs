@@ -36,10 +36,12 @@ pub enum Error {
         available: usize,
     },
     /// A value that must be finite is NaN or infinite.
-    #[error("{what}: non-finite value at index {index}")]
+    #[error("{what}: non-finite value {value} at index {index}")]
     NonFinite {
         /// Which array.
         what: &'static str,
+        /// The value (NaN or ±inf).
+        value: f64,
         /// Flat index of the first offending value.
         index: usize,
     },

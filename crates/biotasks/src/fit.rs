@@ -78,9 +78,19 @@ fn batch_tensor(x: Vec<f32>, n: usize, ds: &ImageDataset, flatten: bool) -> Resu
 }
 
 /// Mean cross-entropy and accuracy of `logits (n, classes)` against `labels`.
-pub fn loss_and_accuracy(logits: &[f32], labels: &[usize]) -> (f64, f64) {
+///
+/// # Errors
+/// A label outside `0..classes` (a dataset whose labels do not fit the model's outputs).
+pub fn loss_and_accuracy(logits: &[f32], labels: &[usize]) -> Result<(f64, f64)> {
     let n = labels.len().max(1);
     let classes = logits.len() / n;
+    if let Some(&bad) = labels.iter().find(|&&l| l >= classes) {
+        return Err(invalid(
+            "label",
+            bad,
+            format!("is outside the model's {classes} outputs (classes 0..{classes})"),
+        ));
+    }
     let (mut loss, mut correct) = (0.0, 0usize);
     for (row, &l) in logits.chunks_exact(classes.max(1)).zip(labels) {
         let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
@@ -92,7 +102,7 @@ pub fn loss_and_accuracy(logits: &[f32], labels: &[usize]) -> (f64, f64) {
             .fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
         correct += usize::from(arg == l);
     }
-    (loss / n as f64, correct as f64 / n as f64)
+    Ok((loss / n as f64, correct as f64 / n as f64))
 }
 
 /// Evaluates `model` on `ds` in eval mode: `(mean loss, accuracy)`.
@@ -109,7 +119,7 @@ pub fn evaluate(
     for chunk in order.chunks(batch_size.max(1)) {
         let (x, y) = ds.batch(chunk, norm, None, &mut rng)?;
         let out = predict(model, batch_tensor(x, chunk.len(), ds, flatten)?)?;
-        let (l, a) = loss_and_accuracy(out.as_slice().map_err(biolayers::Error::from)?, &y);
+        let (l, a) = loss_and_accuracy(out.as_slice().map_err(biolayers::Error::from)?, &y)?;
         loss += l * chunk.len() as f64;
         acc += a * chunk.len() as f64;
     }
@@ -195,7 +205,8 @@ fn fit_impl(
             let loss_fn = |g: &bioautograd::Graph, out: &bioautograd::Var| {
                 if let Ok(v) = g.value(out) {
                     if let Ok(s) = v.as_slice() {
-                        batch_acc = loss_and_accuracy(s, &y).1;
+                        // A bad label is reported by cross_entropy just below.
+                        batch_acc = loss_and_accuracy(s, &y).map_or(0.0, |r| r.1);
                     }
                 }
                 g.cross_entropy(out, &y)

@@ -88,6 +88,16 @@ impl Task {
         }
     }
 
+    /// Checks the parameters (ranges, and the trial set's size against [`MAX_TRIAL_VALUES`];
+    /// for `pic_latent_mem` what can be checked without the table).
+    pub fn validate_params(&self) -> Result<()> {
+        match self {
+            Task::SeqMem(p) => p.validate(),
+            Task::NbackMem(p) => p.validate(),
+            Task::PicLatentMem(p) => p.validate_params(),
+        }
+    }
+
     /// Generates the full trial set (before any split), drawing from the stream upstream uses for
     /// this task: `rngs.np` for `seq_mem` and `nback_mem`, `rngs.py` for `pic_latent_mem`.
     pub fn generate(&self, table: Option<&LatentTable>, rngs: &mut Rngs) -> Result<Trials> {

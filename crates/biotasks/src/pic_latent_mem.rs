@@ -70,7 +70,11 @@ impl LatentTable {
             });
         }
         if let Some(index) = data.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFinite { what: "latents", index });
+            return Err(Error::NonFinite {
+                what: "latents",
+                value: f64::from(data[index]),
+                index,
+            });
         }
         Ok(Self { data, labels, dim })
     }
@@ -78,29 +82,48 @@ impl LatentTable {
     /// Loads a float32 `(N, D)` latent table and its int64 (or uint8) `(N,)` labels from `.npy`
     /// files (`fortran_order` honoured).
     pub fn from_npy(latents: &Path, labels: &Path) -> Result<Self> {
+        // Every error names the file it is about (`Error::Data`), so that a user with several
+        // tables sees which one is wrong.
+        let in_file = |path: &Path| {
+            let path = path.to_path_buf();
+            move |e: Error| match e {
+                Error::Data { .. } | Error::Npy(_) => e,
+                other => Error::Data {
+                    path: path.clone(),
+                    detail: other.to_string(),
+                },
+            }
+        };
         let table = bionpy::read_npy::<f32>(latents)?;
         if table.shape.len() != 2 {
-            return Err(Error::Shape {
+            return Err(in_file(latents)(Error::Shape {
                 what: "latents",
                 expected: "a 2-d array (N, D)".into(),
                 got: format!("shape {:?}", table.shape),
-            });
+            }));
         }
         let lab: Vec<i64> = match bionpy::read_npy::<i64>(labels) {
-            Ok(a) => check_1d(a.shape, a.data)?,
+            Ok(a) => check_1d(a.shape, a.data).map_err(in_file(labels))?,
             Err(e) => match bionpy::read_npy::<u8>(labels) {
-                Ok(a) => check_1d(a.shape, a.data.into_iter().map(i64::from).collect())?,
+                Ok(a) => check_1d(a.shape, a.data.into_iter().map(i64::from).collect()).map_err(in_file(labels))?,
                 Err(_) => return Err(e.into()),
             },
         };
         if lab.len() != table.shape[0] {
-            return Err(Error::Shape {
+            return Err(in_file(labels)(Error::Shape {
                 what: "labels",
                 expected: format!("({},) to match the latents", table.shape[0]),
                 got: format!("({},)", lab.len()),
-            });
+            }));
         }
-        Self::new(table.data, lab, table.shape[1])
+        if lab.is_empty() {
+            return Err(in_file(labels)(Error::Shape {
+                what: "labels",
+                expected: "at least one label".into(),
+                got: "0".into(),
+            }));
+        }
+        Self::new(table.data, lab, table.shape[1]).map_err(in_file(latents))
     }
 
     /// Number of images `N`.

@@ -72,6 +72,18 @@ impl SeqMem {
         if !self.high.is_finite() || !(self.high - self.low).is_finite() {
             return Err(invalid("high", self.high, "must be finite (and high - low too)"));
         }
+        // NumPy's uniform(low, high) also draws for low >= high (from (high, low]), but a
+        // reversed or empty range is a typo far more often than an intent.
+        if self.high <= self.low {
+            return Err(invalid(
+                "high",
+                self.high,
+                format!(
+                    "must be greater than low = {} (the values are uniform in [low, high))",
+                    self.low
+                ),
+            ));
+        }
         let steps = self.pattern_length.checked_mul(2).and_then(|s| s.checked_add(1));
         crate::trials::check_size(
             "pattern_length",

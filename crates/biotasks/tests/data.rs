@@ -99,7 +99,12 @@ fn image_folders_rgb_gray_and_errors() {
             img.save(dir.path().join(class).join(format!("{i}.png"))).unwrap();
         }
     }
-    std::fs::write(dir.path().join("dog").join("notes.txt"), "ignored").unwrap();
+    // A stray file in a class folder is named, not skipped; a hidden one is ignored.
+    std::fs::write(dir.path().join("dog").join("notes.txt"), "not an image").unwrap();
+    let e = load_image_folder(dir.path(), &FolderOptions::default()).unwrap_err();
+    assert!(path_of(&e).ends_with("dog/notes.txt"), "{e}");
+    std::fs::remove_file(dir.path().join("dog").join("notes.txt")).unwrap();
+    std::fs::write(dir.path().join("dog").join(".DS_Store"), "hidden").unwrap();
     let ds = load_image_folder(dir.path(), &FolderOptions::default()).unwrap();
     assert_eq!((ds.len(), ds.channels, ds.height, ds.width), (6, 3, 4, 6));
     assert_eq!(ds.classes, vec!["cat", "dog"]);

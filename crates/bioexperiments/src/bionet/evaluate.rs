@@ -126,7 +126,7 @@ pub(crate) fn score(
         let x = network_input(&perturbed, stats.0, stats.1);
         let t = Tensor::from_vec(x, &[end - start, 1, set.size, set.size]).map_err(biolayers::Error::from)?;
         let out = predict(model, t)?;
-        let (l, a) = loss_and_accuracy(out.as_slice().map_err(biolayers::Error::from)?, &set.labels[start..end]);
+        let (l, a) = loss_and_accuracy(out.as_slice().map_err(biolayers::Error::from)?, &set.labels[start..end])?;
         loss += l * (end - start) as f64;
         correct += a * (end - start) as f64;
     }

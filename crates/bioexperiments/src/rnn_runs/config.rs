@@ -146,9 +146,15 @@ impl Default for Paths {
     }
 }
 
-/// `[net]`: the bio2art conversion.
+/// The largest hidden layer an `rnn-run` config may ask for (`rnn_size × nr_neurons`): its
+/// recurrent matrix alone is 256 MB of f32 (upstream's experiments use 220).
+pub const MAX_HIDDEN: usize = 8192;
+
+/// `[net]`: the bio2art conversion. Required with every key, as upstream's
+/// `config['net'][...]` reads them (a missing one was a `KeyError` there); a default here would
+/// silently train a network nobody asked for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct Net {
     /// Connectome name, e.g. `Marmoset_Normalized`.
     pub net_name: String,
@@ -162,21 +168,10 @@ pub struct Net {
     pub random_w: bool,
 }
 
-impl Default for Net {
-    fn default() -> Self {
-        Net {
-            net_name: "Marmoset_Normalized".into(),
-            rnn_size: 55,
-            nr_neurons: 4,
-            rand_partition: true,
-            random_w: false,
-        }
-    }
-}
-
-/// `[trainvalidate]`.
+/// `[trainvalidate]`. Required with every key, as `[net]`: without it upstream stopped with a
+/// `KeyError`, and defaults would start 500 epochs × 5 iterations unasked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct TrainValidate {
     /// Epochs per run.
     pub epochs: usize,
@@ -188,18 +183,6 @@ pub struct TrainValidate {
     pub freeze_layer: bool,
     /// Reorder the initial recurrent values by the rank of the connectome weights.
     pub remap_w: bool,
-}
-
-impl Default for TrainValidate {
-    fn default() -> Self {
-        TrainValidate {
-            epochs: 500,
-            iterations: 5,
-            init: InitName::Default,
-            freeze_layer: false,
-            remap_w: true,
-        }
-    }
 }
 
 /// The `trial_params` dict.
@@ -338,11 +321,9 @@ pub struct RunsConfig {
     /// `[paths]`.
     #[serde(default)]
     pub paths: Paths,
-    /// `[net]`.
-    #[serde(default)]
+    /// `[net]` (required).
     pub net: Net,
-    /// `[trainvalidate]`.
-    #[serde(default)]
+    /// `[trainvalidate]` (required).
     pub trainvalidate: TrainValidate,
     /// `[trialparams]`.
     pub trialparams: TrialParamsSection,
@@ -414,6 +395,31 @@ impl RunsConfig {
             _ => &c.n_back,
         };
         v.as_deref().unwrap_or(&[])
+    }
+
+    /// The task of one grid point, `task_param` being its `pattern_length` or `n_back`.
+    pub fn task(&self, task_param: usize) -> biotasks::Task {
+        use biotasks::{NbackMem, PicLatentMem, SeqMem, Task};
+        let tp = &self.trialparams.trial_params;
+        match tp.task_name {
+            TaskName::SeqMem => Task::SeqMem(SeqMem {
+                pattern_length: task_param,
+                low: tp.low,
+                high: tp.high,
+                trials: tp.nr_of_trials,
+            }),
+            TaskName::NbackMem => Task::NbackMem(NbackMem {
+                trial_length: tp.trial_length,
+                n_back: task_param,
+                trials: tp.nr_of_trials,
+            }),
+            TaskName::PicLatentMem => Task::PicLatentMem(PicLatentMem {
+                trial_length: tp.trial_length,
+                n_back: task_param,
+                trials: tp.nr_of_trials,
+                rescale: tp.rescale,
+            }),
+        }
     }
 
     /// Checks ranges and cross-key rules; every error names its key.
@@ -510,6 +516,33 @@ impl RunsConfig {
                 }
                 _ => {}
             }
+        }
+        // Every grid point's task, so that a trial set beyond the memory limit is refused
+        // before any folder is made; the error names the key behind the parameter.
+        for &v in values {
+            if let Err(e) = self.task(v).validate_params() {
+                let k = match &e {
+                    biotasks::Error::InvalidParameter { param: "trials", .. } => key("nr_of_trials"),
+                    biotasks::Error::InvalidParameter {
+                        param: "trial_length", ..
+                    } => key("trial_length"),
+                    biotasks::Error::InvalidParameter {
+                        param: "low" | "high", ..
+                    } => key("low"),
+                    _ => ckey(wanted),
+                };
+                return err(&k, e.to_string());
+            }
+        }
+        let hidden = self.net.rnn_size.checked_mul(self.net.nr_neurons);
+        if hidden.is_none_or(|h| h > MAX_HIDDEN) {
+            return err(
+                "[net] nr_neurons",
+                format!(
+                    "rnn_size {} × nr_neurons {} neurons exceed the limit of {MAX_HIDDEN} hidden units",
+                    self.net.rnn_size, self.net.nr_neurons
+                ),
+            );
         }
         if self.run.batch_size == 0 {
             return err("[run] batch_size", "must be >= 1".into());

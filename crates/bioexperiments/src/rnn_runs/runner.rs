@@ -33,7 +33,7 @@ use biolayers::optim::{Convention, Optimizer, OptimizerConfig};
 use biorng::Stream;
 use biotasks::checkpoint::{self, CheckpointFiles, RunState};
 use biotasks::fit::EpochRecord;
-use biotasks::{LatentTable, NbackMem, PicLatentMem, SeqMem, Task};
+use biotasks::LatentTable;
 
 use super::config::{InitName, Nonlinearity, OptimizerName, RunsConfig, TaskName};
 use super::grid::{combinations, jobs, Combination, Job, Shard};
@@ -106,29 +106,6 @@ pub fn job_seed(seed: u64, job: Job) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
-}
-
-fn task_of(cfg: &RunsConfig, combo: &Combination) -> Task {
-    let tp = &cfg.trialparams.trial_params;
-    match tp.task_name {
-        TaskName::SeqMem => Task::SeqMem(SeqMem {
-            pattern_length: combo.task_param,
-            low: tp.low,
-            high: tp.high,
-            trials: tp.nr_of_trials,
-        }),
-        TaskName::NbackMem => Task::NbackMem(NbackMem {
-            trial_length: tp.trial_length,
-            n_back: combo.task_param,
-            trials: tp.nr_of_trials,
-        }),
-        TaskName::PicLatentMem => Task::PicLatentMem(PicLatentMem {
-            trial_length: tp.trial_length,
-            n_back: combo.task_param,
-            trials: tp.nr_of_trials,
-            rescale: tp.rescale,
-        }),
-    }
 }
 
 fn optimizer(combo: &Combination) -> Result<Optimizer> {
@@ -227,7 +204,7 @@ enum Outcome {
 fn run_job(s: &Shared, job: Job) -> Result<Outcome> {
     let cfg = s.cfg;
     let combo = &s.combos[job.combination];
-    let task = task_of(cfg, combo);
+    let task = cfg.task(combo.task_param);
     let classification = cfg.trialparams.trial_params.task_name.is_classification();
     let seed = job_seed(cfg.run.seed, job);
     let (train, val) = split_datasets(&task, s.table, cfg.trialparams.trial_params.train_size, seed)?;

@@ -8,7 +8,8 @@
 //! naming the missing and the unexpected ones, before any image is decoded.
 //! [`load_image_folder`] numbers the visible sub-folders in sorted order, for folders that
 //! define their own classes. Hidden entries (`.ipynb_checkpoints`, `.DS_Store`) are ignored by
-//! both.
+//! both; any other entry of a class folder that is not a `.jpg`/`.jpeg`/`.png` file, and a
+//! class folder without images, is an error naming it.
 
 use std::path::{Path, PathBuf};
 
@@ -85,8 +86,8 @@ fn class_dirs(root: &Path) -> Result<Vec<PathBuf>> {
 /// Errors name the folder or the file at fault.
 ///
 /// # Errors
-/// An unreadable or empty folder, an undecodable image, images of different sizes (without a
-/// resize).
+/// An unreadable or empty folder, a class folder without images or with a visible entry that is
+/// not an image file, an undecodable image, images of different sizes (without a resize).
 pub fn load_image_folder(root: &Path, opts: &FolderOptions) -> Result<ImageDataset> {
     let dirs = class_dirs(root)?;
     let classes: Vec<String> = dirs.iter().map(|d| file_name(d)).collect();
@@ -142,7 +143,19 @@ pub fn load_cifar10_folder(root: &Path, opts: &FolderOptions) -> Result<ImageDat
 fn load_classes(root: &Path, dirs: &[PathBuf], classes: Vec<String>, opts: &FolderOptions) -> Result<ImageDataset> {
     let mut files = Vec::new();
     for (label, dir) in dirs.iter().enumerate() {
-        let mut imgs: Vec<PathBuf> = read_dir(dir)?.into_iter().filter(|p| is_image(p)).collect();
+        let entries = read_dir(dir)?;
+        // Anything visible that is not an image is refused rather than skipped: a stray file or
+        // a nested folder usually means the dataset was unpacked wrongly.
+        if let Some(odd) = entries.iter().find(|p| !(p.is_file() && is_image(p))) {
+            return Err(data_err(
+                odd,
+                "not a .jpg/.jpeg/.png image file inside a class folder (remove or move it; hidden entries are ignored)",
+            ));
+        }
+        if entries.is_empty() {
+            return Err(data_err(dir, format!("class `{}` has no images", classes[label])));
+        }
+        let mut imgs = entries;
         if let Some(k) = opts.max_per_class {
             imgs.truncate(k);
         }

@@ -44,18 +44,27 @@ pub fn load_idx(images: &Path, labels: &Path) -> Result<ImageDataset> {
         be_u32(&img, 8, images)?,
         be_u32(&img, 12, images)?,
     );
+    if rows == 0 || cols == 0 {
+        return Err(data_err(
+            images,
+            format!("images of {rows}x{cols} pixels: both sides must be >= 1"),
+        ));
+    }
     let n_labels = be_u32(&lab, 4, labels)?;
     if n != n_labels {
         return Err(data_err(labels, format!("{n_labels} labels for {n} images")));
     }
-    let need = n
-        .checked_mul(rows * cols)
+    let need = rows
+        .checked_mul(cols)
+        .and_then(|p| p.checked_mul(n))
         .ok_or_else(|| data_err(images, "IDX sizes overflow"))?;
     let pixels = img
-        .get(16..16 + need)
+        .get(16..)
+        .and_then(|rest| rest.get(..need))
         .ok_or_else(|| data_err(images, format!("truncated: {need} pixel bytes expected")))?;
     let label_bytes = lab
-        .get(8..8 + n)
+        .get(8..)
+        .and_then(|rest| rest.get(..n))
         .ok_or_else(|| data_err(labels, format!("truncated: {n} labels expected")))?;
     let labels_vec: Vec<usize> = label_bytes.iter().map(|&b| usize::from(b)).collect();
     let classes = labels_vec.iter().max().map_or(0, |&m| m + 1).max(10);
@@ -92,5 +101,17 @@ pub fn load_mnist(dir: &Path, split: Split) -> Result<ImageDataset> {
             "MNIST image file not found (expected the official IDX files, gzipped or not)",
         ));
     }
-    load_idx(&images, &labels)
+    let set = load_idx(&images, &labels)?;
+    // MNIST's labels are 0..9: a label beyond would train a 10-output net on a class it does
+    // not have (the image size is left to the caller, so that tests can use small images).
+    if let Some((i, &l)) = set.labels.iter().enumerate().find(|(_, &l)| l >= 10) {
+        return Err(data_err(
+            &labels,
+            format!("label {l} at index {i}: MNIST's labels are 0..9"),
+        ));
+    }
+    Ok(ImageDataset {
+        classes: (0..10).map(|c| c.to_string()).collect(),
+        ..set
+    })
 }

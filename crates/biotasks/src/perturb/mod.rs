@@ -447,7 +447,11 @@ fn check_image(image: &[f32], height: usize, width: usize) -> Result<()> {
         });
     }
     if let Some(index) = image.iter().position(|v| !v.is_finite()) {
-        return Err(Error::NonFinite { what: "image", index });
+        return Err(Error::NonFinite {
+            what: "image",
+            value: f64::from(image[index]),
+            index,
+        });
     }
     if let Some(index) = image.iter().position(|&v| !(0.0..=1.0).contains(&v)) {
         return Err(invalid(

@@ -1,0 +1,348 @@
+//! `bio2art`, `filters`, `perturb` (and the PNG/JPEG decoding path), `masks-gallery`, the
+//! benchmarks and `validate`.
+
+use std::path::Path;
+
+use crate::fixtures::{image, write, GARBAGE};
+use crate::harness::{case, with, Case, Group};
+
+pub fn bio2art() -> Group {
+    let b: &[&str] = &[
+        "bio2art",
+        "--connectome",
+        "Macaque_Normalized",
+        "--neuron-density",
+        "2",
+        "--out",
+        "w.npy",
+    ];
+    let cases: Vec<Case> = vec![
+        case(
+            &[
+                "bio2art",
+                "--connectome",
+                "Nope",
+                "--neuron-density",
+                "2",
+                "--out",
+                "w.npy",
+            ],
+            &["Nope", "--connectome"],
+        ),
+        case(
+            &[
+                "bio2art",
+                "--connectome",
+                "macaque",
+                "--neuron-density",
+                "2",
+                "--out",
+                "w.npy",
+            ],
+            &["macaque"],
+        ),
+        case(
+            &["bio2art", "--neuron-density", "2", "--out", "w.npy"],
+            &["--connectome"],
+        ),
+        case(
+            &["bio2art", "--connectome", "Macaque_Normalized", "--neuron-density", "2"],
+            &["--out"],
+        ),
+        with(
+            &b[..3],
+            &["--neuron-density", "x", "--out", "w.npy"],
+            &["--neuron-density", "x"],
+        ),
+        with(&b[..3], &["--neuron-density", "-2", "--out", "w.npy"], &["-2"]),
+        with(
+            &b[..3],
+            &["--neuron-density", "0", "--out", "w.npy"],
+            &["--neuron-density", "0"],
+        ),
+        with(
+            &b[..3],
+            &["--neuron-density", "1,2,3", "--out", "w.npy"],
+            &["--neuron-density", "3"],
+        ),
+        with(
+            &b[..3],
+            &["--neuron-density", "1,,2", "--out", "w.npy"],
+            &["--neuron-density"],
+        ),
+        with(
+            &b[..3],
+            &["--neuron-density", "100000000", "--out", "w.npy"],
+            &["--neuron-density", "100000000"],
+        ),
+        with(
+            &b[..3],
+            &["--neuron-density", "2", "--density-scale", "rank", "--out", "w.npy"],
+            &["--neuron-density", "--density-scale"],
+        ),
+        with(&b[..3], &["--density-scale", "weird", "--out", "w.npy"], &["weird"]),
+        with(
+            &b[..3],
+            &["--density-scale", "rank", "--seed-neuron", "0", "--out", "w.npy"],
+            &["seed"],
+        ),
+        case(
+            &[
+                "bio2art",
+                "--connectome",
+                "Marmoset_Normalized",
+                "--density-scale",
+                "rank",
+                "--seed-neuron",
+                "100000000",
+                "--out",
+                "w.npy",
+            ],
+            &["100000000"],
+        ),
+        case(
+            &[
+                "bio2art",
+                "--connectome",
+                "Drosophila",
+                "--density-scale",
+                "rank",
+                "--out",
+                "w.npy",
+            ],
+            &["Drosophila"],
+        ),
+        case(
+            &[
+                "bio2art",
+                "--connectome",
+                "Macaque_Normalized",
+                "--seed-neuron",
+                "4",
+                "--out",
+                "w.npy",
+            ],
+            &["--density-scale"],
+        ),
+        with(b, &["--target-sparsity", "-0.1"], &["target", "-0.1"]),
+        with(b, &["--target-sparsity", "1.5"], &["target", "1.5"]),
+        with(b, &["--target-sparsity", "NaN"], &["target", "NaN"]),
+        with(b, &["--target-sparsity-intrinsic", "2"], &["intrinsic", "2"]),
+        with(b, &["--intrinsic-wei", "NaN"], &["intrinsic", "NaN"]),
+        with(b, &["--intrinsic-wei", "-1"], &["intrinsic", "-1"]),
+        with(b, &["--intrinsic-conn", "maybe"], &["maybe"]),
+        with(b, &["--rand-partition", "2"], &["2"]),
+        with(b, &["--keep-diag", "yes please"], &["yes please"]),
+        with(b, &["--rng", "numpy"], &["numpy"]),
+        with(b, &["--rng", "mersenne"], &["mersenne"]),
+        with(b, &["--seed", "-1"], &["-1"]),
+        case(
+            &[
+                "bio2art",
+                "--connectome",
+                "Macaque_Normalized",
+                "--neuron-density",
+                "2",
+                "--out",
+                "missing/w.npy",
+            ],
+            &["missing"],
+        ),
+        case(
+            &[
+                "bio2art",
+                "--connectome",
+                "Macaque_Normalized",
+                "--neuron-density",
+                "2",
+                "--out",
+                "dir",
+            ],
+            &["dir"],
+        ),
+        case(
+            &[
+                "bio2art",
+                "--connectome",
+                "Macaque_Normalized",
+                "--neuron-density",
+                "2",
+                "--out",
+                "w.txt",
+            ],
+            &["w.txt", ".npy"],
+        ),
+        with(b, &["--ids", "missing/ids.npy"], &["--ids", "missing"]),
+        with(b, &["--ids", "ids.txt"], &["ids.txt", ".npy"]),
+    ];
+    Group {
+        name: "bio2art",
+        setup: |dir: &Path| std::fs::create_dir_all(dir.join("dir")).unwrap(),
+        cases,
+    }
+}
+
+pub fn filters_perturb() -> Group {
+    let f = |extra: &[&str], names: &[&str]| with(&["filters"], extra, names);
+    let p: &[&str] = &[
+        "perturb",
+        "--image",
+        "in.png",
+        "--perturbation",
+        "Uniform",
+        "--level",
+        "1",
+        "--out",
+        "o.png",
+    ];
+    let img = |file: &str, names: &[&str]| {
+        case(
+            &[
+                "perturb",
+                "--image",
+                file,
+                "--perturbation",
+                "Uniform",
+                "--level",
+                "1",
+                "--out",
+                "o.png",
+            ],
+            names,
+        )
+    };
+    let mut cases: Vec<Case> = vec![
+        f(&["--bank", "nope", "--out", "f"], &["nope"]),
+        f(&["--bank", "gabor"], &["--out"]),
+        f(&["--out", "f"], &["--bank"]),
+        f(&["--bank", "gabor", "--out", "f", "--scale", "0"], &["--scale", "0"]),
+        f(&["--bank", "gabor", "--out", "f", "--scale=-1"], &["--scale", "-1"]),
+        f(
+            &["--bank", "gabor", "--out", "f", "--scale", "NaN"],
+            &["--scale", "NaN"],
+        ),
+        f(
+            &["--bank", "gabor", "--out", "f", "--scale", "inf"],
+            &["--scale", "inf"],
+        ),
+        f(
+            &["--bank", "dog", "--out", "f", "--scale", "1000"],
+            &["--scale", "1000"],
+        ),
+        f(
+            &["--bank", "gabor", "--out", "f", "--scale", "50"],
+            &["--scale", "50", "limit"],
+        ),
+        f(&["--bank", "gabor", "--out", "file.txt"], &["file.txt"]),
+        img("missing.png", &["missing.png"]),
+        img("garbage.png", &["garbage.png"]),
+        img("empty.png", &["empty.png"]),
+        img("trunc.png", &["trunc.png"]),
+        img("trunc.jpg", &["trunc.jpg"]),
+        img("garbage.jpg", &["garbage.jpg"]),
+        img("png_named.jpg", &["png_named.jpg"]),
+        img("dir", &["dir"]),
+        img("huge_header.png", &["huge_header.png"]),
+        with(&p[..3], &["--perturbation", "nope", "--out", "o.png"], &["nope"]),
+        with(
+            &p[..3],
+            &["--perturbation", "Uniform", "--level", "99", "--out", "o.png"],
+            &["--level", "99"],
+        ),
+        with(
+            &p[..3],
+            &["--perturbation", "all", "--level", "2", "--out", "o.png"],
+            &["--level"],
+        ),
+        with(p, &["--mean", "NaN"], &["--mean", "NaN"]),
+        with(p, &["--mean", "300"], &["--mean", "300"]),
+        with(p, &["--mean=-1"], &["--mean", "-1"]),
+        with(p, &["--display-scale", "0"], &["--display-scale", "0"]),
+        with(p, &["--display-scale", "NaN"], &["--display-scale", "NaN"]),
+        with(p, &["--display-scale", "1000"], &["--display-scale", "1000"]),
+        with(p, &["--rng", "nope"], &["nope"]),
+        with(&p[..7], &["--out", "o.jpg"], &["o.jpg", ".png"]),
+        with(&p[..7], &["--out", "missing/o.png"], &["missing"]),
+        with(&p[..7], &["--out", "dir"], &["dir"]),
+    ];
+    cases.push(case(
+        &["perturb", "--perturbation", "Uniform", "--out", "o.png"],
+        &["--image"],
+    ));
+    Group {
+        name: "filters-perturb",
+        setup: |dir: &Path| {
+            std::fs::create_dir_all(dir.join("dir")).unwrap();
+            write(&dir.join("file.txt"), b"a file");
+            image(&dir.join("in.png"), 1);
+            image(&dir.join("ok.jpg"), 2);
+            image(&dir.join("png_src.png"), 3);
+            write(&dir.join("garbage.png"), GARBAGE);
+            write(&dir.join("garbage.jpg"), GARBAGE);
+            write(&dir.join("empty.png"), b"");
+            let png = std::fs::read(dir.join("in.png")).unwrap();
+            write(&dir.join("trunc.png"), &png[..png.len() / 2]);
+            let jpg = std::fs::read(dir.join("ok.jpg")).unwrap();
+            write(&dir.join("trunc.jpg"), &jpg[..jpg.len() / 3]);
+            // PNG bytes under a .jpg name decode by content, so this one is valid: make it
+            // invalid another way (a JPEG header followed by PNG bytes).
+            let mut mixed = jpg[..20].to_vec();
+            mixed.extend_from_slice(&png);
+            write(&dir.join("png_named.jpg"), &mixed);
+            // A PNG whose header claims 2^31 × 2^31 pixels.
+            let mut huge = png.clone();
+            huge[16..24].copy_from_slice(&[0x7f, 0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff]);
+            write(&dir.join("huge_header.png"), &huge);
+        },
+        cases,
+    }
+}
+
+pub fn misc() -> Group {
+    let cases: Vec<Case> = vec![
+        case(&["masks-gallery", "--out", "file.txt"], &["file.txt"]),
+        case(&["bench-train", "--batch", "0"], &["--batch", "0"]),
+        case(&["bench-train", "--steps", "0"], &["--steps", "0"]),
+        case(&["bench-train", "--reps", "0"], &["--reps", "0"]),
+        case(&["bench-train", "--device", "tpu"], &["tpu"]),
+        case(&["bench-train", "--device", "cuda"], &["cuda"]),
+        case(&["bench-train", "--precision", "f8"], &["f8"]),
+        case(
+            &["bench-train", "--batch", "100000000"],
+            &["--batch", "100000000", "limit"],
+        ),
+        case(
+            &[
+                "bench-train",
+                "--json",
+                "missing/b.json",
+                "--steps",
+                "1",
+                "--reps",
+                "1",
+                "--batch",
+                "1",
+            ],
+            &["missing"],
+        ),
+        case(&["bench-rnn", "--task", "nope"], &["nope"]),
+        case(&["bench-rnn", "--hidden", "0"], &["--hidden", "0"]),
+        case(&["bench-rnn", "--batch", "0"], &["--batch", "0"]),
+        case(&["bench-rnn", "--trials", "0"], &["--trials", "0"]),
+        case(&["bench-rnn", "--epochs", "0"], &["--epochs", "0"]),
+        case(
+            &["bench-rnn", "--hidden", "10000000"],
+            &["--hidden", "10000000", "limit"],
+        ),
+        case(&["bench-kernels", "--cuda"], &["cuda"]),
+        case(&["bench-kernels", "--json", "missing/k.json", "--quick"], &["missing"]),
+        case(&["validate", "--python", "missing/python3"], &["missing/python3"]),
+        case(&["nope"], &["nope"]),
+        case(&["mask", "--nope"], &["--nope"]),
+    ];
+    Group {
+        name: "misc",
+        setup: |dir: &Path| write(&dir.join("file.txt"), b"a file"),
+        cases,
+    }
+}
