@@ -25,4 +25,4 @@ mod synapses;
 pub use config::{BioConfig, Distribution, SplitActivation};
 pub use converter::{BioConverter, BioModel, BioSchedule, ConvertedLayer, LastLayer};
 pub use splitting::{split_group_sum, split_group_sum_backward};
-pub use synapses::{gamma_sample, BioSynapses, LayerShape};
+pub use synapses::{gamma_sample, BioSynapses, LayerShape, SynapsesCounters};
