@@ -68,20 +68,13 @@ fn an_interrupted_synaptic_diversity_sweep_resumes_to_the_same_numbers() {
     .unwrap();
     for (a, b) in resumed.iter().zip(&full) {
         assert_eq!(a.label, b.label);
-        let bits = |runs: &[Vec<biotasks::fit::EpochRecord>]| -> Vec<[u64; 4]> {
-            runs.iter()
-                .flatten()
-                .map(|r| {
-                    [
-                        r.train_loss.to_bits(),
-                        r.train_acc.to_bits(),
-                        r.val_loss.to_bits(),
-                        r.val_acc.to_bits(),
-                    ]
-                })
-                .collect()
-        };
-        assert_eq!(bits(&a.runs), bits(&b.runs), "{}: resumed run differs", a.label);
+        // Debug prints every f64 in its shortest round-trip form: equal text, equal bits.
+        assert_eq!(
+            format!("{:?}", a.runs),
+            format!("{:?}", b.runs),
+            "{}: resumed run differs",
+            a.label
+        );
     }
     assert_eq!(
         std::fs::read(resumed_dir.join("history.csv")).unwrap(),

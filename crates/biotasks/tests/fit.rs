@@ -280,54 +280,29 @@ fn a_resumed_converted_run_continues_the_uninterrupted_one_bit_for_bit() {
         convention: Convention::Torch,
     };
     for (k, setting) in bio_settings().iter().enumerate() {
-        let data = (&train, &val, &norm);
-        let (mut m1, mut b1) = bio_model(setting, 7);
-        let full = fit_bio(
-            &mut m1,
-            &mut b1,
-            &setting.schedule,
-            &mut sgd.build().unwrap(),
-            data,
-            &cfg(4, None, false),
-        )
-        .unwrap();
+        // Builds and converts the model from `seed`, then trains it: (history, final state).
+        let run = |seed: u64, c: FitConfig| {
+            let (mut m, mut b) = bio_model(setting, seed);
+            let mut opt = sgd.build().unwrap();
+            let h = fit_bio(&mut m, &mut b, &setting.schedule, &mut opt, (&train, &val, &norm), &c).unwrap();
+            (h, bio_snapshot(&m, &b))
+        };
+        let (full, full_state) = run(7, cfg(4, None, false));
         assert_eq!(full.len(), 4);
         assert!(full.iter().all(|r| r.train_loss.is_finite()), "setting {k}: {full:?}");
 
         let dir = tempfile::tempdir().unwrap();
         let ck = Some(dir.path().to_path_buf());
-        let (mut m2, mut b2) = bio_model(setting, 7);
-        let first = fit_bio(
-            &mut m2,
-            &mut b2,
-            &setting.schedule,
-            &mut sgd.build().unwrap(),
-            data,
-            &cfg(2, ck.clone(), false),
-        )
-        .unwrap();
+        let (first, _) = run(7, cfg(2, ck.clone(), false));
         assert_eq!(history_bits(&first), history_bits(&full[..2]), "setting {k}");
         // A fresh process: another model, another conversion (other factors, signs and stream),
         // every piece of state only from the checkpoint.
-        let (mut m3, mut b3) = bio_model(setting, 99);
-        let resumed = fit_bio(
-            &mut m3,
-            &mut b3,
-            &setting.schedule,
-            &mut sgd.build().unwrap(),
-            data,
-            &cfg(4, ck, true),
-        )
-        .unwrap();
+        let (resumed, resumed_state) = run(99, cfg(4, ck, true));
         assert_eq!(
             history_bits(&resumed),
             history_bits(&full),
             "setting {k}: resumed history differs"
         );
-        assert_eq!(
-            bio_snapshot(&m3, &b3),
-            bio_snapshot(&m1, &b1),
-            "setting {k}: resumed state differs"
-        );
+        assert_eq!(resumed_state, full_state, "setting {k}: resumed state differs");
     }
 }
