@@ -36,7 +36,7 @@
 //!   624 MT19937 words, index and cached normal) and `layers`, one entry per converted layer in
 //!   model order: `param`, `activation_count` (per output unit, exact text as the history),
 //!   `activity_initialized`, `weight_adaptive_initialized` and `update_step` (the temporal
-//!   schedule's counter). Integers are JSON integers (exact up to 2⁶⁴).
+//!   schedule's counter). The counters are JSON integers (u64, exact).
 //!
 //! Unlike every other random choice, the mechanisms' stream (volume-dependent rates,
 //! rejuvenation, the dynamic factor updates) is one stream that runs on across epochs (as
