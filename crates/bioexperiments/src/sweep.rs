@@ -1,8 +1,8 @@
 //! The image-classification sweep shared by `schizo-mnist`, `schizo-cifar`, `mouse-cifar` and
 //! `synaptic-diversity`: settings × repeats, each repeat a fresh model from `seed + repeat`
 //! trained by [`biotasks::fit`] on the same data, optimiser and schedule. Each run keeps its
-//! checkpoint under `checkpoints/<setting>_r<repeat>/`, so `--resume` continues an interrupted
-//! sweep where it stopped.
+//! checkpoint under `checkpoints/<setting>_r<repeat>/` (with the synaptic-diversity state of
+//! converted models), so `--resume` continues an interrupted sweep where it stopped.
 
 use biolayers::bio::{BioModel, BioSchedule};
 use biolayers::layers::Sequential;
@@ -93,12 +93,7 @@ pub(crate) fn run_sweep(
             };
             let history = match bio {
                 Some((mut b, schedule)) => {
-                    let cfg = FitConfig {
-                        checkpoint_dir: None,
-                        resume: false,
-                        ..fit_cfg
-                    };
-                    fit_bio(&mut model, &mut b, &schedule, &mut opt, (train, val, &norm), &cfg)?
+                    fit_bio(&mut model, &mut b, &schedule, &mut opt, (train, val, &norm), &fit_cfg)?
                 }
                 None => fit(&mut model, &mut opt, train, val, &norm, &fit_cfg)?,
             };

@@ -34,6 +34,9 @@ pub enum Error {
     /// An error of mask generation.
     #[error(transparent)]
     Mask(#[from] biomask::Error),
+    /// A random stream's saved state that no stream can be in.
+    #[error(transparent)]
+    Rng(#[from] biorng::Error),
     /// An error of the kernels (tile maps).
     #[error(transparent)]
     Kernels(#[from] biokernels::Error),

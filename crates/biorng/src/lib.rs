@@ -25,12 +25,14 @@ mod kind;
 mod mt;
 mod numpy;
 mod python;
+mod state;
 mod stream;
 
 pub use kind::RngKind;
 pub use mt::Mt19937;
 pub use numpy::NumpyRandomState;
 pub use python::PyRandom;
+pub use state::StreamState;
 pub use stream::Stream;
 
 /// Errors from the random front ends (bad arguments that NumPy/CPython would raise on).
@@ -45,6 +47,10 @@ pub enum Error {
     /// Probabilities that are negative, non-finite, of the wrong length or do not sum to 1.
     #[error("{op}: invalid probabilities: {detail}")]
     InvalidProbabilities { op: &'static str, detail: String },
+    /// A saved generator state that no generator can be in (wrong length, index out of range,
+    /// a non-finite cached normal, an unparsable position); `kind` names the generator.
+    #[error("{kind} state: {detail}")]
+    InvalidState { kind: &'static str, detail: String },
     /// A seed the chosen stream cannot take.
     #[error("seed = {seed}: {limit}")]
     SeedOutOfRange {

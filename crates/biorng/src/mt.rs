@@ -74,6 +74,31 @@ impl Mt19937 {
         mt
     }
 
+    /// The 624 state words and the index of the next word to temper (624: a twist comes
+    /// next), as NumPy's `get_state()` and CPython's `getstate()` hold them.
+    pub fn state(&self) -> (&[u32], usize) {
+        (&self.state, self.index)
+    }
+
+    /// The generator at the position [`Mt19937::state`] reported: `words` must be 624 words,
+    /// not all zero (that state only ever returns 0), and `index <= 624`.
+    pub fn from_state(words: &[u32], index: usize) -> crate::Result<Self> {
+        let bad = |detail: String| crate::Error::InvalidState {
+            kind: "mt19937",
+            detail,
+        };
+        let state: [u32; N] = words
+            .try_into()
+            .map_err(|_| bad(format!("{} state words, must be {N}", words.len())))?;
+        if index > N {
+            return Err(bad(format!("index = {index}, must be <= {N}")));
+        }
+        if state.iter().all(|&w| w == 0) {
+            return Err(bad("all state words are 0 (such a generator only returns 0)".into()));
+        }
+        Ok(Self { state, index })
+    }
+
     fn twist(&mut self) {
         let s = &mut self.state;
         for k in 0..N {

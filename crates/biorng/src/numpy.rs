@@ -22,6 +22,17 @@ impl NumpyRandomState {
         }
     }
 
+    /// The generator and the cached second normal of the polar pair (`get_state()`'s
+    /// `has_gauss`/`cached_gaussian`).
+    pub(crate) fn parts(&self) -> (&Mt19937, Option<f64>) {
+        (&self.mt, self.cached_gauss)
+    }
+
+    /// The stream at the position [`NumpyRandomState::parts`] reported.
+    pub(crate) fn from_parts(mt: Mt19937, cached_gauss: Option<f64>) -> Self {
+        Self { mt, cached_gauss }
+    }
+
     /// The next raw 32-bit word of the underlying generator.
     pub fn next_u32(&mut self) -> u32 {
         self.mt.next_u32()

@@ -29,6 +29,16 @@ impl PyRandom {
         }
     }
 
+    /// The generator and the cached second Box-Muller value (`getstate()`'s `gauss_next`).
+    pub(crate) fn parts(&self) -> (&Mt19937, Option<f64>) {
+        (&self.mt, self.gauss_next)
+    }
+
+    /// The stream at the position [`PyRandom::parts`] reported.
+    pub(crate) fn from_parts(mt: Mt19937, gauss_next: Option<f64>) -> Self {
+        Self { mt, gauss_next }
+    }
+
     /// `random.random()`.
     pub fn random(&mut self) -> f64 {
         self.mt.next_f64()

@@ -5,7 +5,9 @@
 //! Every random choice of an epoch (shuffle, augmentation, dropout) is drawn from streams seeded
 //! by `(seed, epoch)`, so a run resumed from the checkpoint of epoch `e` draws exactly what the
 //! uninterrupted run drew from epoch `e + 1` on; together with the saved parameters, optimiser
-//! moments and batch-norm statistics this reproduces the uninterrupted trajectory bit for bit.
+//! moments and batch-norm statistics (and, for [`fit_bio`], the synaptic-diversity state with
+//! the position of its own stream, which runs on across epochs) this reproduces the
+//! uninterrupted trajectory bit for bit.
 //!
 //! # Shapes
 //! The model maps `(batch, channels, height, width)` f32 (or the flattened `(batch, c·h·w)` when
@@ -145,8 +147,14 @@ pub fn fit(
 }
 
 /// [`fit`] for a model converted with `BioConverter`: every step runs the synaptic-diversity
-/// mechanisms of `schedule` around the optimiser step. Resuming is refused (the per-weight
-/// state is not part of the checkpoint).
+/// mechanisms of `schedule` around the optimiser step. The checkpoints carry `bio`'s state
+/// (factors, signs, counters, the step count and the position of its random stream), so a
+/// resumed run continues the uninterrupted one bit for bit; resume with a model and `bio` built
+/// and converted as for the first run (same `BioConfig`, same schedule).
+///
+/// # Errors
+/// Those of [`fit`]; resuming from a checkpoint without synaptic-diversity state, or with state
+/// of another shape or out of range, is an error naming the file and the array.
 pub fn fit_bio(
     model: &mut Sequential,
     bio: &mut BioModel,
@@ -155,13 +163,6 @@ pub fn fit_bio(
     data: (&ImageDataset, &ImageDataset, &Normalization),
     cfg: &FitConfig,
 ) -> Result<Vec<EpochRecord>> {
-    if cfg.resume {
-        return Err(invalid(
-            "resume",
-            true,
-            "is not supported with synaptic-diversity state",
-        ));
-    }
     fit_impl(model, opt, data.0, data.1, data.2, cfg, Some((bio, schedule)))
 }
 
@@ -186,7 +187,8 @@ fn fit_impl(
         .map(|dir| CheckpointFiles::new(dir, "checkpoint"));
     let mut history = Vec::new();
     if let (true, Some(files)) = (cfg.resume, &files) {
-        if let Some(state) = checkpoint::load(files, model, opt, Some(cfg.seed))? {
+        let bio_state = bio.as_mut().map(|(b, _)| &mut **b);
+        if let Some(state) = checkpoint::load_with_synapses(files, model, bio_state, opt, Some(cfg.seed))? {
             history = state.history;
         }
     }
@@ -255,7 +257,8 @@ fn fit_impl(
                 history: history.clone(),
                 seed: Some(cfg.seed),
             };
-            checkpoint::save(files, model, opt, &state)?;
+            let bio_state = bio.as_ref().map(|(b, _)| &**b);
+            checkpoint::save_with_synapses(files, model, bio_state, opt, &state)?;
         }
     }
     Ok(history)

@@ -1,9 +1,12 @@
 //! The one checkpoint format: a round trip restores an RNN, its optimiser and an exact history
-//! (NaN accuracies included); files of the older `rnn-run` resume format and checkpoints of
-//! another seed are refused with errors naming the file.
+//! (NaN accuracies included), and a converted model's synaptic-diversity state; files of the
+//! older `rnn-run` resume format, checkpoints of another seed, and synaptic-diversity state that
+//! is missing, unexpected or bad are refused with errors naming the file (and the array).
 
 use bioautograd::Tensor;
-use biolayers::layers::{ElmanRnn, ElmanRnnConfig, Module};
+use biolayers::bio::{BioConfig, BioConverter, BioModel, BioSchedule, Distribution};
+use biolayers::io::{load_npz, save_npz, NamedArray};
+use biolayers::layers::{Activation, DenseConfig, ElmanRnn, ElmanRnnConfig, Module, Sequential};
 use biolayers::optim::OptimizerConfig;
 use biolayers::train::train_step;
 use biorng::Stream;
@@ -133,4 +136,305 @@ fn a_checkpoint_json_with_plain_numbers_as_older_fit_wrote_still_loads() {
         .unwrap();
     assert_eq!(got.history, state.history);
     assert_eq!(got.seed, None);
+}
+
+/// A converted 4 → 3 → 2 MLP (Dale's principle, activity factors) after two training steps, so
+/// that every piece of its synaptic-diversity state is set.
+fn converted(seed: u64, dale: bool) -> (Sequential, BioModel) {
+    let mut rng = Stream::seeded(seed);
+    let mut model = Sequential::new()
+        .push(DenseConfig::new(4, 3).init(&mut rng).unwrap())
+        .push(Activation::Relu)
+        .push(DenseConfig::new(3, 2).init(&mut rng).unwrap());
+    let cfg = BioConfig {
+        apply_dales_principle: dale,
+        fuzzy_lr_distribution: Distribution::Activity,
+        fuzzy_lr_dynamic: true,
+        ..BioConfig::default()
+    };
+    let mut bio = BioConverter::new(cfg).convert(&mut model, &mut rng).unwrap();
+    let mut opt = OptimizerConfig::torch_adam(1e-2).build().unwrap();
+    let schedule = BioSchedule {
+        volume_dependent_lr: true,
+        crystallize: true,
+        ..BioSchedule::default()
+    };
+    for _ in 0..2 {
+        let x = Tensor::from_vec((0..8).map(|i| i as f32 * 0.3 - 1.0).collect(), &[2, 4]).unwrap();
+        bio.train_step(
+            &mut model,
+            &mut opt,
+            x,
+            |g, out| g.cross_entropy(out, &[0, 1]),
+            &schedule,
+        )
+        .unwrap();
+    }
+    (model, bio)
+}
+
+fn one_epoch() -> RunState {
+    RunState {
+        history: history()[..1].to_vec(),
+        seed: Some(3),
+    }
+}
+
+/// Saves the converted model (`Some`) or the plain model (`None`) of `converted(1, true)`.
+fn save_bio_checkpoint(dir: &std::path::Path, with_bio: bool) -> CheckpointFiles {
+    let files = CheckpointFiles::new(dir, "checkpoint");
+    let (model, bio) = converted(1, true);
+    let opt = OptimizerConfig::torch_adam(1e-2).build().unwrap();
+    let bio = with_bio.then_some(&bio);
+    checkpoint::save_with_synapses(&files, &model, bio, &opt, &one_epoch()).unwrap();
+    files
+}
+
+fn edit_npz(files: &CheckpointFiles, edit: impl FnOnce(&mut Vec<NamedArray>)) {
+    let mut arrays = load_npz(&files.npz()).unwrap();
+    edit(&mut arrays);
+    save_npz(&files.npz(), &arrays).unwrap();
+}
+
+fn edit_json(files: &CheckpointFiles, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(files.json()).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(files.json(), serde_json::to_vec(&v).unwrap()).unwrap();
+}
+
+/// Loads `files` into a fresh converted model (`dale` as given) and returns the error's file
+/// and text; checks that the refused load changed neither the model nor its state.
+fn refused(files: &CheckpointFiles, dale: bool) -> (std::path::PathBuf, String) {
+    let (mut model, mut bio) = converted(2, dale);
+    let (params, factors) = (
+        model
+            .params()
+            .iter()
+            .map(|p| p.value.to_vec().unwrap())
+            .collect::<Vec<_>>(),
+        bio.layers
+            .iter()
+            .map(|l| l.synapses.factors().to_vec())
+            .collect::<Vec<_>>(),
+    );
+    let (rng, steps) = (bio.rng_state(), bio.steps());
+    let mut opt = OptimizerConfig::torch_adam(1e-2).build().unwrap();
+    let e = checkpoint::load_with_synapses(files, &mut model, Some(&mut bio), &mut opt, Some(3)).unwrap_err();
+    assert_eq!(
+        model
+            .params()
+            .iter()
+            .map(|p| p.value.to_vec().unwrap())
+            .collect::<Vec<_>>(),
+        params
+    );
+    assert_eq!(
+        bio.layers
+            .iter()
+            .map(|l| l.synapses.factors().to_vec())
+            .collect::<Vec<_>>(),
+        factors
+    );
+    assert_eq!((bio.rng_state(), bio.steps()), (rng, steps));
+    match e {
+        Error::Data { path, detail } => (path, detail),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_converted_checkpoint_round_trips_every_piece_of_synaptic_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = save_bio_checkpoint(dir.path(), true);
+    let (model, bio) = converted(1, true);
+    let (mut m2, mut b2) = converted(2, true);
+    let mut opt = OptimizerConfig::torch_adam(1e-2).build().unwrap();
+    let got = checkpoint::load_with_synapses(&files, &mut m2, Some(&mut b2), &mut opt, Some(3))
+        .unwrap()
+        .unwrap();
+    assert_eq!((got.seed, got.history.len()), (Some(3), 1));
+    for (a, b) in b2.layers.iter().zip(&bio.layers) {
+        assert_eq!(a.synapses.factors(), b.synapses.factors());
+        assert_eq!(a.synapses.signs(), b.synapses.signs());
+        assert_eq!(a.synapses.counters(), b.synapses.counters());
+    }
+    assert!(bio.layers[0].synapses.counters().activity_initialized);
+    assert!(bio.layers[0]
+        .synapses
+        .counters()
+        .activation_count
+        .iter()
+        .any(|&c| c > 0.0));
+    assert_eq!((b2.steps(), b2.rng_state()), (bio.steps(), bio.rng_state()));
+    for (p, q) in m2.params().iter().zip(model.params()) {
+        assert_eq!(p.value.to_vec().unwrap(), q.value.to_vec().unwrap());
+    }
+}
+
+#[test]
+fn a_plain_model_and_a_converted_checkpoint_refuse_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    // A converted run's checkpoint given to a plain model.
+    let files = save_bio_checkpoint(dir.path(), true);
+    let (mut plain, _) = converted(2, true);
+    let mut opt = OptimizerConfig::torch_adam(1e-2).build().unwrap();
+    match checkpoint::load(&files, &mut plain, &mut opt, Some(3)) {
+        Err(Error::Data { path, detail }) => {
+            assert_eq!(path, files.json());
+            assert!(detail.contains("synaptic-diversity state (`bio`)"), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Even with the .json's `bio` object gone, the arrays give it away.
+    edit_json(&files, |v| {
+        v.as_object_mut().unwrap().remove("bio");
+    });
+    match checkpoint::load(&files, &mut plain, &mut opt, Some(3)) {
+        Err(Error::Data { path, detail }) => {
+            assert_eq!(path, files.npz());
+            assert!(detail.contains("array bio.0.dense.kernel.factors"), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A plain run's checkpoint given to a converted model.
+    let plain_files = save_bio_checkpoint(&dir.path().join("plain"), false);
+    let (path, detail) = refused(&plain_files, true);
+    assert_eq!(path, plain_files.json());
+    assert!(detail.contains("no synaptic-diversity state"), "{detail}");
+}
+
+#[test]
+fn bad_synaptic_arrays_are_refused_naming_the_file_and_the_array() {
+    type Edit = Box<dyn FnOnce(&mut Vec<NamedArray>)>;
+    let set = |name: &'static str, f: fn(&mut NamedArray)| -> Edit {
+        Box::new(move |arrays: &mut Vec<NamedArray>| {
+            f(arrays.iter_mut().find(|a| a.name == name).unwrap());
+        })
+    };
+    let cases: Vec<(Edit, bool, &str)> = vec![
+        (
+            set("bio.0.dense.kernel.factors", |a| {
+                a.data.pop();
+                a.shape = vec![11];
+            }),
+            true,
+            "array bio.0.dense.kernel.factors has shape [11], the layer's weight [4, 3]",
+        ),
+        (
+            set("bio.2.dense.kernel.factors", |a| a.shape = vec![2, 3]),
+            true,
+            "array bio.2.dense.kernel.factors has shape [2, 3], the layer's weight [3, 2]",
+        ),
+        (
+            set("bio.0.dense.kernel.factors", |a| a.data[5] = f32::NAN),
+            true,
+            "array bio.0.dense.kernel.factors: invalid `factors` = [5] = NaN: must be finite and in [0, fuzzy_lr_max = 2]",
+        ),
+        (
+            set("bio.2.dense.kernel.factors", |a| a.data[1] = 2.5),
+            true,
+            "array bio.2.dense.kernel.factors: invalid `factors` = [1] = 2.5",
+        ),
+        (
+            set("bio.0.dense.kernel.signs", |a| a.data[2] = 0.5),
+            true,
+            "array bio.0.dense.kernel.signs: invalid `signs` = [2] = 0.5: must be exactly 1 or -1",
+        ),
+        (
+            set("bio.0.dense.kernel.signs", |a| {
+                a.data.push(1.0);
+                a.shape = vec![4];
+            }),
+            true,
+            "array bio.0.dense.kernel.signs: set_signs: shape mismatch: signs [4] vs sign groups [3]",
+        ),
+        (
+            Box::new(|arrays: &mut Vec<NamedArray>| arrays.retain(|a| a.name != "bio.2.dense.kernel.signs")),
+            true,
+            "array bio.2.dense.kernel.signs missing (the layer applies Dale's principle)",
+        ),
+        (
+            Box::new(|arrays: &mut Vec<NamedArray>| arrays.retain(|a| a.name != "bio.0.dense.kernel.factors")),
+            true,
+            "array bio.0.dense.kernel.factors missing",
+        ),
+        // Signs for a model converted without Dale's principle.
+        (Box::new(|_: &mut Vec<NamedArray>| {}), false, "array bio.0.dense.kernel.signs: invalid `apply_dales_principle` = false"),
+        (
+            Box::new(|arrays: &mut Vec<NamedArray>| {
+                arrays.push(NamedArray {
+                    name: "bio.1.relu.factors".into(),
+                    shape: vec![1],
+                    data: vec![1.0],
+                })
+            }),
+            true,
+            "array bio.1.relu.factors belongs to no converted layer of this model",
+        ),
+    ];
+    for (k, (edit, dale, want)) in cases.into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = save_bio_checkpoint(dir.path(), true);
+        edit_npz(&files, edit);
+        let (path, detail) = refused(&files, dale);
+        assert_eq!(path, files.npz(), "case {k}: {detail}");
+        assert!(detail.contains(want), "case {k}: {detail}");
+    }
+}
+
+#[test]
+fn bad_synaptic_fields_are_refused_naming_the_file_and_the_field() {
+    type Edit = fn(&mut serde_json::Value);
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            |v| v["bio"]["layers"][1]["activation_count"] = serde_json::json!(["1", "2", "3"]),
+            "bio.layers[1] (2.dense.kernel): set_counters: shape mismatch: activation_count [3] vs output units [2]",
+        ),
+        (
+            |v| v["bio"]["layers"][0]["activation_count"][2] = serde_json::json!("NaN"),
+            "bio.layers[0] (0.dense.kernel): invalid `activation_count` = [2] = NaN: must be finite and >= 0",
+        ),
+        (
+            |v| v["bio"]["layers"][0]["activation_count"][0] = serde_json::json!(-4.0),
+            "invalid `activation_count` = [0] = -4",
+        ),
+        (
+            |v| v["bio"]["layers"][1]["param"] = serde_json::json!("2.dense.bias"),
+            "bio.layers[1].param = \"2.dense.bias\", the model's converted layer 1 is \"2.dense.kernel\"",
+        ),
+        (
+            |v| {
+                v["bio"]["layers"].as_array_mut().unwrap().pop();
+            },
+            "bio.layers holds 1 converted layers, the model has 2",
+        ),
+        (
+            |v| {
+                v["bio"]["rng"] =
+                    serde_json::json!({"kind": "numpy", "words": [1, 2], "index": 0, "cached_normal": null})
+            },
+            "bio.rng: mt19937 state: 2 state words, must be 624",
+        ),
+        (
+            |v| v["bio"]["rng"]["kind"] = serde_json::json!("mt"),
+            "unknown variant `mt`",
+        ),
+        (|v| v["bio"]["steps"] = serde_json::json!(-1), "expected u64"),
+        (
+            |v| v["bio"]["layers"][0]["update_step"] = serde_json::json!(1.5),
+            "expected u64",
+        ),
+        (
+            |v| v["bio"]["layers"][0]["extra"] = serde_json::json!(1),
+            "unknown field `extra`",
+        ),
+    ];
+    for (k, (edit, want)) in cases.into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = save_bio_checkpoint(dir.path(), true);
+        edit_json(&files, edit);
+        let (path, detail) = refused(&files, true);
+        assert_eq!(path, files.json(), "case {k}: {detail}");
+        assert!(detail.contains(want), "case {k}: {detail}");
+    }
 }

@@ -2,7 +2,7 @@
 //! model, and the training step that runs the mechanisms in upstream's order.
 
 use bioautograd::{Graph, Tensor, Var};
-use biorng::Stream;
+use biorng::{Stream, StreamState};
 
 use super::{BioConfig, BioSynapses, Distribution};
 use crate::error::{invalid, Result};
@@ -164,9 +164,64 @@ impl BioConverter {
 }
 
 impl BioModel {
-    /// Training steps taken.
+    /// Training steps taken (rejuvenation runs when it is a multiple of
+    /// [`BioSchedule::rejuvenate_every`]).
     pub fn steps(&self) -> u64 {
         self.steps
+    }
+
+    /// Sets the step counter (to continue a run from a checkpoint).
+    pub fn set_steps(&mut self, steps: u64) {
+        self.steps = steps;
+    }
+
+    /// The exact position of the stream every mechanism draws from (volume-dependent rates,
+    /// rejuvenation, the dynamic factor updates). It runs on across epochs, so a checkpoint
+    /// must carry it.
+    pub fn rng_state(&self) -> StreamState {
+        self.rng.state()
+    }
+
+    /// Continues the mechanisms' stream from `state` (see [`BioModel::rng_state`]).
+    ///
+    /// # Errors
+    /// A state no stream can be in ([`biorng::Error::InvalidState`]); nothing changes then.
+    pub fn set_rng_state(&mut self, state: &StreamState) -> Result<()> {
+        self.rng = Stream::from_state(state)?;
+        Ok(())
+    }
+
+    /// The state of the converted layer at index `layer` of the `Sequential`.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidConfig`] naming `layer` and the converted layers' indices.
+    pub fn synapses(&self, layer: usize) -> Result<&BioSynapses> {
+        self.layers
+            .iter()
+            .find(|cl| cl.layer == layer)
+            .map(|cl| &cl.synapses)
+            .ok_or_else(|| self.not_converted(layer))
+    }
+
+    /// The state of the converted layer at index `layer` of the `Sequential`, to set its
+    /// factors or signs ([`BioSynapses::set_factors`], [`BioSynapses::set_signs`]).
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidConfig`] naming `layer` and the converted layers' indices.
+    pub fn synapses_mut(&mut self, layer: usize) -> Result<&mut BioSynapses> {
+        match self.layers.iter().position(|cl| cl.layer == layer) {
+            Some(i) => Ok(&mut self.layers[i].synapses),
+            None => Err(self.not_converted(layer)),
+        }
+    }
+
+    fn not_converted(&self, layer: usize) -> crate::Error {
+        let converted: Vec<usize> = self.layers.iter().map(|cl| cl.layer).collect();
+        invalid(
+            "layer",
+            layer,
+            format!("is not a converted layer (the converted layers are {converted:?})"),
+        )
     }
 
     /// The gradient mechanisms, between backward and the optimiser step.

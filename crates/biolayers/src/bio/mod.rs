@@ -6,7 +6,9 @@
 //! upstream's `BioModule` keeps, with every operation on a layer's weight and gradient slices.
 //! [`BioConverter`] attaches a `BioSynapses` to each dense/conv layer of a `Sequential` model
 //! (masked layers included) and [`BioModel::train_step`] runs the mechanisms around the
-//! optimiser step.
+//! optimiser step. [`BioModel::synapses_mut`] reaches a layer's state, whose factors, signs and
+//! counters have validated setters; with the step count and the stream position
+//! ([`BioModel::rng_state`]) they are everything a checkpoint needs (`biotasks::checkpoint`).
 //!
 //! Per-step order (upstream's README): `update_fuzzy_learning_rates` → `volume_dependent_lr` →
 //! `fuzzy_learning_rates` (`grad *= p`) → `crystallize` → optimiser step → every N steps
@@ -25,4 +27,4 @@ mod synapses;
 pub use config::{BioConfig, Distribution, SplitActivation};
 pub use converter::{BioConverter, BioModel, BioSchedule, ConvertedLayer, LastLayer};
 pub use splitting::{split_group_sum, split_group_sum_backward};
-pub use synapses::{gamma_sample, BioSynapses, LayerShape};
+pub use synapses::{gamma_sample, BioSynapses, LayerShape, SynapsesCounters};

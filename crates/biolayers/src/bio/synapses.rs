@@ -73,6 +73,21 @@ pub struct BioSynapses {
     warnings: Vec<String>,
 }
 
+/// The counters and flags of a layer's synapses that training changes besides the factors and
+/// signs: with those, everything a resumed run needs ([`BioSynapses::counters`],
+/// [`BioSynapses::set_counters`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SynapsesCounters {
+    /// Accumulated activity per output unit (`activity` distribution).
+    pub activation_count: Vec<f64>,
+    /// Whether the `activity` factors were sampled once.
+    pub activity_initialized: bool,
+    /// Whether the `weight_adaptive` factors were sampled.
+    pub weight_adaptive_initialized: bool,
+    /// Calls of the `temporal` update so far (its decay runs every `fuzzy_lr_update_freq`).
+    pub update_step: u64,
+}
+
 fn clamp(v: f64, c: &BioConfig) -> f32 {
     v.clamp(c.fuzzy_lr_min, c.fuzzy_lr_max) as f32
 }
@@ -207,7 +222,8 @@ impl BioSynapses {
     pub fn factors(&self) -> &[f32] {
         &self.factors
     }
-    /// The Dale signs (per output unit for dense, per channel pair for conv), when enabled.
+    /// The Dale signs (per output unit for dense, per (input, output) channel pair for conv,
+    /// output fastest), when enabled.
     pub fn signs(&self) -> Option<&[f32]> {
         self.signs.as_deref()
     }
@@ -215,6 +231,119 @@ impl BioSynapses {
     pub fn activation_count(&self) -> &[f64] {
         &self.activation_count
     }
+    /// The counters and flags training changes (see [`SynapsesCounters`]).
+    pub fn counters(&self) -> SynapsesCounters {
+        SynapsesCounters {
+            activation_count: self.activation_count.clone(),
+            activity_initialized: self.activity_initialized,
+            weight_adaptive_initialized: self.weight_adaptive_initialized,
+            update_step: self.update_step,
+        }
+    }
+
+    /// Replaces the factors `p` (weight-shaped, flat in the weight's layout). Nothing changes
+    /// when a value is refused.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] for another length than the weight's; [`Error::InvalidConfig`]
+    /// naming the first bad index and value: non-finite, or outside `[0, fuzzy_lr_max]` (in f32,
+    /// as the factors are stored; every
+    /// factor upstream's mechanisms produce lies there: sampling and the dynamic updates clamp to
+    /// `[fuzzy_lr_min, fuzzy_lr_max]`, crystallisation damps below `fuzzy_lr_min` towards 0), or,
+    /// for a weight outside the connection mask, other than 1 (those factors are fixed at 1).
+    pub fn set_factors(&mut self, factors: &[f32]) -> Result<()> {
+        self.check_len("set_factors", "factors", factors.len())?;
+        let max = self.config.fuzzy_lr_max;
+        for (i, &p) in factors.iter().enumerate() {
+            if !self.on_support(i) {
+                if p != 1.0 {
+                    return Err(invalid(
+                        "factors",
+                        format!("[{i}] = {p}"),
+                        "weight outside the connection mask: its factor is fixed at 1",
+                    ));
+                }
+            } else if !(p.is_finite() && p >= 0.0 && p <= max as f32) {
+                return Err(invalid(
+                    "factors",
+                    format!("[{i}] = {p}"),
+                    format!("must be finite and in [0, fuzzy_lr_max = {max}]"),
+                ));
+            }
+        }
+        self.factors.copy_from_slice(factors);
+        Ok(())
+    }
+
+    /// Replaces the Dale signs (one per output unit for dense layers, per (input, output)
+    /// channel pair for conv layers, output fastest). The weights are not touched: the next
+    /// [`BioSynapses::enforce_dales_principle`] zeroes those of the wrong sign. Nothing changes
+    /// when a value is refused.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when `apply_dales_principle` is off or a sign is not exactly
+    /// ±1 (naming its index and value); [`Error::ShapeMismatch`] for another length.
+    pub fn set_signs(&mut self, signs: &[f32]) -> Result<()> {
+        if !self.config.apply_dales_principle {
+            return Err(invalid(
+                "apply_dales_principle",
+                false,
+                "must be true for a layer to have Dale signs",
+            ));
+        }
+        let groups = self.shape.sign_groups();
+        if signs.len() != groups {
+            return Err(Error::ShapeMismatch {
+                op: "set_signs",
+                lhs_name: "signs",
+                lhs: vec![signs.len()],
+                rhs_name: "sign groups",
+                rhs: vec![groups],
+            });
+        }
+        if let Some((i, s)) = signs.iter().enumerate().find(|(_, &s)| s != 1.0 && s != -1.0) {
+            return Err(invalid("signs", format!("[{i}] = {s}"), "must be exactly 1 or -1"));
+        }
+        self.signs = Some(signs.to_vec());
+        Ok(())
+    }
+
+    /// Replaces the counters and flags (see [`SynapsesCounters`]). Nothing changes when a value
+    /// is refused.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] for an `activation_count` of another length than the output
+    /// units; [`Error::InvalidConfig`] naming the first count that is negative or not finite.
+    pub fn set_counters(&mut self, counters: SynapsesCounters) -> Result<()> {
+        let units = self.shape.outputs();
+        if counters.activation_count.len() != units {
+            return Err(Error::ShapeMismatch {
+                op: "set_counters",
+                lhs_name: "activation_count",
+                lhs: vec![counters.activation_count.len()],
+                rhs_name: "output units",
+                rhs: vec![units],
+            });
+        }
+        if let Some((i, c)) = counters
+            .activation_count
+            .iter()
+            .enumerate()
+            .find(|(_, c)| !(c.is_finite() && **c >= 0.0))
+        {
+            return Err(invalid(
+                "activation_count",
+                format!("[{i}] = {c}"),
+                "must be finite and >= 0 (a count)",
+            ));
+        }
+        self.activation_count = counters.activation_count;
+        self.activity_initialized = counters.activity_initialized;
+        self.weight_adaptive_initialized = counters.weight_adaptive_initialized;
+        self.update_step = counters.update_step;
+        Ok(())
+    }
+
     /// Warnings upstream would only log (e.g. layer_adaptive without a layer index).
     pub fn warnings(&self) -> &[String] {
         &self.warnings

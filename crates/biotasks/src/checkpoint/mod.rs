@@ -1,6 +1,7 @@
 //! One checkpoint format for every training run (the [`crate::fit`] loop and the RNN runs of
-//! `bioexperiments`): any [`Checkpointable`] model, its optimiser state, the random-stream seed
-//! and the history, so that a resumed run continues the uninterrupted one bit for bit.
+//! `bioexperiments`): any [`Checkpointable`] model, its optimiser state, the random-stream seed,
+//! the history and, for a converted model, its synaptic-diversity state, so that a resumed run
+//! continues the uninterrupted one bit for bit.
 //!
 //! # Files
 //! A checkpoint is a pair `<dir>/<stem>.npz` + `<dir>/<stem>.json` ([`CheckpointFiles`]), each
@@ -21,10 +22,37 @@
 //!
 //! Why a seed and not a generator state: every random choice of an epoch is drawn from streams
 //! seeded by `(seed, epoch)`, so the seed and the epoch reproduce them exactly.
+//!
+//! # Synaptic diversity (models converted with `BioConverter`)
+//! [`save_with_synapses`] / [`load_with_synapses`] (used by `fit_bio`) add the per-layer state of
+//! the [`BioModel`]; `<param>` is the qualified name of the layer's kernel, as in `param.<name>`:
+//!
+//! * `.npz`: `bio.<param>.factors` (the fuzzy learning-rate factors, the weight's shape; f32 as
+//!   they are stored, so exact) and, for layers with Dale's principle, `bio.<param>.signs` (one
+//!   ±1 per sign group);
+//! * `.json`: the object `bio` with `steps` (training steps taken: the rejuvenation schedule
+//!   counts them), `rng` (the exact position of the mechanisms' random stream, a
+//!   [`biorng::StreamState`] with a `kind` tag: ChaCha8 key, stream and word position, or the
+//!   624 MT19937 words, index and cached normal) and `layers`, one entry per converted layer in
+//!   model order: `param`, `activation_count` (per output unit, exact text as the history),
+//!   `activity_initialized`, `weight_adaptive_initialized` and `update_step` (the temporal
+//!   schedule's counter). The counters are JSON integers (u64, exact).
+//!
+//! Unlike every other random choice, the mechanisms' stream (volume-dependent rates,
+//! rejuvenation, the dynamic factor updates) is one stream that runs on across epochs (as
+//! upstream's torch global generator does), so its position is saved, not a seed. The
+//! `BioConfig` and the schedule are not saved: they come from the code that converts the model
+//! again on resume (`reproduce` refuses a resume with other settings through its `config.toml`).
+//! Restoring validates every array and field before anything changes: a converted run given a
+//! checkpoint without this state, a plain model given one with it, arrays of another length or
+//! shape, non-finite factors or factors outside `[0, fuzzy_lr_max]`, signs other than ±1 or on a
+//! layer without Dale's principle, negative activity counts and impossible stream states are
+//! [`Error::Data`] naming the file and the array or field.
 
 use std::path::{Path, PathBuf};
 
 use bioautograd::Tensor;
+use biolayers::bio::BioModel;
 use biolayers::io::{load_npz, save_npz, NamedArray};
 use biolayers::layers::{ElmanRnn, Module, Param, Sequential};
 use biolayers::optim::{Optimizer, OptimizerState};
@@ -32,6 +60,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{invalid, Error, Result};
 use crate::fit::EpochRecord;
+
+mod synapses;
 
 /// A model whose parameters have stable names, so that a checkpoint finds them again.
 pub trait Checkpointable: Module {
@@ -181,6 +211,9 @@ struct Meta {
     /// Present only in files of the older `rnn-run` resume format.
     #[serde(default, skip_serializing)]
     history_csv: Option<String>,
+    /// The counters of a converted model's synaptic diversity (absent for plain models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bio: Option<synapses::BioMeta>,
 }
 
 fn data_err(path: &Path, detail: impl ToString) -> Error {
@@ -221,8 +254,27 @@ pub fn save<M: Checkpointable + ?Sized>(
     opt: &Optimizer,
     state: &RunState,
 ) -> Result<()> {
+    save_with_synapses(files, model, None, opt, state)
+}
+
+/// [`save`] for a model that may be converted with `BioConverter`: `bio` (its synaptic-diversity
+/// state; `None` for a plain model) is written too.
+pub fn save_with_synapses<M: Checkpointable + ?Sized>(
+    files: &CheckpointFiles,
+    model: &M,
+    bio: Option<&BioModel>,
+    opt: &Optimizer,
+    state: &RunState,
+) -> Result<()> {
+    let (bio_arrays, bio_meta) = match bio {
+        Some(b) => {
+            let (arrays, meta) = synapses::encode(model, b)?;
+            (arrays, Some(meta))
+        }
+        None => (Vec::new(), None),
+    };
     std::fs::create_dir_all(&files.dir).map_err(|e| data_err(&files.dir, e))?;
-    let mut arrays = Vec::new();
+    let mut arrays = bio_arrays;
     for (name, p) in model.named_params() {
         arrays.push(NamedArray {
             name: format!("param.{name}"),
@@ -256,6 +308,7 @@ pub fn save<M: Checkpointable + ?Sized>(
         history: Some(state.history.iter().map(HistoryEntry::from).collect()),
         seed: state.seed,
         history_csv: None,
+        bio: bio_meta,
     };
     let json = serde_json::to_vec_pretty(&meta).map_err(|e| invalid("checkpoint", "json", e.to_string()))?;
     bionpy::write_atomic(&files.json(), &json)?;
@@ -267,11 +320,32 @@ pub fn save<M: Checkpointable + ?Sized>(
 /// refused when the checkpoint recorded another one (the resumed run would not be the same run).
 ///
 /// # Errors
-/// A torn pair, a missing or misshapen parameter, another seed, or a file of the older
-/// `rnn-run` format: [`Error::Data`] naming the file.
+/// A torn pair, a missing or misshapen parameter, another seed, a checkpoint of a converted
+/// run (synaptic-diversity state, see [`load_with_synapses`]), or a file of the older `rnn-run`
+/// format: [`Error::Data`] naming the file (and the array).
 pub fn load<M: Checkpointable + ?Sized>(
     files: &CheckpointFiles,
     model: &mut M,
+    opt: &mut Optimizer,
+    seed: Option<u64>,
+) -> Result<Option<RunState>> {
+    load_with_synapses(files, model, None, opt, seed)
+}
+
+/// [`load`] for a model that may be converted with `BioConverter`: with `bio` (the state the
+/// converter returned for `model`, same configuration) the checkpoint must hold that state and
+/// it is restored too; with `None` a checkpoint holding synaptic-diversity state is refused.
+/// Nothing is changed when the checkpoint is refused.
+///
+/// # Errors
+/// Those of [`load`], and [`Error::Data`] naming the file and the array or field for missing
+/// synaptic-diversity state, arrays of another length or shape, non-finite factors or factors
+/// outside `[0, fuzzy_lr_max]`, signs other than ±1 or on a layer without Dale's principle,
+/// negative activity counts, or an impossible random-stream state.
+pub fn load_with_synapses<M: Checkpointable + ?Sized>(
+    files: &CheckpointFiles,
+    model: &mut M,
+    bio: Option<&mut BioModel>,
     opt: &mut Optimizer,
     seed: Option<u64>,
 ) -> Result<Option<RunState>> {
@@ -331,6 +405,13 @@ pub fn load<M: Checkpointable + ?Sized>(
         }
         values.push(Tensor::from_vec(a.data.clone(), shape).map_err(biolayers::Error::from)?);
     }
+    let restored_bio = match &bio {
+        Some(b) => Some(synapses::decode(&*model, b, meta.bio, &arrays, &npz_path, &json_path)?),
+        None => {
+            synapses::refuse(meta.bio.as_ref(), &arrays, &npz_path, &json_path)?;
+            None
+        }
+    };
     let buffers: Vec<(String, Vec<f32>)> = arrays
         .iter()
         .filter_map(|a| a.name.strip_prefix("buffer.").map(|n| (n.to_string(), a.data.clone())))
@@ -355,6 +436,9 @@ pub fn load<M: Checkpointable + ?Sized>(
         ((a.data.first().copied().unwrap_or(0.0) as u64) << 24) | a.data.get(1).copied().unwrap_or(0.0) as u64
     });
     opt.import_state(OptimizerState { t, slots });
+    if let (Some(b), Some(r)) = (bio, restored_bio) {
+        *b = r;
+    }
     Ok(Some(RunState {
         history,
         seed: meta.seed,
