@@ -70,6 +70,7 @@ fn push_operands<'a>(lb: &mut LaunchArgs<'a>, a: &'a GpuData, b: &'a GpuData) {
         (GpuData::Bf16(p), GpuData::Bf16(q)) => {
             lb.arg(p).arg(q);
         }
+        // no-panic: every caller checks that both operands have the launch's precision first.
         _ => unreachable!("operand precisions are checked before every launch"),
     }
 }
