@@ -83,3 +83,46 @@ fn rnn_run() {
 fn merge_plot() {
     run_group(&runs::merge_plot());
 }
+
+/// Edges that follow upstream exactly succeed, but say so on stderr (issue 16: "an error, or the
+/// upstream behaviour documented with a warning printed").
+#[test]
+fn upstream_edges_succeed_with_a_warning() {
+    let dir = harness::scratch("warnings");
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &[
+                "mask",
+                "--form",
+                "gaussian",
+                "--nx",
+                "8",
+                "--ny",
+                "8",
+                "--param-reduction",
+                "1",
+                "--out",
+                "g.npy",
+            ],
+            "all ones",
+        ),
+        (
+            &["mask", "--form", "2d", "--nx", "15", "--ny", "30", "--out", "t.npy"],
+            "nx = 15 is not a multiple",
+        ),
+        (
+            &["mask", "--form", "2d", "--nx", "20", "--ny", "37", "--out", "t.npy"],
+            "ny = 37 is not a multiple",
+        ),
+    ];
+    for (args, warning) in cases {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .current_dir(&dir)
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{args:?}: {err}");
+        assert!(err.contains("warning") && err.contains(warning), "{args:?}: {err}");
+    }
+}
