@@ -134,3 +134,40 @@ fn a_checkpoint_json_with_plain_numbers_as_older_fit_wrote_still_loads() {
     assert_eq!(got.history, state.history);
     assert_eq!(got.seed, None);
 }
+
+/// An optimiser slot whose moments do not match its parameter (a damaged or foreign `.npz`) is
+/// refused when loading, naming the file, and leaves the model as it was: restored, it would
+/// index past the shorter moment at the first step after the resume.
+#[test]
+fn a_misshapen_optimiser_slot_is_refused_before_the_model_is_touched() {
+    use biolayers::io::{load_npz, save_npz};
+    let dir = tempfile::tempdir().unwrap();
+    let files = CheckpointFiles::new(dir.path(), "checkpoint");
+    let mut model = rnn(1);
+    let mut opt = OptimizerConfig::torch_adam(1e-3).build().unwrap();
+    let x = Tensor::from_vec(vec![0.5f32; 2 * 3 * 2], &[2, 3, 2]).unwrap();
+    train_step(&mut model, &mut opt, x, |g, out| g.sum(out)).unwrap();
+    let state = RunState {
+        history: history(),
+        seed: None,
+    };
+    checkpoint::save(&files, &model, &opt, &state).unwrap();
+    let mut arrays = load_npz(&files.npz()).unwrap();
+    let second = arrays.iter_mut().find(|a| a.name == "opt.0.second").unwrap();
+    second.data.pop();
+    second.shape = vec![second.data.len()];
+    save_npz(&files.npz(), &arrays).unwrap();
+
+    let mut restored = rnn(2);
+    let before: Vec<Vec<f32>> = restored.params().iter().map(|p| p.value.to_vec().unwrap()).collect();
+    let mut opt2 = OptimizerConfig::torch_adam(1e-3).build().unwrap();
+    match checkpoint::load(&files, &mut restored, &mut opt2, None) {
+        Err(Error::Data { path, detail }) => {
+            assert_eq!(path, files.npz());
+            assert!(detail.contains("optimiser slot 0"), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let after: Vec<Vec<f32>> = restored.params().iter().map(|p| p.value.to_vec().unwrap()).collect();
+    assert_eq!(before, after);
+}
