@@ -104,8 +104,8 @@ fn newest_file(dir: &Path) -> Option<PathBuf> {
 /// Whether a libFuzzer line is worth echoing: periodic progress, the end, final statistics and
 /// anything about a crash (new-coverage lines, thousands of them, only go to the log).
 fn worth_echoing(line: &str) -> bool {
-    line.contains(" pulse ")
-        || line.contains(" DONE ")
+    // Status lines read `#<runs>\t<event>  cov: …`.
+    matches!(line.split_whitespace().nth(1), Some("pulse" | "DONE"))
         || line.starts_with("stat::")
         || line.starts_with("Done ")
         || line.starts_with("==")
@@ -179,4 +179,35 @@ pub fn run(args: &FuzzArgs) -> CliResult {
         run_target(&root, target, seconds, &args.sanitizer)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minutes_must_be_positive_and_finite() {
+        assert_eq!(parse_minutes("10"), Ok(10.0));
+        assert_eq!(parse_minutes("0.5"), Ok(0.5));
+        for bad in ["0", "-1", "NaN", "inf", "2000", "ten"] {
+            assert!(parse_minutes(bad).unwrap_err().contains(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_targets_are_the_files_of_fuzz_targets() {
+        let all = targets(&workspace_root().join("fuzz")).unwrap();
+        assert!(all.len() >= 7, "{all:?}");
+        assert!(all.contains(&"checkpoint".to_string()) && all.contains(&"npy".to_string()));
+        assert!(all.windows(2).all(|w| w[0] < w[1]), "sorted: {all:?}");
+    }
+
+    #[test]
+    fn only_progress_totals_and_crashes_are_echoed() {
+        assert!(worth_echoing("#262144\tpulse  cov: 2798 ft: 10010 corp: 943/420Kb"));
+        assert!(worth_echoing("stat::number_of_executed_units: 27340644"));
+        assert!(worth_echoing("==27519== ERROR: libFuzzer: deadly signal"));
+        assert!(!worth_echoing("#236583\tREDUCE cov: 2790 ft: 9967 corp: 921/416Kb"));
+        assert!(!worth_echoing("#236777\tNEW    cov: 2790 ft: 9969 corp: 922/416Kb"));
+    }
 }
