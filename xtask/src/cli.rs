@@ -2,6 +2,7 @@
 //! line, and the value parsers of flags that several commands take.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use biorng::RngKind;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
@@ -21,6 +22,14 @@ impl std::error::Error for CliError {}
 /// Boxes a command-line message as a [`CliError`].
 pub fn cli_err(msg: impl Into<String>) -> Box<dyn std::error::Error> {
     Box::new(CliError(msg.into()))
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// A boolean flag value in any of the spellings upstream's configs use.

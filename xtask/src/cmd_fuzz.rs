@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::cli::cli_err;
+use crate::cli::{cli_err, workspace_root};
 use crate::CliResult;
 
 /// Arguments of `cargo xtask fuzz`.
@@ -36,13 +36,6 @@ fn parse_minutes(s: &str) -> Result<f64, String> {
         Ok(m) if m.is_finite() && m > 0.0 && m <= 24.0 * 60.0 => Ok(m),
         _ => Err(format!("expected minutes in (0, 1440], got {s:?}")),
     }
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// `cargo +nightly …` with the variables of the calling (stable) cargo removed, so that the

@@ -4,7 +4,7 @@
 
 use bioautograd::Tensor;
 use biolayers::layers::{ElmanRnn, ElmanRnnConfig, Module};
-use biolayers::optim::OptimizerConfig;
+use biolayers::optim::{Optimizer, OptimizerConfig};
 use biolayers::train::train_step;
 use biorng::Stream;
 use biotasks::checkpoint::{self, CheckpointFiles, RunState};
@@ -27,19 +27,25 @@ fn history() -> Vec<EpochRecord> {
         .collect()
 }
 
-#[test]
-fn round_trip_restores_model_optimiser_and_exact_history() {
-    let dir = tempfile::tempdir().unwrap();
-    let files = CheckpointFiles::new(dir.path(), "resume_iter_0");
+/// Saves `files`: `rnn(1)` after one Adam step, [`history`] and `seed`.
+fn save_trained(files: &CheckpointFiles, seed: Option<u64>) -> (ElmanRnn, Optimizer, RunState) {
     let mut model = rnn(1);
     let mut opt = OptimizerConfig::torch_adam(1e-3).build().unwrap();
     let x = Tensor::from_vec(vec![0.5f32; 2 * 3 * 2], &[2, 3, 2]).unwrap();
     train_step(&mut model, &mut opt, x, |g, out| g.sum(out)).unwrap();
     let state = RunState {
         history: history(),
-        seed: Some(7),
+        seed,
     };
-    checkpoint::save(&files, &model, &opt, &state).unwrap();
+    checkpoint::save(files, &model, &opt, &state).unwrap();
+    (model, opt, state)
+}
+
+#[test]
+fn round_trip_restores_model_optimiser_and_exact_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = CheckpointFiles::new(dir.path(), "resume_iter_0");
+    let (model, opt, state) = save_trained(&files, Some(7));
     assert!(files.exists());
 
     let mut restored = rnn(2);
@@ -143,15 +149,7 @@ fn a_misshapen_optimiser_slot_is_refused_before_the_model_is_touched() {
     use biolayers::io::{load_npz, save_npz};
     let dir = tempfile::tempdir().unwrap();
     let files = CheckpointFiles::new(dir.path(), "checkpoint");
-    let mut model = rnn(1);
-    let mut opt = OptimizerConfig::torch_adam(1e-3).build().unwrap();
-    let x = Tensor::from_vec(vec![0.5f32; 2 * 3 * 2], &[2, 3, 2]).unwrap();
-    train_step(&mut model, &mut opt, x, |g, out| g.sum(out)).unwrap();
-    let state = RunState {
-        history: history(),
-        seed: None,
-    };
-    checkpoint::save(&files, &model, &opt, &state).unwrap();
+    save_trained(&files, None);
     let mut arrays = load_npz(&files.npz()).unwrap();
     let second = arrays.iter_mut().find(|a| a.name == "opt.0.second").unwrap();
     second.data.pop();
