@@ -2,6 +2,7 @@
 //! line, and the value parsers of flags that several commands take.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use biorng::RngKind;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
@@ -69,6 +70,14 @@ pub fn check_output_file(flag: &str, path: &std::path::Path) -> Result<(), Box<d
         return Err(cli_err(format!("{flag}: {} is a folder", path.display())));
     }
     Ok(())
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// A boolean flag value in any of the spellings upstream's configs use.

@@ -16,6 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::cli::workspace_root;
 use crate::CliResult;
 
 /// The pinned toolkit.
@@ -37,13 +38,6 @@ pub struct PtxArgs {
     /// The virtual environment holding the pinned toolkit (created when missing).
     #[arg(long, default_value = ".venv-cuda")]
     pub venv: PathBuf,
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn run_ok(cmd: &mut Command, what: &str) -> CliResult<std::process::Output> {

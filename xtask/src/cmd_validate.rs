@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::cli::workspace_root;
 use crate::CliResult;
 
 /// Arguments of `cargo xtask validate`.
@@ -14,14 +15,6 @@ pub struct ValidateArgs {
     /// at `.venv-validate` created with `python3 -m venv` and `pip install numpy scipy`.
     #[arg(long)]
     pub python: Option<PathBuf>,
-}
-
-fn workspace_root() -> PathBuf {
-    // xtask lives one level below the workspace root.
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn has_numpy(python: &Path) -> bool {

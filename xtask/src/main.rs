@@ -9,6 +9,7 @@ mod cmd_bench_rnn;
 mod cmd_bench_train;
 mod cmd_bio2art;
 mod cmd_filters;
+mod cmd_fuzz;
 mod cmd_gallery;
 mod cmd_mask;
 mod cmd_mnist_latents;
@@ -62,6 +63,8 @@ enum Command {
     MergeResults(cmd_rnn_runs::MergeResultsArgs),
     /// Loss curves (mean ± SD) and box plots of rnn-run results folders, as upstream's lossvisualization.py.
     PlotLoss(cmd_rnn_runs::PlotLossArgs),
+    /// Run the cargo-fuzz targets of fuzz/ (nightly + cargo-fuzz), each for --minutes, one after the other.
+    Fuzz(cmd_fuzz::FuzzArgs),
     /// Compile kernels/**/*.cu to the committed PTX (pinned pip nvcc 13.0); --check for CI.
     Ptx(cmd_ptx::PtxArgs),
 }
@@ -109,6 +112,7 @@ fn main() {
         Command::MergeResults(a) => cmd_rnn_runs::merge_cmd(a),
         Command::PlotLoss(a) => cmd_rnn_runs::plot_cmd(a),
         Command::Ptx(a) => cmd_ptx::run(a),
+        Command::Fuzz(a) => cmd_fuzz::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -54,8 +54,62 @@ pub fn write_text(path: &Path, text: &str) -> Result<()> {
 }
 
 /// The settings as TOML text.
+///
+/// # Errors
+/// Settings that are not a table, or a text holding a run of more than [`MAX_TOML_QUOTE_RUN`]
+/// quotes (naming its key).
 pub fn toml_of<T: Serialize>(cfg: &T) -> Result<String> {
-    toml::to_string(cfg).map_err(|e| crate::error::invalid("config", "toml", e.to_string()))
+    let toml_err = |e: &dyn std::fmt::Display| crate::error::invalid("config", "toml", e.to_string());
+    let value = toml::Value::try_from(cfg).map_err(|e| toml_err(&e))?;
+    if let Some(key) = value.as_table().and_then(overlong_quote_run) {
+        return Err(crate::error::invalid(
+            "config",
+            key,
+            format!("a text with more than {MAX_TOML_QUOTE_RUN} quotes in a row cannot be written as TOML"),
+        ));
+    }
+    toml::to_string(cfg).map_err(|e| toml_err(&e))
+}
+
+/// The longest run of one quote character (`"` or `'`) a text (key or value) may hold when it is
+/// written as TOML: the `toml` 0.8 writer counts such runs in a `u8` and panics at the 256th in
+/// overflow-checked builds (toml-rs/toml#1188, fixed only in the 1.x writer). Found by the
+/// `config_ini` fuzz target (fuzz/regressions/config_ini/).
+pub const MAX_TOML_QUOTE_RUN: usize = 255;
+
+/// The dotted key of the first key or text of `table` with a run of more than
+/// [`MAX_TOML_QUOTE_RUN`] quotes; `None` when the table can be written.
+pub(crate) fn overlong_quote_run(table: &toml::Table) -> Option<String> {
+    fn too_long(s: &str) -> bool {
+        [b'"', b'\''].iter().any(|&q| {
+            s.as_bytes()
+                .split(|&b| b != q)
+                .any(|run| run.len() > MAX_TOML_QUOTE_RUN)
+        })
+    }
+    fn walk(path: String, v: &toml::Value) -> Option<String> {
+        match v {
+            toml::Value::String(s) if too_long(s) => Some(path),
+            toml::Value::Table(t) => in_table(&path, t),
+            toml::Value::Array(a) => a.iter().enumerate().find_map(|(i, v)| walk(format!("{path}[{i}]"), v)),
+            _ => None,
+        }
+    }
+    fn in_table(prefix: &str, t: &toml::Table) -> Option<String> {
+        t.iter().find_map(|(k, v)| {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            if too_long(k) {
+                Some(path)
+            } else {
+                walk(path, v)
+            }
+        })
+    }
+    in_table("", table)
 }
 
 /// Creates the results folder `out` and writes `config.toml` (headed by the command that made
@@ -104,8 +158,13 @@ pub fn prepare_results_folder(out: &Path, name: &str, config_toml: &str, resume:
     write_text(&out.join("env.txt"), &env_report())
 }
 
-/// The keys (dotted paths) whose values differ between two TOML documents, sorted.
-fn differing_keys(a: &str, b: &str) -> std::result::Result<Vec<String>, toml::de::Error> {
+/// The keys (dotted paths) whose values differ between two TOML documents, sorted: how
+/// [`prepare_results_folder`] compares a saved `config.toml` (`a`, read back on `--resume`) with
+/// the settings of the run (`b`).
+///
+/// # Errors
+/// Either text is not a TOML document.
+pub fn differing_keys(a: &str, b: &str) -> std::result::Result<Vec<String>, toml::de::Error> {
     fn walk(prefix: &str, a: Option<&toml::Value>, b: Option<&toml::Value>, out: &mut Vec<String>) {
         match (a, b) {
             (Some(toml::Value::Table(ta)), Some(toml::Value::Table(tb))) => {

@@ -232,6 +232,36 @@ fn bad_configs_name_the_offending_key() {
     assert_eq!(err_key(RunsConfig::load(&p)), "file");
 }
 
+/// The `toml` 0.8 writer panics (in overflow-checked builds) on a run of 256 quotes in a key or
+/// text (toml-rs/toml#1188; found by the `config_ini` fuzz target): such configs are refused
+/// with the key, in both formats, and `toml_of` refuses to write one.
+#[test]
+fn a_run_of_256_quotes_is_refused_naming_the_key() {
+    let combos = "[trialparams]\ntrial_params = {\"task_name\":\"nback_mem\"}\n[combosparams]\ncombos_params = {\"n_back\": [2]}\n";
+    let quotes = "\"".repeat(256);
+    assert_eq!(
+        err_key(ini(&format!("[net]\nnet_name = x{quotes}\n{combos}"))),
+        "[net] net_name"
+    );
+    assert_eq!(
+        err_key(ini(&format!("[net]\nk{quotes} = 1\n{combos}"))).len(),
+        "[net] k".len() + 256
+    );
+    assert!(ini(&format!("[net]\nnet_name = x{}\n{combos}", "\"".repeat(255))).is_ok());
+    let t = "[trialparams]\ntrial_params = { task_name = \"seq_mem\" }\n[combosparams]\ncombos_params = { pattern_length = [3] }\n";
+    let singles = "'".repeat(256);
+    assert_eq!(
+        err_key(toml_cfg(&format!("{t}[net]\nnet_name = \"{singles}\"\n"))),
+        "[net] net_name"
+    );
+    #[derive(serde::Serialize)]
+    struct Settings {
+        name: String,
+    }
+    let e = bioexperiments::common::toml_of(&Settings { name: quotes }).unwrap_err();
+    assert!(e.to_string().contains("name"), "{e}");
+}
+
 #[test]
 fn grid_order_is_upstreams_product_order() {
     let c = ini(README_INI).unwrap();

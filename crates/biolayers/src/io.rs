@@ -53,17 +53,30 @@ pub fn save_npz(path: &Path, arrays: &[NamedArray]) -> Result<()> {
 
 /// Reads every array of an `.npz` (f32 entries; `fortran_order` honoured), in archive order.
 pub fn load_npz(path: &Path) -> Result<Vec<NamedArray>> {
-    let file = std::fs::File::open(path).map_err(|e| file_err(path, e.to_string()))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| file_err(path, format!("not an npz archive: {e}")))?;
-    let mut out = Vec::with_capacity(zip.len());
+    let bytes = std::fs::read(path).map_err(|e| file_err(path, e.to_string()))?;
+    parse_npz(&bytes, path)
+}
+
+/// Parses the bytes of an `.npz` archive as [`load_npz`] reads a file; `origin` names the source
+/// in errors.
+///
+/// # Errors
+/// [`Error::ParamFile`] for a malformed archive or entry, `bionpy` errors for a malformed array.
+pub fn parse_npz(bytes: &[u8], origin: &Path) -> Result<Vec<NamedArray>> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| file_err(origin, format!("not an npz archive: {e}")))?;
+    let mut out = Vec::with_capacity(zip.len().min(bytes.len()));
     for i in 0..zip.len() {
-        let mut entry = zip.by_index(i).map_err(|e| file_err(path, e.to_string()))?;
+        let mut entry = zip.by_index(i).map_err(|e| file_err(origin, e.to_string()))?;
         let name = entry.name().trim_end_matches(".npy").to_string();
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
+        // The entry's declared size comes from the archive and may lie: entries are stored
+        // uncompressed, so no honest one is larger than the archive itself.
+        let declared = usize::try_from(entry.size()).unwrap_or(usize::MAX);
+        let mut data = Vec::with_capacity(declared.min(bytes.len()));
         entry
-            .read_to_end(&mut bytes)
-            .map_err(|e| file_err(path, format!("{name}: {e}")))?;
-        let arr = bionpy::parse_npy::<f32>(&bytes, &path.join(&name))?;
+            .read_to_end(&mut data)
+            .map_err(|e| file_err(origin, format!("{name}: {e}")))?;
+        let arr = bionpy::parse_npy::<f32>(&data, &origin.join(&name))?;
         out.push(NamedArray {
             name,
             shape: arr.shape,

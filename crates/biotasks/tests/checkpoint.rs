@@ -7,7 +7,7 @@ use bioautograd::Tensor;
 use biolayers::bio::{BioConfig, BioConverter, BioModel, BioSchedule, Distribution};
 use biolayers::io::{load_npz, save_npz, NamedArray};
 use biolayers::layers::{Activation, DenseConfig, ElmanRnn, ElmanRnnConfig, Module, Sequential};
-use biolayers::optim::OptimizerConfig;
+use biolayers::optim::{Optimizer, OptimizerConfig};
 use biolayers::train::train_step;
 use biorng::Stream;
 use biotasks::checkpoint::{self, CheckpointFiles, RunState};
@@ -30,19 +30,25 @@ fn history() -> Vec<EpochRecord> {
         .collect()
 }
 
-#[test]
-fn round_trip_restores_model_optimiser_and_exact_history() {
-    let dir = tempfile::tempdir().unwrap();
-    let files = CheckpointFiles::new(dir.path(), "resume_iter_0");
+/// Saves `files`: `rnn(1)` after one Adam step, [`history`] and `seed`.
+fn save_trained(files: &CheckpointFiles, seed: Option<u64>) -> (ElmanRnn, Optimizer, RunState) {
     let mut model = rnn(1);
     let mut opt = OptimizerConfig::torch_adam(1e-3).build().unwrap();
     let x = Tensor::from_vec(vec![0.5f32; 2 * 3 * 2], &[2, 3, 2]).unwrap();
     train_step(&mut model, &mut opt, x, |g, out| g.sum(out)).unwrap();
     let state = RunState {
         history: history(),
-        seed: Some(7),
+        seed,
     };
-    checkpoint::save(&files, &model, &opt, &state).unwrap();
+    checkpoint::save(files, &model, &opt, &state).unwrap();
+    (model, opt, state)
+}
+
+#[test]
+fn round_trip_restores_model_optimiser_and_exact_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = CheckpointFiles::new(dir.path(), "resume_iter_0");
+    let (model, opt, state) = save_trained(&files, Some(7));
     assert!(files.exists());
 
     let mut restored = rnn(2);
@@ -437,4 +443,33 @@ fn bad_synaptic_fields_are_refused_naming_the_file_and_the_field() {
         assert_eq!(path, files.json(), "case {k}: {detail}");
         assert!(detail.contains(want), "case {k}: {detail}");
     }
+}
+
+/// An optimiser slot whose moments do not match its parameter (a damaged or foreign `.npz`) is
+/// refused when loading, naming the file, and leaves the model as it was: restored, it would
+/// index past the shorter moment at the first step after the resume.
+#[test]
+fn a_misshapen_optimiser_slot_is_refused_before_the_model_is_touched() {
+    use biolayers::io::{load_npz, save_npz};
+    let dir = tempfile::tempdir().unwrap();
+    let files = CheckpointFiles::new(dir.path(), "checkpoint");
+    save_trained(&files, None);
+    let mut arrays = load_npz(&files.npz()).unwrap();
+    let second = arrays.iter_mut().find(|a| a.name == "opt.0.second").unwrap();
+    second.data.pop();
+    second.shape = vec![second.data.len()];
+    save_npz(&files.npz(), &arrays).unwrap();
+
+    let mut restored = rnn(2);
+    let before: Vec<Vec<f32>> = restored.params().iter().map(|p| p.value.to_vec().unwrap()).collect();
+    let mut opt2 = OptimizerConfig::torch_adam(1e-3).build().unwrap();
+    match checkpoint::load(&files, &mut restored, &mut opt2, None) {
+        Err(Error::Data { path, detail }) => {
+            assert_eq!(path, files.npz());
+            assert!(detail.contains("optimiser slot 0"), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let after: Vec<Vec<f32>> = restored.params().iter().map(|p| p.value.to_vec().unwrap()).collect();
+    assert_eq!(before, after);
 }

@@ -374,6 +374,16 @@ impl RunsConfig {
     /// Parses upstream's `config.ini` form (`origin` names the source in errors) and validates it.
     pub fn from_ini(text: &str, origin: &Path) -> Result<Self> {
         let table = ini_to_toml(text, origin)?;
+        if let Some(key) = crate::common::overlong_quote_run(&table) {
+            return Err(config_err(
+                origin,
+                ini_key_name(&key),
+                format!(
+                    "more than {} quotes in a row are not supported",
+                    crate::common::MAX_TOML_QUOTE_RUN
+                ),
+            ));
+        }
         let generated =
             toml::to_string(&table).map_err(|e| config_err(origin, "config", format!("cannot re-encode: {e}")))?;
         let cfg: RunsConfig = toml::from_str(&generated)
@@ -384,7 +394,7 @@ impl RunsConfig {
 
     /// The canonical TOML text of this configuration.
     pub fn to_toml(&self) -> Result<String> {
-        toml::to_string(self).map_err(|e| crate::error::invalid("config", "toml", e.to_string()))
+        crate::common::toml_of(self)
     }
 
     /// The values of the task parameter of the grid (`pattern_length` or `n_back`).
@@ -549,6 +559,17 @@ impl RunsConfig {
         }
         if self.run.checkpoint_every == 0 {
             return err("[run] checkpoint_every", "must be >= 1".into());
+        }
+        // The results folder gets the config's canonical TOML: refuse now what cannot be written.
+        let table = toml::Table::try_from(self).map_err(|e| config_err(origin, "config", e.to_string()))?;
+        if let Some(key) = crate::common::overlong_quote_run(&table) {
+            return err(
+                &ini_key_name(&key),
+                format!(
+                    "more than {} quotes in a row cannot be written as TOML",
+                    crate::common::MAX_TOML_QUOTE_RUN
+                ),
+            );
         }
         Ok(())
     }

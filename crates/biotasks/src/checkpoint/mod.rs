@@ -53,7 +53,7 @@ use std::path::{Path, PathBuf};
 
 use bioautograd::Tensor;
 use biolayers::bio::BioModel;
-use biolayers::io::{load_npz, save_npz, NamedArray};
+use biolayers::io::{parse_npz, save_npz, NamedArray};
 use biolayers::layers::{ElmanRnn, Module, Param, Sequential};
 use biolayers::optim::{Optimizer, OptimizerState};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -320,9 +320,9 @@ pub fn save_with_synapses<M: Checkpointable + ?Sized>(
 /// refused when the checkpoint recorded another one (the resumed run would not be the same run).
 ///
 /// # Errors
-/// A torn pair, a missing or misshapen parameter, another seed, a checkpoint of a converted
-/// run (synaptic-diversity state, see [`load_with_synapses`]), or a file of the older `rnn-run`
-/// format: [`Error::Data`] naming the file (and the array).
+/// A torn pair, a missing or misshapen parameter or optimiser slot, another seed, a checkpoint
+/// of a converted run (synaptic-diversity state, see [`load_with_synapses`]), or a file of the
+/// older `rnn-run` format: [`Error::Data`] naming the file (and the array).
 pub fn load<M: Checkpointable + ?Sized>(
     files: &CheckpointFiles,
     model: &mut M,
@@ -349,12 +349,51 @@ pub fn load_with_synapses<M: Checkpointable + ?Sized>(
     opt: &mut Optimizer,
     seed: Option<u64>,
 ) -> Result<Option<RunState>> {
-    let (json_path, npz_path) = (files.json(), files.npz());
+    let json_path = files.json();
     if !json_path.is_file() {
         return Ok(None);
     }
-    let text = std::fs::read(&json_path).map_err(|e| data_err(&json_path, e))?;
-    let meta: Meta = serde_json::from_slice(&text).map_err(|e| data_err(&json_path, e))?;
+    let json = std::fs::read(&json_path).map_err(|e| data_err(&json_path, e))?;
+    let npz_path = files.npz();
+    restore(
+        &json,
+        || std::fs::read(&npz_path).map_err(|e| data_err(&npz_path, e)),
+        files,
+        (model, bio),
+        opt,
+        seed,
+    )
+    .map(Some)
+}
+
+/// [`load`] from the bytes of the two files (`json`, `npz`); `files` names them in errors.
+///
+/// # Errors
+/// Those of [`load`].
+pub fn load_from_bytes<M: Checkpointable + ?Sized>(
+    json: &[u8],
+    npz: &[u8],
+    files: &CheckpointFiles,
+    model: &mut M,
+    opt: &mut Optimizer,
+    seed: Option<u64>,
+) -> Result<RunState> {
+    restore(json, || Ok(npz), files, (model, None), opt, seed)
+}
+
+/// The body of [`load_with_synapses`]: the `.json` is checked before the `.npz` is read
+/// (`read_npz`), so that a file of the older format is named as such whatever its `.npz` holds;
+/// everything is checked before the model, the synapses or the optimiser is touched.
+fn restore<M: Checkpointable + ?Sized, B: AsRef<[u8]>>(
+    json: &[u8],
+    read_npz: impl FnOnce() -> Result<B>,
+    files: &CheckpointFiles,
+    (model, bio): (&mut M, Option<&mut BioModel>),
+    opt: &mut Optimizer,
+    seed: Option<u64>,
+) -> Result<RunState> {
+    let (json_path, npz_path) = (files.json(), files.npz());
+    let meta: Meta = serde_json::from_slice(json).map_err(|e| data_err(&json_path, e))?;
     let history: Vec<EpochRecord> = match (meta.history, meta.history_csv) {
         (Some(h), _) => h.into_iter().map(EpochRecord::from).collect(),
         (None, Some(_)) => {
@@ -374,7 +413,7 @@ pub fn load_with_synapses<M: Checkpointable + ?Sized>(
             ));
         }
     }
-    let arrays = load_npz(&npz_path)?;
+    let arrays = parse_npz(read_npz()?.as_ref(), &npz_path)?;
     let find = |name: &str| arrays.iter().find(|a| a.name == name);
     let bad = |detail: String| data_err(&npz_path, detail);
     let epoch = find("meta.epoch")
@@ -405,6 +444,32 @@ pub fn load_with_synapses<M: Checkpointable + ?Sized>(
         }
         values.push(Tensor::from_vec(a.data.clone(), shape).map_err(biolayers::Error::from)?);
     }
+    // The optimiser slots are checked before the model is touched: the update indexes both
+    // moments by the parameter's elements, so a slot of another length would fail (or panic) at
+    // the first step after the resume instead of here, naming the file.
+    let mut slots = Vec::new();
+    while let (Some(m), Some(v), Some(s)) = (
+        find(&format!("opt.{}.first", slots.len())),
+        find(&format!("opt.{}.second", slots.len())),
+        find(&format!("opt.{}.started", slots.len())),
+    ) {
+        let i = slots.len();
+        let numel = names.get(i).map(|(_, shape)| shape.iter().product::<usize>());
+        let fits = |len: usize| len == 0 || numel.is_none_or(|n| n == len);
+        if m.data.len() != v.data.len() || !fits(m.data.len()) {
+            return Err(bad(format!(
+                "optimiser slot {i} holds {} first and {} second moments, for {}",
+                m.data.len(),
+                v.data.len(),
+                numel.map_or_else(|| "no parameter".to_string(), |n| format!("a parameter of {n} values"))
+            )));
+        }
+        slots.push((
+            m.data.clone(),
+            v.data.clone(),
+            s.data.first().copied().unwrap_or(0.0) != 0.0,
+        ));
+    }
     let restored_bio = match &bio {
         Some(b) => Some(synapses::decode(&*model, b, meta.bio, &arrays, &npz_path, &json_path)?),
         None => {
@@ -420,18 +485,6 @@ pub fn load_with_synapses<M: Checkpointable + ?Sized>(
     for (p, v) in model.params_mut().into_iter().zip(values) {
         p.value = v;
     }
-    let mut slots = Vec::new();
-    while let (Some(m), Some(v), Some(s)) = (
-        find(&format!("opt.{}.first", slots.len())),
-        find(&format!("opt.{}.second", slots.len())),
-        find(&format!("opt.{}.started", slots.len())),
-    ) {
-        slots.push((
-            m.data.clone(),
-            v.data.clone(),
-            s.data.first().copied().unwrap_or(0.0) != 0.0,
-        ));
-    }
     let t = find("meta.t").map_or(0, |a| {
         ((a.data.first().copied().unwrap_or(0.0) as u64) << 24) | a.data.get(1).copied().unwrap_or(0.0) as u64
     });
@@ -439,8 +492,8 @@ pub fn load_with_synapses<M: Checkpointable + ?Sized>(
     if let (Some(b), Some(r)) = (bio, restored_bio) {
         *b = r;
     }
-    Ok(Some(RunState {
+    Ok(RunState {
         history,
         seed: meta.seed,
-    }))
+    })
 }

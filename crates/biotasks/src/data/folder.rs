@@ -139,6 +139,53 @@ pub fn load_cifar10_folder(root: &Path, opts: &FolderOptions) -> Result<ImageDat
     load_image_folder_with_classes(root, &CIFAR10_CLASSES, opts)
 }
 
+/// One decoded image: `pixels` holds `channels × height × width` bytes, channel planes in turn
+/// (CHW), as [`ImageDataset`] stores images.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedImage {
+    /// Height in pixels.
+    pub height: u32,
+    /// Width in pixels.
+    pub width: u32,
+    /// The planar bytes.
+    pub pixels: Vec<u8>,
+}
+
+/// Decodes the bytes of one image file as the folder loaders do: the format is the one its
+/// name's extension (`origin`: `.jpg`, `.jpeg`, `.png`) says, the `image` crate's default memory
+/// limits apply, then `opts.resize` and `opts.color` (`max_per_class` does not apply).
+///
+/// # Errors
+/// [`crate::Error::Data`] naming `origin`: an unknown extension, undecodable bytes, an image over
+/// the decoder's memory limits.
+pub fn decode_image(bytes: &[u8], origin: &Path, opts: &FolderOptions) -> Result<DecodedImage> {
+    let undecodable = |e: image::ImageError| data_err(origin, format!("cannot decode: {e}"));
+    let format = image::ImageFormat::from_path(origin).map_err(undecodable)?;
+    let img = image::ImageReader::with_format(std::io::Cursor::new(bytes), format)
+        .decode()
+        .map_err(undecodable)?;
+    let img = match opts.resize {
+        Some((h, w)) => img.resize_exact(w, h, image::imageops::FilterType::Triangle),
+        None => img,
+    };
+    let (width, height) = (img.width(), img.height());
+    let pixels = match opts.color {
+        ColorMode::Gray => img.to_luma8().into_raw(),
+        ColorMode::Rgb => {
+            let rgb = img.to_rgb8().into_raw();
+            let hw = rgb.len() / 3;
+            let mut out = vec![0u8; rgb.len()];
+            for (i, px) in rgb.chunks_exact(3).enumerate() {
+                out[i] = px[0];
+                out[hw + i] = px[1];
+                out[2 * hw + i] = px[2];
+            }
+            out
+        }
+    };
+    Ok(DecodedImage { height, width, pixels })
+}
+
 /// Loads `dirs[label]` for every label; `classes[label]` names it.
 fn load_classes(root: &Path, dirs: &[PathBuf], classes: Vec<String>, opts: &FolderOptions) -> Result<ImageDataset> {
     let mut files = Vec::new();
@@ -164,30 +211,11 @@ fn load_classes(root: &Path, dirs: &[PathBuf], classes: Vec<String>, opts: &Fold
     if files.is_empty() {
         return Err(data_err(root, "no .jpg/.jpeg/.png images in the class folders"));
     }
-    let decoded: Vec<Result<(u32, u32, Vec<u8>)>> = files
+    let decoded: Vec<Result<DecodedImage>> = files
         .par_iter()
         .map(|(path, _)| {
-            let img = image::open(path).map_err(|e| data_err(path, format!("cannot decode: {e}")))?;
-            let img = match opts.resize {
-                Some((h, w)) => img.resize_exact(w, h, image::imageops::FilterType::Triangle),
-                None => img,
-            };
-            let (w, h) = (img.width(), img.height());
-            let planar = match opts.color {
-                ColorMode::Gray => img.to_luma8().into_raw(),
-                ColorMode::Rgb => {
-                    let rgb = img.to_rgb8().into_raw();
-                    let hw = (w * h) as usize;
-                    let mut out = vec![0u8; 3 * hw];
-                    for (i, px) in rgb.chunks_exact(3).enumerate() {
-                        out[i] = px[0];
-                        out[hw + i] = px[1];
-                        out[2 * hw + i] = px[2];
-                    }
-                    out
-                }
-            };
-            Ok((h, w, planar))
+            let bytes = std::fs::read(path).map_err(|e| data_err(path, format!("cannot read: {e}")))?;
+            decode_image(&bytes, path, opts)
         })
         .collect();
     let channels = match opts.color {
@@ -197,7 +225,11 @@ fn load_classes(root: &Path, dirs: &[PathBuf], classes: Vec<String>, opts: &Fold
     let mut images = Vec::new();
     let mut size = None;
     for ((path, _), d) in files.iter().zip(decoded) {
-        let (h, w, px) = d?;
+        let DecodedImage {
+            height: h,
+            width: w,
+            pixels: px,
+        } = d?;
         match size {
             None => size = Some((h, w)),
             Some(s) if s != (h, w) => {

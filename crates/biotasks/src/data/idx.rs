@@ -9,16 +9,16 @@ use std::path::Path;
 use super::{data_err, ImageDataset, Split};
 use crate::error::Result;
 
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| data_err(path, e.to_string()))?;
+/// The file's bytes, gunzipped when they start with the gzip magic.
+fn maybe_gunzip(raw: &[u8], origin: &Path) -> Result<Vec<u8>> {
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
+        flate2::read::GzDecoder::new(raw)
             .read_to_end(&mut out)
-            .map_err(|e| data_err(path, format!("gzip: {e}")))?;
+            .map_err(|e| data_err(origin, format!("gzip: {e}")))?;
         Ok(out)
     } else {
-        Ok(raw)
+        Ok(raw.to_vec())
     }
 }
 
@@ -31,8 +31,21 @@ fn be_u32(bytes: &[u8], at: usize, path: &Path) -> Result<usize> {
 
 /// Reads an IDX image file and its label file.
 pub fn load_idx(images: &Path, labels: &Path) -> Result<ImageDataset> {
-    let img = read_maybe_gz(images)?;
-    let lab = read_maybe_gz(labels)?;
+    let img = std::fs::read(images).map_err(|e| data_err(images, e.to_string()))?;
+    let lab = std::fs::read(labels).map_err(|e| data_err(labels, e.to_string()))?;
+    parse_idx(&img, &lab, images, labels)
+}
+
+/// Parses the bytes of an IDX image file and its label file (each gzipped or not), as
+/// [`load_idx`] reads them; `images_origin` and `labels_origin` name them in errors.
+///
+/// # Errors
+/// [`crate::Error::Data`] naming the file: a wrong magic number, a truncated header or body, a
+/// label count that differs from the image count, sizes that overflow.
+pub fn parse_idx(images: &[u8], labels: &[u8], images_origin: &Path, labels_origin: &Path) -> Result<ImageDataset> {
+    let img = maybe_gunzip(images, images_origin)?;
+    let lab = maybe_gunzip(labels, labels_origin)?;
+    let (images, labels) = (images_origin, labels_origin);
     if be_u32(&img, 0, images)? != 0x0803 {
         return Err(data_err(images, "not an IDX image file (magic 0x00000803 expected)"));
     }
@@ -56,11 +69,11 @@ pub fn load_idx(images: &Path, labels: &Path) -> Result<ImageDataset> {
     }
     let need = rows
         .checked_mul(cols)
-        .and_then(|p| p.checked_mul(n))
-        .ok_or_else(|| data_err(images, "IDX sizes overflow"))?;
-    let pixels = img
-        .get(16..)
-        .and_then(|rest| rest.get(..need))
+        .and_then(|px| px.checked_mul(n))
+        .ok_or_else(|| data_err(images, format!("IDX sizes overflow: {n} images of {rows}x{cols}")))?;
+    let pixels = need
+        .checked_add(16)
+        .and_then(|end| img.get(16..end))
         .ok_or_else(|| data_err(images, format!("truncated: {need} pixel bytes expected")))?;
     let label_bytes = lab
         .get(8..)

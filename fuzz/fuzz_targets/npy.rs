@@ -1,0 +1,4 @@
+//! Fuzz target `npy`: see `biomimetic_fuzz::npy` (fuzz/src/lib.rs) for what it feeds and checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| biomimetic_fuzz::npy(data));
