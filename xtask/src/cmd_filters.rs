@@ -101,10 +101,15 @@ fn write_bank(out: &Path, stem: &str, bank: &FilterBank, cols: usize) -> CliResu
 
 /// Runs `cargo xtask filters`.
 pub fn run(a: &FiltersArgs) -> CliResult {
-    let banks = banks_of(&a.bank, a.scale)?;
+    // Every bank is built before the folder is created: a bank that cannot be built leaves no
+    // folder and no partial set of files behind.
+    let banks = banks_of(&a.bank, a.scale)?
+        .into_iter()
+        .map(|(stem, spec, cols)| Ok((stem, spec.build()?, cols)))
+        .collect::<CliResult<Vec<_>>>()?;
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
-    for (stem, spec, cols) in banks {
-        write_bank(&a.out, &stem, &spec.build()?, cols)?;
+    for (stem, bank, cols) in &banks {
+        write_bank(&a.out, stem, bank, *cols)?;
     }
     Ok(())
 }
