@@ -74,7 +74,7 @@ pub fn toml_of<T: Serialize>(cfg: &T) -> Result<String> {
 /// that sense (the earlier run was killed before its `config.toml` was written) starts afresh.
 ///
 /// # Errors
-/// [`Error::Data`] naming the folder and, for a resume, the differing keys.
+/// [`crate::Error::Data`] naming the folder and, for a resume, the differing keys.
 pub fn prepare_results_folder(out: &Path, name: &str, config_toml: &str, resume: bool) -> Result<()> {
     let data_err = |detail: String| crate::error::io_err(out, detail);
     let saved = out.join("config.toml");

@@ -16,8 +16,7 @@
 //! reboot; such files stay). Cleanup happens at two moments:
 //!
 //! * every atomic write, after its rename, removes the stale temporary files **of the same
-//!   target** ([`remove_stale_temps_of`]): a rerun that writes the file again cleans what the
-//!   killed run left of it;
+//!   target**: a rerun that writes the file again cleans what the killed run left of it;
 //! * a command that starts or resumes in a results folder **it owns** (a `reproduce` folder that
 //!   passed the provenance checks, an `rnn-run` folder holding its configuration, a resumed
 //!   `bionet` folder) removes every stale temporary file in it, subfolders included
