@@ -213,10 +213,16 @@ pub fn run(args: &Bio2artArgs) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         net.weights.clone()
     };
-    bionpy::write_npy(out, &[m, m], &weights)?;
-    if let Some(ids) = args.ids.as_deref() {
-        let regions: Vec<i64> = net.neuron_regions().into_iter().map(|r| r as i64).collect();
-        bionpy::write_npy(ids, &[m], &regions)?;
+    // The matrix and its neuron → region ids together or neither: a failure on --ids must not
+    // leave a new matrix beside ids of another network.
+    let matrix = bionpy::npy_bytes(&[m, m], &weights).map_err(|e| cli_err(format!("--out: {e}")))?;
+    match args.ids.as_deref() {
+        Some(ids) => {
+            let regions: Vec<i64> = net.neuron_regions().into_iter().map(|r| r as i64).collect();
+            let id_bytes = bionpy::npy_bytes(&[m], &regions).map_err(|e| cli_err(format!("--ids: {e}")))?;
+            bionpy::write_all_atomic(&[(out, &matrix), (ids, &id_bytes)])?;
+        }
+        None => bionpy::write_atomic(out, &matrix)?,
     }
 
     const SHOWN: usize = 5;

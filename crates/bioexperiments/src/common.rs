@@ -121,12 +121,19 @@ pub(crate) fn overlong_quote_run(table: &toml::Table) -> Option<String> {
 ///   resuming with another seed or setting would mix two experiments under one config, so it is
 ///   refused with the keys that differ (and a missing folder is not silently a fresh start).
 ///
+/// An interrupted run may have left temporary files of killed writers ([`bionpy::stale`]): they
+/// do not count as content (a run killed while writing its first file leaves a folder that is
+/// empty but for one), and once the checks pass they are removed from the whole folder, so
+/// that a resumed run leaves none behind. With `resume`, a folder that exists but is empty in
+/// that sense (the earlier run was killed before its `config.toml` was written) starts afresh.
+///
 /// # Errors
-/// [`Error::Data`] naming the folder and, for a resume, the differing keys.
+/// [`crate::Error::Data`] naming the folder and, for a resume, the differing keys.
 pub fn prepare_results_folder(out: &Path, name: &str, config_toml: &str, resume: bool) -> Result<()> {
     let data_err = |detail: String| crate::error::io_err(out, detail);
     let saved = out.join("config.toml");
-    if resume {
+    let empty = holds_only_stale_temps(out)?;
+    if resume && !(empty && out.is_dir()) {
         let text = std::fs::read_to_string(&saved).map_err(|e| {
             data_err(format!(
                 "--resume: no earlier run to continue here ({}: {e})",
@@ -146,7 +153,7 @@ pub fn prepare_results_folder(out: &Path, name: &str, config_toml: &str, resume:
                 differing.join(", ")
             )));
         }
-    } else if std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some()) {
+    } else if !resume && !empty {
         return Err(data_err(
             "results folder is not empty: pass --resume to continue its runs, or choose another --out \
              (a finished run is never overwritten)"
@@ -154,8 +161,24 @@ pub fn prepare_results_folder(out: &Path, name: &str, config_toml: &str, resume:
         ));
     }
     std::fs::create_dir_all(out).map_err(|e| data_err(e.to_string()))?;
+    bionpy::remove_stale_temps(out)?;
     write_text(&saved, &format!("# cargo xtask reproduce {name}\n{config_toml}"))?;
     write_text(&out.join("env.txt"), &env_report())
+}
+
+/// Whether `out` is missing, or holds nothing but temporary files of dead writers
+/// ([`bionpy::stale`]).
+fn holds_only_stale_temps(out: &Path) -> Result<bool> {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Ok(true);
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| crate::error::io_err(out, e))?;
+        if !bionpy::stale::is_stale_temp(&entry.path()) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// The keys (dotted paths) whose values differ between two TOML documents, sorted: how

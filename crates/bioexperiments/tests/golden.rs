@@ -80,24 +80,6 @@ fn schizo_mnist_tiny_is_bit_identical() {
     assert_same_text(&history, "schizo-mnist-tiny/history.csv");
 }
 
-/// Every file under `dir` (relative paths, sorted).
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let p = entry.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().to_path_buf());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 fn rnn_run_matches(config: &str, golden_dir: &str) {
     let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../xtask/configs");
     let cfg = RunsConfig::load(&configs.join(config)).unwrap();
@@ -113,7 +95,7 @@ fn rnn_run_matches(config: &str, golden_dir: &str) {
     .unwrap();
     assert_eq!(report.ran.len(), 4);
     let want_dir = golden(golden_dir);
-    let files = files_under(&want_dir);
+    let files: Vec<_> = common::snapshot(&want_dir).into_keys().collect();
     assert!(files.len() >= 20, "{golden_dir}: only {} golden files", files.len());
     for rel in files {
         let (want, got) = (want_dir.join(&rel), out.path().join(&rel));

@@ -46,25 +46,6 @@ fn missing_data_is_an_error_naming_the_path() {
     assert!(!out.path().join("x").exists(), "nothing should be written without data");
 }
 
-/// Every file under `dir` (recursively) with its bytes.
-fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let bytes = std::fs::read(&p).unwrap();
-                out.push((p, bytes));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn a_results_folder_never_lies_about_its_settings() {
     let data = tempfile::tempdir().unwrap();
@@ -83,7 +64,7 @@ fn a_results_folder_never_lies_about_its_settings() {
     assert!(!dir.exists());
 
     schizo_mnist(&opts).unwrap();
-    let finished = snapshot(&dir);
+    let finished = common::snapshot(&dir);
     // Running again without --resume does not overwrite the finished run.
     let e = schizo_mnist(&opts).unwrap_err();
     assert!(e.to_string().contains("not empty"), "{e}");
@@ -96,7 +77,7 @@ fn a_results_folder_never_lies_about_its_settings() {
     .unwrap_err();
     assert!(e.to_string().contains("seed"), "{e}");
     assert_eq!(
-        snapshot(&dir),
+        common::snapshot(&dir),
         finished,
         "a refused command must leave the folder as it was"
     );

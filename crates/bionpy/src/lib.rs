@@ -3,13 +3,17 @@
 //! Two small things every biomimetic crate that touches files needs:
 //!
 //! * [`write_atomic`]: write a file through a temporary file in the same folder and rename it into
-//!   place, so a crash or an error never leaves a half-written output behind.
+//!   place, so a crash or an error never leaves a half-written output behind; the temporary files
+//!   that a killed writer leaves are removed by the rule of [`stale`] ([`remove_stale_temps`]).
 //! * `.npy` I/O on top of `npyz`: [`write_npy`] writes C-order arrays of `u8`, `i64`, `f32` or
 //!   `f64`; [`read_npy`] reads them back and **honours `fortran_order`**, always returning the data
 //!   in C (row-major) order together with the shape.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+pub mod stale;
+pub use stale::{find_stale_temps, remove_stale_temps};
 
 /// Errors of file and `.npy` handling. Every variant names the path involved.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +45,8 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 }
 
 /// Writes `bytes` to `path` atomically: a temporary sibling file is written, flushed and
-/// renamed over `path`. On error the temporary file is removed and `path` is untouched.
+/// renamed over `path`. On error the temporary file is removed and `path` is untouched. After the
+/// rename, the temporary files of `path` that killed writers left are removed ([`stale`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |w| w.write_all(bytes))
 }
@@ -58,14 +63,17 @@ pub fn write_atomic_with(
             path: path.to_path_buf(),
             source: e,
         }
-    })
+    })?;
+    stale::remove_stale_temps_of(path);
+    Ok(())
 }
 
 /// Writes several files all-or-nothing: every content goes to a temporary sibling first, and
 /// only when all of them are written and flushed are they renamed into place. A failure while
 /// writing, or an output path that is a folder, removes the temporary files and leaves every
 /// `path` as it was (renames within one folder do not fail for want of space, so the second
-/// phase is where nothing is left to fail but the file system itself).
+/// phase is where nothing is left to fail but the file system itself). Stale temporary files of
+/// the targets are removed afterwards, as by [`write_atomic`].
 ///
 /// # Errors
 /// The first I/O failure, naming its path.
@@ -101,10 +109,14 @@ pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
             });
         }
     }
+    for (path, _) in files {
+        stale::remove_stale_temps_of(path);
+    }
     Ok(())
 }
 
-/// The temporary sibling of `path` this process writes to: `.<name>.tmp-<pid>`.
+/// The temporary sibling of `path` this process writes to: `.<name>.tmp-<pid>-<domain>`
+/// ([`stale::temp_file_name`]).
 fn temp_path(path: &Path) -> Result<PathBuf> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -118,7 +130,7 @@ fn temp_path(path: &Path) -> Result<PathBuf> {
         })?
         .to_string_lossy()
         .into_owned();
-    Ok(dir.join(format!(".{name}.tmp-{}", std::process::id())))
+    Ok(dir.join(stale::temp_file_name(&name, std::process::id())))
 }
 
 /// Writes and flushes the temporary sibling of `path`; on error it is removed.

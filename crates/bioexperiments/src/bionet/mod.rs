@@ -43,7 +43,7 @@ use biotasks::data::{
 };
 use biotasks::fit::{fit, FitConfig};
 
-use crate::common::{env_report, write_text, ReproduceOptions};
+use crate::common::{env_report, toml_of, write_text, ReproduceOptions};
 use crate::error::{invalid, io_err, Result};
 use evaluate::{score, EvalSet};
 use report::{summary, write_robustness};
@@ -272,15 +272,20 @@ pub fn reproduce_bionet(opts: &ReproduceOptions, args: &BioNetArgs) -> Result<Ve
     if args.steps == 0 {
         return Err(invalid("steps", 0, "must be >= 1"));
     }
-    // Fail on bad model settings before loading any data.
+    // Fail on bad model settings before loading any data, and on missing data before the
+    // results folder is touched: a bad input leaves no folder, config.toml or env.txt behind.
     for &c in &cfg.convolutions {
         cfg.network(c)?.build(&mut Stream::seeded(0))?;
     }
+    let toml = toml_of(&cfg)?;
+    let data = load_data(&cfg, opts.data.as_deref())?;
     std::fs::create_dir_all(&opts.out).map_err(|e| io_err(&opts.out, e))?;
-    let toml = toml::to_string(&cfg).map_err(|e| invalid("config", "toml", e.to_string()))?;
+    if opts.resume {
+        // The folder of an interrupted run: what its killed writers left is garbage now.
+        bionpy::remove_stale_temps(&opts.out)?;
+    }
     write_text(&opts.out.join("config.toml"), &toml)?;
     write_text(&opts.out.join("env.txt"), &env_report())?;
-    let data = load_data(&cfg, opts.data.as_deref())?;
     let mut results = Vec::new();
     for &conv in &cfg.convolutions {
         for trial in 1..=cfg.trials {

@@ -126,7 +126,9 @@ pub fn merge_results(inputs: &[PathBuf], out: &Path, allow_partial: bool) -> Res
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let work = parent.join(format!(".{name}.merging-{}", std::process::id()));
+    let work_prefix = format!(".{name}.merging-");
+    remove_dead_work_folders(parent, &work_prefix)?;
+    let work = parent.join(format!("{work_prefix}{}", bionpy::stale::process_tag()));
     let merged = write_merged(&work, &cfg, &combos, &source).and_then(|complete| {
         if out.exists() {
             std::fs::remove_dir(out).map_err(|e| io_err(out, e))?;
@@ -146,6 +148,28 @@ pub fn merge_results(inputs: &[PathBuf], out: &Path, allow_partial: bool) -> Res
         missing,
         complete_combinations: complete,
     })
+}
+
+/// Removes the work folders `<parent>/<prefix><tag>` of merges killed before their rename (their
+/// tag names a process of this machine that is no longer alive, [`bionpy::stale`]); those of
+/// running merges, and of merges on other machines, are left alone.
+fn remove_dead_work_folders(parent: &Path, prefix: &str) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        // A parent that cannot be listed fails below, when the work folder is created.
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| io_err(parent, e))?;
+        let dead = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .is_some_and(bionpy::stale::tag_is_dead);
+        if dead && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            std::fs::remove_dir_all(entry.path()).map_err(|e| io_err(&entry.path(), e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes the merged folder `out` (the work folder of [`merge_results`]): the index, every

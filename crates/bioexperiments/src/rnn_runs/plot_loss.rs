@@ -162,6 +162,24 @@ pub fn plot_loss(
             "give one label per results folder (and at least one folder)",
         ));
     }
+    // A label is a CSV field and the key its runs are grouped by: an empty, repeated or
+    // comma-holding label would write a summary that mixes or shifts the folders' numbers.
+    for (i, label) in labels.iter().enumerate() {
+        if label.is_empty() || label.contains([',', '"', '\n', '\r']) {
+            return Err(crate::error::invalid(
+                "labels",
+                format!("{label:?}"),
+                "a label must be non-empty and hold no comma, quote or line break (it is a CSV field)",
+            ));
+        }
+        if labels[..i].contains(label) {
+            return Err(crate::error::invalid(
+                "labels",
+                format!("{label:?}"),
+                "is given twice; each results folder needs its own label",
+            ));
+        }
+    }
     let mut folders = Vec::new();
     for (dir, label) in results.iter().zip(labels) {
         let cfg = layout::read_config(dir)?;
@@ -190,7 +208,6 @@ pub fn plot_loss(
             });
         }
     }
-    layout::create_dir(out)?;
     let task = first.cfg.trialparams.trial_params.task_name;
     let y_label = opts.y_label.clone().unwrap_or_else(|| {
         if task.is_classification() {
@@ -201,6 +218,9 @@ pub fn plot_loss(
     });
     let start = opts.start;
     let mut summary = Vec::new();
+    // Every array is read and checked before `out` is created: a folder with an unfinished
+    // combination or a misshapen array leaves no folder and no partial set of figures behind.
+    let mut figures = Vec::new();
     for (ci, combo) in first.combos.iter().enumerate() {
         let mut loss_series = Vec::new();
         let mut acc_series = Vec::new();
@@ -263,6 +283,11 @@ pub fn plot_loss(
             }
         }
         let title = format!("{} {}", ci, combo.upstream_tuple());
+        let with_accuracy = acc_series.len() == 2 * folders.len();
+        figures.push((title, loss_series, with_accuracy.then_some(acc_series), max_epoch));
+    }
+    layout::create_dir(out)?;
+    for (ci, (title, loss_series, acc_series, max_epoch)) in figures.into_iter().enumerate() {
         let plot = LinePlot {
             title: &title,
             x_label: "epoch",
@@ -273,14 +298,14 @@ pub fn plot_loss(
         }
         .fit_y();
         write_line_plot(&out.join(format!("combination_{ci}_loss")), &plot)?;
-        if acc_series.len() == 2 * folders.len() {
+        if let Some(series) = acc_series {
             let plot = LinePlot {
                 title: &title,
                 x_label: "epoch",
                 y_label: "accuracy (%)",
                 x_range: ((start + 1) as f64, max_epoch),
                 y_range: (0.0, 100.0),
-                series: acc_series,
+                series,
             }
             .fit_y();
             write_line_plot(&out.join(format!("combination_{ci}_accuracy")), &plot)?;

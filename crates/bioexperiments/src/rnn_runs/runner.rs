@@ -322,6 +322,9 @@ pub fn run(cfg: &RunsConfig, opts: &RunOptions) -> Result<RunReport> {
                 detail: "this results folder holds runs of a different configuration; use another --out".into(),
             });
         }
+        // Our folder, continued: the temporary files of killed writers are garbage (see
+        // `bionpy::stale`; a fresh folder has none but those its own writes replace).
+        bionpy::remove_stale_temps(&out)?;
     }
     let combos = combinations(cfg);
     layout::write_index(&out, cfg, &combos)?;
@@ -330,6 +333,9 @@ pub fn run(cfg: &RunsConfig, opts: &RunOptions) -> Result<RunReport> {
     let (mut todo, mut skipped) = (Vec::new(), Vec::new());
     for job in &mine {
         if layout::run_file(&out, *job).is_file() {
+            // A run killed between writing its history and removing its resume state leaves
+            // that state behind; the finished run makes it obsolete.
+            resume_files(&layout::checkpoint_dir(&out, job.combination), job.iteration).remove()?;
             skipped.push(*job);
         } else {
             todo.push(*job);

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test file uses a part
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bioexperiments::rnn_memory::RnnMemoryConfig;
@@ -62,4 +63,22 @@ fn write_idx(dir: &Path, stem: &str, n: u32) {
     }
     std::fs::write(dir.join(format!("{stem}-images-idx3-ubyte")), img).unwrap();
     std::fs::write(dir.join(format!("{stem}-labels-idx1-ubyte")), lab).unwrap();
+}
+
+/// Every file under `dir`, subfolders included, by its path relative to `dir`, with its bytes.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                pending.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), bytes);
+            }
+        }
+    }
+    out
 }
