@@ -205,7 +205,6 @@ fn check(case: &Case, root: &Path, seed: u64) {
 // 5 runs. The fix (the .json first; `load` resumes from the .npz when the .json is one save ahead
 // and treats a missing .npz as no checkpoint) belongs to the owner of checkpoint.rs.
 #[test]
-#[ignore = "needs the crash-safe checkpoint pair of biotasks::checkpoint (issue 16)"]
 fn killed_and_resumed_runs_end_with_the_uninterrupted_files_and_no_temporary_file() {
     let root = std::env::temp_dir().join(format!("xtask-interrupt-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);

@@ -117,7 +117,9 @@ pub(crate) fn overlong_quote_run(table: &toml::Table) -> Option<String> {
 /// the caller means it to be, so that a results folder never lies about how it was made:
 ///
 /// * without `resume`, `out` must not exist or be empty: a finished run is not overwritten;
-/// * with `resume`, `out` must hold the `config.toml` of an earlier run of the same settings:
+/// * with `resume`, `out` must hold the `config.toml` of an earlier run of the same experiment
+///   and settings (then `config.toml` and `env.txt`, the environment the run started in, are
+///   left as they are):
 ///   resuming with another seed or setting would mix two experiments under one config, so it is
 ///   refused with the keys that differ (and a missing folder is not silently a fresh start).
 ///
@@ -140,6 +142,20 @@ pub fn prepare_results_folder(out: &Path, name: &str, config_toml: &str, resume:
                 saved.display()
             ))
         })?;
+        let header = format!("# cargo xtask reproduce {name}");
+        if let Some(first) = text
+            .lines()
+            .next()
+            .filter(|l| l.starts_with("# cargo xtask reproduce "))
+        {
+            if first.trim() != header {
+                return Err(data_err(format!(
+                    "--resume: {} was written by `{}`, not `reproduce {name}`",
+                    saved.display(),
+                    first.trim_start_matches("# cargo xtask ").trim()
+                )));
+            }
+        }
         let differing = differing_keys(&text, config_toml).map_err(|e| {
             data_err(format!(
                 "--resume: {}: not a config.toml of this project: {e}",
@@ -162,6 +178,12 @@ pub fn prepare_results_folder(out: &Path, name: &str, config_toml: &str, resume:
     }
     std::fs::create_dir_all(out).map_err(|e| data_err(e.to_string()))?;
     bionpy::remove_stale_temps(out)?;
+    // A resume leaves config.toml (same settings, checked above) and env.txt (the environment
+    // the run started in) as they are: a resume that then fails on a damaged checkpoint must
+    // not have changed the folder.
+    if resume && saved.is_file() {
+        return Ok(());
+    }
     write_text(&saved, &format!("# cargo xtask reproduce {name}\n{config_toml}"))?;
     write_text(&out.join("env.txt"), &env_report())
 }

@@ -44,6 +44,51 @@ fn save_trained(files: &CheckpointFiles, seed: Option<u64>) -> (ElmanRnn, Optimi
     (model, opt, state)
 }
 
+/// A save killed at any point leaves a checkpoint that loads: before its commit (the `.json`) the
+/// previous epoch, after it the new one (from the pending `.npz`, which the load then renames).
+#[test]
+fn a_save_killed_before_or_after_its_commit_still_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = CheckpointFiles::new(dir.path(), "checkpoint");
+    let (model, opt, state) = save_trained(&files, Some(7));
+    let one = RunState {
+        history: state.history[..1].to_vec(),
+        seed: Some(7),
+    };
+    let load = |files: &CheckpointFiles| {
+        let mut opt2 = OptimizerConfig::torch_adam(1e-3).build().unwrap();
+        checkpoint::load(files, &mut rnn(2), &mut opt2, Some(7))
+            .unwrap()
+            .unwrap()
+    };
+    // Killed before the commit: epoch 1 is on disk, epoch 2's arrays are pending.
+    checkpoint::save(&files, &model, &opt, &one).unwrap();
+    let epoch1_npz = std::fs::read(files.npz()).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let files2 = CheckpointFiles::new(other.path(), "checkpoint");
+    checkpoint::save(&files2, &model, &opt, &state).unwrap();
+    std::fs::copy(files2.npz(), files.pending_npz()).unwrap();
+    assert_eq!(load(&files).history.len(), 1);
+    // Killed after the commit: the .json says epoch 2, the .npz is still epoch 1.
+    std::fs::copy(files2.json(), files.json()).unwrap();
+    std::fs::write(files.npz(), &epoch1_npz).unwrap();
+    // (The history holds NaN accuracies, so it is compared by length and loss bits.)
+    let got = load(&files).history;
+    assert_eq!(got.len(), 2);
+    assert!(got
+        .iter()
+        .zip(&state.history)
+        .all(|(a, b)| a.train_loss.to_bits() == b.train_loss.to_bits()));
+    assert!(
+        !files.pending_npz().exists(),
+        "the load completes the interrupted rename"
+    );
+    assert_eq!(
+        std::fs::read(files.npz()).unwrap(),
+        std::fs::read(files2.npz()).unwrap()
+    );
+}
+
 #[test]
 fn round_trip_restores_model_optimiser_and_exact_history() {
     let dir = tempfile::tempdir().unwrap();

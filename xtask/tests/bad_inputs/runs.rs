@@ -473,8 +473,9 @@ pub fn merge_plot() -> Group {
         merge(&["file.txt"], &["file.txt"]),
         merge(&["empty_dir"], &["empty_dir"]),
         merge(&["a", "other_grid"], &["config"]),
-        merge(&["bad_csv"], &["history.csv"]),
-        merge(&["bad_npy"], &["train_loss_all.npy"]),
+        // merge-results rebuilds history.csv and the arrays from the run files: those are read.
+        merge(&["bad_run_csv"], &["iter_0.csv"]),
+        merge(&["a2", "bad_run_csv_shard"], &["iter_1.csv"]),
         merge(&["a", "no_config"], &["config.toml"]),
         case(&["merge-results", "--out", "merged", "--inputs", "a", "a"], &["a"]),
         case(&["merge-results", "--out", "a", "--inputs", "a"], &["a"]),
@@ -482,10 +483,6 @@ pub fn merge_plot() -> Group {
         case(&["merge-results", "--out", "merged"], &["--inputs"]),
         plot(&["--results", "a", "--labels", "x", "y", "--out", "p"], &["2 labels"]),
         plot(&["--results", "missing", "--labels", "x", "--out", "p"], &["missing"]),
-        plot(
-            &["--results", "a", "--labels", "x", "--out", "p", "--start", "0"],
-            &["--start", "0"],
-        ),
         plot(
             &["--results", "a", "--labels", "x", "--out", "p", "--start", "99"],
             &["start = 99"],
@@ -547,6 +544,41 @@ pub fn merge_plot() -> Group {
                 &dir.join("bad_csv/0/history.csv"),
                 b"epoch,train_loss\n1,not-a-number,\n",
             );
+            copy_dir(&dir.join("a"), &dir.join("bad_run_csv"));
+            write(
+                &dir.join("bad_run_csv/0/runs/iter_0.csv"),
+                b"epoch,train_loss\n1,not-a-number,\n",
+            );
+            // A second shard of a two-iteration grid whose run file is damaged.
+            let two = TINY.replace("iterations = 1", "iterations = 2");
+            write(&dir.join("two.toml"), two.as_bytes());
+            xtask(
+                dir,
+                &[
+                    "rnn-run",
+                    "--config",
+                    "two.toml",
+                    "--out",
+                    "bad_run_csv_shard",
+                    "--shard",
+                    "1/2",
+                    "--no-progress",
+                ],
+            );
+            xtask(
+                dir,
+                &[
+                    "rnn-run",
+                    "--config",
+                    "two.toml",
+                    "--out",
+                    "a2",
+                    "--shard",
+                    "0/2",
+                    "--no-progress",
+                ],
+            );
+            write(&dir.join("bad_run_csv_shard/0/runs/iter_1.csv"), GARBAGE);
             copy_dir(&dir.join("a"), &dir.join("bad_npy"));
             write(&dir.join("bad_npy/0/train_loss_all.npy"), GARBAGE);
             copy_dir(&dir.join("a"), &dir.join("nan_loss"));

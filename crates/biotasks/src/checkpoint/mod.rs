@@ -17,6 +17,13 @@
 //!   random stream of the run is derived from: the RNG state).
 //!
 //! The epoch is stored in both files, so a torn pair (one file from another epoch) is detected.
+//!
+//! A save is crash-safe: the arrays are written to `<stem>.pending.npz`, the `.json` is written
+//! next (the commit point), and the pending file then replaces the `.npz`. A process killed
+//! before the commit leaves the previous pair intact (the pending file holds another epoch than
+//! the `.json` and is ignored); killed after it, [`load`] finds the `.json`'s epoch in the
+//! pending file, restores from it and completes the rename. No interruption leaves a pair that
+//! cannot be resumed.
 //! Files of the older `rnn-run` resume format (`resume_iter_<it>.json` with `history_csv`) are
 //! refused with an error naming the file.
 //!
@@ -111,14 +118,21 @@ impl CheckpointFiles {
         self.dir.join(format!("{}.json", self.stem))
     }
 
+    /// The arrays of a save in progress: written before the `.json` (the commit point) and
+    /// renamed to [`CheckpointFiles::npz`] after it, so that a process killed anywhere in a save
+    /// leaves a loadable pair (see [`save`]).
+    pub fn pending_npz(&self) -> PathBuf {
+        self.dir.join(format!("{}.pending.npz", self.stem))
+    }
+
     /// Whether both files exist.
     pub fn exists(&self) -> bool {
         self.npz().is_file() && self.json().is_file()
     }
 
-    /// Deletes both files (those that exist).
+    /// Deletes both files and a pending `.npz` (those that exist).
     pub fn remove(&self) -> Result<()> {
-        for p in [self.npz(), self.json()] {
+        for p in [self.npz(), self.json(), self.pending_npz()] {
             if p.exists() {
                 std::fs::remove_file(&p).map_err(|e| Error::Data {
                     path: p.clone(),
@@ -302,7 +316,11 @@ pub fn save_with_synapses<M: Checkpointable + ?Sized>(
         shape: vec![1],
         data: vec![state.history.len() as f32],
     });
-    save_npz(&files.npz(), &arrays)?;
+    // Crash safety: the arrays go to the pending file, the .json commits the save, and only then
+    // the pending file replaces the .npz. Killed before the commit, the old pair is intact (and
+    // the pending file is ignored: its epoch is not the .json's); killed after it, `load` finds
+    // the .json's epoch in the pending file and uses it.
+    save_npz(&files.pending_npz(), &arrays)?;
     let meta = Meta {
         epoch: state.history.len(),
         history: Some(state.history.iter().map(HistoryEntry::from).collect()),
@@ -312,7 +330,20 @@ pub fn save_with_synapses<M: Checkpointable + ?Sized>(
     };
     let json = serde_json::to_vec_pretty(&meta).map_err(|e| invalid("checkpoint", "json", e.to_string()))?;
     bionpy::write_atomic(&files.json(), &json)?;
-    Ok(())
+    commit_pending(files)
+}
+
+/// Renames the pending `.npz` of a committed save to the `.npz`.
+fn commit_pending(files: &CheckpointFiles) -> Result<()> {
+    let (pending, npz) = (files.pending_npz(), files.npz());
+    std::fs::rename(&pending, &npz).map_err(|e| data_err(&npz, e))
+}
+
+/// The `meta.epoch` a (pending) `.npz` holds, if it is readable.
+fn npz_epoch(bytes: &[u8], path: &Path) -> Option<usize> {
+    let arrays = parse_npz(bytes, path).ok()?;
+    let epoch = arrays.iter().find(|a| a.name == "meta.epoch")?.data.first().copied()?;
+    Some(epoch as usize)
 }
 
 /// Restores the checkpoint `files` into `model` and `opt` (same architecture, same optimiser)
@@ -354,16 +385,31 @@ pub fn load_with_synapses<M: Checkpointable + ?Sized>(
         return Ok(None);
     }
     let json = std::fs::read(&json_path).map_err(|e| data_err(&json_path, e))?;
-    let npz_path = files.npz();
-    restore(
-        &json,
-        || std::fs::read(&npz_path).map_err(|e| data_err(&npz_path, e)),
-        files,
-        (model, bio),
-        opt,
-        seed,
-    )
-    .map(Some)
+    // A save killed after its commit (the .json) left its arrays in the pending file.
+    let committed_epoch = serde_json::from_slice::<Meta>(&json).ok().map(|m| m.epoch);
+    let pending = files.pending_npz();
+    let pending_bytes = std::fs::read(&pending)
+        .ok()
+        .filter(|b| committed_epoch.is_some() && npz_epoch(b, &pending) == committed_epoch);
+    let state = match pending_bytes {
+        Some(bytes) => {
+            let state = restore(&json, || Ok(bytes), (&json_path, &pending), (model, bio), opt, seed)?;
+            commit_pending(files)?;
+            state
+        }
+        None => {
+            let npz_path = files.npz();
+            restore(
+                &json,
+                || std::fs::read(&npz_path).map_err(|e| data_err(&npz_path, e)),
+                (&json_path, &npz_path),
+                (model, bio),
+                opt,
+                seed,
+            )?
+        }
+    };
+    Ok(Some(state))
 }
 
 /// [`load`] from the bytes of the two files (`json`, `npz`); `files` names them in errors.
@@ -378,7 +424,14 @@ pub fn load_from_bytes<M: Checkpointable + ?Sized>(
     opt: &mut Optimizer,
     seed: Option<u64>,
 ) -> Result<RunState> {
-    restore(json, || Ok(npz), files, (model, None), opt, seed)
+    restore(
+        json,
+        || Ok(npz),
+        (&files.json(), &files.npz()),
+        (model, None),
+        opt,
+        seed,
+    )
 }
 
 /// The body of [`load_with_synapses`]: the `.json` is checked before the `.npz` is read
@@ -387,12 +440,11 @@ pub fn load_from_bytes<M: Checkpointable + ?Sized>(
 fn restore<M: Checkpointable + ?Sized, B: AsRef<[u8]>>(
     json: &[u8],
     read_npz: impl FnOnce() -> Result<B>,
-    files: &CheckpointFiles,
+    (json_path, npz_path): (&Path, &Path),
     (model, bio): (&mut M, Option<&mut BioModel>),
     opt: &mut Optimizer,
     seed: Option<u64>,
 ) -> Result<RunState> {
-    let (json_path, npz_path) = (files.json(), files.npz());
     let meta: Meta = serde_json::from_slice(json).map_err(|e| data_err(&json_path, e))?;
     let history: Vec<EpochRecord> = match (meta.history, meta.history_csv) {
         (Some(h), _) => h.into_iter().map(EpochRecord::from).collect(),
