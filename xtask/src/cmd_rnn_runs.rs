@@ -109,6 +109,10 @@ pub struct MergeResultsArgs {
 /// Runs `cargo xtask merge-results`.
 pub fn merge_cmd(a: &MergeResultsArgs) -> CliResult {
     let r = merge_results(&a.inputs, &a.out, a.allow_partial)?;
+    warn_non_finite(
+        std::slice::from_ref(&a.out),
+        "merged as they are (a diverged run is a result)",
+    )?;
     println!(
         "merged {} job(s) from {} folder(s) into {}; {} complete combination(s){}",
         r.jobs,
@@ -121,6 +125,25 @@ pub fn merge_cmd(a: &MergeResultsArgs) -> CliResult {
             format!("; {} job(s) missing (--allow-partial)", r.missing.len())
         }
     );
+    Ok(())
+}
+
+/// Prints one warning per run of `results` whose loss is NaN or infinite, saying `what` is done
+/// with it (upstream drops such values without a word).
+fn warn_non_finite(results: &[PathBuf], what: &str) -> CliResult {
+    let runs = bioexperiments::rnn_runs::non_finite_runs(results)?;
+    for r in &runs {
+        eprintln!(
+            "warning: {} combination {} iteration {}: the loss is NaN or infinite from epoch {} (diverged run)",
+            r.folder.display(),
+            r.combination,
+            r.iteration,
+            r.epoch
+        );
+    }
+    if !runs.is_empty() {
+        eprintln!("warning: {} run(s) with non-finite losses: {what}", runs.len());
+    }
     Ok(())
 }
 
@@ -158,6 +181,10 @@ pub fn plot_and_report(
     y_label: Option<String>,
 ) -> CliResult {
     let summary = plot_loss(results, labels, out, &PlotLossOptions { start, y_label })?;
+    warn_non_finite(
+        results,
+        "left out of the mean ± SD from that epoch on, and out of the summary if no validation loss is finite",
+    )?;
     print_summary(labels, &summary, out);
     Ok(())
 }

@@ -127,3 +127,44 @@ fn upstream_edges_succeed_with_a_warning() {
         assert!(err.contains("warning") && err.contains(warning), "{args:?}: {err}");
     }
 }
+
+/// A diverged run (NaN loss) is a result: merge-results and plot-loss keep it, as upstream, but
+/// name it on stderr instead of dropping the NaN without a word.
+#[test]
+fn diverged_runs_are_named_by_merge_and_plot_loss() {
+    let dir = harness::scratch("diverged");
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .current_dir(&dir)
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{args:?}: {err}");
+        err
+    };
+    std::fs::write(dir.join("tiny.toml"), runs::TINY).unwrap();
+    run(&["rnn-run", "--config", "tiny.toml", "--out", "a", "--no-progress"]);
+    run(&["rnn-run", "--config", "tiny.toml", "--out", "a2", "--no-progress"]);
+    // epoch,train_loss,...: the second epoch's training loss of combination 0 diverges.
+    let csv = dir.join("a/0/runs/iter_0.csv");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut cells: Vec<String> = lines[2].split(',').map(str::to_string).collect();
+    cells[1] = "NaN".into();
+    lines[2] = cells.join(",");
+    std::fs::write(&csv, lines.join("\n") + "\n").unwrap();
+    let merged = run(&["merge-results", "--inputs", "a", "--out", "m"]);
+    assert!(
+        merged.contains("warning") && merged.contains("combination 0 iteration 0") && merged.contains("from epoch 2"),
+        "{merged}"
+    );
+    let plotted = run(&["plot-loss", "--results", "m", "--labels", "bio", "--out", "p"]);
+    assert!(
+        plotted.contains("combination 0 iteration 0") && plotted.contains("from epoch 2"),
+        "{plotted}"
+    );
+    // A clean folder gives no warning.
+    let clean = run(&["plot-loss", "--results", "a2", "--labels", "bio", "--out", "p2"]).len();
+    assert_eq!(clean, 0);
+}

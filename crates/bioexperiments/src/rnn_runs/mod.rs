@@ -36,5 +36,5 @@ pub use config::{InitName, Nonlinearity, OptimizerName, RunsConfig, TaskName};
 pub use grid::{combinations, jobs, Combination, Job, Shard};
 pub use inputs::{load_latents, network};
 pub use merge::{merge_results, MergeReport};
-pub use plot_loss::{plot_loss, PlotLossOptions, RunSummary};
+pub use plot_loss::{non_finite_runs, plot_loss, NonFiniteRun, PlotLossOptions, RunSummary};
 pub use runner::{bio_vs_rand, job_seed, run, RunOptions, RunReport};

@@ -88,6 +88,53 @@ fn read_array(path: &Path) -> Result<Array2> {
     })
 }
 
+/// A run whose training or validation loss is NaN or infinite from some epoch on (it diverged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonFiniteRun {
+    /// The results folder.
+    pub folder: PathBuf,
+    /// Combination index.
+    pub combination: usize,
+    /// Iteration.
+    pub iteration: usize,
+    /// First epoch (1-based) whose training or validation loss is not finite.
+    pub epoch: usize,
+}
+
+/// Every run of the results folders `results` (finished combinations only) with a non-finite
+/// loss. Upstream keeps such runs and its plots drop the NaN without a word; `merge-results` and
+/// `plot-loss` keep them too (a diverged run is a result) but name them with this.
+///
+/// # Errors
+/// An unreadable `config.toml` or loss array.
+pub fn non_finite_runs(results: &[PathBuf]) -> Result<Vec<NonFiniteRun>> {
+    let mut found = Vec::new();
+    for dir in results {
+        let cfg = layout::read_config(dir)?;
+        for ci in 0..combinations(&cfg).len() {
+            let cdir = layout::combination_dir(dir, ci);
+            let (val, train) = (cdir.join("validate_loss_all.npy"), cdir.join("train_loss_all.npy"));
+            if !(val.is_file() && train.is_file()) {
+                continue;
+            }
+            let (val, train) = (read_array(&val)?, read_array(&train)?);
+            for it in 0..val.rows.min(train.rows) {
+                let first_bad = (0..val.cols.min(train.cols))
+                    .find(|&e| !(val.row(it)[e].is_finite() && train.row(it)[e].is_finite()));
+                if let Some(e) = first_bad {
+                    found.push(NonFiniteRun {
+                        folder: dir.clone(),
+                        combination: ci,
+                        iteration: it,
+                        epoch: e + 1,
+                    });
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// `(min, index of its first occurrence, first index within 1 % of the range)` of one run.
 pub fn run_quantities(losses: &[f64]) -> Option<(f64, usize, usize)> {
     let finite = losses.iter().copied().filter(|v| v.is_finite());
