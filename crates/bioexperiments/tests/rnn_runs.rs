@@ -247,11 +247,18 @@ fn a_run_of_256_quotes_is_refused_naming_the_key() {
         err_key(ini(&format!("[net]\nk{quotes} = 1\n{combos}"))).len(),
         "[net] k".len() + 256
     );
-    assert!(ini(&format!("[net]\nnet_name = x{}\n{combos}", "\"".repeat(255))).is_ok());
+    let full = REQUIRED_INI.replace(
+        "net_name = Marmoset_Normalized",
+        &format!("net_name = x{}", "\"".repeat(255)),
+    );
+    assert!(ini(&format!("{full}{combos}")).is_ok());
     let t = "[trialparams]\ntrial_params = { task_name = \"seq_mem\" }\n[combosparams]\ncombos_params = { pattern_length = [3] }\n";
     let singles = "'".repeat(256);
     assert_eq!(
-        err_key(toml_cfg(&format!("{t}[net]\nnet_name = \"{singles}\"\n"))),
+        err_key(toml_cfg(&format!(
+            "[net]\nnet_name = \"{singles}\"\nrnn_size = 55\nnr_neurons = 4\nrand_partition = true\nrandom_w = false\n\
+             [trainvalidate]\nepochs = 5\niterations = 1\ninit = \"default\"\nfreeze_layer = false\nremap_w = true\n{t}"
+        ))),
         "[net] net_name"
     );
     #[derive(serde::Serialize)]
