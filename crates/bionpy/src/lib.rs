@@ -213,13 +213,65 @@ pub struct NpyArray<T> {
     pub data: Vec<T>,
 }
 
+/// The deepest bracket nesting an `.npy` header may have. The header of a plain array is a dict
+/// holding a shape tuple (depth 2); structured dtypes, which this crate does not read, nest
+/// deeper. The limit is checked before `npyz` sees the header: its header parser backtracks
+/// exponentially in the nesting depth (15 nested `[` took 17 s, 90 nested `{` over 30 s; found
+/// by the `npy` fuzz target, fuzz/regressions/npy/).
+pub const MAX_NPY_HEADER_NESTING: usize = 4;
+
+/// The header text of `.npy` bytes (after the magic, the version and the header length), as far
+/// as the bytes hold it; `None` when they are too short to say (`npyz` then names the problem).
+fn npy_header(bytes: &[u8]) -> Option<&[u8]> {
+    let rest = bytes.strip_prefix(b"\x93NUMPY")?;
+    let (&major, rest) = rest.split_first()?;
+    let rest = rest.get(1..)?;
+    let (len, rest) = if major == 1 {
+        (
+            usize::from(u16::from_le_bytes([*rest.first()?, *rest.get(1)?])),
+            rest.get(2..)?,
+        )
+    } else {
+        let len = u32::from_le_bytes([*rest.first()?, *rest.get(1)?, *rest.get(2)?, *rest.get(3)?]);
+        (usize::try_from(len).ok()?, rest.get(4..)?)
+    };
+    rest.get(..len.min(rest.len()))
+}
+
+/// The deepest nesting of `(`, `[` and `{` in `text`.
+fn bracket_depth(text: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for &b in text {
+        match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// Parses `.npy` bytes; `fortran_order = True` data is transposed into C order. `origin` names
 /// the source in errors.
+///
+/// # Errors
+/// [`Error::BadNpy`]: not an `.npy` file, a header nested deeper than
+/// [`MAX_NPY_HEADER_NESTING`], another element type, a data length that does not match the shape.
 pub fn parse_npy<T: NpyElement>(bytes: &[u8], origin: &Path) -> Result<NpyArray<T>> {
     let bad = |detail: String| Error::BadNpy {
         path: origin.to_path_buf(),
         detail,
     };
+    let depth = npy_header(bytes).map_or(0, bracket_depth);
+    if depth > MAX_NPY_HEADER_NESTING {
+        return Err(bad(format!(
+            "the header nests brackets {depth} deep, at most {MAX_NPY_HEADER_NESTING} are read \
+             (a plain array's header needs 2)"
+        )));
+    }
     let file = npyz::NpyFile::new(bytes).map_err(|e| bad(e.to_string()))?;
     let shape: Vec<usize> = file.shape().iter().map(|&s| s as usize).collect();
     let order = file.order();
@@ -307,6 +359,30 @@ mod tests {
         let arr: NpyArray<f64> = parse_npy(&bytes, Path::new("mem")).unwrap();
         assert_eq!(arr.shape, vec![2, 3]);
         assert_eq!(arr.data, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    }
+
+    /// Found by the `npy` fuzz target: npyz's header parser takes seconds to minutes on nested
+    /// brackets; such a header is refused at once.
+    #[test]
+    fn a_deeply_nested_header_is_refused_at_once() {
+        let header = format!("{{'descr': '<f8', 'fortran_order': {}", "{".repeat(90));
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        let start = std::time::Instant::now();
+        let err = parse_npy::<f64>(&bytes, Path::new("deep.npy")).unwrap_err();
+        assert!(err.to_string().contains("91 deep"), "{err}");
+        assert!(start.elapsed().as_secs() < 1);
+        let v2 = [
+            b"\x93NUMPY\x02\x00".as_slice(),
+            &(header.len() as u32).to_le_bytes(),
+            header.as_bytes(),
+        ]
+        .concat();
+        assert!(parse_npy::<f64>(&v2, Path::new("deep.npy"))
+            .unwrap_err()
+            .to_string()
+            .contains("91 deep"));
     }
 
     #[test]
