@@ -445,29 +445,29 @@ fn restore<M: Checkpointable + ?Sized, B: AsRef<[u8]>>(
     opt: &mut Optimizer,
     seed: Option<u64>,
 ) -> Result<RunState> {
-    let meta: Meta = serde_json::from_slice(json).map_err(|e| data_err(&json_path, e))?;
+    let meta: Meta = serde_json::from_slice(json).map_err(|e| data_err(json_path, e))?;
     let history: Vec<EpochRecord> = match (meta.history, meta.history_csv) {
         (Some(h), _) => h.into_iter().map(EpochRecord::from).collect(),
         (None, Some(_)) => {
             return Err(data_err(
-                &json_path,
+                json_path,
                 "a resume file of the older rnn-run format (before the shared checkpoint format); \
                  delete it and its .npz to restart this run from epoch 1",
             ))
         }
-        (None, None) => return Err(data_err(&json_path, "no history")),
+        (None, None) => return Err(data_err(json_path, "no history")),
     };
     if let (Some(stored), Some(wanted)) = (meta.seed, seed) {
         if stored != wanted {
             return Err(data_err(
-                &json_path,
+                json_path,
                 format!("written by a run with seed {stored}, this run has seed {wanted}"),
             ));
         }
     }
-    let arrays = parse_npz(read_npz()?.as_ref(), &npz_path)?;
+    let arrays = parse_npz(read_npz()?.as_ref(), npz_path)?;
     let find = |name: &str| arrays.iter().find(|a| a.name == name);
-    let bad = |detail: String| data_err(&npz_path, detail);
+    let bad = |detail: String| data_err(npz_path, detail);
     let epoch = find("meta.epoch")
         .and_then(|a| a.data.first().copied())
         .ok_or_else(|| bad("no meta.epoch".into()))?;
@@ -523,9 +523,9 @@ fn restore<M: Checkpointable + ?Sized, B: AsRef<[u8]>>(
         ));
     }
     let restored_bio = match &bio {
-        Some(b) => Some(synapses::decode(&*model, b, meta.bio, &arrays, &npz_path, &json_path)?),
+        Some(b) => Some(synapses::decode(&*model, b, meta.bio, &arrays, npz_path, json_path)?),
         None => {
-            synapses::refuse(meta.bio.as_ref(), &arrays, &npz_path, &json_path)?;
+            synapses::refuse(meta.bio.as_ref(), &arrays, npz_path, json_path)?;
             None
         }
     };
