@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use fuzz_calls::{join_two, run_target, TARGETS};
 
-/// Mutated inputs per target (about a second per target in a debug build).
+/// Mutated inputs per target (the whole test takes 1 to 2 s in a debug build).
 const MUTATIONS_PER_TARGET: usize = 2500;
 
 fn fuzz_dir() -> PathBuf {
