@@ -63,19 +63,6 @@ pub fn mnist(dir: &Path, n_train: usize, n_test: usize) {
     }
 }
 
-pub const CIFAR_CLASSES: [&str; 10] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
-
 /// A 32×32 RGB image, as PNG or JPEG by the extension.
 pub fn image(path: &Path, seed: u8) {
     if let Some(parent) = path.parent() {
@@ -95,7 +82,7 @@ pub fn image(path: &Path, seed: u8) {
 /// A CIFAR-10 JPEG folder `root/{train,test}/<class>/NNNN.jpg` with `per_class` images each.
 pub fn cifar_jpeg(root: &Path, per_class: usize) {
     for split in ["train", "test"] {
-        for (c, class) in CIFAR_CLASSES.iter().enumerate() {
+        for (c, class) in biotasks::data::CIFAR10_CLASSES.iter().enumerate() {
             for i in 0..per_class {
                 image(
                     &root.join(split).join(class).join(format!("{i:04}.jpg")),
