@@ -122,3 +122,51 @@ fn gaussian_window_is_applied_in_forward_not_baked_in() {
         assert!((y.as_slice().unwrap()[j] - kernel[j] * window[j]).abs() < 1e-6);
     }
 }
+
+#[test]
+fn visit_layers_walks_nested_containers_in_parameter_order() {
+    use biolayers::layers::{layer_at_mut, visit_layers, Residual};
+    let mut rng = Stream::seeded(3);
+    let dense = |i, o, rng: &mut Stream| DenseConfig::new(i, o).init(rng).unwrap();
+    let block = Residual::new(
+        Sequential::new()
+            .push(dense(4, 4, &mut rng))
+            .push(Activation::Relu)
+            .push(dense(4, 4, &mut rng)),
+        Sequential::new().push(dense(4, 4, &mut rng)),
+        Some(Activation::Relu),
+    );
+    let inner = Sequential::new().push(block).push(dense(4, 2, &mut rng));
+    let mut model = Sequential::new()
+        .push(dense(3, 4, &mut rng))
+        .push(Activation::Tanh)
+        .push(inner);
+    let visits = visit_layers(&model);
+    let paths: Vec<&str> = visits.iter().map(|v| v.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "0",
+            "1",
+            "2.0.main.0",
+            "2.0.main.1",
+            "2.0.main.2",
+            "2.0.shortcut.0",
+            "2.1"
+        ]
+    );
+    let firsts: Vec<usize> = visits.iter().map(|v| v.first_param).collect();
+    assert_eq!(firsts, [0, 2, 2, 4, 4, 6, 8]);
+    // Each visit's first parameter is the same tensor the root lists at that index.
+    let all = model.params();
+    for v in &visits {
+        if let Some(p) = v.layer.params().first() {
+            assert!(std::ptr::eq(*p, all[v.first_param]), "{}", v.path);
+        }
+    }
+    assert_eq!(all.len(), 10);
+    let layer = layer_at_mut(&mut model, "2.0.shortcut.0").unwrap();
+    assert_eq!(layer.params().len(), 2);
+    assert!(layer_at_mut(&mut model, "2.7").is_none());
+    assert!(layer_at_mut(&mut model, "0.x").is_none());
+}

@@ -300,4 +300,18 @@ impl Module for Sequential {
     fn name(&self) -> String {
         "sequential".into()
     }
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i.to_string(), l.as_ref()))
+            .collect()
+    }
+    fn children_mut(&mut self) -> Vec<(String, &mut dyn Module)> {
+        self.layers
+            .iter_mut()
+            .enumerate()
+            .map(|(i, l)| (i.to_string(), l.as_mut() as &mut dyn Module))
+            .collect()
+    }
 }

@@ -113,6 +113,17 @@ pub trait Module {
     }
     /// A short name for messages and parameter files.
     fn name(&self) -> String;
+    /// The direct sub-modules of a container, each with its path segment (`"0"`, `"1"`, ... in a
+    /// [`Sequential`]; `"main"`, `"shortcut"` in a [`Residual`]); empty for a layer. A container's
+    /// [`Module::params`] are its children's parameters in this order, so walking the tree with
+    /// [`visit_layers`] finds each layer's first parameter index in the whole model.
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        Vec::new()
+    }
+    /// [`Module::children`], mutable.
+    fn children_mut(&mut self) -> Vec<(String, &mut dyn Module)> {
+        Vec::new()
+    }
     /// Non-trainable state to checkpoint (e.g. batch-norm running statistics), by name.
     fn buffers(&self) -> Vec<(String, Vec<f32>)> {
         Vec::new()
@@ -194,4 +205,53 @@ pub(crate) fn split_on_tape(g: &Graph, y: &Var, gamma: usize, act: SplitActivati
     let copies = vec![sums; gamma];
     let repeated = g.concat(&copies, 2)?;
     Ok(g.reshape(&repeated, &shape)?)
+}
+
+/// One layer (a module without children) met by [`visit_layers`].
+pub struct LayerVisit<'a> {
+    /// Its path from the root, segments joined by `.` (`"3"`, `"2.main.0"`).
+    pub path: String,
+    /// The layer.
+    pub layer: &'a dyn Module,
+    /// Index of its first parameter in [`Module::params`] of the root.
+    pub first_param: usize,
+}
+
+/// Every layer under `root` (depth first, in parameter order; `root` itself when it has no
+/// children), with its path and the index of its first parameter in `root.params()`.
+pub fn visit_layers(root: &dyn Module) -> Vec<LayerVisit<'_>> {
+    fn walk<'a>(m: &'a dyn Module, path: String, offset: &mut usize, out: &mut Vec<LayerVisit<'a>>) {
+        let children = m.children();
+        if children.is_empty() {
+            out.push(LayerVisit {
+                path,
+                layer: m,
+                first_param: *offset,
+            });
+            *offset += m.params().len();
+            return;
+        }
+        for (segment, child) in children {
+            let p = if path.is_empty() {
+                segment
+            } else {
+                format!("{path}.{segment}")
+            };
+            walk(child, p, offset, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, String::new(), &mut 0, &mut out);
+    out
+}
+
+/// The layer at `path` (as [`visit_layers`] names it) under `root`, mutable; `None` when no
+/// module has that path.
+pub fn layer_at_mut<'a>(root: &'a mut dyn Module, path: &str) -> Option<&'a mut dyn Module> {
+    if path.is_empty() {
+        return Some(root);
+    }
+    let (head, rest) = path.split_once('.').unwrap_or((path, ""));
+    let child = root.children_mut().into_iter().find(|(s, _)| s == head)?.1;
+    layer_at_mut(child, rest)
 }

@@ -110,6 +110,18 @@ impl Module for Residual {
     fn name(&self) -> String {
         "residual".into()
     }
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        vec![
+            ("main".into(), &self.main as &dyn Module),
+            ("shortcut".into(), &self.shortcut),
+        ]
+    }
+    fn children_mut(&mut self) -> Vec<(String, &mut dyn Module)> {
+        vec![
+            ("main".into(), &mut self.main as &mut dyn Module),
+            ("shortcut".into(), &mut self.shortcut),
+        ]
+    }
     fn buffers(&self) -> Vec<(String, Vec<f32>)> {
         prefixed("main", self.main.buffers())
             .chain(prefixed("shortcut", self.shortcut.buffers()))
