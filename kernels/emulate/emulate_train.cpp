@@ -323,6 +323,29 @@ int main() {
         check("softmax_xent loss", loss, wl, 1e-5);
         check("softmax_xent grad", dz, wdz, 1e-5);
     }
+    // softmax cross-entropy with labels that are not class indices: those rows become NaN, the
+    // valid rows keep their values, and nothing outside the rows' own slices is touched (each
+    // buffer ends in canaries; the old kernel read and wrote z/dz at row * classes + label).
+    {
+        const int rows = 6, classes = 4, canary = 64;
+        const float labels[rows] = {1.f, -1.f, 4.f, 2.5f, NAN, 3.f};
+        std::vector<float> z(rows * classes + canary, 7.f), loss(rows + canary, -3.f),
+            dz(rows * classes + canary, -3.f);
+        for (int i = 0; i < rows * classes; ++i) z[i] = rnd();
+        emu::launch(EmuDim3{1, 1, 1}, NT,
+                    [&] { softmax_xent(z.data(), labels, loss.data(), dz.data(), rows, classes, 1.f); });
+        int wrong = 0;
+        for (int r = 0; r < rows; ++r) {
+            const bool valid = r == 0 || r == 5;
+            wrong += std::isnan(loss[r]) == valid;
+            for (int j = 0; j < classes; ++j) wrong += std::isnan(dz[r * classes + j]) == valid;
+        }
+        for (int i = 0; i < canary; ++i)
+            wrong += loss[rows + i] != -3.f || dz[rows * classes + i] != -3.f || z[rows * classes + i] != 7.f;
+        ++cases;
+        failures += wrong != 0;
+        std::printf("%s %-28s %d wrong\n", wrong == 0 ? "PASS" : "FAIL", "softmax_xent bad labels", wrong);
+    }
     // Adam and RMSprop, both conventions, three steps each, against float64 replicas.
     for (int torch = 0; torch < 2; ++torch) {
         const int n = 777;

@@ -2,7 +2,8 @@
 // fused softmax cross-entropy (loss and gradient), and the Adam / RMSprop steps in the Keras and
 // PyTorch conventions of biolayers::optim (same formulas, same f32 operation order).
 //
-// All are f32, 1-D launches of 256 threads unless stated; sizes are ints (the wrappers check).
+// All are f32, 1-D launches of 256 threads unless stated; sizes are ints (the wrappers check),
+// thread indices 64-bit (blockIdx.x * 256 overflows an int for sizes within 256 of 2^31).
 // The kernels below the optimizers (elementwise ops, reductions, MSE, max pooling, dropout)
 // use grid-stride loops, so any grid size covers any n; the wrappers never launch for n = 0.
 // Reductions run in a fixed order (no atomics), so results are the same on every run.
@@ -23,13 +24,13 @@ extern "C" {
 
 // y = max(x, 0)
 __global__ void relu_fwd(const float* __restrict__ x, float* __restrict__ y, int n) {
-    int i = blockIdx.x * NT + threadIdx.x;
+    long long i = (long long)blockIdx.x * NT + threadIdx.x;
     if (i < n) y[i] = x[i] > 0.f ? x[i] : 0.f;
 }
 
 // dx = dy where x > 0, else 0
 __global__ void relu_bwd(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dx, int n) {
-    int i = blockIdx.x * NT + threadIdx.x;
+    long long i = (long long)blockIdx.x * NT + threadIdx.x;
     if (i < n) dx[i] = x[i] > 0.f ? dy[i] : 0.f;
 }
 
@@ -48,7 +49,7 @@ __global__ void bias_add_nchw(float* __restrict__ y, const float* __restrict__ b
 // db (cols) = sum over rows of dy (rows, cols): the dense bias gradient. One thread per column,
 // rows summed in order (coalesced across the threads of a warp).
 __global__ void bias_grad_rows(const float* __restrict__ dy, float* __restrict__ db, int rows, int cols) {
-    int c = blockIdx.x * NT + threadIdx.x;
+    long long c = (long long)blockIdx.x * NT + threadIdx.x;
     if (c >= cols) return;
     float s = 0.f;
     for (int r = 0; r < rows; ++r) s += dy[(size_t)r * cols + c];
@@ -77,17 +78,26 @@ __global__ void bias_grad_nchw(const float* __restrict__ dy, float* __restrict__
 // (grad_scale = 1 / rows for a mean loss). One thread per row (classes are few: 10 for CIFAR).
 __global__ void softmax_xent(const float* __restrict__ z, const float* __restrict__ labels, float* __restrict__ loss,
                              float* __restrict__ dz, int rows, int classes, float grad_scale) {
-    int r = blockIdx.x * NT + threadIdx.x;
+    long long r = (long long)blockIdx.x * NT + threadIdx.x;
     if (r >= rows) return;
     const float* zr = z + (size_t)r * classes;
+    float* dr = dz + (size_t)r * classes;
+    // A label that is not a class index (negative, >= classes, fractional, NaN) would read and
+    // write outside the row: the row gets NaN loss and gradient instead, which the caller's
+    // finite check reports (bioautograd checks labels on the host before uploading them).
+    const float lf = labels[r];
+    if (classes <= 0 || !(lf >= 0.f) || lf >= (float)classes || (float)(int)lf != lf) {
+        loss[r] = nanf("");
+        for (int j = 0; j < classes; ++j) dr[j] = nanf("");
+        return;
+    }
+    const int label = (int)lf;
     float mx = zr[0];
     for (int j = 1; j < classes; ++j) mx = fmaxf(mx, zr[j]);
     float sum = 0.f;
     for (int j = 0; j < classes; ++j) sum += expf(zr[j] - mx);
-    const int label = (int)labels[r];
     const float lse = logf(sum) + mx;
     loss[r] = lse - zr[label];
-    float* dr = dz + (size_t)r * classes;
     for (int j = 0; j < classes; ++j) dr[j] = (expf(zr[j] - mx) / sum - (j == label ? 1.f : 0.f)) * grad_scale;
 }
 
@@ -97,7 +107,7 @@ __global__ void softmax_xent(const float* __restrict__ z, const float* __restric
 __global__ void adam_step(float* __restrict__ w, const float* __restrict__ g, float* __restrict__ m,
                           float* __restrict__ v, int n, float b1, float b2, float eps, float step, float bc2_sqrt,
                           int torch, float wd) {
-    int i = blockIdx.x * NT + threadIdx.x;
+    long long i = (long long)blockIdx.x * NT + threadIdx.x;
     if (i >= n) return;
     float gi = wd != 0.f ? g[i] + wd * w[i] : g[i];
     float mi = b1 * m[i] + (1.f - b1) * gi;
@@ -114,7 +124,7 @@ __global__ void adam_step(float* __restrict__ w, const float* __restrict__ g, fl
 __global__ void rmsprop_step(float* __restrict__ w, const float* __restrict__ g, float* __restrict__ s,
                              float* __restrict__ mom, int n, float rho, float eps, float lr, float momentum, int torch,
                              float wd) {
-    int i = blockIdx.x * NT + threadIdx.x;
+    long long i = (long long)blockIdx.x * NT + threadIdx.x;
     if (i >= n) return;
     float gi = wd != 0.f ? g[i] + wd * w[i] : g[i];
     float si = rho * s[i] + (1.f - rho) * gi * gi;

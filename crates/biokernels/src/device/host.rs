@@ -62,6 +62,7 @@ impl HostDevice {
     }
 
     fn mat(&self, data: Vec<f32>, rows: usize, cols: usize) -> Result<DeviceMatrix> {
+        super::limits::allocation("allocate", rows, cols)?;
         if rows.checked_mul(cols) != Some(data.len()) {
             return Err(Error::BufferSize {
                 rows,
@@ -225,14 +226,22 @@ fn softmax_cross_entropy(
     dz: &mut HostMat,
 ) -> Result<()> {
     let (rows, c) = (z.rows, z.cols);
+    super::limits::classes("softmax_cross_entropy", c)?;
     if labels.data.len() != rows || loss.data.len() != rows || dz.data.len() != rows * c {
         return Err(bad("softmax_cross_entropy", "operand lengths".into()));
     }
     for r in 0..rows {
         let row = &z.data[r * c..(r + 1) * c];
+        // As the kernel: a label that is not a class index gives the row NaN loss and gradient.
+        let lf = labels.data[r];
+        if !(lf >= 0.0 && lf < c as f32 && lf.fract() == 0.0) {
+            loss.data[r] = f32::NAN;
+            dz.data[r * c..(r + 1) * c].fill(f32::NAN);
+            continue;
+        }
+        let label = lf as usize;
         let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let lse = row.iter().map(|&v| (v - m).exp()).sum::<f32>().ln() + m;
-        let label = labels.data[r] as usize;
         loss.data[r] = lse - row[label];
         for (j, &v) in row.iter().enumerate() {
             let onehot = if j == label { 1.0 } else { 0.0 };

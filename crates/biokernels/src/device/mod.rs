@@ -37,6 +37,59 @@ use crate::tile_map::TileMap;
 
 pub mod host;
 
+/// Launch and allocation limits that every backend checks the same way, so that a run on the
+/// host emulator refuses what a GPU would refuse, with the same typed error, before a GPU is
+/// ever involved.
+pub mod limits {
+    use crate::error::{Error, Result};
+
+    /// The largest grid extent in y and z of a CUDA launch.
+    pub const MAX_GRID_YZ: usize = 65_535;
+    /// The largest grid extent in x of a CUDA launch (2^31 − 1).
+    pub const MAX_GRID_X: usize = i32::MAX as usize;
+
+    /// The grid `(x, y, z)` as a launch takes it, or [`Error::CudaOperand`] naming the extent
+    /// that is over the hardware limit (the driver would fail the launch with a bare
+    /// `CUDA_ERROR_INVALID_VALUE`).
+    pub fn grid(op: &'static str, x: usize, y: usize, z: usize) -> Result<(u32, u32, u32)> {
+        for (axis, v, max) in [("x", x, MAX_GRID_X), ("y", y, MAX_GRID_YZ), ("z", z, MAX_GRID_YZ)] {
+            if v > max {
+                return Err(Error::CudaOperand {
+                    op,
+                    reason: format!("a launch grid of {v} blocks in {axis} is over the limit of {max}"),
+                });
+            }
+        }
+        // The casts cannot truncate: every extent is at most 2^31 − 1.
+        Ok((x as u32, y as u32, z as u32))
+    }
+
+    /// The element count of a `rows × cols` device matrix, refusing an empty one: the CUDA
+    /// driver cannot allocate zero bytes, so an empty matrix is an error on every backend.
+    pub fn allocation(op: &'static str, rows: usize, cols: usize) -> Result<usize> {
+        let len = rows.checked_mul(cols).ok_or(Error::SizeOverflow { rows, cols })?;
+        if len == 0 {
+            return Err(Error::CudaOperand {
+                op,
+                reason: format!("a {rows}x{cols} matrix is empty and device buffers cannot be zero bytes"),
+            });
+        }
+        Ok(len)
+    }
+
+    /// Checks the class count of a softmax cross-entropy: at least one class (the kernel reads
+    /// the first logit of each row).
+    pub fn classes(op: &'static str, classes: usize) -> Result<()> {
+        if classes == 0 {
+            return Err(Error::CudaOperand {
+                op,
+                reason: "softmax over 0 classes".to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Counts the live handles of one backend: each handle holds a [`LiveToken`] that gives its
 /// count back when dropped.
 #[derive(Debug, Clone, Default)]

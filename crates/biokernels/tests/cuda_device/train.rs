@@ -720,3 +720,55 @@ fn a_reshape(d: &CudaDevice) -> biokernels::Result<()> {
     assert_eq!((a.rows(), a.cols(), a.len()), (6, 2, 12));
     a.reshape(5, 2)
 }
+
+/// What a GPU refuses, every backend refuses the same way: the host emulator gives the typed
+/// error (or the NaN rows) a CUDA device gives, so an emulator run finds these before a GPU does.
+#[test]
+fn bad_labels_and_empty_buffers_behave_alike_on_every_backend() {
+    use biokernels::device::host::HostDevice;
+    use biokernels::device::{limits, DeviceBackend};
+    let mut backends: Vec<(&str, Box<dyn DeviceBackend>)> = vec![("emulator", Box::new(HostDevice::new()))];
+    match CudaDevice::new(0) {
+        Ok(d) => backends.push(("cuda:0", Box::new(d))),
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "SKIPPED cuda:0 in bad_labels_and_empty_buffers: {e}");
+        }
+    }
+    for (name, dev) in &backends {
+        for (rows, cols) in [(0, 3), (2, 0)] {
+            let e = dev
+                .zeros(rows, cols)
+                .err()
+                .unwrap_or_else(|| panic!("{name}: zeros({rows}, {cols})"));
+            assert!(
+                matches!(e, Error::CudaOperand { .. }) && e.to_string().contains(&format!("{rows}x{cols}")),
+                "{name}: {e}"
+            );
+            assert!(dev.upload(&[], rows, cols).is_err(), "{name}: upload of {rows}x{cols}");
+        }
+        // Rows 1-4 have labels that are not class indices: NaN there, the reference elsewhere,
+        // and no access outside the rows (the kernel used to index z and dz by the raw label).
+        let (rows, classes) = (6, 4);
+        let labels = [1.0, -1.0, 4.0, 2.5, f32::NAN, 3.0];
+        let z_host = random(rows * classes, 7);
+        let z = dev.upload(&z_host, rows, classes).unwrap();
+        let lab = dev.upload(&labels, 1, rows).unwrap();
+        let (mut loss, mut dz) = (dev.zeros(1, rows).unwrap(), dev.zeros(rows, classes).unwrap());
+        dev.softmax_cross_entropy(&z, &lab, 1.0, &mut loss, &mut dz).unwrap();
+        let (loss, dz) = (dev.download(&loss).unwrap(), dev.download(&dz).unwrap());
+        for r in 0..rows {
+            let valid = r == 0 || r == 5;
+            assert_eq!(loss[r].is_finite(), valid, "{name}: loss row {r} = {}", loss[r]);
+            let row = &dz[r * classes..(r + 1) * classes];
+            assert!(
+                row.iter().all(|v| v.is_finite() == valid),
+                "{name}: dz row {r} = {row:?}"
+            );
+        }
+    }
+    assert_eq!(limits::grid("t", 9, 65_535, 1).unwrap(), (9, 65_535, 1));
+    for (x, y, z) in [(1, 65_536, 1), (1, 1, 65_536), (1 << 31, 1, 1)] {
+        let e = limits::grid("t", x, y, z).unwrap_err();
+        assert!(e.to_string().contains("over the limit"), "{e}");
+    }
+}

@@ -138,7 +138,7 @@ impl CudaDevice {
                 continue;
             }
             let group_i = group as i32;
-            let cfg = threads_cfg((m_blocks, lists.grid_cols as u32, 1));
+            let cfg = threads_cfg(limits::grid(OP, m_blocks as usize, lists.grid_cols, 1)?);
             let mut lb = self.stream.launch_builder(&f);
             push_operands(&mut lb, &x.data, &w.data);
             match bias.map(|b| &b.data) {
@@ -336,8 +336,8 @@ impl CudaDevice {
         };
         for (group, l) in lists.iter().enumerate() {
             let grid = match op {
-                GemmOp::Dx => (m_blocks, l.grid_cols as u32, 1),
-                _ => (l.grid_cols as u32, l.grid_rows as u32, 1),
+                GemmOp::Dx => limits::grid(OP, m_blocks as usize, l.grid_cols, 1)?,
+                _ => limits::grid(OP, l.grid_cols, l.grid_rows, 1)?,
             };
             if grid.0 == 0 || grid.1 == 0 {
                 continue;

@@ -90,14 +90,11 @@ impl CudaDevice {
         let (mi, ki, ni) = (i32_dim(name, m)?, i32_dim(name, k)?, i32_dim(name, n)?);
         let beta = beta_f32(beta);
         let f = self.function(op, precision)?;
-        let m_blocks = u32::try_from(m.div_ceil(BLOCK_M)).map_err(|_| Error::CudaOperand {
-            op: name,
-            reason: format!("m = {m} is too large"),
-        })?;
+        let m_blocks = m.div_ceil(BLOCK_M);
         let grid = match op {
-            GemmOp::Forward => (m_blocks, mask.grid_cols as u32, 1),
-            GemmOp::Dx => (m_blocks, mask.grid_rows as u32, 1),
-            GemmOp::Dw => (mask.grid_cols as u32, mask.grid_rows as u32, 1),
+            GemmOp::Forward => limits::grid(name, m_blocks, mask.grid_cols, 1)?,
+            GemmOp::Dx => limits::grid(name, m_blocks, mask.grid_rows, 1)?,
+            GemmOp::Dw => limits::grid(name, mask.grid_cols, mask.grid_rows, 1)?,
         };
         if grid.0 == 0 || grid.1 == 0 {
             return Ok(());

@@ -20,6 +20,7 @@ impl CudaDevice {
     ) -> Result<()> {
         const OP: &str = "softmax_cross_entropy";
         let (rows, classes) = (logits.rows, logits.cols);
+        limits::classes(OP, classes)?;
         let zs = Self::f32_buf(OP, "logits", logits, rows * classes)?;
         let ls = Self::f32_buf(OP, "labels", labels, rows)?;
         let out_l = Self::f32_buf_mut(OP, "loss", loss, rows)?;
@@ -35,8 +36,9 @@ impl CudaDevice {
             .arg(&ri)
             .arg(&ci)
             .arg(&grad_scale);
-        // SAFETY: softmax_xent(z, labels, loss, dz, rows, classes, scale) on checked lengths;
-        // labels are read as class indices, which the caller keeps below `classes`.
+        // SAFETY: softmax_xent(z, labels, loss, dz, rows, classes, scale) on checked lengths,
+        // classes > 0; a label that is not a class index gives its row NaN, never an access
+        // outside the row.
         unsafe { lb.launch(cfg) }.map_err(drv("launch softmax_xent"))?;
         Ok(())
     }

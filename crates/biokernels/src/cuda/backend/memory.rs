@@ -11,6 +11,7 @@ impl CudaDevice {
     /// [`Error::BufferSize`], [`Error::Cuda`].
     pub fn upload(&self, data: &[f32], rows: usize, cols: usize, precision: Precision) -> Result<GpuMatrix> {
         crate::gemm::MatRef::new(data, rows, cols)?;
+        limits::allocation("upload", rows, cols)?;
         let data = match precision {
             Precision::Bf16 => {
                 let h: Vec<bf16> = data.iter().map(|&v| bf16::from_f32(v)).collect();
@@ -26,7 +27,7 @@ impl CudaDevice {
     /// # Errors
     /// [`Error::SizeOverflow`], [`Error::Cuda`].
     pub fn filled(&self, rows: usize, cols: usize, value: f32) -> Result<GpuMatrix> {
-        let len = rows.checked_mul(cols).ok_or(Error::SizeOverflow { rows, cols })?;
+        let len = limits::allocation("filled", rows, cols)?;
         let host = vec![value; len];
         Ok(GpuMatrix {
             rows,
@@ -55,10 +56,10 @@ impl CudaDevice {
     /// An f32 `rows × cols` matrix of zeros (allocated on the device, no host transfer).
     ///
     /// # Errors
-    /// [`Error::SizeOverflow`], [`Error::Cuda`] (also for a zero-size matrix if the driver
-    /// refuses zero-byte allocations).
+    /// [`Error::SizeOverflow`], [`Error::CudaOperand`] for a zero-size matrix (the driver
+    /// cannot allocate zero bytes), [`Error::Cuda`].
     pub fn zeros(&self, rows: usize, cols: usize) -> Result<GpuMatrix> {
-        let len = rows.checked_mul(cols).ok_or(Error::SizeOverflow { rows, cols })?;
+        let len = limits::allocation("zeros", rows, cols)?;
         Ok(GpuMatrix {
             rows,
             cols,

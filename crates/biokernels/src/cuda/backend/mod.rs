@@ -29,8 +29,8 @@ use super::tile_list::{GpuTileLists, GPU_TILE};
 use super::{conv_params, ptx, BinaryOp, GemmOp, OptimizerStep, Precision, UnaryOp};
 use crate::conv::{Conv2dGeometry, ConvMask, ConvTranspose2dGeometry, Plan};
 use crate::device::{
-    ConvOps, DeviceConv, DeviceIndex, DeviceMatrix, DeviceStorage, DeviceTiles, ElementwiseOps, GemmOps, LiveToken,
-    LossOps, MemoryOps, OptimOps, PoolOps, ReduceOps,
+    limits, ConvOps, DeviceConv, DeviceIndex, DeviceMatrix, DeviceStorage, DeviceTiles, ElementwiseOps, GemmOps,
+    LiveToken, LossOps, MemoryOps, OptimOps, PoolOps, ReduceOps,
 };
 use crate::error::{Error, Result};
 use crate::gemm::Beta;
@@ -354,7 +354,8 @@ impl CudaDevice {
 
     fn cfg_1d(op: &'static str, n: usize) -> Result<(LaunchConfig, i32)> {
         let ni = i32_dim(op, n)?;
-        Ok((threads_cfg((n.div_ceil(THREADS as usize).max(1) as u32, 1, 1)), ni))
+        let grid = limits::grid(op, n.div_ceil(THREADS as usize).max(1), 1, 1)?;
+        Ok((threads_cfg(grid), ni))
     }
 
     fn train_fn(&self, name: &str) -> Result<CudaFunction> {

@@ -49,7 +49,7 @@ impl CudaDevice {
             // SAFETY: bias_grad_rows(dy, db, rows, cols) on checked lengths.
             unsafe { lb.launch(cfg) }.map_err(drv("launch bias_grad_rows"))?;
         } else {
-            let cfg = threads_cfg((channels as u32, 1, 1));
+            let cfg = threads_cfg(limits::grid(OP, channels, 1, 1)?);
             let f = self.train_fn("bias_grad_nchw")?;
             let mut lb = self.stream.launch_builder(&f);
             lb.arg(ds).arg(bs).arg(&ni).arg(&ci).arg(&hi);
