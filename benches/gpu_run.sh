@@ -6,8 +6,9 @@
 #   benches/gpu_run.sh run [--quick]  # on the GPU machine (carry target/gpu-bundle): device
 #                                     # tests with BIOKERNELS_REQUIRE_CUDA=1 (a missing GPU
 #                                     # fails): the kernels, the tape's device ops and the
-#                                     # CNN/RNN training steps; compute-sanitizer memcheck of
-#                                     # the kernel tests when present; then bench-kernels
+#                                     # CNN/RNN training steps, each test its own process with
+#                                     # a timeout (a table in tests.txt); targeted
+#                                     # compute-sanitizer passes when present; then bench-kernels
 #                                     # --cuda --json and bench-train --device cuda (f32, tf32).
 #
 # Results (logs and bench_cuda.json) go to $OUT when it is set (the device tool's output
@@ -65,15 +66,47 @@ PY
     if [ -n "$libdirs" ]; then export LD_LIBRARY_PATH="$libdirs:${LD_LIBRARY_PATH:-}"; fi
     echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
     export BIOKERNELS_REQUIRE_CUDA=1
+    # The PTX fallback's JIT results survive between processes (the cubins need no JIT).
+    export CUDA_CACHE_PATH="$PWD/target/cuda-cache"
+    nvidia-smi --query-gpu=driver_version,name,compute_cap --format=csv 2>&1 | tee "$out/driver.txt" || true
     local status=0
-    "$BUNDLE/cuda_device" --test-threads=1 2>&1 | tee "$out/cuda_device.log" || status=1
-    "$BUNDLE/biokernels_unit" cuda 2>&1 | tee "$out/biokernels_unit.log" || status=1
-    "$BUNDLE/device_ops" --test-threads=1 2>&1 | tee "$out/device_ops.log" || status=1
-    "$BUNDLE/gpu_training" --test-threads=1 2>&1 | tee "$out/gpu_training.log" || status=1
+    # Every device test in a process of its own, with a time limit: one illegal access poisons
+    # the CUDA context for every later test of a process, and an asynchronous error surfaces
+    # only at the next copy. The first pass launches synchronously (CUDA_LAUNCH_BLOCKING=1) so
+    # that an error is reported by the launch that made it.
+    printf '%-16s %-72s %4s %7s\n' binary test rc seconds | tee "$out/tests.txt"
+    for bin in cuda_device biokernels_unit device_ops gpu_training; do
+        local filter=()
+        [ "$bin" = biokernels_unit ] && filter=(cuda)
+        while IFS= read -r t; do
+            [ -n "$t" ] || continue
+            local start rc=0
+            start=$(date +%s%N)
+            CUDA_LAUNCH_BLOCKING=1 timeout 600 "$BUNDLE/$bin" --exact "$t" --test-threads=1 \
+                >>"$out/$bin.log" 2>&1 || rc=$?
+            [ "$rc" -eq 0 ] || status=1
+            local ms=$((($(date +%s%N) - start) / 1000000))
+            printf '%-16s %-72s %4s %7s\n' "$bin" "$t" "$rc" "$((ms / 1000)).$((ms % 1000 / 100))" \
+                | tee -a "$out/tests.txt"
+        done < <("$BUNDLE/$bin" --list --format terse "${filter[@]}" 2>/dev/null | sed -n 's/: test$//p')
+    done
+    # Then the suites as one process each, asynchronous as in real use.
+    for bin in cuda_device device_ops gpu_training; do
+        "$BUNDLE/$bin" --test-threads=1 >"$out/$bin.async.log" 2>&1 || status=1
+        echo "$bin (asynchronous, one process): $(grep -E '^test result' "$out/$bin.async.log" | tail -1)"
+    done
     if command -v compute-sanitizer >/dev/null; then
-        compute-sanitizer --tool memcheck --error-exitcode 3 "$BUNDLE/cuda_device" --test-threads=1 \
-            >"$out/memcheck.log" 2>&1 || status=1
-        tail -3 "$out/memcheck.log"
+        # Targeted passes instead of memcheck over everything: memcheck on the GEMM and conv
+        # tests; racecheck and synccheck on the tensor-core GEMM kernels, a few launches each.
+        compute-sanitizer --tool memcheck --error-exitcode 3 "$BUNDLE/cuda_device" gemm:: conv:: \
+            --test-threads=1 >"$out/memcheck.log" 2>&1 || status=1
+        tail -2 "$out/memcheck.log"
+        for tool in racecheck synccheck; do
+            compute-sanitizer --tool "$tool" --error-exitcode 3 --launch-count 12 \
+                --kernel-name regex:'masked_gemm_.*_(tf32|bf16)' \
+                "$BUNDLE/cuda_device" gemm::masked_gemm_matches --test-threads=1 >"$out/$tool.log" 2>&1 || status=1
+            tail -2 "$out/$tool.log"
+        done
     fi
     if [ "$status" -ne 0 ]; then
         echo "device tests failed: not benchmarking (logs in $out)" >&2

@@ -3,6 +3,8 @@
 //! (`kernels/masked_gemm/masked_gemm.cu` -> `crates/biokernels/ptx/masked_gemm.compute_80.ptx`,
 //! `.compute_90.ptx`). The PTX is committed and embedded by `biokernels::cuda::ptx`, so building
 //! never needs nvcc, and it lives inside the crate so that `biokernels` packages on its own.
+//! Each PTX is also assembled by the same toolkit's `ptxas` into a cubin for `sm_80` / `sm_90`
+//! (`masked_gemm.sm_90.cubin`), which devices of those families load without the driver's JIT.
 //!
 //! The toolkit is `cuda-toolkit[nvcc,cudart,cccl,crt,nvvm]==13.0.2` from PyPI, installed into
 //! `.venv-cuda/` at the workspace root when missing. It is pinned because nvcc 13.0 writes PTX
@@ -11,7 +13,8 @@
 //!
 //! `--check` (CI): regenerates into a temporary directory, fails if any committed `.ptx`
 //! differs or is missing, then assembles each file with `ptxas -v` for its architecture
-//! (`sm_80`, `sm_90`) and prints registers, spills and shared memory per kernel.
+//! (`sm_80`, `sm_90`), fails if the result differs from the committed cubin (ptxas output is
+//! deterministic too), and prints registers, spills and shared memory per kernel.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -113,6 +116,24 @@ fn ptx_name(src: &Path, arch: &str) -> String {
     format!("{stem}.{arch}.ptx")
 }
 
+fn cubin_name(src: &Path, sm: &str) -> String {
+    ptx_name(src, sm).replace(".ptx", ".cubin")
+}
+
+/// `ptxas -arch=<sm> -v ptx -o cubin`; returns ptxas' report (it writes `-v` to stderr).
+fn assemble(ptxas: &Path, sm: &str, ptx: &Path, cubin: &Path, rel: &str) -> CliResult<String> {
+    let out = run_ok(
+        Command::new(ptxas)
+            .arg(format!("-arch={sm}"))
+            .arg("-v")
+            .arg(ptx)
+            .arg("-o")
+            .arg(cubin),
+        &format!("ptxas -arch={sm} {rel}"),
+    )?;
+    Ok(String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
+}
+
 fn compile(nvcc: &Path, src: &Path, arch: &str, out: &Path) -> CliResult {
     let mut cmd = Command::new(nvcc);
     cmd.arg("-ptx")
@@ -189,10 +210,14 @@ pub fn run(args: &PtxArgs) -> CliResult {
     if !args.check {
         std::fs::create_dir_all(&ptx_dir)?;
         for src in &srcs {
-            for (arch, _) in ARCHS {
+            for (arch, sm) in ARCHS {
                 let out = ptx_dir.join(ptx_name(src, arch));
                 compile(&nvcc, src, arch, &out)?;
-                println!("wrote {}", out.strip_prefix(&root).unwrap_or(&out).display());
+                let rel = out.strip_prefix(&root).unwrap_or(&out).display().to_string();
+                println!("wrote {rel}");
+                let cubin = ptx_dir.join(cubin_name(src, sm));
+                assemble(&bin.join("ptxas"), sm, &out, &cubin, &rel)?;
+                println!("wrote {}", cubin.strip_prefix(&root).unwrap_or(&cubin).display());
             }
         }
         return Ok(());
@@ -221,17 +246,19 @@ fn check(root: &Path, ptx_dir: &Path, nvcc: &Path, ptxas: &Path, srcs: &[PathBuf
                 Ok(_) => stale.push(format!("{rel} differs from what its source compiles to")),
                 Err(_) => stale.push(format!("{rel} is missing")),
             }
-            let out = run_ok(
-                Command::new(ptxas)
-                    .arg(format!("-arch={sm}"))
-                    .arg("-v")
-                    .arg(&committed)
-                    .arg("-o")
-                    .arg(tmp.join(format!("{i}-{name}.cubin"))),
-                &format!("ptxas -arch={sm} {rel}"),
-            )?;
-            // ptxas -v reports on stderr.
-            let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+            let fresh_cubin = tmp.join(format!("{i}-{name}.cubin"));
+            let text = assemble(ptxas, sm, &committed, &fresh_cubin, &rel)?;
+            let committed_cubin = ptx_dir.join(cubin_name(src, sm));
+            let rel_cubin = committed_cubin
+                .strip_prefix(root)
+                .unwrap_or(&committed_cubin)
+                .display()
+                .to_string();
+            match std::fs::read(&committed_cubin) {
+                Ok(bytes) if bytes == std::fs::read(&fresh_cubin)? => println!("up to date: {rel_cubin}"),
+                Ok(_) => stale.push(format!("{rel_cubin} differs from what ptxas makes of {rel}")),
+                Err(_) => stale.push(format!("{rel_cubin} is missing")),
+            }
             reports.push((rel, sm, parse_ptxas(&text)));
         }
     }
@@ -252,13 +279,13 @@ fn check(root: &Path, ptx_dir: &Path, nvcc: &Path, ptxas: &Path, srcs: &[PathBuf
     println!("{spills} kernel(s) with register spills");
     if !stale.is_empty() {
         return Err(format!(
-            "committed PTX is stale (run `cargo xtask ptx` and commit):\n  {}",
+            "committed PTX or cubins are stale (run `cargo xtask ptx` and commit):\n  {}",
             stale.join("\n  ")
         )
         .into());
     }
     println!(
-        "PTX check passed: {} file(s) regenerated identically and assembled by ptxas",
+        "PTX check passed: {} file(s) regenerated identically, assembled by ptxas into the committed cubins",
         reports.len()
     );
     Ok(())

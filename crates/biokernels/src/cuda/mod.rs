@@ -30,7 +30,7 @@ pub mod tile_list;
 #[cfg(feature = "cuda")]
 mod backend;
 #[cfg(feature = "cuda")]
-pub use backend::{CublasHandle, CudaDevice, DeviceConvMask, DeviceTileMap, GpuIndex, GpuMatrix};
+pub use backend::{CublasHandle, CudaDevice, DeviceConvMask, DeviceTileMap, GpuIndex, GpuMatrix, KernelSource};
 
 #[cfg(not(feature = "cuda"))]
 mod dummy;

@@ -4,7 +4,10 @@
 //!
 //! Each module exists for `compute_80` (A100 and newer; the driver JIT-compiles it for the
 //! device) and `compute_90` (H100/H200). Both are PTX ISA 9.0, what the pinned nvcc 13.0 emits
-//! and what a CUDA 13.0 driver accepts.
+//! and what a CUDA 13.0 driver accepts. Beside each PTX is its cubin for `sm_80` / `sm_90`
+//! (`ptxas` of the same toolkit): a device of those families loads the cubin without the JIT
+//! (which took seconds per device open for the 1.6 MB masked-GEMM PTX); any other, or a driver
+//! that refuses the cubin, falls back to the PTX.
 
 /// `kernels/masked_gemm/masked_gemm.cu` for `compute_80`.
 pub const MASKED_GEMM_COMPUTE_80: &str = include_str!("../../ptx/masked_gemm.compute_80.ptx");
@@ -15,6 +18,53 @@ pub const MASKED_GEMM_COMPUTE_90: &str = include_str!("../../ptx/masked_gemm.com
 pub const TRAIN_COMPUTE_80: &str = include_str!("../../ptx/train.compute_80.ptx");
 /// `kernels/train/train.cu` for `compute_90`.
 pub const TRAIN_COMPUTE_90: &str = include_str!("../../ptx/train.compute_90.ptx");
+
+/// `kernels/masked_gemm/masked_gemm.cu` assembled for `sm_80` (`ptxas`, by `cargo xtask ptx`).
+pub const MASKED_GEMM_SM80: &[u8] = include_bytes!("../../ptx/masked_gemm.sm_80.cubin");
+/// `kernels/masked_gemm/masked_gemm.cu` assembled for `sm_90`.
+pub const MASKED_GEMM_SM90: &[u8] = include_bytes!("../../ptx/masked_gemm.sm_90.cubin");
+/// `kernels/train/train.cu` assembled for `sm_80`.
+pub const TRAIN_SM80: &[u8] = include_bytes!("../../ptx/train.sm_80.cubin");
+/// `kernels/train/train.cu` assembled for `sm_90`.
+pub const TRAIN_SM90: &[u8] = include_bytes!("../../ptx/train.sm_90.cubin");
+
+/// The PTX ISA of the committed PTX, and the oldest driver that accepts it.
+pub const PTX_ISA: &str = "9.0";
+/// The CUDA version of the oldest driver that JIT-compiles [`PTX_ISA`].
+pub const MIN_DRIVER: &str = "13.0";
+
+/// One kernel module in every form it ships in.
+#[derive(Debug, Clone, Copy)]
+pub struct KernelModule {
+    /// For messages: the source file's stem.
+    pub name: &'static str,
+    /// PTX for `compute_80`.
+    pub ptx_compute80: &'static str,
+    /// PTX for `compute_90`.
+    pub ptx_compute90: &'static str,
+    /// Cubin for `sm_80` (runs on every 8.x device).
+    pub cubin_sm80: &'static [u8],
+    /// Cubin for `sm_90` (runs on every 9.x device).
+    pub cubin_sm90: &'static [u8],
+}
+
+/// The masked GEMM and convolution kernels.
+pub const MASKED_GEMM: KernelModule = KernelModule {
+    name: "masked_gemm",
+    ptx_compute80: MASKED_GEMM_COMPUTE_80,
+    ptx_compute90: MASKED_GEMM_COMPUTE_90,
+    cubin_sm80: MASKED_GEMM_SM80,
+    cubin_sm90: MASKED_GEMM_SM90,
+};
+
+/// The training kernels.
+pub const TRAIN: KernelModule = KernelModule {
+    name: "train",
+    ptx_compute80: TRAIN_COMPUTE_80,
+    ptx_compute90: TRAIN_COMPUTE_90,
+    cubin_sm80: TRAIN_SM80,
+    cubin_sm90: TRAIN_SM90,
+};
 
 /// The kernels of the training module (activations, bias, softmax cross-entropy, optimizers,
 /// elementwise ops, reductions, MSE, max pooling, dropout).
@@ -85,6 +135,25 @@ mod tests {
             assert!(ptx.contains(".version 9.0") && ptx.contains(&format!(".target {target}")));
             for k in TRAIN_KERNELS {
                 assert!(ptx.contains(&format!(".entry {k}(")), "{k} missing for {target}");
+            }
+        }
+        // The cubins are ELF images for their architecture, carrying every kernel's name.
+        for m in [MASKED_GEMM, TRAIN] {
+            let kernels: &[&str] = if m.name == "train" {
+                &TRAIN_KERNELS
+            } else {
+                &MASKED_GEMM_KERNELS
+            };
+            for bin in [m.cubin_sm80, m.cubin_sm90] {
+                assert_eq!(&bin[..4], b"\x7fELF", "{} cubin is not an ELF image", m.name);
+                for k in kernels {
+                    assert!(
+                        bin.windows(k.len() + 1)
+                            .any(|w| &w[..k.len()] == k.as_bytes() && w[k.len()] == 0),
+                        "{k} missing from a {} cubin",
+                        m.name
+                    );
+                }
             }
         }
         // The tensor-core paths really use tensor cores.

@@ -237,7 +237,31 @@ fn no_gpu_is_a_typed_error_not_a_panic() {
     // On any machine: either a device, or CudaUnavailable (no feature) / NoCudaDevice (no
     // driver or GPU). `open_device` turns the error into the CPU fallback.
     match CudaDevice::new(0) {
-        Ok(d) => assert!(!d.name().is_empty()),
+        Ok(d) => {
+            assert!(!d.name().is_empty());
+            #[cfg(feature = "cuda")]
+            {
+                use biokernels::cuda::KernelSource;
+                let (cc, sources) = (d.compute_capability(), d.kernel_sources());
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "cuda:0 {} sm_{}{}, driver {:?}, kernels from {sources:?}",
+                    d.name(),
+                    cc.0,
+                    cc.1,
+                    d.driver_version()
+                );
+                // The families with a committed cubin must load it (no JIT at every open).
+                if cc.0 == 8 || cc.0 == 9 {
+                    let sm = cc.0 * 10;
+                    assert_eq!(
+                        sources,
+                        [KernelSource::Cubin { sm }; 2],
+                        "the sm_{sm} cubins were refused"
+                    );
+                }
+            }
+        }
         Err(e) => {
             assert!(
                 matches!(e, Error::CudaUnavailable | Error::NoCudaDevice { .. }),

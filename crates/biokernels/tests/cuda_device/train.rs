@@ -731,6 +731,9 @@ fn bad_labels_and_empty_buffers_behave_alike_on_every_backend() {
     match CudaDevice::new(0) {
         Ok(d) => backends.push(("cuda:0", Box::new(d))),
         Err(e) => {
+            if std::env::var("BIOKERNELS_REQUIRE_CUDA").is_ok_and(|v| v == "1") {
+                panic!("bad_labels_and_empty_buffers: BIOKERNELS_REQUIRE_CUDA=1 but {e}");
+            }
             let _ = writeln!(std::io::stderr(), "SKIPPED cuda:0 in bad_labels_and_empty_buffers: {e}");
         }
     }

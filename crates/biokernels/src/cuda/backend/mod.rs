@@ -84,6 +84,10 @@ pub struct CudaDevice {
     train: Arc<CudaModule>,
     name: String,
     cc: (i32, i32),
+    /// `cuDriverGetVersion` (e.g. 13000 for CUDA 13.0), when the driver answers.
+    driver: Option<i32>,
+    /// How the masked-GEMM and training modules were loaded.
+    loaded_from: [KernelSource; 2],
     /// Counts the handles this device gave out through [`crate::device::DeviceBackend`].
     live: crate::device::LiveCounter,
 }
@@ -224,6 +228,73 @@ impl DeviceConvMask {
     }
 }
 
+/// How a kernel module reached the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelSource {
+    /// The prebuilt cubin for `sm_<major>0` (no JIT).
+    Cubin { sm: i32 },
+    /// The PTX for `compute_<major>0`, JIT-compiled by the driver (an architecture without a
+    /// cubin, or a cubin the driver refused).
+    Ptx { compute: i32 },
+}
+
+/// `cuDriverGetVersion`, `None` if the call fails.
+fn driver_version() -> Option<i32> {
+    let mut v: std::ffi::c_int = 0;
+    // SAFETY: called after `probe` found the driver library and a context was created; the
+    // driver writes one int.
+    let r = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut v) };
+    (r == cudarc::driver::sys::CUresult::CUDA_SUCCESS).then_some(v)
+}
+
+/// `13000` → `13.0`.
+fn version_text(v: Option<i32>) -> String {
+    v.map_or_else(
+        || "unknown".to_string(),
+        |v| format!("{}.{}", v / 1000, (v % 1000) / 10),
+    )
+}
+
+/// Loads one kernel module: the cubin of the device's architecture when there is one (sm_80
+/// cubins run on every 8.x device, sm_90 on 9.x), else, or if the driver refuses it, the PTX.
+/// A PTX the driver cannot compile (an ISA newer than the driver) is a typed error that names
+/// the driver version and the one the PTX needs.
+fn load_kernels(
+    ctx: &Arc<CudaContext>,
+    cc: (i32, i32),
+    driver: Option<i32>,
+    module: &ptx::KernelModule,
+) -> Result<(Arc<CudaModule>, KernelSource)> {
+    let cubin = match cc.0 {
+        8 => Some((module.cubin_sm80, 80)),
+        9 => Some((module.cubin_sm90, 90)),
+        _ => None,
+    };
+    if let Some((bin, sm)) = cubin {
+        if let Ok(m) = ctx.load_module(Ptx::from_binary(bin.to_vec())) {
+            return Ok((m, KernelSource::Cubin { sm }));
+        }
+    }
+    let (src, compute) = if cc.0 >= 9 {
+        (module.ptx_compute90, 90)
+    } else {
+        (module.ptx_compute80, 80)
+    };
+    match ctx.load_module(Ptx::from_src(src)) {
+        Ok(m) => Ok((m, KernelSource::Ptx { compute })),
+        Err(e) => Err(Error::Cuda {
+            op: "load kernels",
+            message: format!(
+                "{} PTX (ISA {}, needs a CUDA {} driver or newer) on a CUDA {} driver: {e:?}",
+                module.name,
+                ptx::PTX_ISA,
+                ptx::MIN_DRIVER,
+                version_text(driver)
+            ),
+        }),
+    }
+}
+
 /// [`Error::NoCudaDevice`] unless the driver library can be opened: cudarc panics instead of
 /// returning an error when it calls into a missing library.
 fn probe() -> Result<()> {
@@ -278,22 +349,10 @@ impl CudaDevice {
         }
         let name = ctx.name().map_err(drv("device name"))?;
         let stream = ctx.default_stream();
-        let src = if cc.0 >= 9 {
-            ptx::MASKED_GEMM_COMPUTE_90
-        } else {
-            ptx::MASKED_GEMM_COMPUTE_80
-        };
-        let gemm = ctx
-            .load_module(Ptx::from_src(src))
-            .map_err(drv("load masked_gemm PTX"))?;
-        let train_src = if cc.0 >= 9 {
-            ptx::TRAIN_COMPUTE_90
-        } else {
-            ptx::TRAIN_COMPUTE_80
-        };
-        let train = ctx
-            .load_module(Ptx::from_src(train_src))
-            .map_err(drv("load train PTX"))?;
+        let driver = driver_version();
+        let (gemm, gemm_from) = load_kernels(&ctx, cc, driver, &ptx::MASKED_GEMM)?;
+        let (train, train_from) = load_kernels(&ctx, cc, driver, &ptx::TRAIN)?;
+        let loaded_from = [gemm_from, train_from];
         Ok(CudaDevice {
             ctx,
             stream,
@@ -301,6 +360,8 @@ impl CudaDevice {
             train,
             name,
             cc,
+            driver,
+            loaded_from,
             live: crate::device::LiveCounter::default(),
         })
     }
@@ -313,6 +374,18 @@ impl CudaDevice {
     /// `(major, minor)` compute capability.
     pub fn compute_capability(&self) -> (i32, i32) {
         self.cc
+    }
+
+    /// The driver's CUDA version as `cuDriverGetVersion` reports it (13000 = CUDA 13.0), or
+    /// `None` when the call failed.
+    pub fn driver_version(&self) -> Option<i32> {
+        self.driver
+    }
+
+    /// How the masked-GEMM and the training kernel modules were loaded: the prebuilt cubin of
+    /// this architecture, or the PTX (JIT-compiled by the driver: seconds per device open).
+    pub fn kernel_sources(&self) -> [KernelSource; 2] {
+        self.loaded_from
     }
 
     /// Waits for all queued work.
