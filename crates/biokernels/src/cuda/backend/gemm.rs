@@ -245,7 +245,17 @@ impl CudaDevice {
             start.record(&self.stream).map_err(drv("event record"))?;
             f()?;
             end.record(&self.stream).map_err(drv("event record"))?;
-            let ms = start.elapsed_ms(&end).map_err(drv("event elapsed"))?;
+            // With dynamic loading cudarc panics when the driver lacks the symbol it calls
+            // (`cuEventElapsedTime_v2`, which older drivers lack).
+            let ms = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| start.elapsed_ms(&end)))
+                .map_err(|_| Error::Cuda {
+                    op: "event elapsed",
+                    message: format!(
+                        "the CUDA {} driver has no cuEventElapsedTime_v2; timing needs a newer driver",
+                        version_text(self.driver)
+                    ),
+                })?
+                .map_err(drv("event elapsed"))?;
             times.push(f64::from(ms) * 1e-3);
         }
         times.sort_by(f64::total_cmp);

@@ -282,14 +282,15 @@ fn load_kernels(
     };
     match ctx.load_module(Ptx::from_src(src)) {
         Ok(m) => Ok((m, KernelSource::Ptx { compute })),
-        Err(e) => Err(Error::Cuda {
-            op: "load kernels",
-            message: format!(
-                "{} PTX (ISA {}, needs a CUDA {} driver or newer) on a CUDA {} driver: {e:?}",
+        // The machine cannot run the kernels (as with no GPU): callers fall back to the CPU,
+        // and the reason says which driver is needed.
+        Err(e) => Err(Error::NoCudaDevice {
+            reason: format!(
+                "the driver (CUDA {}) cannot load the {} kernels: PTX ISA {} needs a CUDA {} driver or newer ({e:?})",
+                version_text(driver),
                 module.name,
                 ptx::PTX_ISA,
                 ptx::MIN_DRIVER,
-                version_text(driver)
             ),
         }),
     }
@@ -323,10 +324,11 @@ fn beta_f32(beta: Beta) -> f32 {
 
 impl CudaDevice {
     /// Opens device `ordinal`, or returns [`Error::NoCudaDevice`] (never panics) when there is
-    /// no driver, no such device, or a device older than sm_80.
+    /// no driver, no such device, a device older than sm_80, or a driver too old for the
+    /// kernels (the reason names its version and the one needed).
     ///
     /// # Errors
-    /// [`Error::NoCudaDevice`], [`Error::Cuda`] when loading the PTX fails.
+    /// [`Error::NoCudaDevice`], [`Error::Cuda`] for other driver failures.
     pub fn new(ordinal: usize) -> Result<Self> {
         probe()?;
         // cudarc panics instead of returning an error in a few driver-less corners; a panic here
