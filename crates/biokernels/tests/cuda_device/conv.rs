@@ -247,3 +247,45 @@ fn masked_conv_transpose2d_matches_f64_reference_on_every_device() {
         }
     }
 }
+
+/// The convolution kernels (forward, dX, dW) launched twice on the same inputs, outputs
+/// poisoned differently, give the same bits.
+#[test]
+fn masked_conv2d_is_repeatable_bit_for_bit_on_every_device() {
+    for dev in devices("masked_conv2d_is_repeatable_bit_for_bit_on_every_device") {
+        for g in &conv_geometries() {
+            let mask = conv_mask(g);
+            let (x, w) = (random(g.input_len(), 13), random(g.weight_len(), 14));
+            let dy = random(g.output_len().unwrap(), 15);
+            for p in dev.precisions() {
+                let launch = |poison: f32| -> [Vec<u32>; 3] {
+                    let mut y = vec![poison; dy.len()];
+                    let (mut dx, mut dw) = (vec![poison; x.len()], vec![poison; w.len()]);
+                    match &dev {
+                        Device::Cpu => {
+                            biokernels::conv2d(g, &x, &w, Some(&mask), None, &mut y).unwrap();
+                            biokernels::conv2d_backward_input(g, &dy, &w, Some(&mask), &mut dx).unwrap();
+                            biokernels::conv2d_backward_weight(g, &x, &dy, Some(&mask), &mut dw).unwrap();
+                        }
+                        Device::Cuda(d) => {
+                            use biokernels::cuda::{masked_conv2d_backward_host as back, masked_conv2d_host};
+                            masked_conv2d_host(d, p, g, &x, &w, Some(&mask), None, &mut y, Beta::Zero).unwrap();
+                            back(d, GemmOp::Dx, p, g, &dy, &w, Some(&mask), &mut dx, Beta::Zero).unwrap();
+                            back(d, GemmOp::Dw, p, g, &x, &dy, Some(&mask), &mut dw, Beta::Zero).unwrap();
+                        }
+                    }
+                    [y, dx, dw].map(|v| v.iter().map(|f| f.to_bits()).collect())
+                };
+                let (first, second) = (launch(f32::NAN), launch(-3.0));
+                for (name, (u, v)) in ["y", "dx", "dw"].iter().zip(first.iter().zip(&second)) {
+                    assert!(
+                        u == v,
+                        "{} conv2d {g:?} {} {name}: two launches differ",
+                        dev.label(),
+                        p.name()
+                    );
+                }
+            }
+        }
+    }
+}
