@@ -136,6 +136,9 @@ enum Target {
     Recurrent,
 }
 
+/// A checked value for one target of a layer: `(target, shape in our layout, values)`.
+type Update = (Target, Vec<usize>, Vec<f32>);
+
 /// One tensor of a layer: its file name, the axes that take our layout to the file's, and its
 /// value in our layout.
 struct Slot {
@@ -478,7 +481,7 @@ pub fn import_tensors(
             return Err(tensor_error(origin, &t.name, "appears twice"));
         }
     }
-    let mut updates: Vec<(String, Vec<(Target, Vec<usize>, Vec<f32>)>)> = Vec::new();
+    let mut updates: Vec<(String, Vec<Update>)> = Vec::new();
     for (path, slots) in &plan {
         let mut layer_updates = Vec::new();
         for s in slots {
@@ -562,7 +565,7 @@ pub fn import_tensors(
     Ok(())
 }
 
-fn apply(layer: &mut dyn Module, updates: Vec<(Target, Vec<usize>, Vec<f32>)>) -> Result<()> {
+fn apply(layer: &mut dyn Module, updates: Vec<Update>) -> Result<()> {
     let mut buffers = Vec::new();
     for (target, shape, values) in updates {
         let param = match target {
@@ -767,7 +770,8 @@ mod tests {
         let axes = [3, 2, 0, 1];
         let p = permute(&data, &shape, &axes);
         // file[o, i, h, w] = ours[h, w, i, o]
-        assert_eq!(p[((4 * 4 + 3) * 2 + 1) * 3 + 2], data[((1 * 3 + 2) * 4 + 3) * 5 + 4]);
+        let (o, i, h, w) = (4, 3, 1, 2);
+        assert_eq!(p[((o * 4 + i) * 2 + h) * 3 + w], data[((h * 3 + w) * 4 + i) * 5 + o]);
         let file_shape: Vec<usize> = axes.iter().map(|&a| shape[a]).collect();
         assert_eq!(permute(&p, &file_shape, &inverse(&axes)), data);
     }

@@ -117,7 +117,10 @@ fn sequences(n: usize) -> Tensor {
     .unwrap()
 }
 
-fn state(m: &dyn Module) -> (Vec<Vec<f32>>, Vec<(String, Vec<f32>)>) {
+/// Every parameter's values and every buffer.
+type State = (Vec<Vec<f32>>, Vec<(String, Vec<f32>)>);
+
+fn state(m: &dyn Module) -> State {
     (
         m.params().iter().map(|p| p.value.to_vec().unwrap()).collect(),
         m.buffers(),
