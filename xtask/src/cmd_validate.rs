@@ -15,42 +15,84 @@ pub struct ValidateArgs {
     /// at `.venv-validate` created with `python3 -m venv` and `pip install numpy scipy`.
     #[arg(long)]
     pub python: Option<PathBuf>,
+    /// Also run the PyTorch stage: models trained here, exported as safetensors and loaded into
+    /// plain PyTorch modules must give the same outputs (within 1e-5); then the PyTorch-initialised
+    /// fixture of `crates/bioexperiments/tests/fixtures/torch/` is regenerated.
+    #[arg(long)]
+    pub torch: bool,
+    /// Run only the PyTorch stage.
+    #[arg(long)]
+    pub torch_only: bool,
+    /// Python interpreter with torch, numpy and safetensors for the PyTorch stage. Default:
+    /// `python3` if it imports them, else a venv at `.venv-torch` made with
+    /// `pip install torch numpy safetensors`.
+    #[arg(long)]
+    pub torch_python: Option<PathBuf>,
 }
 
-fn has_numpy(python: &Path) -> bool {
+/// Whether `python` can `import <imports>`.
+fn can_import(python: &Path, imports: &str) -> bool {
     Command::new(python)
-        .args(["-c", "import numpy, scipy"])
+        .args(["-c", &format!("import {imports}")])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false)
 }
 
-fn ensure_python(root: &Path, requested: Option<&Path>) -> CliResult<PathBuf> {
+/// One Python environment a stage needs: what it imports, what pip installs, its venv folder.
+struct PythonEnv {
+    flag: &'static str,
+    imports: &'static str,
+    packages: &'static [&'static str],
+    venv: &'static str,
+}
+
+const NUMPY_ENV: PythonEnv = PythonEnv {
+    flag: "--python",
+    imports: "numpy, scipy",
+    packages: &["numpy", "scipy"],
+    venv: ".venv-validate",
+};
+
+const TORCH_ENV: PythonEnv = PythonEnv {
+    flag: "--torch-python",
+    imports: "torch, numpy, safetensors",
+    packages: &["torch", "numpy", "safetensors"],
+    venv: ".venv-torch",
+};
+
+/// The interpreter for `env`: the one requested (which must import its modules), else the
+/// system `python3` when it can, else its venv, created with pip on first use.
+fn ensure_python(root: &Path, requested: Option<&Path>, env: &PythonEnv) -> CliResult<PathBuf> {
     if let Some(p) = requested {
-        if has_numpy(p) {
+        if can_import(p, env.imports) {
             return Ok(p.to_path_buf());
         }
         return Err(format!(
-            "--python {}: cannot import numpy and scipy with this interpreter",
-            p.display()
+            "{} {}: cannot import {} with this interpreter",
+            env.flag,
+            p.display(),
+            env.imports
         )
         .into());
     }
     let system = PathBuf::from("python3");
-    if has_numpy(&system) {
+    if can_import(&system, env.imports) {
         return Ok(system);
     }
-    let venv = root.join(".venv-validate");
+    let venv = root.join(env.venv);
     let py = venv.join("bin/python");
-    if !has_numpy(&py) {
-        eprintln!("creating {} with numpy and scipy ...", venv.display());
+    if !can_import(&py, env.imports) {
+        eprintln!("creating {} with {} ...", venv.display(), env.packages.join(" "));
         run_checked(
             Command::new("python3").args(["-m", "venv"]).arg(&venv),
             "python3 -m venv",
         )?;
         run_checked(
-            Command::new(&py).args(["-m", "pip", "install", "--quiet", "numpy", "scipy"]),
-            "pip install numpy scipy",
+            Command::new(&py)
+                .args(["-m", "pip", "install", "--quiet"])
+                .args(env.packages),
+            &format!("pip install {}", env.packages.join(" ")),
         )?;
     }
     Ok(py)
@@ -67,7 +109,59 @@ fn run_checked(cmd: &mut Command, what: &str) -> CliResult {
 /// Runs `cargo xtask validate`.
 pub fn run(a: &ValidateArgs) -> CliResult {
     let root = workspace_root();
-    let python = ensure_python(&root, a.python.as_deref())?;
+    if !a.torch_only {
+        numpy_stage(&root, a)?;
+    }
+    if a.torch || a.torch_only {
+        torch_stage(&root, a)?;
+    }
+    println!("fixtures regenerated; run the test command and commit the changed files");
+    Ok(())
+}
+
+/// The folder of the PyTorch-initialised fixture.
+const TORCH_FIXTURE: &str = "crates/bioexperiments/tests/fixtures/torch";
+
+/// Ours → PyTorch on freshly trained models (the script fails above 1e-5), then PyTorch → the
+/// committed fixture.
+fn torch_stage(root: &Path, a: &ValidateArgs) -> CliResult {
+    let python = ensure_python(root, a.torch_python.as_deref(), &TORCH_ENV)?;
+    let script = "xtask/python/torch_crosscheck.py";
+    let work = tempfile::tempdir().map_err(|e| format!("temporary folder: {e}"))?;
+    let losses = bioexperiments::torch_check::write_trained(work.path(), 7, 40)?;
+    for (name, loss) in losses {
+        println!("{name}: trained here, final training loss {loss:.4}, exported");
+    }
+    run_checked(
+        Command::new(&python)
+            .current_dir(root)
+            .arg(script)
+            .arg("check")
+            .arg(work.path()),
+        script,
+    )?;
+    let fixture = root.join(TORCH_FIXTURE);
+    std::fs::create_dir_all(&fixture).map_err(|e| format!("{}: {e}", fixture.display()))?;
+    // The untrained export carries the masks (architecture) the script initialises around.
+    bioexperiments::torch_check::write_trained(&fixture, 0, 0)?;
+    run_checked(
+        Command::new(&python)
+            .current_dir(root)
+            .arg(script)
+            .arg("fixture")
+            .arg(&fixture),
+        script,
+    )?;
+    for name in bioexperiments::torch_check::MODELS {
+        let diff = bioexperiments::torch_check::compare_fixture(&fixture, name)?;
+        println!("{name}: PyTorch -> ours max |diff| = {diff:.3e}");
+    }
+    Ok(())
+}
+
+/// The NumPy/SciPy/CPython reference scripts.
+fn numpy_stage(root: &Path, a: &ValidateArgs) -> CliResult {
+    let python = ensure_python(root, a.python.as_deref(), &NUMPY_ENV)?;
     let scripts: [(&str, Vec<&str>); 4] = [
         (
             "xtask/python/masks_reference.py",
@@ -92,8 +186,7 @@ pub fn run(a: &ValidateArgs) -> CliResult {
     ];
     for (script, args) in scripts {
         println!("running {script}");
-        run_checked(Command::new(&python).current_dir(&root).arg(script).args(&args), script)?;
+        run_checked(Command::new(&python).current_dir(root).arg(script).args(&args), script)?;
     }
-    println!("fixtures regenerated; run the test command and commit the changed files");
     Ok(())
 }

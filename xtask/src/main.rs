@@ -8,6 +8,7 @@ mod cmd_bench_kernels;
 mod cmd_bench_rnn;
 mod cmd_bench_train;
 mod cmd_bio2art;
+mod cmd_export;
 mod cmd_filters;
 mod cmd_fuzz;
 mod cmd_gallery;
@@ -65,6 +66,8 @@ enum Command {
     PlotLoss(cmd_rnn_runs::PlotLossArgs),
     /// Run the cargo-fuzz targets of fuzz/ (nightly + cargo-fuzz), each for --minutes, one after the other.
     Fuzz(cmd_fuzz::FuzzArgs),
+    /// Export a trained model's weights (a reproduce checkpoint folder) as safetensors or npz, in PyTorch or Keras layout.
+    Export(cmd_export::ExportArgs),
     /// Compile kernels/**/*.cu to the committed PTX (pinned pip nvcc 13.0); --check for CI.
     Ptx(cmd_ptx::PtxArgs),
 }
@@ -112,6 +115,7 @@ fn main() {
         Command::MergeResults(a) => cmd_rnn_runs::merge_cmd(a),
         Command::PlotLoss(a) => cmd_rnn_runs::plot_cmd(a),
         Command::Ptx(a) => cmd_ptx::run(a),
+        Command::Export(a) => cmd_export::run(a),
         Command::Fuzz(a) => cmd_fuzz::run(a),
     };
     if let Err(e) = result {

@@ -41,6 +41,7 @@ pub mod bionet;
 pub mod cifar;
 pub mod common;
 mod error;
+pub mod export;
 pub mod mnist_latents;
 pub mod rnn;
 pub mod rnn_memory;
@@ -48,6 +49,7 @@ pub mod rnn_runs;
 pub mod schizo_mnist;
 mod sweep;
 pub mod synaptic_diversity;
+pub mod torch_check;
 
 pub use common::{ReproduceOptions, SettingResult};
 pub use error::{Error, Result};

@@ -10,7 +10,7 @@ use biolayers::optim::{Convention, OptimizerConfig};
 use biomask::MaskSpec;
 use biorng::Stream;
 use biotasks::data::{load_mnist, resolve_data_dir, Split};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::common::{toml_of, ReproduceOptions, SettingResult};
 use crate::error::Result;
@@ -19,7 +19,7 @@ use crate::sweep::{run_sweep, Builder, Sweep};
 /// The settings of the schizophrenia-layer MNIST sweep (`MNIST_3layersSchizo200905.py`):
 /// Flatten → `SzDense(512, diagonal r, relu, he_normal)` → Dense(10); Keras Adam (lr 1e-3),
 /// batch 32, inputs scaled to [0, 1], the test set as validation data.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SchizoMnistConfig {
     /// The `param_reduction` sweep.
     pub reductions: Vec<f64>,
@@ -89,6 +89,37 @@ fn check_mnist_size(dir: &std::path::Path, sets: &[&biotasks::data::ImageDataset
     Ok(())
 }
 
+/// The network of one setting (`param_reduction` = `r`) and its masked layer's density, drawn
+/// from `rng` (the run's stream: `seed + repeat`).
+///
+/// # Errors
+/// Layer construction errors.
+pub fn model(hidden: usize, r: f64, rng: &mut Stream) -> Result<(Sequential, f64)> {
+    let layer = DenseConfig::sz(784, hidden, MaskSpec::diagonal(r))
+        .with_initializer(Initializer::HeNormal)
+        .init(rng)?;
+    let density = layer.mask().density();
+    let model = Sequential::new()
+        .push(Flatten)
+        .push(layer)
+        .push(Activation::Relu)
+        .push(DenseConfig::new(hidden, 10).init(rng)?);
+    Ok((model, density))
+}
+
+/// The sweep's optimiser (Keras Adam at `cfg.lr`).
+pub fn optimizer(cfg: &SchizoMnistConfig) -> OptimizerConfig {
+    OptimizerConfig::Adam {
+        lr: cfg.lr,
+        beta1: None,
+        beta2: None,
+        eps: None,
+        weight_decay: 0.0,
+        decay: 0.0,
+        convention: Convention::Keras,
+    }
+}
+
 /// Runs the sweep `cfg` and writes the results folder of `opts`.
 pub fn run(opts: &ReproduceOptions, cfg: &SchizoMnistConfig) -> Result<Vec<SettingResult>> {
     let data = resolve_data_dir(opts.data.as_deref())?;
@@ -100,33 +131,14 @@ pub fn run(opts: &ReproduceOptions, cfg: &SchizoMnistConfig) -> Result<Vec<Setti
         .reductions
         .iter()
         .map(|&r| {
-            let build: Builder = Box::new(move |rng: &mut Stream| {
-                let layer = DenseConfig::sz(784, hidden, MaskSpec::diagonal(r))
-                    .with_initializer(Initializer::HeNormal)
-                    .init(rng)?;
-                let density = layer.mask().density();
-                let model = Sequential::new()
-                    .push(Flatten)
-                    .push(layer)
-                    .push(Activation::Relu)
-                    .push(DenseConfig::new(hidden, 10).init(rng)?);
-                Ok((model, density).into())
-            });
+            let build: Builder = Box::new(move |rng: &mut Stream| Ok(model(hidden, r, rng)?.into()));
             (format!("r={r}"), build)
         })
         .collect();
     let sweep = Sweep {
         name: "schizo-mnist",
         settings,
-        optimizer: OptimizerConfig::Adam {
-            lr: cfg.lr,
-            beta1: None,
-            beta2: None,
-            eps: None,
-            weight_decay: 0.0,
-            decay: 0.0,
-            convention: Convention::Keras,
-        },
+        optimizer: optimizer(cfg),
         epochs: cfg.epochs,
         repeats: cfg.repeats,
         batch_size: cfg.batch_size,

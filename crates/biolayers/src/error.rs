@@ -25,6 +25,14 @@ pub enum Error {
     /// A parameter file problem (missing, corrupt, wrong names or shapes).
     #[error("{path}: {detail}")]
     ParamFile { path: std::path::PathBuf, detail: String },
+    /// One tensor of a weight file that does not fit the model (missing, unexpected, wrong
+    /// shape or dtype, a different mask), named.
+    #[error("{path}: tensor `{tensor}`: {detail}")]
+    WeightFile {
+        path: std::path::PathBuf,
+        tensor: String,
+        detail: String,
+    },
     /// A `.npy`/file error.
     #[error(transparent)]
     Npy(#[from] bionpy::Error),

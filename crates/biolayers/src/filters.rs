@@ -45,7 +45,7 @@
 use bioautograd::{Conv2dOptions, Graph, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{invalid, Result};
+use crate::error::{invalid, Error, Result};
 use crate::layers::{Module, PaddingConfig, Param};
 
 /// `λ = σ π / c · (2ᵇ − 1)/(2ᵇ + 1)`, `c = √(ln 2 / 2)`: the wavelength of a Gabor with
@@ -558,19 +558,45 @@ impl FilterBankLayer {
     pub fn trainable(&self) -> bool {
         self.trainable
     }
+    /// Replaces the kernel (`kernel = true`) or the bias by `value` of the same shape (weight
+    /// import, [`crate::interop`]).
+    ///
+    /// # Errors
+    /// A shape other than the current one.
+    pub(crate) fn set_weights(&mut self, kernel: bool, value: Tensor) -> Result<()> {
+        let slot = if kernel { &mut self.kernel } else { &mut self.bias };
+        if value.shape() != slot.value.shape() {
+            return Err(Error::ShapeMismatch {
+                op: "filter bank import",
+                lhs_name: "new",
+                lhs: value.shape().to_vec(),
+                rhs_name: "current",
+                rhs: slot.value.shape().to_vec(),
+            });
+        }
+        slot.value = value.to_device(slot.value.device())?;
+        Ok(())
+    }
 }
 
 impl Module for FilterBankLayer {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&mut self, g: &Graph, x: &Var) -> Result<Var> {
         let y = if self.trainable {
             let w = self.kernel.bind(g);
             let b = self.bias.bind(g);
             g.conv2d(x, &w, Some(&b), &self.options, None)?
         } else {
-            // A constant leaf: the tape computes no weight gradient, and the (zero) bias is
-            // left out since adding it changes nothing.
+            // Constant leaves: the tape computes no gradient for them. The bias is zero unless
+            // imported ([`crate::interop`]), and adding zero changes nothing.
             let w = g.input(self.kernel.value.clone());
-            g.conv2d(x, &w, None, &self.options, None)?
+            let b = g.input(self.bias.value.clone());
+            g.conv2d(x, &w, Some(&b), &self.options, None)?
         };
         Ok(g.relu(&y)?)
     }

@@ -27,12 +27,15 @@ fn file_err(path: &Path, detail: impl Into<String>) -> Error {
     }
 }
 
-/// Writes `arrays` to `path` as an `.npz`. Names must be unique, non-empty and free of `/`.
+/// Writes `arrays` to `path` as an `.npz`. Names must be unique and non-empty; a `/` separates
+/// segments (Keras variable paths such as `dense/kernel`, which `numpy.load` keeps as keys),
+/// none of which may be empty, `.` or `..` (so no entry names a path outside the archive).
 pub fn save_npz(path: &Path, arrays: &[NamedArray]) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     let mut encoded = Vec::with_capacity(arrays.len());
     for a in arrays {
-        if a.name.is_empty() || a.name.contains('/') || !seen.insert(a.name.as_str()) {
+        let bad_segment = a.name.split('/').any(|s| s.is_empty() || s == "." || s == "..");
+        if bad_segment || a.name.contains('\\') || !seen.insert(a.name.as_str()) {
             return Err(file_err(path, format!("invalid or duplicate entry name `{}`", a.name)));
         }
         let bytes = bionpy::npy_bytes(&a.shape, &a.data).map_err(|e| file_err(path, format!("{}: {e}", a.name)))?;
@@ -108,6 +111,19 @@ mod tests {
         ];
         save_npz(&p, &arrays).unwrap();
         assert_eq!(load_npz(&p).unwrap(), arrays);
+        for bad in ["", "/abs", "a//b", "../up", "a/./b", "back\\slash"] {
+            let named = vec![NamedArray {
+                name: bad.into(),
+                ..arrays[1].clone()
+            }];
+            assert!(save_npz(&dir.path().join("bad_name.npz"), &named).is_err(), "{bad}");
+        }
+        let keras = vec![NamedArray {
+            name: "dense/kernel".into(),
+            ..arrays[0].clone()
+        }];
+        save_npz(&dir.path().join("keras.npz"), &keras).unwrap();
+        assert_eq!(load_npz(&dir.path().join("keras.npz")).unwrap(), keras);
         let dup = vec![arrays[0].clone(), arrays[0].clone()];
         assert!(save_npz(&dir.path().join("dup.npz"), &dup).is_err());
         assert!(!dir.path().join("dup.npz").exists());

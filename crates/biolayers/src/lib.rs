@@ -13,6 +13,8 @@
 //!   `BioSynapses` state with fuzzy learning rates, crystallisation, rejuvenation, weight
 //!   splitting and Dale's principle.
 //! * [`io`]: saving and loading named parameters as `.npz` (readable by `numpy.load`), atomically.
+//! * [`interop`]: model weights in and out in PyTorch and Keras names and layouts (`safetensors`
+//!   or `.npz`), masks beside the weights.
 //!
 //! * [`layers`]: `Dense`/`SzDense`/`MDense` (masked through the tile-skipping kernels), activations,
 //!   dropout, pooling, batch-norm, flatten, `Sequential`.
@@ -27,6 +29,7 @@ pub mod bionet;
 mod error;
 pub mod filters;
 pub mod init;
+pub mod interop;
 pub mod io;
 pub mod layers;
 pub mod optim;

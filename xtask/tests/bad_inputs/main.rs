@@ -19,6 +19,7 @@ fn groups() -> Vec<Group> {
         tools::bio2art(),
         tools::filters_perturb(),
         tools::misc(),
+        tools::export(),
         datasets::mnist_data(),
         datasets::cifar_data(),
         runs::reproduce(),
@@ -53,6 +54,11 @@ fn bio2art() {
 #[test]
 fn filters_perturb() {
     run_group(&tools::filters_perturb());
+}
+
+#[test]
+fn export() {
+    run_group(&tools::export());
 }
 
 #[test]

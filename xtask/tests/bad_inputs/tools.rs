@@ -346,3 +346,91 @@ pub fn misc() -> Group {
         cases,
     }
 }
+
+/// `export`: checkpoint folders that are missing, of another experiment, of a setting or repeat
+/// the configuration lacks, damaged; bad format, layout and output paths.
+pub fn export() -> Group {
+    let ok = ["export", "--checkpoint", "mn/checkpoints/r=0.5_r0"];
+    let cases: Vec<Case> = vec![
+        case(
+            &["export", "--checkpoint", "missing/dir", "--out", "w.safetensors"],
+            &["missing/dir"],
+        ),
+        with(&ok, &["--out", "w.safetensors", "--format", "onnx"], &["onnx"]),
+        with(&ok, &["--out", "w.safetensors", "--layout", "tf"], &["tf"]),
+        with(&ok, &["--out", "w.txt"], &["w.txt", "safetensors"]),
+        with(
+            &ok,
+            &["--out", "w.safetensors", "--format", "npz"],
+            &["w.safetensors", "npz"],
+        ),
+        with(&ok, &["--out", "nodir/w.safetensors"], &["nodir"]),
+        with(&ok, &["--out", "mn"], &["mn"]),
+        with(&ok, &["--out", "w.safetensors"], &["checkpoint.json"]),
+        case(
+            &[
+                "export",
+                "--checkpoint",
+                "res/checkpoints/r=0.5_r0",
+                "--out",
+                "w.safetensors",
+            ],
+            &["schizo-cifar"],
+        ),
+        case(
+            &[
+                "export",
+                "--checkpoint",
+                "mn/checkpoints/r=0.7_r0",
+                "--out",
+                "w.safetensors",
+            ],
+            &["r=0.7"],
+        ),
+        case(
+            &[
+                "export",
+                "--checkpoint",
+                "mn/checkpoints/r=0.5_r9",
+                "--out",
+                "w.safetensors",
+            ],
+            &["repeat 9"],
+        ),
+        case(&["export", "--checkpoint", "mn", "--out", "w.safetensors"], &["mn"]),
+        case(
+            &[
+                "export",
+                "--checkpoint",
+                "bad/checkpoints/x_r0",
+                "--out",
+                "w.safetensors",
+            ],
+            &["config.toml"],
+        ),
+        case(&["export", "--checkpoint", "mn/checkpoints/r=0.5_r0"], &["--out"]),
+    ];
+    Group {
+        name: "export",
+        setup: |dir| {
+            let mk = |p: &str| std::fs::create_dir_all(dir.join(p)).unwrap();
+            mk("res/checkpoints/r=0.5_r0");
+            write(
+                &dir.join("res/config.toml"),
+                b"# cargo xtask reproduce schizo-cifar\nseed = 0\n",
+            );
+            for c in ["r=0.5_r0", "r=0.7_r0", "r=0.5_r9"] {
+                mk(&format!("mn/checkpoints/{c}"));
+            }
+            write(
+                &dir.join("mn/config.toml"),
+                b"# cargo xtask reproduce schizo-mnist\nreductions = [0.0, 0.5]\nhidden = 8\nepochs = 1\nrepeats = 1\nbatch_size = 4\nlr = 0.001\ntrain_images = 10\nseed = 0\n",
+            );
+            write(&dir.join("mn/checkpoints/r=0.5_r0/checkpoint.json"), b"{not json");
+            write(&dir.join("mn/checkpoints/r=0.5_r0/checkpoint.npz"), b"garbage");
+            mk("bad/checkpoints/x_r0");
+            write(&dir.join("bad/config.toml"), b"not a header\n");
+        },
+        cases,
+    }
+}

@@ -168,6 +168,12 @@ impl BatchNorm2d {
 }
 
 impl Module for BatchNorm2d {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&mut self, g: &Graph, x: &Var) -> Result<Var> {
         let gamma = self.gamma.bind(g);
         let beta = self.beta.bind(g);

@@ -269,6 +269,12 @@ impl Conv2d {
 }
 
 impl Module for Conv2d {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&mut self, g: &Graph, x: &Var) -> Result<Var> {
         let w = self.kernel.bind(g);
         let b = self.bias.as_mut().map(|b| b.bind(g));

@@ -228,6 +228,12 @@ impl ConvLstm {
 }
 
 impl Module for ConvLstm {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&mut self, g: &Graph, x: &Var) -> Result<Var> {
         let w = self.kernel.bind(g);
         let u = self.recurrent.bind(g);

@@ -176,6 +176,12 @@ impl Dense {
 }
 
 impl Module for Dense {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
     fn to_device(&mut self, device: bioautograd::Device) -> Result<()> {
         for p in self.params_mut() {
             p.value = p.value.to_device(device)?;

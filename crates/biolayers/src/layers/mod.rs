@@ -174,6 +174,17 @@ pub trait Module {
         }
         Ok(())
     }
+    /// The concrete layer, so that code needing its kind can downcast it: the weight export and
+    /// import of [`crate::interop`] (PyTorch / Keras names and layouts differ per kind). `None`
+    /// (the default) for containers and parameter-free layers; a layer with parameters that
+    /// returns `None` cannot be exported (the export names it).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
+    /// [`Module::as_any`], mutable.
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
 }
 
 /// What a converter needs to know of a learnable layer.

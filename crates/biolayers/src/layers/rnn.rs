@@ -355,6 +355,12 @@ impl ElmanRnn {
 }
 
 impl Module for ElmanRnn {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
     fn forward(&mut self, g: &Graph, x: &Var) -> Result<Var> {
         let shape = g.shape(x)?;
         if shape.len() != 3 {
