@@ -44,7 +44,9 @@ fn forward_and_grads(layer: &mut biolayers::layers::Dense, x: &[f32], batch: usi
     let y = layer.forward(&g, &xv).unwrap();
     let nout = layer.config().units;
     let u: Vec<f32> = (0..batch * nout).map(|k| ((k * 13 % 7) as f32 - 3.0) / 3.0).collect();
-    let grads = g.backward_with(&y, Tensor::from_vec(u, &[batch, nout]).unwrap()).unwrap();
+    let grads = g
+        .backward_with(&y, Tensor::from_vec(u, &[batch, nout]).unwrap())
+        .unwrap();
     let dw = grads.slice(&layer.params()[0].var().unwrap()).unwrap().to_vec();
     (g.value(&y).unwrap().to_vec().unwrap(), dw)
 }
@@ -77,7 +79,10 @@ fn a_binary_matrix_runs_the_tile_skipping_gemm_with_zero_gradient_off_the_mask()
     for (a, b) in y.iter().zip(&want) {
         assert!((f64::from(*a) - b).abs() < 1e-5, "{a} vs {b}");
     }
-    assert!(dw.iter().zip(&topology).all(|(d, s)| *s || *d == 0.0), "gradient off the mask");
+    assert!(
+        dw.iter().zip(&topology).all(|(d, s)| *s || *d == 0.0),
+        "gradient off the mask"
+    );
     assert!(dw.iter().zip(&topology).filter(|(_, s)| **s).all(|(d, _)| *d != 0.0));
 }
 
@@ -126,7 +131,10 @@ fn a_matrix_holding_a_diagonal_mask_builds_the_same_layers() {
     let mut conv_copy = Conv2dConfig::masked(6, 8, (3, 3), MaskSpec::matrix(channel, 6, 8).unwrap())
         .init(&mut Stream::seeded(1))
         .unwrap();
-    assert_eq!(conv_copy.kernel().to_vec().unwrap(), conv_diag.kernel().to_vec().unwrap());
+    assert_eq!(
+        conv_copy.kernel().to_vec().unwrap(),
+        conv_diag.kernel().to_vec().unwrap()
+    );
     assert_eq!(conv_copy.name(), "szconv2d");
     // Conv: a full (kh, kw, cin, cout) matrix equals the per-tap `individual` mask it copies.
     let mut conv_ind = Conv2dConfig::masked(6, 8, (3, 3), MaskSpec::Individual { param_reduction: 0.5 })
@@ -172,10 +180,9 @@ fn a_matrix_holding_a_diagonal_mask_builds_the_same_layers() {
 
 #[test]
 fn a_bio2art_connectome_masks_a_dense_layer_in_one_line() {
-    let spec: bio2art::Bio2artSpec = toml::from_str(
-        "connectome = \"Drosophila\"\nseed = 1\n[config]\nneuron_density = 2\ntarget_sparsity = 0.3\n",
-    )
-    .unwrap();
+    let spec: bio2art::Bio2artSpec =
+        toml::from_str("connectome = \"Drosophila\"\nseed = 1\n[config]\nneuron_density = 2\ntarget_sparsity = 0.3\n")
+            .unwrap();
     let net = spec.build().unwrap();
     let n = net.n_neurons;
     let layer = DenseConfig::sz(n, n, MaskSpec::binary(&net.connected, n, n).unwrap())

@@ -4,7 +4,9 @@
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
     /// A form name that is not one of `full, diagonal, gaussian, random, individual, kernel, 2d, matrix`.
-    #[error("unknown mask form `{0}` (expected one of: full, diagonal, gaussian, random, individual, kernel, 2d, matrix)")]
+    #[error(
+        "unknown mask form `{0}` (expected one of: full, diagonal, gaussian, random, individual, kernel, 2d, matrix)"
+    )]
     UnknownForm(String),
     /// A parameter outside its valid range.
     #[error("invalid `{name}` = {value}: {reason}")]

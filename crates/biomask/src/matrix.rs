@@ -71,7 +71,10 @@ impl TryFrom<MatrixFields> for MatrixMask {
             (None, Some(values), None) => Err(invalid(
                 "shape",
                 "missing",
-                format!("a matrix mask with {} inline values needs `shape = [nx, ny]`", values.len()),
+                format!(
+                    "a matrix mask with {} inline values needs `shape = [nx, ny]`",
+                    values.len()
+                ),
             )),
             (Some(path), _, _) => Err(invalid(
                 "path",

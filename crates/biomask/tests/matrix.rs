@@ -167,7 +167,10 @@ fn npy_files_of_every_numeric_dtype() {
     let e = MaskSpec::matrix_npy(&missing)
         .dense(3, 2, Layout::Keras, &mut Rng::seeded(0))
         .unwrap_err();
-    assert!(matches!(&e, Error::Npy { path, .. } if path.contains("missing.npy")), "{e:?}");
+    assert!(
+        matches!(&e, Error::Npy { path, .. } if path.contains("missing.npy")),
+        "{e:?}"
+    );
     let junk = dir.path().join("junk.npy");
     std::fs::write(&junk, b"not an array").unwrap();
     let e = MaskSpec::matrix_npy(&junk)

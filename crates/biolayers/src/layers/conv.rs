@@ -17,9 +17,9 @@ use biomask::{Layout, Mask, MaskForm, MaskSpec};
 use biorng::Stream;
 use serde::{Deserialize, Serialize};
 
+use super::dense::{initial_bias, mask_order};
 use super::{split_on_tape, Learnable, Module, Param};
 use crate::bio::{LayerShape, SplitActivation};
-use super::dense::{initial_bias, mask_order};
 use crate::error::{invalid, Result};
 use crate::init::{FanLayout, Initializer};
 use crate::optim::Convention;
