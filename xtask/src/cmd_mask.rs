@@ -103,6 +103,15 @@ pub fn spec_from_args(form: &str, a: &MaskArgs) -> Result<MaskSpec, biomask::Err
         MaskForm::Individual => MaskSpec::Individual { param_reduction: r },
         MaskForm::Kernel => MaskSpec::Kernel { param_reduction: r },
         MaskForm::TwoD => MaskSpec::two_d(a.input2d_width, a.output2d_width, a.window2d_width),
+        MaskForm::Matrix => {
+            return Err(biomask::Error::InvalidParameter {
+                name: "form",
+                value: "matrix".into(),
+                reason: "a matrix mask is given as data (`{form = \"matrix\", path = \"m.npy\"}` in a layer \
+                         config, or MaskSpec::matrix in Rust), not built from flags"
+                    .into(),
+            })
+        }
     })
 }
 
@@ -112,6 +121,7 @@ fn with_flag(e: biomask::Error) -> String {
         biomask::Error::InvalidParameter { name, .. } => format!("--{}: {e}", name.replace('_', "-")),
         biomask::Error::UnknownForm(_) | biomask::Error::UnsupportedForm { .. } => format!("--form: {e}"),
         biomask::Error::InvalidShape(_) => format!("--nx/--ny/--kernel-size: {e}"),
+        biomask::Error::Npy { .. } => e.to_string(),
     }
 }
 

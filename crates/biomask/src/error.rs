@@ -3,8 +3,10 @@
 /// Errors of mask generation. Each names the parameter at fault.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
-    /// A form name that is not one of `full, diagonal, gaussian, random, individual, kernel, 2d`.
-    #[error("unknown mask form `{0}` (expected one of: full, diagonal, gaussian, random, individual, kernel, 2d)")]
+    /// A form name that is not one of `full, diagonal, gaussian, random, individual, kernel, 2d, matrix`.
+    #[error(
+        "unknown mask form `{0}` (expected one of: full, diagonal, gaussian, random, individual, kernel, 2d, matrix)"
+    )]
     UnknownForm(String),
     /// A parameter outside its valid range.
     #[error("invalid `{name}` = {value}: {reason}")]
@@ -23,6 +25,9 @@ pub enum Error {
     /// A shape that cannot hold a mask.
     #[error("invalid mask shape: {0}")]
     InvalidShape(String),
+    /// A matrix mask's `.npy` file that cannot be read as a numeric array.
+    #[error("matrix mask file `{path}`: {reason}")]
+    Npy { path: String, reason: String },
 }
 
 /// Result alias for this crate.

@@ -17,6 +17,8 @@
 //!   kh×kw kernel per channel pair when `u > r`), drawn in the array order of the framework being
 //!   mirrored, from a seeded [`Rng`] (modern, NumPy-legacy or CPython stream).
 //! * `full`: all ones.
+//! * `matrix`: any given matrix ([`MatrixMask`]), from memory or an `.npy` file: 0/1 values are a
+//!   binary mask (a bio2art topology), other values a float window (dense layers only).
 //!
 //! # Shapes
 //! The canonical layout is Keras dense layout `(x = layer input unit, y = layer output unit)`:
@@ -30,11 +32,13 @@
 mod error;
 mod forms;
 mod mask;
+mod matrix;
 mod rng;
 mod spec;
 
 pub use error::{Error, Result};
 pub use forms::two_d::two_d_density_limit;
 pub use mask::{Layout, Mask};
+pub use matrix::MatrixMask;
 pub use rng::Rng;
 pub use spec::{LayerKind, MaskForm, MaskSpec, MAX_MASK_ELEMENTS};

@@ -41,6 +41,7 @@ pub struct Mask {
     num_ones: usize,
     density: f64,
     halfbandwidth: f64,
+    binary: bool,
 }
 
 impl Mask {
@@ -59,6 +60,10 @@ impl Mask {
             MaskValues::Shared(v) => kh * kw * v.iter().filter(|&&x| x != 0.0).count(),
             MaskValues::PerTap(v) => v.iter().filter(|&&x| x != 0.0).count(),
         };
+        let binary = spec.form() != MaskForm::Gaussian
+            && match &values {
+                MaskValues::Shared(v) | MaskValues::PerTap(v) => crate::matrix::is_binary(v),
+            };
         let density = match gaussian_sum {
             Some(gsum) => gsum / (nx * ny) as f64,
             None => num_ones as f64 / num_weights as f64,
@@ -72,6 +77,7 @@ impl Mask {
             num_ones,
             density,
             halfbandwidth,
+            binary,
         }
     }
 
@@ -99,9 +105,9 @@ impl Mask {
     pub fn kernel_size(&self) -> (usize, usize) {
         self.kind.kernel_size()
     }
-    /// Whether every value is 0 or 1 (all forms but `gaussian`).
+    /// Whether every value is 0 or 1 (all forms but `gaussian` and a weighted `matrix`).
     pub fn is_binary(&self) -> bool {
-        self.form() != MaskForm::Gaussian
+        self.binary
     }
     /// Number of weights the mask keeps (non-zero entries over the whole kernel). Unlike
     /// `SzDense` at `param_reduction = 1` (which reports -1) this is always the true count; for
@@ -119,7 +125,8 @@ impl Mask {
         self.num_weights() - self.num_ones
     }
     /// Fraction of weights kept; for `gaussian` the mean of the un-normalised window
-    /// `ΣG / (nx·ny)`, which is upstream's `1 - reduced_ratio`.
+    /// `ΣG / (nx·ny)`, which is upstream's `1 - reduced_ratio`; for a weighted `matrix` the
+    /// fraction of non-zero entries.
     pub fn density(&self) -> f64 {
         self.density
     }
@@ -129,9 +136,9 @@ impl Mask {
     }
     /// The rescale applied once to the initial kernel: `num_weights / num_ones` (1 when the mask
     /// is empty). For `gaussian` it is 1: the window already has mean 1 and upstream `SzDense`
-    /// does not rescale.
+    /// does not rescale; so is it for a weighted `matrix`, whose values carry their own scale.
     pub fn w_corr(&self) -> f64 {
-        if self.form() == MaskForm::Gaussian || self.num_ones == 0 {
+        if !self.binary || self.num_ones == 0 {
             1.0
         } else {
             self.num_weights() as f64 / self.num_ones as f64
@@ -275,8 +282,8 @@ impl Mask {
         notes
     }
 
-    /// Writes the mask as a C-order `.npy` in `layout`: `uint8` 0/1 for binary forms, `float32`
-    /// for `gaussian`. The file is written atomically.
+    /// Writes the mask as a C-order `.npy` in `layout`: `uint8` 0/1 for binary masks, `float32`
+    /// for `gaussian` and a weighted `matrix`. The file is written atomically.
     pub fn write_npy(&self, path: &Path, layout: Layout) -> bionpy::Result<()> {
         let bytes = self.npy_bytes(layout).map_err(|source| bionpy::Error::Io {
             path: path.to_path_buf(),

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{invalid, Error, Result};
 use crate::forms::{diagonal, gaussian, two_d};
 use crate::mask::{Layout, Mask, MaskValues};
+use crate::matrix::{self, MatrixMask};
 use crate::rng::Rng;
 
 fn default_param_reduction() -> f64 {
@@ -79,6 +80,10 @@ pub enum MaskSpec {
         #[serde(default = "default_window2d_width")]
         window2d_width: f64,
     },
+    /// Any matrix: 0/1 (a topology) or weighted (a float window, dense layers only), from memory
+    /// or an `.npy` file (`{"form": "matrix", "path": "topology.npy"}`). See [`MatrixMask`].
+    #[serde(rename = "matrix")]
+    Matrix(MatrixMask),
 }
 
 /// The form names, for command lines and messages.
@@ -91,11 +96,12 @@ pub enum MaskForm {
     Individual,
     Kernel,
     TwoD,
+    Matrix,
 }
 
 impl MaskForm {
     /// Every form, in documentation order.
-    pub const ALL: [MaskForm; 7] = [
+    pub const ALL: [MaskForm; 8] = [
         MaskForm::Full,
         MaskForm::Diagonal,
         MaskForm::Gaussian,
@@ -103,6 +109,7 @@ impl MaskForm {
         MaskForm::Individual,
         MaskForm::Kernel,
         MaskForm::TwoD,
+        MaskForm::Matrix,
     ];
 
     /// The original's form string.
@@ -115,6 +122,7 @@ impl MaskForm {
             MaskForm::Individual => "individual",
             MaskForm::Kernel => "kernel",
             MaskForm::TwoD => "2d",
+            MaskForm::Matrix => "matrix",
         }
     }
 
@@ -200,6 +208,7 @@ impl MaskSpec {
             MaskSpec::Individual { .. } => MaskForm::Individual,
             MaskSpec::Kernel { .. } => MaskForm::Kernel,
             MaskSpec::TwoD { .. } => MaskForm::TwoD,
+            MaskSpec::Matrix(_) => MaskForm::Matrix,
         }
     }
 
@@ -220,10 +229,53 @@ impl MaskSpec {
         }
     }
 
-    /// Checks the parameters that do not depend on the layer size.
+    /// A dense (or tap-shared conv) mask from `nx × ny` values in C order, `values[x·ny + y]`
+    /// (`x` = layer input, `y` = layer output). 0/1 values make a binary mask, others a float
+    /// window (see [`MatrixMask`]). A connectome-masked layer:
+    /// `DenseConfig::sz(n, n, MaskSpec::matrix(values, n, n)?)`.
+    ///
+    /// # Errors
+    /// Those of [`MatrixMask::from_values`].
+    pub fn matrix(values: Vec<f32>, nx: usize, ny: usize) -> Result<Self> {
+        MatrixMask::from_values(values, &[nx, ny]).map(MaskSpec::Matrix)
+    }
+
+    /// As [`MaskSpec::matrix`] from `f64` values (bio2art's weights).
+    ///
+    /// # Errors
+    /// Those of [`MaskSpec::matrix`], and [`Error::InvalidParameter`] naming a value that `f32`
+    /// would round to 0 or infinity.
+    pub fn matrix_f64(values: &[f64], nx: usize, ny: usize) -> Result<Self> {
+        Self::matrix(matrix::f64_to_f32(values, &[nx, ny])?, nx, ny)
+    }
+
+    /// A 0/1 mask from a support, `support[x·ny + y]` (e.g. bio2art's `connected`).
+    ///
+    /// # Errors
+    /// Those of [`MaskSpec::matrix`].
+    pub fn binary(support: &[bool], nx: usize, ny: usize) -> Result<Self> {
+        Self::matrix(support.iter().map(|&b| f32::from(u8::from(b))).collect(), nx, ny)
+    }
+
+    /// A matrix mask of any accepted shape (`[kh, kw, nx, ny]` gives a conv layer one channel
+    /// mask per tap).
+    ///
+    /// # Errors
+    /// Those of [`MatrixMask::from_values`].
+    pub fn matrix_with_shape(values: Vec<f32>, shape: &[usize]) -> Result<Self> {
+        MatrixMask::from_values(values, shape).map(MaskSpec::Matrix)
+    }
+
+    /// A matrix mask read from an `.npy` file when the layer is built.
+    pub fn matrix_npy(path: impl Into<std::path::PathBuf>) -> Self {
+        MaskSpec::Matrix(MatrixMask::npy(path))
+    }
+
+    /// Checks the parameters that do not depend on the layer size (a matrix given by a path is
+    /// read and checked by [`MaskSpec::build`]).
     pub fn validate(&self) -> Result<()> {
         match *self {
-            MaskSpec::Full => Ok(()),
+            MaskSpec::Full | MaskSpec::Matrix(_) => Ok(()),
             MaskSpec::Diagonal {
                 param_reduction,
                 halfbandwidth,
@@ -393,6 +445,10 @@ impl MaskSpec {
                 }
                 MaskValues::Shared(two_d::window(nx, ny, input2d_width, output2d_width, window2d_width))
             }
+            MaskSpec::Matrix(ref m) => {
+                let (values, shape) = m.load()?;
+                matrix_values(values.into_owned(), &shape, kind, nx, ny)?
+            }
         };
         Ok(Mask::new(
             self.clone(),
@@ -404,6 +460,44 @@ impl MaskSpec {
             gaussian_sum,
         ))
     }
+}
+
+/// Places a checked matrix of `shape` into a mask of `kind` with `nx × ny` channels.
+fn matrix_values(values: Vec<f32>, shape: &[usize], kind: LayerKind, nx: usize, ny: usize) -> Result<MaskValues> {
+    let (kh, kw) = kind.kernel_size();
+    let weighted = !matrix::is_binary(&values);
+    if weighted && kind != LayerKind::Dense {
+        return Err(Error::UnsupportedForm {
+            form: "matrix",
+            layer: kind.name(),
+            hint: "a weighted (not 0/1) matrix is a float window, which only dense layers apply; \
+                   give a 0/1 matrix",
+        });
+    }
+    if shape == [nx, ny] {
+        return Ok(MaskValues::Shared(values));
+    }
+    if kind != LayerKind::Dense && shape == [kh, kw, nx, ny] {
+        return Ok(if kh * kw == 1 {
+            MaskValues::Shared(values)
+        } else {
+            MaskValues::PerTap(values)
+        });
+    }
+    let expected = if kind == LayerKind::Dense {
+        format!("[nx, ny] = [{nx}, {ny}]")
+    } else {
+        format!("[nx, ny] = [{nx}, {ny}] or [kh, kw, nx, ny] = [{kh}, {kw}, {nx}, {ny}]")
+    };
+    Err(invalid(
+        "shape",
+        format!("{shape:?}"),
+        format!(
+            "a matrix mask of this {} layer must be {expected} (x = layer input, y = layer output; \
+             transpose a PyTorch (out, in) matrix)",
+            kind.name()
+        ),
+    ))
 }
 
 fn grouped(channels: usize, groups: usize, name: &'static str) -> Result<usize> {

@@ -1,5 +1,11 @@
 //! Line plots as PNG and SVG through `plotters`, with an embedded DejaVu Sans font so that text
 //! renders on machines without system fonts. Files are written atomically.
+//!
+//! Line plots are for people: the legend sits in a strip right of the plot, never over the
+//! data, and points get markers only on short curves (at most [`MAX_MARKED_POINTS`]), so a
+//! 300-epoch history stays a readable line. Which plots an experiment writes is its business
+//! (regression tasks write no accuracy plot: [`crate::fit`] records their accuracy as NaN and
+//! the experiments skip a metric with no finite value).
 
 use std::path::Path;
 use std::sync::Once;
@@ -34,7 +40,8 @@ pub struct Series {
     pub label: String,
     /// `(x, y)` points.
     pub points: Vec<(f64, f64)>,
-    /// Draw as a dashed reference line instead of a solid line with markers.
+    /// Draw as a dashed reference line instead of a solid line (with markers when it has at
+    /// most [`MAX_MARKED_POINTS`] points).
     pub reference: bool,
     /// A shaded band `(x, low, high)` (e.g. mean ± std over repeats), drawn under the line.
     pub band: Vec<(f64, f64, f64)>,
@@ -91,6 +98,80 @@ const PALETTE: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
+/// Curves with at most this many points get a marker at every point; longer ones (a 300-epoch
+/// history) are drawn as lines only, where markers would merge into a thick smear.
+pub const MAX_MARKED_POINTS: usize = 30;
+
+/// Width of the plot itself in pixels; the legend, when there is one, is a strip to its right
+/// (outside the data, so that it never hides a curve).
+const PLOT_WIDTH: u32 = 720;
+const PLOT_HEIGHT: u32 = 480;
+const LEGEND_FONT: u32 = 14;
+const LEGEND_ROW: i32 = 20;
+/// Legend sample line, gap, text.
+const LEGEND_SAMPLE: i32 = 22;
+
+/// How one series is drawn (and shown in the legend).
+struct SeriesStyle {
+    color: RGBAColor,
+    width: u32,
+    dashed: bool,
+}
+
+/// The style of every series in order: solid series take the palette in turn, a companion the
+/// colour of the solid series before it, references dashed grey.
+fn series_styles(series: &[Series]) -> Vec<SeriesStyle> {
+    let mut color_index: usize = 0;
+    series
+        .iter()
+        .map(|s| {
+            if s.companion {
+                let color = PALETTE[color_index.saturating_sub(1) % PALETTE.len()];
+                SeriesStyle {
+                    color: color.to_rgba(),
+                    width: 1,
+                    dashed: true,
+                }
+            } else if s.reference {
+                SeriesStyle {
+                    color: BLACK.mix(0.6),
+                    width: 1,
+                    dashed: true,
+                }
+            } else {
+                let color = PALETTE[color_index % PALETTE.len()];
+                color_index += 1;
+                SeriesStyle {
+                    color: color.to_rgba(),
+                    width: 2,
+                    dashed: false,
+                }
+            }
+        })
+        .collect()
+}
+
+/// Width of the legend strip: the longest label plus the sample line and padding (0 without
+/// labels), at most half the plot's width.
+fn legend_width(p: &LinePlot) -> u32 {
+    let font: FontDesc = ("sans-serif", LEGEND_FONT).into_font();
+    let widest = p
+        .series
+        .iter()
+        .filter(|s| !s.label.is_empty())
+        .map(|s| {
+            font.box_size(&s.label)
+                .map(|(w, _)| w)
+                // An estimate if the font cannot measure (it is embedded, so it should).
+                .unwrap_or(8 * s.label.chars().count() as u32)
+        })
+        .max();
+    match widest {
+        Some(w) => (w + LEGEND_SAMPLE as u32 + 28).min(PLOT_WIDTH / 2),
+        None => 0,
+    }
+}
+
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     p: &LinePlot,
@@ -99,7 +180,8 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
+    let (plot_area, legend_area) = root.split_horizontally(PLOT_WIDTH);
+    let mut chart = ChartBuilder::on(&plot_area)
         .caption(p.title, ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(40)
@@ -111,55 +193,61 @@ where
         .y_desc(p.y_label)
         .label_style(("sans-serif", 14))
         .draw()?;
-    let mut color_index: usize = 0;
-    for s in &p.series {
-        if s.companion {
-            let color = PALETTE[color_index.saturating_sub(1) % PALETTE.len()];
-            chart
-                .draw_series(DashedLineSeries::new(
-                    s.points.iter().copied(),
-                    5,
-                    4,
-                    color.stroke_width(1),
-                ))?
-                .label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(1)));
-        } else if s.reference {
-            let style = BLACK.mix(0.6).stroke_width(1);
-            chart
-                .draw_series(DashedLineSeries::new(s.points.iter().copied(), 6, 4, style))?
-                .label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.mix(0.6)));
+    let styles = series_styles(&p.series);
+    for (s, style) in p.series.iter().zip(&styles) {
+        let line = style.color.stroke_width(style.width);
+        if !s.band.is_empty() {
+            let mut poly: Vec<(f64, f64)> = s.band.iter().map(|b| (b.0, b.2)).collect();
+            poly.extend(s.band.iter().rev().map(|b| (b.0, b.1)));
+            chart.draw_series(std::iter::once(Polygon::new(poly, style.color.mix(0.2).filled())))?;
+        }
+        if style.dashed {
+            let (dash, gap) = if s.reference { (6, 4) } else { (5, 4) };
+            chart.draw_series(DashedLineSeries::new(s.points.iter().copied(), dash, gap, line))?;
         } else {
-            let color = PALETTE[color_index % PALETTE.len()];
-            color_index += 1;
-            if !s.band.is_empty() {
-                let mut poly: Vec<(f64, f64)> = s.band.iter().map(|b| (b.0, b.2)).collect();
-                poly.extend(s.band.iter().rev().map(|b| (b.0, b.1)));
-                chart.draw_series(std::iter::once(Polygon::new(poly, color.mix(0.2).filled())))?;
+            chart.draw_series(LineSeries::new(s.points.iter().copied(), line))?;
+            if s.points.len() <= MAX_MARKED_POINTS {
+                chart.draw_series(s.points.iter().map(|&pt| Circle::new(pt, 3, style.color.filled())))?;
             }
-            chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(2)))?
-                .label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-            chart.draw_series(s.points.iter().map(|&pt| Circle::new(pt, 3, color.filled())))?;
         }
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font(("sans-serif", 14))
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()?;
+    draw_legend(&legend_area, p, &styles)?;
     root.present()?;
     Ok(())
 }
 
-/// Renders `plot` to `<stem>.png` and `<stem>.svg` (each written atomically).
+/// The legend, one row per labelled series, in the strip right of the plot, its first row level
+/// with the top of the data area.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    p: &LinePlot,
+    styles: &[SeriesStyle],
+) -> std::result::Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
+    let x = 4;
+    let mut y = 52;
+    for (s, style) in p.series.iter().zip(styles).filter(|(s, _)| !s.label.is_empty()) {
+        let line = style.color.stroke_width(style.width);
+        if style.dashed {
+            area.draw(&PathElement::new(vec![(x, y), (x + 8, y)], line))?;
+            area.draw(&PathElement::new(vec![(x + 12, y), (x + 18, y)], line))?;
+        } else {
+            area.draw(&PathElement::new(vec![(x, y), (x + 18, y)], line))?;
+        }
+        let font = ("sans-serif", LEGEND_FONT).into_font().color(&BLACK);
+        area.draw(&Text::new(s.label.clone(), (x + LEGEND_SAMPLE + 2, y - 8), font))?;
+        y += LEGEND_ROW;
+    }
+    Ok(())
+}
+
+/// Renders `plot` to `<stem>.png` and `<stem>.svg` (each written atomically): a 720×480 plot,
+/// widened by a legend strip on the right when any series has a label.
 pub fn write_line_plot(stem: &Path, plot: &LinePlot) -> Result<()> {
     register_font();
-    let (w, h) = (720u32, 480u32);
+    let (w, h) = (PLOT_WIDTH + legend_width(plot), PLOT_HEIGHT);
     let mut rgb = vec![0u8; (w * h * 3) as usize];
     draw(BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area(), plot).map_err(|e| plot_err(stem, e))?;
     let img = image::RgbImage::from_raw(w, h, rgb).ok_or_else(|| plot_err(stem, "plot buffer has the wrong size"))?;

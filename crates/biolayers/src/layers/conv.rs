@@ -17,10 +17,12 @@ use biomask::{Layout, Mask, MaskForm, MaskSpec};
 use biorng::Stream;
 use serde::{Deserialize, Serialize};
 
+use super::dense::{initial_bias, mask_order};
 use super::{split_on_tape, Learnable, Module, Param};
 use crate::bio::{LayerShape, SplitActivation};
 use crate::error::{invalid, Result};
 use crate::init::{FanLayout, Initializer};
+use crate::optim::Convention;
 
 /// Spatial padding (serde: `"valid"`, `"same"` or `{explicit = [top, bottom, left, right]}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -103,6 +105,12 @@ pub struct Conv2dConfig {
     /// The kernel initialiser (Keras default `glorot_uniform`).
     #[serde(default = "default_glorot")]
     pub kernel_initializer: Initializer,
+    /// Whose construction rules to follow: the order random masks are drawn in (Keras
+    /// `(kh, kw, in, out)`, PyTorch `(out, in, kh, kw)`) and the bias init (Keras: zeros; PyTorch:
+    /// `U(±1/sqrt(fan_in))`, `fan_in = kh·kw·in/groups`, for a transposed conv
+    /// `kh·kw·filters/groups` as PyTorch computes it from its weight). Default `keras`.
+    #[serde(default)]
+    pub convention: Convention,
 }
 
 impl Conv2dConfig {
@@ -121,6 +129,7 @@ impl Conv2dConfig {
             use_bias: true,
             mask: MaskSpec::Full,
             kernel_initializer: Initializer::GlorotUniform,
+            convention: Convention::Keras,
         }
     }
     /// `SzConv2D` / `MConv2D`: with a connection mask.
@@ -153,17 +162,24 @@ impl Conv2dConfig {
         self.kernel_initializer = init;
         self
     }
+    /// With another construction convention (mask draw order and bias init).
+    pub fn with_convention(mut self, convention: Convention) -> Self {
+        self.convention = convention;
+        self
+    }
 
-    /// Draws the mask (random forms from `rng`), then the kernel, and applies the originals'
-    /// one-time rescale `W ← W ⊙ M · w_corr`.
+    /// Draws the mask (random forms from `rng`, in the convention's order), then the kernel,
+    /// applies the originals' one-time rescale `W ← W ⊙ M · w_corr` and, for the torch
+    /// convention, draws the bias.
     pub fn init(&self, rng: &mut Stream) -> Result<Conv2d> {
         let k = self.kernel_size;
+        let order = mask_order(self.convention);
         let mask = if self.transposed {
             self.mask
-                .conv_transpose(self.in_channels, self.filters, self.groups, k, Layout::Keras, rng)?
+                .conv_transpose(self.in_channels, self.filters, self.groups, k, order, rng)?
         } else {
             self.mask
-                .conv(self.in_channels, self.filters, self.groups, k, Layout::Keras, rng)?
+                .conv(self.in_channels, self.filters, self.groups, k, order, rng)?
         };
         self.init_with_mask(mask, rng)
     }
@@ -200,9 +216,11 @@ impl Conv2dConfig {
                 TileSize::CPU_DEFAULT,
             )?))
         };
+        // PyTorch's fan_in: the Keras kernel's `kh·kw·shape[2]` for both directions.
+        let fan_in = kh * kw * shape[2];
         let bias = self
             .use_bias
-            .then(|| Tensor::from_vec(vec![0.0; self.filters], &[self.filters]))
+            .then(|| initial_bias(self.convention, fan_in, self.filters, rng))
             .transpose()?;
         let options = Conv2dOptions {
             stride: self.strides,

@@ -1,6 +1,25 @@
 //! `Dense` / `SzDense` / `MDense`: one (optionally masked) linear layer.
 //!
-//! `y = x·(W ⊙ M) + b` (`M` = 1 for `form = "full"`; the gaussian window is a float `M`).
+//! `y = x·(W ⊙ M) + b` (`M` = 1 for `form = "full"`; the gaussian window and a weighted `matrix`
+//! are a float `M`).
+//!
+//! # Masks
+//! * binary forms (`diagonal`, `2d`, `random`, a 0/1 `matrix`, ...): the initial kernel is
+//!   rescaled once, `W ← W ⊙ M · w_corr`, and `x·(W ⊙ M)` runs as a tile-skipping masked GEMM
+//!   whose `dW` is exactly 0 off the mask.
+//! * `gaussian`: the window `G` (mean 1) multiplies the kernel in every forward pass,
+//!   `x·(W ⊙ G)`, with no rescale at construction, as upstream `SzDense` (upstream `mDense`
+//!   also rescales the kernel once by `G`, an effective `k0·G²`; see
+//!   `docs/upstream-differences.md`).
+//! * a weighted `matrix` `M`: the kernel is zeroed off the support of `M` once, then
+//!   `x·(W ⊙ M)` runs as a masked GEMM over the support (tiles where `M` is exactly 0 are skipped).
+//!
+//! # Conventions
+//! `convention = "keras"` (default): random masks are drawn in Keras' `(in, out)` order, the
+//! bias starts at 0. `convention = "torch"`: random masks are drawn in PyTorch's `(out, in)`
+//! order (the `mLinear` stream for the same seed) and the bias is PyTorch's default
+//! `U(-1/sqrt(in), 1/sqrt(in))`, drawn after the kernel. The kernel initialiser is chosen
+//! separately (`torch_default` for PyTorch's).
 //!
 //! # Shapes
 //! `x (batch, in)`, `W (in, out)`, `b (out)`, `y (batch, out)`.
@@ -15,7 +34,8 @@ use serde::{Deserialize, Serialize};
 use super::{split_on_tape, Learnable, Module, Param};
 use crate::bio::{LayerShape, SplitActivation};
 use crate::error::{invalid, Result};
-use crate::init::{FanLayout, Initializer};
+use crate::init::{torch_default_bias, FanLayout, Initializer};
+use crate::optim::Convention;
 
 fn default_true() -> bool {
     true
@@ -44,6 +64,10 @@ pub struct DenseConfig {
     /// The kernel initialiser (Keras default `glorot_uniform`).
     #[serde(default = "default_glorot")]
     pub kernel_initializer: Initializer,
+    /// Whose construction rules to follow: the order random masks are drawn in and the bias
+    /// init (Keras: zeros; PyTorch: `U(±1/sqrt(in_features))`). Default `keras`.
+    #[serde(default)]
+    pub convention: Convention,
 }
 
 impl DenseConfig {
@@ -55,6 +79,7 @@ impl DenseConfig {
             use_bias: true,
             mask: MaskSpec::Full,
             kernel_initializer: Initializer::GlorotUniform,
+            convention: Convention::Keras,
         }
     }
 
@@ -77,10 +102,19 @@ impl DenseConfig {
         self
     }
 
-    /// Draws the mask (from `rng`, random forms only), then the kernel, and applies the
-    /// originals' one-time rescale `W ← W ⊙ M · w_corr`.
+    /// With another construction convention (mask draw order and bias init).
+    pub fn with_convention(mut self, convention: Convention) -> Self {
+        self.convention = convention;
+        self
+    }
+
+    /// Draws the mask (from `rng`, random forms only, in the convention's order), then the
+    /// kernel, applies the originals' one-time rescale `W ← W ⊙ M · w_corr` and, for the torch
+    /// convention, draws the bias.
     pub fn init(&self, rng: &mut Stream) -> Result<Dense> {
-        let mask = self.mask.dense(self.in_features, self.units, Layout::Keras, rng)?;
+        let mask = self
+            .mask
+            .dense(self.in_features, self.units, mask_order(self.convention), rng)?;
         self.init_with_mask(mask, rng)
     }
 
@@ -102,6 +136,21 @@ impl DenseConfig {
         match mask.form() {
             MaskForm::Full => {}
             MaskForm::Gaussian => window = Some(Tensor::from_vec(values, &shape)?),
+            _ if !mask.is_binary() => {
+                // A weighted matrix: a float window applied every forward, computed only on its
+                // support so that the masked GEMM skips the tiles where it is exactly 0.
+                let support: Vec<bool> = values.iter().map(|&v| v != 0.0).collect();
+                for (k, _) in kernel.iter_mut().zip(&support).filter(|(_, &s)| !s) {
+                    *k = 0.0;
+                }
+                tiles = Some(Arc::new(TileMap::from_bools(
+                    &support,
+                    self.in_features,
+                    self.units,
+                    TileSize::CPU_DEFAULT,
+                )?));
+                window = Some(Tensor::from_vec(values, &shape)?);
+            }
             _ => {
                 let w_corr = mask.w_corr() as f32;
                 for (k, m) in kernel.iter_mut().zip(&values) {
@@ -112,7 +161,7 @@ impl DenseConfig {
         }
         let bias = self
             .use_bias
-            .then(|| Tensor::from_vec(vec![0.0; self.units], &[self.units]))
+            .then(|| initial_bias(self.convention, self.in_features, self.units, rng))
             .transpose()?;
         Ok(Dense {
             config: self.clone(),
@@ -125,6 +174,24 @@ impl DenseConfig {
             last_output: None,
         })
     }
+}
+
+/// The order random masks are drawn in under `convention`.
+pub(crate) fn mask_order(convention: Convention) -> Layout {
+    match convention {
+        Convention::Keras => Layout::Keras,
+        Convention::Torch => Layout::Torch,
+    }
+}
+
+/// The initial bias of `len` outputs under `convention`: Keras zeros, or PyTorch's
+/// `U(±1/sqrt(fan_in))` (`nn.Linear`, `nn.Conv2d`, `nn.ConvTranspose2d` alike).
+pub(crate) fn initial_bias(convention: Convention, fan_in: usize, len: usize, rng: &mut Stream) -> Result<Tensor> {
+    let values = match convention {
+        Convention::Keras => vec![0.0; len],
+        Convention::Torch => torch_default_bias(fan_in, len, rng)?,
+    };
+    Ok(Tensor::from_vec(values, &[len])?)
 }
 
 /// A dense layer with an optional fixed connection mask.
@@ -169,6 +236,11 @@ impl Dense {
     pub fn halfbandwidth(&self) -> f64 {
         self.mask.halfbandwidth()
     }
+    /// The tile map the masked GEMM runs on (`None` for `full` and `gaussian`): its empty tiles
+    /// are skipped in the forward and backward passes.
+    pub fn tile_map(&self) -> Option<&TileMap> {
+        self.tiles.as_deref()
+    }
     /// The support of the mask (`true` where a weight exists), row-major `(in, out)`.
     pub fn support(&self) -> Vec<bool> {
         self.mask.keras_values().iter().map(|&v| v != 0.0).collect()
@@ -194,7 +266,11 @@ impl Module for Dense {
     fn forward(&mut self, g: &Graph, x: &Var) -> Result<Var> {
         let w = self.kernel.bind(g);
         let y = match (&self.tiles, &self.window) {
-            (Some(tiles), _) => g.masked_matmul(x, &w, tiles)?,
+            (Some(tiles), Some(window)) => {
+                let m = g.input(window.clone());
+                g.masked_matmul(x, &g.mul(&w, &m)?, tiles)?
+            }
+            (Some(tiles), None) => g.masked_matmul(x, &w, tiles)?,
             (None, Some(window)) => {
                 let m = g.input(window.clone());
                 g.matmul(x, &g.mul(&w, &m)?)?
