@@ -68,7 +68,7 @@ fn run_checked(cmd: &mut Command, what: &str) -> CliResult {
 pub fn run(a: &ValidateArgs) -> CliResult {
     let root = workspace_root();
     let python = ensure_python(&root, a.python.as_deref())?;
-    let scripts: [(&str, Vec<&str>); 4] = [
+    let scripts: [(&str, Vec<&str>); 5] = [
         (
             "xtask/python/masks_reference.py",
             vec!["crates/biomask/tests/fixtures/masks", "crates/biorng/tests/fixtures"],
@@ -88,6 +88,10 @@ pub fn run(a: &ValidateArgs) -> CliResult {
         (
             "xtask/python/perturb_reference.py",
             vec!["crates/biotasks/tests/fixtures/perturb"],
+        ),
+        (
+            "xtask/python/stats_reference.py",
+            vec!["crates/bioexperiments/tests/fixtures/stats"],
         ),
     ];
     for (script, args) in scripts {

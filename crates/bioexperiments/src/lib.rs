@@ -46,8 +46,9 @@ pub mod rnn;
 pub mod rnn_memory;
 pub mod rnn_runs;
 pub mod schizo_mnist;
+pub mod stats;
 mod sweep;
 pub mod synaptic_diversity;
 
 pub use common::{ReproduceOptions, SettingResult};
-pub use error::{Error, Result};
+pub use error::{Error, Result, Undecidable};
