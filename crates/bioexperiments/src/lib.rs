@@ -39,8 +39,10 @@ pub mod bench_rnn;
 pub mod bench_train;
 pub mod bionet;
 pub mod cifar;
+pub mod claims;
 pub mod common;
 mod error;
+pub mod jobs;
 pub mod mnist_latents;
 pub mod rnn;
 pub mod rnn_memory;
@@ -50,5 +52,5 @@ pub mod stats;
 mod sweep;
 pub mod synaptic_diversity;
 
-pub use common::{ReproduceOptions, SettingResult};
+pub use common::{Overrides, Preset, ReproduceOptions, SettingResult};
 pub use error::{Error, Result, Undecidable};
