@@ -109,7 +109,10 @@ pub struct MergeResultsArgs {
 
 /// Runs `cargo xtask merge-results`.
 pub fn merge_cmd(a: &MergeResultsArgs) -> CliResult {
-    if a.inputs.first().is_some_and(|d| bioexperiments::jobs::is_reproduce_folder(d)) {
+    if a.inputs
+        .first()
+        .is_some_and(|d| bioexperiments::jobs::is_reproduce_folder(d))
+    {
         if a.allow_partial {
             return Err(crate::cli::cli_err(
                 "--allow-partial: shards of `reproduce` merge only when every job is there (the summary needs all runs)",

@@ -463,7 +463,11 @@ mod tests {
         ];
         assert_eq!(compare(&claim(), &clear_win).verdict, Verdict::Holds);
         let clear_loss = [clear_win[1].clone(), clear_win[0].clone()].map(|mut r| {
-            r.label = if r.label == "bio" { "random".into() } else { "bio".into() };
+            r.label = if r.label == "bio" {
+                "random".into()
+            } else {
+                "bio".into()
+            };
             r
         });
         assert_eq!(compare(&claim(), &clear_loss).verdict, Verdict::Fails);
@@ -472,7 +476,10 @@ mod tests {
             setting("random", &[0.25, 0.12, 0.18, 0.22]),
         ];
         let c = compare(&claim(), &noise);
-        assert!(matches!(c.verdict, Verdict::Undecided(ref why) if why.contains("n = 4")), "{c:?}");
+        assert!(
+            matches!(c.verdict, Verdict::Undecided(ref why) if why.contains("n = 4")),
+            "{c:?}"
+        );
         assert!(sentence(&c).contains("**undecided**"), "{}", sentence(&c));
     }
 
@@ -480,7 +487,10 @@ mod tests {
     fn one_repeat_and_diverged_runs_are_undecided_and_named() {
         let one = [setting("bio", &[0.1]), setting("random", &[0.2])];
         let c = compare(&claim(), &one);
-        assert!(matches!(c.verdict, Verdict::Undecided(ref why) if why.contains("1 pair")), "{c:?}");
+        assert!(
+            matches!(c.verdict, Verdict::Undecided(ref why) if why.contains("1 pair")),
+            "{c:?}"
+        );
         let diverged = [
             setting("bio", &[0.1, f64::NAN, 0.12]),
             setting("random", &[0.2, 0.21, 0.25]),
@@ -498,6 +508,9 @@ mod tests {
         };
         let md = summary_markdown(&plan, &diverged);
         assert!(md.contains("bio repeat 1 (final val loss)"), "{md}");
-        assert!(!md.contains("acc"), "a regression summary has no accuracy column:\n{md}");
+        assert!(
+            !md.contains("acc"),
+            "a regression summary has no accuracy column:\n{md}"
+        );
     }
 }

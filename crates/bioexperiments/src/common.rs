@@ -41,7 +41,11 @@ impl std::str::FromStr for Preset {
             "quick" => Ok(Preset::Quick),
             "medium" => Ok(Preset::Medium),
             "paper" => Ok(Preset::Paper),
-            other => Err(crate::error::invalid("preset", other, "expected quick, medium or paper")),
+            other => Err(crate::error::invalid(
+                "preset",
+                other,
+                "expected quick, medium or paper",
+            )),
         }
     }
 }

@@ -213,10 +213,7 @@ pub(crate) fn run_jobs(
             continue;
         }
         let result = run_job(job)?;
-        write_text(
-            &job_path(out, job),
-            &job_csv(&plan.settings[job.setting], job, &result),
-        )?;
+        write_text(&job_path(out, job), &job_csv(&plan.settings[job.setting], job, &result))?;
         report.ran += 1;
     }
     let (results, missing) = collect(out, plan)?;
@@ -410,6 +407,9 @@ mod tests {
         let e = parse_job(Path::new("x.csv"), &text, "dense", job).unwrap_err();
         assert!(e.to_string().contains("dense"), "{e}");
         let e = parse_job(Path::new("x.csv"), &text.replace(",2,", ",3,"), "r=0.5,odd", job).unwrap_err();
-        assert!(e.to_string().contains("line 2") || e.to_string().contains("line 3"), "{e}");
+        assert!(
+            e.to_string().contains("line 2") || e.to_string().contains("line 3"),
+            "{e}"
+        );
     }
 }

@@ -22,8 +22,8 @@ use serde::Serialize;
 
 use crate::claims::{Better, Claim, Metric};
 use crate::common::{prepare_results_folder, toml_of, Overrides, Preset, ReproduceOptions, SettingResult};
-use crate::jobs::{run_jobs, JobResult, Plan};
 use crate::error::Result;
+use crate::jobs::{run_jobs, JobResult, Plan};
 use crate::rnn::loss::NllScaling;
 use crate::rnn::{batches, split_datasets, Bio2artSettings, EpochMean, RnnSpec, RnnTraining};
 

@@ -188,10 +188,7 @@ pub fn paired_t_test(a: &[f64], b: &[f64]) -> Result<TTest> {
     if a.len() != b.len() {
         return Err(undecidable(
             TEST,
-            Undecidable::LengthMismatch {
-                a: a.len(),
-                b: b.len(),
-            },
+            Undecidable::LengthMismatch { a: a.len(), b: b.len() },
         ));
     }
     check_finite(TEST, a)?;
@@ -217,7 +214,15 @@ mod tests {
 
     #[test]
     fn edge_cases_are_typed_errors() {
-        let too_few = |e: Error| matches!(e, Error::Undecidable { reason: Undecidable::TooFew { .. }, .. });
+        let too_few = |e: Error| {
+            matches!(
+                e,
+                Error::Undecidable {
+                    reason: Undecidable::TooFew { .. },
+                    ..
+                }
+            )
+        };
         assert!(too_few(mean(&[]).unwrap_err()));
         assert!(too_few(sample_sd(&[1.0]).unwrap_err()));
         assert!(too_few(welch_t_test(&[1.0], &[1.0, 2.0]).unwrap_err()));

@@ -76,7 +76,11 @@ pub(crate) fn run_sweep(
         let (label, build) = &sweep.settings[job.setting];
         let repeat = job.repeat;
         let seed = sweep.seed + repeat as u64;
-        let RunModel { mut model, density, bio } = build(&mut Stream::seeded(seed))?;
+        let RunModel {
+            mut model,
+            density,
+            bio,
+        } = build(&mut Stream::seeded(seed))?;
         let mut opt = sweep.optimizer.build()?;
         if opts.progress {
             eprintln!(

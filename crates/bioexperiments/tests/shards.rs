@@ -31,7 +31,11 @@ fn shard(opts: &ReproduceOptions, out: PathBuf, s: &str) -> ReproduceOptions {
 }
 
 fn assert_same(a: &BTreeMap<String, Vec<u8>>, b: &BTreeMap<String, Vec<u8>>, what: &str) {
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "{what}: files differ");
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        b.keys().collect::<Vec<_>>(),
+        "{what}: files differ"
+    );
     for (name, bytes) in a {
         assert!(&b[name] == bytes, "{what}: {name} differs");
     }
@@ -44,7 +48,14 @@ fn rnn_memory_shards_merge_to_the_bytes_of_one_run_and_a_partial_run_resumes() {
     let whole = common::quick_options(tmp.path().join("whole"), None, 3);
     rnn_memory::run(&whole, &cfg).unwrap();
     let expected = outputs(&whole.out);
-    for f in ["summary.md", "stats.csv", "comparisons.csv", "history.csv", "loss.png", "runs/s01_r002.csv"] {
+    for f in [
+        "summary.md",
+        "stats.csv",
+        "comparisons.csv",
+        "history.csv",
+        "loss.png",
+        "runs/s01_r002.csv",
+    ] {
         assert!(expected.contains_key(f), "{f} missing");
     }
     let summary = String::from_utf8(expected["summary.md"].clone()).unwrap();
@@ -76,7 +87,13 @@ fn rnn_memory_shards_merge_to_the_bytes_of_one_run_and_a_partial_run_resumes() {
     // Resume of a partial folder: two finished jobs lost (killed before they were written).
     let partial = tmp.path().join("partial");
     common::copy_dir(&whole.out, &partial);
-    for f in ["runs/s00_r002.csv", "runs/s01_r000.csv", "summary.md", "history.csv", "stats.csv"] {
+    for f in [
+        "runs/s00_r002.csv",
+        "runs/s01_r000.csv",
+        "summary.md",
+        "history.csv",
+        "stats.csv",
+    ] {
         std::fs::remove_file(partial.join(f)).unwrap();
     }
     let resumed = ReproduceOptions {
@@ -109,7 +126,10 @@ fn schizo_mnist_shards_merge_to_the_bytes_of_one_run() {
     assert!(summary.contains("r=0.5 vs r=0"), "{summary}");
     assert!(summary.contains("final val acc"), "{summary}");
     let config = String::from_utf8(expected["config.toml"].clone()).unwrap();
-    assert!(config.contains("epochs = 2") && config.contains("train_images = 40"), "{config}");
+    assert!(
+        config.contains("epochs = 2") && config.contains("train_images = 40"),
+        "{config}"
+    );
 
     let parts: Vec<PathBuf> = (0..2).map(|i| tmp.path().join(format!("s{i}"))).collect();
     for (i, dir) in parts.iter().enumerate() {
