@@ -153,8 +153,11 @@ pub fn config_toml(data: &[u8]) {
     if let Ok(cfg) = bioexperiments::rnn_runs::RunsConfig::from_toml(text, Path::new("config.toml")) {
         toml_round_trip(&cfg);
     }
-    let ours = bioexperiments::common::toml_of(&bioexperiments::rnn_memory::RnnMemoryConfig::new(false, 0))
-        .expect("the rnn-memory settings serialise");
+    let ours = bioexperiments::common::toml_of(&bioexperiments::rnn_memory::RnnMemoryConfig::for_preset(
+        bioexperiments::Preset::Quick,
+        0,
+    ))
+    .expect("the rnn-memory settings serialise");
     let _ = bioexperiments::common::differing_keys(text, &ours);
     if let Ok(same) = bioexperiments::common::differing_keys(text, text) {
         assert!(same.is_empty() || text.to_ascii_lowercase().contains("nan"), "{same:?}");

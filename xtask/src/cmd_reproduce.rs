@@ -8,7 +8,7 @@ use bioexperiments::rnn_memory::rnn_memory;
 use bioexperiments::rnn_runs::{bio_vs_rand, RunOptions, RunsConfig, Shard};
 use bioexperiments::schizo_mnist::schizo_mnist;
 use bioexperiments::synaptic_diversity::synaptic_diversity;
-use bioexperiments::{ReproduceOptions, SettingResult};
+use bioexperiments::{Overrides, Preset, ReproduceOptions, SettingResult};
 use biotasks::perturb::Perturbation;
 
 use crate::CliResult;
@@ -18,9 +18,20 @@ use crate::CliResult;
 pub struct ReproduceArgs {
     /// Experiment: bionet, rnn-memory, schizo-mnist, schizo-cifar, mouse-cifar, synaptic-diversity.
     pub name: String,
-    /// The small variant that finishes in minutes on 2 cores.
+    /// The sizes: quick (minutes), medium (about an hour on 2 cores, sized for the claim to
+    /// show) or paper (the papers' settings) [default: paper]. See docs/reproductions.md.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Alias of --preset quick.
     #[arg(long)]
     pub quick: bool,
+    /// Repeats (seeds) per setting, overriding the preset (bionet: --trials).
+    #[arg(long)]
+    pub repeats: Option<usize>,
+    /// Run only the (setting, repeat) jobs of shard i of n (0-based, e.g. 0/4 or
+    /// $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT); join the shard folders with merge-results.
+    #[arg(long)]
+    pub shard: Option<String>,
     /// Data folder (default ../shared/data when it exists).
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -72,13 +83,13 @@ pub struct ReproduceArgs {
     /// bionet: a seconds-long end-to-end check on tiny data.
     #[arg(long, hide = true)]
     pub smoke: bool,
-    /// bionet: override the preset's number of training images.
+    /// Training images, overriding the preset (image targets).
     #[arg(long)]
     pub train_images: Option<usize>,
     /// bionet: override the preset's number of test images.
     #[arg(long)]
     pub test_images: Option<usize>,
-    /// bionet: override the preset's number of epochs.
+    /// Epochs per run, overriding the preset.
     #[arg(long)]
     pub epochs: Option<usize>,
     /// bionet: override the preset's input side (banks scaled by size/224).
@@ -166,9 +177,7 @@ fn check_flags(a: &ReproduceArgs) -> CliResult {
         ("--interpolation", a.interpolation.is_some()),
         ("--trials", a.trials.is_some()),
         ("--smoke", a.smoke),
-        ("--train-images", a.train_images.is_some()),
         ("--test-images", a.test_images.is_some()),
-        ("--epochs", a.epochs.is_some()),
         ("--input-size", a.input_size.is_some()),
         ("--perturbations", !a.perturbations.is_empty()),
     ];
@@ -182,14 +191,84 @@ fn check_flags(a: &ReproduceArgs) -> CliResult {
         }
     };
     only("bionet", &bionet_only)?;
-    only("rnn-memory", &[("--full", a.full)])
+    only("rnn-memory", &[("--full", a.full)])?;
+    if a.name == "bionet" {
+        for (flag, given) in [("--repeats", a.repeats.is_some()), ("--shard", a.shard.is_some())] {
+            if given {
+                return Err(crate::cli::cli_err(format!(
+                    "{flag}: `reproduce bionet` does not take it (its repeats are --trials; it is not sharded)"
+                )));
+            }
+        }
+    }
+    if a.full {
+        for (flag, given) in [
+            ("--preset", a.preset.is_some()),
+            ("--quick", a.quick),
+            ("--epochs", a.epochs.is_some()),
+            ("--repeats", a.repeats.is_some()),
+            ("--train-images", a.train_images.is_some()),
+        ] {
+            if given {
+                return Err(crate::cli::cli_err(format!(
+                    "{flag}: `reproduce rnn-memory --full` runs upstream's config grid as it is (xtask/configs/seq_mem.ini)"
+                )));
+            }
+        }
+    }
+    // Upper ends: documented limits that keep a typo from starting a run of years.
+    for (flag, value, max) in [
+        ("--epochs", a.epochs, 100_000),
+        ("--repeats", a.repeats, 10_000),
+        ("--train-images", a.train_images, 1_000_000),
+    ] {
+        if let Some(v) = value {
+            crate::cli::check_range(flag, v, 1, max)?;
+        }
+    }
+    Ok(())
+}
+
+/// The preset of `--preset` / `--quick`.
+fn preset(a: &ReproduceArgs) -> CliResult<Preset> {
+    let p = match &a.preset {
+        Some(name) => name
+            .parse::<Preset>()
+            .map_err(|e| crate::cli::cli_err(format!("--preset: {e}")))?,
+        None if a.quick => Preset::Quick,
+        None => Preset::Paper,
+    };
+    if a.quick && p != Preset::Quick {
+        return Err(crate::cli::cli_err(format!(
+            "--quick is --preset quick; it contradicts --preset {}",
+            a.preset.as_deref().unwrap_or("")
+        )));
+    }
+    if a.name == "bionet" && p == Preset::Medium {
+        return Err(crate::cli::cli_err(
+            "--preset medium: `reproduce bionet` has the presets quick and paper (and --smoke); size it with --epochs, --train-images, --trials",
+        ));
+    }
+    Ok(p)
 }
 
 /// Runs `cargo xtask reproduce`.
 pub fn run(a: &ReproduceArgs) -> CliResult {
     check_flags(a)?;
+    let shard = match &a.shard {
+        Some(s) => s
+            .parse::<Shard>()
+            .map_err(|e| crate::cli::cli_err(format!("--shard: {e}")))?,
+        None => Shard::ALL,
+    };
     let opts = ReproduceOptions {
-        quick: a.quick,
+        preset: preset(a)?,
+        overrides: Overrides {
+            epochs: a.epochs,
+            train_images: a.train_images,
+            repeats: a.repeats,
+        },
+        shard,
         data: a.data.clone(),
         out: a.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&a.name)),
         resume: a.resume,
@@ -207,7 +286,7 @@ pub fn run(a: &ReproduceArgs) -> CliResult {
         "schizo-cifar" => cifar(&opts, false)?,
         "mouse-cifar" => cifar(&opts, true)?,
         "synaptic-diversity" => synaptic_diversity(&opts)?,
-        "rnn-memory" => rnn_memory(&opts, a.full)?,
+        "rnn-memory" => rnn_memory(&opts)?,
         other => {
             return Err(format!(
                 "unknown experiment `{other}` (available: bionet, rnn-memory, schizo-mnist, schizo-cifar, mouse-cifar, synaptic-diversity)"
@@ -216,10 +295,17 @@ pub fn run(a: &ReproduceArgs) -> CliResult {
         }
     };
     print_results(&results);
-    println!(
-        "wrote history.csv, loss/accuracy plots and summary.md to {}",
-        opts.out.display()
-    );
+    if opts.out.join("summary.md").is_file() {
+        println!(
+            "wrote summary.md (statistics and verdicts), stats.csv, comparisons.csv, history.csv and the loss/accuracy plots to {}",
+            opts.out.display()
+        );
+    } else {
+        println!(
+            "shard {shard}: its jobs are in {}/runs; join the shard folders with `cargo xtask merge-results --inputs ... --out ...`",
+            opts.out.display()
+        );
+    }
     Ok(())
 }
 
@@ -229,7 +315,13 @@ fn print_results(results: &[SettingResult]) {
             .runs
             .iter()
             .filter_map(|h| h.last())
-            .map(|e| format!("val_acc {:.4} val_loss {:.4}", e.val_acc, e.val_loss))
+            .map(|e| {
+                if e.val_acc.is_finite() {
+                    format!("val_acc {:.4} val_loss {:.4}", e.val_acc, e.val_loss)
+                } else {
+                    format!("val_loss {:.4}", e.val_loss)
+                }
+            })
             .collect();
         println!("{:<10} density {:.4}  {}", r.label, r.density, last.join(" | "));
     }
@@ -247,7 +339,7 @@ fn rnn_memory_full(a: &ReproduceArgs, opts: &ReproduceOptions) -> CliResult {
         &opts.out,
         &RunOptions {
             out: None,
-            shard: Shard::ALL,
+            shard: opts.shard,
             data: a.data.clone(),
             progress: opts.progress,
             max_epochs: None,

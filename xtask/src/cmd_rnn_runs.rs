@@ -4,6 +4,7 @@
 //! ```text
 //! cargo xtask rnn-run --config xtask/configs/tiny.toml --out results/tiny [--shard 0/2] [--data DIR] [--no-progress] [--max-epochs N]
 //! cargo xtask merge-results --inputs results/s0 results/s1 --out results/merged [--allow-partial]
+//!   (also joins the shard folders of `cargo xtask reproduce NAME --shard i/n`)
 //! cargo xtask plot-loss --results results/bio results/rand --labels bio rand --out results/figs
 //! ```
 
@@ -108,6 +109,25 @@ pub struct MergeResultsArgs {
 
 /// Runs `cargo xtask merge-results`.
 pub fn merge_cmd(a: &MergeResultsArgs) -> CliResult {
+    if a.inputs
+        .first()
+        .is_some_and(|d| bioexperiments::jobs::is_reproduce_folder(d))
+    {
+        if a.allow_partial {
+            return Err(crate::cli::cli_err(
+                "--allow-partial: shards of `reproduce` merge only when every job is there (the summary needs all runs)",
+            ));
+        }
+        let r = bioexperiments::jobs::merge_reproduce(&a.inputs, &a.out)?;
+        println!(
+            "merged {} job(s) of reproduce {} from {} folder(s) into {} (summary.md, stats.csv, comparisons.csv, history.csv, plots)",
+            r.jobs,
+            r.name,
+            a.inputs.len(),
+            a.out.display()
+        );
+        return Ok(());
+    }
     let r = merge_results(&a.inputs, &a.out, a.allow_partial)?;
     warn_non_finite(
         std::slice::from_ref(&a.out),

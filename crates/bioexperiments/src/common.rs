@@ -6,8 +6,9 @@
 //! Every target writes into its output folder (default `results/<name>/`): `config.toml` (the
 //! exact settings, seeds included), `history.csv` (`setting, repeat, epoch, train_loss,
 //! train_acc, val_loss, val_acc`), loss and accuracy curves (mean ± std over repeats) as PNG and
-//! SVG, `summary.md` (the table a paper would show) and `env.txt` (revision, machine, threads,
-//! date).
+//! SVG, `summary.md` (statistics and verdicts, [`crate::claims`]), `stats.csv`,
+//! `comparisons.csv` and `env.txt` (revision, machine, threads, date); the jobs' own files and
+//! shards are [`crate::jobs`].
 
 use std::path::{Path, PathBuf};
 
@@ -17,11 +18,80 @@ use serde::Serialize;
 
 use crate::error::Result;
 
+/// The size of a reproduction (`--preset`): `quick` (minutes, a smoke test), `medium` (sized
+/// so that the claim can show in about an hour on 2 cores) or `paper` (the papers' settings).
+/// Each target's sizes per preset are in its config's `for_preset` (table in
+/// docs/reproductions.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preset {
+    /// Minutes on 2 cores (`--quick`).
+    Quick,
+    /// About an hour on 2 cores.
+    Medium,
+    /// The papers' settings (the default).
+    #[default]
+    Paper,
+}
+
+impl std::str::FromStr for Preset {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "quick" => Ok(Preset::Quick),
+            "medium" => Ok(Preset::Medium),
+            "paper" => Ok(Preset::Paper),
+            other => Err(crate::error::invalid(
+                "preset",
+                other,
+                "expected quick, medium or paper",
+            )),
+        }
+    }
+}
+
+/// Command-line overrides of a preset's sizes (`None`: the preset's value); they win over the
+/// preset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// Epochs per run.
+    pub epochs: Option<usize>,
+    /// Training images (image targets).
+    pub train_images: Option<usize>,
+    /// Repeats (seeds) per setting.
+    pub repeats: Option<usize>,
+}
+
+impl Overrides {
+    /// Refuses a zero (a run of nothing); the upper limits are the callers' (`cli::check_range`).
+    pub fn validate(&self) -> Result<()> {
+        for (param, value) in [
+            ("epochs", self.epochs),
+            ("train_images", self.train_images),
+            ("repeats", self.repeats),
+        ] {
+            if value == Some(0) {
+                return Err(crate::error::invalid(param, 0, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// `value` overridden by `over`.
+    pub(crate) fn pick(over: Option<usize>, value: usize) -> usize {
+        over.unwrap_or(value)
+    }
+}
+
 /// Options shared by every reproduction.
 #[derive(Debug, Clone)]
 pub struct ReproduceOptions {
-    /// The small, minutes-long variant.
-    pub quick: bool,
+    /// The sizes: quick, medium or paper.
+    pub preset: Preset,
+    /// Overrides of the preset's sizes.
+    pub overrides: Overrides,
+    /// The (setting, repeat) jobs to run in this call ([`crate::jobs`]); `Shard::ALL` for all.
+    pub shard: crate::rnn_runs::Shard,
     /// Data folder (`None`: `../shared/data` when it exists).
     pub data: Option<PathBuf>,
     /// Output folder.
@@ -32,6 +102,22 @@ pub struct ReproduceOptions {
     pub progress: bool,
     /// Base seed (run `k` of a setting uses `seed + k`).
     pub seed: u64,
+}
+
+impl ReproduceOptions {
+    /// The `quick` preset into `out`, seed 1, no overrides, no shard, no progress bars.
+    pub fn quick(out: PathBuf) -> Self {
+        ReproduceOptions {
+            preset: Preset::Quick,
+            overrides: Overrides::default(),
+            shard: crate::rnn_runs::Shard::ALL,
+            data: None,
+            out,
+            resume: false,
+            progress: false,
+            seed: 1,
+        }
+    }
 }
 
 /// One finished setting: its label, mask density and the histories of its repeats.
@@ -295,39 +381,6 @@ pub fn write_curves(out: &Path, name: &str, results: &[SettingResult]) -> Result
         write_line_plot(&out.join(file), &plot)?;
     }
     Ok(())
-}
-
-/// The summary table: per setting, density, final and best validation metrics (mean ± std).
-pub fn summary_table(name: &str, settings: &str, caveat: &str, results: &[SettingResult]) -> String {
-    let mut s = format!("# {name}\n\n{settings}\n\n{caveat}\n\n");
-    s.push_str("| setting | weight density | final val loss | final val acc | min val loss | epoch of min |\n");
-    s.push_str("|---|---|---|---|---|---|\n");
-    for r in results {
-        let stat = |f: &dyn Fn(&Vec<EpochRecord>) -> f64| {
-            let v: Vec<f64> = r.runs.iter().map(f).collect();
-            let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
-            let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt();
-            (m, sd)
-        };
-        let last = |h: &Vec<EpochRecord>| h.last().copied();
-        let (fl, fls) = stat(&|h| last(h).map_or(f64::NAN, |e| e.val_loss));
-        let (fa, fas) = stat(&|h| last(h).map_or(f64::NAN, |e| e.val_acc));
-        let (ml, mls) = stat(&|h| h.iter().map(|e| e.val_loss).fold(f64::INFINITY, f64::min));
-        let (me, _) = stat(&|h| {
-            h.iter()
-                .min_by(|a, b| a.val_loss.total_cmp(&b.val_loss))
-                .map_or(f64::NAN, |e| e.epoch as f64)
-        });
-        s.push_str(&format!(
-            "| {} | {:.4} | {fl:.4} ± {fls:.4} | {fa:.4} ± {fas:.4} | {ml:.4} ± {mls:.4} | {me:.1} |\n",
-            r.label, r.density
-        ));
-    }
-    s.push_str(&format!(
-        "\n{} repeat(s) per setting; ± is the standard deviation over repeats.\n",
-        results.first().map_or(0, |r| r.runs.len())
-    ));
-    s
 }
 
 /// Revision, machine, thread count and date, for `env.txt`.

@@ -46,6 +46,66 @@ pub enum Error {
     /// A random front end rejected its arguments.
     #[error(transparent)]
     Rng(#[from] biorng::Error),
+    /// A statistic or test cannot be computed from these values ([`crate::stats`]); the
+    /// summaries report the comparison as undecided, naming the reason.
+    #[error("{test}: {reason}")]
+    Undecidable {
+        /// The statistic or test.
+        test: &'static str,
+        /// Why it cannot be computed.
+        reason: Undecidable,
+    },
+}
+
+/// Why a statistic cannot be computed ([`Error::Undecidable`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Undecidable {
+    /// Fewer values than the statistic needs.
+    TooFew {
+        /// Values given.
+        n: usize,
+        /// Values needed.
+        need: usize,
+    },
+    /// Every value (or every difference) is the same: the t statistic is 0/0.
+    ZeroVariance,
+    /// A value is NaN or infinite (a diverged run).
+    NonFinite {
+        /// Its position.
+        index: usize,
+        /// The value.
+        value: f64,
+    },
+    /// A paired test of samples of different lengths.
+    LengthMismatch {
+        /// Length of the first sample.
+        a: usize,
+        /// Length of the second.
+        b: usize,
+    },
+    /// Degrees of freedom that are not positive.
+    DegreesOfFreedom {
+        /// The value.
+        df: f64,
+    },
+    /// A probability outside (0, 1).
+    Probability {
+        /// The value.
+        p: f64,
+    },
+}
+
+impl std::fmt::Display for Undecidable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Undecidable::TooFew { n, need } => write!(f, "{n} value(s), needs at least {need}"),
+            Undecidable::ZeroVariance => write!(f, "no variance (all values equal), the t statistic is undefined"),
+            Undecidable::NonFinite { index, value } => write!(f, "value {index} is {value} (a diverged run)"),
+            Undecidable::LengthMismatch { a, b } => write!(f, "samples of {a} and {b} values cannot be paired"),
+            Undecidable::DegreesOfFreedom { df } => write!(f, "degrees of freedom {df} must be > 0"),
+            Undecidable::Probability { p } => write!(f, "probability {p} must be in (0, 1)"),
+        }
+    }
 }
 
 /// Result alias for this crate.

@@ -17,14 +17,13 @@
 use bio2art::{random_w, Connectome, Orientation, RecurrentMatrix};
 use biolayers::optim::OptimizerConfig;
 use biorng::Stream;
-use biotasks::fit::history_csv;
 use biotasks::{SeqMem, Task};
 use serde::Serialize;
 
-use crate::common::{
-    prepare_results_folder, summary_table, toml_of, write_curves, write_text, ReproduceOptions, SettingResult,
-};
+use crate::claims::{Better, Claim, Metric};
+use crate::common::{prepare_results_folder, toml_of, Overrides, Preset, ReproduceOptions, SettingResult};
 use crate::error::Result;
+use crate::jobs::{run_jobs, JobResult, Plan};
 use crate::rnn::loss::NllScaling;
 use crate::rnn::{batches, split_datasets, Bio2artSettings, EpochMean, RnnSpec, RnnTraining};
 
@@ -56,8 +55,15 @@ pub struct RnnMemoryConfig {
 }
 
 impl RnnMemoryConfig {
-    /// The default comparison (minutes on 2 cores) or the long one (`full`).
-    pub fn new(full: bool, seed: u64) -> Self {
+    /// The sizes of `preset`: `quick` 300 epochs × 10 runs per topology (minutes; the former
+    /// default); `medium` 500 epochs × 20 runs; `paper` upstream's 500 epochs × 5 iterations
+    /// of this combination (seq_mem, pattern length 5, relu, Adam, lr 1e-4).
+    pub fn for_preset(preset: Preset, seed: u64) -> Self {
+        let (epochs, runs) = match preset {
+            Preset::Quick => (300, 10),
+            Preset::Medium => (500, 20),
+            Preset::Paper => (500, 5),
+        };
         RnnMemoryConfig {
             connectome: "Marmoset_Normalized".into(),
             neurons_per_region: 4,
@@ -65,12 +71,33 @@ impl RnnMemoryConfig {
             rand_partition: true,
             pattern_length: 5,
             trials: 500,
-            epochs: if full { 500 } else { 300 },
-            runs: 10,
+            epochs,
+            runs,
             batch_size: 128,
             lr: 1e-4,
             seed,
         }
+    }
+
+    /// `opts`' preset with its overrides applied.
+    ///
+    /// # Errors
+    /// `--train-images`: this task has trials, not images.
+    pub fn from_options(opts: &ReproduceOptions) -> Result<Self> {
+        let o = opts.overrides;
+        if let Some(n) = o.train_images {
+            return Err(crate::error::invalid(
+                "train_images",
+                n,
+                "rnn-memory trains on seq_mem trials, not images (the trials are fixed at 500)",
+            ));
+        }
+        let cfg = Self::for_preset(opts.preset, opts.seed);
+        Ok(RnnMemoryConfig {
+            epochs: Overrides::pick(o.epochs, cfg.epochs),
+            runs: Overrides::pick(o.repeats, cfg.runs),
+            ..cfg
+        })
     }
 }
 
@@ -93,14 +120,14 @@ fn bio_matrix(cfg: &RnnMemoryConfig) -> Result<RecurrentMatrix> {
     Ok(RecurrentMatrix::from_network(&net, Orientation::Upstream)?)
 }
 
-/// Runs the comparison (300 epochs × 10 runs per topology; `long`: 500 epochs) and writes the results
-/// folder of `opts`.
-pub fn rnn_memory(opts: &ReproduceOptions, long: bool) -> Result<Vec<SettingResult>> {
-    let cfg = RnnMemoryConfig::new(long, opts.seed);
-    run(opts, &cfg)
+/// Runs the comparison of `opts`' preset and overrides and writes the results folder.
+pub fn rnn_memory(opts: &ReproduceOptions) -> Result<Vec<SettingResult>> {
+    opts.overrides.validate()?;
+    run(opts, &RnnMemoryConfig::from_options(opts)?)
 }
 
-/// Runs `cfg` and writes the results folder of `opts`.
+/// Runs `cfg` and writes the results folder of `opts`: the jobs of `opts.shard` not yet
+/// finished there (a resumed run continues after the last finished (topology, run) job).
 pub fn run(opts: &ReproduceOptions, cfg: &RnnMemoryConfig) -> Result<Vec<SettingResult>> {
     let bio_w = bio_matrix(cfg)?;
     let m = bio_w.hidden;
@@ -112,76 +139,74 @@ pub fn run(opts: &ReproduceOptions, cfg: &RnnMemoryConfig) -> Result<Vec<Setting
         ..SeqMem::default()
     });
     let steps = 2 * cfg.pattern_length + 1;
-    let mut results = Vec::new();
-    let mut rows = Vec::new();
-    for label in ["bio", "random"] {
-        let mut runs = Vec::new();
-        for run in 0..cfg.runs {
-            let seed = cfg.seed + run as u64;
-            let (train, val) = split_datasets(&task, None, 0.8, seed)?;
-            let in_dim = train.trials().in_dim;
-            let train_b = batches(&train, cfg.batch_size, train.len(), false)?;
-            let val_b = batches(&val, cfg.batch_size, val.len(), false)?;
-            let mut rng = Stream::seeded(seed ^ 0xB10);
-            // The random control is `random_w` applied to the oriented matrix (one shuffle of the
-            // off-diagonal entries): the same distribution as randomising bio2art's W before
-            // orienting it (upstream's order, `bio2art::recurrent_matrix`), and the same draws
-            // as the committed results. The model is then drawn from the same stream.
-            let template = if label == "bio" {
-                bio_w.clone()
-            } else {
-                RecurrentMatrix {
-                    hidden: m,
-                    weights: random_w(&bio_w.weights, m, &mut rng)?,
-                }
-            };
-            let mut model = RnnSpec::default().build(in_dim, 1, &template, &mut rng)?;
-            let mut opt = OptimizerConfig::torch_adam(cfg.lr).build()?;
-            let mut training = RnnTraining {
-                model: &mut model,
-                opt: &mut opt,
-                steps,
-                in_dim,
-                classification: false,
-                mean: EpochMean::PerTrial,
-                nll: NllScaling::AfterSum,
-            };
-            let bar = opts.progress.then(|| indicatif::ProgressBar::new(cfg.epochs as u64));
-            let mut history = Vec::with_capacity(cfg.epochs);
-            for epoch in 1..=cfg.epochs {
-                history.push(training.epoch(epoch, &train_b, &val_b)?);
-                if let Some(bar) = &bar {
-                    bar.inc(1);
-                    bar.set_message(format!(
-                        "{label} run {} val loss {:.4}",
-                        run + 1,
-                        history[epoch - 1].val_loss
-                    ));
-                }
-            }
-            if let Some(bar) = bar {
-                bar.finish();
-            }
-            rows.extend(history.iter().map(|h| (label.to_string(), run, *h)));
-            write_text(&opts.out.join("history.csv"), &history_csv(&rows))?;
-            runs.push(history);
-        }
-        results.push(SettingResult {
-            label: label.to_string(),
-            density,
-            runs,
-        });
-    }
-    write_curves(&opts.out, "rnn-memory", &results)?;
+    let labels = ["bio", "random"];
     let description = format!(
         "{} × {} neurons per region = {m} neurons (bio2art target_sparsity {}, rand_partition {}, no self-connections; topology density {density:.4}); Elman RNN (relu) → linear readout; seq_mem pattern length {}, {} trials (80/20 split); PyTorch Adam lr {}; batch {}; {} epochs; {} run(s) per topology",
         cfg.connectome, cfg.neurons_per_region, cfg.target_sparsity, cfg.rand_partition, cfg.pattern_length, cfg.trials, cfg.lr, cfg.batch_size, cfg.epochs, cfg.runs
     );
-    let caveat = "Loss = MSE over the recall steps only (zero-target rows trimmed), as upstream. The randomised topology permutes the off-diagonal entries of the bio topology (same density). Accuracy does not apply to this regression task (shown as NaN).";
-    write_text(
-        &opts.out.join("summary.md"),
-        &summary_table("rnn-memory", &description, caveat, &results),
-    )?;
+    let claim = "the bio-instantiated topology learns the memory task better than its randomised control";
+    let plan = Plan {
+        name: "rnn-memory".into(),
+        description,
+        caveat: "Loss = MSE over the recall steps only (zero-target rows trimmed), as upstream. The randomised topology permutes the off-diagonal entries of the bio topology (same density). A regression task: no accuracy.".into(),
+        settings: labels.map(String::from).to_vec(),
+        repeats: cfg.runs,
+        accuracy: false,
+        claims: vec![
+            Claim::new(claim, "bio", "random", Metric::FinalValLoss, Better::Lower),
+            Claim::new(claim, "bio", "random", Metric::MinValLoss, Better::Lower),
+        ],
+    };
+    let (results, _) = run_jobs(&opts.out, &plan, opts.shard, |job| {
+        let label = labels[job.setting];
+        let run = job.repeat;
+        let seed = cfg.seed + run as u64;
+        let (train, val) = split_datasets(&task, None, 0.8, seed)?;
+        let in_dim = train.trials().in_dim;
+        let train_b = batches(&train, cfg.batch_size, train.len(), false)?;
+        let val_b = batches(&val, cfg.batch_size, val.len(), false)?;
+        let mut rng = Stream::seeded(seed ^ 0xB10);
+        // The random control is `random_w` applied to the oriented matrix (one shuffle of the
+        // off-diagonal entries): the same distribution as randomising bio2art's W before
+        // orienting it (upstream's order, `bio2art::recurrent_matrix`), and the same draws
+        // as the committed results. The model is then drawn from the same stream.
+        let template = if label == "bio" {
+            bio_w.clone()
+        } else {
+            RecurrentMatrix {
+                hidden: m,
+                weights: random_w(&bio_w.weights, m, &mut rng)?,
+            }
+        };
+        let mut model = RnnSpec::default().build(in_dim, 1, &template, &mut rng)?;
+        let mut opt = OptimizerConfig::torch_adam(cfg.lr).build()?;
+        let mut training = RnnTraining {
+            model: &mut model,
+            opt: &mut opt,
+            steps,
+            in_dim,
+            classification: false,
+            mean: EpochMean::PerTrial,
+            nll: NllScaling::AfterSum,
+        };
+        let bar = opts.progress.then(|| indicatif::ProgressBar::new(cfg.epochs as u64));
+        let mut history = Vec::with_capacity(cfg.epochs);
+        for epoch in 1..=cfg.epochs {
+            history.push(training.epoch(epoch, &train_b, &val_b)?);
+            if let Some(bar) = &bar {
+                bar.inc(1);
+                bar.set_message(format!(
+                    "{label} run {} val loss {:.4}",
+                    run + 1,
+                    history[epoch - 1].val_loss
+                ));
+            }
+        }
+        if let Some(bar) = bar {
+            bar.finish();
+        }
+        Ok(JobResult { density, history })
+    })?;
     Ok(results)
 }
 
@@ -196,7 +221,7 @@ mod tests {
     /// shuffle of its off-diagonal flags. The API must give the same ones for the same seeds.
     #[test]
     fn bio_and_random_topologies_are_unchanged() {
-        let cfg = RnnMemoryConfig::new(false, 3);
+        let cfg = RnnMemoryConfig::for_preset(Preset::Quick, 3);
         let connectome = Connectome::load(&cfg.connectome).unwrap();
         let b2a = Bio2artConfig {
             neuron_density: NeuronDensity::Uniform(cfg.neurons_per_region),

@@ -2,17 +2,20 @@
 //! `synaptic-diversity`: settings × repeats, each repeat a fresh model from `seed + repeat`
 //! trained by [`biotasks::fit`] on the same data, optimiser and schedule. Each run keeps its
 //! checkpoint under `checkpoints/<setting>_r<repeat>/` (with the synaptic-diversity state of
-//! converted models), so `--resume` continues an interrupted sweep where it stopped.
+//! converted models), so `--resume` continues an interrupted sweep where it stopped: finished
+//! jobs are skipped ([`crate::jobs`]), the interrupted one continues from its last epoch.
 
 use biolayers::bio::{BioModel, BioSchedule};
 use biolayers::layers::Sequential;
 use biolayers::optim::OptimizerConfig;
 use biorng::Stream;
 use biotasks::data::{ImageDataset, Normalization};
-use biotasks::fit::{fit, fit_bio, history_csv, FitConfig};
+use biotasks::fit::{fit, fit_bio, FitConfig};
 
-use crate::common::{prepare_results_folder, summary_table, write_curves, write_text, ReproduceOptions, SettingResult};
+use crate::claims::Claim;
+use crate::common::{prepare_results_folder, ReproduceOptions, SettingResult};
 use crate::error::Result;
+use crate::jobs::{run_jobs, JobResult, Plan};
 
 /// One run's model: the network, the density of its masked layers and, for synaptic-diversity
 /// settings, the converted state with its schedule.
@@ -46,6 +49,8 @@ pub(crate) struct Sweep<'a> {
     pub(crate) seed: u64,
     pub(crate) description: String,
     pub(crate) caveat: &'a str,
+    /// The comparisons the paper's claims make.
+    pub(crate) claims: Vec<Claim>,
 }
 
 /// Trains every setting × repeat of `sweep` and writes the results folder of `opts`.
@@ -58,59 +63,49 @@ pub(crate) fn run_sweep(
 ) -> Result<Vec<SettingResult>> {
     prepare_results_folder(&opts.out, sweep.name, config_toml, opts.resume)?;
     let norm = Normalization::unit(train.channels);
-    let mut results = Vec::new();
-    let mut rows = Vec::new();
-    for (label, build) in &sweep.settings {
-        let mut runs = Vec::new();
-        let mut density = 1.0;
-        for repeat in 0..sweep.repeats {
-            let seed = sweep.seed + repeat as u64;
-            let RunModel {
-                mut model,
-                density: d,
-                bio,
-            } = build(&mut Stream::seeded(seed))?;
-            density = d;
-            let mut opt = sweep.optimizer.build()?;
-            if opts.progress {
-                eprintln!(
-                    "{} {label} repeat {}/{} (density {density:.4})",
-                    sweep.name,
-                    repeat + 1,
-                    sweep.repeats
-                );
-            }
-            let fit_cfg = FitConfig {
-                epochs: sweep.epochs,
-                batch_size: sweep.batch_size,
-                seed,
-                shuffle: true,
-                augment: None,
-                flatten_input: false,
-                checkpoint_dir: Some(opts.out.join("checkpoints").join(format!("{label}_r{repeat}"))),
-                resume: opts.resume,
-                progress: opts.progress,
-            };
-            let history = match bio {
-                Some((mut b, schedule)) => {
-                    fit_bio(&mut model, &mut b, &schedule, &mut opt, (train, val, &norm), &fit_cfg)?
-                }
-                None => fit(&mut model, &mut opt, train, val, &norm, &fit_cfg)?,
-            };
-            rows.extend(history.iter().map(|h| (label.clone(), repeat, *h)));
-            write_text(&opts.out.join("history.csv"), &history_csv(&rows))?;
-            runs.push(history);
-        }
-        results.push(SettingResult {
-            label: label.clone(),
+    let plan = Plan {
+        name: sweep.name.to_string(),
+        description: sweep.description.clone(),
+        caveat: sweep.caveat.to_string(),
+        settings: sweep.settings.iter().map(|(label, _)| label.clone()).collect(),
+        repeats: sweep.repeats,
+        accuracy: true,
+        claims: sweep.claims.clone(),
+    };
+    let (results, _) = run_jobs(&opts.out, &plan, opts.shard, |job| {
+        let (label, build) = &sweep.settings[job.setting];
+        let repeat = job.repeat;
+        let seed = sweep.seed + repeat as u64;
+        let RunModel {
+            mut model,
             density,
-            runs,
-        });
-    }
-    write_curves(&opts.out, sweep.name, &results)?;
-    write_text(
-        &opts.out.join("summary.md"),
-        &summary_table(sweep.name, &sweep.description, sweep.caveat, &results),
-    )?;
+            bio,
+        } = build(&mut Stream::seeded(seed))?;
+        let mut opt = sweep.optimizer.build()?;
+        if opts.progress {
+            eprintln!(
+                "{} {label} repeat {}/{} (density {density:.4})",
+                sweep.name,
+                repeat + 1,
+                sweep.repeats
+            );
+        }
+        let fit_cfg = FitConfig {
+            epochs: sweep.epochs,
+            batch_size: sweep.batch_size,
+            seed,
+            shuffle: true,
+            augment: None,
+            flatten_input: false,
+            checkpoint_dir: Some(opts.out.join("checkpoints").join(format!("{label}_r{repeat}"))),
+            resume: opts.resume,
+            progress: opts.progress,
+        };
+        let history = match bio {
+            Some((mut b, schedule)) => fit_bio(&mut model, &mut b, &schedule, &mut opt, (train, val, &norm), &fit_cfg)?,
+            None => fit(&mut model, &mut opt, train, val, &norm, &fit_cfg)?,
+        };
+        Ok(JobResult { density, history })
+    })?;
     Ok(results)
 }

@@ -49,7 +49,9 @@ fn smoke_run_writes_upstream_layout_and_resumes() {
     fake_data(&data);
     let out = tmp.path().join("out");
     let opts = ReproduceOptions {
-        quick: false,
+        preset: bioexperiments::Preset::Paper,
+        overrides: bioexperiments::Overrides::default(),
+        shard: bioexperiments::rnn_runs::Shard::ALL,
         data: Some(data.clone()),
         out: out.clone(),
         resume: false,

@@ -471,7 +471,7 @@ mod seeds {
 
     fn config_toml() -> Files {
         let mut files = configs("toml");
-        let cfg = bioexperiments::rnn_memory::RnnMemoryConfig::new(false, 3);
+        let cfg = bioexperiments::rnn_memory::RnnMemoryConfig::for_preset(bioexperiments::Preset::Quick, 3);
         let saved = format!(
             "# cargo xtask reproduce rnn-memory\n{}",
             bioexperiments::common::toml_of(&cfg).unwrap()

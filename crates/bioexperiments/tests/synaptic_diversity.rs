@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use bioexperiments::synaptic_diversity::{run, SynapticConfig};
 use bioexperiments::ReproduceOptions;
 
@@ -17,20 +15,7 @@ fn tiny(epochs: usize) -> SynapticConfig {
         batch_size: 16,
         rejuvenate_every: 3,
         train_images: 60,
-        ..SynapticConfig::new(true, 1)
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
+        ..SynapticConfig::for_preset(bioexperiments::Preset::Quick, 1)
     }
 }
 
@@ -53,10 +38,13 @@ fn an_interrupted_synaptic_diversity_sweep_resumes_to_the_same_numbers() {
     // epoch 1 (as a run stopped after its first epoch leaves them).
     run(&opts("one"), &tiny(1)).unwrap();
     let resumed_dir = out.path().join("resumed");
-    copy_dir(&out.path().join("full"), &resumed_dir);
+    common::copy_dir(&out.path().join("full"), &resumed_dir);
     std::fs::remove_dir_all(resumed_dir.join("checkpoints")).unwrap();
-    copy_dir(&out.path().join("one/checkpoints"), &resumed_dir.join("checkpoints"));
+    common::copy_dir(&out.path().join("one/checkpoints"), &resumed_dir.join("checkpoints"));
     std::fs::remove_file(resumed_dir.join("history.csv")).unwrap();
+    // Without the finished jobs' files, every job resumes from its epoch-1 checkpoint.
+    std::fs::remove_dir_all(resumed_dir.join("runs")).unwrap();
+    std::fs::remove_file(resumed_dir.join("summary.md")).unwrap();
 
     let resumed = run(
         &ReproduceOptions {

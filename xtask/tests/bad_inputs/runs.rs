@@ -59,10 +59,54 @@ pub fn reproduce() -> Group {
             &["rnn-memory", "--convolution", "gabor", "--out", "r"],
             &["--convolution"],
         ),
-        r(&["synaptic-diversity", "--epochs", "3", "--out", "r"], &["--epochs"]),
+        // Presets, overrides and shards.
         r(
-            &["mouse-cifar", "--train-images", "3", "--out", "r"],
-            &["--train-images"],
+            &["schizo-mnist", "--preset", "huge", "--out", "r"],
+            &["--preset", "huge"],
+        ),
+        r(
+            &["schizo-mnist", "--quick", "--preset", "paper", "--out", "r"],
+            &["--quick", "paper"],
+        ),
+        r(&["schizo-mnist", "--repeats", "0", "--out", "r"], &["--repeats", "0"]),
+        r(
+            &["synaptic-diversity", "--epochs", "0", "--out", "r"],
+            &["--epochs", "0"],
+        ),
+        r(
+            &["mouse-cifar", "--train-images", "99999999", "--out", "r"],
+            &["--train-images", "99999999"],
+        ),
+        r(&["rnn-memory", "--shard", "2/2", "--out", "r"], &["--shard", "2/2"]),
+        r(&["rnn-memory", "--shard", "1of2", "--out", "r"], &["--shard", "1of2"]),
+        r(
+            &["rnn-memory", "--train-images", "100", "--out", "r"],
+            &["train_images", "100"],
+        ),
+        r(&["rnn-memory", "--full", "--epochs", "3", "--out", "r"], &["--epochs"]),
+        r(
+            &["bionet", "--preset", "medium", "--smoke", "--out", "r"],
+            &["--preset medium"],
+        ),
+        r(&["bionet", "--repeats", "2", "--smoke", "--out", "r"], &["--repeats"]),
+        r(&["bionet", "--shard", "0/2", "--smoke", "--out", "r"], &["--shard"]),
+        // Merging reproduce folders: a job in two inputs; no partial merge.
+        with(
+            &["merge-results", "--inputs", "done", "done", "--out", "merged"],
+            &[],
+            &["done"],
+        ),
+        with(
+            &[
+                "merge-results",
+                "--inputs",
+                "done",
+                "--out",
+                "merged",
+                "--allow-partial",
+            ],
+            &[],
+            &["--allow-partial"],
         ),
         r(
             &["schizo-mnist", "--perturbations", "Uniform", "--out", "r"],
@@ -219,6 +263,7 @@ pub fn reproduce() -> Group {
                 copy_dir(&dir.join("done"), &dir.join(folder));
                 // Forget that the runs finished, so that resume reads the checkpoints.
                 let _ = std::fs::remove_file(dir.join(folder).join("history.csv"));
+                let _ = std::fs::remove_dir_all(dir.join(folder).join("runs"));
                 let mut found = Vec::new();
                 let mut stack = vec![dir.join(folder).join("checkpoints")];
                 while let Some(d) = stack.pop() {

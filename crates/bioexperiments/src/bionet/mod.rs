@@ -262,7 +262,14 @@ fn run_trial(
 /// Missing data, bad settings, training failures (a non-finite loss stops the run; the
 /// checkpoint of the last completed epoch is kept and `--resume` continues from it).
 pub fn reproduce_bionet(opts: &ReproduceOptions, args: &BioNetArgs) -> Result<Vec<TrialResult>> {
-    let cfg = BioNetRunConfig::new(args, opts.quick, opts.seed);
+    if opts.preset == crate::common::Preset::Medium {
+        return Err(invalid(
+            "preset",
+            "medium",
+            "bionet has the presets quick and paper (size it with --epochs, --train-images, --trials)",
+        ));
+    }
+    let cfg = BioNetRunConfig::new(args, opts.preset == crate::common::Preset::Quick, opts.seed);
     if cfg.trials == 0 {
         return Err(invalid("trials", 0, "must be >= 1"));
     }

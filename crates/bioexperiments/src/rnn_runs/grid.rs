@@ -141,10 +141,17 @@ impl Shard {
 
     /// The jobs of this shard, in job order (`j mod count == index`).
     pub fn select(&self, jobs: &[Job]) -> Vec<Job> {
-        jobs.iter()
+        self.select_items(jobs)
+    }
+
+    /// The items of this shard, in order (`position mod count == index`): the same rule for
+    /// any job list (`reproduce`'s (setting, repeat) jobs too).
+    pub fn select_items<T: Copy>(&self, items: &[T]) -> Vec<T> {
+        items
+            .iter()
             .enumerate()
             .filter(|(j, _)| j % self.count == self.index)
-            .map(|(_, job)| *job)
+            .map(|(_, item)| *item)
             .collect()
     }
 }

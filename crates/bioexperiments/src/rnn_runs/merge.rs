@@ -118,6 +118,19 @@ pub fn merge_results(inputs: &[PathBuf], out: &Path, allow_partial: bool) -> Res
     }
     // Everything is written to a sibling work folder that is renamed into place when complete:
     // a malformed run file found half-way leaves no half-merged `out` that a retry would refuse.
+    let work = work_folder(out)?;
+    let merged = write_merged(&work, &cfg, &combos, &source);
+    let complete = rename_work_folder(&work, out, merged)?;
+    Ok(MergeReport {
+        jobs: source.len(),
+        missing,
+        complete_combinations: complete,
+    })
+}
+
+/// A fresh sibling work folder for the merge into `out` (`.<name>.merging-<process tag>`),
+/// after removing those of merges killed before their rename.
+pub(crate) fn work_folder(out: &Path) -> Result<PathBuf> {
     let name = out
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -128,26 +141,23 @@ pub fn merge_results(inputs: &[PathBuf], out: &Path, allow_partial: bool) -> Res
         .unwrap_or(Path::new("."));
     let work_prefix = format!(".{name}.merging-");
     remove_dead_work_folders(parent, &work_prefix)?;
-    let work = parent.join(format!("{work_prefix}{}", bionpy::stale::process_tag()));
-    let merged = write_merged(&work, &cfg, &combos, &source).and_then(|complete| {
+    Ok(parent.join(format!("{work_prefix}{}", bionpy::stale::process_tag())))
+}
+
+/// Renames the work folder of a successful merge (`merged` is `Ok`) to `out` (an empty `out`
+/// is replaced); removes it when the merge or the rename failed.
+pub(crate) fn rename_work_folder<T>(work: &Path, out: &Path, merged: Result<T>) -> Result<T> {
+    let renamed = merged.and_then(|value| {
         if out.exists() {
             std::fs::remove_dir(out).map_err(|e| io_err(out, e))?;
         }
-        std::fs::rename(&work, out).map_err(|e| io_err(out, e))?;
-        Ok(complete)
+        std::fs::rename(work, out).map_err(|e| io_err(out, e))?;
+        Ok(value)
     });
-    let complete = match merged {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&work);
-            return Err(e);
-        }
-    };
-    Ok(MergeReport {
-        jobs: source.len(),
-        missing,
-        complete_combinations: complete,
-    })
+    if renamed.is_err() {
+        let _ = std::fs::remove_dir_all(work);
+    }
+    renamed
 }
 
 /// Removes the work folders `<parent>/<prefix><tag>` of merges killed before their rename (their

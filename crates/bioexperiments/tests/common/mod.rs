@@ -6,17 +6,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bioexperiments::rnn_memory::RnnMemoryConfig;
-use bioexperiments::ReproduceOptions;
+use bioexperiments::{Preset, ReproduceOptions};
 
 /// `--quick` options without progress bars or resume.
 pub fn quick_options(out: PathBuf, data: Option<&Path>, seed: u64) -> ReproduceOptions {
     ReproduceOptions {
-        quick: true,
         data: data.map(Path::to_path_buf),
-        out,
-        resume: false,
-        progress: false,
         seed,
+        ..ReproduceOptions::quick(out)
     }
 }
 
@@ -27,7 +24,7 @@ pub fn tiny_rnn_memory(runs: usize) -> RnnMemoryConfig {
         epochs: 3,
         runs,
         neurons_per_region: 1,
-        ..RnnMemoryConfig::new(false, 3)
+        ..RnnMemoryConfig::for_preset(Preset::Quick, 3)
     }
 }
 
@@ -81,4 +78,18 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         }
     }
     out
+}
+
+/// Copies the folder `from` (recursively) to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap();
+        }
+    }
 }
