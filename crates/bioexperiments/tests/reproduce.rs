@@ -82,3 +82,44 @@ fn a_results_folder_never_lies_about_its_settings() {
         "a refused command must leave the folder as it was"
     );
 }
+
+/// `export` of a real schizo-mnist checkpoint: the file holds the trained weights (not the
+/// initial ones), in PyTorch names, and loads into a freshly initialised model that then
+/// predicts exactly what the checkpoint's model predicts.
+#[test]
+fn a_trained_checkpoint_exports_to_safetensors_that_load_back() {
+    use bioautograd::Tensor;
+    use biolayers::interop::{load_weights, WeightFormat, WeightLayout};
+    use biolayers::layers::Module;
+    use biolayers::train::predict;
+    use bioexperiments::export::{export_checkpoint, rebuild};
+    use biorng::Stream;
+
+    let data = tempfile::tempdir().unwrap();
+    common::write_fake_mnist(data.path());
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("schizo-mnist");
+    schizo_mnist(&common::quick_options(dir.clone(), Some(data.path()), 1)).unwrap();
+    let ckpt = dir.join("checkpoints").join("r=0.5_r0");
+    assert!(ckpt.is_dir(), "no checkpoint folder {}", ckpt.display());
+    let file = out.path().join("model.safetensors");
+    let summary = export_checkpoint(&ckpt, WeightFormat::Safetensors, WeightLayout::Torch, &file).unwrap();
+    assert_eq!((summary.setting.as_str(), summary.repeat), ("r=0.5", 0));
+    assert!(summary.epoch >= 1 && summary.tensors >= 4, "{summary:?}");
+
+    let (mut trained, _) = rebuild(&ckpt).unwrap();
+    let hidden = trained.params()[0].value.shape()[1];
+    let (initial, _) = bioexperiments::schizo_mnist::model(hidden, 0.5, &mut Stream::seeded(2)).unwrap();
+    assert_ne!(
+        trained.params()[0].value.as_slice().unwrap(),
+        initial.params()[0].value.as_slice().unwrap(),
+        "the checkpoint should hold trained weights"
+    );
+    let (mut fresh, _) = bioexperiments::schizo_mnist::model(hidden, 0.5, &mut Stream::seeded(2)).unwrap();
+    load_weights(&mut fresh, WeightFormat::Safetensors, WeightLayout::Torch, &file).unwrap();
+    let x: Vec<f32> = (0..3 * 784).map(|i| ((i * 37) % 101) as f32 / 101.0).collect();
+    let x = Tensor::from_vec(x, &[3, 784]).unwrap();
+    let want = predict(&mut trained, x.clone()).unwrap();
+    let got = predict(&mut fresh, x).unwrap();
+    assert_eq!(got.as_slice().unwrap(), want.as_slice().unwrap());
+}
