@@ -25,6 +25,6 @@ mod splitting;
 mod synapses;
 
 pub use config::{BioConfig, Distribution, SplitActivation};
-pub use converter::{BioConverter, BioModel, BioSchedule, ConvertedLayer, LastLayer};
+pub use converter::{BioConverter, BioModel, BioSchedule, ConvertedLayer, LastLayer, SkippedWeight};
 pub use splitting::{split_group_sum, split_group_sum_backward};
 pub use synapses::{gamma_sample, BioSynapses, LayerShape, SynapsesCounters};
