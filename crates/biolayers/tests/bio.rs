@@ -1,8 +1,8 @@
 //! Synaptic diversity: formulas on recorded draws, statistics, exact operations, config errors.
 
-use rand_distr::{Beta, Distribution as _};
 use biolayers::bio::{gamma_sample, BioConfig, BioSynapses, Distribution, LayerShape};
 use biorng::Stream;
+use rand_distr::{Beta, Distribution as _};
 
 fn cfg(d: Distribution) -> BioConfig {
     BioConfig {

@@ -48,7 +48,10 @@ fn converts_dense_layers_marks_the_last_and_reports_what_it_cannot_convert() {
         .convert(&mut model, &mut Stream::seeded(1))
         .unwrap();
     assert_eq!(
-        bio.layers.iter().map(|l| (l.layer_index().unwrap(), l.param)).collect::<Vec<_>>(),
+        bio.layers
+            .iter()
+            .map(|l| (l.layer_index().unwrap(), l.param))
+            .collect::<Vec<_>>(),
         vec![(0, 0), (2, 2), (4, 4)]
     );
     assert_eq!(
@@ -521,7 +524,10 @@ fn sequence_batch(batch: usize, steps: usize, features: usize) -> Tensor {
     Tensor::from_vec(v, &[batch, steps, features]).unwrap()
 }
 
-fn mse_to_half(rows: usize, cols: usize) -> impl FnOnce(&bioautograd::Graph, &bioautograd::Var) -> bioautograd::Result<bioautograd::Var> {
+fn mse_to_half(
+    rows: usize,
+    cols: usize,
+) -> impl FnOnce(&bioautograd::Graph, &bioautograd::Var) -> bioautograd::Result<bioautograd::Var> {
     move |g, y| {
         let t = g.input(Tensor::from_vec(vec![0.5; rows * cols], &[rows, cols])?);
         g.mse(y, &t)
@@ -540,7 +546,9 @@ fn converts_a_nested_model_with_an_rnn_at_every_depth() {
         fuzzy_lr_distribution: Distribution::LayerAdaptive,
         ..BioConfig::default()
     };
-    let bio = BioConverter::new(cfg).convert(&mut model, &mut Stream::seeded(1)).unwrap();
+    let bio = BioConverter::new(cfg)
+        .convert(&mut model, &mut Stream::seeded(1))
+        .unwrap();
     let keys: Vec<String> = bio.layers.iter().map(|cl| cl.key()).collect();
     assert_eq!(
         keys,
@@ -558,7 +566,12 @@ fn converts_a_nested_model_with_an_rnn_at_every_depth() {
     let params = model.params();
     for cl in &bio.layers {
         assert_eq!(cl.param, first(&cl.path) + cl.layer_param, "{}", cl.key());
-        assert_eq!(params[cl.param].value.shape().iter().product::<usize>(), cl.synapses.factors().len(), "{}", cl.key());
+        assert_eq!(
+            params[cl.param].value.shape().iter().product::<usize>(),
+            cl.synapses.factors().len(),
+            "{}",
+            cl.key()
+        );
         assert!(params[cl.param].name.ends_with(&cl.weight));
     }
     // The recurrent weight's factors are 1 off the topology, and vary on it.
@@ -568,9 +581,16 @@ fn converts_a_nested_model_with_an_rnn_at_every_depth() {
     }
     assert!(hh.factors().iter().zip(partial_topology()).any(|(p, c)| c && *p != 1.0));
     // layer_adaptive numbers the converted layers (not weights) in model order.
-    let index: Vec<i64> = bio.layers.iter().map(|cl| cl.synapses.config().fuzzy_lr_layer_index).collect();
+    let index: Vec<i64> = bio
+        .layers
+        .iter()
+        .map(|cl| cl.synapses.config().fuzzy_lr_layer_index)
+        .collect();
     assert_eq!(index, [0, 0, 0, 1, 2, 3, 4]);
-    assert!(bio.layers.iter().all(|cl| cl.synapses.config().fuzzy_lr_total_layers == 5));
+    assert!(bio
+        .layers
+        .iter()
+        .all(|cl| cl.synapses.config().fuzzy_lr_total_layers == 5));
     // Upstream's last-layer rule looks at direct children only: "1" is the only converted one,
     // so nothing is marked; a path marks a nested layer.
     assert!(bio.layers.iter().all(|cl| !cl.synapses.is_last_layer()));
@@ -603,7 +623,10 @@ fn converts_a_nested_model_with_an_rnn_at_every_depth() {
     assert_eq!(bio.synapses(1).unwrap().factors().len(), 24);
     assert_eq!(bio.synapses_at("0.0.w_out").unwrap().factors().len(), 16);
     let e = invalid_config(bio.synapses_at("0.0").unwrap_err());
-    assert!(e.contains("0.0.w_ih") && e.contains("0.0.w_hh") && e.contains("0.0.w_out"), "{e}");
+    assert!(
+        e.contains("0.0.w_ih") && e.contains("0.0.w_hh") && e.contains("0.0.w_out"),
+        "{e}"
+    );
     let e = invalid_config(bio.synapses(2).unwrap_err());
     assert!(e.contains("2.main.0.kernel"), "{e}");
 }
@@ -625,8 +648,14 @@ fn a_nested_rnn_model_trains_and_its_absent_connections_stay_zero() {
     let mut losses = Vec::new();
     for _ in 0..4 {
         losses.push(
-            bio.train_step(&mut model, &mut opt, sequence_batch(2, 3, 3), mse_to_half(6, 2), &schedule)
-                .unwrap(),
+            bio.train_step(
+                &mut model,
+                &mut opt,
+                sequence_batch(2, 3, 3),
+                mse_to_half(6, 2),
+                &schedule,
+            )
+            .unwrap(),
         );
     }
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
@@ -651,7 +680,11 @@ fn frozen_weights_and_layers_without_a_conversion_are_reported_by_path() {
     assert_eq!(bio.skipped.len(), 1);
     assert_eq!(bio.skipped[0].path, "0.0");
     assert_eq!(bio.skipped[0].weight.as_deref(), Some("w_hh"));
-    assert!(bio.skipped[0].to_string().starts_with("0.0.w_hh (elman_rnn): frozen"), "{}", bio.skipped[0]);
+    assert!(
+        bio.skipped[0].to_string().starts_with("0.0.w_hh (elman_rnn): frozen"),
+        "{}",
+        bio.skipped[0]
+    );
 
     // Conv, a ResNet bottleneck (batch norms inside), a ConvLSTM and a dense head.
     let mut model = conv_model(5);
@@ -737,7 +770,11 @@ fn splitting_and_dale_on_a_recurrent_layer_are_refused_before_the_model_changes(
             "apply_dales_principle",
         ),
     ] {
-        let e = invalid_config(BioConverter::new(cfg).convert(&mut model, &mut Stream::seeded(1)).unwrap_err());
+        let e = invalid_config(
+            BioConverter::new(cfg)
+                .convert(&mut model, &mut Stream::seeded(1))
+                .unwrap_err(),
+        );
         assert!(e.contains(field) && e.contains("2 (conv_lstm)"), "{e}");
         assert_eq!(predict(&mut model, x.clone()).unwrap().to_vec().unwrap(), before);
     }
@@ -753,7 +790,11 @@ fn splitting_and_dale_on_a_recurrent_layer_are_refused_before_the_model_changes(
         weight_splitting_gamma: 2,
         ..BioConfig::default()
     };
-    let e = invalid_config(BioConverter::new(cfg).convert(&mut dense, &mut Stream::seeded(1)).unwrap_err());
+    let e = invalid_config(
+        BioConverter::new(cfg)
+            .convert(&mut dense, &mut Stream::seeded(1))
+            .unwrap_err(),
+    );
     assert!(e.contains("layer 1"), "{e}");
     assert_eq!(predict(&mut dense, x).unwrap().to_vec().unwrap(), before);
 }
@@ -766,7 +807,9 @@ fn a_conv_lstm_in_a_converted_model_trains_with_activity_counts() {
         fuzzy_lr_dynamic: true,
         ..BioConfig::default()
     };
-    let mut bio = BioConverter::new(cfg).convert(&mut model, &mut Stream::seeded(1)).unwrap();
+    let mut bio = BioConverter::new(cfg)
+        .convert(&mut model, &mut Stream::seeded(1))
+        .unwrap();
     let mut opt = sgd().build().unwrap();
     let loss = bio
         .train_step(
@@ -779,7 +822,12 @@ fn a_conv_lstm_in_a_converted_model_trains_with_activity_counts() {
         .unwrap();
     assert!(loss.is_finite());
     // Every weight counted its outputs: at most batch · spatial per unit, and something.
-    for (key, bound) in [("0", 2 * 16), ("2.kernel", 2 * 16), ("2.recurrent_kernel", 2 * 16), ("4", 2)] {
+    for (key, bound) in [
+        ("0", 2 * 16),
+        ("2.kernel", 2 * 16),
+        ("2.recurrent_kernel", 2 * 16),
+        ("4", 2),
+    ] {
         let counts = bio.synapses_at(key).unwrap().activation_count();
         assert!(counts.iter().all(|&c| c <= bound as f64), "{key} {counts:?}");
         assert!(counts.iter().sum::<f64>() > 0.0, "{key} {counts:?}");
@@ -857,7 +905,9 @@ fn activity_counts_read_from_the_tape_follow_the_reference_rule_in_a_nested_mode
         ..BioConfig::default()
     };
     let mut convert_rng = Stream::seeded(12);
-    let mut bio = BioConverter::new(cfg.clone()).convert(&mut model, &mut convert_rng).unwrap();
+    let mut bio = BioConverter::new(cfg.clone())
+        .convert(&mut model, &mut convert_rng)
+        .unwrap();
     // The mechanisms' stream continues the converter's: replay its draws by hand.
     let mut replay = convert_rng.clone();
     let dims = (3, 4, 2);
@@ -868,7 +918,12 @@ fn activity_counts_read_from_the_tape_follow_the_reference_rule_in_a_nested_mode
     for step in 0..2 {
         let params: Vec<Vec<f32>> = model.params().iter().map(|p| p.value.to_vec().unwrap()).collect();
         let [states, readout, dense] = hand_forward(&params, &x, dims);
-        let batch_counts = [active(&states, 4), active(&states, 4), active(&readout, 3), active(&dense, 2)];
+        let batch_counts = [
+            active(&states, 4),
+            active(&states, 4),
+            active(&readout, 3),
+            active(&dense, 2),
+        ];
         for (e, c) in expected_counts.iter_mut().zip(&batch_counts) {
             e.iter_mut().zip(c).for_each(|(e, c)| *e += c);
         }

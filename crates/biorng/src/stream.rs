@@ -130,6 +130,34 @@ fn lemire_below(r: &mut ChaCha8Rng, n: u64) -> u64 {
     (m >> 64) as u64
 }
 
+/// The flavour's raw generator words, for distributions that need no NumPy or CPython parity
+/// (the gamma and beta draws through `rand_distr`): ChaCha8's own words, or the MT19937 words of
+/// the NumPy / CPython flavours (a `u64` is two words, high first). No NumPy or CPython function
+/// consumes its stream this way, so draws made through this trait reproduce nothing upstream.
+impl RngCore for Stream {
+    fn next_u32(&mut self) -> u32 {
+        match self {
+            Stream::Seeded(r) => r.next_u32(),
+            Stream::Numpy(r) => r.next_u32(),
+            Stream::Python(r) => r.next_u32(),
+        }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        match self {
+            Stream::Seeded(r) => r.next_u64(),
+            _ => {
+                let high = u64::from(self.next_u32());
+                (high << 32) | u64::from(self.next_u32())
+            }
+        }
+    }
+
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        rand_chacha::rand_core::impls::fill_bytes_via_next(self, dst);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,33 +225,5 @@ mod tests {
         s.shuffle(&mut a);
         p.shuffle(&mut b);
         assert_eq!(a, b);
-    }
-}
-
-/// The flavour's raw generator words, for distributions that need no NumPy or CPython parity
-/// (the gamma and beta draws through `rand_distr`): ChaCha8's own words, or the MT19937 words of
-/// the NumPy / CPython flavours (a `u64` is two words, high first). No NumPy or CPython function
-/// consumes its stream this way, so draws made through this trait reproduce nothing upstream.
-impl RngCore for Stream {
-    fn next_u32(&mut self) -> u32 {
-        match self {
-            Stream::Seeded(r) => r.next_u32(),
-            Stream::Numpy(r) => r.next_u32(),
-            Stream::Python(r) => r.next_u32(),
-        }
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        match self {
-            Stream::Seeded(r) => r.next_u64(),
-            _ => {
-                let high = u64::from(self.next_u32());
-                (high << 32) | u64::from(self.next_u32())
-            }
-        }
-    }
-
-    fn fill_bytes(&mut self, dst: &mut [u8]) {
-        rand_chacha::rand_core::impls::fill_bytes_via_next(self, dst);
     }
 }

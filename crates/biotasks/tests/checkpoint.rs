@@ -525,7 +525,10 @@ fn a_misshapen_optimiser_slot_is_refused_before_the_model_is_touched() {
 fn converted_nested(seed: u64) -> (Sequential, BioModel) {
     let mut rng = Stream::seeded(seed);
     let topology: Vec<bool> = (0..16).map(|k| k % 3 != 1).collect();
-    let rnn = ElmanRnnConfig::new(2, 4, 3).with_topology(topology).init(&mut rng).unwrap();
+    let rnn = ElmanRnnConfig::new(2, 4, 3)
+        .with_topology(topology)
+        .init(&mut rng)
+        .unwrap();
     let mut model = Sequential::new()
         .push(Sequential::new().push(rnn))
         .push(Sequential::new().push(Sequential::new().push(DenseConfig::new(3, 2).init(&mut rng).unwrap())));
@@ -583,7 +586,11 @@ fn a_nested_converted_model_with_an_rnn_round_trips_its_synaptic_state() {
         assert_eq!(a.key(), b.key());
         assert_eq!(a.synapses.factors(), b.synapses.factors());
         assert_eq!(a.synapses.counters(), b.synapses.counters());
-        assert!(b.synapses.counters().activation_count.iter().any(|&c| c > 0.0), "{}", b.key());
+        assert!(
+            b.synapses.counters().activation_count.iter().any(|&c| c > 0.0),
+            "{}",
+            b.key()
+        );
     }
     assert_eq!((b2.steps(), b2.rng_state()), (bio.steps(), bio.rng_state()));
     for (p, q) in m2.params().iter().zip(model.params()) {

@@ -248,7 +248,9 @@ impl BioConverter {
         match &self.last_layer {
             LastLayer::Upstream => {
                 let direct: Vec<&Planned> = planned.iter().filter(|p| !p.path.contains('.')).collect();
-                Ok((direct.len() > 1).then(|| direct.last().map(|p| p.path.clone())).flatten())
+                Ok((direct.len() > 1)
+                    .then(|| direct.last().map(|p| p.path.clone()))
+                    .flatten())
             }
             LastLayer::Index(i) => check(i.to_string(), &i.to_string()),
             LastLayer::Path(path) => check(path.clone(), path),
@@ -317,22 +319,26 @@ impl BioConverter {
                     ),
                 ));
             }
-            if gamma > 1 && Some(&p.path) != last.as_ref() {
-                if !p.feed_forward {
-                    return Err(invalid(
-                        "weight_splitting_Gamma",
-                        gamma,
-                        format!(
-                            "{} ({}) is a recurrent layer: upstream splits the outputs of Linear and Conv2d layers only \
-                             (mark it as the last layer or convert with Γ <= 1)",
-                            p.path, p.name
-                        ),
-                    ));
-                }
+            if gamma > 1 && Some(&p.path) != last.as_ref() && !p.feed_forward {
+                return Err(invalid(
+                    "weight_splitting_Gamma",
+                    gamma,
+                    format!(
+                        "{} ({}) is a recurrent layer: upstream splits the outputs of Linear and Conv2d layers only \
+                         (mark it as the last layer or convert with Γ <= 1)",
+                        p.path, p.name
+                    ),
+                ));
             }
         }
         if gamma > 1 {
-            Self::split_all(model, &planned, last.as_deref(), gamma, self.config.weight_splitting_activation_function)?;
+            Self::split_all(
+                model,
+                &planned,
+                last.as_deref(),
+                gamma,
+                self.config.weight_splitting_activation_function,
+            )?;
         }
         let total = planned.len();
         let mut layers = Vec::new();
@@ -488,10 +494,13 @@ impl BioModel {
                 .as_slice()?;
             if schedule.update_fuzzy {
                 let out = if cl.synapses.config().fuzzy_lr_distribution == Distribution::Activity {
-                    let layer = visits
-                        .iter()
-                        .find(|v| v.path == cl.path)
-                        .ok_or_else(|| invalid("model", &cl.path, "has no layer at this path (not the model this BioModel was converted from)"))?;
+                    let layer = visits.iter().find(|v| v.path == cl.path).ok_or_else(|| {
+                        invalid(
+                            "model",
+                            &cl.path,
+                            "has no layer at this path (not the model this BioModel was converted from)",
+                        )
+                    })?;
                     layer
                         .layer
                         .weight_output(cl.layer_param)

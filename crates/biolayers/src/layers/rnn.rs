@@ -421,7 +421,13 @@ impl Module for ElmanRnn {
         let output = self.w_out.value.shape().get(1).copied().unwrap_or(0);
         let partial = self.topology_flags.iter().any(|&c| !c);
         vec![
-            (0, Learnable { shape: dense(input, self.hidden), support: None }),
+            (
+                0,
+                Learnable {
+                    shape: dense(input, self.hidden),
+                    support: None,
+                },
+            ),
             (
                 2,
                 Learnable {
@@ -429,7 +435,13 @@ impl Module for ElmanRnn {
                     support: partial.then(|| self.topology_flags.clone()),
                 },
             ),
-            (4, Learnable { shape: dense(self.hidden, output), support: None }),
+            (
+                4,
+                Learnable {
+                    shape: dense(self.hidden, output),
+                    support: None,
+                },
+            ),
         ]
     }
     /// The hidden states `(batch·T, hidden)` for `W_ih` and `W_hh` (their output units are the
