@@ -2,6 +2,7 @@
 
 use biolayers::bio::{gamma_sample, BioConfig, BioSynapses, Distribution, LayerShape};
 use biorng::Stream;
+use rand_distr::{Beta, Distribution as _};
 
 fn cfg(d: Distribution) -> BioConfig {
     BioConfig {
@@ -55,14 +56,13 @@ fn factors_equal_their_formula_on_the_recorded_draws() {
         ),
         (
             Distribution::Gamma,
-            Box::new(move |r| clamp(1.0 + gamma_sample(1.0 / nu, nu, r))),
+            Box::new(move |r| clamp(1.0 + gamma_sample(1.0 / nu, nu, r).unwrap())),
         ),
         (
             Distribution::Beta,
             Box::new(move |r| {
-                let x = gamma_sample(1.0 / nu, 1.0, r);
-                let y = gamma_sample(1.0 / nu, 1.0, r);
-                clamp(1.0 + (2.0 * x / (x + y) - 1.0) * nu)
+                let b = Beta::new(1.0 / nu, 1.0 / nu).unwrap().sample(r);
+                clamp(1.0 + (2.0 * b - 1.0) * nu)
             }),
         ),
         (Distribution::WeightAdaptive, Box::new(|_| 1.0)),

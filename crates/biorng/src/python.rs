@@ -39,6 +39,11 @@ impl PyRandom {
         Self { mt, gauss_next }
     }
 
+    /// The next raw 32-bit word of the underlying MT19937 (what `getrandbits(32)` returns).
+    pub(crate) fn next_u32(&mut self) -> u32 {
+        self.mt.next_u32()
+    }
+
     /// `random.random()`.
     pub fn random(&mut self) -> f64 {
         self.mt.next_f64()

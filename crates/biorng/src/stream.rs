@@ -130,9 +130,52 @@ fn lemire_below(r: &mut ChaCha8Rng, n: u64) -> u64 {
     (m >> 64) as u64
 }
 
+/// The flavour's raw generator words, for distributions that need no NumPy or CPython parity
+/// (the gamma and beta draws through `rand_distr`): ChaCha8's own words, or the MT19937 words of
+/// the NumPy / CPython flavours (a `u64` is two words, high first). No NumPy or CPython function
+/// consumes its stream this way, so draws made through this trait reproduce nothing upstream.
+impl RngCore for Stream {
+    fn next_u32(&mut self) -> u32 {
+        match self {
+            Stream::Seeded(r) => r.next_u32(),
+            Stream::Numpy(r) => r.next_u32(),
+            Stream::Python(r) => r.next_u32(),
+        }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        match self {
+            Stream::Seeded(r) => r.next_u64(),
+            _ => {
+                let high = u64::from(self.next_u32());
+                (high << 32) | u64::from(self.next_u32())
+            }
+        }
+    }
+
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        rand_chacha::rand_core::impls::fill_bytes_via_next(self, dst);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_words_are_the_generators_own() {
+        let mut chacha = ChaCha8Rng::seed_from_u64(5);
+        let mut s = Stream::seeded(5);
+        assert_eq!((s.next_u64(), s.next_u32()), (chacha.next_u64(), chacha.next_u32()));
+        // The MT19937 flavours: a u64 is two words, high first; then the stream goes on.
+        let (mut words, mut s) = (NumpyRandomState::new(5), Stream::numpy(5));
+        let (hi, lo) = (u64::from(words.next_u32()), u64::from(words.next_u32()));
+        assert_eq!(s.next_u64(), (hi << 32) | lo);
+        assert_eq!(s.uniform01(), words.random_f64());
+        let mut bytes = [0u8; 6];
+        Stream::python(5).fill_bytes(&mut bytes);
+        assert_eq!(bytes[..], Stream::python(5).next_u64().to_le_bytes()[..6]);
+    }
 
     #[test]
     fn bulk_uniform_draws_equal_single_draws_for_every_flavour() {

@@ -518,3 +518,82 @@ fn a_misshapen_optimiser_slot_is_refused_before_the_model_is_touched() {
     let after: Vec<Vec<f32>> = restored.params().iter().map(|p| p.value.to_vec().unwrap()).collect();
     assert_eq!(before, after);
 }
+
+/// `Sequential[Sequential[ElmanRnn 2→4→3 on a partial topology], Sequential[Sequential[Dense 3→2]]]`
+/// converted with activity factors and trained two steps: the RNN's three weights and a doubly
+/// nested dense layer carry state.
+fn converted_nested(seed: u64) -> (Sequential, BioModel) {
+    let mut rng = Stream::seeded(seed);
+    let topology: Vec<bool> = (0..16).map(|k| k % 3 != 1).collect();
+    let rnn = ElmanRnnConfig::new(2, 4, 3)
+        .with_topology(topology)
+        .init(&mut rng)
+        .unwrap();
+    let mut model = Sequential::new()
+        .push(Sequential::new().push(rnn))
+        .push(Sequential::new().push(Sequential::new().push(DenseConfig::new(3, 2).init(&mut rng).unwrap())));
+    let cfg = BioConfig {
+        fuzzy_lr_distribution: Distribution::Activity,
+        fuzzy_lr_dynamic: true,
+        ..BioConfig::default()
+    };
+    let mut bio = BioConverter::new(cfg).convert(&mut model, &mut rng).unwrap();
+    let mut opt = OptimizerConfig::torch_adam(1e-2).build().unwrap();
+    for _ in 0..2 {
+        let x = Tensor::from_vec((0..12).map(|i| i as f32 * 0.2 - 1.0).collect(), &[2, 3, 2]).unwrap();
+        bio.train_step(
+            &mut model,
+            &mut opt,
+            x,
+            |g, out| g.cross_entropy(out, &[0, 1, 1, 0, 1, 0]),
+            &BioSchedule::default(),
+        )
+        .unwrap();
+    }
+    (model, bio)
+}
+
+#[test]
+fn a_nested_converted_model_with_an_rnn_round_trips_its_synaptic_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = CheckpointFiles::new(dir.path(), "checkpoint");
+    let (model, bio) = converted_nested(1);
+    let opt = OptimizerConfig::torch_adam(1e-2).build().unwrap();
+    checkpoint::save_with_synapses(&files, &model, Some(&bio), &opt, &one_epoch()).unwrap();
+    // Every converted weight has its own arrays, named by the qualified parameter name.
+    let names: Vec<String> = load_npz(&files.npz())
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .filter(|n| n.starts_with("bio."))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "bio.0.sequential.0.elman_rnn.w_ih.factors",
+            "bio.0.sequential.0.elman_rnn.w_hh.factors",
+            "bio.0.sequential.0.elman_rnn.w_out.factors",
+            "bio.1.sequential.0.sequential.0.dense.kernel.factors"
+        ]
+    );
+    let (mut m2, mut b2) = converted_nested(2);
+    let mut opt = OptimizerConfig::torch_adam(1e-2).build().unwrap();
+    checkpoint::load_with_synapses(&files, &mut m2, Some(&mut b2), &mut opt, Some(3))
+        .unwrap()
+        .unwrap();
+    assert_eq!(b2.layers.len(), 4);
+    for (a, b) in b2.layers.iter().zip(&bio.layers) {
+        assert_eq!(a.key(), b.key());
+        assert_eq!(a.synapses.factors(), b.synapses.factors());
+        assert_eq!(a.synapses.counters(), b.synapses.counters());
+        assert!(
+            b.synapses.counters().activation_count.iter().any(|&c| c > 0.0),
+            "{}",
+            b.key()
+        );
+    }
+    assert_eq!((b2.steps(), b2.rng_state()), (bio.steps(), bio.rng_state()));
+    for (p, q) in m2.params().iter().zip(model.params()) {
+        assert_eq!(p.value.to_vec().unwrap(), q.value.to_vec().unwrap());
+    }
+}

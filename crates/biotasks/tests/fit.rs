@@ -243,7 +243,7 @@ fn bio_snapshot(model: &Sequential, bio: &BioModel) -> String {
         let counts: Vec<u64> = c.activation_count.iter().map(|v| v.to_bits()).collect();
         out += &format!(
             "layer {} factors {:?} signs {:?} counts {counts:?} {} {} {}\n",
-            cl.layer,
+            cl.path,
             bits(s.factors()),
             s.signs().map(bits),
             c.activity_initialized,

@@ -1,25 +1,43 @@
-//! `BioConverter`: attaches [`BioSynapses`] to every dense and conv layer of a [`Sequential`]
-//! model, and the training step that runs the mechanisms in upstream's order.
+//! `BioConverter`: attaches [`BioSynapses`] to every convertible weight of a model, at any depth
+//! of its containers, and the training step that runs the mechanisms in upstream's order.
+//!
+//! The converter walks the model tree ([`visit_layers`], upstream's `model.modules()`): every
+//! layer that lists weights in [`Module::learnables`] is converted: dense and conv layers
+//! (their kernel), an [`ElmanRnn`](crate::layers::ElmanRnn) (input, recurrent and readout
+//! weights; the recurrent one on its topology's support) and a
+//! [`ConvLstm`](crate::layers::ConvLstm) (input and recurrent kernels), inside nested
+//! [`Sequential`](crate::layers::Sequential)s and [`Residual`](crate::layers::Residual) blocks
+//! too. Every other layer with parameters, and every frozen weight, is reported in
+//! [`BioModel::skipped`] with its path and why. A converted weight is named by its layer's path
+//! and the weight's name ([`ConvertedLayer::key`], e.g. `"2.main.0.kernel"`, `"1.w_hh"`).
+//!
+//! Upstream defines weight splitting and Dale's principle for `Linear` and `Conv2d` only; here
+//! they apply to dense and conv layers, and a recurrent layer ([`Module::learnable`] `None`)
+//! that would get either is refused with [`crate::Error::InvalidConfig`] naming its path (see
+//! `docs/synaptic-diversity.md`).
 
 use bioautograd::{Graph, Tensor, Var};
 use biorng::{Stream, StreamState};
 
-use super::{BioConfig, BioSynapses, Distribution};
+use super::{BioConfig, BioSynapses, Distribution, SplitActivation};
 use crate::error::{invalid, Result};
-use crate::layers::{Module, Sequential};
+use crate::layers::{layer_at_mut, visit_layers, Learnable, Module};
 use crate::optim::Optimizer;
 use crate::train::train_step_with;
 
-/// Which learnable layer weight splitting skips.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which converted layer weight splitting skips (and Dale enforcement leaves alone).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum LastLayer {
-    /// Upstream's rule: among the model's direct learnable children, the last one is marked
-    /// when there is more than one.
+    /// Upstream's rule: among the converted layers that are direct children of the model (a
+    /// path of one segment), the last one is marked when there is more than one; layers inside
+    /// nested containers are never marked (as upstream, which looks at `model.children()`).
     #[default]
     Upstream,
-    /// Mark the layer at this index of the `Sequential`.
+    /// Mark the layer at this index of a `Sequential` (its path `"<index>"`).
     Index(usize),
-    /// Mark none (every learnable layer is split).
+    /// Mark the layer at this path (as [`visit_layers`] names it, e.g. `"3.1"`).
+    Path(String),
+    /// Mark none (every converted layer is split).
     None,
 }
 
@@ -32,25 +50,66 @@ pub struct BioConverter {
     pub last_layer: LastLayer,
 }
 
-/// One converted layer.
+/// One converted weight.
 #[derive(Debug, Clone)]
 pub struct ConvertedLayer {
-    /// Index of the layer in the `Sequential`.
-    pub layer: usize,
-    /// Index of its kernel in [`Module::params`] of the whole model.
+    /// Path of its layer in the model (as [`visit_layers`] names it: `"0"`, `"2.main.0"`; for a
+    /// flat `Sequential` the layer's index).
+    pub path: String,
+    /// The weight's name inside its layer (`kernel`, `w_ih`, `w_hh`, `w_out`, `recurrent_kernel`).
+    pub weight: String,
+    /// Index of the weight among its layer's [`Module::params`].
+    pub layer_param: usize,
+    /// Index of the weight in [`Module::params`] of the whole model.
     pub param: usize,
     /// Its state.
     pub synapses: BioSynapses,
 }
 
+impl ConvertedLayer {
+    /// `"<path>.<weight>"` (`"<weight>"` when the model is the layer itself): the name
+    /// [`BioModel::synapses_at`] accepts.
+    pub fn key(&self) -> String {
+        join(&self.path, &self.weight)
+    }
+    /// The index of the layer in a flat `Sequential` (its path when that is a number).
+    pub fn layer_index(&self) -> Option<usize> {
+        self.path.parse().ok()
+    }
+}
+
+/// A layer or weight with parameters that the converter left alone, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedWeight {
+    /// Path of the layer.
+    pub path: String,
+    /// The layer's name ([`Module::name`]).
+    pub layer: String,
+    /// The weight, when only that one was skipped; `None`: the whole layer.
+    pub weight: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+impl std::fmt::Display for SkippedWeight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = match &self.weight {
+            Some(w) => join(&self.path, w),
+            None => self.path.clone(),
+        };
+        write!(f, "{at} ({}): {}", self.layer, self.reason)
+    }
+}
+
 /// A converted model's synaptic-diversity state.
 #[derive(Debug, Clone)]
 pub struct BioModel {
-    /// The converted layers, in model order.
+    /// The converted weights, in model (parameter) order.
     pub layers: Vec<ConvertedLayer>,
-    /// Layers with parameters that could not be converted (name and why), reported rather than
-    /// silently skipped.
-    pub skipped: Vec<String>,
+    /// Layers and weights with parameters that were not converted (path and why), reported
+    /// rather than silently skipped. Biases are never converted (upstream never touches them)
+    /// and not listed.
+    pub skipped: Vec<SkippedWeight>,
     rng: Stream,
     steps: u64,
 }
@@ -87,6 +146,26 @@ impl Default for BioSchedule {
     }
 }
 
+/// `path.segment`, or `segment` alone at the root.
+fn join(path: &str, segment: &str) -> String {
+    if path.is_empty() {
+        segment.to_string()
+    } else {
+        format!("{path}.{segment}")
+    }
+}
+
+/// A layer the converter will convert: where it is and which of its weights.
+struct Planned {
+    path: String,
+    name: String,
+    first_param: usize,
+    /// A dense or conv layer ([`Module::learnable`] is `Some`): splitting and Dale apply.
+    feed_forward: bool,
+    /// `(index in the layer, weight name, shape and support)`.
+    weights: Vec<(usize, String, Learnable)>,
+}
+
 impl BioConverter {
     /// A converter with `config` and upstream's last-layer rule.
     pub fn new(config: BioConfig) -> Self {
@@ -96,63 +175,196 @@ impl BioConverter {
         }
     }
 
-    /// Attaches per-weight state to every dense and conv layer (masked ones included: the
-    /// factors matter only on the mask's support), sets up weight splitting (Γ > 1) on every
-    /// learnable layer but the last, and applies Dale's initialisation when configured.
-    pub fn convert(&self, model: &mut Sequential, rng: &mut Stream) -> Result<BioModel> {
-        self.config.validate()?;
-        let mut param_offset = 0;
-        let mut learnable = Vec::new();
+    /// The layers to convert and what is skipped, from a walk of the model tree.
+    fn plan(model: &dyn Module) -> Result<(Vec<Planned>, Vec<SkippedWeight>)> {
+        let mut planned = Vec::new();
         let mut skipped = Vec::new();
-        for (i, layer) in model.layers().iter().enumerate() {
-            let n_params = layer.params().len();
-            match layer.learnable() {
-                Some(l) => learnable.push((i, param_offset, l)),
-                None if n_params > 0 => skipped.push(format!(
-                    "{i}.{}: not a dense or conv layer (its parameters are left as they are)",
-                    layer.name()
-                )),
-                None => {}
+        for v in visit_layers(model) {
+            let params = v.layer.params();
+            if params.is_empty() {
+                continue;
             }
-            param_offset += n_params;
-        }
-        let last = match self.last_layer {
-            LastLayer::Upstream => (learnable.len() > 1).then(|| learnable.last().map(|l| l.0)).flatten(),
-            LastLayer::Index(i) => {
-                if !learnable.iter().any(|l| l.0 == i) {
-                    return Err(invalid("last_layer", i, "is not a dense or conv layer of the model"));
+            let name = v.layer.name();
+            let learnables = v.layer.learnables();
+            if learnables.is_empty() {
+                skipped.push(SkippedWeight {
+                    path: v.path,
+                    layer: name,
+                    weight: None,
+                    reason: "not a dense, conv or recurrent layer (its parameters are left as they are)".into(),
+                });
+                continue;
+            }
+            let mut weights = Vec::new();
+            for (j, learnable) in learnables {
+                let p = params.get(j).ok_or_else(|| {
+                    invalid(
+                        "layer",
+                        &v.path,
+                        format!("{name} lists weight {j} among its {} parameters", params.len()),
+                    )
+                })?;
+                // Residual blocks qualify their parameters' names (`main.0.conv2d.kernel`).
+                let weight = p.name.rsplit('.').next().unwrap_or(&p.name).to_string();
+                if !p.is_trainable() {
+                    skipped.push(SkippedWeight {
+                        path: v.path.clone(),
+                        layer: name.clone(),
+                        weight: Some(weight),
+                        reason: "frozen (rejuvenation and Dale's principle would change a weight that must stay fixed)"
+                            .into(),
+                    });
+                    continue;
                 }
-                Some(i)
+                weights.push((j, weight, learnable));
             }
-            LastLayer::None => None,
+            if !weights.is_empty() {
+                planned.push(Planned {
+                    feed_forward: v.layer.learnable().is_some(),
+                    path: v.path,
+                    name,
+                    first_param: v.first_param,
+                    weights,
+                });
+            }
+        }
+        Ok((planned, skipped))
+    }
+
+    /// The path of the layer the last-layer rule marks.
+    fn marked(&self, planned: &[Planned]) -> Result<Option<String>> {
+        let converted = || planned.iter().map(|p| p.path.as_str()).collect::<Vec<_>>();
+        let check = |path: String, what: &str| {
+            if planned.iter().any(|p| p.path == path) {
+                Ok(Some(path))
+            } else {
+                Err(invalid(
+                    "last_layer",
+                    what,
+                    format!("is not a converted layer of the model (those are {:?})", converted()),
+                ))
+            }
         };
-        let total = learnable.len();
-        let mut layers = Vec::with_capacity(total);
-        for (k, (i, param, l)) in learnable.into_iter().enumerate() {
+        match &self.last_layer {
+            LastLayer::Upstream => {
+                let direct: Vec<&Planned> = planned.iter().filter(|p| !p.path.contains('.')).collect();
+                Ok((direct.len() > 1)
+                    .then(|| direct.last().map(|p| p.path.clone()))
+                    .flatten())
+            }
+            LastLayer::Index(i) => check(i.to_string(), &i.to_string()),
+            LastLayer::Path(path) => check(path.clone(), path),
+            LastLayer::None => Ok(None),
+        }
+    }
+
+    /// Weight splitting on every planned layer but `last`; when a layer refuses Γ (it does not
+    /// divide its output units), the layers already set are reset, so the model is unchanged.
+    fn split_all(
+        model: &mut dyn Module,
+        planned: &[Planned],
+        last: Option<&str>,
+        gamma: usize,
+        activation: SplitActivation,
+    ) -> Result<()> {
+        let targets: Vec<&str> = planned
+            .iter()
+            .map(|p| p.path.as_str())
+            .filter(|&path| Some(path) != last)
+            .collect();
+        for (k, path) in targets.iter().enumerate() {
+            let set = layer_at_mut(model, path)
+                .ok_or_else(|| invalid("layer", path, "vanished from the model while it was converted"))
+                .and_then(|layer| layer.set_weight_splitting(gamma, activation));
+            if let Err(e) = set {
+                for done in &targets[..k] {
+                    if let Some(layer) = layer_at_mut(model, done) {
+                        layer.set_weight_splitting(1, activation)?;
+                    }
+                }
+                return Err(invalid(
+                    "weight_splitting_Gamma",
+                    gamma,
+                    format!("refused by layer {path}: {e}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Attaches per-weight state to every convertible weight of `model` at any depth (masked
+    /// ones included: the factors matter only on the mask's support), sets up weight splitting
+    /// (Γ > 1) on every converted layer but the last, and applies Dale's initialisation when
+    /// configured. Layers are numbered in model order for `layer_adaptive`
+    /// (`fuzzy_lr_layer_index`; `fuzzy_lr_total_layers` = the converted layers; the weights of
+    /// one layer share its number).
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidConfig`]: a bad config; a last layer that is not converted;
+    /// weight splitting (Γ > 1) or Dale's principle on a recurrent layer, or a Γ that does not
+    /// divide a layer's output units. All are found before the model is changed.
+    pub fn convert(&self, model: &mut dyn Module, rng: &mut Stream) -> Result<BioModel> {
+        self.config.validate()?;
+        let (planned, skipped) = Self::plan(model)?;
+        let last = self.marked(&planned)?;
+        let gamma = self.config.weight_splitting_gamma;
+        for p in &planned {
+            if self.config.apply_dales_principle && !p.feed_forward {
+                return Err(invalid(
+                    "apply_dales_principle",
+                    true,
+                    format!(
+                        "{} ({}) is a recurrent layer: upstream defines Dale signs for Linear and Conv2d layers only",
+                        p.path, p.name
+                    ),
+                ));
+            }
+            if gamma > 1 && Some(&p.path) != last.as_ref() && !p.feed_forward {
+                return Err(invalid(
+                    "weight_splitting_Gamma",
+                    gamma,
+                    format!(
+                        "{} ({}) is a recurrent layer: upstream splits the outputs of Linear and Conv2d layers only \
+                         (mark it as the last layer or convert with Γ <= 1)",
+                        p.path, p.name
+                    ),
+                ));
+            }
+        }
+        if gamma > 1 {
+            Self::split_all(
+                model,
+                &planned,
+                last.as_deref(),
+                gamma,
+                self.config.weight_splitting_activation_function,
+            )?;
+        }
+        let total = planned.len();
+        let mut layers = Vec::new();
+        for (k, p) in planned.into_iter().enumerate() {
             let mut cfg = self.config.clone();
             cfg.fuzzy_lr_layer_index = k as i64;
             cfg.fuzzy_lr_total_layers = total as i64;
-            let layer = &mut model.layers_mut()[i];
-            let is_last = Some(i) == last;
-            if !is_last && cfg.weight_splitting_gamma > 1 {
-                layer.set_weight_splitting(cfg.weight_splitting_gamma, cfg.weight_splitting_activation_function)?;
-            }
-            let name = layer.name();
+            let layer = layer_at_mut(model, &p.path)
+                .ok_or_else(|| invalid("layer", &p.path, "vanished from the model while it was converted"))?;
+            let is_last = Some(&p.path) == last.as_ref();
             let mut params = layer.params_mut();
-            let kernel = params.first_mut().ok_or_else(|| {
-                invalid(
-                    "layer",
-                    name,
-                    "a learnable layer must have its kernel as first parameter",
-                )
-            })?;
-            let mut synapses = BioSynapses::new(&cfg, l.shape, kernel.value.data_mut()?, l.support.as_deref(), rng)?;
-            synapses.set_last_layer(is_last);
-            layers.push(ConvertedLayer {
-                layer: i,
-                param,
-                synapses,
-            });
+            for (j, weight, l) in p.weights {
+                let kernel = params
+                    .get_mut(j)
+                    .ok_or_else(|| invalid("layer", &p.path, format!("has no parameter {j}")))?;
+                let mut synapses =
+                    BioSynapses::new(&cfg, l.shape, kernel.value.data_mut()?, l.support.as_deref(), rng)?;
+                synapses.set_last_layer(is_last);
+                layers.push(ConvertedLayer {
+                    path: p.path.clone(),
+                    weight,
+                    layer_param: j,
+                    param: p.first_param + j,
+                    synapses,
+                });
+            }
         }
         Ok(BioModel {
             layers,
@@ -191,48 +403,89 @@ impl BioModel {
         Ok(())
     }
 
-    /// The state of the converted layer at index `layer` of the `Sequential`.
+    /// The state of the converted layer at index `layer` of a flat `Sequential` (the layer at
+    /// path `"<layer>"`, see [`BioModel::synapses_at`]).
     ///
     /// # Errors
-    /// [`crate::Error::InvalidConfig`] naming `layer` and the converted layers' indices.
+    /// [`crate::Error::InvalidConfig`] naming `layer` and the converted weights' keys.
     pub fn synapses(&self, layer: usize) -> Result<&BioSynapses> {
-        self.layers
-            .iter()
-            .find(|cl| cl.layer == layer)
-            .map(|cl| &cl.synapses)
-            .ok_or_else(|| self.not_converted(layer))
+        self.synapses_at(&layer.to_string())
     }
 
-    /// The state of the converted layer at index `layer` of the `Sequential`, to set its
+    /// The state of the converted layer at index `layer` of a flat `Sequential`, to set its
     /// factors or signs ([`BioSynapses::set_factors`], [`BioSynapses::set_signs`]).
     ///
     /// # Errors
-    /// [`crate::Error::InvalidConfig`] naming `layer` and the converted layers' indices.
+    /// [`crate::Error::InvalidConfig`] naming `layer` and the converted weights' keys.
     pub fn synapses_mut(&mut self, layer: usize) -> Result<&mut BioSynapses> {
-        match self.layers.iter().position(|cl| cl.layer == layer) {
-            Some(i) => Ok(&mut self.layers[i].synapses),
-            None => Err(self.not_converted(layer)),
+        self.synapses_at_mut(&layer.to_string())
+    }
+
+    /// The state of one converted weight, by its key (`"<path>.<weight>"`, e.g. `"1.w_hh"`,
+    /// see [`ConvertedLayer::key`]) or, for a layer with one converted weight, by the layer's
+    /// path alone (`"2.main.0"`).
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidConfig`] naming `at` and the converted weights' keys: no such
+    /// weight, or a path whose layer has several converted weights.
+    pub fn synapses_at(&self, at: &str) -> Result<&BioSynapses> {
+        let i = self.position(at)?;
+        Ok(&self.layers[i].synapses)
+    }
+
+    /// [`BioModel::synapses_at`], mutable.
+    ///
+    /// # Errors
+    /// As [`BioModel::synapses_at`].
+    pub fn synapses_at_mut(&mut self, at: &str) -> Result<&mut BioSynapses> {
+        let i = self.position(at)?;
+        Ok(&mut self.layers[i].synapses)
+    }
+
+    fn position(&self, at: &str) -> Result<usize> {
+        if let Some(i) = self.layers.iter().position(|cl| cl.key() == at) {
+            return Ok(i);
+        }
+        let on_path: Vec<usize> = (0..self.layers.len()).filter(|&i| self.layers[i].path == at).collect();
+        match on_path.as_slice() {
+            [i] => Ok(*i),
+            [] => Err(invalid(
+                "layer",
+                at,
+                format!("is not a converted layer (the converted weights are {:?})", self.keys()),
+            )),
+            several => Err(invalid(
+                "layer",
+                at,
+                format!(
+                    "has {} converted weights: name one of {:?}",
+                    several.len(),
+                    several.iter().map(|&i| self.layers[i].key()).collect::<Vec<_>>()
+                ),
+            )),
         }
     }
 
-    fn not_converted(&self, layer: usize) -> crate::Error {
-        let converted: Vec<usize> = self.layers.iter().map(|cl| cl.layer).collect();
-        invalid(
-            "layer",
-            layer,
-            format!("is not a converted layer (the converted layers are {converted:?})"),
-        )
+    fn keys(&self) -> Vec<String> {
+        self.layers.iter().map(ConvertedLayer::key).collect()
     }
 
     /// The gradient mechanisms, between backward and the optimiser step.
     fn before_update(
         &mut self,
         g: &Graph,
-        model: &Sequential,
+        model: &dyn Module,
         grads: &mut [Option<Vec<f32>>],
         schedule: &BioSchedule,
     ) -> Result<()> {
         let params = model.params();
+        let activity = schedule.update_fuzzy
+            && self
+                .layers
+                .iter()
+                .any(|cl| cl.synapses.config().fuzzy_lr_distribution == Distribution::Activity);
+        // The layers by path, only when activity counting reads their outputs.
+        let visits = if activity { visit_layers(model) } else { Vec::new() };
         for cl in &mut self.layers {
             let weight = params
                 .get(cl.param)
@@ -241,8 +494,16 @@ impl BioModel {
                 .as_slice()?;
             if schedule.update_fuzzy {
                 let out = if cl.synapses.config().fuzzy_lr_distribution == Distribution::Activity {
-                    model.layers()[cl.layer]
-                        .last_output()
+                    let layer = visits.iter().find(|v| v.path == cl.path).ok_or_else(|| {
+                        invalid(
+                            "model",
+                            &cl.path,
+                            "has no layer at this path (not the model this BioModel was converted from)",
+                        )
+                    })?;
+                    layer
+                        .layer
+                        .weight_output(cl.layer_param)
                         .map(|v: Var| g.value(&v))
                         .transpose()?
                 } else {
@@ -269,7 +530,7 @@ impl BioModel {
     }
 
     /// The weight mechanisms, after the optimiser step.
-    fn after_update(&mut self, model: &mut Sequential, schedule: &BioSchedule) -> Result<()> {
+    fn after_update(&mut self, model: &mut dyn Module, schedule: &BioSchedule) -> Result<()> {
         self.steps += 1;
         let rejuvenate = schedule.rejuvenate_every.is_some_and(|n| n > 0 && self.steps % n == 0);
         if !rejuvenate && !schedule.enforce_dales_principle {
@@ -293,10 +554,12 @@ impl BioModel {
     }
 
     /// One training step of a converted model: forward, backward, the gradient mechanisms of
-    /// `schedule`, the optimiser step, then the weight mechanisms. Returns the loss.
+    /// `schedule`, the optimiser step, then the weight mechanisms. Returns the loss. With the
+    /// `activity` distribution, each converted weight's output is read from the step's tape
+    /// ([`Module::weight_output`]) and counted before the gradient mechanisms.
     pub fn train_step(
         &mut self,
-        model: &mut Sequential,
+        model: &mut dyn Module,
         opt: &mut Optimizer,
         x: Tensor,
         loss_fn: impl FnOnce(&Graph, &Var) -> bioautograd::Result<Var>,

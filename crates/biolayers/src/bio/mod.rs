@@ -4,9 +4,11 @@
 //! This module holds the tape-independent core: [`BioConfig`] (every upstream field, default and
 //! validation rule, plus the rules upstream forgot) and [`BioSynapses`], the per-layer state that
 //! upstream's `BioModule` keeps, with every operation on a layer's weight and gradient slices.
-//! [`BioConverter`] attaches a `BioSynapses` to each dense/conv layer of a `Sequential` model
-//! (masked layers included) and [`BioModel::train_step`] runs the mechanisms around the
-//! optimiser step. [`BioModel::synapses_mut`] reaches a layer's state, whose factors, signs and
+//! [`BioConverter`] attaches a `BioSynapses` to each convertible weight of any model (dense and
+//! conv kernels, masked ones included, and the weights of `ElmanRnn` and `ConvLstm` layers, at any
+//! depth of nested containers; what it leaves alone is reported in [`BioModel::skipped`]) and
+//! [`BioModel::train_step`] runs the mechanisms around the optimiser step.
+//! [`BioModel::synapses_at_mut`] reaches a weight's state, whose factors, signs and
 //! counters have validated setters; with the step count and the stream position
 //! ([`BioModel::rng_state`]) they are everything a checkpoint needs (`biotasks::checkpoint`).
 //!
@@ -25,6 +27,6 @@ mod splitting;
 mod synapses;
 
 pub use config::{BioConfig, Distribution, SplitActivation};
-pub use converter::{BioConverter, BioModel, BioSchedule, ConvertedLayer, LastLayer};
+pub use converter::{BioConverter, BioModel, BioSchedule, ConvertedLayer, LastLayer, SkippedWeight};
 pub use splitting::{split_group_sum, split_group_sum_backward};
 pub use synapses::{gamma_sample, BioSynapses, LayerShape, SynapsesCounters};

@@ -1,6 +1,7 @@
 //! `BioSynapses`: the per-layer state of upstream's `BioModule` and its operations.
 
 use biorng::Stream;
+use rand_distr::{Beta, Distribution as _, Gamma};
 
 use super::config::{BioConfig, Distribution};
 use crate::error::{invalid, Error, Result};
@@ -97,25 +98,24 @@ fn uniform_factor(u: f64, nu: f64) -> f64 {
     1.0 + (2.0 * u * nu - nu)
 }
 
-/// A Gamma(shape, scale) draw (Marsaglia & Tsang 2000; shapes below 1 through the `U^(1/k)` boost).
-pub fn gamma_sample(shape: f64, scale: f64, rng: &mut Stream) -> f64 {
-    if shape < 1.0 {
-        let u = rng.uniform01().max(f64::MIN_POSITIVE);
-        return gamma_sample(shape + 1.0, scale, rng) * u.powf(1.0 / shape);
-    }
-    let d = shape - 1.0 / 3.0;
-    let c = 1.0 / (9.0 * d).sqrt();
-    loop {
-        let z = rng.standard_normal();
-        let v = (1.0 + c * z).powi(3);
-        if v <= 0.0 {
-            continue;
-        }
-        let u = rng.uniform01();
-        if u.ln() < 0.5 * z * z + d - d * v + d * v.ln() {
-            return d * v * scale;
-        }
-    }
+/// A Gamma(shape, scale) draw from `rand_distr` (Marsaglia & Tsang 2000) on `rng`'s raw words.
+/// Upstream draws from torch, so no NumPy or CPython stream is to be reproduced here.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] naming `shape` and `scale` unless both are finite and positive.
+pub fn gamma_sample(shape: f64, scale: f64, rng: &mut Stream) -> Result<f64> {
+    Ok(gamma(shape, scale)?.sample(rng))
+}
+
+fn gamma(shape: f64, scale: f64) -> Result<Gamma<f64>> {
+    Gamma::new(shape, scale).map_err(|e| invalid("gamma", format!("shape {shape}, scale {scale}"), e.to_string()))
+}
+
+/// The draws of the distributions that need a sampler beyond uniforms and normals.
+enum Sampler {
+    Gamma(Gamma<f64>),
+    Beta(Beta<f64>),
+    None,
 }
 
 impl BioSynapses {
@@ -165,7 +165,7 @@ impl BioSynapses {
             }
             s.signs = Some(signs);
         }
-        s.initialize_factors(rng);
+        s.initialize_factors(rng)?;
         Ok(s)
     }
 
@@ -175,7 +175,12 @@ impl BioSynapses {
 
     /// Samples the factors for the configured distribution and clamps them to
     /// `[fuzzy_lr_min, fuzzy_lr_max]` (upstream's `_initialize_fuzzy_learning_rate_parameters`).
-    pub fn initialize_factors(&mut self, rng: &mut Stream) {
+    /// `gamma` and `beta` draw through `rand_distr` (see [`gamma_sample`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when `1/ν` is not a valid gamma or beta parameter (a `ν` so small
+    /// that `1/ν` overflows); the factors are unchanged then.
+    pub fn initialize_factors(&mut self, rng: &mut Stream) -> Result<()> {
         let c = self.config.clone();
         let nu = c.fuzzy_learning_rate_factor_nu;
         let mut layer_nu = nu;
@@ -187,27 +192,32 @@ impl BioSynapses {
                     .push("layer_adaptive requested but layer index or total not set; using uniform".to_string());
             }
         }
+        let sampler = match c.fuzzy_lr_distribution {
+            // Upstream's definition, kept: 1 + Gamma(1/ν, rate 1/ν), mean 2 before clamping.
+            Distribution::Gamma => Sampler::Gamma(gamma(1.0 / nu, nu)?),
+            Distribution::Beta => Sampler::Beta(
+                Beta::new(1.0 / nu, 1.0 / nu)
+                    .map_err(|e| invalid("fuzzy_learning_rate_factor_nu", nu, format!("beta(1/ν, 1/ν): {e}")))?,
+            ),
+            _ => Sampler::None,
+        };
         for i in 0..self.factors.len() {
             if !self.on_support(i) {
                 self.factors[i] = 1.0;
                 continue;
             }
-            let raw = match c.fuzzy_lr_distribution {
-                Distribution::Baseline | Distribution::WeightAdaptive | Distribution::Activity => 1.0,
-                Distribution::Uniform | Distribution::Temporal => uniform_factor(rng.uniform01(), nu),
-                Distribution::LayerAdaptive => uniform_factor(rng.uniform01(), layer_nu),
-                Distribution::Normal => 1.0 + nu * rng.standard_normal(),
-                Distribution::Lognormal => (-nu * nu / 2.0 + nu * rng.standard_normal()).exp(),
-                // Upstream's definition, kept: 1 + Gamma(1/ν, rate 1/ν), mean 2 before clamping.
-                Distribution::Gamma => 1.0 + gamma_sample(1.0 / nu, nu, rng),
-                Distribution::Beta => {
-                    let x = gamma_sample(1.0 / nu, 1.0, rng);
-                    let y = gamma_sample(1.0 / nu, 1.0, rng);
-                    1.0 + (2.0 * (x / (x + y)) - 1.0) * nu
-                }
+            let raw = match (c.fuzzy_lr_distribution, &sampler) {
+                (_, Sampler::Gamma(g)) => 1.0 + g.sample(rng),
+                (_, Sampler::Beta(b)) => 1.0 + (2.0 * b.sample(rng) - 1.0) * nu,
+                (Distribution::Uniform | Distribution::Temporal, _) => uniform_factor(rng.uniform01(), nu),
+                (Distribution::LayerAdaptive, _) => uniform_factor(rng.uniform01(), layer_nu),
+                (Distribution::Normal, _) => 1.0 + nu * rng.standard_normal(),
+                (Distribution::Lognormal, _) => (-nu * nu / 2.0 + nu * rng.standard_normal()).exp(),
+                _ => 1.0,
             };
             self.factors[i] = clamp(raw, &c);
         }
+        Ok(())
     }
 
     /// The configuration.

@@ -244,16 +244,23 @@ impl Sequential {
     pub fn layers_mut(&mut self) -> &mut [Box<dyn Module>] {
         &mut self.layers
     }
-    /// `(qualified name, parameter)` pairs, e.g. `"0.szdense.kernel"`.
+    /// `(qualified name, parameter)` pairs, e.g. `"0.szdense.kernel"`. A nested `Sequential`
+    /// is named layer by layer (`"1.sequential.0.dense.kernel"`), so that its layers' names stay
+    /// unique; a residual block's parameters carry their branch already
+    /// (`"2.residual.main.0.conv2d.kernel"`).
     pub fn named_params(&self) -> Vec<(String, &Param)> {
-        self.layers
-            .iter()
-            .enumerate()
-            .flat_map(|(i, l)| {
-                let prefix = format!("{i}.{}", l.name());
-                l.params().into_iter().map(move |p| (format!("{prefix}.{}", p.name), p))
-            })
-            .collect()
+        fn walk<'a>(m: &'a dyn Module, prefix: &str, out: &mut Vec<(String, &'a Param)>) {
+            if m.name() == "sequential" {
+                for (segment, child) in m.children() {
+                    walk(child, &format!("{prefix}{segment}.{}.", child.name()), out);
+                }
+            } else {
+                out.extend(m.params().into_iter().map(|p| (format!("{prefix}{}", p.name), p)));
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, "", &mut out);
+        out
     }
 }
 

@@ -29,7 +29,8 @@ use bioautograd::{Conv2dOptions, Float, Graph, Padding, Tensor, Var};
 use biorng::Stream;
 use serde::{Deserialize, Serialize};
 
-use super::{Module, PaddingConfig, Param};
+use super::{Learnable, Module, PaddingConfig, Param};
+use crate::bio::LayerShape;
 use crate::error::{invalid, Result};
 use crate::init::{FanLayout, Initializer};
 
@@ -109,6 +110,7 @@ impl ConvLstmConfig {
             },
             filters: self.filters,
             steps: self.steps,
+            last_outputs: None,
         })
     }
 }
@@ -157,6 +159,29 @@ pub fn conv_lstm_forward<T: Float>(
     input_options: &Conv2dOptions,
     steps: usize,
 ) -> bioautograd::Result<Var> {
+    Ok(unroll(g, x, kernel, recurrent, bias, input_options, steps)?.hidden)
+}
+
+/// What one unrolled forward records: the output and each kernel's own output (for activity
+/// counting).
+struct Unrolled {
+    /// `h_T (n, F, oh, ow)`.
+    hidden: Var,
+    /// `W ∗ x + b (n, 4F, oh, ow)`.
+    input_term: Var,
+    /// `U ∗ h_{T-1} (n, 4F, oh, ow)` of the last step; `None` at `T = 1` (`h₀ = 0`: `U` is unused).
+    recurrent_term: Option<Var>,
+}
+
+fn unroll<T: Float>(
+    g: &Graph<T>,
+    x: &Var,
+    kernel: &Var,
+    recurrent: &Var,
+    bias: &Var,
+    input_options: &Conv2dOptions,
+    steps: usize,
+) -> bioautograd::Result<Unrolled> {
     let f4 = g.shape(bias)?.first().copied().unwrap_or(0);
     let f = f4 / 4;
     if steps == 0 || f == 0 || f4 % 4 != 0 {
@@ -170,9 +195,14 @@ pub fn conv_lstm_forward<T: Float>(
     let gate = |pre: &Var, k: usize| g.slice(pre, 1, k * f, (k + 1) * f);
     let mut h: Option<Var> = None;
     let mut c: Option<Var> = None;
+    let mut recurrent_term = None;
     for _ in 0..steps {
         let pre = match &h {
-            Some(h) => g.add(&wx, &g.conv2d(h, recurrent, None, &recurrent_options, None)?)?,
+            Some(h) => {
+                let uh = g.conv2d(h, recurrent, None, &recurrent_options, None)?;
+                recurrent_term = Some(uh);
+                g.add(&wx, &uh)?
+            }
             None => wx,
         };
         let i = g.sigmoid(&gate(&pre, 0)?)?;
@@ -187,9 +217,14 @@ pub fn conv_lstm_forward<T: Float>(
         h = Some(g.mul(&o, &g.tanh(&next_c)?)?);
         c = Some(next_c);
     }
-    h.ok_or(bioautograd::Error::InvalidArgument {
+    let hidden = h.ok_or(bioautograd::Error::InvalidArgument {
         op: "conv_lstm",
         what: "no steps".into(),
+    })?;
+    Ok(Unrolled {
+        hidden,
+        input_term: wx,
+        recurrent_term,
     })
 }
 
@@ -202,6 +237,8 @@ pub struct ConvLstm {
     input_options: Conv2dOptions,
     filters: usize,
     steps: usize,
+    /// `(W ∗ x + b, U ∗ h_{T-1})` of the last forward, for activity counting.
+    last_outputs: Option<(Var, Option<Var>)>,
 }
 
 impl ConvLstm {
@@ -238,7 +275,9 @@ impl Module for ConvLstm {
         let w = self.kernel.bind(g);
         let u = self.recurrent.bind(g);
         let b = self.bias.bind(g);
-        Ok(conv_lstm_forward(g, x, &w, &u, &b, &self.input_options, self.steps)?)
+        let run = unroll(g, x, &w, &u, &b, &self.input_options, self.steps)?;
+        self.last_outputs = Some((run.input_term, run.recurrent_term));
+        Ok(run.hidden)
     }
     fn params(&self) -> Vec<&Param> {
         vec![&self.kernel, &self.recurrent, &self.bias]
@@ -248,6 +287,27 @@ impl Module for ConvLstm {
     }
     fn name(&self) -> String {
         "conv_lstm".into()
+    }
+    /// The input kernel `W (kh, kw, cin, 4F)` (parameter 0) and the recurrent kernel
+    /// `U (kh, kw, F, 4F)` (parameter 1); their output units are the `4F` gate channels.
+    fn learnables(&self) -> Vec<(usize, Learnable)> {
+        let conv = |t: &Tensor| match t.shape() {
+            &[kh, kw, cin, cout] => Some(LayerShape::Conv { kh, kw, cin, cout }),
+            _ => None,
+        };
+        [(0, &self.kernel), (1, &self.recurrent)]
+            .into_iter()
+            .filter_map(|(i, p)| conv(&p.value).map(|shape| (i, Learnable { shape, support: None })))
+            .collect()
+    }
+    /// `W ∗ x + b` for the input kernel; `U ∗ h_{T-1}` of the last step for the recurrent
+    /// kernel (none at `T = 1`, where `U` takes no part).
+    fn weight_output(&self, param: usize) -> Option<Var> {
+        match (param, &self.last_outputs) {
+            (0, Some((input_term, _))) => Some(*input_term),
+            (1, Some((_, recurrent_term))) => *recurrent_term,
+            _ => None,
+        }
     }
 }
 

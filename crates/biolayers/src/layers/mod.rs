@@ -185,6 +185,24 @@ pub trait Module {
     fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
         None
     }
+    /// Every weight a converter (`BioConverter`) may attach per-weight state to, as
+    /// `(index among this layer's` [`Module::params`]`, shape and support)`. The default is
+    /// [`Module::learnable`]'s kernel at index 0 (dense and conv layers); layers with several
+    /// weights (an [`ElmanRnn`]: input, recurrent and readout weights; a [`ConvLstm`]: input and
+    /// recurrent kernels) list each. Biases are never listed (upstream never touches them).
+    fn learnables(&self) -> Vec<(usize, Learnable)> {
+        self.learnable().map(|l| (0, l)).into_iter().collect()
+    }
+    /// The output of the weight at `param` (an index of [`Module::learnables`]) in the last
+    /// graph the layer ran in, `(batch, units, ...)` with one unit per output of the weight, for
+    /// activity counting. The default is [`Module::last_output`] for the kernel at index 0.
+    fn weight_output(&self, param: usize) -> Option<Var> {
+        if param == 0 {
+            self.last_output()
+        } else {
+            None
+        }
+    }
 }
 
 /// What a converter needs to know of a learnable layer.

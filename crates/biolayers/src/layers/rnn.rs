@@ -25,7 +25,8 @@ use bioautograd::{Graph, RnnActivation, Tensor, TileMap, TileSize, Var};
 use biorng::Stream;
 use serde::{Deserialize, Serialize};
 
-use super::{Module, Param};
+use super::{Learnable, Module, Param};
+use crate::bio::LayerShape;
 use crate::error::{invalid, Result};
 
 /// The recurrent nonlinearity (serialised `"relu"` / `"tanh"`).
@@ -273,6 +274,8 @@ impl ElmanRnnConfig {
             topology: Arc::new(tiles),
             hidden,
             nonlinearity: self.nonlinearity,
+            last_states: None,
+            last_output: None,
         })
     }
 }
@@ -290,6 +293,11 @@ pub struct ElmanRnn {
     topology: Arc<TileMap>,
     hidden: usize,
     nonlinearity: RnnNonlinearity,
+    /// The hidden states `(batch·T, hidden)` of the last forward (the outputs of `W_ih` and
+    /// `W_hh`, for activity counting).
+    last_states: Option<Var>,
+    /// The readout `(batch·T, out)` of the last forward (the output of `W_out`).
+    last_output: Option<Var>,
 }
 
 impl ElmanRnn {
@@ -386,7 +394,10 @@ impl Module for ElmanRnn {
         // input of the graph, so no dW_hh is computed.
         let states = g.elman_sequence(x, &w_ih, &b_ih, &w_hh, &b_hh, Some(&self.topology), activation)?;
         let all = g.reshape(&states, &[b * t, self.hidden])?;
-        Ok(g.add(&g.matmul(&all, &w_out)?, &b_out)?)
+        let y = g.add(&g.matmul(&all, &w_out)?, &b_out)?;
+        self.last_states = Some(all);
+        self.last_output = Some(y);
+        Ok(y)
     }
     fn params(&self) -> Vec<&Param> {
         vec![&self.w_ih, &self.b_ih, &self.w_hh, &self.b_hh, &self.w_out, &self.b_out]
@@ -403,5 +414,49 @@ impl Module for ElmanRnn {
     }
     fn name(&self) -> String {
         "elman_rnn".into()
+    }
+    fn last_output(&self) -> Option<Var> {
+        self.last_output
+    }
+    /// `W_ih (in, hidden)` (parameter 0), `W_hh (hidden, hidden)` with the topology as support
+    /// (parameter 2) and the readout `W_out (hidden, out)` (parameter 4), all dense-shaped
+    /// `(inputs, outputs)`.
+    fn learnables(&self) -> Vec<(usize, Learnable)> {
+        let dense = |inputs, outputs| LayerShape::Dense { inputs, outputs };
+        let input = self.w_ih.value.shape().first().copied().unwrap_or(0);
+        let output = self.w_out.value.shape().get(1).copied().unwrap_or(0);
+        let partial = self.topology_flags.iter().any(|&c| !c);
+        vec![
+            (
+                0,
+                Learnable {
+                    shape: dense(input, self.hidden),
+                    support: None,
+                },
+            ),
+            (
+                2,
+                Learnable {
+                    shape: dense(self.hidden, self.hidden),
+                    support: partial.then(|| self.topology_flags.clone()),
+                },
+            ),
+            (
+                4,
+                Learnable {
+                    shape: dense(self.hidden, output),
+                    support: None,
+                },
+            ),
+        ]
+    }
+    /// The hidden states `(batch·T, hidden)` for `W_ih` and `W_hh` (their output units are the
+    /// hidden neurons), the readout `(batch·T, out)` for `W_out`.
+    fn weight_output(&self, param: usize) -> Option<Var> {
+        match param {
+            0 | 2 => self.last_states,
+            4 => self.last_output,
+            _ => None,
+        }
     }
 }

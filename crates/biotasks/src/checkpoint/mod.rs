@@ -32,7 +32,9 @@
 //!
 //! # Synaptic diversity (models converted with `BioConverter`)
 //! [`save_with_synapses`] / [`load_with_synapses`] (used by `fit_bio`) add the per-layer state of
-//! the [`BioModel`]; `<param>` is the qualified name of the layer's kernel, as in `param.<name>`:
+//! the [`BioModel`]; `<param>` is the qualified name of each converted weight (a layer's kernel,
+//! an RNN's `w_ih`/`w_hh`/`w_out`), as in `param.<name>` (a nested `Sequential`'s layers are
+//! named layer by layer, `1.sequential.0.dense.kernel`):
 //!
 //! * `.npz`: `bio.<param>.factors` (the fuzzy learning-rate factors, the weight's shape; f32 as
 //!   they are stored, so exact) and, for layers with Dale's principle, `bio.<param>.signs` (one
