@@ -297,7 +297,7 @@ pub fn run(a: &ReproduceArgs) -> CliResult {
     print_results(&results);
     if opts.out.join("summary.md").is_file() {
         println!(
-            "wrote summary.md (statistics and verdicts), stats.csv, comparisons.csv, history.csv and the loss/accuracy plots to {}",
+            "wrote summary.md (statistics and verdicts), stats.csv, comparisons.csv, history.csv and the plots to {}",
             opts.out.display()
         );
     } else {

@@ -238,6 +238,16 @@ pub fn compare(claim: &Claim, results: &[SettingResult]) -> Comparison {
     }
 }
 
+/// A statistic with four significant digits: fixed notation from 0.01 up (and for 0),
+/// scientific below, so that losses of 1e-5 do not print as `0.0000`.
+fn sig(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() || v.abs() >= 0.01 {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
 fn fmt_p(p: f64) -> String {
     if p < 1e-4 {
         format!("{p:.2e}")
@@ -262,16 +272,16 @@ pub fn sentence(c: &Comparison) -> String {
     let what = format!("{statement} ({setting} vs {baseline}: {} {dir})", metric.name());
     match (&c.verdict, &c.paired) {
         (Verdict::Holds, Ok(t)) => format!(
-            "{what}: **holds** at this scale (paired t-test p = {}, n = {} pairs, mean difference {:.4}).",
+            "{what}: **holds** at this scale (paired t-test p = {}, n = {} pairs, mean difference {}).",
             fmt_p(t.p),
             c.pairs,
-            c.mean_difference
+            sig(c.mean_difference)
         ),
         (Verdict::Fails, Ok(t)) => format!(
-            "{what}: **fails** at this scale: significantly the other way (paired t-test p = {}, n = {} pairs, mean difference {:.4}).",
+            "{what}: **fails** at this scale: significantly the other way (paired t-test p = {}, n = {} pairs, mean difference {}).",
             fmt_p(t.p),
             c.pairs,
-            c.mean_difference
+            sig(c.mean_difference)
         ),
         (v, _) => format!(
             "{what}: **{}** at this scale ({}).",
@@ -385,8 +395,14 @@ pub(crate) fn summary_markdown(plan: &Plan, results: &[SettingResult]) -> String
             }
             s.push_str(&match d {
                 None => " — |".to_string(),
-                Some(d) if d.n < 2 => format!(" {:.4} (n = 1) |", d.mean),
-                Some(d) => format!(" {:.4} ± {:.4} [{:.4}, {:.4}] |", d.mean, d.sd, d.ci_low, d.ci_high),
+                Some(d) if d.n < 2 => format!(" {} (n = 1) |", sig(d.mean)),
+                Some(d) => format!(
+                    " {} ± {} [{}, {}] |",
+                    sig(d.mean),
+                    sig(d.sd),
+                    sig(d.ci_low),
+                    sig(d.ci_high)
+                ),
             });
         }
         s.push('\n');
@@ -409,7 +425,7 @@ pub(crate) fn summary_markdown(plan: &Plan, results: &[SettingResult]) -> String
         };
         for c in &comparisons {
             s.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {:.4} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 c.claim.setting,
                 c.claim.baseline,
                 c.claim.metric.name(),
@@ -418,7 +434,7 @@ pub(crate) fn summary_markdown(plan: &Plan, results: &[SettingResult]) -> String
                     Better::Higher => "higher",
                 },
                 c.pairs,
-                c.mean_difference,
+                sig(c.mean_difference),
                 t(&c.paired),
                 t(&c.welch),
                 c.verdict.word()

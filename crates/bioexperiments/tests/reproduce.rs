@@ -89,10 +89,10 @@ fn a_results_folder_never_lies_about_its_settings() {
 #[test]
 fn a_trained_checkpoint_exports_to_safetensors_that_load_back() {
     use bioautograd::Tensor;
+    use bioexperiments::export::{export_checkpoint, rebuild};
     use biolayers::interop::{load_weights, WeightFormat, WeightLayout};
     use biolayers::layers::Module;
     use biolayers::train::predict;
-    use bioexperiments::export::{export_checkpoint, rebuild};
     use biorng::Stream;
 
     let data = tempfile::tempdir().unwrap();
