@@ -29,7 +29,7 @@ use biolayers::layers::{
     Activation, BatchNorm2d, Conv2dConfig, DenseConfig, ElmanRnn, ElmanRnnConfig, Flatten, MaxPool2d, Module,
     PaddingConfig, Sequential,
 };
-use biolayers::optim::{Convention, OptimizerConfig};
+use biolayers::optim::OptimizerConfig;
 use biolayers::train::{predict, train_step};
 use biomask::MaskSpec;
 use biorng::Stream;
@@ -126,16 +126,7 @@ pub fn write_trained(dir: &Path, seed: u64, steps: usize) -> Result<Vec<(String,
     for name in MODELS {
         let mut rng = Stream::seeded(seed);
         let mut model = build(name, &mut rng)?;
-        let mut opt = OptimizerConfig::Adam {
-            lr: 0.01,
-            beta1: None,
-            beta2: None,
-            eps: None,
-            weight_decay: 0.0,
-            decay: 0.0,
-            convention: Convention::Torch,
-        }
-        .build()?;
+        let mut opt = OptimizerConfig::torch_adam(0.01).build()?;
         let x = inputs(name, seed + 1)?;
         let rows = if name == "bio_rnn" { 20 } else { 4 };
         let cols = if name == "bio_rnn" { 2 } else { 3 };
