@@ -1,6 +1,6 @@
 //! The calls every fuzz target makes, one function per target, shared by the libFuzzer targets
 //! (`fuzz/fuzz_targets/<target>.rs`) and by the stable-toolchain smoke test
-//! (`crates/bioexperiments/tests/fuzz_smoke.rs`, which includes this file as a module), so that
+//! (`crates/bioexperiments/tests/integration/fuzz_smoke.rs`, which includes this file as a module), so that
 //! the committed corpora and crash reproducers are replayed through exactly what was fuzzed.
 //!
 //! Each function feeds arbitrary bytes to a parser of the workspace. An `Err` is the expected

@@ -12,7 +12,7 @@
 //!
 //! The Student t CDF and quantile come from `statrs` (regularised incomplete beta function and
 //! its inverse): special functions are easy to get subtly wrong, and `statrs` is kept and tested
-//! against reference values. `tests/stats_reference.rs` checks every function here against SciPy
+//! against reference values. `tests/integration/stats_reference.rs` checks every function here against SciPy
 //! (fixture written by `xtask/python/stats_reference.py`, `cargo xtask validate`).
 //!
 //! A test that cannot be computed is an [`Error::Undecidable`] naming why (too few values,

@@ -1,7 +1,7 @@
 //! `reproduce synaptic-diversity`: an MNIST MLP under the synaptic-diversity mechanisms of
 //! `biolayers::bio` (fuzzy learning rates, crystallisation, rejuvenation) vs plain SGD. Every
 //! run keeps a checkpoint with its synaptic-diversity state, so `--resume` continues an
-//! interrupted sweep bit for bit (test `tests/synaptic_diversity.rs`).
+//! interrupted sweep bit for bit (test `tests/integration/synaptic_diversity.rs`).
 //!
 //! # Shapes
 //! Images `(64, 1, 28, 28)` → flatten `(64, 784)` → `(64, hidden)` → logits `(64, 10)`.

@@ -6,8 +6,7 @@
 //! (`bionpy::stale`, docs/engine.md "Interrupted runs").
 #![cfg(unix)]
 
-#[path = "../../crates/bioexperiments/tests/common/mod.rs"]
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -7,9 +7,9 @@
 //! a panic.
 //!
 //! The seed corpora are written by the ignored test [`write_seed_corpora`]:
-//! `cargo test -p bioexperiments --test fuzz_smoke -- --ignored write_seed_corpora`.
+//! `cargo test -p bioexperiments --test integration fuzz_smoke:: -- --ignored write_seed_corpora`.
 
-#[path = "../../../fuzz/src/lib.rs"]
+#[path = "../../../../fuzz/src/lib.rs"]
 mod fuzz_calls;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

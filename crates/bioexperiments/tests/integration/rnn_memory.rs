@@ -1,6 +1,6 @@
 //! `reproduce rnn-memory` on a tiny configuration: outputs written, topologies of equal density.
 
-mod common;
+use crate::common;
 
 use bioexperiments::rnn_memory::run;
 

@@ -108,7 +108,7 @@ fn seeded_mode_is_reproducible_and_changes_with_the_seed() {
 
 /// Upstream's size: every perturbation at every level of one 224x224 image, against the arrays
 /// `python3 xtask/python/perturb_reference.py --write-224 DIR` writes (too large to commit). Run
-/// with `BIOMIMETIC_PERTURB_224=DIR cargo test -p biotasks --test perturb_reference -- --ignored
+/// with `BIOMIMETIC_PERTURB_224=DIR cargo test -p biotasks --test integration perturb_reference:: -- --ignored
 /// --nocapture`.
 #[test]
 #[ignore = "needs BIOMIMETIC_PERTURB_224=DIR written by perturb_reference.py --write-224 DIR"]

@@ -3,7 +3,7 @@
 //! run resumed from a partial folder (jobs missing, as a run killed between jobs leaves it)
 //! finishes with the same bytes too.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! with its synaptic-diversity state, and a sweep interrupted after epoch 1 and resumed gives
 //! the uninterrupted sweep's numbers bit for bit.
 
-mod common;
+use crate::common;
 
 use bioexperiments::synaptic_diversity::{run, SynapticConfig};
 use bioexperiments::ReproduceOptions;

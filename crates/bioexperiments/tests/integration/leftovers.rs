@@ -2,7 +2,7 @@
 //! cleaned when a run starts or resumes in its folder (`bionpy::stale`), and a command refused
 //! for a bad input creates no folder and writes no file.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

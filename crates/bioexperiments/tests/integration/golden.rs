@@ -18,7 +18,7 @@
 //!   (and `tiny_rand.toml`) `--out …`: the config, index, combination and history CSVs, the run
 //!   CSVs, the `.npy` arrays and the parameter files of the last epoch.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

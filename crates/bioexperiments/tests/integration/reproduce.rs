@@ -1,6 +1,6 @@
 //! `reproduce schizo-mnist` end to end on a tiny fake MNIST written here, and its missing-data error.
 
-mod common;
+use crate::common;
 
 use bioexperiments::{schizo_mnist::schizo_mnist, ReproduceOptions};
 
