@@ -248,7 +248,7 @@ pub(crate) fn run_jobs_concurrent(
     let per_worker = threads / workers;
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let worker = || -> (usize, Option<(usize, Error)>) {
+    let worker = || -> WorkerOutcome {
         let pool = match rayon::ThreadPoolBuilder::new().num_threads(per_worker).build() {
             Ok(p) => p,
             Err(e) => {
@@ -274,7 +274,7 @@ pub(crate) fn run_jobs_concurrent(
         }
         (ran, None)
     };
-    let outcomes: Vec<std::thread::Result<(usize, Option<(usize, Error)>)>> = std::thread::scope(|s| {
+    let outcomes: Vec<std::thread::Result<WorkerOutcome>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers).map(|_| s.spawn(worker)).collect();
         handles.into_iter().map(|h| h.join()).collect()
     });
@@ -295,6 +295,10 @@ pub(crate) fn run_jobs_concurrent(
     }
     finish_if_complete(out, plan, report)
 }
+
+/// What a worker of [`run_jobs_concurrent`] did: jobs finished, and its failed job (index
+/// into the pending jobs) with the error.
+type WorkerOutcome = (usize, Option<(usize, Error)>);
 
 /// How many jobs [`run_jobs_concurrent`] runs at once on `threads` threads: one per thread,
 /// at most one per job (so each job gets `threads / workers >= 1` threads).
