@@ -122,6 +122,24 @@ pub trait Float:
     /// Its weight gradient (exactly 0 off the mask).
     fn conv_backward_weight(geom: &ConvGeometry, x: &[Self], dy: &[Self], mask: Option<&ConvMask>)
         -> Result<Vec<Self>>;
+    /// A right-hand operand packed once for many products ([`Float::mm_packed_into`]).
+    type PackedRhs: Send + Sync;
+    /// Packs `B ⊙ M` (`b (k, n)`, mask `(k, n)`) for `A·(B ⊙ M)`, or with `transposed`
+    /// `(S ⊙ M)ᵀ` (`b` = `S (k, n)`, mask `(k, n)`) for `dY·(S ⊙ M)ᵀ` as in [`Float::mm_da`].
+    fn pack_rhs(b: &[Self], mask: Option<&TileMap>, k: usize, n: usize, transposed: bool) -> Result<Self::PackedRhs>;
+    /// `c (m, ·) = a · packed` (+ `c` when `accumulate`): the same values as [`Float::mm_into`]
+    /// (or [`Float::mm_da_into`] for a transposed pack) on the unpacked operand.
+    fn mm_packed_into(a: &[Self], b: &Self::PackedRhs, c: &mut [Self], accumulate: bool, m: usize) -> Result<()>;
+}
+
+/// [`Float::PackedRhs`] of `f64`: the operand kept as is (the plain loops need no packing).
+#[derive(Debug)]
+pub struct F64Rhs {
+    b: Vec<f64>,
+    mask: Option<TileMap>,
+    k: usize,
+    n: usize,
+    transposed: bool,
 }
 
 macro_rules! float_common {
@@ -280,6 +298,30 @@ impl Float for f32 {
             }
         })
     }
+
+    type PackedRhs = biokernels::PackedB;
+
+    fn pack_rhs(
+        b: &[f32],
+        mask: Option<&TileMap>,
+        k: usize,
+        n: usize,
+        transposed: bool,
+    ) -> Result<biokernels::PackedB> {
+        let b = MatRef::new(b, k, n)?;
+        Ok(if transposed {
+            biokernels::PackedB::transposed(b, mask, Beta::Zero)?
+        } else {
+            biokernels::PackedB::new(b, mask, Beta::Zero)?
+        })
+    }
+
+    fn mm_packed_into(a: &[f32], b: &biokernels::PackedB, c: &mut [f32], accumulate: bool, m: usize) -> Result<()> {
+        let [k, n] = b.shape();
+        let beta = if accumulate { Beta::One } else { Beta::Zero };
+        biokernels::matmul_prepacked(MatRef::new(a, m, k)?, b, MatMut::new(c, m, n)?, beta)?;
+        Ok(())
+    }
 }
 
 /// The f64 products' output-buffer check (the f32 ones go through `MatMut::new`).
@@ -415,5 +457,30 @@ impl Float for f64 {
 
     fn conv_backward_weight(geom: &ConvGeometry, x: &[f64], dy: &[f64], mask: Option<&ConvMask>) -> Result<Vec<f64>> {
         reference::backward_weight(geom, x, dy, mask)
+    }
+
+    type PackedRhs = F64Rhs;
+
+    fn pack_rhs(b: &[f64], mask: Option<&TileMap>, k: usize, n: usize, transposed: bool) -> Result<F64Rhs> {
+        check_out(b.len(), k, n)?;
+        Ok(F64Rhs {
+            b: b.to_vec(),
+            mask: mask.cloned(),
+            k,
+            n,
+            transposed,
+        })
+    }
+
+    fn mm_packed_into(a: &[f64], b: &F64Rhs, c: &mut [f64], accumulate: bool, m: usize) -> Result<()> {
+        if !b.transposed {
+            return Self::mm_into(a, &b.b, b.mask.as_ref(), c, accumulate, m, b.k, b.n);
+        }
+        let y = Self::mm_da(a, &b.b, b.mask.as_ref(), m, b.k, b.n)?;
+        check_out(c.len(), m, b.k)?;
+        for (c, y) in c.iter_mut().zip(y) {
+            *c = if accumulate { *c + y } else { y };
+        }
+        Ok(())
     }
 }

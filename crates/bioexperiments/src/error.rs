@@ -55,6 +55,13 @@ pub enum Error {
         /// Why it cannot be computed.
         reason: Undecidable,
     },
+    /// The worker threads of concurrent jobs ([`crate::jobs`]) could not be started, or one
+    /// of them stopped without a result.
+    #[error("concurrent jobs: {detail}")]
+    Workers {
+        /// What failed.
+        detail: String,
+    },
 }
 
 /// Why a statistic cannot be computed ([`Error::Undecidable`]).

@@ -5,7 +5,9 @@
 //! `j / repeats`, repeat `j % repeats`, and repeat `k` of every setting trains from seed
 //! `seed + k` (so the runs of two settings are paired by their seed). Shard `i/n` runs the jobs
 //! with `j mod n = i` ([`Shard`], as `rnn-run`), and every job depends only on its own seed, so
-//! a job gives the same numbers in any shard.
+//! a job gives the same numbers in any shard. Jobs that cannot use every core on their own run
+//! several at a time ([`run_jobs_concurrent`], one rayon pool per worker); since no
+//! computation depends on the thread count, a job gives the same bytes there too.
 //!
 //! Folder layout (next to `config.toml` and `env.txt` of [`crate::common`]):
 //!
@@ -25,6 +27,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use biotasks::fit::{history_csv, EpochRecord};
 use serde::{Deserialize, Serialize};
@@ -205,17 +208,127 @@ pub(crate) fn run_jobs(
     shard: Shard,
     mut run_job: impl FnMut(JobId) -> Result<JobResult>,
 ) -> Result<(Vec<SettingResult>, JobsReport)> {
+    let (pending, mut report) = pending_jobs(out, plan, shard)?;
+    for job in pending {
+        let result = run_job(job)?;
+        write_job(out, plan, job, &result)?;
+        report.ran += 1;
+    }
+    finish_if_complete(out, plan, report)
+}
+
+/// [`run_jobs`] with up to [`concurrency`] jobs at a time, for jobs that cannot use every
+/// core of the current rayon pool on their own (the RNN runs: 128 × 220 products do not scale
+/// to two threads). Each worker runs its jobs in its own rayon pool of `threads / workers`
+/// threads and writes each job's file when the job ends, in whatever order they finish; the
+/// finished outputs are made from the files read back afterwards, in job order.
+///
+/// Every computation of the workspace gives the same bits for any number of threads (fixed
+/// partitions, fixed reduction order; see `biokernels::gemm` and `bioautograd`), so a job's
+/// file is byte-identical whether it ran alone on every thread or next to others on one.
+/// After a failed job no further job is started; the jobs already running finish and keep
+/// their files (a `--resume` continues from them), and the error of the earliest failed job
+/// (in job order) is returned.
+pub(crate) fn run_jobs_concurrent(
+    out: &Path,
+    plan: &Plan,
+    shard: Shard,
+    run_job: impl Fn(JobId) -> Result<JobResult> + Sync,
+) -> Result<(Vec<SettingResult>, JobsReport)> {
+    let (pending, mut report) = pending_jobs(out, plan, shard)?;
+    let threads = rayon::current_num_threads();
+    let workers = concurrency(threads, pending.len());
+    if workers <= 1 {
+        for &job in &pending {
+            write_job(out, plan, job, &run_job(job)?)?;
+            report.ran += 1;
+        }
+        return finish_if_complete(out, plan, report);
+    }
+    let per_worker = threads / workers;
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let worker = || -> WorkerOutcome {
+        let pool = match rayon::ThreadPoolBuilder::new().num_threads(per_worker).build() {
+            Ok(p) => p,
+            Err(e) => {
+                stop.store(true, Ordering::SeqCst);
+                let detail = format!("a rayon pool of {per_worker} thread(s) could not be built: {e}");
+                return (0, Some((0, Error::Workers { detail })));
+            }
+        };
+        let mut ran = 0;
+        while !stop.load(Ordering::SeqCst) {
+            let i = next.fetch_add(1, Ordering::SeqCst);
+            let Some(&job) = pending.get(i) else { break };
+            match pool
+                .install(|| run_job(job))
+                .and_then(|r| write_job(out, plan, job, &r))
+            {
+                Ok(()) => ran += 1,
+                Err(e) => {
+                    stop.store(true, Ordering::SeqCst);
+                    return (ran, Some((i, e)));
+                }
+            }
+        }
+        (ran, None)
+    };
+    let outcomes: Vec<std::thread::Result<WorkerOutcome>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers).map(|_| s.spawn(worker)).collect();
+        handles.into_iter().map(|h| h.join()).collect()
+    });
+    let mut first_error: Option<(usize, Error)> = None;
+    for outcome in outcomes {
+        let (ran, err) = outcome.map_err(|_| Error::Workers {
+            detail: "a worker thread panicked".into(),
+        })?;
+        report.ran += ran;
+        if let Some((i, e)) = err {
+            if first_error.as_ref().is_none_or(|(j, _)| i < *j) {
+                first_error = Some((i, e));
+            }
+        }
+    }
+    if let Some((_, e)) = first_error {
+        return Err(e);
+    }
+    finish_if_complete(out, plan, report)
+}
+
+/// What a worker of [`run_jobs_concurrent`] did: jobs finished, and its failed job (index
+/// into the pending jobs) with the error.
+type WorkerOutcome = (usize, Option<(usize, Error)>);
+
+/// How many jobs [`run_jobs_concurrent`] runs at once on `threads` threads: one per thread,
+/// at most one per job (so each job gets `threads / workers >= 1` threads).
+pub fn concurrency(threads: usize, jobs: usize) -> usize {
+    threads.min(jobs).max(1)
+}
+
+/// Writes the plan and returns the jobs of `shard` not yet in the folder (in job order), with
+/// the finished ones counted as skipped.
+fn pending_jobs(out: &Path, plan: &Plan, shard: Shard) -> Result<(Vec<JobId>, JobsReport)> {
     write_plan(out, plan)?;
     let mut report = JobsReport::default();
+    let mut pending = Vec::new();
     for job in shard.select_items(&plan.jobs()) {
         if read_job(out, plan, job)?.is_some() {
             report.skipped += 1;
-            continue;
+        } else {
+            pending.push(job);
         }
-        let result = run_job(job)?;
-        write_text(&job_path(out, job), &job_csv(&plan.settings[job.setting], job, &result))?;
-        report.ran += 1;
     }
+    Ok((pending, report))
+}
+
+/// Writes one finished job's file (atomically: a reader never sees half of it).
+fn write_job(out: &Path, plan: &Plan, job: JobId, result: &JobResult) -> Result<()> {
+    write_text(&job_path(out, job), &job_csv(&plan.settings[job.setting], job, result))
+}
+
+/// Reads every job file back and, when none is missing, writes the finished outputs.
+fn finish_if_complete(out: &Path, plan: &Plan, mut report: JobsReport) -> Result<(Vec<SettingResult>, JobsReport)> {
     let (results, missing) = collect(out, plan)?;
     report.missing = missing.len();
     if missing.is_empty() {

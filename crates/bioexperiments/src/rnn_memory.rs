@@ -8,7 +8,9 @@
 //! its density. Elman RNN (relu), zero initial state, linear readout, MSE on the recall steps only
 //! (rows with a zero target are trimmed before the loss), PyTorch Adam; trained through the shared
 //! RNN pipeline ([`crate::rnn`]), each epoch's loss the mean over trials (batches weighted by
-//! their size).
+//! their size). The (topology, run) jobs run concurrently, one per rayon thread
+//! ([`crate::jobs::run_jobs_concurrent`]): a run of this size does not scale to two threads,
+//! and its numbers do not depend on the thread count.
 //!
 //! # Shapes
 //! Batches `(128, T, 2)` with `T = 2·pattern_length + 1` (11 for the default pattern length 5,
@@ -23,7 +25,7 @@ use serde::Serialize;
 use crate::claims::{Better, Claim, Metric};
 use crate::common::{prepare_results_folder, toml_of, Overrides, Preset, ReproduceOptions, SettingResult};
 use crate::error::Result;
-use crate::jobs::{run_jobs, JobResult, Plan};
+use crate::jobs::{run_jobs_concurrent, JobResult, Plan};
 use crate::rnn::loss::NllScaling;
 use crate::rnn::{batches, split_datasets, Bio2artSettings, EpochMean, RnnSpec, RnnTraining};
 
@@ -157,7 +159,10 @@ pub fn run(opts: &ReproduceOptions, cfg: &RnnMemoryConfig) -> Result<Vec<Setting
             Claim::new(claim, "bio", "random", Metric::MinValLoss, Better::Lower),
         ],
     };
-    let (results, _) = run_jobs(&opts.out, &plan, opts.shard, |job| {
+    // One bar per running job: with concurrent jobs (`jobs::run_jobs_concurrent`) several
+    // bars are live at once and must share the terminal.
+    let bars = indicatif::MultiProgress::new();
+    let (results, _) = run_jobs_concurrent(&opts.out, &plan, opts.shard, |job| {
         let label = labels[job.setting];
         let run = job.repeat;
         let seed = cfg.seed + run as u64;
@@ -189,7 +194,9 @@ pub fn run(opts: &ReproduceOptions, cfg: &RnnMemoryConfig) -> Result<Vec<Setting
             mean: EpochMean::PerTrial,
             nll: NllScaling::AfterSum,
         };
-        let bar = opts.progress.then(|| indicatif::ProgressBar::new(cfg.epochs as u64));
+        let bar = opts
+            .progress
+            .then(|| bars.add(indicatif::ProgressBar::new(cfg.epochs as u64)));
         let mut history = Vec::with_capacity(cfg.epochs);
         for epoch in 1..=cfg.epochs {
             history.push(training.epoch(epoch, &train_b, &val_b)?);

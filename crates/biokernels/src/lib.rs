@@ -47,3 +47,6 @@ pub use gemm::{
     masked_matmul, masked_matmul_dw, masked_matmul_dx, matmul, matmul_nt, matmul_tn, Beta, Isa, MatMut, MatRef, Options,
 };
 pub use tile_map::{TileKind, TileMap, TileSize};
+
+// The fused RNN packs its recurrent weights once per sequence.
+pub use gemm::{matmul_prepacked, PackedB};

@@ -5,7 +5,7 @@
 use biokernels::gemm::{
     masked_matmul, masked_matmul_dw, masked_matmul_dx, matmul, matmul_nt, matmul_tn, Beta, Isa, MatMut, MatRef, Options,
 };
-use biokernels::{Error, TileMap, TileSize};
+use biokernels::{matmul_prepacked, Error, PackedB, TileMap, TileSize};
 use proptest::prelude::*;
 
 /// Deterministic non-zero values: sign random, magnitude in [0.25, 1.25).
@@ -596,5 +596,162 @@ proptest! {
             tile: TileSize::new(tr, tc),
             label: format!("proptest {m}x{k}x{n} p={p:.2} tile {tr}x{tc}"),
         });
+    }
+}
+
+/// `PackedB` + `matmul_prepacked` against the f64 reference and, bit for bit, against the
+/// products that pack B at every call (`masked_matmul` / `matmul` for `PackedB::new`,
+/// `masked_matmul_dx` / `matmul_nt` for `PackedB::transposed`): every micro-kernel, both betas,
+/// with and without a mask, the same packed operand reused for two left-hand sides.
+fn check_prepacked(m: usize, k: usize, n: usize, mask: &[f32], tile: TileSize, label: &str) {
+    let tm = TileMap::from_values(mask, k, n, tile).unwrap();
+    let w = values(k * n, 5 + k as u64);
+    let xs = [values(m * k, 6 + m as u64), values(m * k, 7 + n as u64)];
+    let dys = [values(m * n, 8 + m as u64), values(m * n, 9)];
+    for isa in Isa::available() {
+        for beta in [Beta::Zero, Beta::One] {
+            let opts = Options { beta, isa: Some(isa) };
+            let tag = format!("{label} isa={} beta={beta:?}", isa.name());
+            let start = |len: usize| {
+                if beta == Beta::One {
+                    values(len, 13)
+                } else {
+                    vec![f32::NAN; len]
+                }
+            };
+            for masked in [true, false] {
+                let mk = |p: usize, j: usize| if masked { mask[p * n + j] as f64 } else { 1.0 };
+                let tmask = masked.then_some(&tm);
+                let fwd = PackedB::new(MatRef::new(&w, k, n).unwrap(), tmask, opts).unwrap();
+                let bwd = PackedB::transposed(MatRef::new(&w, k, n).unwrap(), tmask, opts).unwrap();
+                assert_eq!(fwd.shape(), [k, n]);
+                assert_eq!(bwd.shape(), [n, k]);
+                for (x, dy) in xs.iter().zip(&dys) {
+                    // Forward: x (m, k) · (W ⊙ M).
+                    let mut got = start(m * n);
+                    let mut want = got.clone();
+                    let base = if beta == Beta::One {
+                        got.clone()
+                    } else {
+                        vec![0.0; m * n]
+                    };
+                    matmul_prepacked(
+                        MatRef::new(x, m, k).unwrap(),
+                        &fwd,
+                        MatMut::new(&mut got, m, n).unwrap(),
+                        beta,
+                    )
+                    .unwrap();
+                    let (xr, wr, wantm) = (
+                        MatRef::new(x, m, k).unwrap(),
+                        MatRef::new(&w, k, n).unwrap(),
+                        MatMut::new(&mut want, m, n).unwrap(),
+                    );
+                    match tmask {
+                        Some(t) => masked_matmul(xr, wr, t, wantm, opts).unwrap(),
+                        None => matmul(xr, wr, wantm, opts).unwrap(),
+                    }
+                    let (r, sc) = reference(
+                        m,
+                        k,
+                        n,
+                        |i, p| x[i * k + p] as f64,
+                        |p, j| w[p * n + j] as f64 * mk(p, j),
+                    );
+                    assert_close(
+                        &format!("prepacked forward {tag} masked={masked}"),
+                        &got,
+                        &base,
+                        &r,
+                        &sc,
+                    );
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&want), "prepacked forward {tag} masked={masked}");
+                    // Input gradient: dy (m, n) · (W ⊙ M)ᵀ.
+                    let mut got = start(m * k);
+                    let mut want = got.clone();
+                    let base = if beta == Beta::One {
+                        got.clone()
+                    } else {
+                        vec![0.0; m * k]
+                    };
+                    matmul_prepacked(
+                        MatRef::new(dy, m, n).unwrap(),
+                        &bwd,
+                        MatMut::new(&mut got, m, k).unwrap(),
+                        beta,
+                    )
+                    .unwrap();
+                    let (dyr, wr, wantm) = (
+                        MatRef::new(dy, m, n).unwrap(),
+                        MatRef::new(&w, k, n).unwrap(),
+                        MatMut::new(&mut want, m, k).unwrap(),
+                    );
+                    match tmask {
+                        Some(t) => masked_matmul_dx(dyr, wr, t, wantm, opts).unwrap(),
+                        None => matmul_nt(dyr, wr, wantm, opts).unwrap(),
+                    }
+                    let (r, sc) = reference(
+                        m,
+                        n,
+                        k,
+                        |i, j| dy[i * n + j] as f64,
+                        |j, p| w[p * n + j] as f64 * mk(p, j),
+                    );
+                    assert_close(&format!("prepacked dx {tag} masked={masked}"), &got, &base, &r, &sc);
+                    assert_eq!(bits(&got), bits(&want), "prepacked dx {tag} masked={masked}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn prepacked_b_rnn_sizes_and_errors() {
+    // The fused RNN's products: a half batch of 64 states by 220 × 220, ~0.48 dense.
+    check_prepacked(
+        64,
+        220,
+        220,
+        &random_mask(220, 220, 0.48, 3),
+        TileSize::CPU_DEFAULT,
+        "rnn 64x220x220",
+    );
+    let w = values(12, 1);
+    let packed = PackedB::new(MatRef::new(&w, 3, 4).unwrap(), None, Beta::Zero).unwrap();
+    let mut c = vec![0.0; 8];
+    let e = matmul_prepacked(
+        MatRef::new(&w[..6], 2, 3).unwrap(),
+        &packed,
+        MatMut::new(&mut c[..6], 2, 3).unwrap(),
+        Beta::Zero,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("matmul_prepacked"), "{e}");
+    let e = matmul_prepacked(
+        MatRef::new(&w[..4], 2, 2).unwrap(),
+        &packed,
+        MatMut::new(&mut c, 2, 4).unwrap(),
+        Beta::Zero,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("matmul_prepacked"), "{e}");
+    let wrong = TileMap::from_values(&[1.0; 12], 4, 3, TileSize::square(2)).unwrap();
+    assert!(PackedB::new(MatRef::new(&w, 3, 4).unwrap(), Some(&wrong), Beta::Zero).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #[test]
+    fn prepacked_b_random_shapes_and_masks(
+        m in 1usize..20,
+        k in 1usize..300,
+        n in 1usize..70,
+        p in 0.0f64..1.0,
+        tr in 1usize..40,
+        tc in 1usize..40,
+        seed in 0u64..1000,
+    ) {
+        check_prepacked(m, k, n, &random_mask(k, n, p, seed), TileSize::new(tr, tc), &format!("proptest {m}x{k}x{n} p={p:.2} tile {tr}x{tc}"));
     }
 }

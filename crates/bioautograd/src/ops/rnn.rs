@@ -17,12 +17,15 @@
 //! db_ih = db_hh = Σ_t Σ_batch dz_t
 //! ```
 //!
-//! How it runs: the input projection of all steps is one GEMM into a time-major `(T, B, H)`
-//! buffer that then becomes the hidden states in place (bias added, recurrent product
-//! accumulated, nonlinearity applied, step by step). The recurrent products use the masked
-//! weights `W_hh ⊙ M` built once per call with a *dense* GEMM: at the bio topologies' densities
-//! (~0.5, scattered at the 4-neuron region scale) the tile-skipping kernel finds few empty tiles
-//! and its bit-pattern handling costs more than the skipped work. Backward keeps one
+//! How it runs: the input projection of all steps is one GEMM accumulated onto a time-major
+//! `(T, B, H)` buffer that starts as the bias rows, and that then becomes the hidden states in
+//! place (recurrent product accumulated, nonlinearity applied, step by step). The recurrent
+//! products use the masked weights `W_hh ⊙ M` built once per call with a *dense* GEMM: at the
+//! bio topologies' densities (~0.5, scattered at the 4-neuron region scale) the tile-skipping
+//! kernel finds few empty tiles and its bit-pattern handling costs more than the skipped work.
+//! `W_hh ⊙ M` is packed into the GEMM's panels once per call ([`Float::pack_rhs`]:
+//! `biokernels::PackedB`), and `(W_hh ⊙ M)ᵀ` once per backward, instead of at every step: the
+//! same values in the same order, so the same bits as packing per product. Backward keeps one
 //! time-major `dz` buffer; `dW_hh` is one masked GEMM (`masked_matmul_dw`, only the support is
 //! computed) over all steps, `dW_ih` and `dX` one GEMM each. Nothing is allocated per step and
 //! no per-step nodes are recorded. With more than one rayon thread (and `B >= 32`) the batch
@@ -158,26 +161,21 @@ fn for_parts<R: Send>(
 }
 
 /// The forward recurrence on a time-major `(T, bk, H)` buffer that holds the input
-/// projections: adds the bias and the recurrent product and applies the nonlinearity in place.
-#[allow(clippy::too_many_arguments)]
+/// projections plus the bias: adds the recurrent product (`w_rec` = `W_hh ⊙ M`, packed once
+/// per call) and applies the nonlinearity in place.
 fn recur_forward<T: Float>(
     hs: &mut [T],
     steps: usize,
     bk: usize,
-    h: usize,
-    bias: &[T],
-    w_rec: &[T],
+    w_rec: &T::PackedRhs,
     activation: RnnActivation,
 ) -> Result<()> {
-    let bh = bk * h;
+    let bh = hs.len() / steps.max(1);
     for t in 0..steps {
         let (done, rest) = hs.split_at_mut(t * bh);
         let z = &mut rest[..bh];
-        for row in z.chunks_exact_mut(h) {
-            row.iter_mut().zip(bias).for_each(|(v, &c)| *v += c);
-        }
         if t > 0 {
-            T::mm_into(&done[(t - 1) * bh..], w_rec, None, z, true, bk, h, h)?;
+            T::mm_packed_into(&done[(t - 1) * bh..t * bh], w_rec, z, true, bk)?;
         }
         z.iter_mut().for_each(|v| *v = activation.apply(*v));
     }
@@ -193,7 +191,7 @@ fn recur_backward<T: Float>(
     hs: &[T],
     steps: usize,
     h: usize,
-    w_rec: &[T],
+    w_rec_t: &T::PackedRhs,
     activation: RnnActivation,
 ) -> Result<Vec<T>> {
     let bk = rows.len();
@@ -211,7 +209,7 @@ fn recur_backward<T: Float>(
             }
         }
         if t > 0 {
-            T::mm_da_into(dzt, w_rec, None, &mut before[(t - 1) * bh..], bk, h, h)?;
+            T::mm_packed_into(dzt, w_rec_t, &mut before[(t - 1) * bh..], false, bk)?;
         }
     }
     Ok(dz)
@@ -292,30 +290,35 @@ impl<T: Float> Graph<T> {
             );
         }
         let bh = b * h;
-        // Recurrent weights with the mask applied once: every recurrent product is dense.
-        let w_rec: Arc<Vec<T>> = Arc::new(match mask {
+        // Recurrent weights with the mask applied once: every recurrent product is dense, on
+        // `W_hh ⊙ M` packed once per call (not once per step) into the GEMM's panels.
+        let w_rec: Vec<T> = match mask {
             Some(m) => masked_weights(whh.as_slice()?, m, h),
             None => whh.as_slice()?.to_vec(),
-        });
+        };
+        let w_rec_packed = T::pack_rhs(&w_rec, None, h, h, false)?;
         // Time-major input and hidden states: step t is the contiguous block t·B·H.
         let x_tm = swap_leading(xt.as_slice()?, b, steps, i);
-        let mut hs = vec![T::ZERO; steps * bh];
         let bias: Vec<T> = bih
             .as_slice()?
             .iter()
             .zip(bhh.as_slice()?)
             .map(|(&p, &q)| p + q)
             .collect();
+        // The bias is the starting value of every row, and the input projection is
+        // accumulated onto it (no separate bias pass): `bias + x·W_ih` is the same sum as the
+        // former `x·W_ih + bias` (one reduction chunk when I ≤ `biokernels::gemm::KC`).
+        let mut hs: Vec<T> = bias.iter().copied().cycle().take(steps * bh).collect();
         let wih_s = wih.as_slice()?;
         on_pool(|| -> Result<()> {
-            T::mm_into(&x_tm, wih_s, None, &mut hs, false, steps * b, i, h)?;
+            T::mm_into(&x_tm, wih_s, None, &mut hs, true, steps * b, i, h)?;
             let parts = batch_parts(b);
             if parts.len() == 1 {
-                return recur_forward(&mut hs, steps, b, h, &bias, &w_rec, activation);
+                return recur_forward(&mut hs, steps, b, &w_rec_packed, activation);
             }
             let done = for_parts(&parts, |rows| {
                 let mut part = gather_rows(&hs, steps, b, h, rows);
-                recur_forward(&mut part, steps, rows.len(), h, &bias, &w_rec, activation)?;
+                recur_forward(&mut part, steps, rows.len(), &w_rec_packed, activation)?;
                 Ok(part)
             })?;
             for (rows, part) in parts.iter().zip(&done) {
@@ -331,14 +334,16 @@ impl<T: Float> Graph<T> {
             &[*x, *w_ih, *b_ih, *w_hh, *b_hh],
             move |g, needs| {
                 on_pool(|| {
+                    // `(W_hh ⊙ M)ᵀ`, packed once for the T − 1 products δ_t = dz_t·(W_hh ⊙ M)ᵀ.
+                    let w_rec_t = T::pack_rhs(&w_rec, None, h, h, true)?;
                     // dz, time-major (T, B, H), by BPTT per part.
                     let parts = batch_parts(b);
                     let dz = if parts.len() == 1 {
-                        recur_backward(g, &(0..b), &hs, steps, h, &w_rec, activation)?
+                        recur_backward(g, &(0..b), &hs, steps, h, &w_rec_t, activation)?
                     } else {
                         let done = for_parts(&parts, |rows| {
                             let hs_part = gather_rows(&hs, steps, b, h, rows);
-                            recur_backward(g, rows, &hs_part, steps, h, &w_rec, activation)
+                            recur_backward(g, rows, &hs_part, steps, h, &w_rec_t, activation)
                         })?;
                         let mut dz = vec![T::ZERO; steps * b * h];
                         for (rows, part) in parts.iter().zip(&done) {

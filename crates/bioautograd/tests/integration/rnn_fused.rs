@@ -17,6 +17,9 @@ const H: usize = 37;
 
 struct Case {
     b: usize,
+    t: usize,
+    i: usize,
+    h: usize,
     x: Tensor,
     w_ih: Tensor,
     b_ih: Tensor,
@@ -32,30 +35,38 @@ fn case(seed: u64) -> Case {
 }
 
 fn case_with_batch(seed: u64, b: usize) -> Case {
+    case_with_sizes(seed, b, T, I, H, 0.48)
+}
+
+/// A case of any size; the topology keeps each off-diagonal connection with probability `p`.
+fn case_with_sizes(seed: u64, b: usize, steps: usize, i: usize, h: usize, p: f64) -> Case {
     let mut r = Stream::seeded(seed);
     let mut v = |n: usize, s: f64| -> Vec<f32> { (0..n).map(|_| (r.standard_normal() * s) as f32).collect() };
     let t = |d: Vec<f32>, s: &[usize]| Tensor::from_vec(d, s).unwrap();
-    let x = t(v(b * T * I, 1.0), &[b, T, I]);
-    let w_ih = t(v(I * H, 0.5), &[I, H]);
-    let b_ih = t(v(H, 0.2), &[H]);
-    let w_hh_dense = v(H * H, 0.3);
-    let b_hh = t(v(H, 0.2), &[H]);
-    let upstream = t(v(b * T * H, 1.0), &[b, T, H]);
+    let x = t(v(b * steps * i, 1.0), &[b, steps, i]);
+    let w_ih = t(v(i * h, 0.5), &[i, h]);
+    let b_ih = t(v(h, 0.2), &[h]);
+    let w_hh_dense = v(h * h, 0.3);
+    let b_hh = t(v(h, 0.2), &[h]);
+    let upstream = t(v(b * steps * h, 1.0), &[b, steps, h]);
     let mut r2 = Stream::seeded(seed ^ 0xabc);
-    let keep: Vec<bool> = (0..H * H).map(|k| k / H != k % H && r2.uniform01() < 0.48).collect();
+    let keep: Vec<bool> = (0..h * h).map(|k| k / h != k % h && r2.uniform01() < p).collect();
     // Weights are 0 off the topology, as in the layer.
     let w_hh: Vec<f32> = w_hh_dense
         .iter()
         .zip(&keep)
         .map(|(&w, &c)| if c { w } else { 0.0 })
         .collect();
-    let mask = Arc::new(TileMap::from_bools(&keep, H, H, TileSize::CPU_DEFAULT).unwrap());
+    let mask = Arc::new(TileMap::from_bools(&keep, h, h, TileSize::CPU_DEFAULT).unwrap());
     Case {
         b,
+        t: steps,
+        i,
+        h,
         x,
         w_ih,
         b_ih,
-        w_hh: t(w_hh, &[H, H]),
+        w_hh: t(w_hh, &[h, h]),
         b_hh,
         upstream,
         keep,
@@ -64,14 +75,16 @@ fn case_with_batch(seed: u64, b: usize) -> Case {
 }
 
 /// The layer's former per-step forward.
-fn unfused(g: &Graph, p: &[Var], b: usize, mask: &Arc<TileMap>, act: RnnActivation) -> Var {
+fn unfused(g: &Graph, p: &[Var], c: &Case, act: RnnActivation) -> Var {
+    let (b, mask) = (c.b, &c.mask);
+    let (steps, i, h) = (c.t, c.i, c.h);
     let (x, w_ih, b_ih, w_hh, b_hh) = (p[0], p[1], p[2], p[3], p[4]);
-    let mut h: Option<Var> = None;
+    let mut state: Option<Var> = None;
     let mut states = Vec::new();
-    for step in 0..T {
-        let xt = g.reshape(&g.slice(&x, 1, step, step + 1).unwrap(), &[b, I]).unwrap();
+    for step in 0..steps {
+        let xt = g.reshape(&g.slice(&x, 1, step, step + 1).unwrap(), &[b, i]).unwrap();
         let mut pre = g.add(&g.matmul(&xt, &w_ih).unwrap(), &b_ih).unwrap();
-        if let Some(prev) = &h {
+        if let Some(prev) = &state {
             pre = g.add(&pre, &g.masked_matmul(prev, &w_hh, mask).unwrap()).unwrap();
         }
         pre = g.add(&pre, &b_hh).unwrap();
@@ -79,8 +92,8 @@ fn unfused(g: &Graph, p: &[Var], b: usize, mask: &Arc<TileMap>, act: RnnActivati
             RnnActivation::Relu => g.relu(&pre).unwrap(),
             RnnActivation::Tanh => g.tanh(&pre).unwrap(),
         };
-        states.push(g.reshape(&next, &[b, 1, H]).unwrap());
-        h = Some(next);
+        states.push(g.reshape(&next, &[b, 1, h]).unwrap());
+        state = Some(next);
     }
     g.concat(&states, 1).unwrap()
 }
@@ -96,10 +109,16 @@ fn run(c: &Case, act: RnnActivation, fused: bool) -> (Vec<f32>, Vec<Vec<f32>>) {
         g.elman_sequence(&p[0], &p[1], &p[2], &p[3], &p[4], Some(&c.mask), act)
             .unwrap()
     } else {
-        unfused(&g, &p, c.b, &c.mask, act)
+        unfused(&g, &p, c, act)
     };
     let grads = g.backward_with(&y, c.upstream.clone()).unwrap();
-    let gs = p.iter().map(|v| grads.slice(v).unwrap().to_vec()).collect();
+    // A parameter the graph does not reach (`W_hh` of a one-step unfused sequence) has no
+    // gradient: zeros, as the fused op gives it.
+    let gs = p
+        .iter()
+        .zip([&c.x, &c.w_ih, &c.b_ih, &c.w_hh, &c.b_hh])
+        .map(|(v, t)| grads.slice(v).map_or_else(|| vec![0.0; t.numel()], |s| s.to_vec()))
+        .collect();
     (g.value(&y).unwrap().to_vec().unwrap(), gs)
 }
 
@@ -137,6 +156,53 @@ fn fused_equals_the_unfused_composition_for_relu_and_tanh() {
             assert!(kp || d == 0.0, "{act:?}: dW_hh[{k}] = {d} off the topology");
         }
         assert!(dw.iter().zip(&c.keep).filter(|(d, &kp)| kp && **d != 0.0).count() > H);
+    }
+}
+
+/// Random odd sizes and topology densities (empty to full), both activations, one and two
+/// threads: the fused op (recurrent weights packed once per call, bias folded into the input
+/// projection) against the unfused composition, forward and every gradient; `dW_hh` exactly 0
+/// off the topology; one and two threads bit-identical.
+#[test]
+fn fused_equals_the_unfused_composition_on_random_sizes_and_masks() {
+    let mut r = Stream::seeded(41);
+    let mut pick = |lo: usize, hi: usize| lo + (r.uniform01() * (hi - lo) as f64) as usize;
+    for seed in 0..12u64 {
+        let (b, t, i, h) = (pick(1, 70), pick(1, 8), pick(1, 9), pick(1, 75));
+        let p = [0.0, 1.0, 0.1, 0.5, 0.9][seed as usize % 5];
+        let act = if seed % 2 == 0 {
+            RnnActivation::Relu
+        } else {
+            RnnActivation::Tanh
+        };
+        let c = case_with_sizes(100 + seed, b, t, i, h, p);
+        let tag = format!("b={b} t={t} i={i} h={h} p={p} {act:?}");
+        let on = |threads: usize, fused: bool| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| run(&c, act, fused))
+        };
+        let (y_f, g_f) = on(1, true);
+        let (y_u, g_u) = on(1, false);
+        let close = |name: &str, got: &[f32], want: &[f32]| {
+            let scale = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+            for (k, (a, w)) in got.iter().zip(want).enumerate() {
+                assert!(
+                    (a - w).abs() <= 2e-5 * scale,
+                    "{tag} {name}[{k}]: fused {a} vs unfused {w}"
+                );
+            }
+        };
+        close("h", &y_f, &y_u);
+        for (n, (a, w)) in ["dx", "dw_ih", "db_ih", "dw_hh", "db_hh"]
+            .iter()
+            .zip(g_f.iter().zip(&g_u))
+        {
+            close(n, a, w);
+        }
+        for (k, (&d, &kp)) in g_f[3].iter().zip(&c.keep).enumerate() {
+            assert!(kp || d == 0.0, "{tag}: dW_hh[{k}] = {d} off the topology");
+        }
+        assert_eq!(on(2, true), (y_f, g_f), "{tag}: two threads differ from one");
     }
 }
 

@@ -32,3 +32,42 @@ fn tiny_rnn_memory_run_writes_its_outputs() {
         "no accuracy plot for a regression task"
     );
 }
+
+/// The jobs run concurrently (`jobs::run_jobs_concurrent`, one rayon pool per worker) and a
+/// run's numbers do not depend on its thread count, so every file of the results folder but
+/// `env.txt` (which names the thread count and the date) is byte-identical to running the jobs
+/// one by one on one thread: 2 workers × 2 threads (the batch of 80 split in two halves),
+/// 2 workers × 1 thread, 3 workers × 1 thread over 6 jobs (finishing out of order), and a
+/// `--resume` of a concurrent folder that lost two job files.
+#[test]
+fn concurrent_jobs_write_the_same_bytes_as_sequential_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_on = |threads: usize, name: &str, runs: usize, resume: bool| {
+        let mut opts = common::quick_options(dir.path().join(name), None, 3);
+        opts.resume = resume;
+        let cfg = bioexperiments::rnn_memory::RnnMemoryConfig {
+            trials: 100,
+            epochs: 2,
+            ..common::tiny_rnn_memory(runs)
+        };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| run(&opts, &cfg)).unwrap();
+        let mut files = common::snapshot(&opts.out);
+        assert!(files.remove(std::path::Path::new("env.txt")).is_some());
+        files
+    };
+    assert_eq!(bioexperiments::jobs::concurrency(4, 2), 2);
+    assert_eq!(bioexperiments::jobs::concurrency(1, 6), 1);
+    let one_by_one = run_on(1, "seq1", 1, false);
+    assert_eq!(one_by_one.keys().filter(|p| p.starts_with("runs")).count(), 2);
+    assert_eq!(run_on(4, "conc2x2", 1, false), one_by_one, "2 workers x 2 threads");
+    assert_eq!(run_on(2, "conc2x1", 1, false), one_by_one, "2 workers x 1 thread");
+    let one_by_one = run_on(1, "seq3", 3, false);
+    assert_eq!(run_on(3, "conc3", 3, false), one_by_one, "3 workers x 1 thread");
+    for lost in ["s00_r001.csv", "s01_r002.csv", "history.csv"] {
+        std::fs::remove_file(dir.path().join("conc3").join("runs").join(lost))
+            .or_else(|_| std::fs::remove_file(dir.path().join("conc3").join(lost)))
+            .unwrap();
+    }
+    assert_eq!(run_on(3, "conc3", 3, true), one_by_one, "resumed concurrently");
+}

@@ -239,6 +239,13 @@ impl AlignedBuf {
         // initialised `f32`s at the same (64-byte aligned) address.
         unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<f32>(), len) }
     }
+    /// The first `len` values, read only (`len` no more than what [`AlignedBuf::slice`] made).
+    fn view(&self, len: usize) -> &[f32] {
+        debug_assert!(len <= self.0.len() * 16);
+        // SAFETY: as in `slice`: `Line` is `repr(C)` around `[f32; 16]`, and the buffer holds
+        // at least `len` initialised values (`PackedB` keeps the length it packed).
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<f32>(), len.min(self.0.len() * 16)) }
+    }
     fn trim(&mut self) {
         if self.0.len() * 16 > KEEP_SCRATCH {
             self.0 = Vec::new();
@@ -325,6 +332,79 @@ fn run<K: MicroKernel>(p: &Problem<'_>, c: &mut [f32]) {
                 pack_a::<K>(p, abuf);
                 pack_b::<K>(p, &plan, bbuf);
                 compute::<K>(p, &plan, APanels::Packed(abuf), bbuf, c);
+            });
+        }
+    }
+}
+
+/// B packed once in the layout of one micro-kernel (`isa`), for many products with different
+/// A ([`gemm_prepacked`]): the plan of kept reduction runs and the packed panels, exactly what
+/// [`gemm`] builds at every call.
+pub(crate) struct PrepackedB {
+    isa: Isa,
+    plan: Plan,
+    buf: AlignedBuf,
+    len: usize,
+}
+
+impl PrepackedB {
+    /// The micro-kernel the panels were packed for.
+    pub(crate) fn isa(&self) -> Isa {
+        self.isa
+    }
+}
+
+/// Packs the B of `p` (with its `b_mask`) for `isa`, which the caller checked is available.
+pub(crate) fn prepack_b(isa: Isa, p: &Problem<'_>) -> PrepackedB {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => prepack::<Avx512>(isa, p),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => prepack::<Avx2Fma>(isa, p),
+        _ => prepack::<Portable>(isa, p),
+    }
+}
+
+fn prepack<K: MicroKernel>(isa: Isa, p: &Problem<'_>) -> PrepackedB {
+    let plan = Plan::new(p, K::NR);
+    let len = plan.panel_off[plan.panel_off.len() - 1];
+    let mut buf = AlignedBuf::default();
+    pack_b::<K>(p, &plan, buf.slice(len));
+    PrepackedB { isa, plan, buf, len }
+}
+
+/// `C (+)= A·B` with B from [`prepack_b`] (same `k`, `n`; `p.b` and `p.b_mask` are not read):
+/// the same kernels on the same packed values in the same order as [`gemm`], so the same bits.
+pub(crate) fn gemm_prepacked(p: &Problem<'_>, b: &PrepackedB, c: &mut [f32]) {
+    match b.isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => run_prepacked::<Avx512>(p, b, c),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => run_prepacked::<Avx2Fma>(p, b, c),
+        _ => run_prepacked::<Portable>(p, b, c),
+    }
+}
+
+fn run_prepacked<K: MicroKernel>(p: &Problem<'_>, b: &PrepackedB, c: &mut [f32]) {
+    let (m, k, n) = (p.m, p.k, p.n);
+    debug_assert_eq!(c.len(), m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !p.accumulate {
+            c.fill(0.0);
+        }
+        return;
+    }
+    let bbuf = b.buf.view(b.len);
+    match p.a {
+        ASrc::Packed(abuf) => compute::<K>(p, &b.plan, APanels::Packed(abuf), bbuf, c),
+        _ => {
+            let na = m.div_ceil(K::MR) * k * K::MR;
+            with_scratch(na, 0, |abuf, _| {
+                pack_a::<K>(p, abuf);
+                compute::<K>(p, &b.plan, APanels::Packed(abuf), bbuf, c);
             });
         }
     }
