@@ -15,6 +15,8 @@
 //! | [`batch_norm`] | `batch_norm2d` |
 //! | [`conv`] | `conv2d`, `conv_transpose2d` (masked or not; biokernels) |
 //! | [`rnn`] | `elman_sequence` (a whole masked Elman recurrence with its BPTT, one node) |
+//! | [`bce`] | `binary_cross_entropy_with_logits`, `binary_cross_entropy` (Keras clipping) |
+//! | [`spectral_norm`] | `power_iteration` of Keras `SpectralNormalization` (host, no tape node) |
 
 pub mod activation;
 pub mod batch_norm;
@@ -30,3 +32,5 @@ pub mod reduce;
 pub mod rnn;
 pub mod shape_ops;
 pub mod softmax;
+pub mod bce;
+pub mod spectral_norm;
