@@ -99,6 +99,14 @@ pub struct ReproduceArgs {
     /// bionet: perturbations to evaluate, comma-separated (default: all ten).
     #[arg(long, value_delimiter = ',')]
     pub perturbations: Vec<String>,
+    /// The flags of `reproduce mouse-gan` (boxed: they would make every command's arguments larger).
+    #[command(flatten)]
+    pub gan: Box<MouseGanFlags>,
+}
+
+/// The flags only `reproduce mouse-gan` takes.
+#[derive(clap::Args, Debug)]
+pub struct MouseGanFlags {
     /// mouse-gan: image classes, comma-separated (CIFAR-10 names, or the sub-folders of
     /// --image-folder) [default: cat,bird].
     #[arg(long, value_delimiter = ',')]
@@ -216,11 +224,11 @@ fn check_flags(a: &ReproduceArgs) -> CliResult {
     only(
         "mouse-gan",
         &[
-            ("--classes", !a.classes.is_empty()),
-            ("--window2d-width", !a.window2d_width.is_empty()),
-            ("--no-fid", a.no_fid),
-            ("--score", a.score.is_some()),
-            ("--image-folder", a.image_folder.is_some()),
+            ("--classes", !a.gan.classes.is_empty()),
+            ("--window2d-width", !a.gan.window2d_width.is_empty()),
+            ("--no-fid", a.gan.no_fid),
+            ("--score", a.gan.score.is_some()),
+            ("--image-folder", a.gan.image_folder.is_some()),
         ],
     )?;
     if a.name == "bionet" {
@@ -402,10 +410,10 @@ fn rnn_memory_full(a: &ReproduceArgs, opts: &ReproduceOptions) -> CliResult {
 /// non-FID distance, otherwise the FID, whose InceptionV3 weights must be there before any
 /// training starts.
 fn mouse_gan_scorer(a: &ReproduceArgs) -> CliResult<Option<Box<dyn SampleScorer>>> {
-    if a.no_fid {
+    if a.gan.no_fid {
         return Ok(None);
     }
-    match a.score.as_deref() {
+    match a.gan.score.as_deref() {
         Some("channel-stats") => Ok(Some(Box::new(ChannelStatsFrechet))),
         Some(other) => Err(crate::cli::cli_err(format!(
             "--score: unknown scorer `{other}` (available: channel-stats; the default is the FID)"
@@ -423,13 +431,13 @@ fn run_mouse_gan(a: &ReproduceArgs, opts: &ReproduceOptions) -> CliResult {
     let mut scorer = mouse_gan_scorer(a)?;
     opts.overrides.validate()?;
     let mut cfg = MouseGanConfig::from_options(opts);
-    if !a.classes.is_empty() {
-        cfg.classes = a.classes.clone();
+    if !a.gan.classes.is_empty() {
+        cfg.classes = a.gan.classes.clone();
     }
-    if !a.window2d_width.is_empty() {
-        cfg.windows = a.window2d_width.clone();
+    if !a.gan.window2d_width.is_empty() {
+        cfg.windows = a.gan.window2d_width.clone();
     }
-    if let Some(dir) = &a.image_folder {
+    if let Some(dir) = &a.gan.image_folder {
         cfg.image_folder = Some(dir.clone());
         cfg.image_size = 64;
     }

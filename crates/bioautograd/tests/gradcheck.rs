@@ -406,12 +406,20 @@ fn conv_transpose2d() {
 fn binary_cross_entropy_gradients() {
     let mut rng = Stream::seeded(314);
     let z = randn(&mut rng, &[6, 1]);
-    let t = Tensor::from_vec((0..6).map(|i| f64::from(u8::from(i < 3)) + 0.05 * rng.uniform01()).collect(), &[6, 1]).unwrap();
+    let t = Tensor::from_vec(
+        (0..6)
+            .map(|i| f64::from(u8::from(i < 3)) + 0.05 * rng.uniform01())
+            .collect(),
+        &[6, 1],
+    )
+    .unwrap();
     check("binary_cross_entropy_with_logits", vec![z, t.clone()], &|g, x| {
         g.binary_cross_entropy_with_logits(&x[0], &x[1])
     });
     let p = Tensor::from_vec((0..6).map(|_| 0.1 + 0.8 * rng.uniform01()).collect(), &[6, 1]).unwrap();
-    check("binary_cross_entropy", vec![p, t], &|g, x| g.binary_cross_entropy(&x[0], &x[1], 1e-7));
+    check("binary_cross_entropy", vec![p, t], &|g, x| {
+        g.binary_cross_entropy(&x[0], &x[1], 1e-7)
+    });
 }
 
 /// The discriminator's spectrally normalised convolution as Keras trains it: the power
@@ -434,9 +442,14 @@ fn spectral_norm_conv_gradients() {
         u = it.u;
         sigmas.push(it.sigma);
     }
-    assert!((sigmas[29] - 1.0).abs() < 1e-6, "σ of the normalised kernel: {sigmas:?}");
+    assert!(
+        (sigmas[29] - 1.0).abs() < 1e-6,
+        "σ of the normalised kernel: {sigmas:?}"
+    );
     let x = randn(&mut rng, &[2, cin, 6, 6]);
     let wt = Tensor::from_vec(w, &[kh, kw, cin, cout]).unwrap();
     let opts = Conv2dOptions::default().with_stride(2, 2).with_padding(Padding::Same);
-    check("spectral_norm_conv2d", vec![x, wt], &move |g, v| g.conv2d(&v[0], &v[1], None, &opts, None));
+    check("spectral_norm_conv2d", vec![x, wt], &move |g, v| {
+        g.conv2d(&v[0], &v[1], None, &opts, None)
+    });
 }

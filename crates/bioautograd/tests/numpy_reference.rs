@@ -311,12 +311,26 @@ fn spectral_norm_power_iteration_matches_numpy() {
             }
         }
         let sigma = c["sigma"].as_f64().unwrap();
-        assert!((it.sigma - sigma).abs() < 1e-10 * sigma.abs(), "{name}: σ {} vs {sigma}", it.sigma);
+        assert!(
+            (it.sigma - sigma).abs() < 1e-10 * sigma.abs(),
+            "{name}: σ {} vs {sigma}",
+            it.sigma
+        );
         if iters >= 50 {
             let top = c["largest_singular_value"].as_f64().unwrap();
-            assert!((it.sigma - top).abs() < 1e-6 * top, "{name}: σ {} vs svd {top}", it.sigma);
+            assert!(
+                (it.sigma - top).abs() < 1e-6 * top,
+                "{name}: σ {} vs svd {top}",
+                it.sigma
+            );
         }
     }
-    assert!(power_iteration(&[1.0f64; 6], 2, 3, &[1.0; 2], 1).is_err(), "u of the wrong length");
-    assert!(power_iteration(&[1.0f64; 6], 2, 3, &[1.0; 3], 0).is_err(), "zero iterations");
+    assert!(
+        power_iteration(&[1.0f64; 6], 2, 3, &[1.0; 2], 1).is_err(),
+        "u of the wrong length"
+    );
+    assert!(
+        power_iteration(&[1.0f64; 6], 2, 3, &[1.0; 3], 0).is_err(),
+        "zero iterations"
+    );
 }

@@ -234,7 +234,10 @@ fn mouse_gan_tiny_run_resumes_and_generates() {
     for f in ["result.toml", "generator.npz", "model.toml", "samples.png"] {
         assert!(run_dir.join(f).is_file(), "{f} missing");
     }
-    assert!(!run_dir.join("checkpoint.json").exists(), "the checkpoint is removed when the run ends");
+    assert!(
+        !run_dir.join("checkpoint.json").exists(),
+        "the checkpoint is removed when the run ends"
+    );
     let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
     assert!(summary.contains("not an FID"), "{summary}");
     assert!(summary.contains("cat, w 0.4"), "{summary}");
@@ -256,7 +259,13 @@ fn mouse_gan_tiny_run_resumes_and_generates() {
     assert_eq!(png, generate_grid(&run_dir, 9, 5).unwrap());
     let img = image::load_from_memory(&png).unwrap();
     assert_eq!((img.width(), img.height()), (3 * 34 + 2, 3 * 34 + 2));
-    assert!(generate_grid(out.path(), 4, 1).unwrap_err().to_string().contains("model.toml"));
+    assert!(generate_grid(out.path(), 4, 1)
+        .unwrap_err()
+        .to_string()
+        .contains("model.toml"));
     std::fs::write(run_dir.join("generator.npz"), b"not a zip").unwrap();
-    assert!(generate_grid(&run_dir, 4, 1).unwrap_err().to_string().contains("generator.npz"));
+    assert!(generate_grid(&run_dir, 4, 1)
+        .unwrap_err()
+        .to_string()
+        .contains("generator.npz"));
 }

@@ -234,8 +234,14 @@ fn spectral_norm_conv_normalises_in_training_only() {
         sigmas.push(sn.last_sigma().unwrap());
     }
     let ratio = before[0] / sn.conv().kernel().as_slice().unwrap()[0];
-    assert!((ratio - sigmas.iter().product::<f32>()).abs() < 1e-3 * ratio, "the kernel is divided by each σ");
-    assert!((sigmas[19] - 1.0).abs() < 1e-3, "the normalised kernel's spectral norm tends to 1: {sigmas:?}");
+    assert!(
+        (ratio - sigmas.iter().product::<f32>()).abs() < 1e-3 * ratio,
+        "the kernel is divided by each σ"
+    );
+    assert!(
+        (sigmas[19] - 1.0).abs() < 1e-3,
+        "the normalised kernel's spectral norm tends to 1: {sigmas:?}"
+    );
     assert_ne!(sn.u(), u0.as_slice());
     let saved = sn.buffers();
     assert_eq!(saved[0].0, "u");

@@ -68,12 +68,7 @@ impl<T: Float> Graph<T> {
             * inv_n;
         Ok(self.push(Tensor::scalar(loss), &[*z, *t], move |g, needs| {
             let s = g[0] * inv_n;
-            let dz = needs[0].then(|| {
-                zs.iter()
-                    .zip(&ts)
-                    .map(|(&z, &t)| (stable_sigmoid(z) - t) * s)
-                    .collect()
-            });
+            let dz = needs[0].then(|| zs.iter().zip(&ts).map(|(&z, &t)| (stable_sigmoid(z) - t) * s).collect());
             let dt = needs[1].then(|| zs.iter().map(|&z| -z * s).collect());
             Ok(vec![dz, dt])
         }))
@@ -95,7 +90,15 @@ impl<T: Float> Graph<T> {
         }
         let (ps, ts) = self.bce_inputs(OP, p, t)?;
         let (lo, hi) = (T::from_f64(eps), T::from_f64(1.0 - eps));
-        let clip = move |p: T| if p < lo { lo } else if p > hi { hi } else { p };
+        let clip = move |p: T| {
+            if p < lo {
+                lo
+            } else if p > hi {
+                hi
+            } else {
+                p
+            }
+        };
         let inv_n = T::ONE / T::from_usize(ps.len());
         let loss = -ps
             .iter()

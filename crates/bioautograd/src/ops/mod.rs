@@ -20,6 +20,7 @@
 
 pub mod activation;
 pub mod batch_norm;
+pub mod bce;
 pub mod binary;
 pub mod conv;
 pub mod dropout;
@@ -32,5 +33,4 @@ pub mod reduce;
 pub mod rnn;
 pub mod shape_ops;
 pub mod softmax;
-pub mod bce;
 pub mod spectral_norm;

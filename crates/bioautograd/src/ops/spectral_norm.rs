@@ -38,7 +38,7 @@ fn normalize<T: Float>(x: &mut [T]) {
     let floor = T::from_f64(NORMALIZE_EPSILON);
     let inv = T::ONE / (if ss > floor { ss } else { floor }).sqrt();
     for a in x {
-        *a = *a * inv;
+        *a *= inv;
     }
 }
 
@@ -57,7 +57,10 @@ pub fn power_iteration<T: Float>(
     const OP: &str = "spectral_norm_power_iteration";
     let bad = |what: String| Error::InvalidArgument { op: OP, what };
     if rows.checked_mul(cols) != Some(w.len()) || rows == 0 || cols == 0 {
-        return Err(bad(format!("kernel of {} values is not a ({rows}, {cols}) matrix", w.len())));
+        return Err(bad(format!(
+            "kernel of {} values is not a ({rows}, {cols}) matrix",
+            w.len()
+        )));
     }
     if u.len() != cols {
         return Err(bad(format!("u has {} values, the kernel {cols} columns", u.len())));
@@ -75,7 +78,7 @@ pub fn power_iteration<T: Float>(
         u.iter_mut().for_each(|x| *x = T::ZERO);
         for (r, &vr) in v.iter().enumerate() {
             for (uc, &a) in u.iter_mut().zip(&w[r * cols..(r + 1) * cols]) {
-                *uc = *uc + vr * a;
+                *uc += vr * a;
             }
         }
         normalize(&mut u);
@@ -83,7 +86,13 @@ pub fn power_iteration<T: Float>(
     let sigma = v
         .iter()
         .enumerate()
-        .map(|(r, &vr)| vr * w[r * cols..(r + 1) * cols].iter().zip(&u).map(|(&a, &b)| a * b).sum::<T>())
+        .map(|(r, &vr)| {
+            vr * w[r * cols..(r + 1) * cols]
+                .iter()
+                .zip(&u)
+                .map(|(&a, &b)| a * b)
+                .sum::<T>()
+        })
         .sum();
     Ok(PowerIteration { u, v, sigma })
 }

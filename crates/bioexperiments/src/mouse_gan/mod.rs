@@ -131,7 +131,11 @@ impl MouseGanConfig {
     /// learning rate or β1 out of range, an invalid network spec.
     pub fn validate(&self) -> Result<()> {
         if self.classes.is_empty() || self.classes.len() > MAX_SETTINGS {
-            return Err(invalid("classes", self.classes.join(","), format!("need 1 to {MAX_SETTINGS} classes")));
+            return Err(invalid(
+                "classes",
+                self.classes.join(","),
+                format!("need 1 to {MAX_SETTINGS} classes"),
+            ));
         }
         for (i, c) in self.classes.iter().enumerate() {
             if c.is_empty() || c.starts_with('.') || c.contains(['/', '\\', ',']) {
@@ -142,7 +146,11 @@ impl MouseGanConfig {
             }
         }
         if self.windows.len() > MAX_SETTINGS {
-            return Err(invalid("window2d_width", self.windows.len(), format!("at most {MAX_SETTINGS} radii")));
+            return Err(invalid(
+                "window2d_width",
+                self.windows.len(),
+                format!("at most {MAX_SETTINGS} radii"),
+            ));
         }
         for (i, &w) in self.windows.iter().enumerate() {
             if !(w.is_finite() && w > 0.0 && w < STANDARD_WINDOW) {
@@ -316,11 +324,12 @@ fn load_classes(cfg: &MouseGanConfig, data: Option<&Path>) -> Result<Vec<Vec<f32
     cfg.classes
         .iter()
         .map(|c| {
-            let label = set
-                .classes
-                .iter()
-                .position(|k| k == c)
-                .ok_or_else(|| io_err(&root, format!("no class folder `{c}` (found: {})", set.classes.join(", "))))?;
+            let label = set.classes.iter().position(|k| k == c).ok_or_else(|| {
+                io_err(
+                    &root,
+                    format!("no class folder `{c}` (found: {})", set.classes.join(", ")),
+                )
+            })?;
             let imgs: Vec<f32> = set
                 .labels
                 .iter()
@@ -378,7 +387,10 @@ pub fn grid_png(images: &[f32], n: usize, side: usize, cols: usize) -> Result<Ve
         return Err(invalid(
             "grid",
             n,
-            format!("needs n ≥ 1 images of 3×{side}×{side} and ≥ 1 column ({} values given)", images.len()),
+            format!(
+                "needs n ≥ 1 images of 3×{side}×{side} and ≥ 1 column ({} values given)",
+                images.len()
+            ),
         ));
     }
     let rows = n.div_ceil(cols);
@@ -460,14 +472,21 @@ pub fn load_generator(dir: &Path) -> Result<(Sequential, DcganSpec)> {
     if arrays.len() != expected.len() {
         return Err(io_err(
             &npz,
-            format!("{} entries, the generator of model.toml has {}", arrays.len(), expected.len()),
+            format!(
+                "{} entries, the generator of model.toml has {}",
+                arrays.len(),
+                expected.len()
+            ),
         ));
     }
     for (a, e) in arrays.iter().zip(&expected) {
         if a.name != e.name || a.shape != e.shape {
             return Err(io_err(
                 &npz,
-                format!("entry `{}` {:?} where `{}` {:?} was expected", a.name, a.shape, e.name, e.shape),
+                format!(
+                    "entry `{}` {:?} where `{}` {:?} was expected",
+                    a.name, a.shape, e.name, e.shape
+                ),
             ));
         }
         if a.data.iter().any(|v| !v.is_finite()) {
@@ -481,7 +500,10 @@ pub fn load_generator(dir: &Path) -> Result<(Sequential, DcganSpec)> {
             p.value.data_mut()?.copy_from_slice(&a.data);
         }
     }
-    for a in arrays.iter().filter_map(|a| a.name.strip_prefix("buffer.").map(|n| (n.to_string(), a.data.clone()))) {
+    for a in arrays
+        .iter()
+        .filter_map(|a| a.name.strip_prefix("buffer.").map(|n| (n.to_string(), a.data.clone())))
+    {
         buffers.push(a);
     }
     g.set_buffers(&buffers)?;
@@ -576,12 +598,23 @@ fn run_job<'s>(
     let k = cfg.score_samples.min(n);
     let (score, scorer_name, threshold) = match scorer {
         Some(s) => {
-            let v = s.score(&images[..k * per], &fake[..cfg.score_samples * per], k, cfg.score_samples, 3, side, side)?;
+            let v = s.score(
+                &images[..k * per],
+                &fake[..cfg.score_samples * per],
+                k,
+                cfg.score_samples,
+                3,
+                side,
+                side,
+            )?;
             (v, s.name().to_string(), s.divergence_threshold())
         }
         None => (f64::NAN, "none".to_string(), None),
     };
-    let last = history.last().copied().ok_or_else(|| invalid("epochs", 0, "no epoch trained"))?;
+    let last = history
+        .last()
+        .copied()
+        .ok_or_else(|| invalid("epochs", 0, "no epoch trained"))?;
     let result = RunResult {
         class: class.to_string(),
         window: window_label(window),
@@ -611,7 +644,11 @@ fn run_job<'s>(
 /// # Errors
 /// An invalid `cfg`; the folder checks of [`prepare_results_folder`]; data, training and
 /// scoring errors.
-pub fn run(opts: &ReproduceOptions, cfg: &MouseGanConfig, mut scorer: Option<&mut dyn SampleScorer>) -> Result<MouseGanReport> {
+pub fn run<'s>(
+    opts: &ReproduceOptions,
+    cfg: &MouseGanConfig,
+    mut scorer: Option<&mut (dyn SampleScorer + 's)>,
+) -> Result<MouseGanReport> {
     cfg.validate()?;
     let images = load_classes(cfg, opts.data.as_deref())?;
     let mut config = toml_of(cfg)?;
@@ -623,7 +660,8 @@ pub fn run(opts: &ReproduceOptions, cfg: &MouseGanConfig, mut scorer: Option<&mu
     let settings = cfg.settings();
     let jobs: Vec<Job> = (0..cfg.classes.len())
         .flat_map(|class| {
-            (0..settings.len()).flat_map(move |window| (0..cfg.repeats).map(move |repeat| Job { class, window, repeat }))
+            (0..settings.len())
+                .flat_map(move |window| (0..cfg.repeats).map(move |repeat| Job { class, window, repeat }))
         })
         .collect();
     let mut report = MouseGanReport::default();
@@ -664,11 +702,11 @@ pub fn run(opts: &ReproduceOptions, cfg: &MouseGanConfig, mut scorer: Option<&mu
 ///
 /// # Errors
 /// Those of [`run`].
-pub fn mouse_gan(
+pub fn mouse_gan<'s>(
     opts: &ReproduceOptions,
     classes: Option<Vec<String>>,
     windows: Option<Vec<f64>>,
-    scorer: Option<&mut dyn SampleScorer>,
+    scorer: Option<&mut (dyn SampleScorer + 's)>,
 ) -> Result<MouseGanReport> {
     opts.overrides.validate()?;
     let mut cfg = MouseGanConfig::from_options(opts);
@@ -737,7 +775,10 @@ fn finish(out: &Path, cfg: &MouseGanConfig, results: &[RunResult]) -> Result<()>
         };
         for w in &settings {
             let label = window_label(*w);
-            let runs: Vec<&RunResult> = results.iter().filter(|r| &r.class == class && r.window == label).collect();
+            let runs: Vec<&RunResult> = results
+                .iter()
+                .filter(|r| &r.class == class && r.window == label)
+                .collect();
             let scores = converged(&label);
             let failed = runs.iter().filter(|r| !r.converged).count();
             let usage = runs.first().map_or(f64::NAN, |r| r.weight_usage);
@@ -798,7 +839,10 @@ fn verdict(class: &str, w: f64, mouse: &[f64], standard: &[f64], scorer: &str) -
     let expectation = paper_expectation(class);
     let tail = match (&test, expectation) {
         (Err(e), _) => format!("the Welch test is undecidable ({e}); the claim cannot be judged at this scale"),
-        (Ok(t), None) => format!("Welch t = {:.2}, p = {:.3}; the paper makes no claim for this class", t.t, t.p),
+        (Ok(t), None) => format!(
+            "Welch t = {:.2}, p = {:.3}; the paper makes no claim for this class",
+            t.t, t.p
+        ),
         (Ok(t), Some((mouse_better, what))) => {
             let observed_better = t.t < 0.0;
             let significant = t.p < 0.05;

@@ -19,8 +19,8 @@
 //! Generator `(n, latent)` → `(n, 3, s, s)` in [0, 1]; discriminator `(n, 3, s, s)` → `(n, 1)`.
 
 use biolayers::layers::{
-    Activation, BatchNorm1d, BatchNorm2d, Conv2dConfig, DenseConfig, Dropout, FlattenChannelsLast, Module, Param,
-    PaddingConfig, Reshape, Sequential, SpectralNormConv2d, KERAS_BN_EPS, KERAS_BN_MOMENTUM,
+    Activation, BatchNorm1d, BatchNorm2d, Conv2dConfig, DenseConfig, Dropout, FlattenChannelsLast, Module,
+    PaddingConfig, Param, Reshape, Sequential, SpectralNormConv2d, KERAS_BN_EPS, KERAS_BN_MOMENTUM,
 };
 use biomask::MaskSpec;
 use biorng::Stream;
@@ -218,8 +218,16 @@ impl Module for Gan {
         ]
     }
     fn buffers(&self) -> Vec<(String, Vec<f32>)> {
-        let g = self.generator.buffers().into_iter().map(|(n, v)| (format!("generator.{n}"), v));
-        let d = self.discriminator.buffers().into_iter().map(|(n, v)| (format!("discriminator.{n}"), v));
+        let g = self
+            .generator
+            .buffers()
+            .into_iter()
+            .map(|(n, v)| (format!("generator.{n}"), v));
+        let d = self
+            .discriminator
+            .buffers()
+            .into_iter()
+            .map(|(n, v)| (format!("discriminator.{n}"), v));
         g.chain(d).collect()
     }
     fn set_buffers(&mut self, buffers: &[(String, Vec<f32>)]) -> biolayers::Result<()> {

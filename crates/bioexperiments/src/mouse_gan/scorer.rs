@@ -184,7 +184,9 @@ fn frechet(a: &[Vec<f64>], b: &[Vec<f64>], d: usize) -> Result<f64> {
     let (m2, c2) = mean_cov(b, d);
     let s1 = sqrtm_psd(&c1, d);
     let inner = matmul(&matmul(&s1, &c2, d), &s1, d);
-    let sym: Vec<f64> = (0..d * d).map(|k| 0.5 * (inner[k] + inner[(k % d) * d + k / d])).collect();
+    let sym: Vec<f64> = (0..d * d)
+        .map(|k| 0.5 * (inner[k] + inner[(k % d) * d + k / d]))
+        .collect();
     let (e, _) = jacobi_eigen(&sym, d);
     let tr_sqrt: f64 = e.iter().map(|&x| x.max(0.0).sqrt()).sum();
     let tr: f64 = (0..d).map(|i| c1[i * d + i] + c2[i * d + i]).sum();

@@ -69,11 +69,21 @@ fn loss_and_grads(
 ///
 /// # Errors
 /// Shape errors; a non-finite loss (nothing is updated by the failing half-step).
-pub fn gan_step(gan: &mut Gan, opt: &mut Optimizer, real: &Tensor, latent_dim: usize, rng: &mut Stream) -> Result<(f32, f32)> {
+pub fn gan_step(
+    gan: &mut Gan,
+    opt: &mut Optimizer,
+    real: &Tensor,
+    latent_dim: usize,
+    rng: &mut Stream,
+) -> Result<(f32, f32)> {
     let shape = real.shape().to_vec();
     let n = shape.first().copied().unwrap_or(0);
     if shape.len() != 4 || n == 0 {
-        return Err(invalid("real batch", format!("{shape:?}"), "must be (n, channels, h, w) with n ≥ 1"));
+        return Err(invalid(
+            "real batch",
+            format!("{shape:?}"),
+            "must be (n, channels, h, w) with n ≥ 1",
+        ));
     }
     let fake = generate_batch(&mut gan.generator, latent(rng, n, latent_dim)?)?;
     let mut combined = fake.to_vec().map_err(biolayers::Error::from)?;

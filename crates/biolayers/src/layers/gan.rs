@@ -41,7 +41,11 @@ impl Reshape {
     /// An empty `shape` or a zero in it.
     pub fn new(shape: &[usize]) -> Result<Self> {
         if shape.is_empty() || shape.contains(&0) {
-            return Err(invalid("reshape", format!("{shape:?}"), "needs at least one axis, none of them 0"));
+            return Err(invalid(
+                "reshape",
+                format!("{shape:?}"),
+                "needs at least one axis, none of them 0",
+            ));
         }
         Ok(Reshape {
             shape: shape.to_vec(),
@@ -114,7 +118,11 @@ impl Module for BatchNorm1d {
     fn forward(&mut self, g: &Graph, x: &Var) -> Result<Var> {
         let shape = g.shape(x)?;
         if shape.len() != 2 {
-            return Err(invalid("batchnorm1d input", format!("{shape:?}"), "must be (n, features)"));
+            return Err(invalid(
+                "batchnorm1d input",
+                format!("{shape:?}"),
+                "must be (n, features)",
+            ));
         }
         let x4 = g.reshape(x, &[shape[0], shape[1], 1, 1])?;
         let y = self.0.forward(g, &x4)?;
@@ -154,7 +162,11 @@ impl SpectralNormConv2d {
     /// A transposed `conv` (Keras wraps any layer with a `kernel`; the DCGAN needs Conv2D only).
     pub fn new(conv: Conv2d, rng: &mut Stream) -> Result<Self> {
         if conv.config().transposed {
-            return Err(invalid("spectral_norm layer", "conv_transpose2d", "only Conv2D is wrapped here"));
+            return Err(invalid(
+                "spectral_norm layer",
+                "conv_transpose2d",
+                "only Conv2D is wrapped here",
+            ));
         }
         let filters = conv.config().filters;
         let u = (0..filters)
