@@ -227,6 +227,58 @@ def loss_cases():
          [2 * (a - b) * g / a.size, -2 * (a - b) * g / a.size], upstream=g)
 
 
+# ---------------------------------------------------------------------- GAN losses (BCE)
+
+KERAS_EPSILON = 1e-7
+
+
+def gan_cases():
+    # Targets with GAN label noise (leave {0, 1}), logits on both sides of 0.
+    z = randn(6, 1) * 2.0
+    t = np.concatenate([np.ones((3, 1)), np.zeros((3, 1))]) + 0.05 * RNG.random_sample((6, 1))
+    g = randn()
+    n = z.size
+    sig = 1.0 / (1.0 + np.exp(-z))
+    loss = np.mean(np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z))))
+    emit("binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits", {}, [("z", z), ("t", t)], loss,
+         [(sig - t) * g / n, -z * g / n], upstream=g)
+    # Probabilities inside (eps, 1 - eps), plus one clipped at the low end (zero gradient there;
+    # the high end 1 - 1e-7 is not representable in float32, where the test runs).
+    p = 1.0 / (1.0 + np.exp(-randn(2, 4)))
+    p[0, 0] = 1e-9
+    t = RNG.random_sample((2, 4))
+    q = np.clip(p, KERAS_EPSILON, 1 - KERAS_EPSILON)
+    inside = (p > KERAS_EPSILON) & (p < 1 - KERAS_EPSILON)
+    loss = -np.mean(t * np.log(q) + (1 - t) * np.log(1 - q))
+    dp = np.where(inside, -(t / p - (1 - t) / (1 - p)), 0.0) * g / p.size
+    dt = -(np.log(q) - np.log(1 - q)) * g / p.size
+    emit("binary_cross_entropy", "binary_cross_entropy", {"eps": KERAS_EPSILON}, [("p", p), ("t", t)], loss,
+         [dp, dt], upstream=g)
+
+
+def spectral_norm_cases():
+    """Keras SpectralNormalization.normalize_weights, one power iteration: a conv kernel
+    (kh, kw, cin, cout) as a (kh*kw*cin, cout) matrix, u (1, cout)."""
+    out = []
+    for name, shape, iters in [("sn_conv_1", (4, 4, 3, 8), 1), ("sn_conv_50", (3, 3, 4, 6), 50)]:
+        w = randn(*shape).reshape(-1, shape[-1])
+        u = randn(1, shape[-1]) * 0.02
+
+        def normalize(x):
+            return x / np.sqrt(max(np.sum(x * x), KERAS_EPSILON))
+
+        uu = u
+        for _ in range(iters):
+            v = normalize(uu @ w.T)
+            uu = normalize(v @ w)
+        sigma = (v @ w @ uu.T).item()
+        out.append({"name": name, "rows": w.shape[0], "cols": w.shape[1], "iterations": iters,
+                    "w": save(name, "w", w), "u": save(name, "u", u), "u_new": save(name, "u_new", uu),
+                    "v": save(name, "v", v), "sigma": sigma,
+                    "largest_singular_value": float(np.linalg.svd(w, compute_uv=False)[0])})
+    return out
+
+
 # ------------------------------------------------------------------------------- pooling
 
 def windows(xp, kh, kw, sh, sw):
@@ -472,12 +524,13 @@ def main():
         if f.endswith(".npy") or f == "manifest.json":
             os.remove(os.path.join(OUT, f))
     for gen in [matmul_cases, binary_cases, reduce_cases, shape_cases, activation_cases, softmax_cases,
-                loss_cases, pool_cases, dropout_cases, batch_norm_cases, conv_cases]:
+                loss_cases, pool_cases, dropout_cases, batch_norm_cases, conv_cases, gan_cases]:
         gen()
+    spectral_norm = spectral_norm_cases()
     tmp = os.path.join(OUT, ".manifest.json.tmp")
     with open(tmp, "w") as f:
         json.dump({"generator": "xtask/python/autograd_reference.py", "numpy": np.__version__,
-                   "cases": CASES}, f, indent=1)
+                   "cases": CASES, "spectral_norm": spectral_norm}, f, indent=1)
         f.write("\n")
     os.replace(tmp, os.path.join(OUT, "manifest.json"))
     print(f"wrote {len(CASES)} cases to {OUT}")

@@ -12,6 +12,7 @@ mod cmd_export;
 mod cmd_filters;
 mod cmd_fuzz;
 mod cmd_gallery;
+mod cmd_generate;
 mod cmd_mask;
 mod cmd_mnist_latents;
 mod cmd_perturb;
@@ -44,7 +45,7 @@ enum Command {
     BenchKernels(cmd_bench_kernels::BenchKernelsArgs),
     /// Generate one working-memory trial set (seq_mem, nback_mem, pic_latent_mem) as .npy.
     Task(cmd_task::TaskArgs),
-    /// Reproduce a paper experiment into results/<name>/ (bionet, rnn-memory, schizo-mnist, schizo-cifar, mouse-cifar, synaptic-diversity).
+    /// Reproduce a paper experiment into results/<name>/ (bionet, rnn-memory, schizo-mnist, schizo-cifar, mouse-cifar, synaptic-diversity, mouse-gan).
     Reproduce(cmd_reproduce::ReproduceArgs),
     /// Training throughput of the schizo-cifar network (images/s) at r = 0 and 0.5.
     BenchTrain(cmd_bench_train::BenchTrainArgs),
@@ -70,6 +71,8 @@ enum Command {
     Export(cmd_export::ExportArgs),
     /// Compile kernels/**/*.cu to the committed PTX (pinned pip nvcc 13.0); --check for CI.
     Ptx(cmd_ptx::PtxArgs),
+    /// A PNG grid of samples of a trained generator (a finished `reproduce mouse-gan` run folder).
+    Generate(cmd_generate::GenerateArgs),
 }
 
 /// glibc's malloc returns every freed block above its mmap threshold (128 KiB, growing
@@ -117,6 +120,7 @@ fn main() {
         Command::Ptx(a) => cmd_ptx::run(a),
         Command::Export(a) => cmd_export::run(a),
         Command::Fuzz(a) => cmd_fuzz::run(a),
+        Command::Generate(a) => cmd_generate::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -45,6 +45,7 @@ mod error;
 pub mod export;
 pub mod jobs;
 pub mod mnist_latents;
+pub mod mouse_gan;
 pub mod rnn;
 pub mod rnn_memory;
 pub mod rnn_runs;

@@ -47,7 +47,30 @@ const MNIST_RUN: &[&str] = &[
 
 pub fn reproduce() -> Group {
     let r = |extra: &[&str], names: &[&str]| with(&["reproduce"], extra, names);
+    let gen = |extra: &[&str], names: &[&str]| with(&["generate"], extra, names);
     let mut cases: Vec<Case> = vec![
+        // mouse-gan: no FID weights, bad radii / classes / scorer, flags of another target.
+        r(
+            &["mouse-gan", "--quick", "--out", "r"],
+            &["cargo xtask fid-weights", "--no-fid"],
+        ),
+        r(
+            &["mouse-gan", "--no-fid", "--window2d-width", "1.5", "--out", "r"],
+            &["window2d_width", "1.5"],
+        ),
+        r(
+            &["mouse-gan", "--no-fid", "--classes", "cat,cat", "--out", "r"],
+            &["classes", "cat"],
+        ),
+        r(&["mouse-gan", "--score", "fid2", "--out", "r"], &["--score", "fid2"]),
+        r(
+            &["schizo-mnist", "--classes", "cat", "--out", "r"],
+            &["--classes", "mouse-gan"],
+        ),
+        gen(&["--checkpoint", "nope", "--out", "g.png"], &["--checkpoint", "nope"]),
+        gen(&["--checkpoint", ".", "--n", "0", "--out", "g.png"], &["--n", "0"]),
+        gen(&["--checkpoint", ".", "--out", "g.jpg"], &["--out", "g.jpg"]),
+        gen(&["--checkpoint", ".", "--out", "g.png"], &["model.toml"]),
         r(&["nope", "--out", "r"], &["nope"]),
         r(&[], &["NAME"]),
         r(

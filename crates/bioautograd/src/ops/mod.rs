@@ -15,9 +15,12 @@
 //! | [`batch_norm`] | `batch_norm2d` |
 //! | [`conv`] | `conv2d`, `conv_transpose2d` (masked or not; biokernels) |
 //! | [`rnn`] | `elman_sequence` (a whole masked Elman recurrence with its BPTT, one node) |
+//! | [`bce`] | `binary_cross_entropy_with_logits`, `binary_cross_entropy` (Keras clipping) |
+//! | [`spectral_norm`] | `power_iteration` of Keras `SpectralNormalization` (host, no tape node) |
 
 pub mod activation;
 pub mod batch_norm;
+pub mod bce;
 pub mod binary;
 pub mod conv;
 pub mod dropout;
@@ -30,3 +33,4 @@ pub mod reduce;
 pub mod rnn;
 pub mod shape_ops;
 pub mod softmax;
+pub mod spectral_norm;

@@ -399,3 +399,57 @@ fn conv_transpose2d() {
         });
     }
 }
+
+/// Binary cross-entropy on logits and on probabilities (inside the clip, targets with GAN label
+/// noise), with respect to both the prediction and the target.
+#[test]
+fn binary_cross_entropy_gradients() {
+    let mut rng = Stream::seeded(314);
+    let z = randn(&mut rng, &[6, 1]);
+    let t = Tensor::from_vec(
+        (0..6)
+            .map(|i| f64::from(u8::from(i < 3)) + 0.05 * rng.uniform01())
+            .collect(),
+        &[6, 1],
+    )
+    .unwrap();
+    check("binary_cross_entropy_with_logits", vec![z, t.clone()], &|g, x| {
+        g.binary_cross_entropy_with_logits(&x[0], &x[1])
+    });
+    let p = Tensor::from_vec((0..6).map(|_| 0.1 + 0.8 * rng.uniform01()).collect(), &[6, 1]).unwrap();
+    check("binary_cross_entropy", vec![p, t], &|g, x| {
+        g.binary_cross_entropy(&x[0], &x[1], 1e-7)
+    });
+}
+
+/// The discriminator's spectrally normalised convolution as Keras trains it: the power
+/// iteration assigns `W ← W / σ` (no gradient through `σ`), then the convolution runs on the
+/// assigned kernel, so the gradients are those of `conv2d(x, W/σ)` with respect to `x` and the
+/// assigned kernel. Checked on a kernel normalised by one power iteration (σ ≈ its spectral
+/// norm: the product of `u`, `v` and `σ` must make the normalised kernel's top singular value ≈ 1
+/// after a few iterations, checked too).
+#[test]
+fn spectral_norm_conv_gradients() {
+    use bioautograd::ops::spectral_norm::power_iteration;
+    let mut rng = Stream::seeded(2718);
+    let (kh, kw, cin, cout) = (3, 3, 2, 4);
+    let mut w = randn(&mut rng, &[kh, kw, cin, cout]).as_slice().unwrap().to_vec();
+    let mut u: Vec<f64> = (0..cout).map(|_| 0.02 * rng.standard_normal()).collect();
+    let mut sigmas = Vec::new();
+    for _ in 0..30 {
+        let it = power_iteration(&w, kh * kw * cin, cout, &u, 1).unwrap();
+        w.iter_mut().for_each(|v| *v /= it.sigma);
+        u = it.u;
+        sigmas.push(it.sigma);
+    }
+    assert!(
+        (sigmas[29] - 1.0).abs() < 1e-6,
+        "σ of the normalised kernel: {sigmas:?}"
+    );
+    let x = randn(&mut rng, &[2, cin, 6, 6]);
+    let wt = Tensor::from_vec(w, &[kh, kw, cin, cout]).unwrap();
+    let opts = Conv2dOptions::default().with_stride(2, 2).with_padding(Padding::Same);
+    check("spectral_norm_conv2d", vec![x, wt], &move |g, v| {
+        g.conv2d(&v[0], &v[1], None, &opts, None)
+    });
+}

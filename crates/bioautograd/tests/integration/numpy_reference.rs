@@ -193,6 +193,8 @@ fn build(g: &Graph<f32>, case: &Value, xs: &[Var], bn: &mut Option<BatchNormStat
                 g.conv_transpose2d(&xs[0], &xs[1], bias, &opts, mask.as_ref())
             }
         }
+        "binary_cross_entropy_with_logits" => g.binary_cross_entropy_with_logits(&xs[0], &xs[1]),
+        "binary_cross_entropy" => g.binary_cross_entropy(&xs[0], &xs[1], p["eps"].as_f64().unwrap()),
         other => panic!("{name}: no builder for op `{other}`"),
     };
     r.unwrap_or_else(|e| panic!("{name}: {e}"))
@@ -276,7 +278,59 @@ fn every_op_matches_numpy_float64() {
         "avg_pool2d",
         "dropout",
         "batch_norm2d",
+        "binary_cross_entropy_with_logits",
+        "binary_cross_entropy",
     ] {
         assert!(ops.contains(op), "no NumPy fixture for `{op}`");
     }
+}
+
+/// Keras `SpectralNormalization`'s power iteration against NumPy: `u`, `v` and `σ` after one
+/// iteration (the training call), and after 50 iterations `σ` is the largest singular value.
+#[test]
+fn spectral_norm_power_iteration_matches_numpy() {
+    use bioautograd::ops::spectral_norm::power_iteration;
+    let text = std::fs::read_to_string(dir().join("manifest.json")).expect("manifest");
+    let manifest: Value = serde_json::from_str(&text).expect("json");
+    let cases = manifest["spectral_norm"].as_array().expect("spectral_norm cases");
+    assert_eq!(cases.len(), 2);
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        let rows = c["rows"].as_u64().unwrap() as usize;
+        let cols = c["cols"].as_u64().unwrap() as usize;
+        let iters = c["iterations"].as_u64().unwrap() as usize;
+        let w = load(c["w"].as_str().unwrap());
+        let u = load(c["u"].as_str().unwrap());
+        let it = power_iteration(w.as_slice().unwrap(), rows, cols, u.as_slice().unwrap(), iters).unwrap();
+        for (what, got, want) in [
+            ("u", &it.u, load(c["u_new"].as_str().unwrap())),
+            ("v", &it.v, load(c["v"].as_str().unwrap())),
+        ] {
+            for (a, b) in got.iter().zip(want.as_slice().unwrap()) {
+                assert!((a - b).abs() < 1e-10, "{name} {what}: {a} vs {b}");
+            }
+        }
+        let sigma = c["sigma"].as_f64().unwrap();
+        assert!(
+            (it.sigma - sigma).abs() < 1e-10 * sigma.abs(),
+            "{name}: σ {} vs {sigma}",
+            it.sigma
+        );
+        if iters >= 50 {
+            let top = c["largest_singular_value"].as_f64().unwrap();
+            assert!(
+                (it.sigma - top).abs() < 1e-6 * top,
+                "{name}: σ {} vs svd {top}",
+                it.sigma
+            );
+        }
+    }
+    assert!(
+        power_iteration(&[1.0f64; 6], 2, 3, &[1.0; 2], 1).is_err(),
+        "u of the wrong length"
+    );
+    assert!(
+        power_iteration(&[1.0f64; 6], 2, 3, &[1.0; 3], 0).is_err(),
+        "zero iterations"
+    );
 }

@@ -123,3 +123,149 @@ fn a_trained_checkpoint_exports_to_safetensors_that_load_back() {
     let got = predict(&mut fresh, x).unwrap();
     assert_eq!(got.as_slice().unwrap(), want.as_slice().unwrap());
 }
+
+/// Keras' "Trainable params" of upstream's DCGAN, by hand (kernels + biases; batch-norm γ and β;
+/// the moving statistics and the spectral-norm `u` are not trainable):
+///
+/// ```text
+/// generator 64×64: Dense 100·16384 + 16384 = 1 654 784;  BN 2·16384 = 32 768
+///   ConvT 5·5·1024·512 + 512 = 13 107 712;  BN 1 024
+///   ConvT 5·5·512·256 + 256  =  3 277 056;  BN   512
+///   ConvT 5·5·256·128 + 128  =    819 328;  BN   256
+///   ConvT 5·5·128·3 + 3      =      9 603                      total 18 903 043
+/// generator 32×32: the same without the 128 stage, last ConvT 5·5·256·3 + 3 = 19 203
+///                                                               total 18 093 059
+/// discriminator 64×64: Conv 4·4·3·64 + 64 = 3 136;  4·4·64·128 + 128 = 131 200;
+///   4·4·128·256 + 256 = 524 544;  4·4·256·512 + 512 = 2 097 664;  Dense 4·4·512 + 1 = 8 193
+///                                                               total 2 764 737
+/// discriminator 32×32: Dense 2·2·512 + 1 = 2 049               total 2 758 593
+/// ```
+#[test]
+fn dcgan_parameter_counts_match_keras() {
+    use bioexperiments::mouse_gan::{discriminator, generator, trainable_params, DcganSpec};
+    use biorng::Stream;
+    for (size, g_count, d_count) in [(64, 18_903_043, 2_764_737), (32, 18_093_059, 2_758_593)] {
+        for window in [Some(0.4), None] {
+            let spec = DcganSpec::upstream(size, window);
+            let mut rng = Stream::seeded(1);
+            let (g, usage) = generator(&spec, &mut rng).unwrap();
+            let d = discriminator(&spec, &mut rng, 2).unwrap();
+            assert_eq!(trainable_params(&g), g_count, "generator {size} {window:?}");
+            assert_eq!(trainable_params(&d), d_count, "discriminator {size} {window:?}");
+            if window.is_none() {
+                assert_eq!(usage, 1.0);
+            } else {
+                // The 2d masks at w 0.4 keep about a third of the weights (paper: ≈ 35 %).
+                assert!((0.3..0.4).contains(&usage), "usage {usage}");
+            }
+        }
+    }
+}
+
+/// The authors' notebook prints `mConvTranspose2d 512→256 (16,16,0.4): 34.515380859375 %`; the
+/// same layer as Keras' `mConv2DTranspose(256, input2d_width=16, output2d_width=16)` on 512
+/// channels keeps exactly that fraction.
+#[test]
+fn mouse_transposed_conv_usage_matches_the_authors_print() {
+    use biolayers::layers::Conv2dConfig;
+    use biomask::MaskSpec;
+    let conv = Conv2dConfig::transpose(512, 256, (5, 5), MaskSpec::two_d(16, 16, 0.4))
+        .init(&mut biorng::Stream::seeded(1))
+        .unwrap();
+    assert_eq!(100.0 * conv.mask().density(), 34.515380859375);
+}
+
+/// Two classes of eight 32×32 PNGs (smooth colour ramps, distinct per class).
+fn write_tiny_image_folder(dir: &std::path::Path) {
+    for (k, class) in ["bird", "cat"].iter().enumerate() {
+        let d = dir.join(class);
+        std::fs::create_dir_all(&d).unwrap();
+        for i in 0..8u32 {
+            let img = image::RgbImage::from_fn(32, 32, |x, y| {
+                image::Rgb([(x * 8) as u8, (y * 8) as u8, (i * 30 + k as u32 * 100) as u8])
+            });
+            img.save(d.join(format!("{i:04}.png"))).unwrap();
+        }
+    }
+}
+
+/// `reproduce mouse-gan` end to end at toy width (2 steps of 4 images per run): every output,
+/// sharded halves joined by `--resume` into the same bytes as one deterministic run, and
+/// `generate` from a finished run folder (a corrupt one is a typed error).
+#[test]
+fn mouse_gan_tiny_run_resumes_and_generates() {
+    use bioexperiments::mouse_gan::{generate_grid, run, ChannelStatsFrechet, MouseGanConfig};
+    use bioexperiments::rnn_runs::Shard;
+    let data = tempfile::tempdir().unwrap();
+    write_tiny_image_folder(data.path());
+    let mut cfg = MouseGanConfig::for_preset(bioexperiments::Preset::Quick, 3);
+    cfg.classes = vec!["cat".into()];
+    cfg.windows = vec![0.4];
+    cfg.train_images = 8;
+    cfg.batch_size = 4;
+    cfg.base_channels = 256;
+    cfg.score_samples = 4;
+    cfg.image_folder = Some(data.path().to_path_buf());
+    cfg.image_size = 32;
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("gan");
+    let mut opts = common::quick_options(dir.clone(), None, 3);
+    // Shard 0 of 2 runs the mouse job only: no summary yet.
+    opts.shard = Shard::new(0, 2).unwrap();
+    let first = run(&opts, &cfg, Some(&mut ChannelStatsFrechet)).unwrap();
+    assert_eq!((first.ran, first.missing), (1, 1));
+    assert!(!dir.join("summary.md").exists());
+    // The other shard, resumed into the same folder, completes it.
+    opts.shard = Shard::ALL;
+    opts.resume = true;
+    let second = run(&opts, &cfg, Some(&mut ChannelStatsFrechet)).unwrap();
+    assert_eq!((second.ran, second.skipped, second.missing), (1, 1, 0));
+    assert_eq!(second.results.len(), 2);
+    for r in &second.results {
+        assert!(r.score.is_finite() && r.score >= 0.0, "{r:?}");
+        assert!(r.converged, "the channel-stats scorer has no divergence rule");
+        assert_eq!(r.epochs, 1);
+    }
+    assert!(second.results[0].weight_usage < 0.5 && second.results[1].weight_usage == 1.0);
+    for f in ["summary.md", "scores.csv", "config.toml", "score_vs_usage.png"] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    let run_dir = dir.join("runs").join("cat_w0.4_r000");
+    for f in ["result.toml", "generator.npz", "model.toml", "samples.png"] {
+        assert!(run_dir.join(f).is_file(), "{f} missing");
+    }
+    assert!(
+        !run_dir.join("checkpoint.json").exists(),
+        "the checkpoint is removed when the run ends"
+    );
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(summary.contains("not an FID"), "{summary}");
+    assert!(summary.contains("cat, w 0.4"), "{summary}");
+    // A resume with everything finished trains nothing.
+    let third = run(&opts, &cfg, Some(&mut ChannelStatsFrechet)).unwrap();
+    assert_eq!((third.ran, third.skipped), (0, 2));
+
+    // The same seed in a fresh folder gives the same numbers (deterministic for a seed).
+    let again = out.path().join("again");
+    let opts2 = common::quick_options(again.clone(), None, 3);
+    run(&opts2, &cfg, Some(&mut ChannelStatsFrechet)).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(again.join("scores.csv")).unwrap(),
+        std::fs::read_to_string(dir.join("scores.csv")).unwrap()
+    );
+
+    // generate: a grid from the finished run, the same bytes for the same seed.
+    let png = generate_grid(&run_dir, 9, 5).unwrap();
+    assert_eq!(png, generate_grid(&run_dir, 9, 5).unwrap());
+    let img = image::load_from_memory(&png).unwrap();
+    assert_eq!((img.width(), img.height()), (3 * 34 + 2, 3 * 34 + 2));
+    assert!(generate_grid(out.path(), 4, 1)
+        .unwrap_err()
+        .to_string()
+        .contains("model.toml"));
+    std::fs::write(run_dir.join("generator.npz"), b"not a zip").unwrap();
+    assert!(generate_grid(&run_dir, 4, 1)
+        .unwrap_err()
+        .to_string()
+        .contains("generator.npz"));
+}

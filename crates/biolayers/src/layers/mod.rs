@@ -18,6 +18,7 @@ mod basic;
 mod conv;
 mod conv_lstm;
 mod dense;
+mod gan;
 mod residual;
 mod rnn;
 
@@ -25,6 +26,7 @@ pub use basic::{Activation, AvgPool2d, BatchNorm2d, Dropout, Flatten, FlattenCha
 pub use conv::{Conv2d, Conv2dConfig, PaddingConfig};
 pub use conv_lstm::{conv_lstm_forward, ConvLstm, ConvLstmConfig};
 pub use dense::{Dense, DenseConfig};
+pub use gan::{BatchNorm1d, Reshape, SpectralNormConv2d, KERAS_BN_EPS};
 pub use residual::{BottleneckConfig, Residual, KERAS_BN_MOMENTUM, KERAS_RESNET_BN_EPS};
 pub use rnn::{ElmanRnn, ElmanRnnConfig, RecurrentInit, RnnNonlinearity};
 

@@ -170,3 +170,84 @@ fn visit_layers_walks_nested_containers_in_parameter_order() {
     assert!(layer_at_mut(&mut model, "2.7").is_none());
     assert!(layer_at_mut(&mut model, "0.x").is_none());
 }
+
+/// Keras `Reshape((h, w, c))` reads the features channels-last; the layer returns NCHW.
+#[test]
+fn reshape_channels_last_reads_keras_order() {
+    use biolayers::layers::{Module, Reshape};
+    let g = bioautograd::Graph::new();
+    // One sample, h = 1, w = 2, c = 3: Keras features [p0c0, p0c1, p0c2, p1c0, p1c1, p1c2].
+    let x = g.input(bioautograd::Tensor::from_vec(vec![0., 1., 2., 10., 11., 12.], &[1, 6]).unwrap());
+    let y = Reshape::channels_last(1, 2, 3).unwrap().forward(&g, &x).unwrap();
+    let v = g.value(&y).unwrap();
+    assert_eq!(v.shape(), &[1, 3, 1, 2]);
+    assert_eq!(v.as_slice().unwrap(), &[0., 10., 1., 11., 2., 12.]);
+    let plain = Reshape::new(&[2, 3]).unwrap().forward(&g, &x).unwrap();
+    assert_eq!(g.value(&plain).unwrap().shape(), &[1, 2, 3]);
+    assert!(Reshape::new(&[2, 0]).is_err());
+}
+
+/// Batch-norm of dense features: per feature over the batch, Keras' ε = 1e-3.
+#[test]
+fn batch_norm1d_normalises_each_feature_over_the_batch() {
+    use biolayers::layers::{BatchNorm1d, Module};
+    let g = bioautograd::Graph::with_mode(bioautograd::Mode::Train);
+    let x = g.input(bioautograd::Tensor::from_vec(vec![1., 10., 3., 30.], &[2, 2]).unwrap());
+    let mut bn = BatchNorm1d::keras(2).unwrap();
+    let y = g.value(&bn.forward(&g, &x).unwrap()).unwrap();
+    // Feature 0: mean 2, var 1 → ±1/√(1 + 1e-3); feature 1: mean 20, var 100.
+    let a = 1.0 / (1.0f32 + 1e-3).sqrt();
+    let b = 10.0 / (100.0f32 + 1e-3).sqrt();
+    for (got, want) in y.as_slice().unwrap().iter().zip([-a, -b, a, b]) {
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    }
+    // Keras momentum 0.99: the running mean moves 1 % of the way.
+    assert!((bn.state().running_mean[1] - 0.2).abs() < 1e-6);
+}
+
+/// Keras `SpectralNormalization`: a training call divides the kernel by σ (one power iteration)
+/// and updates `u`; an inference call changes nothing; `u` is a checkpointed buffer.
+#[test]
+fn spectral_norm_conv_normalises_in_training_only() {
+    use biolayers::layers::{Conv2dConfig, Module, PaddingConfig, SpectralNormConv2d};
+    let mut rng = biorng::Stream::seeded(7);
+    let conv = Conv2dConfig::new(3, 8, (4, 4))
+        .with_strides(2, 2)
+        .with_padding(PaddingConfig::Same)
+        .init(&mut rng)
+        .unwrap();
+    let before: Vec<f32> = conv.kernel().as_slice().unwrap().to_vec();
+    let mut sn = SpectralNormConv2d::new(conv, &mut rng).unwrap();
+    let u0 = sn.u().to_vec();
+    let x = bioautograd::Tensor::from_vec(vec![0.5; 2 * 3 * 8 * 8], &[2, 3, 8, 8]).unwrap();
+    let eval = bioautograd::Graph::with_mode(bioautograd::Mode::Eval);
+    let xv = eval.input(x.clone());
+    let y = sn.forward(&eval, &xv).unwrap();
+    assert_eq!(eval.value(&y).unwrap().shape(), &[2, 8, 4, 4]);
+    assert_eq!(sn.conv().kernel().as_slice().unwrap(), before.as_slice());
+    assert_eq!(sn.u(), u0.as_slice());
+    let mut sigmas = Vec::new();
+    for _ in 0..20 {
+        let g = bioautograd::Graph::with_mode(bioautograd::Mode::Train);
+        let xv = g.input(x.clone());
+        sn.forward(&g, &xv).unwrap();
+        sigmas.push(sn.last_sigma().unwrap());
+    }
+    let ratio = before[0] / sn.conv().kernel().as_slice().unwrap()[0];
+    assert!(
+        (ratio - sigmas.iter().product::<f32>()).abs() < 1e-3 * ratio,
+        "the kernel is divided by each σ"
+    );
+    assert!(
+        (sigmas[19] - 1.0).abs() < 1e-3,
+        "the normalised kernel's spectral norm tends to 1: {sigmas:?}"
+    );
+    assert_ne!(sn.u(), u0.as_slice());
+    let saved = sn.buffers();
+    assert_eq!(saved[0].0, "u");
+    let mut other = SpectralNormConv2d::new(Conv2dConfig::new(3, 8, (4, 4)).init(&mut rng).unwrap(), &mut rng).unwrap();
+    other.set_buffers(&saved).unwrap();
+    assert_eq!(other.u(), sn.u());
+    assert!(other.set_buffers(&[("u".into(), vec![0.0; 3])]).is_err());
+    assert!(other.set_buffers(&[("v".into(), vec![0.0; 8])]).is_err());
+}
