@@ -60,3 +60,4 @@ pub use ops::conv::{Conv2dOptions, ConvGeometry, ConvMask, Padding};
 pub use ops::pool::Pool2d;
 pub use ops::rnn::RnnActivation;
 pub use tensor::{Device, Storage, Tensor};
+pub use ops::upsample::Interpolation;

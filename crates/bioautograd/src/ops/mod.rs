@@ -15,6 +15,10 @@
 //! | [`batch_norm`] | `batch_norm2d` |
 //! | [`conv`] | `conv2d`, `conv_transpose2d` (masked or not; biokernels) |
 //! | [`rnn`] | `elman_sequence` (a whole masked Elman recurrence with its BPTT, one node) |
+//! | [`norm`] | `group_norm` |
+//! | [`upsample`] | `upsample2d` (nearest, bilinear with half-pixel centres) |
+//! | [`swish`] | `swish` (SiLU) |
+//! | [`mae`] | `mae` (mean absolute error) |
 
 pub mod activation;
 pub mod batch_norm;
@@ -30,3 +34,7 @@ pub mod reduce;
 pub mod rnn;
 pub mod shape_ops;
 pub mod softmax;
+pub mod mae;
+pub mod norm;
+pub mod swish;
+pub mod upsample;
