@@ -426,9 +426,11 @@ fn upsample2d_nearest_and_bilinear() {
         (Interpolation::Bilinear, (2, 2)),
         (Interpolation::Bilinear, (3, 2)),
     ] {
-        check(&format!("upsample2d({interp:?}, {factor:?})"), vec![x.clone()], &move |g, x| {
-            g.upsample2d(&x[0], factor, interp)
-        });
+        check(
+            &format!("upsample2d({interp:?}, {factor:?})"),
+            vec![x.clone()],
+            &move |g, x| g.upsample2d(&x[0], factor, interp),
+        );
     }
 }
 
@@ -439,7 +441,13 @@ fn swish_and_mae() {
     // |a − b| has a kink at a = b: keep the difference away from 0.
     let a = randn(&mut r, &[2, 3, 2]);
     let d = away_from_zero(&mut r, &[2, 3, 2], 0.1);
-    let b: Vec<f64> = a.as_slice().unwrap().iter().zip(d.as_slice().unwrap()).map(|(x, y)| x - y).collect();
+    let b: Vec<f64> = a
+        .as_slice()
+        .unwrap()
+        .iter()
+        .zip(d.as_slice().unwrap())
+        .map(|(x, y)| x - y)
+        .collect();
     let b = Tensor::from_vec(b, &[2, 3, 2]).unwrap();
     check("mae", vec![a, b], &|g, x| g.mae(&x[0], &x[1]));
 }

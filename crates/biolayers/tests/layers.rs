@@ -231,11 +231,15 @@ fn ddim_unet_has_the_keras_parameter_count_and_the_upstream_mouse_masks() {
         "banker's rounding of log2(w)/2"
     );
     let widths = vec![64, 128, 256, 512];
-    let standard = DdimUnetConfig::standard(64, widths.clone(), 2).init(&mut Stream::seeded(1)).unwrap();
+    let standard = DdimUnetConfig::standard(64, widths.clone(), 2)
+        .init(&mut Stream::seeded(1))
+        .unwrap();
     let count = |m: &dyn Module| m.params().iter().map(|p| p.value.numel()).sum::<usize>();
     let want = upstream_ddim_param_count();
     assert_eq!(count(&standard), want);
-    let mouse = DdimUnetConfig::mouse(64, widths, 2, 0.4).init(&mut Stream::seeded(1)).unwrap();
+    let mouse = DdimUnetConfig::mouse(64, widths, 2, 0.4)
+        .init(&mut Stream::seeded(1))
+        .unwrap();
     assert_eq!(count(&mouse), want, "masks do not change the parameter count");
     let blocks = mouse.residual_blocks();
     // down 64, 64, 128, 128, 256, 256 | middle 512, 512 | up 256, 256, 128, 128, 64, 64
@@ -253,9 +257,24 @@ fn ddim_unet_has_the_keras_parameter_count_and_the_upstream_mouse_masks() {
     }
     // The reference study's exact densities: 768→256 (16,16,0.4) is the first up block's first
     // conv, 512→512 (16,16,0.4) the second middle block's.
-    assert!((density(blocks[8].convs()[0]) - 0.343333).abs() < 5e-7, "{}", density(blocks[8].convs()[0]));
-    assert!((density(blocks[7].convs()[0]) - 0.345154).abs() < 5e-7, "{}", density(blocks[7].convs()[0]));
-    assert_eq!(standard.residual_blocks().iter().filter(|b| b.convs()[0].mask().form() != biomask::MaskForm::Full).count(), 0);
+    assert!(
+        (density(blocks[8].convs()[0]) - 0.343333).abs() < 5e-7,
+        "{}",
+        density(blocks[8].convs()[0])
+    );
+    assert!(
+        (density(blocks[7].convs()[0]) - 0.345154).abs() < 5e-7,
+        "{}",
+        density(blocks[7].convs()[0])
+    );
+    assert_eq!(
+        standard
+            .residual_blocks()
+            .iter()
+            .filter(|b| b.convs()[0].mask().form() != biomask::MaskForm::Full)
+            .count(),
+        0
+    );
 }
 
 fn tiny_unet() -> biolayers::layers::DdimUnet {
@@ -337,9 +356,16 @@ fn ema_averages_swaps_and_restores_its_state() {
     }
     let state = ema.state().unwrap();
     ema.swap(&mut net).unwrap();
-    assert_eq!(net.params()[0].value.to_vec().unwrap(), state[0].1, "the average is in the model");
+    assert_eq!(
+        net.params()[0].value.to_vec().unwrap(),
+        state[0].1,
+        "the average is in the model"
+    );
     ema.swap(&mut net).unwrap();
-    assert_eq!(net.params()[0].value.to_vec().unwrap(), before[0].iter().map(|v| v + 1.0).collect::<Vec<_>>());
+    assert_eq!(
+        net.params()[0].value.to_vec().unwrap(),
+        before[0].iter().map(|v| v + 1.0).collect::<Vec<_>>()
+    );
     let mut fresh = Ema::new(&net, 0.9).unwrap();
     fresh.set_state(&state).unwrap();
     assert_eq!(fresh.state().unwrap(), state);

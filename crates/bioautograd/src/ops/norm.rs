@@ -68,11 +68,7 @@ impl<T: Float> Graph<T> {
         let mut invstd = vec![T::ZERO; n * groups];
         if m > 0 {
             let mf = T::from_usize(m);
-            for (k, (run, (xh, yr))) in xs
-                .chunks(m)
-                .zip(xhat.chunks_mut(m).zip(y.chunks_mut(m)))
-                .enumerate()
-            {
+            for (k, (run, (xh, yr))) in xs.chunks(m).zip(xhat.chunks_mut(m).zip(y.chunks_mut(m))).enumerate() {
                 let mu = run.iter().copied().sum::<T>() / mf;
                 let var = run.iter().map(|&v| (v - mu) * (v - mu)).sum::<T>() / mf;
                 let inv = T::ONE / (var + eps_t).sqrt();

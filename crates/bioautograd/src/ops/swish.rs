@@ -28,9 +28,14 @@ impl<T: Float> Graph<T> {
     /// # Errors
     /// [`Error::ForeignVar`](crate::Error::ForeignVar).
     pub fn swish(&self, x: &Var) -> Result<Var> {
-        self.unary("swish", x, |v| v * logistic(v), |v, _| {
-            let s = logistic(v);
-            s + v * s * (T::ONE - s)
-        })
+        self.unary(
+            "swish",
+            x,
+            |v| v * logistic(v),
+            |v, _| {
+                let s = logistic(v);
+                s + v * s * (T::ONE - s)
+            },
+        )
     }
 }

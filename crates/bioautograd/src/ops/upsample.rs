@@ -87,16 +87,18 @@ impl<T: Float> Graph<T> {
             }
         }
         let n_in = xs.len();
-        Ok(self.push(Tensor::from_parts(y, vec![n, c, oh, ow]), &[*x], move |g, _| {
-            let mut dx = vec![T::ZERO; n_in];
-            for (gp, dp) in g.chunks(oh * ow).zip(dx.chunks_mut(h * w)) {
-                for (&gv, p) in gp.iter().zip(&plan) {
-                    for &(k, wt) in p {
-                        dp[k] += gv * wt;
+        Ok(
+            self.push(Tensor::from_parts(y, vec![n, c, oh, ow]), &[*x], move |g, _| {
+                let mut dx = vec![T::ZERO; n_in];
+                for (gp, dp) in g.chunks(oh * ow).zip(dx.chunks_mut(h * w)) {
+                    for (&gv, p) in gp.iter().zip(&plan) {
+                        for &(k, wt) in p {
+                            dp[k] += gv * wt;
+                        }
                     }
                 }
-            }
-            Ok(vec![Some(dx)])
-        }))
+                Ok(vec![Some(dx)])
+            }),
+        )
     }
 }

@@ -161,7 +161,9 @@ impl ResidualBlock {
     /// # Errors
     /// Invalid group counts, dropout or mask settings.
     pub fn new(cin: usize, width: usize, window: f64, cfg: &DdimUnetConfig, rng: &mut Stream) -> Result<Self> {
-        let shortcut = (cin != width).then(|| conv(cin, width, 1, STANDARD_WINDOW, rng)).transpose()?;
+        let shortcut = (cin != width)
+            .then(|| conv(cin, width, 1, STANDARD_WINDOW, rng))
+            .transpose()?;
         let norm1 = GroupNorm::new(cin, cfg.norm_groups, cfg.norm_eps)?;
         let conv1 = conv(cin, width, 3, window, rng)?;
         let norm2 = GroupNorm::new(width, cfg.norm_groups, cfg.norm_eps)?;
@@ -409,18 +411,29 @@ impl DdimUnetConfig {
     pub fn validate(&self) -> Result<()> {
         let l = self.widths.len();
         if l < 2 {
-            return Err(invalid("widths", format!("{:?}", self.widths), "needs at least two stages"));
+            return Err(invalid(
+                "widths",
+                format!("{:?}", self.widths),
+                "needs at least two stages",
+            ));
         }
         if self.widths.contains(&0) || self.channels == 0 || self.block_depth == 0 {
             return Err(invalid(
                 "widths",
-                format!("{:?}, channels {}, block_depth {}", self.widths, self.channels, self.block_depth),
+                format!(
+                    "{:?}, channels {}, block_depth {}",
+                    self.widths, self.channels, self.block_depth
+                ),
                 "every width, the channels and the block depth must be positive",
             ));
         }
         let div = 1usize << (l - 1);
         if self.image_size == 0 || self.image_size % div != 0 {
-            return Err(invalid("image_size", self.image_size, format!("must be a positive multiple of {div}")));
+            return Err(invalid(
+                "image_size",
+                self.image_size,
+                format!("must be a positive multiple of {div}"),
+            ));
         }
         if self.window_down.len() != l || self.window_up.len() != l {
             return Err(invalid(
@@ -429,14 +442,27 @@ impl DdimUnetConfig {
                 format!("need one radius per width ({l})"),
             ));
         }
-        if let Some(r) = self.window_down.iter().chain(&self.window_up).find(|r| !(r.is_finite() && **r > 0.0)) {
+        if let Some(r) = self
+            .window_down
+            .iter()
+            .chain(&self.window_up)
+            .find(|r| !(r.is_finite() && **r > 0.0))
+        {
             return Err(invalid("window2d_width", r, "must be positive and finite"));
         }
         if self.embedding_dims < 2 || self.embedding_dims % 2 != 0 {
-            return Err(invalid("embedding_dims", self.embedding_dims, "must be even and at least 2"));
+            return Err(invalid(
+                "embedding_dims",
+                self.embedding_dims,
+                "must be even and at least 2",
+            ));
         }
         if !(self.embedding_max_frequency.is_finite() && self.embedding_max_frequency > 0.0) {
-            return Err(invalid("embedding_max_frequency", self.embedding_max_frequency, "must be positive"));
+            return Err(invalid(
+                "embedding_max_frequency",
+                self.embedding_max_frequency,
+                "must be positive",
+            ));
         }
         Ok(())
     }
@@ -568,7 +594,11 @@ impl DdimUnet {
         }
         let n = shape[0];
         if noise_variances.len() != n {
-            return Err(invalid("noise_variances", noise_variances.len(), format!("need one per image ({n})")));
+            return Err(invalid(
+                "noise_variances",
+                noise_variances.len(),
+                format!("need one per image ({n})"),
+            ));
         }
         let d = cfg.embedding_dims;
         let e = sinusoidal_embedding(noise_variances, d, 1.0, cfg.embedding_max_frequency);
@@ -590,7 +620,9 @@ impl DdimUnet {
         for stage in &mut self.up {
             x = g.upsample2d(&x, (2, 2), Interpolation::Bilinear)?;
             for unit in stage.iter_mut() {
-                let skip = skips.pop().ok_or_else(|| invalid("skips", 0, "fewer skips than up blocks"))?;
+                let skip = skips
+                    .pop()
+                    .ok_or_else(|| invalid("skips", 0, "fewer skips than up blocks"))?;
                 x = g.concat(&[x, skip], 1)?;
                 x = unit.forward(g, &x)?;
             }
@@ -618,7 +650,11 @@ impl Module for DdimUnet {
         let shape = g.shape(x)?;
         let c = self.config.channels;
         if shape.len() != 4 || shape[1] != c + 1 {
-            return Err(invalid("x", format!("{shape:?}"), format!("must be (n, {}, s, s)", c + 1)));
+            return Err(invalid(
+                "x",
+                format!("{shape:?}"),
+                format!("must be (n, {}, s, s)", c + 1),
+            ));
         }
         let plane = shape[2] * shape[3];
         let value = g.value(x)?;
@@ -644,7 +680,12 @@ impl Module for DdimUnet {
         for (i, stage) in self.down.iter_mut().enumerate() {
             units.extend(stage.iter_mut().enumerate().map(|(j, u)| (format!("down{i}_{j}"), u)));
         }
-        units.extend(self.middle.iter_mut().enumerate().map(|(j, u)| (format!("middle_{j}"), u)));
+        units.extend(
+            self.middle
+                .iter_mut()
+                .enumerate()
+                .map(|(j, u)| (format!("middle_{j}"), u)),
+        );
         for (i, stage) in self.up.iter_mut().enumerate() {
             units.extend(stage.iter_mut().enumerate().map(|(j, u)| (format!("up{i}_{j}"), u)));
         }
@@ -679,7 +720,11 @@ impl DdimUnet {
         let mut v = Vec::new();
         for (path, m) in self.children() {
             for (cpath, c) in m.children() {
-                v.extend(c.params().into_iter().map(|p| (format!("{path}.{cpath}.{}", p.name), p)));
+                v.extend(
+                    c.params()
+                        .into_iter()
+                        .map(|p| (format!("{path}.{cpath}.{}", p.name), p)),
+                );
             }
             if m.children().is_empty() {
                 v.extend(m.params().into_iter().map(|p| (format!("{path}.{}", p.name), p)));
