@@ -312,7 +312,7 @@ fn ddim_unet_predicts_noise_of_the_image_shape_and_trains_every_parameter() {
     let mut packed = Vec::new();
     for (b, img) in images.chunks(3 * 64).enumerate() {
         packed.extend_from_slice(img);
-        packed.extend(std::iter::repeat([0.1f32, 0.7][b]).take(64));
+        packed.extend(std::iter::repeat_n([0.1f32, 0.7][b], 64));
     }
     let g2 = Graph::new();
     let xp = g2.input(Tensor::from_vec(packed, &[n, 4, 8, 8]).unwrap());

@@ -103,10 +103,10 @@ impl<T: Float> Graph<T> {
                         let first_channel = (k % groups) * cg;
                         let dxhat = |i: usize| gr[i] * gs[first_channel + i / hw];
                         let (mut s1, mut s2) = (T::ZERO, T::ZERO);
-                        for i in 0..m {
+                        for (i, &xv) in xh.iter().enumerate() {
                             let d = dxhat(i);
                             s1 += d;
-                            s2 += d * xh[i];
+                            s2 += d * xv;
                         }
                         let scale = invstd[k] / mf;
                         for (i, o) in dr.iter_mut().enumerate() {

@@ -136,11 +136,11 @@ fn conv(cin: usize, cout: usize, k: usize, window: f64, rng: &mut Stream) -> Res
     cfg.with_padding(PaddingConfig::Same).init(rng)
 }
 
-fn params_of<'a>(children: Vec<(String, &'a dyn Module)>) -> Vec<&'a Param> {
+fn params_of(children: Vec<(String, &dyn Module)>) -> Vec<&Param> {
     children.into_iter().flat_map(|(_, m)| m.params()).collect()
 }
 
-fn params_of_mut<'a>(children: Vec<(String, &'a mut dyn Module)>) -> Vec<&'a mut Param> {
+fn params_of_mut(children: Vec<(String, &mut dyn Module)>) -> Vec<&mut Param> {
     children.into_iter().flat_map(|(_, m)| m.params_mut()).collect()
 }
 
