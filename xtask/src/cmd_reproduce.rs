@@ -148,12 +148,13 @@ fn run_bionet(a: &ReproduceArgs, opts: &ReproduceOptions) -> CliResult {
     Ok(())
 }
 
-const EXPERIMENTS: [&str; 6] = [
+const EXPERIMENTS: [&str; 7] = [
     "bionet",
     "rnn-memory",
     "schizo-mnist",
     "schizo-cifar",
     "mouse-cifar",
+    "mouse-ddim",
     "synaptic-diversity",
 ];
 

@@ -275,6 +275,21 @@ fn ddim_unet_has_the_keras_parameter_count_and_the_upstream_mouse_masks() {
             .count(),
         0
     );
+
+    // The paper reports 44% weight usage for the mouse DDIM: the kept share of all kernels.
+    let (mut kept, mut total) = (0.0f64, 0.0f64);
+    for (name, p) in mouse.named_params() {
+        if name.ends_with("kernel") {
+            total += p.value.numel() as f64;
+            kept += p.value.numel() as f64;
+        }
+    }
+    for b in &blocks {
+        for c in b.convs() {
+            kept -= c.kernel().numel() as f64 * (1.0 - density(c));
+        }
+    }
+    assert!((kept / total - 0.439693).abs() < 1e-6, "usage {}", kept / total);
 }
 
 fn tiny_unet() -> biolayers::layers::DdimUnet {
