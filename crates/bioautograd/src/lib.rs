@@ -59,4 +59,5 @@ pub use ops::batch_norm::BatchNormState;
 pub use ops::conv::{Conv2dOptions, ConvGeometry, ConvMask, Padding};
 pub use ops::pool::Pool2d;
 pub use ops::rnn::RnnActivation;
+pub use ops::upsample::Interpolation;
 pub use tensor::{Device, Storage, Tensor};

@@ -57,3 +57,5 @@ pub mod torch_check;
 
 pub use common::{Overrides, Preset, ReproduceOptions, SettingResult};
 pub use error::{Error, Result, Undecidable};
+pub mod mouse_ddim;
+pub mod scoring;

@@ -36,3 +36,4 @@ pub mod optim;
 pub mod train;
 
 pub use error::{Error, Result};
+pub mod ema;

@@ -244,6 +244,19 @@ pub fn cifar_data() -> Group {
         ],
         &["bird"],
     ));
+    cases.push(case(
+        &[
+            "reproduce",
+            "mouse-ddim",
+            "--quick",
+            "--no-progress",
+            "--data",
+            "missing_class",
+            "--out",
+            "r",
+        ],
+        &["bird"],
+    ));
     Group {
         name: "cifar-data",
         setup: |dir: &Path| {

@@ -100,6 +100,11 @@ pub fn reproduce() -> Group {
             &["mouse-cifar", "--train-images", "99999999", "--out", "r"],
             &["--train-images", "99999999"],
         ),
+        r(&["mouse-ddim", "--epochs", "0", "--out", "r"], &["--epochs", "0"]),
+        r(
+            &["mouse-ddim", "--train-images", "99999999", "--out", "r"],
+            &["--train-images", "99999999"],
+        ),
         r(&["rnn-memory", "--shard", "2/2", "--out", "r"], &["--shard", "2/2"]),
         r(&["rnn-memory", "--shard", "1of2", "--out", "r"], &["--shard", "1of2"]),
         r(

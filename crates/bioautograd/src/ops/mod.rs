@@ -17,6 +17,10 @@
 //! | [`rnn`] | `elman_sequence` (a whole masked Elman recurrence with its BPTT, one node) |
 //! | [`bce`] | `binary_cross_entropy_with_logits`, `binary_cross_entropy` (Keras clipping) |
 //! | [`spectral_norm`] | `power_iteration` of Keras `SpectralNormalization` (host, no tape node) |
+//! | [`norm`] | `group_norm` |
+//! | [`upsample`] | `upsample2d` (nearest, bilinear with half-pixel centres) |
+//! | [`swish`] | `swish` (SiLU) |
+//! | [`mae`] | `mae` (mean absolute error) |
 
 pub mod activation;
 pub mod batch_norm;
@@ -26,7 +30,9 @@ pub mod conv;
 pub mod dropout;
 mod gpu;
 pub mod loss;
+pub mod mae;
 pub mod matmul;
+pub mod norm;
 mod par;
 pub mod pool;
 pub mod reduce;
@@ -34,3 +40,5 @@ pub mod rnn;
 pub mod shape_ops;
 pub mod softmax;
 pub mod spectral_norm;
+pub mod swish;
+pub mod upsample;

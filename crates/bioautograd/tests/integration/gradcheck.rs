@@ -453,3 +453,55 @@ fn spectral_norm_conv_gradients() {
         g.conv2d(&v[0], &v[1], None, &opts, None)
     });
 }
+
+#[test]
+fn group_norm() {
+    let mut r = rng();
+    // 6 channels in 3 groups of 2, and 1 group (layer norm over c·h·w).
+    let x = randn(&mut r, &[2, 6, 3, 2]);
+    let gamma = randn(&mut r, &[6]);
+    let beta = randn(&mut r, &[6]);
+    for groups in [3, 1, 6] {
+        check(
+            &format!("group_norm(groups {groups})"),
+            vec![x.clone(), gamma.clone(), beta.clone()],
+            &move |g, x| g.group_norm(&x[0], &x[1], &x[2], groups, 1e-3),
+        );
+    }
+}
+
+#[test]
+fn upsample2d_nearest_and_bilinear() {
+    use bioautograd::Interpolation;
+    let mut r = rng();
+    let x = randn(&mut r, &[2, 2, 3, 4]);
+    for (interp, factor) in [
+        (Interpolation::Nearest, (2, 3)),
+        (Interpolation::Bilinear, (2, 2)),
+        (Interpolation::Bilinear, (3, 2)),
+    ] {
+        check(
+            &format!("upsample2d({interp:?}, {factor:?})"),
+            vec![x.clone()],
+            &move |g, x| g.upsample2d(&x[0], factor, interp),
+        );
+    }
+}
+
+#[test]
+fn swish_and_mae() {
+    let mut r = rng();
+    check("swish", vec![randn(&mut r, &[3, 5])], &|g, x| g.swish(&x[0]));
+    // |a − b| has a kink at a = b: keep the difference away from 0.
+    let a = randn(&mut r, &[2, 3, 2]);
+    let d = away_from_zero(&mut r, &[2, 3, 2], 0.1);
+    let b: Vec<f64> = a
+        .as_slice()
+        .unwrap()
+        .iter()
+        .zip(d.as_slice().unwrap())
+        .map(|(x, y)| x - y)
+        .collect();
+    let b = Tensor::from_vec(b, &[2, 3, 2]).unwrap();
+    check("mae", vec![a, b], &|g, x| g.mae(&x[0], &x[1]));
+}

@@ -334,3 +334,64 @@ fn spectral_norm_power_iteration_matches_numpy() {
         "zero iterations"
     );
 }
+
+/// An array of `xtask/python/ddim_reference.py`'s JSON (`{"shape", "data"}`).
+fn json_tensor(v: &Value) -> Tensor<f64> {
+    let data: Vec<f64> = v["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|x| x.as_f64().expect("number"))
+        .collect();
+    Tensor::from_vec(data, &usizes(&v["shape"])).expect("json shape")
+}
+
+/// The DDIM's ops (group norm, upsampling, swish, MAE) in f32 against
+/// `xtask/python/ddim_reference.py` (fixture `ddim_ops.json`): forward and every input gradient.
+#[test]
+fn ddim_ops_match_numpy() {
+    use bioautograd::Interpolation;
+    let text = std::fs::read_to_string(dir().join("ddim_ops.json")).expect("ddim_ops.json");
+    let doc: Value = serde_json::from_str(&text).expect("json");
+    let cases = doc["cases"].as_array().expect("cases");
+    assert!(cases.len() >= 7, "fixture has {} cases", cases.len());
+    for case in cases {
+        let name = case["name"].as_str().expect("name");
+        let p = &case["params"];
+        let g = Graph::<f32>::new();
+        let xs: Vec<Var> = case["inputs"]
+            .as_array()
+            .expect("inputs")
+            .iter()
+            .map(|t| g.param(json_tensor(t).cast().expect("cast")))
+            .collect();
+        let y = match case["op"].as_str().expect("op") {
+            "group_norm" => g.group_norm(
+                &xs[0],
+                &xs[1],
+                &xs[2],
+                p["groups"].as_u64().expect("groups") as usize,
+                p["eps"].as_f64().expect("eps"),
+            ),
+            "upsample2d" => {
+                let f = pair(&p["factor"]);
+                let interp = match p["interp"].as_str() {
+                    Some("nearest") => Interpolation::Nearest,
+                    _ => Interpolation::Bilinear,
+                };
+                g.upsample2d(&xs[0], (f[0], f[1]), interp)
+            }
+            "swish" => g.swish(&xs[0]),
+            "mae" => g.mae(&xs[0], &xs[1]),
+            other => panic!("{name}: unknown op {other}"),
+        }
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_close(name, "output", &g.value(&y).unwrap(), &json_tensor(&case["output"]));
+        let upstream: Tensor<f32> = json_tensor(&case["upstream"]).cast().unwrap();
+        let grads = g.backward_with(&y, upstream).unwrap();
+        for (i, want) in case["grads"].as_array().expect("grads").iter().enumerate() {
+            let got = grads.get(&xs[i]).unwrap_or_else(|| panic!("{name}: no gradient {i}"));
+            assert_close(name, &format!("grad {i}"), got, &json_tensor(want));
+        }
+    }
+}

@@ -269,3 +269,139 @@ fn mouse_gan_tiny_run_resumes_and_generates() {
         .to_string()
         .contains("generator.npz"));
 }
+
+// ---- mouse-ddim ----
+
+fn json_f64s(v: &serde_json::Value) -> Vec<f64> {
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// The cosine schedule, one DDIM step and the sinusoidal embedding against
+/// `xtask/python/ddim_reference.py` (fixture `tests/fixtures/ddim_schedule.json`).
+#[test]
+fn ddim_schedule_step_and_embedding_match_numpy() {
+    use bioexperiments::mouse_ddim::diffusion::CosineSchedule;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ddim_schedule.json");
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let s = CosineSchedule::default();
+    let times = json_f64s(&doc["times"]);
+    for ((t, nr), sr) in times
+        .iter()
+        .zip(json_f64s(&doc["noise_rates"]))
+        .zip(json_f64s(&doc["signal_rates"]))
+    {
+        let (n, g) = s.rates(*t);
+        assert!(
+            (n - nr).abs() < 1e-12 && (g - sr).abs() < 1e-12,
+            "t {t}: {n} {g} vs {nr} {sr}"
+        );
+    }
+    let step = &doc["ddim_step"];
+    let steps = step["steps"].as_u64().unwrap() as f64;
+    let k = step["step"].as_u64().unwrap() as f64;
+    let f32s = |v: &serde_json::Value| json_f64s(v).into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+    let (img, next) = s
+        .ddim_step(
+            &f32s(&step["noisy"]),
+            &f32s(&step["pred_noises"]),
+            1.0 - k / steps,
+            1.0 / steps,
+        )
+        .unwrap();
+    for (got, want) in [
+        (img, json_f64s(&step["pred_images"])),
+        (next, json_f64s(&step["next_noisy"])),
+    ] {
+        assert_eq!(got.len(), want.len());
+        for (a, b) in got.iter().zip(&want) {
+            assert!((f64::from(*a) - b).abs() < 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+    }
+    let emb = &doc["embedding"];
+    let vars: Vec<f32> = f32s(&emb["variances"]);
+    let got = biolayers::layers::sinusoidal_embedding(&vars, 32, 1.0, 1000.0);
+    let want = json_f64s(&emb["embeddings"]);
+    assert_eq!(got.len(), want.len());
+    for (a, b) in got.iter().zip(&want) {
+        // Upstream multiplies in float32 too: angles up to 2π·1000·0.9 lose ~1e-4 absolute.
+        assert!((f64::from(*a) - b).abs() < 2e-3, "{a} vs {b}");
+    }
+}
+
+fn tiny_ddim_config() -> bioexperiments::mouse_ddim::MouseDdimConfig {
+    let mut cfg = bioexperiments::mouse_ddim::MouseDdimConfig::for_preset(bioexperiments::Preset::Quick, 3);
+    cfg.widths = vec![8, 16];
+    cfg.block_depth = 1;
+    cfg.norm_groups = 4;
+    cfg.attention_resolution = Some(4);
+    cfg.train_images = 8;
+    cfg.batch_size = 4;
+    cfg.epochs = 2;
+    cfg.diffusion_steps = 2;
+    cfg.samples = 3;
+    cfg.window = 0.5;
+    cfg
+}
+
+#[test]
+fn mouse_ddim_tiny_end_to_end_resumes_to_the_same_result() {
+    use bioexperiments::mouse_ddim::run_on;
+    use bioexperiments::scoring::PixelMomentDistance;
+    let mut rng = biorng::Stream::seeded(5);
+    let images: Vec<f32> = (0..8 * 3 * 64).map(|_| rng.uniform01() as f32).collect();
+    let cfg = tiny_ddim_config();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("full");
+    let full = run_on(
+        &ReproduceOptions::quick(dir.clone()),
+        &cfg,
+        &images,
+        8,
+        3,
+        &mut PixelMomentDistance,
+    )
+    .unwrap();
+    assert_eq!(full.settings.len(), 2);
+    let (std_run, mouse_run) = (&full.settings[0], &full.settings[1]);
+    assert_eq!(std_run.weight_usage, 1.0);
+    assert!(mouse_run.weight_usage < 1.0, "{}", mouse_run.weight_usage);
+    for s in &full.settings {
+        assert_eq!(s.losses.len(), 2);
+        assert!(s.losses.iter().all(|l| l.is_finite()));
+        assert_eq!(s.samples.len(), 3 * 3 * 64);
+        assert!(s.samples.iter().all(|v| (0.0..=1.0).contains(v)));
+        assert!(s.score.is_finite() && s.score > 0.0);
+    }
+    assert!(std::fs::read_to_string(dir.join("summary.md"))
+        .unwrap()
+        .contains("pixel-moment distance (not FID)"));
+    // Resuming the finished run trains nothing and samples again from the checkpoint: the
+    // weights, the EMA (the sampler's weights, saved as buffers) and the history come back
+    // exactly. A fresh EMA would sample from other weights.
+    let mut opts = ReproduceOptions::quick(dir);
+    opts.resume = true;
+    let resumed = run_on(&opts, &cfg, &images, 8, 3, &mut PixelMomentDistance).unwrap();
+    for (a, b) in resumed.settings.iter().zip(&full.settings) {
+        assert_eq!(a.losses, b.losses);
+        assert_eq!(a.samples, b.samples);
+    }
+    let mut bad = cfg.clone();
+    bad.batch_size = 9;
+    let e = run_on(
+        &ReproduceOptions::quick(out.path().join("bad")),
+        &bad,
+        &images,
+        8,
+        3,
+        &mut PixelMomentDistance,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("batch_size") && e.contains('9'), "{e}");
+    assert!(!out.path().join("bad").exists(), "a refused config writes nothing");
+}

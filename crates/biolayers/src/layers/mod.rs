@@ -286,3 +286,9 @@ pub fn layer_at_mut<'a>(root: &'a mut dyn Module, path: &str) -> Option<&'a mut 
     let child = root.children_mut().into_iter().find(|(s, _)| s == head)?.1;
     layer_at_mut(child, rest)
 }
+
+mod unet;
+pub use unet::{
+    mouse_grid_width, sinusoidal_embedding, AttentionBlock, DdimUnet, DdimUnetConfig, GroupNorm, ResidualBlock,
+    UnetUnit, STANDARD_WINDOW,
+};

@@ -251,3 +251,224 @@ fn spectral_norm_conv_normalises_in_training_only() {
     assert!(other.set_buffers(&[("u".into(), vec![0.0; 3])]).is_err());
     assert!(other.set_buffers(&[("v".into(), vec![0.0; 8])]).is_err());
 }
+
+// ---- DDIM U-Net and EMA ----
+
+/// Keras' parameter count of `Conv2D(cout, k)` on `cin` channels (kernel + bias).
+fn keras_conv(cin: usize, cout: usize, k: usize) -> usize {
+    k * k * cin * cout + cout
+}
+/// `GroupNormalization`: gamma + beta.
+fn keras_gn(c: usize) -> usize {
+    2 * c
+}
+fn keras_residual(cin: usize, w: usize) -> usize {
+    let proj = if cin == w { 0 } else { keras_conv(cin, w, 1) };
+    proj + keras_gn(cin) + keras_conv(cin, w, 3) + keras_gn(w) + keras_conv(w, w, 3)
+}
+fn keras_attention(w: usize) -> usize {
+    keras_gn(w) + 4 * keras_conv(w, w, 1)
+}
+
+/// The upstream DDIM network (64×64, widths 64/128/256/512, depth 2, attention at 16×16)
+/// written out block by block as `get_network` builds it.
+fn upstream_ddim_param_count() -> usize {
+    let stem = keras_conv(3, 64, 1);
+    // Down: 96 → 64 (64×64), 64 → 128 (32×32), 128 → 256 (16×16, with attention).
+    let down = keras_residual(96, 64)
+        + keras_residual(64, 64)
+        + keras_residual(64, 128)
+        + keras_residual(128, 128)
+        + keras_residual(128, 256)
+        + keras_attention(256)
+        + keras_residual(256, 256)
+        + keras_attention(256);
+    // Middle at 8×8: no attention there.
+    let middle = keras_residual(256, 512) + keras_residual(512, 512);
+    // Up: skips popped 256, 256 | 128, 128 | 64, 64.
+    let up = keras_residual(512 + 256, 256)
+        + keras_attention(256)
+        + keras_residual(256 + 256, 256)
+        + keras_attention(256)
+        + keras_residual(256 + 128, 128)
+        + keras_residual(128 + 128, 128)
+        + keras_residual(128 + 64, 64)
+        + keras_residual(64 + 64, 64);
+    let head = keras_conv(64, 3, 1);
+    stem + down + middle + up + head
+}
+
+fn density(c: &biolayers::layers::Conv2d) -> f64 {
+    let v = c.mask().keras_values();
+    v.iter().filter(|&&m| m != 0.0).count() as f64 / v.len() as f64
+}
+
+#[test]
+fn ddim_unet_has_the_keras_parameter_count_and_the_upstream_mouse_masks() {
+    use biolayers::layers::{mouse_grid_width, DdimUnetConfig};
+    assert_eq!(
+        [64, 128, 256, 512].map(mouse_grid_width),
+        [8, 16, 16, 16],
+        "banker's rounding of log2(w)/2"
+    );
+    let widths = vec![64, 128, 256, 512];
+    let standard = DdimUnetConfig::standard(64, widths.clone(), 2)
+        .init(&mut Stream::seeded(1))
+        .unwrap();
+    let count = |m: &dyn Module| m.params().iter().map(|p| p.value.numel()).sum::<usize>();
+    let want = upstream_ddim_param_count();
+    assert_eq!(count(&standard), want);
+    let mouse = DdimUnetConfig::mouse(64, widths, 2, 0.4)
+        .init(&mut Stream::seeded(1))
+        .unwrap();
+    assert_eq!(count(&mouse), want, "masks do not change the parameter count");
+    let blocks = mouse.residual_blocks();
+    // down 64, 64, 128, 128, 256, 256 | middle 512, 512 | up 256, 256, 128, 128, 64, 64
+    let masked: Vec<bool> = blocks
+        .iter()
+        .map(|b| b.convs()[0].mask().form() != biomask::MaskForm::Full)
+        .collect();
+    let expect = [
+        false, false, false, false, true, true, true, true, true, true, true, true, false, false,
+    ];
+    assert_eq!(masked, expect);
+    for b in &blocks {
+        let [c1, c2] = b.convs();
+        assert_eq!(c1.mask().form(), c2.mask().form(), "both 3x3 convs of a block alike");
+    }
+    // The reference study's exact densities: 768→256 (16,16,0.4) is the first up block's first
+    // conv, 512→512 (16,16,0.4) the second middle block's.
+    assert!(
+        (density(blocks[8].convs()[0]) - 0.343333).abs() < 5e-7,
+        "{}",
+        density(blocks[8].convs()[0])
+    );
+    assert!(
+        (density(blocks[7].convs()[0]) - 0.345154).abs() < 5e-7,
+        "{}",
+        density(blocks[7].convs()[0])
+    );
+    assert_eq!(
+        standard
+            .residual_blocks()
+            .iter()
+            .filter(|b| b.convs()[0].mask().form() != biomask::MaskForm::Full)
+            .count(),
+        0
+    );
+
+    // The paper reports 44% weight usage for the mouse DDIM: the kept share of all kernels.
+    let (mut kept, mut total) = (0.0f64, 0.0f64);
+    for (name, p) in mouse.named_params() {
+        if name.ends_with("kernel") {
+            total += p.value.numel() as f64;
+            kept += p.value.numel() as f64;
+        }
+    }
+    for b in &blocks {
+        for c in b.convs() {
+            kept -= c.kernel().numel() as f64 * (1.0 - density(c));
+        }
+    }
+    assert!((kept / total - 0.439693).abs() < 1e-6, "usage {}", kept / total);
+}
+
+fn tiny_unet() -> biolayers::layers::DdimUnet {
+    let mut cfg = biolayers::layers::DdimUnetConfig::mouse(8, vec![8, 16], 1, 0.5);
+    cfg.norm_groups = 4;
+    cfg.embedding_dims = 8;
+    cfg.attention_resolution = Some(4);
+    cfg.init(&mut Stream::seeded(3)).unwrap()
+}
+
+#[test]
+fn ddim_unet_predicts_noise_of_the_image_shape_and_trains_every_parameter() {
+    use bioautograd::Graph;
+    let mut net = tiny_unet();
+    let mut rng = Stream::seeded(4);
+    let n = 2;
+    let images: Vec<f32> = (0..n * 3 * 64).map(|_| rng.standard_normal() as f32).collect();
+    let g = Graph::new();
+    let x = g.input(Tensor::from_vec(images.clone(), &[n, 3, 8, 8]).unwrap());
+    let y = net.denoise(&g, &x, &[0.1, 0.7]).unwrap();
+    assert_eq!(g.shape(&y).unwrap(), vec![n, 3, 8, 8]);
+    // The head starts at zero, as upstream's `kernel_initializer="zeros"`.
+    assert!(g.value(&y).unwrap().as_slice().unwrap().iter().all(|&v| v == 0.0));
+    let loss = g.mae(&y, &x).unwrap();
+    let grads = g.backward(&loss).unwrap();
+    let missing: Vec<String> = net
+        .named_params()
+        .iter()
+        .filter(|(_, p)| grads.get(&p.var().unwrap()).is_none())
+        .map(|(n, _)| n.clone())
+        .collect();
+    assert!(missing.is_empty(), "no gradient for {missing:?}");
+    assert_eq!(net.named_params().len(), net.params().len());
+    // The packed Module input gives the same output.
+    let mut packed = Vec::new();
+    for (b, img) in images.chunks(3 * 64).enumerate() {
+        packed.extend_from_slice(img);
+        packed.extend(std::iter::repeat_n([0.1f32, 0.7][b], 64));
+    }
+    let g2 = Graph::new();
+    let xp = g2.input(Tensor::from_vec(packed, &[n, 4, 8, 8]).unwrap());
+    let y2 = net.forward(&g2, &xp).unwrap();
+    assert_eq!(g2.value(&y2).unwrap().shape(), &[n, 3, 8, 8]);
+}
+
+#[test]
+fn ddim_unet_rejects_bad_configs_by_name() {
+    use biolayers::layers::DdimUnetConfig;
+    let mut cfg = DdimUnetConfig::standard(30, vec![8, 16, 32], 1);
+    let e = cfg.init(&mut Stream::seeded(1)).unwrap_err().to_string();
+    assert!(e.contains("image_size") && e.contains("30"), "{e}");
+    cfg.image_size = 32;
+    cfg.norm_groups = 3;
+    let e = cfg.init(&mut Stream::seeded(1)).unwrap_err().to_string();
+    assert!(e.contains("norm_groups"), "{e}");
+    cfg.norm_groups = 8;
+    cfg.window_up.pop();
+    let e = cfg.init(&mut Stream::seeded(1)).unwrap_err().to_string();
+    assert!(e.contains("window"), "{e}");
+}
+
+#[test]
+fn ema_averages_swaps_and_restores_its_state() {
+    use biolayers::ema::Ema;
+    let mut net = tiny_unet();
+    let mut ema = Ema::new(&net, 0.9).unwrap();
+    let before: Vec<Vec<f32>> = net.params().iter().map(|p| p.value.to_vec().unwrap()).collect();
+    for p in net.params_mut() {
+        for v in p.value.data_mut().unwrap() {
+            *v += 1.0;
+        }
+    }
+    ema.update(&net).unwrap();
+    for (s, b) in ema.weights().iter().zip(&before) {
+        for (sv, bv) in s.as_slice().unwrap().iter().zip(b) {
+            let want = 0.9f32 * bv + (1.0 - 0.9f32) * (bv + 1.0);
+            assert_eq!(*sv, want);
+        }
+    }
+    let state = ema.state().unwrap();
+    ema.swap(&mut net).unwrap();
+    assert_eq!(
+        net.params()[0].value.to_vec().unwrap(),
+        state[0].1,
+        "the average is in the model"
+    );
+    ema.swap(&mut net).unwrap();
+    assert_eq!(
+        net.params()[0].value.to_vec().unwrap(),
+        before[0].iter().map(|v| v + 1.0).collect::<Vec<_>>()
+    );
+    let mut fresh = Ema::new(&net, 0.9).unwrap();
+    fresh.set_state(&state).unwrap();
+    assert_eq!(fresh.state().unwrap(), state);
+    let mut short = state.clone();
+    short[1].1.pop();
+    let e = fresh.set_state(&short).unwrap_err().to_string();
+    assert!(e.contains("ema.1"), "{e}");
+    assert_eq!(fresh.state().unwrap(), state, "a refused restore changes nothing");
+    assert!(Ema::new(&net, 1.0).is_err());
+}
