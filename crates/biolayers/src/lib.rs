@@ -23,11 +23,14 @@
 //!   layer that holds them; [`bionet`]: ALL-CNN-C / VGG-16 / ResNet-50 with a replaceable first
 //!   layer, the retinal bottleneck and a ConvLSTM first stage ([`layers::ConvLstm`]); skip
 //!   connections ([`layers::Residual`], [`layers::BottleneckConfig`]).
+//! * [`inception`]: the TF-FID InceptionV3 feature extractor (inference only, BN folded), for
+//!   the Fréchet Inception Distance of `biotasks::fid`.
 
 pub mod bio;
 pub mod bionet;
 mod error;
 pub mod filters;
+pub mod inception;
 pub mod init;
 pub mod interop;
 pub mod io;

@@ -62,6 +62,14 @@ pub enum Error {
     /// A random front end rejected its arguments.
     #[error(transparent)]
     Rng(biorng::Error),
+    /// The FID network's weights file does not exist (it is made by a command, not shipped).
+    #[error(
+        "{path}: no FID network weights here; run `cargo xtask fid-weights` to make them (or pass --weights FILE)"
+    )]
+    MissingFidWeights {
+        /// Where the weights were looked for.
+        path: std::path::PathBuf,
+    },
 }
 
 /// Result alias for this crate.

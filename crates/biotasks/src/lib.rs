@@ -5,7 +5,8 @@
 //! CIFAR-10 (binary) and image folders with seeded batching and augmentation, [`bionet_input`]
 //! prepares BioNet's grey, upscaled inputs; [`fit`] trains an image classifier (exact resume
 //! through [`checkpoint`], the one checkpoint format of every training run); [`plot`] draws line
-//! and box plots; [`perturb`] holds BioNet's ten perturbations. The working-memory tasks of *bio_rnn_mem*
+//! and box plots; [`perturb`] holds BioNet's ten perturbations; [`fid`] is the Fréchet Inception
+//! Distance (TF-FID InceptionV3 features, f64 statistics). The working-memory tasks of *bio_rnn_mem*
 //! ("Bio-instantiated recurrent neural networks and working memory"):
 //!
 //! * [`seq_mem()`] ([`SeqMem`], module [`mod@seq_mem`]): remember `L` numbers, replay them
@@ -49,6 +50,7 @@ pub mod bionet_input;
 pub mod checkpoint;
 pub mod data;
 mod error;
+pub mod fid;
 pub mod fit;
 pub mod nback_mem;
 pub mod perturb;

@@ -25,6 +25,7 @@ fn groups() -> Vec<Group> {
         runs::reproduce(),
         runs::rnn_run(),
         runs::merge_plot(),
+        tools::fid(),
     ]
 }
 
@@ -89,6 +90,11 @@ fn rnn_run() {
 #[test]
 fn merge_plot() {
     run_group(&runs::merge_plot());
+}
+
+#[test]
+fn fid() {
+    run_group(&tools::fid());
 }
 
 /// Edges that follow upstream exactly succeed, but say so on stderr (issue 16: "an error, or the

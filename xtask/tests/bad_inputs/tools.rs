@@ -434,3 +434,74 @@ pub fn export() -> Group {
         cases,
     }
 }
+
+/// `fid` and `fid-weights`: missing and empty folders, missing weights (the message gives the
+/// command that makes them), out-of-range sizes, wrong output names. Nothing here needs the
+/// real weights.
+pub fn fid() -> Group {
+    let w: &[&str] = &["--weights", "nowhere.safetensors"];
+    let cases: Vec<Case> = vec![
+        with(
+            &["fid", "--real", "missing", "--fake", "imgs"],
+            w,
+            &["--real", "missing"],
+        ),
+        with(
+            &["fid", "--real", "imgs", "--fake", "missing"],
+            w,
+            &["--fake", "missing"],
+        ),
+        with(
+            &["fid", "--real", "imgs", "--fake", "one.png"],
+            w,
+            &["--fake", "one.png"],
+        ),
+        with(
+            &["fid", "--real", "imgs", "--fake", "imgs"],
+            w,
+            &["nowhere.safetensors", "cargo xtask fid-weights"],
+        ),
+        with(
+            &["fid", "--real", "empty", "--fake", "imgs", "--size", "0"],
+            w,
+            &["--size", "0"],
+        ),
+        with(
+            &["fid", "--real", "imgs", "--fake", "imgs", "--size", "100000"],
+            w,
+            &["--size", "100000", "limit"],
+        ),
+        with(
+            &["fid", "--real", "imgs", "--fake", "imgs", "--batch", "0"],
+            w,
+            &["--batch", "0"],
+        ),
+        with(
+            &["fid", "--real", "imgs", "--fake", "imgs", "--weights", "w.npy"],
+            &[],
+            &["w.npy"],
+        ),
+        case(&["fid", "--real", "imgs"], &["--fake"]),
+        case(&["fid-weights", "--out", "w.txt"], &["w.txt", "safetensors"]),
+        case(
+            &["fid-weights", "--out", "dir.safetensors"],
+            &["dir.safetensors", "folder"],
+        ),
+        case(
+            &["fid-weights", "--python", "missing/python3", "--out", "w.safetensors"],
+            &["missing/python3"],
+        ),
+    ];
+    Group {
+        name: "fid",
+        setup: |dir| {
+            image(&dir.join("imgs/a.png"), 1);
+            image(&dir.join("imgs/b/c.jpg"), 2);
+            image(&dir.join("one.png"), 3);
+            std::fs::create_dir_all(dir.join("empty")).unwrap();
+            std::fs::create_dir_all(dir.join("dir.safetensors")).unwrap();
+            write(&dir.join("w.npy"), GARBAGE);
+        },
+        cases,
+    }
+}

@@ -496,3 +496,107 @@ fn an_unmapped_layer_with_parameters_is_named() {
         "{err}"
     );
 }
+
+/// The TF-FID InceptionV3's tensors with zero convolution weights: each layer then outputs
+/// `relu(beta − mean / √(var + 0.001))` whatever its input, so the features show the batch-norm
+/// folding, the order of `mixed_10`'s concatenation and the final average.
+fn inception_tensors(
+    beta_of: impl Fn(&str, usize) -> f32,
+) -> std::collections::HashMap<String, (Vec<usize>, Vec<f32>)> {
+    biolayers::inception::tensor_shapes()
+        .into_iter()
+        .map(|(name, shape)| {
+            let len: usize = shape.iter().product();
+            let values = if name.ends_with(".beta") {
+                (0..len).map(|i| beta_of(&name, i)).collect()
+            } else if name.ends_with(".mean") {
+                vec![0.5; len]
+            } else if name.ends_with(".var") {
+                vec![2.999; len]
+            } else {
+                vec![0.0; len]
+            };
+            (name, (shape, values))
+        })
+        .collect()
+}
+
+#[test]
+fn inception_fid_folds_batch_norm_and_concatenates_in_torchscript_order() {
+    use biolayers::inception::{tensor_shapes, InceptionV3Fid, FID_FEATURES, FID_INPUT_SIZE};
+    use std::path::Path;
+    let shapes = tensor_shapes();
+    assert_eq!(shapes.len(), 376, "the TorchScript state_dict has 376 tensors");
+    assert!(shapes.contains(&("net.layers.mixed_4.tower.conv_1.weight".into(), vec![128, 128, 1, 7])));
+    // mixed_10's branches, in the TorchScript's torch.cat order, and their widths.
+    let order = [
+        ("net.layers.mixed_10.conv.beta", 320),
+        ("net.layers.mixed_10.tower_mixed_conv.beta", 384),
+        ("net.layers.mixed_10.tower_mixed_conv_1.beta", 384),
+        ("net.layers.mixed_10.tower_1_mixed_conv.beta", 384),
+        ("net.layers.mixed_10.tower_1_mixed_conv_1.beta", 384),
+        ("net.layers.mixed_10.tower_2_conv.beta", 192),
+    ];
+    let branch = |name: &str| order.iter().position(|(n, _)| *n == name);
+    // Branch b's channel i gets beta 1 + b + i / 1000 (distinct, and positive after the shift).
+    let beta = |name: &str, i: usize| match branch(name) {
+        Some(b) => 1.0 + b as f32 + i as f32 / 1000.0,
+        None => 0.25,
+    };
+    let origin = Path::new("zero-weights");
+    let net = InceptionV3Fid::from_named(inception_tensors(beta), origin).unwrap();
+    let x = vec![0.3f32; 3 * FID_INPUT_SIZE * FID_INPUT_SIZE];
+    let features = net.forward(&x, 1).unwrap();
+    assert_eq!(features.len(), FID_FEATURES);
+    let shift = 0.5 / 3.0f32.sqrt();
+    let mut k = 0;
+    for (name, width) in order {
+        for i in 0..width {
+            let expected = beta(name, i) - shift;
+            assert!(
+                (features[k] - expected).abs() < 1e-5,
+                "feature {k} ({name}[{i}]): {} vs {expected}",
+                features[k]
+            );
+            k += 1;
+        }
+    }
+    assert_eq!(k, FID_FEATURES);
+
+    // Wrong input size, a missing, a misshapen and an unexpected tensor: errors naming them.
+    assert!(net.forward(&x[1..], 1).is_err());
+    let mut missing = inception_tensors(beta);
+    missing.remove("net.layers.mixed_7.tower_1.conv_3.var");
+    let e = InceptionV3Fid::from_named(missing, origin).unwrap_err().to_string();
+    assert!(e.contains("mixed_7.tower_1.conv_3.var") && e.contains("missing"), "{e}");
+    let mut misshapen = inception_tensors(beta);
+    misshapen.insert("net.layers.conv.weight".into(), (vec![32, 3, 3, 2], vec![0.0; 576]));
+    let e = InceptionV3Fid::from_named(misshapen, origin).unwrap_err().to_string();
+    assert!(
+        e.contains("net.layers.conv.weight") && e.contains("[32, 3, 3, 3]"),
+        "{e}"
+    );
+    let mut extra = inception_tensors(beta);
+    extra.insert("net.fc.weight".into(), (vec![1], vec![0.0]));
+    let e = InceptionV3Fid::from_named(extra, origin).unwrap_err().to_string();
+    assert!(e.contains("net.fc.weight") && e.contains("unexpected"), "{e}");
+
+    // Through a safetensors file, as `cargo xtask fid-weights` writes it.
+    let tensors: Vec<ExportTensor> = inception_tensors(beta)
+        .into_iter()
+        .map(|(name, (shape, values))| ExportTensor {
+            name,
+            shape,
+            values: TensorValues::F32(values),
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inception_fid.safetensors");
+    std::fs::write(&path, safetensors_bytes(&tensors, WeightLayout::Torch).unwrap()).unwrap();
+    let loaded = InceptionV3Fid::load(&path).unwrap();
+    assert_eq!(loaded.forward(&x, 1).unwrap(), features);
+    let e = InceptionV3Fid::load(&dir.path().join("none.safetensors"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("none.safetensors"), "{e}");
+}

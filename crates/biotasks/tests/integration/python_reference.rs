@@ -179,3 +179,67 @@ fn other_stream_gives_other_trials() {
     let b = c.generate(&mut Stream::numpy(1)).unwrap();
     assert_ne!(a.x, b.x);
 }
+
+/// FID statistics and the Fréchet distance against NumPy (`np.cov`) and fid-helper-pytorch's
+/// SciPy formula (`sqrtm(Σ₂ Σ₁)`), on 16-d features (`xtask/python/fid_reference.py frechet`):
+/// full rank, singular (fewer samples than dimensions) and two draws of one distribution.
+#[test]
+fn fid_statistics_and_frechet_distance_match_numpy_and_scipy() {
+    use biotasks::fid::{frechet_distance, FidStats};
+    let text = std::fs::read_to_string(dir().join("fid/frechet_reference.json")).unwrap();
+    let fixture: Value = serde_json::from_str(&text).unwrap();
+    let floats = |v: &Value| -> Vec<f64> { v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
+    let cases = fixture["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        let d = usize_of(c, "dims");
+        let a: Vec<f32> = floats(&c["a"]).iter().map(|&v| v as f32).collect();
+        let b: Vec<f32> = floats(&c["b"]).iter().map(|&v| v as f32).collect();
+        let sa = FidStats::from_features(&a, usize_of(c, "n_a"), d).unwrap();
+        let sb = FidStats::from_features(&b, usize_of(c, "n_b"), d).unwrap();
+        for (ours, numpy) in sa
+            .mean
+            .iter()
+            .zip(floats(&c["mean_a"]))
+            .chain(sa.cov.iter().zip(floats(&c["cov_a"])))
+        {
+            assert!(
+                (ours - numpy).abs() <= 1e-12 * (1.0 + numpy.abs()),
+                "{name}: {ours} vs {numpy}"
+            );
+        }
+        let expected = c["fid"].as_f64().unwrap();
+        let fid = frechet_distance(&sa, &sb).unwrap();
+        let rel = (fid - expected).abs() / expected.abs();
+        assert!(rel < 1e-6, "{name}: FID {fid} vs SciPy {expected} (relative {rel:e})");
+        // Symmetric (to rounding: 5e-9 relative measured on the singular case, where eigenvalues
+        // at zero are clamped), and 0 between a set and itself.
+        let back = frechet_distance(&sb, &sa).unwrap();
+        assert!((back - fid).abs() < 1e-7 * fid.abs(), "{name}: {back} vs {fid}");
+        // Singular covariances: √ of eigenvalues that are 0 up to rounding adds ~1e-8 each.
+        let own = frechet_distance(&sa, &sa).unwrap();
+        assert!(own.abs() < 1e-6 * fid.abs(), "{name}: FID of a set with itself {own}");
+    }
+}
+
+#[test]
+fn fid_statistics_refuse_bad_input_naming_it() {
+    use biotasks::fid::{frechet_distance, FidStats};
+    let e = FidStats::from_features(&[1.0, 2.0], 1, 2).unwrap_err().to_string();
+    assert!(e.contains("n = 1") && e.contains("at least 2"), "{e}");
+    let e = FidStats::from_features(&[1.0, 2.0, 3.0], 2, 2).unwrap_err().to_string();
+    assert!(e.contains("got 3 values"), "{e}");
+    let e = FidStats::from_features(&[1.0, f32::NAN, 3.0, 4.0], 2, 2)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("NaN") && e.contains("index 1"), "{e}");
+    let two = FidStats::from_features(&[1.0, 2.0, 3.0, 5.0], 2, 2).unwrap();
+    let three = FidStats::from_features(&[1.0, 2.0, 3.0, 5.0, 1.0, 0.0], 2, 3).unwrap();
+    let e = frechet_distance(&two, &three).unwrap_err().to_string();
+    assert!(e.contains("(3)") && e.contains("(2)"), "{e}");
+    let mut broken = two.clone();
+    broken.cov[3] = f64::INFINITY;
+    let e = frechet_distance(&two, &broken).unwrap_err().to_string();
+    assert!(e.contains("covariance") && e.contains("inf"), "{e}");
+}
