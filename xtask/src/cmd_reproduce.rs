@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use bioexperiments::bionet::{reproduce_bionet, BioNetArgs, Convolution, RecurrentOption};
 use bioexperiments::cifar::cifar;
-use bioexperiments::mouse_gan::{self, ChannelStatsFrechet, MouseGanConfig, SampleScorer};
+use bioexperiments::mouse_gan::{self, ChannelStatsFrechet, MouseGanConfig};
 use bioexperiments::rnn_memory::rnn_memory;
 use bioexperiments::rnn_runs::{bio_vs_rand, RunOptions, RunsConfig, Shard};
 use bioexperiments::schizo_mnist::schizo_mnist;
+use bioexperiments::scoring::{InceptionFidScorer, PixelMomentDistance, SampleScorer};
 use bioexperiments::synaptic_diversity::synaptic_diversity;
 use bioexperiments::{Overrides, Preset, ReproduceOptions, SettingResult};
 use biotasks::perturb::Perturbation;
@@ -115,13 +116,18 @@ pub struct MouseGanFlags {
     /// 0.4]; the standard control (w = 1.4) is always run.
     #[arg(long, value_delimiter = ',')]
     pub window2d_width: Vec<f64>,
-    /// mouse-gan: train without scoring (no FID weights needed; the score columns say so).
+    /// mouse-gan / mouse-ddim: no FID (no Inception weights needed). mouse-gan trains without a
+    /// score; mouse-ddim scores with the pixel-moment distance (not an FID). The summaries say so.
     #[arg(long)]
     pub no_fid: bool,
-    /// mouse-gan: score with `channel-stats` (a Fréchet distance of per-image channel means and
-    /// spreads: cheap, NOT an FID) instead of the FID.
+    /// mouse-gan / mouse-ddim: the scorer instead of the FID: `channel-stats` (a Fréchet distance
+    /// of per-image channel means and spreads) or `pixel-moments`; both cheap, NOT an FID.
     #[arg(long, conflicts_with = "no_fid")]
     pub score: Option<String>,
+    /// mouse-gan / mouse-ddim: the InceptionV3 weights of the FID [default: where
+    /// `cargo xtask fid-weights` writes them, $BIOMIMETIC_CACHE or ~/.cache/biomimetic/fid/].
+    #[arg(long, conflicts_with_all = ["no_fid", "score"])]
+    pub fid_weights: Option<PathBuf>,
     /// mouse-gan: train on this folder of class sub-folders (e.g. your AFHQ copy's train/, with
     /// --classes cat) at 64×64 instead of CIFAR-10 at 32×32.
     #[arg(long)]
@@ -227,11 +233,19 @@ fn check_flags(a: &ReproduceArgs) -> CliResult {
         &[
             ("--classes", !a.gan.classes.is_empty()),
             ("--window2d-width", !a.gan.window2d_width.is_empty()),
-            ("--no-fid", a.gan.no_fid),
-            ("--score", a.gan.score.is_some()),
             ("--image-folder", a.gan.image_folder.is_some()),
         ],
     )?;
+    if !matches!(a.name.as_str(), "mouse-gan" | "mouse-ddim") {
+        only(
+            "mouse-gan",
+            &[
+                ("--no-fid", a.gan.no_fid),
+                ("--score", a.gan.score.is_some()),
+                ("--fid-weights", a.gan.fid_weights.is_some()),
+            ],
+        )?;
+    }
     if a.name == "bionet" {
         for (flag, given) in [("--repeats", a.repeats.is_some()), ("--shard", a.shard.is_some())] {
             if given {
@@ -325,7 +339,7 @@ pub fn run(a: &ReproduceArgs) -> CliResult {
         return run_mouse_gan(a, &opts);
     }
     if a.name == "mouse-ddim" {
-        return run_mouse_ddim(&opts);
+        return run_mouse_ddim(a, &opts);
     }
     let results = match a.name.as_str() {
         "schizo-mnist" => schizo_mnist(&opts)?,
@@ -410,29 +424,40 @@ fn rnn_memory_full(a: &ReproduceArgs, opts: &ReproduceOptions) -> CliResult {
     Ok(())
 }
 
-/// The scorer of `reproduce mouse-gan`: `--no-fid` none, `--score channel-stats` the cheap
-/// non-FID distance, otherwise the FID, whose InceptionV3 weights must be there before any
-/// training starts.
-fn mouse_gan_scorer(a: &ReproduceArgs) -> CliResult<Option<Box<dyn SampleScorer>>> {
+/// The scorer of `reproduce mouse-gan` / `mouse-ddim`: `--no-fid` none, `--score` a cheap
+/// non-FID distance, otherwise the FID, whose InceptionV3 weights are loaded here, before any
+/// training starts (a missing file names `cargo xtask fid-weights` and `--no-fid`).
+fn sample_scorer(a: &ReproduceArgs) -> CliResult<Option<Box<dyn SampleScorer>>> {
     if a.gan.no_fid {
         return Ok(None);
     }
     match a.gan.score.as_deref() {
         Some("channel-stats") => Ok(Some(Box::new(ChannelStatsFrechet))),
+        Some("pixel-moments") => Ok(Some(Box::new(PixelMomentDistance))),
+        Some("fid") | None => {
+            let weights = match &a.gan.fid_weights {
+                Some(p) => p.clone(),
+                None => biotasks::fid::default_weights_path()?,
+            };
+            match InceptionFidScorer::load(&weights) {
+                Ok(s) => Ok(Some(Box::new(s))),
+                Err(bioexperiments::Error::Tasks(e @ biotasks::Error::MissingFidWeights { .. })) => {
+                    Err(crate::cli::cli_err(format!(
+                        "{}: {e}; or pass --no-fid to go without the FID (--score channel-stats or pixel-moments: cheap distances that are not an FID)",
+                        a.name
+                    )))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
         Some(other) => Err(crate::cli::cli_err(format!(
-            "--score: unknown scorer `{other}` (available: channel-stats; the default is the FID)"
+            "--score: unknown scorer `{other}` (available: fid, channel-stats, pixel-moments; the default is the FID)"
         ))),
-        // The FID scorer (biotasks::fid's InceptionV3) is wired here when it is merged.
-        None => Err(crate::cli::cli_err(
-            "mouse-gan: no FID weights (InceptionV3) found: fetch them with `cargo xtask fid-weights`, \
-             or pass --no-fid to train without a score (or --score channel-stats for a cheap non-FID distance)",
-        )),
     }
 }
 
 /// `reproduce mouse-gan`: the mouse-mimetic DCGAN per (class, window), scored.
 fn run_mouse_gan(a: &ReproduceArgs, opts: &ReproduceOptions) -> CliResult {
-    let mut scorer = mouse_gan_scorer(a)?;
     opts.overrides.validate()?;
     let mut cfg = MouseGanConfig::from_options(opts);
     if !a.gan.classes.is_empty() {
@@ -445,6 +470,9 @@ fn run_mouse_gan(a: &ReproduceArgs, opts: &ReproduceOptions) -> CliResult {
         cfg.image_folder = Some(dir.clone());
         cfg.image_size = 64;
     }
+    cfg.validate()?;
+    // After the settings (cheap to check), before the data and the training.
+    let mut scorer = sample_scorer(a)?;
     let report = mouse_gan::run(opts, &cfg, scorer.as_deref_mut())?;
     for r in &report.results {
         println!(
@@ -477,11 +505,13 @@ fn run_mouse_gan(a: &ReproduceArgs, opts: &ReproduceOptions) -> CliResult {
 }
 
 /// `reproduce mouse-ddim`: standard vs mouse DDIM, sample grids as PNG beside the summary.
-/// The scorer is the cheap pixel-moment distance (not FID) until the FID scorer is wired in.
-fn run_mouse_ddim(opts: &ReproduceOptions) -> CliResult {
-    use bioexperiments::mouse_ddim::{grid_path, mouse_ddim, sample_grid};
-    let mut scorer = bioexperiments::scoring::PixelMomentDistance;
-    let result = mouse_ddim(opts, &mut scorer)?;
+/// Scored by the FID unless `--no-fid` (then the pixel-moment distance, not an FID) or `--score`.
+fn run_mouse_ddim(a: &ReproduceArgs, opts: &ReproduceOptions) -> CliResult {
+    use bioexperiments::mouse_ddim::{grid_path, mouse_ddim, sample_grid, MouseDdimConfig};
+    opts.overrides.validate()?;
+    MouseDdimConfig::from_options(opts).validate()?;
+    let mut scorer: Box<dyn SampleScorer> = sample_scorer(a)?.unwrap_or_else(|| Box::new(PixelMomentDistance));
+    let result = mouse_ddim(opts, scorer.as_mut())?;
     for s in &result.settings {
         let (w, h, rgb) = sample_grid(&s.samples, 3, result.side, 8);
         let mut png = Vec::new();

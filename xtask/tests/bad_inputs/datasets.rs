@@ -249,6 +249,7 @@ pub fn cifar_data() -> Group {
             "reproduce",
             "mouse-ddim",
             "--quick",
+            "--no-fid",
             "--no-progress",
             "--data",
             "missing_class",

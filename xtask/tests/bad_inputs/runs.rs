@@ -51,9 +51,29 @@ pub fn reproduce() -> Group {
     let mut cases: Vec<Case> = vec![
         // mouse-gan: no FID weights, bad radii / classes / scorer, flags of another target.
         r(
-            &["mouse-gan", "--quick", "--out", "r"],
-            &["cargo xtask fid-weights", "--no-fid"],
+            &[
+                "mouse-gan",
+                "--quick",
+                "--fid-weights",
+                "none.safetensors",
+                "--out",
+                "r",
+            ],
+            &["none.safetensors", "cargo xtask fid-weights", "--no-fid"],
         ),
+        r(
+            &[
+                "mouse-ddim",
+                "--quick",
+                "--fid-weights",
+                "none.safetensors",
+                "--out",
+                "r",
+            ],
+            &["none.safetensors", "cargo xtask fid-weights", "--no-fid"],
+        ),
+        r(&["mouse-ddim", "--score", "fid2", "--out", "r"], &["--score", "fid2"]),
+        r(&["schizo-mnist", "--no-fid", "--out", "r"], &["--no-fid", "mouse-gan"]),
         r(
             &["mouse-gan", "--no-fid", "--window2d-width", "1.5", "--out", "r"],
             &["window2d_width", "1.5"],
@@ -102,7 +122,7 @@ pub fn reproduce() -> Group {
         ),
         r(&["mouse-ddim", "--epochs", "0", "--out", "r"], &["--epochs", "0"]),
         r(
-            &["mouse-ddim", "--train-images", "99999999", "--out", "r"],
+            &["mouse-ddim", "--no-fid", "--train-images", "99999999", "--out", "r"],
             &["--train-images", "99999999"],
         ),
         r(&["rnn-memory", "--shard", "2/2", "--out", "r"], &["--shard", "2/2"]),

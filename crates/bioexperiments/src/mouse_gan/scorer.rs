@@ -13,32 +13,7 @@
 //! `real (n_real, channels, h, w)`, `fake (n_fake, channels, h, w)`, NCHW in [0, 1].
 
 use crate::error::{invalid, Result};
-
-/// Scores generated images against real ones (lower is better).
-pub trait SampleScorer {
-    /// A short name for tables (`fid`, `channel-stats-frechet`).
-    fn name(&self) -> &str;
-    /// The distance between the real and generated image sets.
-    ///
-    /// # Errors
-    /// Sizes that do not match the slices; the scorer's own failures.
-    #[allow(clippy::too_many_arguments)]
-    fn score(
-        &mut self,
-        real: &[f32],
-        fake: &[f32],
-        n_real: usize,
-        n_fake: usize,
-        channels: usize,
-        h: usize,
-        w: usize,
-    ) -> Result<f64>;
-    /// Runs scoring above this did not converge (the paper's rule for FID: 200); `None` when
-    /// the scale has no such rule.
-    fn divergence_threshold(&self) -> Option<f64> {
-        None
-    }
-}
+pub use crate::scoring::SampleScorer;
 
 /// The Fréchet distance between Gaussians fitted to per-image channel means and standard
 /// deviations (`2·channels` features). Cheap and deterministic, for tests and for runs without
