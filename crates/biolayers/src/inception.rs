@@ -504,32 +504,69 @@ fn pool3x3(kind: Pool, x: &Act) -> Act {
     };
     let oh = (x.h + 2 * pad - 3) / stride + 1;
     let ow = (x.w + 2 * pad - 3) / stride + 1;
+    let is_max = !matches!(kind, Pool::AvgSameExcludePad);
+    // The window's columns (rows alike) inside the image: the padding is skipped, as it never
+    // wins a max and the average divides by the pixels counted.
+    let span = |o: usize, len: usize| ((o * stride).saturating_sub(pad), (o * stride + 3 - pad).min(len));
+    let cols: Vec<(usize, usize)> = (0..ow).map(|ox| span(ox, x.w)).collect();
     let mut y = vec![0.0f32; x.n * x.c * oh * ow];
     y.par_chunks_mut(oh * ow)
         .zip(x.data.par_chunks(x.h * x.w))
-        .for_each(|(out, plane)| {
-            for oy in 0..oh {
-                // The window's rows and columns inside the image (the padding is skipped: it
-                // never wins a max, and the average divides by the pixels counted).
-                let y0 = (oy * stride).saturating_sub(pad);
-                let y1 = (oy * stride + 3 - pad).min(x.h);
-                for ox in 0..ow {
-                    let x0 = (ox * stride).saturating_sub(pad);
-                    let x1 = (ox * stride + 3 - pad).min(x.w);
-                    let window = (y0..y1).flat_map(|r| plane[r * x.w + x0..r * x.w + x1].iter().copied());
-                    out[oy * ow + ox] = match kind {
-                        Pool::MaxStride2 | Pool::MaxSame => window.fold(f32::NEG_INFINITY, f32::max),
-                        Pool::AvgSameExcludePad => window.sum::<f32>() / ((y1 - y0) * (x1 - x0)) as f32,
-                    };
+        .for_each_init(
+            || vec![0.0f32; x.h * ow],
+            |rows, (out, plane)| {
+                // Separable: first along each row into `rows (h, ow)`, then down the columns,
+                // whole output rows at a time (the inner loops are contiguous and vectorise).
+                // Max is exact in any order; the average sums each row's three values first,
+                // then the rows (PyTorch's own order differs too: float rounding only).
+                for (r, hrow) in rows.chunks_exact_mut(ow).enumerate() {
+                    let src = &plane[r * x.w..(r + 1) * x.w];
+                    for (h, &(x0, x1)) in hrow.iter_mut().zip(&cols) {
+                        let win = &src[x0..x1];
+                        *h = if is_max {
+                            win.iter().copied().fold(f32::NEG_INFINITY, larger)
+                        } else {
+                            win.iter().sum()
+                        };
+                    }
                 }
-            }
-        });
+                for (oy, orow) in out.chunks_exact_mut(ow).enumerate() {
+                    let (y0, y1) = span(oy, x.h);
+                    orow.copy_from_slice(&rows[y0 * ow..(y0 + 1) * ow]);
+                    for r in y0 + 1..y1 {
+                        let hrow = &rows[r * ow..(r + 1) * ow];
+                        if is_max {
+                            orow.iter_mut().zip(hrow).for_each(|(o, &v)| *o = larger(*o, v));
+                        } else {
+                            orow.iter_mut().zip(hrow).for_each(|(o, &v)| *o += v);
+                        }
+                    }
+                    if !is_max {
+                        let height = (y1 - y0) as f32;
+                        for (o, &(x0, x1)) in orow.iter_mut().zip(&cols) {
+                            *o /= height * (x1 - x0) as f32;
+                        }
+                    }
+                }
+            },
+        );
     Act {
         data: y,
         n: x.n,
         c: x.c,
         h: oh,
         w: ow,
+    }
+}
+
+/// The larger of two finite values (the features' inputs are checked finite), as a plain
+/// compare so that the column pass compiles to vector max instructions.
+#[inline]
+fn larger(a: f32, b: f32) -> f32 {
+    if a > b {
+        a
+    } else {
+        b
     }
 }
 
@@ -578,4 +615,60 @@ pub fn tensor_shapes() -> Vec<(String, Vec<usize>)> {
     // Cannot fail in record mode: every tensor reads as a unit-variance placeholder.
     let _ = build(&t);
     t.used.into_inner()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{pool3x3, Act, Pool};
+
+    /// The pooling windows one output at a time (the definition).
+    fn naive(kind: Pool, x: &Act) -> Vec<f32> {
+        let (stride, pad) = if kind == Pool::MaxStride2 { (2, 0) } else { (1, 1) };
+        let oh = (x.h + 2 * pad - 3) / stride + 1;
+        let ow = (x.w + 2 * pad - 3) / stride + 1;
+        let mut y = Vec::new();
+        for plane in x.data.chunks(x.h * x.w) {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let (y0, y1) = ((oy * stride).saturating_sub(pad), (oy * stride + 3 - pad).min(x.h));
+                    let (x0, x1) = ((ox * stride).saturating_sub(pad), (ox * stride + 3 - pad).min(x.w));
+                    let win: Vec<f32> = (y0..y1)
+                        .flat_map(|r| plane[r * x.w + x0..r * x.w + x1].to_vec())
+                        .collect();
+                    y.push(match kind {
+                        Pool::AvgSameExcludePad => win.iter().sum::<f32>() / win.len() as f32,
+                        _ => win.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+                    });
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn separable_pooling_equals_the_window_definition() {
+        let mut rng = biorng::Stream::seeded(11);
+        for (h, w) in [(7, 6), (8, 9), (3, 3), (4, 11)] {
+            let (n, c) = (2, 3);
+            let x = Act {
+                data: (0..n * c * h * w).map(|_| rng.standard_normal() as f32).collect(),
+                n,
+                c,
+                h,
+                w,
+            };
+            for kind in [Pool::MaxStride2, Pool::MaxSame, Pool::AvgSameExcludePad] {
+                let got = pool3x3(kind, &x);
+                let want = naive(kind, &x);
+                assert_eq!(got.data.len(), want.len(), "{kind:?} {h}x{w}");
+                for (a, b) in got.data.iter().zip(&want) {
+                    if kind == Pool::AvgSameExcludePad {
+                        assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{kind:?} {h}x{w}: {a} vs {b}");
+                    } else {
+                        assert_eq!(a, b, "{kind:?} {h}x{w}");
+                    }
+                }
+            }
+        }
+    }
 }

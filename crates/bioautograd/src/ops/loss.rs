@@ -148,20 +148,7 @@ impl<T: Float> Graph<T> {
     pub fn mse(&self, a: &Var, b: &Var) -> Result<Var> {
         const OP: &str = "mse";
         let (at, bt) = self.get2_any(OP, a, b)?;
-        if at.shape() != bt.shape() {
-            return Err(Error::ShapeMismatch {
-                op: OP,
-                lhs: at.shape().to_vec(),
-                rhs: bt.shape().to_vec(),
-            });
-        }
-        let n = at.numel();
-        if n == 0 {
-            return Err(Error::InvalidArgument {
-                op: OP,
-                what: "empty tensors".into(),
-            });
-        }
+        let n = same_shape_numel(OP, at.shape(), bt.shape())?;
         if at.is_cuda() {
             return self.gpu_mse(OP, a, b, at, bt);
         }
@@ -180,4 +167,26 @@ impl<T: Float> Graph<T> {
             Ok(vec![needs[0].then_some(da), db])
         }))
     }
+}
+
+/// The element count of two same-shape, non-empty operands of an element-wise loss.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] when the shapes differ, [`Error::InvalidArgument`] when empty.
+pub(crate) fn same_shape_numel(op: &'static str, lhs: &[usize], rhs: &[usize]) -> Result<usize> {
+    if lhs != rhs {
+        return Err(Error::ShapeMismatch {
+            op,
+            lhs: lhs.to_vec(),
+            rhs: rhs.to_vec(),
+        });
+    }
+    let n = lhs.iter().product::<usize>();
+    if n == 0 {
+        return Err(Error::InvalidArgument {
+            op,
+            what: "empty tensors".into(),
+        });
+    }
+    Ok(n)
 }

@@ -8,34 +8,22 @@
 //! # Shapes
 //! `a`, `b` of one shape → a scalar.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::float::Float;
 use crate::graph::{Graph, Var};
+use crate::ops::loss::same_shape_numel;
 use crate::tensor::Tensor;
 
 impl<T: Float> Graph<T> {
     /// Mean absolute error over all elements. See the [module docs](self).
     ///
     /// # Errors
-    /// [`Error::ShapeMismatch`] unless both have one shape, [`Error::InvalidArgument`] when
+    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) unless both have one shape, [`Error::InvalidArgument`](crate::Error::InvalidArgument) when
     /// empty.
     pub fn mae(&self, a: &Var, b: &Var) -> Result<Var> {
         const OP: &str = "mae";
         let (at, bt) = self.get2(OP, a, b)?;
-        if at.shape() != bt.shape() {
-            return Err(Error::ShapeMismatch {
-                op: OP,
-                lhs: at.shape().to_vec(),
-                rhs: bt.shape().to_vec(),
-            });
-        }
-        let n = at.numel();
-        if n == 0 {
-            return Err(Error::InvalidArgument {
-                op: OP,
-                what: "empty tensors".into(),
-            });
-        }
+        let n = same_shape_numel(OP, at.shape(), bt.shape())?;
         let inv_n = T::ONE / T::from_usize(n);
         let sign: Vec<T> = at
             .as_slice()?
