@@ -85,6 +85,15 @@ pub struct ReproduceArgs {
     /// bionet: a seconds-long end-to-end check on tiny data.
     #[arg(long, hide = true)]
     pub smoke: bool,
+    /// schizo-mnist / schizo-cifar: window shapes of the SzDense layer, comma-separated
+    /// (diagonal, random, gaussian), each at the diagonal band's density [default: the preset's;
+    /// schizo-mnist medium: all three].
+    #[arg(long, value_delimiter = ',')]
+    pub forms: Vec<String>,
+    /// schizo-cifar / mouse-cifar: CIFAR-10 copy, binary (the official batches in
+    /// <data>/cifar-10-batches-bin) or jpeg (<data>/cifar10-jpeg) [default: binary when present].
+    #[arg(long)]
+    pub cifar_format: Option<String>,
     /// Training images, overriding the preset (image targets).
     #[arg(long)]
     pub train_images: Option<usize>,
@@ -228,6 +237,18 @@ fn check_flags(a: &ReproduceArgs) -> CliResult {
     };
     only("bionet", &bionet_only)?;
     only("rnn-memory", &[("--full", a.full)])?;
+    if a.cifar_format.is_some() && !matches!(a.name.as_str(), "schizo-cifar" | "mouse-cifar") {
+        return Err(crate::cli::cli_err(format!(
+            "--cifar-format: only `reproduce schizo-cifar` and `reproduce mouse-cifar` take it, not `{}`",
+            a.name
+        )));
+    }
+    if !a.forms.is_empty() && !matches!(a.name.as_str(), "schizo-mnist" | "schizo-cifar") {
+        return Err(crate::cli::cli_err(format!(
+            "--forms: only `reproduce schizo-mnist` and `reproduce schizo-cifar` take it, not `{}`",
+            a.name
+        )));
+    }
     only(
         "mouse-gan",
         &[
@@ -285,7 +306,16 @@ fn check_flags(a: &ReproduceArgs) -> CliResult {
 
 /// The preset of `--preset` / `--quick`.
 fn preset(a: &ReproduceArgs) -> CliResult<Preset> {
-    let p = match &a.preset {
+    let p = match a.preset.as_deref() {
+        // The seed README's figure (`CIFAR_CNN_ConcurrTraj200913.png`) is schizo-cifar's paper
+        // preset; the name is the one the issue and the README use.
+        Some("readme-figure") if a.name == "schizo-cifar" => Preset::Paper,
+        Some("readme-figure") => {
+            return Err(crate::cli::cli_err(format!(
+                "--preset readme-figure: only `reproduce schizo-cifar` has it (the seed README's figure), not `{}`",
+                a.name
+            )))
+        }
         Some(name) => name
             .parse::<Preset>()
             .map_err(|e| crate::cli::cli_err(format!("--preset: {e}")))?,
@@ -328,6 +358,13 @@ pub fn run(a: &ReproduceArgs) -> CliResult {
         resume: a.resume,
         progress: !a.no_progress,
         seed: a.seed,
+        forms: a.forms.clone(),
+        cifar_format: a
+            .cifar_format
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| crate::cli::cli_err(format!("--cifar-format: {e}")))?,
     };
     if a.name == "rnn-memory" && a.full {
         return rnn_memory_full(a, &opts);

@@ -102,6 +102,12 @@ pub struct ReproduceOptions {
     pub progress: bool,
     /// Base seed (run `k` of a setting uses `seed + k`).
     pub seed: u64,
+    /// `--forms` of the schizophrenia-layer sweeps (window shapes at equal density; empty:
+    /// the preset's).
+    pub forms: Vec<String>,
+    /// `--cifar-format` of the CIFAR-10 targets (`None`: the binary batches when the data
+    /// folder has them, the JPEG copy otherwise).
+    pub cifar_format: Option<biotasks::data::CifarFormat>,
 }
 
 impl ReproduceOptions {
@@ -116,6 +122,20 @@ impl ReproduceOptions {
             resume: false,
             progress: false,
             seed: 1,
+            forms: Vec::new(),
+            cifar_format: None,
+        }
+    }
+
+    /// `--forms` parsed (`None`: not given, the preset's forms).
+    ///
+    /// # Errors
+    /// An unknown or repeated form.
+    pub fn band_forms(&self) -> Result<Option<Vec<crate::band_forms::BandForm>>> {
+        if self.forms.is_empty() {
+            Ok(None)
+        } else {
+            crate::band_forms::BandForm::parse_list(&self.forms).map(Some)
         }
     }
 }

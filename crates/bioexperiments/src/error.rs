@@ -118,6 +118,12 @@ impl std::fmt::Display for Undecidable {
 /// Result alias for this crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
+impl From<biomask::Error> for Error {
+    fn from(e: biomask::Error) -> Self {
+        Error::Train(biolayers::Error::from(e))
+    }
+}
+
 impl From<bioautograd::Error> for Error {
     fn from(e: bioautograd::Error) -> Self {
         Error::Train(biolayers::Error::from(e))

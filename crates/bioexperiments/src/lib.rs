@@ -35,6 +35,7 @@
 //! 5. `xtask/src/cmd_reproduce.rs`: one match arm that calls `run` and prints; a test in
 //!    `tests/` that runs the smallest setting.
 
+pub mod band_forms;
 pub mod bench_rnn;
 pub mod bench_train;
 pub mod bionet;

@@ -112,6 +112,31 @@ pub fn reproduce() -> Group {
             &["--quick", "paper"],
         ),
         r(&["schizo-mnist", "--repeats", "0", "--out", "r"], &["--repeats", "0"]),
+        // Window shapes: unknown, repeated, or for a target without a SzDense layer.
+        r(
+            &["schizo-mnist", "--forms", "diagonal,stripe", "--out", "r"],
+            &["forms", "stripe"],
+        ),
+        r(
+            &["schizo-cifar", "--forms", "random,random", "--out", "r"],
+            &["forms", "random"],
+        ),
+        r(
+            &["mouse-cifar", "--forms", "random", "--out", "r"],
+            &["--forms", "mouse-cifar"],
+        ),
+        r(
+            &["schizo-cifar", "--cifar-format", "png", "--out", "r"],
+            &["--cifar-format", "png"],
+        ),
+        r(
+            &["schizo-mnist", "--cifar-format", "binary", "--out", "r"],
+            &["--cifar-format", "schizo-mnist"],
+        ),
+        r(
+            &["schizo-mnist", "--preset", "readme-figure", "--out", "r"],
+            &["readme-figure", "schizo-cifar"],
+        ),
         r(
             &["synaptic-diversity", "--epochs", "0", "--out", "r"],
             &["--epochs", "0"],

@@ -57,6 +57,8 @@ fn smoke_run_writes_upstream_layout_and_resumes() {
         resume: false,
         progress: false,
         seed: 3,
+        forms: Vec::new(),
+        cifar_format: None,
     };
     let args = BioNetArgs {
         smoke: true,

@@ -37,6 +37,48 @@ fn schizo_mnist_quick_writes_every_output() {
 }
 
 #[test]
+fn window_shapes_train_at_the_band_density() {
+    let data = tempfile::tempdir().unwrap();
+    common::write_fake_mnist(data.path());
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("forms");
+    let opts = ReproduceOptions {
+        forms: vec!["diagonal".into(), "random".into(), "gaussian".into()],
+        overrides: bioexperiments::Overrides {
+            epochs: Some(1),
+            ..Default::default()
+        },
+        ..common::quick_options(dir.clone(), Some(data.path()), 1)
+    };
+    let results = schizo_mnist(&opts).unwrap();
+    let labels: Vec<&str> = results.iter().map(|r| r.label.as_str()).collect();
+    // r = 0 is the dense network once; every other r has the three forms.
+    assert_eq!(
+        labels,
+        [
+            "r=0",
+            "r=0.5",
+            "random r=0.5",
+            "gaussian r=0.5",
+            "r=0.9",
+            "random r=0.9",
+            "gaussian r=0.9"
+        ]
+    );
+    for (band, others) in [(1, [2, 3]), (4, [5, 6])] {
+        for o in others {
+            let (a, b) = (results[band].density, results[o].density);
+            assert!((a - b).abs() < 0.02, "{}: {b} vs the band's {a}", results[o].label);
+        }
+    }
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(summary.contains("not with random or other shapes"), "{summary}");
+    assert!(std::fs::read_to_string(dir.join("comparisons.csv"))
+        .unwrap()
+        .contains("r=0.5,gaussian r=0.5"));
+}
+
+#[test]
 fn missing_data_is_an_error_naming_the_path() {
     let data = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();

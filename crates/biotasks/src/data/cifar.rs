@@ -76,3 +76,104 @@ pub fn parse_cifar10_binary(bytes: &[u8], origin: &Path) -> Result<ImageDataset>
         classes: CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect(),
     })
 }
+
+/// Where a CIFAR-10 copy comes from: the official binary batches (`cifar-10-batches-bin/`, as
+/// the tarball unpacks) or the JPEG folders (`cifar10-jpeg/{train,test}/<class>/`, quality 75).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CifarFormat {
+    /// The official binary batches: the original pixels.
+    Binary,
+    /// The JPEG copy: every image re-encoded at quality 75.
+    Jpeg,
+}
+
+impl CifarFormat {
+    /// The folder of this format under a data folder.
+    pub fn folder(self) -> &'static str {
+        match self {
+            CifarFormat::Binary => "cifar-10-batches-bin",
+            CifarFormat::Jpeg => "cifar10-jpeg",
+        }
+    }
+
+    /// The format a run on `data` uses: `given`, or the binary batches when
+    /// `data/cifar-10-batches-bin/test_batch.bin` exists and the JPEG copy otherwise.
+    pub fn resolve(given: Option<CifarFormat>, data: &Path) -> CifarFormat {
+        given.unwrap_or_else(|| {
+            if data.join(CifarFormat::Binary.folder()).join("test_batch.bin").is_file() {
+                CifarFormat::Binary
+            } else {
+                CifarFormat::Jpeg
+            }
+        })
+    }
+
+    /// One sentence for a summary: which copy the run read.
+    pub fn describe(self) -> &'static str {
+        match self {
+            CifarFormat::Binary => "CIFAR-10 from the official binary batches (`cifar-10-batches-bin`).",
+            CifarFormat::Jpeg => "CIFAR-10 here is the JPEG (quality 75) copy of the data set (`cifar10-jpeg`), not the original binary batches: results differ slightly from the original set.",
+        }
+    }
+}
+
+impl std::str::FromStr for CifarFormat {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "binary" => Ok(CifarFormat::Binary),
+            "jpeg" => Ok(CifarFormat::Jpeg),
+            other => Err(crate::Error::InvalidParameter {
+                param: "cifar-format",
+                value: other.to_string(),
+                reason: "expected binary or jpeg".into(),
+            }),
+        }
+    }
+}
+
+/// CIFAR-10's training images (the first `max_per_class` of every class, in file order, when
+/// given) and its 10 000 test images, from `data` in `format`.
+///
+/// # Errors
+/// [`crate::Error::Data`] naming the missing or corrupt file or folder.
+pub fn load_cifar10(
+    data: &Path,
+    format: CifarFormat,
+    max_per_class: Option<usize>,
+) -> Result<(ImageDataset, ImageDataset)> {
+    let root = data.join(format.folder());
+    match format {
+        CifarFormat::Jpeg => {
+            let train = super::load_cifar10_folder(
+                &root.join("train"),
+                &super::FolderOptions {
+                    max_per_class,
+                    ..Default::default()
+                },
+            )?;
+            let test = super::load_cifar10_folder(&root.join("test"), &super::FolderOptions::default())?;
+            Ok((train, test))
+        }
+        CifarFormat::Binary => {
+            // The test set first: it is one file, so a missing copy is reported quickly.
+            let test = load_cifar10_binary(&root, Split::Test)?;
+            let train = load_cifar10_binary(&root, Split::Train)?;
+            let train = match max_per_class {
+                Some(n) => {
+                    let mut seen = [0usize; 10];
+                    let keep: Vec<usize> = (0..train.len())
+                        .filter(|&i| {
+                            let c = train.labels[i];
+                            seen[c] += 1;
+                            seen[c] <= n
+                        })
+                        .collect();
+                    train.subset(&keep)?
+                }
+                None => train,
+            };
+            Ok((train, test))
+        }
+    }
+}

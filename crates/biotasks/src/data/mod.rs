@@ -11,7 +11,7 @@ mod cifar10g;
 mod folder;
 mod idx;
 
-pub use cifar::{load_cifar10_binary, parse_cifar10_binary, CIFAR10_CLASSES};
+pub use cifar::{load_cifar10, load_cifar10_binary, parse_cifar10_binary, CifarFormat, CIFAR10_CLASSES};
 pub use cifar10g::{cifar10g_sets, cifar10g_sets_dir, load_cifar10g, CIFAR10G_RESOLUTION, CIFAR10G_SETS};
 pub use folder::{
     decode_image, load_cifar10_folder, load_image_folder, load_image_folder_with_classes, ColorMode, DecodedImage,

@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::Path;
 
 use biotasks::data::{
-    epoch_order, load_cifar10_binary, load_cifar10_folder, load_idx, load_image_folder, load_image_folder_with_classes,
-    load_mnist, Augment, ColorMode, FolderOptions, Normalization, Split,
+    epoch_order, load_cifar10, load_cifar10_binary, load_cifar10_folder, load_idx, load_image_folder,
+    load_image_folder_with_classes, load_mnist, Augment, CifarFormat, ColorMode, FolderOptions, Normalization, Split,
 };
 use biotasks::{Error, Stream};
 
@@ -87,6 +87,39 @@ fn cifar_binary_batches() {
     assert!(path_of(&e).ends_with("data_batch_1.bin"));
     std::fs::write(dir.path().join("test_batch.bin"), [0u8; 100]).unwrap();
     assert!(load_cifar10_binary(dir.path(), Split::Test).is_err());
+}
+
+#[test]
+fn cifar_format_is_detected_and_subsets_keep_the_first_per_class() {
+    let data = tempfile::tempdir().unwrap();
+    // Without the binary batches the JPEG copy is the default; an explicit choice wins.
+    assert_eq!(CifarFormat::resolve(None, data.path()), CifarFormat::Jpeg);
+    let bin = data.path().join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = |label: u8, fill: u8| [vec![label], vec![fill; 3072]].concat();
+    // Batch k holds labels 0,1,0,1 with pixel value 10k + position.
+    for k in 1..=5u8 {
+        let recs: Vec<u8> = (0..4u8).flat_map(|i| record(i % 2, 10 * k + i)).collect();
+        std::fs::write(bin.join(format!("data_batch_{k}.bin")), recs).unwrap();
+    }
+    let e = load_cifar10(data.path(), CifarFormat::Binary, None).unwrap_err();
+    assert!(path_of(&e).ends_with("test_batch.bin"), "{e}");
+    assert_eq!(CifarFormat::resolve(None, data.path()), CifarFormat::Jpeg);
+    std::fs::write(bin.join("test_batch.bin"), record(7, 1)).unwrap();
+    assert_eq!(CifarFormat::resolve(None, data.path()), CifarFormat::Binary);
+    assert_eq!(
+        CifarFormat::resolve(Some(CifarFormat::Jpeg), data.path()),
+        CifarFormat::Jpeg
+    );
+    let (train, test) = load_cifar10(data.path(), CifarFormat::Binary, Some(3)).unwrap();
+    assert_eq!((train.len(), test.len(), test.labels[0]), (6, 1, 7));
+    // The first three of each class in file order: batch 1's four images, batch 2's first two.
+    let firsts: Vec<u8> = (0..6).map(|i| train.image(i).unwrap()[0]).collect();
+    assert_eq!(firsts, [10, 11, 12, 13, 20, 21]);
+    assert_eq!(train.labels, [0, 1, 0, 1, 0, 1]);
+    let (all, _) = load_cifar10(data.path(), CifarFormat::Binary, None).unwrap();
+    assert_eq!(all.len(), 20);
+    assert!("png".parse::<CifarFormat>().unwrap_err().to_string().contains("png"));
 }
 
 #[test]
