@@ -104,8 +104,8 @@ pub fn cifar_binary(data: &[u8]) {
 
 /// `biotasks::data::decode_image` on `data[1..]`; bits of `data[0]` choose the file name's
 /// extension (bit 0: `.png` or `.jpg`), the colour mode (bit 1: RGB or grey) and a resize to
-/// 7×5 (bit 2). A decoded image must hold `channels × height × width` bytes, of the requested
-/// size.
+/// 7×5 (bit 2), with a centre crop first (bit 3). A decoded image must hold
+/// `channels × height × width` bytes, of the requested size.
 pub fn image_decode(data: &[u8]) {
     use biotasks::data::{ColorMode, FolderOptions};
     let Some((&mode, bytes)) = data.split_first() else {
@@ -122,6 +122,7 @@ pub fn image_decode(data: &[u8]) {
         color,
         resize,
         max_per_class: None,
+        center_crop: mode & 8 != 0,
     };
     if let Ok(img) = biotasks::data::decode_image(bytes, origin, &opts) {
         let (h, w) = (img.height as usize, img.width as usize);

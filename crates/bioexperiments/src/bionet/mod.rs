@@ -85,6 +85,8 @@ fn load_data(cfg: &BioNetRunConfig, data_dir: Option<&Path>) -> Result<Data> {
                 color: ColorMode::Gray,
                 resize: (cfg.input_size != 224).then_some((cfg.input_size as u32, cfg.input_size as u32)),
                 max_per_class: Some(cfg.cifar10g_per_class),
+                // CIFAR-10G images are square: a plain resize, as upstream.
+                center_crop: false,
             },
         )?;
         cifar10g.push((set.to_string(), EvalSet::from_dataset(&ds)));

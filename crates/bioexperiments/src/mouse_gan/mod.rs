@@ -309,6 +309,9 @@ fn load_classes(cfg: &MouseGanConfig, data: Option<&Path>) -> Result<Vec<Vec<f32
         color: ColorMode::Rgb,
         resize,
         max_per_class: Some(cfg.train_images),
+        // A user's photos (AFHQ, CelebA, birds, cheese) are cut to their centred square before
+        // the resize, so that they are not squashed (the Keras DDIM example's preprocessing).
+        center_crop: true,
     };
     let set: ImageDataset = load_image_folder(&root, &opts)?;
     if (set.channels, set.height, set.width) != (3, cfg.image_size, cfg.image_size) {

@@ -38,6 +38,11 @@ pub struct FolderOptions {
     pub resize: Option<(u32, u32)>,
     /// Keep at most this many images per class (the first ones in sorted order).
     pub max_per_class: Option<usize>,
+    /// Before `resize`, cut the largest centred region with the aspect ratio of the `resize`
+    /// target (a square for a square target), as the Keras DDIM example's `preprocess_image`
+    /// does (offsets `(H − h) / 2` and `(W − w) / 2`, rounded down), so that faces and
+    /// objects are not squashed. Without `resize` it does nothing.
+    pub center_crop: bool,
 }
 
 fn is_image(p: &Path) -> bool {
@@ -165,7 +170,15 @@ pub fn decode_image(bytes: &[u8], origin: &Path, opts: &FolderOptions) -> Result
         .decode()
         .map_err(undecodable)?;
     let img = match opts.resize {
-        Some((h, w)) => img.resize_exact(w, h, image::imageops::FilterType::Triangle),
+        Some((h, w)) => {
+            let img = if opts.center_crop {
+                let (x, y, cw, ch) = center_crop_box(img.width(), img.height(), w, h);
+                img.crop_imm(x, y, cw, ch)
+            } else {
+                img
+            };
+            img.resize_exact(w, h, image::imageops::FilterType::Triangle)
+        }
         None => img,
     };
     let (width, height) = (img.width(), img.height());
@@ -184,6 +197,29 @@ pub fn decode_image(bytes: &[u8], origin: &Path, opts: &FolderOptions) -> Result
         }
     };
     Ok(DecodedImage { height, width, pixels })
+}
+
+/// The largest centred box `(x, y, width, height)` of a `width × height` image with the
+/// aspect ratio `target_w : target_h` (compared in integers, so a square target on an odd size
+/// stays exact).
+pub(crate) fn center_crop_box(width: u32, height: u32, target_w: u32, target_h: u32) -> (u32, u32, u32, u32) {
+    let (w, h, tw, th) = (
+        u64::from(width),
+        u64::from(height),
+        u64::from(target_w.max(1)),
+        u64::from(target_h.max(1)),
+    );
+    // Full height if the image is at least as wide as the target ratio, else full width.
+    let (cw, ch) = if w * th >= h * tw {
+        ((h * tw / th).max(1), h)
+    } else {
+        (w, (w * th / tw).max(1))
+    };
+    let x = (w - cw) / 2;
+    let y = (h - ch) / 2;
+    // Every value is at most the image's own u32 size.
+    let to32 = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+    (to32(x), to32(y), to32(cw), to32(ch))
 }
 
 /// Loads `dirs[label]` for every label; `classes[label]` names it.
@@ -251,4 +287,20 @@ fn load_classes(root: &Path, dirs: &[PathBuf], classes: Vec<String>, opts: &Fold
         width: w as usize,
         classes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::center_crop_box;
+
+    #[test]
+    fn center_crop_boxes() {
+        // Landscape to square: the centred square, offset rounded down.
+        assert_eq!(center_crop_box(178, 218, 64, 64), (0, 20, 178, 178));
+        assert_eq!(center_crop_box(219, 100, 64, 64), (59, 0, 100, 100));
+        assert_eq!(center_crop_box(64, 64, 64, 64), (0, 0, 64, 64));
+        // A 2:1 target on a square image keeps the full width.
+        assert_eq!(center_crop_box(100, 100, 20, 10), (0, 25, 100, 50));
+        assert_eq!(center_crop_box(1, 1, 64, 64), (0, 0, 1, 1));
+    }
 }

@@ -278,6 +278,40 @@ fn labels_follow_class_names_not_the_folders_present() {
     assert!(e.to_string().contains("missing class folders: bird"), "{e}");
 }
 
+/// `center_crop`: a wide image is cut to its centred square before the resize, so only the
+/// middle third of a red | green | blue image survives; without it the resize squashes all three.
+#[test]
+fn folder_center_crop_keeps_the_middle() {
+    let dir = tempfile::tempdir().unwrap();
+    let class = dir.path().join("stripes");
+    std::fs::create_dir_all(&class).unwrap();
+    let img = image::RgbImage::from_fn(30, 10, |x, _| match x / 10 {
+        0 => image::Rgb([255, 0, 0]),
+        1 => image::Rgb([0, 255, 0]),
+        _ => image::Rgb([0, 0, 255]),
+    });
+    img.save(class.join("a.png")).unwrap();
+    let load = |center_crop| {
+        load_image_folder(
+            dir.path(),
+            &FolderOptions {
+                resize: Some((5, 5)),
+                center_crop,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let cropped = load(true);
+    let px = cropped.image(0).unwrap();
+    assert!(px[..25].iter().all(|&r| r == 0), "no red left: {:?}", &px[..25]);
+    assert!(px[25..50].iter().all(|&g| g == 255));
+    assert!(px[50..].iter().all(|&b| b == 0));
+    let squashed = load(false);
+    let px = squashed.image(0).unwrap();
+    assert_eq!((px[0], px[4]), (255, 0), "red on the left, not on the right");
+}
+
 /// The FID image-folder loader: recursive, sorted, shorter side to `size` and centre crop,
 /// RGB in [0, 1]; bad folders and files named; the network refuses bad images before loading.
 #[test]
