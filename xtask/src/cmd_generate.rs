@@ -1,9 +1,12 @@
-//! `cargo xtask generate --checkpoint DIR --n 64 [--seed S] --out grid.png`: a grid of samples
-//! of the generator a finished `reproduce mouse-gan` run folder holds (`model.toml` +
-//! `generator.npz`, e.g. `results/mouse-gan/runs/cat_w0.4_r000`).
+//! `cargo xtask generate --checkpoint DIR --n 64 [--seed S] [--steps N] --out grid.png`: a grid
+//! of samples of the network a finished run folder holds: the generator of `reproduce
+//! mouse-gan` (`model.toml` + `generator.npz`, e.g. `results/mouse-gan/runs/cat_w0.4_r000`) or
+//! the EMA denoiser of `reproduce mouse-ddim` (`model.toml` + `denoiser.npz`, e.g.
+//! `results/mouse-ddim/runs/mouse_w_0.4`), sampled with deterministic DDIM steps.
 
 use std::path::PathBuf;
 
+use bioexperiments::mouse_ddim::{self, MAX_DIFFUSION_STEPS};
 use bioexperiments::mouse_gan::{generate_grid, MAX_GENERATE};
 
 use crate::CliResult;
@@ -11,7 +14,7 @@ use crate::CliResult;
 /// Arguments of `cargo xtask generate`.
 #[derive(clap::Args, Debug)]
 pub struct GenerateArgs {
-    /// A finished run folder (holding model.toml and generator.npz).
+    /// A finished run folder (holding model.toml and generator.npz or denoiser.npz).
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// Images in the grid (1 to 1024).
@@ -20,6 +23,9 @@ pub struct GenerateArgs {
     /// Seed of the latent vectors.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// mouse-ddim: DDIM sampling steps (1 to 10000) [default: the run's].
+    #[arg(long)]
+    pub steps: Option<usize>,
     /// Output PNG.
     #[arg(long)]
     pub out: PathBuf,
@@ -28,15 +34,27 @@ pub struct GenerateArgs {
 /// Runs `cargo xtask generate`.
 pub fn run(a: &GenerateArgs) -> CliResult {
     crate::cli::check_range("--n", a.n, 1, MAX_GENERATE)?;
+    if let Some(steps) = a.steps {
+        crate::cli::check_range("--steps", steps, 1, MAX_DIFFUSION_STEPS)?;
+    }
     crate::cli::require_extension("--out", &a.out, "png")?;
     crate::cli::check_output_file("--out", &a.out)?;
     if !a.checkpoint.is_dir() {
         return Err(crate::cli::cli_err(format!(
-            "--checkpoint: {} is not a folder (a finished `reproduce mouse-gan` run folder, e.g. results/mouse-gan/runs/cat_w0.4_r000)",
+            "--checkpoint: {} is not a folder (a finished `reproduce mouse-gan` or `mouse-ddim` run folder, e.g. results/mouse-gan/runs/cat_w0.4_r000)",
             a.checkpoint.display()
         )));
     }
-    let png = generate_grid(&a.checkpoint, a.n, a.seed)?;
+    let png = if a.checkpoint.join("denoiser.npz").is_file() {
+        mouse_ddim::generate_grid(&a.checkpoint, a.n, a.seed, a.steps)?
+    } else if a.steps.is_some() {
+        return Err(crate::cli::cli_err(format!(
+            "--steps: {} holds no denoiser.npz (a finished mouse-ddim run folder); a GAN generator samples in one step",
+            a.checkpoint.display()
+        )));
+    } else {
+        generate_grid(&a.checkpoint, a.n, a.seed)?
+    };
     bionpy::write_atomic(&a.out, &png)?;
     println!("wrote {} samples to {}", a.n, a.out.display());
     Ok(())

@@ -55,6 +55,7 @@ pub mod stats;
 mod sweep;
 pub mod synaptic_diversity;
 pub mod torch_check;
+mod weights_file;
 
 pub use common::{Overrides, Preset, ReproduceOptions, SettingResult};
 pub use error::{Error, Result, Undecidable};

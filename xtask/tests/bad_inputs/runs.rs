@@ -91,6 +91,14 @@ pub fn reproduce() -> Group {
         gen(&["--checkpoint", ".", "--n", "0", "--out", "g.png"], &["--n", "0"]),
         gen(&["--checkpoint", ".", "--out", "g.jpg"], &["--out", "g.jpg"]),
         gen(&["--checkpoint", ".", "--out", "g.png"], &["model.toml"]),
+        gen(
+            &["--checkpoint", ".", "--steps", "0", "--out", "g.png"],
+            &["--steps", "0"],
+        ),
+        gen(
+            &["--checkpoint", ".", "--steps", "5", "--out", "g.png"],
+            &["--steps", "denoiser.npz"],
+        ),
         r(&["nope", "--out", "r"], &["nope"]),
         r(&[], &["NAME"]),
         r(

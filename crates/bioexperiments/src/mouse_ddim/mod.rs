@@ -36,8 +36,9 @@ use biotasks::fit::EpochRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{prepare_results_folder, toml_of, write_text, Overrides, Preset, ReproduceOptions};
-use crate::error::{invalid, Result};
+use crate::error::{invalid, io_err, Result};
 use crate::scoring::SampleScorer;
+use crate::weights_file::{load_weights, save_weights, weight_arrays};
 use diffusion::CosineSchedule;
 
 /// The training loss on the predicted noise.
@@ -500,18 +501,22 @@ fn run_setting(
             println!("{label}: epoch {} loss {:.5}", epoch + 1, history[epoch].train_loss);
         }
     }
-    // Sample with the EMA weights, as upstream's `denoise(training=False)`.
+    // Sample with the EMA weights, as upstream's `denoise(training=False)`; the same weights
+    // go to `denoiser.npz` + `model.toml` for `cargo xtask generate`.
     let Trainee { net, ema } = &mut model;
     ema.swap(net)?;
-    let sampled = generate(
-        net,
-        &schedule,
-        cfg.samples,
-        cfg.diffusion_steps,
-        cfg.seed ^ 0x5A5A,
-        &mean,
-        &std,
-    );
+    let saved = save_denoiser(&dir, net, &ucfg, &mean, &std, cfg.diffusion_steps);
+    let sampled = saved.and_then(|()| {
+        generate(
+            net,
+            &schedule,
+            cfg.samples,
+            cfg.diffusion_steps,
+            cfg.seed ^ 0x5A5A,
+            &mean,
+            &std,
+        )
+    });
     ema.swap(net)?;
     let samples = sampled?;
     let score = scorer.score(images, &samples, n, cfg.samples, channels, side, side)?;
@@ -522,6 +527,134 @@ fn run_setting(
         score,
         samples,
     })
+}
+
+/// What `cargo xtask generate` needs to sample a finished `mouse-ddim` run
+/// (`runs/<setting>/model.toml`, beside the EMA weights in `denoiser.npz`): the network's spec,
+/// the training set's per-channel normalisation and the run's sampling steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DdimModelSpec {
+    /// The U-Net.
+    pub unet: DdimUnetConfig,
+    /// Per-channel mean of the training images (in `[0, 1]`).
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation of the training images.
+    pub std: Vec<f32>,
+    /// Deterministic DDIM steps the run sampled with.
+    pub diffusion_steps: usize,
+}
+
+impl DdimModelSpec {
+    fn validate(&self) -> Result<()> {
+        self.unet.validate()?;
+        let c = self.unet.channels;
+        if self.mean.len() != c || self.std.len() != c {
+            return Err(invalid(
+                "mean/std",
+                format!("{}/{}", self.mean.len(), self.std.len()),
+                format!("need one value per channel ({c})"),
+            ));
+        }
+        if let Some(v) = self.mean.iter().chain(&self.std).find(|v| !v.is_finite()) {
+            return Err(invalid("mean/std", v, "must be finite"));
+        }
+        if let Some(v) = self.std.iter().find(|v| **v <= 0.0) {
+            return Err(invalid("std", v, "must be > 0"));
+        }
+        check_steps(self.diffusion_steps)
+    }
+}
+
+/// The most sampling steps `generate` accepts (the paper's runs use 20–1000).
+pub const MAX_DIFFUSION_STEPS: usize = 10_000;
+
+fn check_steps(steps: usize) -> Result<()> {
+    if steps == 0 || steps > MAX_DIFFUSION_STEPS {
+        return Err(invalid(
+            "diffusion_steps",
+            steps,
+            format!("must be in [1, {MAX_DIFFUSION_STEPS}]"),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `model.toml` and `denoiser.npz` (the weights `net` holds now) into `dir`.
+fn save_denoiser(
+    dir: &Path,
+    net: &DdimUnet,
+    unet: &DdimUnetConfig,
+    mean: &[f32],
+    std: &[f32],
+    diffusion_steps: usize,
+) -> Result<()> {
+    let spec = DdimModelSpec {
+        unet: unet.clone(),
+        mean: mean.to_vec(),
+        std: std.to_vec(),
+        diffusion_steps,
+    };
+    save_weights(
+        &dir.join("denoiser.npz"),
+        &weight_arrays(net.named_params(), net.buffers())?,
+    )?;
+    write_text(&dir.join("model.toml"), &toml_of(&spec)?)
+}
+
+/// Rebuilds the EMA denoiser a finished run folder holds (`model.toml` + `denoiser.npz`),
+/// every entry checked before it is used.
+///
+/// # Errors
+/// Errors naming the file: missing or unreadable, a spec that does not validate, an entry
+/// missing, extra, misshapen or not finite.
+pub fn load_denoiser(dir: &Path) -> Result<(DdimUnet, DdimModelSpec)> {
+    let spec_path = dir.join("model.toml");
+    let text = std::fs::read_to_string(&spec_path)
+        .map_err(|e| io_err(&spec_path, format!("{e} (not a finished mouse-ddim run folder)")))?;
+    let spec: DdimModelSpec = toml::from_str(&text).map_err(|e| io_err(&spec_path, e))?;
+    spec.validate().map_err(|e| io_err(&spec_path, e))?;
+    let mut net = spec.unet.init(&mut Stream::seeded(0))?;
+    let expected = weight_arrays(net.named_params(), net.buffers())?;
+    load_weights(&dir.join("denoiser.npz"), &expected, &mut net)?;
+    Ok((net, spec))
+}
+
+/// `generate` for a finished `mouse-ddim` run folder `dir`: `n` samples from noise drawn with
+/// `seed`, with `steps` DDIM steps (`None`: the run's), as the PNG bytes of a square-ish grid.
+/// Nothing is written here.
+///
+/// # Errors
+/// `n` outside `[1, MAX_GENERATE]`, bad `steps`, a non-RGB network; those of
+/// [`load_denoiser`]; forward errors.
+pub fn generate_grid(dir: &Path, n: usize, seed: u64, steps: Option<usize>) -> Result<Vec<u8>> {
+    let max = crate::mouse_gan::MAX_GENERATE;
+    if n == 0 || n > max {
+        return Err(invalid("n", n, format!("must be in [1, {max}]")));
+    }
+    if let Some(s) = steps {
+        check_steps(s)?;
+    }
+    let (mut net, spec) = load_denoiser(dir)?;
+    if spec.unet.channels != 3 {
+        return Err(invalid(
+            "channels",
+            spec.unet.channels,
+            "the grid shows RGB images (3 channels)",
+        ));
+    }
+    let steps = steps.unwrap_or(spec.diffusion_steps);
+    let images = generate(
+        &mut net,
+        &CosineSchedule::default(),
+        n,
+        steps,
+        seed,
+        &spec.mean,
+        &spec.std,
+    )?;
+    let cols = (n as f64).sqrt().ceil() as usize;
+    crate::mouse_gan::grid_png(&images, n, spec.unet.image_size, cols)
 }
 
 /// Deterministic DDIM sampling of `count` images with `steps` steps from noise drawn with

@@ -29,7 +29,7 @@ pub mod train;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use biolayers::io::{load_npz, save_npz, NamedArray};
+use biolayers::io::NamedArray;
 use biolayers::layers::{Module, Sequential};
 use biolayers::optim::{Convention, OptimizerConfig};
 use biorng::Stream;
@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 use crate::common::{prepare_results_folder, toml_of, write_text, Overrides, Preset, ReproduceOptions};
 use crate::error::{invalid, io_err, Result};
 use crate::stats::{describe, welch_t_test};
+use crate::weights_file::{load_weights, save_weights, weight_arrays};
 pub use model::{discriminator, generator, trainable_params, DcganSpec, Gan, STANDARD_WINDOW};
 pub use scorer::{ChannelStatsFrechet, SampleScorer};
 
@@ -438,22 +439,7 @@ pub fn generate_grid(dir: &Path, n: usize, seed: u64) -> Result<Vec<u8>> {
 
 /// The generator's parameters and buffers as `.npz` entries (`param.<name>`, `buffer.<name>`).
 fn generator_arrays(g: &Sequential) -> Result<Vec<NamedArray>> {
-    let mut arrays = Vec::new();
-    for (name, p) in Checkpointable::named_params(g) {
-        arrays.push(NamedArray {
-            name: format!("param.{name}"),
-            shape: p.value.shape().to_vec(),
-            data: p.value.to_vec()?,
-        });
-    }
-    for (name, v) in g.buffers() {
-        arrays.push(NamedArray {
-            name: format!("buffer.{name}"),
-            shape: vec![v.len()],
-            data: v,
-        });
-    }
-    Ok(arrays)
+    weight_arrays(Checkpointable::named_params(g), g.buffers())
 }
 
 /// Rebuilds the generator a run folder holds (`model.toml` + `generator.npz`, written when the
@@ -469,47 +455,8 @@ pub fn load_generator(dir: &Path) -> Result<(Sequential, DcganSpec)> {
     let spec: DcganSpec = toml::from_str(&text).map_err(|e| io_err(&spec_path, e))?;
     spec.validate().map_err(|e| io_err(&spec_path, e))?;
     let (mut g, _) = generator(&spec, &mut Stream::seeded(0))?;
-    let npz = dir.join("generator.npz");
-    let arrays = load_npz(&npz).map_err(|e| io_err(&npz, e))?;
     let expected = generator_arrays(&g)?;
-    if arrays.len() != expected.len() {
-        return Err(io_err(
-            &npz,
-            format!(
-                "{} entries, the generator of model.toml has {}",
-                arrays.len(),
-                expected.len()
-            ),
-        ));
-    }
-    for (a, e) in arrays.iter().zip(&expected) {
-        if a.name != e.name || a.shape != e.shape {
-            return Err(io_err(
-                &npz,
-                format!(
-                    "entry `{}` {:?} where `{}` {:?} was expected",
-                    a.name, a.shape, e.name, e.shape
-                ),
-            ));
-        }
-        if a.data.iter().any(|v| !v.is_finite()) {
-            return Err(io_err(&npz, format!("entry `{}` holds non-finite values", a.name)));
-        }
-    }
-    let mut buffers = Vec::new();
-    let mut params = arrays.iter().filter(|a| a.name.starts_with("param."));
-    for p in g.params_mut() {
-        if let Some(a) = params.next() {
-            p.value.data_mut()?.copy_from_slice(&a.data);
-        }
-    }
-    for a in arrays
-        .iter()
-        .filter_map(|a| a.name.strip_prefix("buffer.").map(|n| (n.to_string(), a.data.clone())))
-    {
-        buffers.push(a);
-    }
-    g.set_buffers(&buffers)?;
+    load_weights(&dir.join("generator.npz"), &expected, &mut g)?;
     Ok((g, spec))
 }
 
@@ -631,7 +578,7 @@ fn run_job<'s>(
         epochs: history.len(),
         steps_per_second: if secs > 0.0 { steps_done as f64 / secs } else { 0.0 },
     };
-    save_npz(&dir.join("generator.npz"), &generator_arrays(&gan.generator)?)?;
+    save_weights(&dir.join("generator.npz"), &generator_arrays(&gan.generator)?)?;
     write_text(&dir.join("model.toml"), &toml_of(&spec)?)?;
     let shown = cfg.score_samples.min(64);
     bionpy::write_atomic(&dir.join("samples.png"), &grid_png(&fake, shown, side, 8)?)?;

@@ -425,13 +425,34 @@ fn mouse_ddim_tiny_end_to_end_resumes_to_the_same_result() {
     // Resuming the finished run trains nothing and samples again from the checkpoint: the
     // weights, the EMA (the sampler's weights, saved as buffers) and the history come back
     // exactly. A fresh EMA would sample from other weights.
-    let mut opts = ReproduceOptions::quick(dir);
+    let mut opts = ReproduceOptions::quick(dir.clone());
     opts.resume = true;
     let resumed = run_on(&opts, &cfg, &images, 8, 3, &mut PixelMomentDistance).unwrap();
     for (a, b) in resumed.settings.iter().zip(&full.settings) {
         assert_eq!(a.losses, b.losses);
         assert_eq!(a.samples, b.samples);
     }
+    // generate: the saved EMA denoiser with the run's seed and steps draws the run's samples.
+    let mouse_dir = std::fs::read_dir(dir.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("mouse"))
+        .unwrap();
+    let grid = bioexperiments::mouse_ddim::generate_grid(&mouse_dir, 3, cfg.seed ^ 0x5A5A, None).unwrap();
+    assert_eq!(
+        grid,
+        bioexperiments::mouse_gan::grid_png(&mouse_run.samples, 3, 8, 2).unwrap()
+    );
+    let other = bioexperiments::mouse_ddim::generate_grid(&mouse_dir, 3, 1, Some(1)).unwrap();
+    assert_ne!(other, grid);
+    assert!(bioexperiments::mouse_ddim::generate_grid(&mouse_dir, 3, 1, Some(0)).is_err());
+    let npz = mouse_dir.join("denoiser.npz");
+    let bytes = std::fs::read(&npz).unwrap();
+    std::fs::write(&npz, &bytes[..bytes.len() / 2]).unwrap();
+    let e = bioexperiments::mouse_ddim::generate_grid(&mouse_dir, 3, 1, None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("denoiser.npz"), "{e}");
     let mut bad = cfg.clone();
     bad.batch_size = 9;
     let e = run_on(
