@@ -9,6 +9,11 @@ from the repository root. Writes two small JSON files:
   from their closed forms (bilinear as TensorFlow computes its interpolation weights:
   lower = max(floor(s), 0), upper = min(ceil(s), size-1), lerp = s - floor(s), with
   s = (i + 0.5)/factor - 0.5; the resize is the matrix product A_h x A_w^T).
+* crates/biolayers/tests/fixtures/ddim_attention.json: upstream's self-attention block (the
+  Keras DDPM example's `AttentionBlock`, channels last, written here with einsum as upstream):
+  x_hat = GroupNorm(x); q, k, v = Dense(x_hat); A = softmax(einsum(q, k) / sqrt(units)) over
+  the h*w positions; y = x_hat + Dense(einsum(A, v)); inputs, weights (Dense kernels (in, out))
+  and output in float64, the output NCHW as our layer computes it.
 * crates/bioexperiments/tests/fixtures/ddim_schedule.json: the Keras DDIM example's cosine
   `diffusion_schedule` at a few times, one `reverse_diffusion` step (the DDIM update, eta = 0)
   for given noisy images and predicted noises, and the sinusoidal noise embedding.
@@ -148,6 +153,39 @@ def schedule_cases():
     }
 
 
+def attention_case():
+    n, c, h, w, groups, eps = 2, 8, 3, 4, 4, 1e-3
+    x = RNG.standard_normal((n, h, w, c))  # channels last, as upstream
+    gamma = 1.0 + 0.1 * RNG.standard_normal(c)
+    beta = 0.1 * RNG.standard_normal(c)
+    dense = {name: (RNG.standard_normal((c, c)) / math.sqrt(c), 0.1 * RNG.standard_normal(c))
+             for name in ("query", "key", "value", "proj")}
+    # GroupNorm over (h, w, channels of the group), as Keras GroupNormalization.
+    xg = x.reshape(n, h, w, groups, c // groups)
+    mu = xg.mean(axis=(1, 2, 4), keepdims=True)
+    var = xg.var(axis=(1, 2, 4), keepdims=True)
+    xn = ((xg - mu) / np.sqrt(var + eps)).reshape(n, h, w, c) * gamma + beta
+    q, k, v = (xn @ dense[m][0] + dense[m][1] for m in ("query", "key", "value"))
+    scores = np.einsum("bhwc,bHWc->bhwHW", q, k) * c ** -0.5
+    scores = scores.reshape(n, h, w, h * w)
+    scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    attn = (scores / scores.sum(axis=-1, keepdims=True)).reshape(n, h, w, h, w)
+    proj = np.einsum("bhwHW,bHWc->bhwc", attn, v)
+    y = xn + (proj @ dense["proj"][0] + dense["proj"][1])
+    case = {
+        "groups": groups,
+        "eps": eps,
+        "x": arr(x.transpose(0, 3, 1, 2)),
+        "gamma": arr(gamma),
+        "beta": arr(beta),
+        "y": arr(y.transpose(0, 3, 1, 2)),
+    }
+    for name, (kernel, bias) in dense.items():
+        case[name + "_kernel"] = arr(kernel)
+        case[name + "_bias"] = arr(bias)
+    return case
+
+
 def write(path, obj):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp"
@@ -160,6 +198,7 @@ def main():
     root = sys.argv[1] if len(sys.argv) > 1 else "."
     write(os.path.join(root, "crates/bioautograd/tests/fixtures/ddim_ops.json"), {"cases": op_cases()})
     write(os.path.join(root, "crates/bioexperiments/tests/fixtures/ddim_schedule.json"), schedule_cases())
+    write(os.path.join(root, "crates/biolayers/tests/fixtures/ddim_attention.json"), attention_case())
 
 
 if __name__ == "__main__":

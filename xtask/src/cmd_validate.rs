@@ -186,7 +186,7 @@ fn torch_stage(root: &Path, a: &ValidateArgs) -> CliResult {
 /// The NumPy/SciPy/CPython reference scripts.
 fn numpy_stage(root: &Path, a: &ValidateArgs) -> CliResult {
     let python = ensure_python(root, a.python.as_deref(), &NUMPY_ENV)?;
-    let scripts: [(&str, Vec<&str>); 6] = [
+    let scripts: [(&str, Vec<&str>); 7] = [
         (
             "xtask/python/masks_reference.py",
             vec!["crates/biomask/tests/fixtures/masks", "crates/biorng/tests/fixtures"],
@@ -211,6 +211,8 @@ fn numpy_stage(root: &Path, a: &ValidateArgs) -> CliResult {
             "xtask/python/stats_reference.py",
             vec!["crates/bioexperiments/tests/fixtures/stats"],
         ),
+        // The DDIM's ops, schedule and attention block (it takes the repository root).
+        ("xtask/python/ddim_reference.py", vec!["."]),
         (
             "xtask/python/fid_reference.py",
             vec!["frechet", "crates/biotasks/tests/fixtures/fid"],
