@@ -46,8 +46,8 @@ enum Command {
     BenchKernels(cmd_bench_kernels::BenchKernelsArgs),
     /// Generate one working-memory trial set (seq_mem, nback_mem, pic_latent_mem) as .npy.
     Task(cmd_task::TaskArgs),
-    /// Reproduce a paper experiment into results/<name>/ (bionet, rnn-memory, schizo-mnist, schizo-cifar, mouse-cifar, synaptic-diversity, mouse-gan).
-    Reproduce(cmd_reproduce::ReproduceArgs),
+    /// Reproduce a paper experiment into results/<name>/ (bionet, rnn-memory, schizo-mnist, schizo-cifar, mouse-cifar, synaptic-diversity, mouse-gan, mouse-ddim).
+    Reproduce(Box<cmd_reproduce::ReproduceArgs>),
     /// Training throughput of the schizo-cifar network (images/s) at r = 0 and 0.5.
     BenchTrain(cmd_bench_train::BenchTrainArgs),
     /// Training-epoch time of the bio-instantiated RNN (Rust half of benches/rnn_epoch.sh).
