@@ -1,13 +1,15 @@
 //! `cargo xtask generate --checkpoint DIR --n 64 [--seed S] [--steps N] --out grid.png`: a grid
 //! of samples of the network a finished run folder holds: the generator of `reproduce
-//! mouse-gan` (`model.toml` + `generator.npz`, e.g. `results/mouse-gan/runs/cat_w0.4_r000`) or
-//! the EMA denoiser of `reproduce mouse-ddim` (`model.toml` + `denoiser.npz`, e.g.
-//! `results/mouse-ddim/runs/mouse_w_0.4`), sampled with deterministic DDIM steps.
+//! mouse-gan` (`model.toml` + `generator.npz`, e.g. `results/mouse-gan/runs/cat_w0.4_r000`;
+//! a conditional run's, e.g. `runs/conditional_w0.4_r000`, draws one row per class of
+//! `⌈n / classes⌉` images) or the EMA denoiser of `reproduce mouse-ddim` (`model.toml` +
+//! `denoiser.npz`, e.g. `results/mouse-ddim/runs/mouse_w_0.4`), sampled with deterministic DDIM
+//! steps.
 
 use std::path::PathBuf;
 
 use bioexperiments::mouse_ddim::{self, MAX_DIFFUSION_STEPS};
-use bioexperiments::mouse_gan::{generate_grid, MAX_GENERATE};
+use bioexperiments::mouse_gan::{generate_grid, grid_rows, MAX_GENERATE};
 
 use crate::CliResult;
 
@@ -53,7 +55,21 @@ pub fn run(a: &GenerateArgs) -> CliResult {
             a.checkpoint.display()
         )));
     } else {
-        generate_grid(&a.checkpoint, a.n, a.seed)?
+        // Read before sampling: a conditional folder without its classes.toml is refused.
+        let rows = grid_rows(&a.checkpoint)?;
+        let png = generate_grid(&a.checkpoint, a.n, a.seed)?;
+        if !rows.is_empty() {
+            let per = a.n.div_ceil(rows.len());
+            bionpy::write_atomic(&a.out, &png)?;
+            println!(
+                "wrote {} samples ({per} per class; rows: {}) to {}",
+                per * rows.len(),
+                rows.join(", "),
+                a.out.display()
+            );
+            return Ok(());
+        }
+        png
     };
     bionpy::write_atomic(&a.out, &png)?;
     println!("wrote {} samples to {}", a.n, a.out.display());

@@ -141,6 +141,11 @@ pub struct MouseGanFlags {
     /// --classes cat) at 64×64 instead of CIFAR-10 at 32×32.
     #[arg(long)]
     pub image_folder: Option<PathBuf>,
+    /// mouse-gan: the conditional DCGAN: one network per window and repeat trained on all
+    /// --classes together (at least 2) [default classes: cat,bird,automobile,deer], scored per
+    /// class.
+    #[arg(long)]
+    pub conditional: bool,
 }
 
 fn bionet_args(a: &ReproduceArgs) -> CliResult<BioNetArgs> {
@@ -255,6 +260,7 @@ fn check_flags(a: &ReproduceArgs) -> CliResult {
             ("--classes", !a.gan.classes.is_empty()),
             ("--window2d-width", !a.gan.window2d_width.is_empty()),
             ("--image-folder", a.gan.image_folder.is_some()),
+            ("--conditional", a.gan.conditional),
         ],
     )?;
     if !matches!(a.name.as_str(), "mouse-gan" | "mouse-ddim") {
@@ -493,10 +499,15 @@ fn sample_scorer(a: &ReproduceArgs) -> CliResult<Option<Box<dyn SampleScorer>>> 
     }
 }
 
-/// `reproduce mouse-gan`: the mouse-mimetic DCGAN per (class, window), scored.
+/// `reproduce mouse-gan`: the mouse-mimetic DCGAN per (class, window), or with
+/// `--conditional` one conditional DCGAN per window over all the classes; scored per class.
 fn run_mouse_gan(a: &ReproduceArgs, opts: &ReproduceOptions) -> CliResult {
     opts.overrides.validate()?;
-    let mut cfg = MouseGanConfig::from_options(opts);
+    let mut cfg = if a.gan.conditional {
+        MouseGanConfig::conditional_from_options(opts)
+    } else {
+        MouseGanConfig::from_options(opts)
+    };
     if !a.gan.classes.is_empty() {
         cfg.classes = a.gan.classes.clone();
     }

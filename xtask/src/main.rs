@@ -47,6 +47,7 @@ enum Command {
     /// Generate one working-memory trial set (seq_mem, nback_mem, pic_latent_mem) as .npy.
     Task(cmd_task::TaskArgs),
     /// Reproduce a paper experiment into results/<name>/ (bionet, rnn-memory, schizo-mnist, schizo-cifar, mouse-cifar, synaptic-diversity, mouse-gan, mouse-ddim).
+    // Boxed: its many flags would make every command as large (clippy::large_enum_variant).
     Reproduce(Box<cmd_reproduce::ReproduceArgs>),
     /// Training throughput of the schizo-cifar network (images/s) at r = 0 and 0.5.
     BenchTrain(cmd_bench_train::BenchTrainArgs),

@@ -87,6 +87,29 @@ pub fn reproduce() -> Group {
             &["schizo-mnist", "--classes", "cat", "--out", "r"],
             &["--classes", "mouse-gan"],
         ),
+        // The conditional DCGAN: one class, or another target.
+        r(
+            &[
+                "mouse-gan",
+                "--no-fid",
+                "--conditional",
+                "--classes",
+                "cat",
+                "--out",
+                "r",
+            ],
+            &["classes", "cat", "at least 2 classes"],
+        ),
+        r(
+            &["mouse-ddim", "--conditional", "--out", "r"],
+            &["--conditional", "mouse-gan"],
+        ),
+        // generate: a conditional model.toml with a bad class count, or without its classes.
+        gen(
+            &["--checkpoint", "gan_one_class", "--out", "g.png"],
+            &["num_classes", "1"],
+        ),
+        gen(&["--checkpoint", "gan_no_classes", "--out", "g.png"], &["classes.toml"]),
         gen(&["--checkpoint", "nope", "--out", "g.png"], &["--checkpoint", "nope"]),
         gen(&["--checkpoint", ".", "--n", "0", "--out", "g.png"], &["--n", "0"]),
         gen(&["--checkpoint", ".", "--out", "g.jpg"], &["--out", "g.jpg"]),
@@ -339,6 +362,11 @@ pub fn reproduce() -> Group {
                 cfg.replace("schizo-mnist", "schizo-cifar").as_bytes(),
             );
             write(&dir.join("foreign/notes.md"), b"someone else's folder");
+            let spec = |k: usize| {
+                format!("image_size = 32\nlatent_dim = 100\nbase_channels = 256\nnum_classes = {k}\n").into_bytes()
+            };
+            write(&dir.join("gan_one_class/model.toml"), &spec(1));
+            write(&dir.join("gan_no_classes/model.toml"), &spec(2));
             // Interrupted runs with damaged checkpoints: the checkpoint of the first setting.
             let ckpt = |folder: &str| {
                 copy_dir(&dir.join("done"), &dir.join(folder));

@@ -21,6 +21,19 @@
 //!     samples.png                             8×8 grid of samples
 //! OUT/scores.csv, summary.md, score_vs_usage.{png,svg}   once every job is in the folder
 //! ```
+//!
+//! ## The conditional DCGAN (`MouseGanConfig::conditional`)
+//!
+//! The paper's conditional DCGAN (`DCGAN_conditional_241006a_git.py`, not available; the
+//! conditioning of the Keras "Conditional GAN" example, [`model`], [`train`]): one network per
+//! `(window, repeat)` trained on every class together (`train_images` of each, shuffled
+//! together), then scored per class: `score_samples` images conditioned on class `c` (drawn from
+//! the sampling stream class after class, in the order of `classes`) against the first
+//! `score_samples` real images of class `c`, with the same scorer. Jobs are `(window, repeat)`,
+//! window-major; the folder of a job is `runs/conditional_<w0.4|standard>_r<RRR>/`, with
+//! `result.toml` holding one `[[runs]]` row per class (the same rows as the unconditional
+//! jobs', so `scores.csv` and the class × window summary are the same), `classes.toml` (the
+//! class of each one-hot position, for `generate`) and `samples.png` with one row per class.
 
 pub mod model;
 pub mod scorer;
@@ -43,7 +56,7 @@ use crate::common::{prepare_results_folder, toml_of, write_text, Overrides, Pres
 use crate::error::{invalid, io_err, Result};
 use crate::stats::{describe, welch_t_test};
 use crate::weights_file::{load_weights, save_weights, weight_arrays};
-pub use model::{discriminator, generator, trainable_params, DcganSpec, Gan, STANDARD_WINDOW};
+pub use model::{discriminator, generator, trainable_params, DcganSpec, Gan, MAX_CLASSES, STANDARD_WINDOW};
 pub use scorer::{ChannelStatsFrechet, SampleScorer};
 
 /// The most classes, windows or repeats a run may ask for (a typo guard, not a resource limit).
@@ -80,7 +93,19 @@ pub struct MouseGanConfig {
     pub image_folder: Option<PathBuf>,
     /// Base seed.
     pub seed: u64,
+    /// One conditional DCGAN over all `classes` per (window, repeat) instead of one DCGAN per
+    /// class. Absent from the `config.toml` of unconditional runs (which therefore resume as
+    /// before).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub conditional: bool,
 }
+
+/// The default classes of the conditional DCGAN: four CIFAR-10 stand-ins for the paper's four
+/// (CelebA, AFHQ cat, Birds 525, Cheese Pics), none of which CIFAR-10 has but cats and birds:
+/// `cat` and `bird` (as the unconditional runs), `automobile` (the Sci. Rep. version adds
+/// automobiles) and `deer`, a fourth natural-image class unlike the other three (faces and
+/// cheese have no CIFAR-10 class).
+pub const CONDITIONAL_CLASSES: [&str; 4] = ["cat", "bird", "automobile", "deer"];
 
 impl MouseGanConfig {
     /// The sizes of `preset` (CIFAR-10 at 32×32, upstream's networks and optimiser):
@@ -109,13 +134,43 @@ impl MouseGanConfig {
             score_samples,
             image_folder: None,
             seed,
+            conditional: false,
+        }
+    }
+
+    /// The conditional DCGAN's sizes of `preset`: the four [`CONDITIONAL_CLASSES`], the windows,
+    /// repeats and scored samples (per class) of [`MouseGanConfig::for_preset`]. One run sees
+    /// every class, so `quick` and `medium` take a quarter of the unconditional images per class
+    /// (160 and 500): an epoch of a conditional run is as long as one of an unconditional run.
+    /// `paper` is the paper's conditional DCGAN: 5 000 images per class, 125 epochs.
+    pub fn for_preset_conditional(preset: Preset, seed: u64) -> Self {
+        let base = Self::for_preset(preset, seed);
+        let (epochs, train_images) = match preset {
+            Preset::Quick => (base.epochs, 160),
+            Preset::Medium => (base.epochs, 500),
+            Preset::Paper => (125, 5000),
+        };
+        MouseGanConfig {
+            classes: CONDITIONAL_CLASSES.iter().map(|c| c.to_string()).collect(),
+            epochs,
+            train_images,
+            conditional: true,
+            ..base
         }
     }
 
     /// `preset`'s sizes with the overrides applied.
     pub fn from_options(opts: &ReproduceOptions) -> Self {
+        Self::with_overrides(opts, Self::for_preset(opts.preset, opts.seed))
+    }
+
+    /// The conditional DCGAN's sizes of `opts`' preset with the overrides applied.
+    pub fn conditional_from_options(opts: &ReproduceOptions) -> Self {
+        Self::with_overrides(opts, Self::for_preset_conditional(opts.preset, opts.seed))
+    }
+
+    fn with_overrides(opts: &ReproduceOptions, cfg: Self) -> Self {
         let o = opts.overrides;
-        let cfg = Self::for_preset(opts.preset, opts.seed);
         MouseGanConfig {
             epochs: Overrides::pick(o.epochs, cfg.epochs),
             repeats: Overrides::pick(o.repeats, cfg.repeats),
@@ -127,15 +182,23 @@ impl MouseGanConfig {
     /// Checks every setting before anything is read or written.
     ///
     /// # Errors
-    /// Empty or too long lists, duplicate classes or windows, a class name that is not a plain
-    /// folder name, a window outside (0, 1.4), zero sizes, a batch larger than the images, a
-    /// learning rate or β1 out of range, an invalid network spec.
+    /// Empty or too long lists (a conditional run needs at least 2 classes), duplicate classes
+    /// or windows, a class name that is not a plain folder name, a window outside (0, 1.4), zero
+    /// sizes, a batch larger than the images, a learning rate or β1 out of range, an invalid
+    /// network spec.
     pub fn validate(&self) -> Result<()> {
         if self.classes.is_empty() || self.classes.len() > MAX_SETTINGS {
             return Err(invalid(
                 "classes",
                 self.classes.join(","),
                 format!("need 1 to {MAX_SETTINGS} classes"),
+            ));
+        }
+        if self.conditional && self.classes.len() < 2 {
+            return Err(invalid(
+                "classes",
+                self.classes.join(","),
+                "the conditional DCGAN needs at least 2 classes",
             ));
         }
         for (i, c) in self.classes.iter().enumerate() {
@@ -179,11 +242,14 @@ impl MouseGanConfig {
         if self.repeats > MAX_SETTINGS {
             return Err(invalid("repeats", self.repeats, format!("at most {MAX_SETTINGS}")));
         }
-        if self.batch_size > self.train_images {
+        if self.batch_size > self.train_images * self.run_classes() {
             return Err(invalid(
                 "batch_size",
                 self.batch_size,
-                format!("larger than the {} training images per class", self.train_images),
+                format!(
+                    "larger than the {} training images of a run",
+                    self.train_images * self.run_classes()
+                ),
             ));
         }
         if self.score_samples < 2 {
@@ -198,13 +264,24 @@ impl MouseGanConfig {
         self.spec(None).validate()
     }
 
-    /// The network spec of one window (`None`: standard).
+    /// The network spec of one window (`None`: standard); conditioned on every class when the
+    /// run is conditional.
     pub fn spec(&self, window: Option<f64>) -> DcganSpec {
         DcganSpec {
             image_size: self.image_size,
             latent_dim: 100,
             base_channels: self.base_channels,
             window,
+            num_classes: if self.conditional { self.classes.len() } else { 0 },
+        }
+    }
+
+    /// The classes one run trains on: all of them (conditional) or one.
+    fn run_classes(&self) -> usize {
+        if self.conditional {
+            self.classes.len()
+        } else {
+            1
         }
     }
 
@@ -232,10 +309,10 @@ pub fn window_label(window: Option<f64>) -> String {
     window.map_or_else(|| "standard".to_string(), |w| format!("w{w}"))
 }
 
-/// One `(class, window, repeat)` job.
+/// One `(class, window, repeat)` job; `class` is `None` for a conditional job (every class).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Job {
-    class: usize,
+    class: Option<usize>,
     window: usize,
     repeat: usize,
 }
@@ -268,6 +345,20 @@ pub struct RunResult {
     pub steps_per_second: f64,
 }
 
+/// `result.toml` of a conditional job: one row per class, in the order of the run's classes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConditionalResult {
+    runs: Vec<RunResult>,
+}
+
+/// `classes.toml` of a conditional run folder: the class of each one-hot position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClassList {
+    classes: Vec<String>,
+}
+
 /// What [`run`] did.
 #[derive(Debug, Clone, Default)]
 pub struct MouseGanReport {
@@ -277,25 +368,34 @@ pub struct MouseGanReport {
     pub skipped: usize,
     /// Jobs of other shards not in the folder yet (0 when the summary was written).
     pub missing: usize,
-    /// Every finished result in the folder.
+    /// Every finished result in the folder (a conditional job gives one per class).
     pub results: Vec<RunResult>,
 }
 
 fn job_dir(out: &Path, cfg: &MouseGanConfig, settings: &[Option<f64>], job: Job) -> PathBuf {
+    let who = job.class.map_or("conditional", |c| cfg.classes[c].as_str());
     out.join("runs").join(format!(
-        "{}_{}_r{:03}",
-        cfg.classes[job.class],
+        "{who}_{}_r{:03}",
         window_label(settings[job.window]),
         job.repeat
     ))
 }
 
-fn read_result(dir: &Path) -> Result<Option<RunResult>> {
+/// The results of a finished job (`None`: not finished): one row, or one per class of a
+/// conditional job.
+fn read_result(dir: &Path, conditional: bool) -> Result<Option<Vec<RunResult>>> {
     let path = dir.join("result.toml");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text).map(Some).map_err(|e| io_err(&path, e)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err(&path, e)),
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(&path, e)),
+    };
+    if conditional {
+        let r: ConditionalResult = toml::from_str(&text).map_err(|e| io_err(&path, e))?;
+        Ok(Some(r.runs))
+    } else {
+        let r: RunResult = toml::from_str(&text).map_err(|e| io_err(&path, e))?;
+        Ok(Some(vec![r]))
     }
 }
 
@@ -361,22 +461,87 @@ fn derive_seed(seed: u64, tag: u64) -> u64 {
 /// The tag of the sampling stream (after training).
 const SAMPLE_TAG: u64 = u64::MAX - 1;
 
-/// Samples `n` images from `generator` with batch statistics over batches of up to 64 (its
-/// running statistics are restored afterwards, so they stay as trained), NCHW in [0, 1].
+/// Samples `n` images from the unconditional `generator` with batch statistics over batches of
+/// up to 64 (its running statistics are restored afterwards, so they stay as trained), NCHW in
+/// [0, 1].
 ///
 /// # Errors
-/// Forward errors.
+/// A conditional `spec` (use [`sample_class`]); forward errors.
 pub fn sample(generator: &mut Sequential, spec: &DcganSpec, n: usize, rng: &mut Stream) -> Result<Vec<f32>> {
+    sample_inner(generator, spec, None, n, rng)
+}
+
+/// Samples `n` images of class `class` from the conditional `generator` as [`sample`] does:
+/// every batch (of up to 64) is of that one class, its latents drawn from `rng` as
+/// [`sample`]'s.
+///
+/// # Errors
+/// An unconditional `spec`, a class outside `0..spec.num_classes`; forward errors.
+pub fn sample_class(
+    generator: &mut Sequential,
+    spec: &DcganSpec,
+    class: usize,
+    n: usize,
+    rng: &mut Stream,
+) -> Result<Vec<f32>> {
+    sample_inner(generator, spec, Some(class), n, rng)
+}
+
+fn sample_inner(
+    generator: &mut Sequential,
+    spec: &DcganSpec,
+    class: Option<usize>,
+    n: usize,
+    rng: &mut Stream,
+) -> Result<Vec<f32>> {
+    match (class, spec.is_conditional()) {
+        (None, true) => {
+            return Err(invalid(
+                "class",
+                "none",
+                format!(
+                    "the conditional generator needs one of its {} classes",
+                    spec.num_classes
+                ),
+            ))
+        }
+        (Some(c), false) => return Err(invalid("class", c, "the generator is not conditional")),
+        (Some(c), true) if c >= spec.num_classes => {
+            return Err(invalid(
+                "class",
+                c,
+                format!("must be below the generator's {} classes", spec.num_classes),
+            ))
+        }
+        _ => {}
+    }
     let saved = generator.buffers();
     let mut out = Vec::with_capacity(n * 3 * spec.image_size * spec.image_size);
     let mut left = n;
     while left > 0 {
         let b = left.min(64);
         let z = train::latent(rng, b, spec.latent_dim)?;
-        out.extend(train::generate_batch(generator, z)?.to_vec()?);
+        let input = match class {
+            Some(c) => train::one_hot_inputs(&z, &vec![c; b], spec.num_classes)?,
+            None => z,
+        };
+        out.extend(train::generate_batch(generator, input)?.to_vec()?);
         left -= b;
     }
     generator.set_buffers(&saved)?;
+    Ok(out)
+}
+
+/// `per` samples of every class of the conditional `generator` (class after class, one
+/// stream), NCHW: the rows of a grid with one row per class.
+fn sample_rows(generator: &mut Sequential, spec: &DcganSpec, per: usize, rng: &mut Stream) -> Result<Vec<f32>> {
+    let len = 3 * spec.image_size * spec.image_size;
+    let mut out = Vec::with_capacity(spec.num_classes * per * len);
+    for c in 0..spec.num_classes {
+        // Batch statistics need two images; draw at least two, keep `per`.
+        let imgs = sample_class(generator, spec, c, per.max(2), rng)?;
+        out.extend_from_slice(&imgs[..per * len]);
+    }
     Ok(out)
 }
 
@@ -422,8 +587,10 @@ pub fn grid_png(images: &[f32], n: usize, side: usize, cols: usize) -> Result<Ve
 pub const MAX_GENERATE: usize = 1024;
 
 /// `generate`: `n` samples of the generator in the finished run folder `dir` (latents from
-/// `seed`), as the PNG bytes of a square-ish grid. Nothing is written here: the caller writes
-/// the bytes atomically.
+/// `seed`), as the PNG bytes of a square-ish grid. A conditional generator draws one row per
+/// class, in the order of [`grid_rows`], of `⌈n / K⌉` images each (so `K·⌈n / K⌉` images),
+/// class after class from one stream. Nothing is written here: the caller writes the bytes
+/// atomically.
 ///
 /// # Errors
 /// `n` outside `[1, MAX_GENERATE]`; those of [`load_generator`]; forward errors.
@@ -432,9 +599,48 @@ pub fn generate_grid(dir: &Path, n: usize, seed: u64) -> Result<Vec<u8>> {
         return Err(invalid("n", n, format!("must be in [1, {MAX_GENERATE}]")));
     }
     let (mut g, spec) = load_generator(dir)?;
-    let images = sample(&mut g, &spec, n.max(2), &mut Stream::seeded(seed))?;
+    let mut rng = Stream::seeded(seed);
+    if spec.is_conditional() {
+        let per = n.div_ceil(spec.num_classes);
+        let images = sample_rows(&mut g, &spec, per, &mut rng)?;
+        return grid_png(&images, per * spec.num_classes, spec.image_size, per);
+    }
+    let images = sample(&mut g, &spec, n.max(2), &mut rng)?;
     let cols = (n as f64).sqrt().ceil() as usize;
     grid_png(&images, n, spec.image_size, cols)
+}
+
+/// The rows of [`generate_grid`]'s grid for the run folder `dir`: the classes of a conditional
+/// generator in one-hot order (`classes.toml`); empty for an unconditional one.
+///
+/// # Errors
+/// Those of [`load_generator`]'s `model.toml`; `classes.toml` of a conditional run missing,
+/// unreadable, or not naming `num_classes` classes.
+pub fn grid_rows(dir: &Path) -> Result<Vec<String>> {
+    let spec = read_spec(dir)?;
+    if !spec.is_conditional() {
+        return Ok(Vec::new());
+    }
+    let path = dir.join("classes.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
+    let list: ClassList = toml::from_str(&text).map_err(|e| io_err(&path, e))?;
+    if list.classes.len() != spec.num_classes {
+        return Err(io_err(
+            &path,
+            format!("{} classes, model.toml says {}", list.classes.len(), spec.num_classes),
+        ));
+    }
+    Ok(list.classes)
+}
+
+/// The validated `model.toml` of a run folder.
+fn read_spec(dir: &Path) -> Result<DcganSpec> {
+    let spec_path = dir.join("model.toml");
+    let text = std::fs::read_to_string(&spec_path)
+        .map_err(|e| io_err(&spec_path, format!("{e} (not a finished mouse-gan run folder)")))?;
+    let spec: DcganSpec = toml::from_str(&text).map_err(|e| io_err(&spec_path, e))?;
+    spec.validate().map_err(|e| io_err(&spec_path, e))?;
+    Ok(spec)
 }
 
 /// The generator's parameters and buffers as `.npz` entries (`param.<name>`, `buffer.<name>`).
@@ -449,30 +655,38 @@ fn generator_arrays(g: &Sequential) -> Result<Vec<NamedArray>> {
 /// [`Error::Data`] naming the file: missing or unreadable, a spec that does not validate, an
 /// entry missing, extra, misshapen or not finite.
 pub fn load_generator(dir: &Path) -> Result<(Sequential, DcganSpec)> {
-    let spec_path = dir.join("model.toml");
-    let text = std::fs::read_to_string(&spec_path)
-        .map_err(|e| io_err(&spec_path, format!("{e} (not a finished mouse-gan run folder)")))?;
-    let spec: DcganSpec = toml::from_str(&text).map_err(|e| io_err(&spec_path, e))?;
-    spec.validate().map_err(|e| io_err(&spec_path, e))?;
+    let spec = read_spec(dir)?;
     let (mut g, _) = generator(&spec, &mut Stream::seeded(0))?;
     let expected = generator_arrays(&g)?;
     load_weights(&dir.join("generator.npz"), &expected, &mut g)?;
     Ok((g, spec))
 }
 
-/// Trains (or resumes) one job and writes its folder; returns its result.
+/// What one job trains on and scores against.
+struct TrainSet<'a> {
+    /// Every training image of the job, NCHW in [0, 1]: one class, or (conditional) every class
+    /// after the other.
+    images: &'a [f32],
+    /// The class index of each image (conditional jobs); `None`: unconditional.
+    labels: Option<&'a [usize]>,
+    /// The scored classes: the name and the real images of each (one for an unconditional job,
+    /// every class in one-hot order for a conditional one).
+    classes: Vec<(&'a str, &'a [f32])>,
+}
+
+/// Trains (or resumes) one job and writes its folder; returns its results (one per scored
+/// class).
 #[allow(clippy::too_many_arguments)]
 fn run_job<'s>(
     dir: &Path,
     cfg: &MouseGanConfig,
     window: Option<f64>,
-    class: &str,
+    set: &TrainSet<'_>,
     repeat: usize,
-    images: &[f32],
-    scorer: Option<&mut (dyn SampleScorer + 's)>,
+    mut scorer: Option<&mut (dyn SampleScorer + 's)>,
     resume: bool,
     progress: bool,
-) -> Result<RunResult> {
+) -> Result<Vec<RunResult>> {
     let spec = cfg.spec(window);
     let seed = cfg.seed + repeat as u64;
     let mut rng = Stream::seeded(seed);
@@ -492,8 +706,12 @@ fn run_job<'s>(
     }
     let side = cfg.image_size;
     let per = 3 * side * side;
-    let n = images.len() / per;
+    let n = set.images.len() / per;
     let steps = n / cfg.batch_size;
+    let who = match set.labels {
+        Some(_) => "conditional",
+        None => set.classes.first().map_or("", |c| c.0),
+    };
     let started = Instant::now();
     let mut steps_done = 0usize;
     for epoch in history.len()..cfg.epochs {
@@ -502,18 +720,33 @@ fn run_job<'s>(
         let order = biotasks::data::epoch_order(n, true, &mut erng);
         let (mut dsum, mut gsum) = (0.0f64, 0.0f64);
         for s in 0..steps {
+            let picked = &order[s * cfg.batch_size..(s + 1) * cfg.batch_size];
             let mut batch = Vec::with_capacity(cfg.batch_size * per);
-            for &i in &order[s * cfg.batch_size..(s + 1) * cfg.batch_size] {
-                batch.extend_from_slice(&images[i * per..(i + 1) * per]);
+            for &i in picked {
+                batch.extend_from_slice(&set.images[i * per..(i + 1) * per]);
             }
             let real = bioautograd::Tensor::from_vec(batch, &[cfg.batch_size, 3, side, side])?;
-            let (dl, gl) = train::gan_step(&mut gan, &mut opt, &real, spec.latent_dim, &mut erng)?;
+            let (dl, gl) = match set.labels {
+                Some(labels) => {
+                    let classes: Vec<usize> = picked.iter().map(|&i| labels[i]).collect();
+                    train::conditional_gan_step(
+                        &mut gan,
+                        &mut opt,
+                        &real,
+                        &classes,
+                        spec.num_classes,
+                        spec.latent_dim,
+                        &mut erng,
+                    )?
+                }
+                None => train::gan_step(&mut gan, &mut opt, &real, spec.latent_dim, &mut erng)?,
+            };
             dsum += f64::from(dl);
             gsum += f64::from(gl);
             steps_done += 1;
             if progress {
                 eprint!(
-                    "\r  {class} {} r{repeat}: epoch {}/{} step {}/{} d_loss {dl:.4} g_loss {gl:.4}   ",
+                    "\r  {who} {} r{repeat}: epoch {}/{} step {}/{} d_loss {dl:.4} g_loss {gl:.4}   ",
                     window_label(window),
                     epoch + 1,
                     cfg.epochs,
@@ -543,49 +776,78 @@ fn run_job<'s>(
         eprintln!();
     }
     let secs = started.elapsed().as_secs_f64();
-    let mut srng = Stream::seeded(derive_seed(seed, SAMPLE_TAG));
-    let fake = sample(&mut gan.generator, &spec, cfg.score_samples, &mut srng)?;
-    let k = cfg.score_samples.min(n);
-    let (score, scorer_name, threshold) = match scorer {
-        Some(s) => {
-            let v = s.score(
-                &images[..k * per],
-                &fake[..cfg.score_samples * per],
-                k,
-                cfg.score_samples,
-                3,
-                side,
-                side,
-            )?;
-            (v, s.name().to_string(), s.divergence_threshold())
-        }
-        None => (f64::NAN, "none".to_string(), None),
-    };
     let last = history
         .last()
         .copied()
         .ok_or_else(|| invalid("epochs", 0, "no epoch trained"))?;
-    let result = RunResult {
-        class: class.to_string(),
-        window: window_label(window),
-        repeat,
-        weight_usage: usage,
-        scorer: scorer_name,
-        score,
-        converged: threshold.is_none_or(|t| score <= t),
-        d_loss: last.train_loss,
-        g_loss: last.val_loss,
-        epochs: history.len(),
-        steps_per_second: if secs > 0.0 { steps_done as f64 / secs } else { 0.0 },
-    };
+    // One sampling stream per job; a conditional job draws its classes one after the other.
+    let mut srng = Stream::seeded(derive_seed(seed, SAMPLE_TAG));
+    let mut results = Vec::with_capacity(set.classes.len());
+    // Conditional: the first 8 samples of every class, one row each.
+    let row = cfg.score_samples.min(8);
+    let mut shown = Vec::with_capacity(set.classes.len() * row * per);
+    let mut grid = Vec::new();
+    for (c, (class, real)) in set.classes.iter().enumerate() {
+        let fake = if spec.is_conditional() {
+            let fake = sample_class(&mut gan.generator, &spec, c, cfg.score_samples, &mut srng)?;
+            shown.extend_from_slice(&fake[..row * per]);
+            fake
+        } else {
+            let fake = sample(&mut gan.generator, &spec, cfg.score_samples, &mut srng)?;
+            let count = cfg.score_samples.min(64);
+            grid = grid_png(&fake, count, side, 8)?;
+            fake
+        };
+        let k = cfg.score_samples.min(real.len() / per);
+        let (score, scorer_name, threshold) = match scorer.as_deref_mut() {
+            Some(s) => {
+                let v = s.score(
+                    &real[..k * per],
+                    &fake[..cfg.score_samples * per],
+                    k,
+                    cfg.score_samples,
+                    3,
+                    side,
+                    side,
+                )?;
+                (v, s.name().to_string(), s.divergence_threshold())
+            }
+            None => (f64::NAN, "none".to_string(), None),
+        };
+        results.push(RunResult {
+            class: class.to_string(),
+            window: window_label(window),
+            repeat,
+            weight_usage: usage,
+            scorer: scorer_name,
+            score,
+            converged: threshold.is_none_or(|t| score <= t),
+            d_loss: last.train_loss,
+            g_loss: last.val_loss,
+            epochs: history.len(),
+            steps_per_second: if secs > 0.0 { steps_done as f64 / secs } else { 0.0 },
+        });
+    }
     save_weights(&dir.join("generator.npz"), &generator_arrays(&gan.generator)?)?;
     write_text(&dir.join("model.toml"), &toml_of(&spec)?)?;
-    let shown = cfg.score_samples.min(64);
-    bionpy::write_atomic(&dir.join("samples.png"), &grid_png(&fake, shown, side, 8)?)?;
+    let result_toml = if spec.is_conditional() {
+        let classes = ClassList {
+            classes: set.classes.iter().map(|c| c.0.to_string()).collect(),
+        };
+        write_text(&dir.join("classes.toml"), &toml_of(&classes)?)?;
+        grid = grid_png(&shown, set.classes.len() * row, side, row)?;
+        toml_of(&ConditionalResult { runs: results.clone() })?
+    } else {
+        let first = results
+            .first()
+            .ok_or_else(|| invalid("classes", 0, "a job scores at least one class"))?;
+        toml_of(first)?
+    };
+    bionpy::write_atomic(&dir.join("samples.png"), &grid)?;
     // result.toml is the commit point: a job with it is finished.
-    write_text(&dir.join("result.toml"), &toml_of(&result)?)?;
+    write_text(&dir.join("result.toml"), &result_toml)?;
     files.remove()?;
-    Ok(result)
+    Ok(results)
 }
 
 /// Runs `reproduce mouse-gan` with `cfg` into `opts.out`, scoring with `scorer` (`None`: no
@@ -608,27 +870,64 @@ pub fn run<'s>(
     ));
     prepare_results_folder(&opts.out, "mouse-gan", &config, opts.resume)?;
     let settings = cfg.settings();
-    let jobs: Vec<Job> = (0..cfg.classes.len())
-        .flat_map(|class| {
+    let classes: Vec<Option<usize>> = if cfg.conditional {
+        vec![None]
+    } else {
+        (0..cfg.classes.len()).map(Some).collect()
+    };
+    let jobs: Vec<Job> = classes
+        .iter()
+        .flat_map(|&class| {
             (0..settings.len())
                 .flat_map(move |window| (0..cfg.repeats).map(move |repeat| Job { class, window, repeat }))
         })
         .collect();
+    // A conditional run trains on every class at once: the images class after class, with
+    // their class indices.
+    let (all, labels): (Vec<f32>, Vec<usize>) = if cfg.conditional {
+        let per = 3 * cfg.image_size * cfg.image_size;
+        (
+            images.concat(),
+            images
+                .iter()
+                .enumerate()
+                .flat_map(|(c, imgs)| std::iter::repeat_n(c, imgs.len() / per))
+                .collect(),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let mut report = MouseGanReport::default();
     for job in opts.shard.select_items(&jobs) {
         let dir = job_dir(&opts.out, cfg, &settings, job);
-        if read_result(&dir)?.is_some() {
+        if read_result(&dir, cfg.conditional)?.is_some() {
             report.skipped += 1;
             continue;
         }
         std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        let set = match job.class {
+            Some(c) => TrainSet {
+                images: &images[c],
+                labels: None,
+                classes: vec![(cfg.classes[c].as_str(), images[c].as_slice())],
+            },
+            None => TrainSet {
+                images: &all,
+                labels: Some(labels.as_slice()),
+                classes: cfg
+                    .classes
+                    .iter()
+                    .zip(&images)
+                    .map(|(name, imgs)| (name.as_str(), imgs.as_slice()))
+                    .collect(),
+            },
+        };
         run_job(
             &dir,
             cfg,
             settings[job.window],
-            &cfg.classes[job.class],
+            &set,
             job.repeat,
-            &images[job.class],
             scorer.as_deref_mut(),
             opts.resume,
             opts.progress,
@@ -636,8 +935,8 @@ pub fn run<'s>(
         report.ran += 1;
     }
     for job in &jobs {
-        match read_result(&job_dir(&opts.out, cfg, &settings, *job))? {
-            Some(r) => report.results.push(r),
+        match read_result(&job_dir(&opts.out, cfg, &settings, *job), cfg.conditional)? {
+            Some(r) => report.results.extend(r),
             None => report.missing += 1,
         }
     }
@@ -704,12 +1003,25 @@ fn finish(out: &Path, cfg: &MouseGanConfig, results: &[RunResult]) -> Result<()>
         "fid" => "FID (lower is better)".to_string(),
         other => format!("{other} (lower is better; not an FID)"),
     };
+    let what = if cfg.conditional {
+        format!(
+            "Conditional DCGAN over {} classes (one network per setting and repeat trained on all of them: the \
+             one-hot class after the generator's latent and as {} constant planes of the discriminator's input, \
+             the Keras Conditional GAN example's conditioning; upstream's conditional script was not available), \
+             scored per class on the samples conditioned on that class",
+            cfg.classes.len(),
+            cfg.classes.len()
+        )
+    } else {
+        "DCGAN".to_string()
+    };
     let mut md = format!(
-        "# reproduce mouse-gan\n\nDCGAN ({}×{}, upstream's generator/discriminator, Keras Adam lr {} β1 {}, batch {}), \
-         {} epoch(s) over {} training images per class, {} repeat(s); score: {metric} on {} samples.\n\n\
+        "# reproduce mouse-gan\n\n{what} ({}×{}, upstream's generator/discriminator, Keras Adam lr {} β1 {}, batch {}), \
+         {} epoch(s) over {} training images per class, {} repeat(s); score: {metric} on {} samples{}.\n\n\
          | class | setting | weight usage | score (mean ± sd) | runs | not converged |\n|---|---|---|---|---|---|\n",
         cfg.image_size, cfg.image_size, cfg.lr, cfg.beta1, cfg.batch_size, cfg.epochs, cfg.train_images, cfg.repeats,
-        cfg.score_samples
+        cfg.score_samples,
+        if cfg.conditional { " per class" } else { "" }
     );
     let settings = cfg.settings();
     let mut series = Vec::new();

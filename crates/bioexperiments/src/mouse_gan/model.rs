@@ -15,8 +15,24 @@
 //! `BinaryCrossentropy()` (it reads the logits behind a sigmoid output). The standard control
 //! (`window = None`) has full masks everywhere.
 //!
+//! ## The conditional DCGAN (`num_classes = K ≥ 2`)
+//!
+//! Upstream's `DCGAN_conditional_241006a_git.py` is not available; the conditioning is that of
+//! the Keras "Conditional GAN" example (keras.io/examples/generative/conditional_gan), on the
+//! same layers:
+//!
+//! ```text
+//! generator:      [z ‖ onehot(c)] (n, 100 + K) → Dense(4·4·1024) → … (as above)
+//! discriminator:  [x ‖ onehot(c)·1_{s×s}] (n, 3 + K, s, s) → … (as above)
+//! ```
+//! The one-hot class follows the latent; on the discriminator's side it is broadcast to `K`
+//! constant planes after the three colour channels. Only the generator's first Dense layer
+//! (`K · 4·4·1024` more weights) and the discriminator's first convolution (`K · 4·4·64` more)
+//! grow.
+//!
 //! # Shapes
-//! Generator `(n, latent)` → `(n, 3, s, s)` in [0, 1]; discriminator `(n, 3, s, s)` → `(n, 1)`.
+//! Generator `(n, latent + K)` → `(n, 3, s, s)` in [0, 1]; discriminator `(n, 3 + K, s, s)` →
+//! `(n, 1)` (`K = 0`: unconditional).
 
 use biolayers::layers::{
     Activation, BatchNorm1d, BatchNorm2d, Conv2dConfig, DenseConfig, Dropout, FlattenChannelsLast, Module,
@@ -28,6 +44,10 @@ use biotasks::checkpoint::Checkpointable;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, Result};
+
+/// The most classes a conditional DCGAN may have (a typo guard: each class adds an input
+/// plane to the discriminator and `4·4·base_channels` weights to the generator).
+pub const MAX_CLASSES: usize = 64;
 
 /// Windows at or above this radius are the standard (fully connected) control: the paper's
 /// `w = 1.4`.
@@ -47,6 +67,14 @@ pub struct DcganSpec {
     pub base_channels: usize,
     /// `window2d_width` of the masked layers; `None` = the standard control.
     pub window: Option<f64>,
+    /// Classes of the conditional DCGAN (`K`, 2 to [`MAX_CLASSES`]); 0 = unconditional. Absent
+    /// from the `model.toml` of unconditional runs, which therefore read and write as before.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub num_classes: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl DcganSpec {
@@ -54,7 +82,7 @@ impl DcganSpec {
     ///
     /// # Errors
     /// An image size other than 32 or 64, a zero latent dimension, a window that is not finite
-    /// and > 0.
+    /// and > 0, a class count of 1 or above [`MAX_CLASSES`].
     pub fn validate(&self) -> Result<()> {
         if self.image_size != 32 && self.image_size != 64 {
             return Err(invalid("image_size", self.image_size, "must be 32 or 64"));
@@ -74,7 +102,29 @@ impl DcganSpec {
                 return Err(invalid("window2d_width", w, "must be finite and > 0"));
             }
         }
+        if self.num_classes == 1 || self.num_classes > MAX_CLASSES {
+            return Err(invalid(
+                "num_classes",
+                self.num_classes,
+                format!("must be 0 (unconditional) or 2 to {MAX_CLASSES}"),
+            ));
+        }
         Ok(())
+    }
+
+    /// Whether the networks take a class (`num_classes ≥ 2`).
+    pub fn is_conditional(&self) -> bool {
+        self.num_classes > 0
+    }
+
+    /// The generator's input width: the latent, then the one-hot class.
+    pub fn generator_inputs(&self) -> usize {
+        self.latent_dim + self.num_classes
+    }
+
+    /// The discriminator's input channels: RGB, then one constant plane per class.
+    pub fn discriminator_channels(&self) -> usize {
+        3 + self.num_classes
     }
 
     /// Upstream's generator and discriminator (64×64, latent 100) with masks of radius
@@ -85,6 +135,15 @@ impl DcganSpec {
             latent_dim: 100,
             base_channels: 1024,
             window,
+            num_classes: 0,
+        }
+    }
+
+    /// [`DcganSpec::upstream`] conditioned on `num_classes` classes.
+    pub fn upstream_conditional(image_size: usize, window: Option<f64>, num_classes: usize) -> Self {
+        DcganSpec {
+            num_classes,
+            ..Self::upstream(image_size, window)
         }
     }
 
@@ -115,7 +174,7 @@ pub fn generator(spec: &DcganSpec, rng: &mut Stream) -> Result<(Sequential, f64)
     spec.validate()?;
     let bn2d = |c: usize| BatchNorm2d::new(c)?.with_eps_momentum(KERAS_BN_EPS, KERAS_BN_MOMENTUM);
     let mut model = Sequential::new()
-        .push(DenseConfig::new(spec.latent_dim, 4 * 4 * spec.base_channels).init(rng)?)
+        .push(DenseConfig::new(spec.generator_inputs(), 4 * 4 * spec.base_channels).init(rng)?)
         .push(BatchNorm1d::keras(4 * 4 * spec.base_channels)?)
         .push(Activation::Relu)
         .push(Reshape::channels_last(4, 4, spec.base_channels)?);
@@ -147,7 +206,7 @@ pub fn generator(spec: &DcganSpec, rng: &mut Stream) -> Result<(Sequential, f64)
 pub fn discriminator(spec: &DcganSpec, rng: &mut Stream, dropout_seed: u64) -> Result<Sequential> {
     spec.validate()?;
     let mut model = Sequential::new();
-    let mut channels = 3;
+    let mut channels = spec.discriminator_channels();
     for filters in [64, 128, 256, 512] {
         let conv = Conv2dConfig::new(channels, filters, (4, 4))
             .with_strides(2, 2)

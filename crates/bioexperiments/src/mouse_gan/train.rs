@@ -15,6 +15,29 @@
 //!
 //! Every random draw comes from the caller's stream, in the order above (`z₁`, then the label
 //! noise, then `z₂`): a seed fixes the run.
+//!
+//! ## The conditional step ([`conditional_gan_step`], `K` classes)
+//!
+//! The conditioning of the Keras "Conditional GAN" example: the generator reads
+//! `[z ‖ onehot(c)]`, the discriminator `[x ‖ onehot(c)·1_{s×s}]` (the class as `K` constant
+//! planes after the colour channels, [`with_class_planes`]). The real images carry their own
+//! classes `c_real` (from the batch); the fakes' classes are drawn uniformly from the stream:
+//!
+//! ```text
+//! z₁ ~ N(0, 1)(n, latent);  c₁ ~ U{0..K−1}(n);  fake = G([z₁ ‖ onehot(c₁)])
+//! x = concat([fake ‖ planes(c₁)], [real ‖ planes(c_real)]);  t as above (label noise)
+//! d_loss = BCE(D(x), t);    update D
+//! z₂ ~ N(0, 1)(n, latent);  c₂ ~ U{0..K−1}(n)
+//! g_loss = BCE(D([G([z₂ ‖ onehot(c₂)]) ‖ planes(c₂)]), 0ₙ);  update G          (D frozen)
+//! ```
+//! Draw order: `z₁`, `c₁`, the label noise, `z₂`, `c₂` (a class is `Stream::below(K)`). The
+//! Keras example reuses the real batch's labels for its fakes; uniform draws keep the fakes'
+//! classes independent of the batch (the same in expectation on a class-balanced set, see
+//! docs/upstream-differences.md).
+//!
+//! # Shapes
+//! `real (n, 3, s, s)` in [0, 1]; `real_classes (n)` in `0..K`; generator input
+//! `(n, latent + K)`; discriminator input `(2n, 3 + K, s, s)` (`K = 0`: unconditional).
 
 use bioautograd::{Graph, Mode, Tensor};
 use biolayers::layers::Module;
@@ -65,6 +88,99 @@ fn loss_and_grads(
     ))
 }
 
+/// `n` classes drawn uniformly from `0..k`.
+pub fn random_classes(rng: &mut Stream, n: usize, k: usize) -> Vec<usize> {
+    (0..n).map(|_| rng.below(k as u64) as usize).collect()
+}
+
+/// The generator's input: each row of `z (n, latent)` followed by the one-hot of its class
+/// (`k` values).
+///
+/// # Errors
+/// `classes` not one per row of `z`, a class outside `0..k`.
+pub fn one_hot_inputs(z: &Tensor, classes: &[usize], k: usize) -> Result<Tensor> {
+    let shape = z.shape().to_vec();
+    let (n, dim) = match shape[..] {
+        [n, dim] if n == classes.len() => (n, dim),
+        _ => {
+            return Err(invalid(
+                "latent",
+                format!("{shape:?}"),
+                format!("must be (n, latent) with n = {} classes", classes.len()),
+            ))
+        }
+    };
+    check_classes(classes, k)?;
+    let zs = z.to_vec().map_err(biolayers::Error::from)?;
+    let mut out = Vec::with_capacity(n * (dim + k));
+    for (row, &c) in zs.chunks(dim.max(1)).zip(classes) {
+        out.extend_from_slice(row);
+        out.extend((0..k).map(|j| if j == c { 1.0 } else { 0.0 }));
+    }
+    Ok(Tensor::from_vec(out, &[n, dim + k]).map_err(biolayers::Error::from)?)
+}
+
+/// The `k` class planes of each image, `(n, k, plane)`: plane `j` of image `i` is all ones
+/// where `j = classes[i]`, zeros elsewhere (the Keras example's `image_one_hot_labels`,
+/// channels-first).
+///
+/// # Errors
+/// A class outside `0..k`.
+pub fn class_planes(classes: &[usize], k: usize, plane: usize) -> Result<Vec<f32>> {
+    check_classes(classes, k)?;
+    let mut out = vec![0.0; classes.len() * k * plane];
+    for (i, &c) in classes.iter().enumerate() {
+        let at = (i * k + c) * plane;
+        out[at..at + plane].fill(1.0);
+    }
+    Ok(out)
+}
+
+/// `images` (one per entry of `classes`, `channels · plane` values each) with each image's
+/// [`class_planes`] appended after its channels: `(n, channels + k, plane)`.
+///
+/// # Errors
+/// `images` not `classes.len()` images of `channels · plane` values; a class outside `0..k`.
+pub fn with_class_planes(
+    images: &[f32],
+    classes: &[usize],
+    k: usize,
+    channels: usize,
+    plane: usize,
+) -> Result<Vec<f32>> {
+    let per = channels * plane;
+    if per == 0 || images.len() != classes.len() * per {
+        return Err(invalid(
+            "images",
+            images.len(),
+            format!("must be {} images of {channels}×{plane} values", classes.len()),
+        ));
+    }
+    if k == 0 {
+        return Ok(images.to_vec());
+    }
+    let planes = class_planes(classes, k, plane)?;
+    let mut out = Vec::with_capacity(classes.len() * (channels + k) * plane);
+    for (img, p) in images.chunks(per).zip(planes.chunks(k * plane)) {
+        out.extend_from_slice(img);
+        out.extend_from_slice(p);
+    }
+    Ok(out)
+}
+
+fn check_classes(classes: &[usize], k: usize) -> Result<()> {
+    match classes.iter().find(|&&c| c >= k) {
+        Some(&c) => Err(invalid("class", c, format!("must be below the {k} classes"))),
+        None => Ok(()),
+    }
+}
+
+/// The class conditioning of one step: `K` and the real images' classes.
+struct Condition<'a> {
+    k: usize,
+    real: &'a [usize],
+}
+
 /// One GAN step on the real images `real (n, 3, s, s)` in [0, 1]. Returns `(d_loss, g_loss)`.
 ///
 /// # Errors
@@ -76,6 +192,67 @@ pub fn gan_step(
     latent_dim: usize,
     rng: &mut Stream,
 ) -> Result<(f32, f32)> {
+    step(gan, opt, real, latent_dim, None, rng)
+}
+
+/// One conditional GAN step (see the module docs) on the real images `real (n, 3, s, s)`
+/// in [0, 1] of classes `real_classes` (each in `0..num_classes`). Returns `(d_loss, g_loss)`.
+///
+/// # Errors
+/// Shape errors, fewer than 2 classes, a class out of range; a non-finite loss (nothing is
+/// updated by the failing half-step).
+pub fn conditional_gan_step(
+    gan: &mut Gan,
+    opt: &mut Optimizer,
+    real: &Tensor,
+    real_classes: &[usize],
+    num_classes: usize,
+    latent_dim: usize,
+    rng: &mut Stream,
+) -> Result<(f32, f32)> {
+    if num_classes < 2 {
+        return Err(invalid(
+            "num_classes",
+            num_classes,
+            "a conditional GAN needs at least 2 classes",
+        ));
+    }
+    if real.shape().first() != Some(&real_classes.len()) {
+        return Err(invalid(
+            "real classes",
+            real_classes.len(),
+            format!("must be one per real image ({:?})", real.shape()),
+        ));
+    }
+    check_classes(real_classes, num_classes)?;
+    let cond = Condition {
+        k: num_classes,
+        real: real_classes,
+    };
+    step(gan, opt, real, latent_dim, Some(cond), rng)
+}
+
+/// The generator's input for `n` fresh latents (and, conditioned, `n` fresh classes), drawn in
+/// that order; returns the classes too.
+fn draw_inputs(rng: &mut Stream, n: usize, latent_dim: usize, k: Option<usize>) -> Result<(Tensor, Vec<usize>)> {
+    let z = latent(rng, n, latent_dim)?;
+    match k {
+        Some(k) => {
+            let classes = random_classes(rng, n, k);
+            Ok((one_hot_inputs(&z, &classes, k)?, classes))
+        }
+        None => Ok((z, Vec::new())),
+    }
+}
+
+fn step(
+    gan: &mut Gan,
+    opt: &mut Optimizer,
+    real: &Tensor,
+    latent_dim: usize,
+    cond: Option<Condition<'_>>,
+    rng: &mut Stream,
+) -> Result<(f32, f32)> {
     let shape = real.shape().to_vec();
     let n = shape.first().copied().unwrap_or(0);
     if shape.len() != 4 || n == 0 {
@@ -85,11 +262,20 @@ pub fn gan_step(
             "must be (n, channels, h, w) with n ≥ 1",
         ));
     }
-    let fake = generate_batch(&mut gan.generator, latent(rng, n, latent_dim)?)?;
+    let k = cond.as_ref().map(|c| c.k);
+    let (zin, fake_classes) = draw_inputs(rng, n, latent_dim, k)?;
+    let fake = generate_batch(&mut gan.generator, zin)?;
     let mut combined = fake.to_vec().map_err(biolayers::Error::from)?;
     combined.extend(real.to_vec().map_err(biolayers::Error::from)?);
     let mut cshape = shape.clone();
     cshape[0] = 2 * n;
+    let plane = shape[2] * shape[3];
+    if let Some(c) = &cond {
+        // Fakes first, as the images: their drawn classes, then the batch's own.
+        let classes: Vec<usize> = fake_classes.iter().chain(c.real).copied().collect();
+        combined = with_class_planes(&combined, &classes, c.k, shape[1], plane)?;
+        cshape[1] += c.k;
+    }
     let labels: Vec<f32> = (0..2 * n)
         .map(|i| if i < n { 1.0 } else { 0.0 } + 0.05 * rng.uniform01() as f32)
         .collect();
@@ -114,14 +300,30 @@ pub fn gan_step(
     }
 
     // Generator half-step: the discriminator's parameters enter as constants.
-    let z = latent(rng, n, latent_dim)?;
+    let (zin, fake_classes) = draw_inputs(rng, n, latent_dim, k)?;
+    // The class planes of the fakes are constants beside the generator's output.
+    let planes = match &cond {
+        Some(c) => Some(
+            Tensor::from_vec(class_planes(&fake_classes, c.k, plane)?, &[n, c.k, shape[2], shape[3]])
+                .map_err(biolayers::Error::from)?,
+        ),
+        None => None,
+    };
     for p in gan.discriminator.params_mut() {
         p.set_trainable(false);
     }
     let result = (|| {
         let g = Graph::with_mode(Mode::Train);
-        let x = g.input(z);
-        let logits = gan.forward(&g, &x)?;
+        let x = g.input(zin);
+        let logits = match planes {
+            Some(planes) => {
+                let fake = gan.generator.forward(&g, &x)?;
+                let planes = g.input(planes);
+                let xin = g.concat(&[fake, planes], 1).map_err(biolayers::Error::from)?;
+                gan.discriminator.forward(&g, &xin)?
+            }
+            None => gan.forward(&g, &x)?,
+        };
         let t = g.input(Tensor::from_vec(vec![0.0; n], &[n, 1]).map_err(biolayers::Error::from)?);
         let loss = g
             .binary_cross_entropy_with_logits(&logits, &t)
@@ -138,4 +340,23 @@ pub fn gan_step(
         }
     }
     Ok((d_loss, g_loss))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_hot_follows_the_latent_and_planes_follow_the_channels() {
+        let z = Tensor::from_vec(vec![0.5, -1.0, 2.0, 3.0], &[2, 2]).unwrap();
+        let x = one_hot_inputs(&z, &[2, 0], 3).unwrap();
+        assert_eq!(x.shape(), &[2, 5]);
+        assert_eq!(x.to_vec().unwrap(), [0.5, -1.0, 0.0, 0.0, 1.0, 2.0, 3.0, 1.0, 0.0, 0.0]);
+        // Two 1-channel images of 2 pixels, 2 classes: [image, plane 0, plane 1] each.
+        let with = with_class_planes(&[0.1, 0.2, 0.3, 0.4], &[1, 0], 2, 1, 2).unwrap();
+        assert_eq!(with, [0.1, 0.2, 0.0, 0.0, 1.0, 1.0, 0.3, 0.4, 1.0, 1.0, 0.0, 0.0]);
+        assert!(one_hot_inputs(&z, &[3, 0], 3).is_err());
+        assert!(one_hot_inputs(&z, &[0], 3).is_err());
+        assert!(with_class_planes(&[0.1], &[0], 2, 1, 2).is_err());
+    }
 }

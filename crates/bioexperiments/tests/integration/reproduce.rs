@@ -204,6 +204,115 @@ fn dcgan_parameter_counts_match_keras() {
     }
 }
 
+/// The conditional DCGAN (4 classes) has the unconditional networks' parameters plus the
+/// one-hot inputs' weights, printed here and checked by hand:
+/// ```text
+/// generator:      Dense (100 + 4) → 4·4·1024 gains 4·16 384 = 65 536 weights
+///                 64×64: 18 903 043 + 65 536 = 18 968 579;   32×32: 18 093 059 + 65 536 = 18 158 595
+/// discriminator:  Conv 4·4·(3 + 4)·64 + 64 gains 4·4·4·64 = 4 096 weights
+///                 64×64:  2 764 737 +  4 096 =  2 768 833;   32×32:  2 758 593 +  4 096 =  2 762 689
+/// ```
+#[test]
+fn conditional_dcgan_parameter_counts() {
+    use bioexperiments::mouse_gan::{discriminator, generator, trainable_params, DcganSpec};
+    use biorng::Stream;
+    for (size, window, g_count, d_count) in [
+        (64, Some(0.4), 18_968_579, 2_768_833),
+        (32, None, 18_158_595, 2_762_689),
+    ] {
+        let spec = DcganSpec::upstream_conditional(size, window, 4);
+        let mut rng = Stream::seeded(1);
+        let (g, _) = generator(&spec, &mut rng).unwrap();
+        let d = discriminator(&spec, &mut rng, 2).unwrap();
+        let (gp, dp) = (trainable_params(&g), trainable_params(&d));
+        println!("conditional DCGAN {size}×{size}, 4 classes: generator {gp}, discriminator {dp} trainable parameters");
+        assert_eq!(gp, g_count, "generator {size}");
+        assert_eq!(dp, d_count, "discriminator {size}");
+    }
+    // The class count's limits: 0 (unconditional) or 2 to MAX_CLASSES.
+    for k in [1, bioexperiments::mouse_gan::MAX_CLASSES + 1] {
+        let err = DcganSpec::upstream_conditional(32, None, k).validate().unwrap_err();
+        assert!(err.to_string().contains("num_classes"), "{err}");
+    }
+}
+
+/// An unconditional `model.toml` (written before the conditional DCGAN existed) still loads,
+/// and an unconditional spec is written without `num_classes`.
+#[test]
+fn unconditional_model_toml_is_unchanged() {
+    use bioexperiments::mouse_gan::DcganSpec;
+    let old = "image_size = 32\nlatent_dim = 100\nbase_channels = 1024\nwindow = 0.4\n";
+    let spec: DcganSpec = toml::from_str(old).unwrap();
+    assert_eq!(spec, DcganSpec::upstream(32, Some(0.4)));
+    assert_eq!(toml::to_string(&spec).unwrap(), old);
+    let cond = toml::to_string(&DcganSpec::upstream_conditional(32, Some(0.4), 4)).unwrap();
+    assert!(cond.contains("num_classes = 4"), "{cond}");
+}
+
+/// One conditional GAN step at toy width: the same seed gives the same losses and weights; the
+/// step draws exactly `z₁, c₁, the label noise, z₂, c₂` from the stream (the documented order);
+/// bad classes are refused before anything is updated.
+#[test]
+fn conditional_gan_step_is_deterministic_and_draws_in_order() {
+    use bioexperiments::mouse_gan::train::{conditional_gan_step, latent, random_classes};
+    use bioexperiments::mouse_gan::{discriminator, generator, DcganSpec, Gan, MouseGanConfig};
+    use biolayers::layers::Module;
+    use biorng::Stream;
+    let spec = DcganSpec {
+        base_channels: 256,
+        ..DcganSpec::upstream_conditional(32, Some(0.4), 3)
+    };
+    let n = 2;
+    let real = bioautograd::Tensor::from_vec(
+        (0..n * 3 * 32 * 32).map(|i| (i % 17) as f32 / 17.0).collect(),
+        &[n, 3, 32, 32],
+    )
+    .unwrap();
+    let step = |seed: u64, classes: &[usize]| {
+        let mut rng = Stream::seeded(1);
+        let (g, _) = generator(&spec, &mut rng).unwrap();
+        let d = discriminator(&spec, &mut rng, 2).unwrap();
+        let mut gan = Gan {
+            generator: g,
+            discriminator: d,
+        };
+        let mut opt = MouseGanConfig::for_preset(bioexperiments::Preset::Quick, 1)
+            .optimizer()
+            .build()
+            .unwrap();
+        let mut stream = Stream::seeded(seed);
+        let r = conditional_gan_step(&mut gan, &mut opt, &real, classes, 3, spec.latent_dim, &mut stream);
+        let params: Vec<f32> = gan.params().iter().flat_map(|p| p.value.to_vec().unwrap()).collect();
+        (r, params, stream.uniform01())
+    };
+    let (a, pa, next_a) = step(7, &[0, 2]);
+    let (b, pb, _) = step(7, &[0, 2]);
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a, b);
+    assert!(a.0.is_finite() && a.1.is_finite());
+    assert_eq!(pa, pb, "same seed, same weights");
+    // The documented draws, replayed on a fresh stream, leave it where the step left it.
+    let mut replay = Stream::seeded(7);
+    latent(&mut replay, n, spec.latent_dim).unwrap();
+    random_classes(&mut replay, n, 3);
+    for _ in 0..2 * n {
+        replay.uniform01();
+    }
+    latent(&mut replay, n, spec.latent_dim).unwrap();
+    random_classes(&mut replay, n, 3);
+    assert_eq!(replay.uniform01(), next_a);
+    // The real images' classes matter.
+    let (c, _, _) = step(7, &[1, 1]);
+    assert_ne!(c.unwrap(), a);
+    // A class out of range, or not one per image, is refused.
+    let (bad, pbad, _) = step(7, &[0, 3]);
+    assert!(bad.unwrap_err().to_string().contains("class"));
+    let (short, _, _) = step(7, &[0]);
+    assert!(short.is_err());
+    let (_, fresh, _) = step(8, &[0, 3]);
+    assert_eq!(pbad, fresh, "a refused step updates nothing");
+}
+
 /// The authors' notebook prints `mConvTranspose2d 512→256 (16,16,0.4): 34.515380859375 %`; the
 /// same layer as Keras' `mConv2DTranspose(256, input2d_width=16, output2d_width=16)` on 512
 /// channels keeps exactly that fraction.
@@ -310,6 +419,109 @@ fn mouse_gan_tiny_run_resumes_and_generates() {
         .unwrap_err()
         .to_string()
         .contains("generator.npz"));
+}
+
+/// `reproduce mouse-gan --conditional` end to end at toy width (one network per window over
+/// cat and bird, 2 steps of 4 images): sharded halves joined by `--resume`, one `result.toml`
+/// row per class, the class × window summary, a job rerun alone in a fresh folder giving the
+/// same result, and `generate` drawing one row per class.
+#[test]
+fn conditional_mouse_gan_tiny_run_resumes_and_generates() {
+    use bioexperiments::mouse_gan::{generate_grid, grid_rows, run, ChannelStatsFrechet, MouseGanConfig};
+    use bioexperiments::rnn_runs::Shard;
+    let data = tempfile::tempdir().unwrap();
+    write_tiny_image_folder(data.path());
+    let mut cfg = MouseGanConfig::for_preset_conditional(bioexperiments::Preset::Quick, 3);
+    cfg.classes = vec!["cat".into(), "bird".into()];
+    cfg.windows = vec![0.4];
+    cfg.train_images = 4;
+    cfg.batch_size = 4;
+    cfg.base_channels = 256;
+    cfg.score_samples = 3;
+    cfg.image_folder = Some(data.path().to_path_buf());
+    cfg.image_size = 32;
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("cgan");
+    let mut opts = common::quick_options(dir.clone(), None, 3);
+    opts.shard = Shard::new(0, 2).unwrap();
+    let first = run(&opts, &cfg, Some(&mut ChannelStatsFrechet)).unwrap();
+    assert_eq!((first.ran, first.missing), (1, 1));
+    assert!(!dir.join("summary.md").exists());
+    opts.shard = Shard::ALL;
+    opts.resume = true;
+    let second = run(&opts, &cfg, Some(&mut ChannelStatsFrechet)).unwrap();
+    assert_eq!((second.ran, second.skipped, second.missing), (1, 1, 0));
+    // Two jobs (w 0.4, standard) × two classes.
+    let rows: Vec<(String, String)> = second
+        .results
+        .iter()
+        .map(|r| (r.class.clone(), r.window.clone()))
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("cat", "w0.4"),
+        ("bird", "w0.4"),
+        ("cat", "standard"),
+        ("bird", "standard"),
+    ]
+    .iter()
+    .map(|(c, w)| (c.to_string(), w.to_string()))
+    .collect();
+    assert_eq!(rows, want);
+    for r in &second.results {
+        assert!(r.score.is_finite() && r.score >= 0.0, "{r:?}");
+        assert_eq!(r.epochs, 1);
+    }
+    // The classes of one job share its losses but are scored apart.
+    assert_eq!(second.results[0].d_loss, second.results[1].d_loss);
+    assert_ne!(second.results[0].score, second.results[1].score);
+    let run_dir = dir.join("runs").join("conditional_w0.4_r000");
+    for f in [
+        "result.toml",
+        "generator.npz",
+        "model.toml",
+        "classes.toml",
+        "samples.png",
+    ] {
+        assert!(run_dir.join(f).is_file(), "{f} missing");
+    }
+    assert!(!run_dir.join("checkpoint.json").exists());
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(summary.contains("Conditional DCGAN over 2 classes"), "{summary}");
+    for s in ["cat, w 0.4", "bird, w 0.4", "| bird | standard |"] {
+        assert!(summary.contains(s), "{s}: {summary}");
+    }
+    let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    assert!(config.contains("conditional = true"), "{config}");
+    // samples.png: one row of 3 samples per class.
+    let img = image::open(run_dir.join("samples.png")).unwrap();
+    assert_eq!((img.width(), img.height()), (3 * 34 + 2, 2 * 34 + 2));
+
+    // The standard job alone (shard 1 of 2) in a fresh folder: the same result.toml.
+    let again = out.path().join("again");
+    let mut opts2 = common::quick_options(again.clone(), None, 3);
+    opts2.shard = Shard::new(1, 2).unwrap();
+    run(&opts2, &cfg, Some(&mut ChannelStatsFrechet)).unwrap();
+    let result = |d: &std::path::Path| {
+        std::fs::read_to_string(d.join("runs/conditional_standard_r000/result.toml"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("steps_per_second"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(result(&again), result(&dir));
+
+    // generate: one row per class of ⌈5 / 2⌉ = 3 images, deterministic for a seed.
+    assert_eq!(grid_rows(&run_dir).unwrap(), ["cat", "bird"]);
+    let png = generate_grid(&run_dir, 5, 9).unwrap();
+    assert_eq!(png, generate_grid(&run_dir, 5, 9).unwrap());
+    let img = image::load_from_memory(&png).unwrap();
+    assert_eq!((img.width(), img.height()), (3 * 34 + 2, 2 * 34 + 2));
+    std::fs::write(run_dir.join("classes.toml"), "classes = [\"cat\"]\n").unwrap();
+    assert!(grid_rows(&run_dir).unwrap_err().to_string().contains("classes.toml"));
+    // One class is no conditional run.
+    cfg.classes = vec!["cat".into()];
+    assert!(cfg.validate().unwrap_err().to_string().contains("at least 2 classes"));
 }
 
 // ---- mouse-ddim ----
