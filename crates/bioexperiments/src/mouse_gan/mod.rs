@@ -536,6 +536,7 @@ fn run_job<'s>(
             &RunState {
                 history: history.clone(),
                 seed: Some(seed),
+                early_stopping: None,
             },
         )?;
     }
