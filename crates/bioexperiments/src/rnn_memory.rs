@@ -613,6 +613,55 @@ mod tests {
     use bioautograd::Tensor;
     use biolayers::layers::Module;
 
+    /// `converge` is rnn-memory's own preset: its parser takes it and the shared ones, the shared
+    /// parser refuses it naming the value; its config is `paper`'s plus both tasks and the rule.
+    #[test]
+    fn the_converge_preset_parses_here_only_and_extends_paper() {
+        assert_eq!(
+            "converge".parse::<RnnMemoryPreset>().unwrap(),
+            RnnMemoryPreset::Converge
+        );
+        assert_eq!(
+            "medium".parse::<RnnMemoryPreset>().unwrap(),
+            RnnMemoryPreset::Fixed(Preset::Medium)
+        );
+        let e = "converge".parse::<Preset>().unwrap_err().to_string();
+        assert!(e.contains("converge") && e.contains("rnn-memory"), "{e}");
+        let e = "huge".parse::<RnnMemoryPreset>().unwrap_err().to_string();
+        assert!(e.contains("huge") && e.contains("converge"), "{e}");
+        let paper = RnnMemoryConfig::for_preset(Preset::Paper, 1);
+        let conv = RnnMemoryConfig::converge(1);
+        assert_eq!(paper.converge, None);
+        assert_eq!(
+            (conv.epochs, conv.runs, conv.lr, conv.trials),
+            (3000, 10, paper.lr, paper.trials)
+        );
+        let labels: Vec<String> = settings(&conv).into_iter().map(|s| s.label).collect();
+        assert_eq!(
+            labels,
+            ["seq_mem bio", "seq_mem random", "nback_mem bio", "nback_mem random"]
+        );
+        assert_eq!(
+            settings(&paper).into_iter().map(|s| s.label).collect::<Vec<_>>(),
+            ["bio", "random"]
+        );
+        let mut opts = ReproduceOptions::quick("unused".into());
+        opts.overrides.epochs = Some(100);
+        let stopping = ConvergeOverrides {
+            patience: Some(0),
+            ..ConvergeOverrides::default()
+        };
+        let e = RnnMemoryConfig::converge_from_options(&opts, &stopping)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("patience = 0"), "{e}");
+        let cfg = RnnMemoryConfig::converge_from_options(&opts, &ConvergeOverrides::default()).unwrap();
+        assert_eq!(
+            cfg.early_stopping().map(|r| (r.patience, r.min_epochs, r.max_epochs)),
+            Some((50, 500, 100))
+        );
+    }
+
     /// The topologies before `bio2art::topology` existed: the transposed nonzero pattern, and a
     /// shuffle of its off-diagonal flags. The API must give the same ones for the same seeds.
     #[test]
