@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use bioexperiments::bionet::{reproduce_bionet, BioNetArgs, Convolution, RecurrentOption};
 use bioexperiments::cifar::cifar;
 use bioexperiments::mouse_gan::{self, ChannelStatsFrechet, MouseGanConfig};
-use bioexperiments::rnn_memory::rnn_memory;
+use bioexperiments::rnn_memory::{rnn_memory, rnn_memory_converge, ConvergeOverrides, RnnMemoryPreset};
 use bioexperiments::rnn_runs::{bio_vs_rand, RunOptions, RunsConfig, Shard};
 use bioexperiments::schizo_mnist::schizo_mnist;
 use bioexperiments::scoring::{InceptionFidScorer, PixelMomentDistance, SampleScorer};
@@ -21,9 +21,14 @@ pub struct ReproduceArgs {
     /// Experiment: bionet, rnn-memory, schizo-mnist, schizo-cifar, mouse-cifar, mouse-ddim, synaptic-diversity.
     pub name: String,
     /// The sizes: quick (minutes), medium (about an hour on 2 cores, sized for the claim to
-    /// show) or paper (the papers' settings) [default: paper]. See docs/reproductions.md.
+    /// show) or paper (the papers' settings) [default: paper]; rnn-memory also converge (seq_mem
+    /// and nback_mem trained to a validation plateau, default --out results/rnn-memory-converge).
+    /// See docs/reproductions.md.
     #[arg(long)]
     pub preset: Option<String>,
+    /// The early-stopping flags of `reproduce rnn-memory --preset converge`.
+    #[command(flatten)]
+    pub converge: ConvergeFlags,
     /// Alias of --preset quick.
     #[arg(long)]
     pub quick: bool,
@@ -112,6 +117,22 @@ pub struct ReproduceArgs {
     /// The flags of `reproduce mouse-gan` (boxed: they would make every command's arguments larger).
     #[command(flatten)]
     pub gan: Box<MouseGanFlags>,
+}
+
+/// The flags only `reproduce rnn-memory --preset converge` takes.
+#[derive(clap::Args, Debug)]
+pub struct ConvergeFlags {
+    /// rnn-memory --preset converge: epochs without a relative improvement of --min-delta of
+    /// the validation loss after which a job stops [default: 50].
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// rnn-memory --preset converge: the relative improvement of the validation loss that
+    /// counts, in [0, 1) [default: 0.001].
+    #[arg(long)]
+    pub min_delta: Option<f64>,
+    /// rnn-memory --preset converge: no plateau stop before this epoch [default: 500].
+    #[arg(long)]
+    pub min_epochs: Option<usize>,
 }
 
 /// The flags only `reproduce mouse-gan` takes.
@@ -254,6 +275,36 @@ fn check_flags(a: &ReproduceArgs) -> CliResult {
             a.name
         )));
     }
+    let converge = a.name == "rnn-memory" && a.preset.as_deref() == Some("converge");
+    for (flag, given) in [
+        ("--patience", a.converge.patience.is_some()),
+        ("--min-delta", a.converge.min_delta.is_some()),
+        ("--min-epochs", a.converge.min_epochs.is_some()),
+    ] {
+        if given && !converge {
+            return Err(crate::cli::cli_err(format!(
+                "{flag}: only `reproduce rnn-memory --preset converge` takes it, not `{}{}`",
+                a.name,
+                a.preset
+                    .as_deref()
+                    .map_or_else(String::new, |p| format!(" --preset {p}"))
+            )));
+        }
+    }
+    let max = biotasks::early_stopping::EarlyStopping::MAX_EPOCHS;
+    if let Some(p) = a.converge.patience {
+        crate::cli::check_range("--patience", p, 1, max)?;
+    }
+    if let Some(m) = a.converge.min_epochs {
+        crate::cli::check_range("--min-epochs", m, 0, max)?;
+    }
+    if let Some(d) = a.converge.min_delta {
+        if !(d.is_finite() && (0.0..1.0).contains(&d)) {
+            return Err(crate::cli::cli_err(format!(
+                "--min-delta: {d} is not a relative improvement in [0, 1) (e.g. 0.001 for 0.1 %)"
+            )));
+        }
+    }
     only(
         "mouse-gan",
         &[
@@ -310,31 +361,37 @@ fn check_flags(a: &ReproduceArgs) -> CliResult {
     Ok(())
 }
 
-/// The preset of `--preset` / `--quick`.
-fn preset(a: &ReproduceArgs) -> CliResult<Preset> {
+/// The preset of `--preset` / `--quick`: a shared one, or a target's own: `converge` (only
+/// `rnn-memory` has it) and `readme-figure` (only `schizo-cifar`: its paper preset); another
+/// target refuses them, naming the value.
+fn preset(a: &ReproduceArgs) -> CliResult<RnnMemoryPreset> {
     let p = match a.preset.as_deref() {
         // The seed README's figure (`CIFAR_CNN_ConcurrTraj200913.png`) is schizo-cifar's paper
         // preset; the name is the one the issue and the README use.
-        Some("readme-figure") if a.name == "schizo-cifar" => Preset::Paper,
+        Some("readme-figure") if a.name == "schizo-cifar" => RnnMemoryPreset::Fixed(Preset::Paper),
         Some("readme-figure") => {
             return Err(crate::cli::cli_err(format!(
                 "--preset readme-figure: only `reproduce schizo-cifar` has it (the seed README's figure), not `{}`",
                 a.name
             )))
         }
-        Some(name) => name
-            .parse::<Preset>()
+        Some(name) if a.name == "rnn-memory" => name
+            .parse::<RnnMemoryPreset>()
             .map_err(|e| crate::cli::cli_err(format!("--preset: {e}")))?,
-        None if a.quick => Preset::Quick,
-        None => Preset::Paper,
+        Some(name) => RnnMemoryPreset::Fixed(
+            name.parse::<Preset>()
+                .map_err(|e| crate::cli::cli_err(format!("--preset: {e}")))?,
+        ),
+        None if a.quick => RnnMemoryPreset::Fixed(Preset::Quick),
+        None => RnnMemoryPreset::Fixed(Preset::Paper),
     };
-    if a.quick && p != Preset::Quick {
+    if a.quick && p != RnnMemoryPreset::Fixed(Preset::Quick) {
         return Err(crate::cli::cli_err(format!(
             "--quick is --preset quick; it contradicts --preset {}",
             a.preset.as_deref().unwrap_or("")
         )));
     }
-    if a.name == "bionet" && p == Preset::Medium {
+    if a.name == "bionet" && p == RnnMemoryPreset::Fixed(Preset::Medium) {
         return Err(crate::cli::cli_err(
             "--preset medium: `reproduce bionet` has the presets quick and paper (and --smoke); size it with --epochs, --train-images, --trials",
         ));
@@ -351,8 +408,18 @@ pub fn run(a: &ReproduceArgs) -> CliResult {
             .map_err(|e| crate::cli::cli_err(format!("--shard: {e}")))?,
         None => Shard::ALL,
     };
+    let choice = preset(a)?;
+    let default_out = match choice {
+        RnnMemoryPreset::Converge => "rnn-memory-converge".to_string(),
+        RnnMemoryPreset::Fixed(_) => a.name.clone(),
+    };
     let opts = ReproduceOptions {
-        preset: preset(a)?,
+        // `converge` is rnn-memory's own preset, run by `rnn_memory_converge` (which does not
+        // read this field).
+        preset: match choice {
+            RnnMemoryPreset::Fixed(p) => p,
+            RnnMemoryPreset::Converge => Preset::Paper,
+        },
         overrides: Overrides {
             epochs: a.epochs,
             train_images: a.train_images,
@@ -360,7 +427,10 @@ pub fn run(a: &ReproduceArgs) -> CliResult {
         },
         shard,
         data: a.data.clone(),
-        out: a.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&a.name)),
+        out: a
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("results").join(default_out)),
         resume: a.resume,
         progress: !a.no_progress,
         seed: a.seed,
@@ -389,6 +459,14 @@ pub fn run(a: &ReproduceArgs) -> CliResult {
         "schizo-cifar" => cifar(&opts, false)?,
         "mouse-cifar" => cifar(&opts, true)?,
         "synaptic-diversity" => synaptic_diversity(&opts)?,
+        "rnn-memory" if choice == RnnMemoryPreset::Converge => rnn_memory_converge(
+            &opts,
+            &ConvergeOverrides {
+                patience: a.converge.patience,
+                min_delta: a.converge.min_delta,
+                min_epochs: a.converge.min_epochs,
+            },
+        )?,
         "rnn-memory" => rnn_memory(&opts)?,
         other => {
             return Err(format!(

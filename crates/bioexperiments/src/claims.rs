@@ -14,6 +14,7 @@
 
 use std::path::Path;
 
+use biotasks::early_stopping::StopReason;
 use biotasks::fit::EpochRecord;
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +39,11 @@ pub enum Metric {
     MaxValAcc,
     /// Validation accuracy after the first epoch (how fast a setting learns).
     FirstValAcc,
+    /// Validation accuracy at the epoch of the lowest validation loss (the weights a run that
+    /// keeps its best-validation weights ends with).
+    ValAccAtMinValLoss,
+    /// Epochs trained (where a run stopped early stopped).
+    EpochsTrained,
 }
 
 impl Metric {
@@ -58,6 +64,14 @@ impl Metric {
         }
     }
 
+    /// Whether the metric is an accuracy (left out for a regression task).
+    pub fn is_accuracy(self) -> bool {
+        matches!(
+            self,
+            Metric::FinalValAcc | Metric::MaxValAcc | Metric::FirstValAcc | Metric::ValAccAtMinValLoss
+        )
+    }
+
     /// Plain name, e.g. `final val loss`.
     pub fn name(self) -> &'static str {
         match self {
@@ -67,6 +81,8 @@ impl Metric {
             Metric::FinalValAcc => "final val acc",
             Metric::MaxValAcc => "max val acc",
             Metric::FirstValAcc => "val acc after epoch 1",
+            Metric::ValAccAtMinValLoss => "val acc at min val loss",
+            Metric::EpochsTrained => "epochs trained",
         }
     }
 
@@ -85,6 +101,10 @@ impl Metric {
             Metric::EpochOfMinValLoss => min.map_or(f64::NAN, |e| e.epoch as f64),
             Metric::MaxValAcc if h.iter().any(|e| e.val_acc.is_nan()) => f64::NAN,
             Metric::MaxValAcc => h.iter().map(|e| e.val_acc).fold(f64::NEG_INFINITY, f64::max),
+            Metric::ValAccAtMinValLoss if h.iter().any(|e| e.val_loss.is_nan()) => f64::NAN,
+            Metric::ValAccAtMinValLoss => min.map_or(f64::NAN, |e| e.val_acc),
+            Metric::EpochsTrained if h.is_empty() => f64::NAN,
+            Metric::EpochsTrained => h.len() as f64,
         }
     }
 }
@@ -314,7 +334,7 @@ fn csv_num(x: f64) -> String {
 pub(crate) fn write_statistics(out: &Path, plan: &Plan, results: &[SettingResult]) -> Result<()> {
     let mut s = String::from("setting,density,metric,runs,diverged,n,mean,sd,ci95_low,ci95_high\n");
     for r in results {
-        for &metric in Metric::all(plan.accuracy) {
+        for metric in plan.metrics_of(&r.label) {
             let (d, diverged) = setting_stats(r, metric);
             let cols = d.map_or([f64::NAN; 4], |d| [d.mean, d.sd, d.ci_low, d.ci_high]);
             s.push_str(&format!(
@@ -363,6 +383,9 @@ pub(crate) fn write_statistics(out: &Path, plan: &Plan, results: &[SettingResult
 /// `summary.md`: the description, the per-setting statistics, the diverged runs, the tests and
 /// one sentence per claim.
 pub(crate) fn summary_markdown(plan: &Plan, results: &[SettingResult]) -> String {
+    if !plan.groups.is_empty() || !plan.metrics.is_empty() || plan.early_stopping.is_some() {
+        return grouped_summary_markdown(plan, results);
+    }
     let metrics = Metric::all(plan.accuracy);
     let mut s = format!("# {}\n\n{}\n\n{}\n\n", plan.name, plan.description, plan.caveat);
     s.push_str("## Verdicts\n\n");
@@ -445,6 +468,231 @@ pub(crate) fn summary_markdown(plan: &Plan, results: &[SettingResult]) -> String
     s
 }
 
+/// A statistics cell: `mean ± sd [ci]`, `mean (n = 1)` or `—`.
+fn stat_cell(d: Option<Describe>) -> String {
+    match d {
+        None => "—".to_string(),
+        Some(d) if d.n < 2 => format!("{} (n = 1)", sig(d.mean)),
+        Some(d) => format!(
+            "{} ± {} [{}, {}]",
+            sig(d.mean),
+            sig(d.sd),
+            sig(d.ci_low),
+            sig(d.ci_high)
+        ),
+    }
+}
+
+/// One run's value of `m`: epochs as integers, the rest as [`sig`].
+fn run_value(m: Metric, v: f64) -> String {
+    if matches!(m, Metric::EpochOfMinValLoss | Metric::EpochsTrained) && v.is_finite() {
+        format!("{v:.0}")
+    } else {
+        sig(v)
+    }
+}
+
+/// `summary.md` of a plan with setting groups, its own metrics or early stopping: the verdicts,
+/// the statistics per group (each with the metrics of its task), the early-stopping rule and
+/// where each run stopped, a per-run table, the diverged runs and the tests.
+fn grouped_summary_markdown(plan: &Plan, results: &[SettingResult]) -> String {
+    let mut s = format!("# {}\n\n{}\n\n{}\n\n", plan.name, plan.description, plan.caveat);
+    // Groups in order; a plan without groups is one group of every setting.
+    let all = crate::jobs::SettingGroup {
+        name: String::new(),
+        settings: plan.settings.clone(),
+        accuracy: plan.accuracy,
+    };
+    let groups: Vec<&crate::jobs::SettingGroup> = if plan.groups.is_empty() {
+        vec![&all]
+    } else {
+        plan.groups.iter().collect()
+    };
+    let heading = |s: &mut String, g: &crate::jobs::SettingGroup| {
+        if !g.name.is_empty() {
+            s.push_str(&format!("### {}\n\n", g.name));
+        }
+    };
+    let comparisons: Vec<Comparison> = plan.claims.iter().map(|c| compare(c, results)).collect();
+    s.push_str("## Verdicts\n\n");
+    if plan.claims.is_empty() {
+        s.push_str("This experiment tests no claim of a paper.\n\n");
+    }
+    for g in &groups {
+        let mine: Vec<&Comparison> = comparisons
+            .iter()
+            .filter(|c| g.settings.contains(&c.claim.setting))
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        heading(&mut s, g);
+        for c in mine {
+            s.push_str(&format!("- {}\n", sentence(c)));
+        }
+        s.push('\n');
+    }
+    s.push_str(&format!(
+        "Two-sided tests at 5 %, paired over the repeats (repeat k of every setting trains from seed + k); \
+         {} repeat(s) per setting; no correction for testing several claims.\n\n",
+        plan.repeats
+    ));
+    s.push_str("## Per setting\n\nmean ± sd [95 % CI of the mean] over the repeats\n\n");
+    let mut diverged_runs = Vec::new();
+    for g in &groups {
+        heading(&mut s, g);
+        let members: Vec<&SettingResult> = results.iter().filter(|r| g.settings.contains(&r.label)).collect();
+        let Some(first) = members.first() else {
+            s.push_str("No finished run.\n\n");
+            continue;
+        };
+        let metrics = plan.metrics_of(&first.label);
+        s.push_str("| setting | weight density |");
+        for m in &metrics {
+            s.push_str(&format!(" {} |", m.name()));
+        }
+        s.push_str("\n|---|---|");
+        s.push_str(&"---|".repeat(metrics.len()));
+        s.push('\n');
+        for r in &members {
+            s.push_str(&format!("| {} | {:.4} |", r.label, r.density));
+            for &m in &metrics {
+                let (d, diverged) = setting_stats(r, m);
+                for k in diverged {
+                    diverged_runs.push(format!("{} repeat {k} ({})", r.label, m.name()));
+                }
+                s.push_str(&format!(" {} |", stat_cell(d)));
+            }
+            s.push('\n');
+        }
+        s.push('\n');
+    }
+    let stop = |h: &[EpochRecord]| -> &'static str {
+        let Some(rule) = &plan.early_stopping else {
+            return "";
+        };
+        match rule.stop_epoch(h.iter().map(|e| e.val_loss)) {
+            Some((e, StopReason::Plateau)) if e == h.len() => "plateau",
+            Some((e, StopReason::Cap)) if e == h.len() => "cap",
+            _ => "not by this rule",
+        }
+    };
+    if let Some(rule) = &plan.early_stopping {
+        let runs: Vec<(&str, usize, &Vec<EpochRecord>)> = results
+            .iter()
+            .flat_map(|r| r.runs.iter().enumerate().map(move |(k, h)| (r.label.as_str(), k, h)))
+            .collect();
+        let capped: Vec<String> = runs
+            .iter()
+            .filter(|(_, _, h)| stop(h) != "plateau")
+            .map(|(l, k, h)| format!("{l} repeat {k} ({})", stop(h)))
+            .collect();
+        s.push_str(&format!(
+            "## Early stopping\n\nEvery run trained until its validation loss had not improved by {} % (relative) for {} epochs, \
+             not before epoch {} and at most {} epochs; its metrics are those of its best-validation epoch (the epoch of min val loss: \
+             the weights early stopping keeps), the epoch of min val loss is its epochs to converge. \
+             {} of {} run(s) stopped on a plateau.",
+            100.0 * rule.min_delta,
+            rule.patience,
+            rule.min_epochs,
+            rule.max_epochs,
+            runs.len() - capped.len(),
+            runs.len()
+        ));
+        if capped.is_empty() {
+            s.push('\n');
+        } else {
+            s.push_str(&format!(
+                " Not stopped on a plateau (at the cap the loss was still falling: their numbers are bounds, not converged values): {}.\n",
+                capped.join(", ")
+            ));
+        }
+        s.push('\n');
+    }
+    if !plan.metrics.is_empty() {
+        s.push_str("## Per run\n\n");
+        for g in &groups {
+            let members: Vec<&SettingResult> = results.iter().filter(|r| g.settings.contains(&r.label)).collect();
+            let Some(first) = members.first() else { continue };
+            heading(&mut s, g);
+            let metrics = plan.metrics_of(&first.label);
+            s.push_str("| setting | repeat |");
+            for m in &metrics {
+                s.push_str(&format!(" {} |", m.name()));
+            }
+            if plan.early_stopping.is_some() {
+                s.push_str(" stopped by |");
+            }
+            s.push_str("\n|---|---|");
+            s.push_str(&"---|".repeat(metrics.len() + usize::from(plan.early_stopping.is_some())));
+            s.push('\n');
+            for r in &members {
+                for (k, h) in r.runs.iter().enumerate() {
+                    s.push_str(&format!("| {} | {k} |", r.label));
+                    for &m in &metrics {
+                        s.push_str(&format!(" {} |", run_value(m, m.of(h))));
+                    }
+                    if plan.early_stopping.is_some() {
+                        s.push_str(&format!(" {} |", stop(h)));
+                    }
+                    s.push('\n');
+                }
+            }
+            s.push('\n');
+        }
+    }
+    s.push_str("## Diverged runs\n\n");
+    if diverged_runs.is_empty() {
+        s.push_str("None: every run's metrics are finite.\n");
+    } else {
+        s.push_str(&format!(
+            "{} run metric(s) not finite, left out of the statistics above and of the tests: {}.\n",
+            diverged_runs.len(),
+            diverged_runs.join(", ")
+        ));
+    }
+    if !comparisons.is_empty() {
+        s.push_str("\n## Tests\n\n| setting | baseline | metric | claimed | pairs | mean difference | paired t (df), p | Welch t (df), p | verdict |\n|---|---|---|---|---|---|---|---|---|\n");
+        let t = |r: &std::result::Result<TTest, String>| match r {
+            Ok(t) => format!("{:.3} ({:.1}), {}", t.t, t.df, fmt_p(t.p)),
+            Err(why) => format!("— ({why})"),
+        };
+        for c in &comparisons {
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                c.claim.setting,
+                c.claim.baseline,
+                c.claim.metric.name(),
+                match c.claim.better {
+                    Better::Lower => "lower",
+                    Better::Higher => "higher",
+                },
+                c.pairs,
+                sig(c.mean_difference),
+                t(&c.paired),
+                t(&c.welch),
+                c.verdict.word()
+            ));
+        }
+    }
+    let plots = if plan.groups.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; curves per group: {}",
+            plan.groups
+                .iter()
+                .map(|g| format!("`loss_{}.png`", g.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    s.push_str(&format!(
+        "\nTables as CSV: `stats.csv`, `comparisons.csv`; every epoch of every run: `history.csv`, `runs/`{plots}.\n"
+    ));
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,7 +768,10 @@ mod tests {
             settings: vec!["bio".into(), "random".into()],
             repeats: 3,
             accuracy: false,
+            metrics: Vec::new(),
             claims: vec![claim()],
+            groups: Vec::new(),
+            early_stopping: None,
         };
         let md = summary_markdown(&plan, &diverged);
         assert!(md.contains("bio repeat 1 (final val loss)"), "{md}");

@@ -21,7 +21,8 @@ use crate::error::Result;
 /// The size of a reproduction (`--preset`): `quick` (minutes, a smoke test), `medium` (sized
 /// so that the claim can show in about an hour on 2 cores) or `paper` (the papers' settings).
 /// Each target's sizes per preset are in its config's `for_preset` (table in
-/// docs/reproductions.md).
+/// docs/reproductions.md). `rnn-memory` also has `converge` (trained to a validation plateau),
+/// its own preset: [`crate::rnn_memory::RnnMemoryPreset`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Preset {
@@ -41,6 +42,11 @@ impl std::str::FromStr for Preset {
             "quick" => Ok(Preset::Quick),
             "medium" => Ok(Preset::Medium),
             "paper" => Ok(Preset::Paper),
+            "converge" => Err(crate::error::invalid(
+                "preset",
+                "converge",
+                "only `reproduce rnn-memory` has the converge preset; the other targets have quick, medium and paper",
+            )),
             other => Err(crate::error::invalid(
                 "preset",
                 other,
@@ -399,6 +405,73 @@ pub fn write_curves(out: &Path, name: &str, results: &[SettingResult]) -> Result
         }
         .fit_y();
         write_line_plot(&out.join(file), &plot)?;
+    }
+    Ok(())
+}
+
+/// Mean and (population) standard deviation per epoch of `f` over the runs that reached the
+/// epoch (runs stopped early end at different epochs), up to the longest run.
+pub(crate) fn mean_std_ragged(runs: &[Vec<EpochRecord>], f: impl Fn(&EpochRecord) -> f64) -> Vec<(f64, f64, f64)> {
+    let epochs = runs.iter().map(Vec::len).max().unwrap_or(0);
+    (0..epochs)
+        .map(|e| {
+            let v: Vec<f64> = runs.iter().filter_map(|r| r.get(e)).map(&f).collect();
+            let m = v.iter().sum::<f64>() / v.len() as f64;
+            let s = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+            ((e + 1) as f64, m, s)
+        })
+        .collect()
+}
+
+/// The curves of one [`crate::jobs::SettingGroup`] of a plan (`results`: its settings), as
+/// [`write_curves`] but into `<out>/loss_<group>.{png,svg}` and, for a task with an accuracy,
+/// `<out>/accuracy_<group>.{png,svg}`; each epoch's mean and band are over the runs still
+/// training at that epoch (runs stopped early end at different epochs).
+pub fn write_group_curves(
+    out: &Path,
+    name: &str,
+    group: &crate::jobs::SettingGroup,
+    results: &[SettingResult],
+) -> Result<()> {
+    type Metric = fn(&EpochRecord) -> f64;
+    let mut metrics: Vec<(&str, Metric, Metric)> = vec![("loss", |r| r.train_loss, |r| r.val_loss)];
+    if group.accuracy {
+        metrics.push(("accuracy", |r| r.train_acc, |r| r.val_acc));
+    }
+    for (what, train_f, val_f) in metrics {
+        let mut series = Vec::new();
+        let mut max_epoch = 1.0f64;
+        for res in results {
+            for (part, f) in [("val", val_f), ("train", train_f)] {
+                let ms = mean_std_ragged(&res.runs, f);
+                max_epoch = max_epoch.max(ms.len() as f64);
+                series.push(Series {
+                    label: format!("{} {part}", res.label),
+                    points: ms.iter().map(|&(e, m, _)| (e, m)).collect(),
+                    companion: part == "train",
+                    reference: false,
+                    band: if part == "val" {
+                        ms.iter().map(|&(e, m, s)| (e, m - s, m + s)).collect()
+                    } else {
+                        Vec::new()
+                    },
+                });
+            }
+        }
+        let title = format!(
+            "{name} {}: {what} (validation solid, ±std band over the runs still training; training dashed)",
+            group.name
+        );
+        let plot = LinePlot {
+            title: &title,
+            x_label: "epoch",
+            y_label: what,
+            x_range: (1.0, max_epoch.max(2.0)),
+            y_range: (0.0, 1.0),
+            series,
+        }
+        .fit_y();
+        write_line_plot(&out.join(format!("{what}_{}", group.name)), &plot)?;
     }
     Ok(())
 }

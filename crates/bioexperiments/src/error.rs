@@ -55,6 +55,13 @@ pub enum Error {
         /// Why it cannot be computed.
         reason: Undecidable,
     },
+    /// A job stopped on purpose before its end, its checkpoint saved (the epoch budget of the
+    /// tests of `--resume`); a `--resume` continues it.
+    #[error("interrupted: {detail}")]
+    Interrupted {
+        /// Which job, after which epoch.
+        detail: String,
+    },
     /// The worker threads of concurrent jobs ([`crate::jobs`]) could not be started, or one
     /// of them stopped without a result.
     #[error("concurrent jobs: {detail}")]

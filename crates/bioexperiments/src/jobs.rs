@@ -16,7 +16,8 @@
 //! OUT/runs/s<SS>_r<RRR>.csv   one finished job: setting, repeat, density, epoch, losses and
 //!                             accuracies at full precision (shortest round-trip decimals)
 //! OUT/history.csv, summary.md, stats.csv, comparisons.csv, loss.{png,svg}, accuracy.{png,svg}
-//!                             written by `finish` once every job's file is in the folder
+//!                             written by `finish` once every job's file is in the folder (a
+//!                             plan with setting groups: loss_<group>.{png,svg}, accuracy_<group>…)
 //! ```
 //!
 //! A job's file is written (atomically) when the job ends, so `--resume` skips finished jobs;
@@ -32,8 +33,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use biotasks::fit::{history_csv, EpochRecord};
 use serde::{Deserialize, Serialize};
 
-use crate::claims::{summary_markdown, write_statistics, Claim};
-use crate::common::{write_curves, write_text, SettingResult};
+use biotasks::early_stopping::EarlyStopping;
+
+use crate::claims::{summary_markdown, write_statistics, Claim, Metric};
+use crate::common::{write_curves, write_group_curves, write_text, SettingResult};
 use crate::error::{io_err, Error, Result};
 use crate::rnn_runs::Shard;
 
@@ -53,8 +56,32 @@ pub struct Plan {
     pub repeats: usize,
     /// Whether the task has an accuracy (false: a regression, accuracy columns left out).
     pub accuracy: bool,
+    /// The metrics of the statistics, in order, and of a per-run table in `summary.md` (empty:
+    /// [`Metric::all`] of `accuracy` and no per-run table).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<Metric>,
     /// The comparisons the paper's claims make.
     pub claims: Vec<Claim>,
+    /// Settings reported and plotted apart, e.g. one task of several (empty: one group of every
+    /// setting, with `accuracy`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<SettingGroup>,
+    /// The early stopping every job trained under (`None`: a fixed number of epochs); the
+    /// summary then says per run where and why it stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stopping: Option<EarlyStopping>,
+}
+
+/// Settings of a [`Plan`] that are reported and plotted together, apart from the others: their
+/// verdicts, statistics table and curves (`loss_<name>.{png,svg}`, `accuracy_<name>.{png,svg}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettingGroup {
+    /// A name without spaces (file names), e.g. `seq_mem`.
+    pub name: String,
+    /// Its settings (labels of [`Plan::settings`]).
+    pub settings: Vec<String>,
+    /// Whether its task has an accuracy (false: a regression, accuracy metrics left out).
+    pub accuracy: bool,
 }
 
 impl Plan {
@@ -63,6 +90,23 @@ impl Plan {
         (0..self.settings.len())
             .flat_map(|setting| (0..self.repeats).map(move |repeat| JobId { setting, repeat }))
             .collect()
+    }
+
+    /// The group of `setting` (`None` for a plan without groups).
+    pub fn group_of(&self, setting: &str) -> Option<&SettingGroup> {
+        self.groups.iter().find(|g| g.settings.iter().any(|s| s == setting))
+    }
+
+    /// The metrics reported for `setting`: [`Plan::metrics`] (or [`Metric::all`]) without the
+    /// accuracy metrics where its task has no accuracy.
+    pub fn metrics_of(&self, setting: &str) -> Vec<Metric> {
+        let base: &[Metric] = if self.metrics.is_empty() {
+            Metric::all(self.accuracy)
+        } else {
+            &self.metrics
+        };
+        let accuracy = self.group_of(setting).map_or(self.accuracy, |g| g.accuracy);
+        base.iter().copied().filter(|m| accuracy || !m.is_accuracy()).collect()
     }
 }
 
@@ -379,7 +423,18 @@ fn finish(out: &Path, plan: &Plan, results: &[SettingResult]) -> Result<()> {
         })
         .collect();
     write_text(&out.join("history.csv"), &history_csv(&rows))?;
-    write_curves(out, &plan.name, results)?;
+    if plan.groups.is_empty() {
+        write_curves(out, &plan.name, results)?;
+    } else {
+        for g in &plan.groups {
+            let members: Vec<SettingResult> = results
+                .iter()
+                .filter(|r| g.settings.contains(&r.label))
+                .cloned()
+                .collect();
+            write_group_curves(out, &plan.name, g, &members)?;
+        }
+    }
     write_statistics(out, plan, results)?;
     write_text(&out.join("summary.md"), &summary_markdown(plan, results))
 }

@@ -70,7 +70,10 @@ pub(crate) fn run_sweep(
         settings: sweep.settings.iter().map(|(label, _)| label.clone()).collect(),
         repeats: sweep.repeats,
         accuracy: true,
+        metrics: Vec::new(),
         claims: sweep.claims.clone(),
+        groups: Vec::new(),
+        early_stopping: None,
     };
     let (results, _) = run_jobs(&opts.out, &plan, opts.shard, |job| {
         let (label, build) = &sweep.settings[job.setting];

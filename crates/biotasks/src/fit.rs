@@ -256,6 +256,7 @@ fn fit_impl(
             let state = RunState {
                 history: history.clone(),
                 seed: Some(cfg.seed),
+                early_stopping: None,
             };
             let bio_state = bio.as_ref().map(|(b, _)| &**b);
             checkpoint::save_with_synapses(files, model, bio_state, opt, &state)?;

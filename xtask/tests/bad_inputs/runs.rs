@@ -188,6 +188,71 @@ pub fn reproduce() -> Group {
             &["train_images", "100"],
         ),
         r(&["rnn-memory", "--full", "--epochs", "3", "--out", "r"], &["--epochs"]),
+        // rnn-memory's own preset `converge` and its early-stopping flags.
+        r(
+            &["schizo-mnist", "--preset", "converge", "--out", "r"],
+            &["preset", "converge", "rnn-memory"],
+        ),
+        r(
+            &["rnn-memory", "--preset", "convergent", "--out", "r"],
+            &["--preset", "convergent", "converge"],
+        ),
+        r(
+            &["rnn-memory", "--quick", "--preset", "converge", "--out", "r"],
+            &["--quick", "converge"],
+        ),
+        r(
+            &["rnn-memory", "--preset", "converge", "--patience", "0", "--out", "r"],
+            &["--patience", "0"],
+        ),
+        r(
+            &[
+                "rnn-memory",
+                "--preset",
+                "converge",
+                "--patience",
+                "9999999",
+                "--out",
+                "r",
+            ],
+            &["--patience", "9999999"],
+        ),
+        r(
+            &["rnn-memory", "--preset", "converge", "--min-delta", "1.5", "--out", "r"],
+            &["--min-delta", "1.5"],
+        ),
+        r(
+            &["rnn-memory", "--preset", "converge", "--min-delta", "NaN", "--out", "r"],
+            &["--min-delta", "NaN"],
+        ),
+        r(
+            &["rnn-memory", "--preset", "converge", "--epochs", "0", "--out", "r"],
+            &["--epochs", "0"],
+        ),
+        r(
+            &[
+                "rnn-memory",
+                "--preset",
+                "converge",
+                "--min-epochs",
+                "9999999",
+                "--out",
+                "r",
+            ],
+            &["--min-epochs", "9999999"],
+        ),
+        r(
+            &["rnn-memory", "--patience", "10", "--out", "r"],
+            &["--patience", "converge"],
+        ),
+        r(
+            &["mouse-cifar", "--min-epochs", "10", "--out", "r"],
+            &["--min-epochs", "converge"],
+        ),
+        r(
+            &["schizo-mnist", "--min-delta", "0.01", "--out", "r"],
+            &["--min-delta", "converge"],
+        ),
         r(
             &["bionet", "--preset", "medium", "--smoke", "--out", "r"],
             &["--preset medium"],

@@ -495,6 +495,7 @@ fn run_setting(
             &RunState {
                 history: history.clone(),
                 seed: Some(cfg.seed),
+                early_stopping: None,
             },
         )?;
         if opts.progress {

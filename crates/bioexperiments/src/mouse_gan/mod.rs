@@ -769,6 +769,7 @@ fn run_job<'s>(
             &RunState {
                 history: history.clone(),
                 seed: Some(seed),
+                early_stopping: None,
             },
         )?;
     }

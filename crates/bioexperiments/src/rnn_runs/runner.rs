@@ -234,6 +234,7 @@ fn run_job(s: &Shared, job: Job) -> Result<Outcome> {
         let state = RunState {
             history: history.to_vec(),
             seed: Some(seed),
+            early_stopping: None,
         };
         checkpoint::save(&resume, model, opt, &state)
     };

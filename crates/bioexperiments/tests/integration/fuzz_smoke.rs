@@ -512,12 +512,17 @@ mod seeds {
         let state = RunState {
             history: history.clone(),
             seed: None,
+            early_stopping: None,
         };
         checkpoint::save(&files, &model, &opt, &state).unwrap();
         let fresh = pair();
         let x = bioautograd::Tensor::from_vec(vec![0.5f32; 12], &[2, 3, 2]).unwrap();
         biolayers::train::train_step(&mut model, &mut opt, x, |g, out| g.sum(out)).unwrap();
-        let state = RunState { history, seed: Some(7) };
+        let state = RunState {
+            history,
+            seed: Some(7),
+            early_stopping: None,
+        };
         checkpoint::save(&files, &model, &opt, &state).unwrap();
         vec![("after-one-step".into(), pair()), ("no-seed-no-step".into(), fresh)]
     }

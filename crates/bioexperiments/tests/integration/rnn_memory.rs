@@ -71,3 +71,139 @@ fn concurrent_jobs_write_the_same_bytes_as_sequential_ones() {
     }
     assert_eq!(run_on(3, "conc3", 3, true), one_by_one, "resumed concurrently");
 }
+
+/// `--preset converge` on a tiny setting: both tasks, bio and random, every job stopped by the
+/// early-stopping rule (on a plateau, or at the cap), the metrics of the best-validation epoch,
+/// one verdict section per task, accuracy for nback_mem only, curves per task.
+#[test]
+fn tiny_converge_run_stops_every_job_by_the_rule_and_reports_each_task() {
+    use bioexperiments::claims::Metric;
+    use biotasks::early_stopping::StopReason;
+    let out = tempfile::tempdir().unwrap();
+    let opts = common::quick_options(out.path().join("conv"), None, 3);
+    let cfg = common::tiny_rnn_converge(2);
+    let rule = cfg.early_stopping().unwrap();
+    let results = run(&opts, &cfg).unwrap();
+    let labels: Vec<&str> = results.iter().map(|r| r.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        ["seq_mem bio", "seq_mem random", "nback_mem bio", "nback_mem random"]
+    );
+    let mut reasons = Vec::new();
+    for r in &results {
+        for h in &r.runs {
+            let (stop, why) = rule.stop_epoch(h.iter().map(|e| e.val_loss)).unwrap();
+            assert_eq!(stop, h.len(), "{}: the history ends where the rule stops", r.label);
+            reasons.push(why);
+            let acc = Metric::ValAccAtMinValLoss.of(h);
+            if r.label.starts_with("nback_mem") {
+                assert!((0.0..=100.0).contains(&acc), "{acc}");
+            } else {
+                assert!(acc.is_nan());
+            }
+        }
+    }
+    assert!(reasons.contains(&StopReason::Plateau), "{reasons:?}");
+    let dir = &opts.out;
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    for want in [
+        "### seq_mem",
+        "### nback_mem",
+        "## Early stopping",
+        "## Per run",
+        "stopped by",
+        "on nback_mem, the bio-instantiated topology trains to a better network",
+        "(nback_mem bio vs nback_mem random: val acc at min val loss higher)",
+        "(seq_mem bio vs seq_mem random: epoch of min val loss lower)",
+    ] {
+        assert!(summary.contains(want), "{want}:\n{summary}");
+    }
+    assert!(!summary.contains("seq_mem bio vs seq_mem random: val acc"), "{summary}");
+    let stats = std::fs::read_to_string(dir.join("stats.csv")).unwrap();
+    assert!(stats.contains("nback_mem bio,") && stats.contains("val acc at min val loss"));
+    assert!(
+        !stats.lines().any(|l| l.starts_with("seq_mem") && l.contains("acc")),
+        "{stats}"
+    );
+    for f in [
+        "loss_seq_mem.png",
+        "loss_nback_mem.svg",
+        "accuracy_nback_mem.png",
+        "history.csv",
+        "comparisons.csv",
+    ] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    for f in ["accuracy_seq_mem.png", "loss.png"] {
+        assert!(!dir.join(f).exists(), "{f}");
+    }
+    let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    assert!(
+        config.contains("[converge]") && config.contains("patience = 4"),
+        "{config}"
+    );
+    // No checkpoint is left once every job is finished.
+    let ckpt = dir.join("checkpoints");
+    assert!(!ckpt.exists() || common::snapshot(&ckpt).is_empty());
+}
+
+/// `--resume` of a converge run interrupted inside its jobs (each stopped after 5 epochs of a
+/// call, then after 1 more, its checkpoint saved; some mid-patience), ends with the bytes of the
+/// uninterrupted run; a checkpoint whose early-stopping state does not match its history is
+/// refused.
+#[test]
+fn an_interrupted_converge_run_resumes_to_the_same_bytes() {
+    use bioexperiments::rnn_memory::run_with_budget;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::tiny_rnn_converge(1);
+    let whole = common::quick_options(dir.path().join("whole"), None, 3);
+    run(&whole, &cfg).unwrap();
+    let outputs = |p: &std::path::Path| {
+        let mut files = common::snapshot(p);
+        files.remove(std::path::Path::new("env.txt")).unwrap();
+        files
+    };
+    let expected = outputs(&whole.out);
+    let mut opts = common::quick_options(dir.path().join("cut"), None, 3);
+    let e = run_with_budget(&opts, &cfg, Some(5)).unwrap_err();
+    assert!(matches!(e, bioexperiments::Error::Interrupted { .. }), "{e}");
+    assert!(e.to_string().contains("after epoch 5"), "{e}");
+    opts.resume = true;
+    // A second interruption, one epoch later, then the end.
+    let e = run_with_budget(&opts, &cfg, Some(1)).unwrap_err();
+    assert!(e.to_string().contains("after epoch 6"), "{e}");
+    let waits: Vec<u64> = common::snapshot(&opts.out.join("checkpoints"))
+        .iter()
+        .filter(|(k, _)| k.extension().is_some_and(|x| x == "json"))
+        .map(|(_, bytes)| {
+            let v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+            assert_eq!(v["early_stopping"]["epochs"], 6);
+            v["early_stopping"]["since_improvement"].as_u64().unwrap()
+        })
+        .collect();
+    assert!(
+        waits.iter().any(|&w| w > 0),
+        "no job interrupted mid-patience: {waits:?}"
+    );
+    run(&opts, &cfg).unwrap();
+    assert_eq!(outputs(&opts.out), expected);
+
+    // A damaged early-stopping state: interrupt a fresh run, edit the state, resume.
+    let mut bad = common::quick_options(dir.path().join("bad"), None, 3);
+    run_with_budget(&bad, &cfg, Some(2)).unwrap_err();
+    let json_path = std::fs::read_dir(bad.out.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .unwrap();
+    let text = std::fs::read_to_string(&json_path).unwrap();
+    let edited = text.replacen("\"since_improvement\": ", "\"since_improvement\": 1", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&json_path, edited).unwrap();
+    bad.resume = true;
+    let e = run(&bad, &cfg).unwrap_err().to_string();
+    assert!(
+        e.contains(&*json_path.to_string_lossy()) && e.contains("early_stopping"),
+        "{e}"
+    );
+}

@@ -139,3 +139,30 @@ fn schizo_mnist_shards_merge_to_the_bytes_of_one_run() {
     merge_reproduce(&parts, &merged).unwrap();
     assert_same(&expected, &outputs(&merged), "merged shards");
 }
+
+/// `--preset converge` (early stopping, two tasks, groups in the summary): two shards merge to
+/// the bytes of one run.
+#[test]
+fn rnn_memory_converge_shards_merge_to_the_bytes_of_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = common::tiny_rnn_converge(2);
+    let whole = common::quick_options(tmp.path().join("whole"), None, 3);
+    rnn_memory::run(&whole, &cfg).unwrap();
+    let expected = outputs(&whole.out);
+    for f in ["summary.md", "loss_nback_mem.png", "runs/s03_r001.csv", "plan.toml"] {
+        assert!(expected.contains_key(f), "{f} missing");
+    }
+    let plan = String::from_utf8(expected["plan.toml"].clone()).unwrap();
+    assert!(
+        plan.contains("[early_stopping]") && plan.contains("[[groups]]"),
+        "{plan}"
+    );
+    let parts: Vec<PathBuf> = (0..2).map(|i| tmp.path().join(format!("s{i}"))).collect();
+    for (i, dir) in parts.iter().enumerate() {
+        rnn_memory::run(&shard(&whole, dir.clone(), &format!("{i}/2")), &cfg).unwrap();
+        assert!(!dir.join("summary.md").exists());
+    }
+    let merged = tmp.path().join("merged");
+    assert_eq!(merge_reproduce(&parts, &merged).unwrap().jobs, 8);
+    assert_same(&expected, &outputs(&merged), "merged converge shards");
+}

@@ -13,8 +13,11 @@
 //!   holds integers exactly only up to 2²⁴) and `meta.epoch`;
 //! * `.json`: `epoch`, `history` (one entry per finished epoch; the losses and accuracies as
 //!   text in Rust's shortest round-trip form, so NaN accuracies and every bit survive; plain JSON
-//!   numbers, as older `fit` checkpoints hold them, are read too) and `seed` (the seed every
-//!   random stream of the run is derived from: the RNG state).
+//!   numbers, as older `fit` checkpoints hold them, are read too), `seed` (the seed every
+//!   random stream of the run is derived from: the RNG state) and, for a run with
+//!   [`crate::early_stopping`], `early_stopping` (`epochs`, `reference`, `since_improvement`,
+//!   `best_loss`, `best_epoch`; the losses as exact text, `inf` before the first improvement;
+//!   its `epochs` must be the checkpoint's epoch).
 //!
 //! The epoch is stored in both files, so a torn pair (one file from another epoch) is detected.
 //!
@@ -67,6 +70,7 @@ use biolayers::layers::{ElmanRnn, Module, Param, Sequential};
 use biolayers::optim::{Optimizer, OptimizerState};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::early_stopping::EarlyStoppingState;
 use crate::error::{invalid, Error, Result};
 use crate::fit::EpochRecord;
 
@@ -153,6 +157,43 @@ pub struct RunState {
     pub history: Vec<EpochRecord>,
     /// The seed the run's random streams derive from (`None`: not recorded).
     pub seed: Option<u64>,
+    /// The state of the run's early stopping after these epochs (`None`: the run has none).
+    pub early_stopping: Option<EarlyStoppingState>,
+}
+
+/// The `early_stopping` object of the `.json` file: the losses as exact text (`inf` before the
+/// first improvement), the counters as integers.
+#[derive(Debug, Serialize, Deserialize)]
+struct EarlyStoppingEntry {
+    epochs: usize,
+    reference: ExactF64,
+    since_improvement: usize,
+    best_loss: ExactF64,
+    best_epoch: usize,
+}
+
+impl From<&EarlyStoppingState> for EarlyStoppingEntry {
+    fn from(s: &EarlyStoppingState) -> Self {
+        EarlyStoppingEntry {
+            epochs: s.epochs,
+            reference: ExactF64(s.reference),
+            since_improvement: s.since_improvement,
+            best_loss: ExactF64(s.best_loss),
+            best_epoch: s.best_epoch,
+        }
+    }
+}
+
+impl From<EarlyStoppingEntry> for EarlyStoppingState {
+    fn from(e: EarlyStoppingEntry) -> Self {
+        EarlyStoppingState {
+            epochs: e.epochs,
+            reference: e.reference.0,
+            since_improvement: e.since_improvement,
+            best_loss: e.best_loss.0,
+            best_epoch: e.best_epoch,
+        }
+    }
 }
 
 /// An `f64` written as text in Rust's shortest round-trip form (`NaN` and `inf` included);
@@ -230,6 +271,9 @@ struct Meta {
     /// The counters of a converted model's synaptic diversity (absent for plain models).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     bio: Option<synapses::BioMeta>,
+    /// The early-stopping state (absent for runs without early stopping).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    early_stopping: Option<EarlyStoppingEntry>,
 }
 
 fn data_err(path: &Path, detail: impl ToString) -> Error {
@@ -329,6 +373,7 @@ pub fn save_with_synapses<M: Checkpointable + ?Sized>(
         seed: state.seed,
         history_csv: None,
         bio: bio_meta,
+        early_stopping: state.early_stopping.as_ref().map(EarlyStoppingEntry::from),
     };
     let json = serde_json::to_vec_pretty(&meta).map_err(|e| invalid("checkpoint", "json", e.to_string()))?;
     bionpy::write_atomic(&files.json(), &json)?;
@@ -473,6 +518,16 @@ fn restore<M: Checkpointable + ?Sized, B: AsRef<[u8]>>(
     let epoch = find("meta.epoch")
         .and_then(|a| a.data.first().copied())
         .ok_or_else(|| bad("no meta.epoch".into()))?;
+    let early_stopping: Option<EarlyStoppingState> = meta.early_stopping.map(EarlyStoppingState::from);
+    if let Some(es) = early_stopping.filter(|es| es.epochs != meta.epoch) {
+        return Err(data_err(
+            json_path,
+            format!(
+                "early_stopping holds the state after {} epochs, the checkpoint is of epoch {}",
+                es.epochs, meta.epoch
+            ),
+        ));
+    }
     if epoch as usize != meta.epoch || history.len() != meta.epoch {
         return Err(bad(format!(
             "holds epoch {epoch}, {} says {}",
@@ -549,5 +604,6 @@ fn restore<M: Checkpointable + ?Sized, B: AsRef<[u8]>>(
     Ok(RunState {
         history,
         seed: meta.seed,
+        early_stopping,
     })
 }

@@ -39,6 +39,7 @@ fn save_trained(files: &CheckpointFiles, seed: Option<u64>) -> (ElmanRnn, Optimi
     let state = RunState {
         history: history(),
         seed,
+        early_stopping: None,
     };
     checkpoint::save(files, &model, &opt, &state).unwrap();
     (model, opt, state)
@@ -54,6 +55,7 @@ fn a_save_killed_before_or_after_its_commit_still_loads() {
     let one = RunState {
         history: state.history[..1].to_vec(),
         seed: Some(7),
+        early_stopping: None,
     };
     let load = |files: &CheckpointFiles| {
         let mut opt2 = OptimizerConfig::torch_adam(1e-3).build().unwrap();
@@ -128,6 +130,53 @@ fn round_trip_restores_model_optimiser_and_exact_history() {
         .is_none());
 }
 
+/// The early-stopping state rides in the `.json`: exact losses (the `+∞` reference before the
+/// first improvement included), counters as integers; a state of another epoch is refused, and
+/// a checkpoint without it reads back as `None` (a run without early stopping).
+#[test]
+fn the_early_stopping_state_round_trips_and_a_torn_one_is_refused() {
+    use biotasks::early_stopping::{EarlyStopping, EarlyStoppingState};
+    let dir = tempfile::tempdir().unwrap();
+    let files = CheckpointFiles::new(dir.path(), "checkpoint");
+    let (model, opt, mut state) = save_trained(&files, Some(7));
+    let load = |files: &CheckpointFiles| {
+        let mut opt2 = OptimizerConfig::torch_adam(1e-3).build().unwrap();
+        checkpoint::load(files, &mut rnn(2), &mut opt2, Some(7))
+    };
+    assert_eq!(load(&files).unwrap().unwrap().early_stopping, None);
+    let rule = EarlyStopping {
+        patience: 5,
+        min_delta: 0.01,
+        min_epochs: 0,
+        max_epochs: 100,
+    };
+    for es in [
+        rule.replay(state.history.iter().map(|e| e.val_loss)),
+        rule.replay([f64::NAN, f64::NAN]),
+    ] {
+        state.early_stopping = Some(es);
+        checkpoint::save(&files, &model, &opt, &state).unwrap();
+        let got = load(&files).unwrap().unwrap().early_stopping.unwrap();
+        assert!(got.same_bits(&es), "{got:?} vs {es:?}");
+    }
+    assert_eq!(state.early_stopping.unwrap().reference, f64::INFINITY);
+    state.early_stopping = Some(EarlyStoppingState {
+        epochs: 1,
+        ..EarlyStoppingState::default()
+    });
+    checkpoint::save(&files, &model, &opt, &state).unwrap();
+    match load(&files) {
+        Err(Error::Data { path, detail }) => {
+            assert_eq!(path, files.json());
+            assert!(
+                detail.contains("early_stopping") && detail.contains("after 1 epochs"),
+                "{detail}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn an_old_rnn_run_resume_file_is_refused_naming_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -165,6 +214,7 @@ fn a_checkpoint_json_with_plain_numbers_as_older_fit_wrote_still_loads() {
             val_acc: 0.125,
         }],
         seed: None,
+        early_stopping: None,
     };
     checkpoint::save(&files, &model, &opt, &state).unwrap();
     // The JSON of the pre-refactor fit loop: numbers, no seed.
@@ -228,6 +278,7 @@ fn one_epoch() -> RunState {
     RunState {
         history: history()[..1].to_vec(),
         seed: Some(3),
+        early_stopping: None,
     }
 }
 

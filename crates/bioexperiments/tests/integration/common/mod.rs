@@ -28,6 +28,25 @@ pub fn tiny_rnn_memory(runs: usize) -> RnnMemoryConfig {
     }
 }
 
+/// A seconds-long `rnn-memory --preset converge`: [`tiny_rnn_memory`] with both tasks (20
+/// trials each), lr 0.01 so that the loss plateaus within tens of epochs, patience 4, min_delta
+/// 0.01, no stop before epoch 6 and a cap of 40 epochs.
+pub fn tiny_rnn_converge(runs: usize) -> RnnMemoryConfig {
+    let converge = bioexperiments::rnn_memory::ConvergeSettings {
+        patience: 4,
+        min_delta: 0.01,
+        min_epochs: 6,
+        nback_trials: 10,
+        ..Default::default()
+    };
+    RnnMemoryConfig {
+        epochs: 40,
+        lr: 0.01,
+        converge: Some(converge),
+        ..tiny_rnn_memory(runs)
+    }
+}
+
 /// Writes a tiny MNIST in IDX format into `dir/mnist`: 60 training and 30 test images of
 /// 28 × 28 where each class lights a different band of rows.
 pub fn write_fake_mnist(dir: &Path) {
