@@ -186,7 +186,7 @@ fn torch_stage(root: &Path, a: &ValidateArgs) -> CliResult {
 /// The NumPy/SciPy/CPython reference scripts.
 fn numpy_stage(root: &Path, a: &ValidateArgs) -> CliResult {
     let python = ensure_python(root, a.python.as_deref(), &NUMPY_ENV)?;
-    let scripts: [(&str, Vec<&str>); 7] = [
+    let scripts: [(&str, Vec<&str>); 8] = [
         (
             "xtask/python/masks_reference.py",
             vec!["crates/biomask/tests/fixtures/masks", "crates/biorng/tests/fixtures"],
@@ -206,6 +206,10 @@ fn numpy_stage(root: &Path, a: &ValidateArgs) -> CliResult {
         (
             "xtask/python/perturb_reference.py",
             vec!["crates/biotasks/tests/fixtures/perturb"],
+        ),
+        (
+            "xtask/python/augment_reference.py",
+            vec!["crates/biotasks/tests/fixtures/augment"],
         ),
         (
             "xtask/python/stats_reference.py",

@@ -260,6 +260,8 @@ pub fn run(opts: &ReproduceOptions, cfg: &CifarConfig, mouse: bool) -> Result<Ve
         name,
         settings,
         optimizer: OptimizerConfig::keras_rmsprop(cfg.lr, cfg.decay),
+        lr_steps: Vec::new(),
+        augment: None,
         epochs: cfg.epochs,
         repeats: cfg.repeats,
         batch_size: cfg.batch_size,

@@ -199,6 +199,7 @@ pub fn train_mnist_latents(
         seed: cfg.seed,
         shuffle: true,
         augment: None,
+        lr_steps: Vec::new(),
         flatten_input: false,
         checkpoint_dir: None,
         resume: false,

@@ -224,6 +224,8 @@ pub fn run(opts: &ReproduceOptions, cfg: &SchizoMnistConfig) -> Result<Vec<Setti
         name: "schizo-mnist",
         settings,
         optimizer: optimizer(cfg),
+        lr_steps: Vec::new(),
+        augment: None,
         epochs: cfg.epochs,
         repeats: cfg.repeats,
         batch_size: cfg.batch_size,

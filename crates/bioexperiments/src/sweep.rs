@@ -1,6 +1,7 @@
-//! The image-classification sweep shared by `schizo-mnist`, `schizo-cifar`, `mouse-cifar` and
-//! `synaptic-diversity`: settings × repeats, each repeat a fresh model from `seed + repeat`
-//! trained by [`biotasks::fit`] on the same data, optimiser and schedule. Each run keeps its
+//! The image-classification sweep shared by `schizo-mnist`, `schizo-cifar`, `mouse-cifar`,
+//! `synaptic-diversity` and `vgg16-schizo`: settings × repeats, each repeat a fresh model from
+//! `seed + repeat` trained by [`biotasks::fit`] on the same data, optimiser, learning-rate
+//! steps and augmentation. Each run keeps its
 //! checkpoint under `checkpoints/<setting>_r<repeat>/` (with the synaptic-diversity state of
 //! converted models), so `--resume` continues an interrupted sweep where it stopped: finished
 //! jobs are skipped ([`crate::jobs`]), the interrupted one continues from its last epoch.
@@ -9,8 +10,8 @@ use biolayers::bio::{BioModel, BioSchedule};
 use biolayers::layers::Sequential;
 use biolayers::optim::OptimizerConfig;
 use biorng::Stream;
-use biotasks::data::{ImageDataset, Normalization};
-use biotasks::fit::{fit, fit_bio, FitConfig};
+use biotasks::data::{Augmentation, ImageDataset, Normalization};
+use biotasks::fit::{fit, fit_bio, FitConfig, LrStep};
 
 use crate::claims::Claim;
 use crate::common::{prepare_results_folder, ReproduceOptions, SettingResult};
@@ -43,6 +44,10 @@ pub(crate) struct Sweep<'a> {
     pub(crate) name: &'a str,
     pub(crate) settings: Vec<(String, Builder<'a>)>,
     pub(crate) optimizer: OptimizerConfig,
+    /// Learning-rate steps by epoch (empty: constant).
+    pub(crate) lr_steps: Vec<LrStep>,
+    /// Augmentation of the training batches (`None`: none).
+    pub(crate) augment: Option<Augmentation>,
     pub(crate) epochs: usize,
     pub(crate) repeats: usize,
     pub(crate) batch_size: usize,
@@ -98,7 +103,8 @@ pub(crate) fn run_sweep(
             batch_size: sweep.batch_size,
             seed,
             shuffle: true,
-            augment: None,
+            augment: sweep.augment,
+            lr_steps: sweep.lr_steps.clone(),
             flatten_input: false,
             checkpoint_dir: Some(opts.out.join("checkpoints").join(format!("{label}_r{repeat}"))),
             resume: opts.resume,

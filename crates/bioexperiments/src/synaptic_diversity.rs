@@ -157,6 +157,8 @@ pub fn run(opts: &ReproduceOptions, cfg: &SynapticConfig) -> Result<Vec<SettingR
             decay: 0.0,
             convention: Convention::Torch,
         },
+        lr_steps: Vec::new(),
+        augment: None,
         epochs: cfg.epochs,
         repeats: cfg.repeats,
         batch_size: cfg.batch_size,

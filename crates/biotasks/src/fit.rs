@@ -9,6 +9,12 @@
 //! the position of its own stream, which runs on across epochs) this reproduces the
 //! uninterrupted trajectory bit for bit.
 //!
+//! A learning-rate step schedule ([`LrStep`], Keras' `LearningRateScheduler` with a step
+//! function) sets the optimiser's rate before every epoch `e` (1-based):
+//! `lr_e = lr · Π { factor_k : after_epochs_k < e }`. It is a function of the epoch alone, so a
+//! resumed run sets the rate of its first epoch exactly as the uninterrupted run did; nothing
+//! of it needs to be in the checkpoint.
+//!
 //! # Shapes
 //! The model maps `(batch, channels, height, width)` f32 (or the flattened `(batch, c·h·w)` when
 //! `flatten_input`) to logits `(batch, classes)`; the loss is the mean cross-entropy.
@@ -25,7 +31,7 @@ use biorng::Stream;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, CheckpointFiles, RunState};
-use crate::data::{epoch_order, Augment, ImageDataset, Normalization};
+use crate::data::{epoch_order, Augmentation, ImageDataset, Normalization};
 use crate::error::{invalid, Result};
 
 /// Settings of one training run.
@@ -40,7 +46,9 @@ pub struct FitConfig {
     /// Shuffle the training set every epoch.
     pub shuffle: bool,
     /// Optional augmentation of training batches.
-    pub augment: Option<Augment>,
+    pub augment: Option<Augmentation>,
+    /// Learning-rate steps by epoch (empty: the optimiser's rate throughout).
+    pub lr_steps: Vec<LrStep>,
     /// Feed `(batch, c·h·w)` instead of NCHW (for MLPs).
     pub flatten_input: bool,
     /// Where `checkpoint.npz`/`checkpoint.json` go; `None` = no checkpoints.
@@ -49,6 +57,28 @@ pub struct FitConfig {
     pub resume: bool,
     /// Show a progress bar.
     pub progress: bool,
+}
+
+/// One step of a learning-rate schedule: after `after_epochs` finished epochs the rate is
+/// multiplied by `factor` (upstream's VGG16 script: `lr /= 5` from its 0-based epoch 150 on is
+/// `LrStep { after_epochs: 150, factor: 0.2 }`). Serialised as `{after_epochs = 150, factor = 0.2}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LrStep {
+    /// Epochs finished before the step applies (the step is in force from epoch
+    /// `after_epochs + 1`, 1-based).
+    pub after_epochs: usize,
+    /// Factor on the learning rate from then on.
+    pub factor: f64,
+}
+
+/// The factor `steps` put on the learning rate in `epoch` (1-based): the product of the factors
+/// of the steps with `after_epochs < epoch`.
+pub fn lr_factor(steps: &[LrStep], epoch: usize) -> f64 {
+    steps
+        .iter()
+        .filter(|s| s.after_epochs < epoch)
+        .fold(1.0, |f, s| f * s.factor)
 }
 
 /// Metrics of one epoch.
@@ -181,6 +211,12 @@ fn fit_impl(
     if train.is_empty() {
         return Err(invalid("train", "empty", "the training set has no images"));
     }
+    if let Some(a) = &cfg.augment {
+        a.validate()?;
+    }
+    if let Some(s) = cfg.lr_steps.iter().find(|s| !(s.factor.is_finite() && s.factor >= 0.0)) {
+        return Err(invalid("lr step factor", s.factor, "must be finite and >= 0"));
+    }
     let files = cfg
         .checkpoint_dir
         .as_deref()
@@ -195,6 +231,7 @@ fn fit_impl(
     for epoch in history.len() + 1..=cfg.epochs {
         let mut rng = Stream::seeded(epoch_seed(cfg.seed, epoch));
         model.reseed(epoch_seed(cfg.seed ^ 0x5EED, epoch));
+        opt.set_lr_scale(lr_factor(&cfg.lr_steps, epoch))?;
         let order = epoch_order(train.len(), cfg.shuffle, &mut rng);
         let n_batches = order.len().div_ceil(cfg.batch_size);
         let bar = progress_bar(cfg.progress, n_batches, epoch, cfg.epochs);

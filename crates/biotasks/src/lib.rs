@@ -2,9 +2,10 @@
 //!
 //! Datasets, working-memory tasks, image perturbations, the training loop, checkpoints and
 //! plots: what the experiments of `bioexperiments` are made of. [`data`] loads MNIST (IDX),
-//! CIFAR-10 (binary) and image folders with seeded batching and augmentation, [`bionet_input`]
-//! prepares BioNet's grey, upscaled inputs; [`fit`] trains an image classifier (exact resume
-//! through [`checkpoint`], the one checkpoint format of every training run); [`early_stopping`]
+//! CIFAR-10 (binary) and image folders with seeded batching and augmentation (flip and shifts, or
+//! Keras' `ImageDataGenerator` transform), [`bionet_input`] prepares BioNet's grey, upscaled
+//! inputs; [`fit`] trains an image classifier (learning-rate steps; exact resume through
+//! [`checkpoint`], the one checkpoint format of every training run); [`early_stopping`]
 //! stops a run on a validation plateau (its state is checkpointed too); [`plot`] draws line
 //! and box plots; [`perturb`] holds BioNet's ten perturbations; [`fid`] is the Fréchet Inception
 //! Distance (TF-FID InceptionV3 features, f64 statistics). The working-memory tasks of *bio_rnn_mem*

@@ -126,10 +126,14 @@ fn run_trial(
         batch_size: cfg.batch_size,
         seed,
         shuffle: true,
-        augment: cfg.augment.then_some(Augment {
-            hflip: true,
-            max_shift: cfg.input_size / 10,
-        }),
+        augment: cfg.augment.then_some(
+            Augment {
+                hflip: true,
+                max_shift: cfg.input_size / 10,
+            }
+            .into(),
+        ),
+        lr_steps: Vec::new(),
         flatten_input: false,
         checkpoint_dir: Some(opts.out.join("checkpoints").join(format!("{model_name}_{trial}"))),
         resume: opts.resume,

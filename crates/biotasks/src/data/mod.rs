@@ -1,16 +1,19 @@
 //! Image datasets: MNIST (IDX, gzipped or not), CIFAR-10 (binary batches), CIFAR-10G and image folders
 //! (one sub-folder per class, JPEG/PNG, RGB or greyscale), held in memory as `u8`; seeded
-//! shuffling, batching, normalisation and augmentation (horizontal flip, shifts).
+//! shuffling, batching, normalisation and augmentation (horizontal flip and shifts, or Keras'
+//! `ImageDataGenerator`: [`Augmentation`]).
 //!
 //! # Shapes
 //! Images are stored NCHW, `u8`, `(n, channels, height, width)`; labels `(n,)`. A batch is
-//! `f32 (batch, channels, height, width)` after `(x / 255 - mean[c]) / std[c]`.
+//! `f32 (batch, channels, height, width)` after `(aug(x / 255) - mean[c]) / std[c]`.
 
+mod augment;
 mod cifar;
 mod cifar10g;
 mod folder;
 mod idx;
 
+pub use augment::{Augment, Augmentation, KerasAugment, KerasTransform};
 pub use cifar::{load_cifar10, load_cifar10_binary, parse_cifar10_binary, CifarFormat, CIFAR10_CLASSES};
 pub use cifar10g::{cifar10g_sets, cifar10g_sets_dir, load_cifar10g, CIFAR10G_RESOLUTION, CIFAR10G_SETS};
 pub use folder::{
@@ -142,13 +145,18 @@ impl ImageDataset {
         Normalization { mean, std }
     }
 
-    /// Converts the images at `indices` to an f32 batch (NCHW), normalised and, when `augment`
-    /// is given, augmented with draws from `rng`. Returns the data and the labels.
+    /// Converts the images at `indices` to an f32 batch (NCHW), augmented, when `augment` is
+    /// given, with draws from `rng` (on `x / 255`, as the originals augment), then normalised.
+    /// Returns the data and the labels.
+    ///
+    /// # Errors
+    /// A normalisation of another channel count, an index outside the set, an augmentation
+    /// setting [`Augmentation::validate`] refuses.
     pub fn batch(
         &self,
         indices: &[usize],
         norm: &Normalization,
-        augment: Option<&Augment>,
+        augment: Option<&Augmentation>,
         rng: &mut Stream,
     ) -> Result<(Vec<f32>, Vec<usize>)> {
         if norm.mean.len() != self.channels || norm.std.len() != self.channels {
@@ -158,7 +166,11 @@ impl ImageDataset {
                 got: format!("{} means, {} stds", norm.mean.len(), norm.std.len()),
             });
         }
-        let (c, h, w) = (self.channels, self.height, self.width);
+        if let Some(a) = augment {
+            a.validate()?;
+        }
+        let chw = (self.channels, self.height, self.width);
+        let hw = self.height * self.width;
         let mut out = Vec::with_capacity(indices.len() * self.image_len());
         let mut labels = Vec::with_capacity(indices.len());
         for &i in indices {
@@ -166,24 +178,15 @@ impl ImageDataset {
                 .image(i)
                 .ok_or_else(|| crate::error::invalid("index", i, format!("dataset has {} images", self.len())))?;
             labels.push(self.labels[i]);
-            let (flip, dy, dx) = match augment {
-                Some(a) => a.draw(rng),
-                None => (false, 0, 0),
-            };
-            for ch in 0..c {
+            let start = out.len();
+            match augment {
+                Some(a) => a.apply(img, chw, rng, &mut out)?,
+                None => out.extend(img.iter().map(|&v| f32::from(v) / 255.0)),
+            }
+            for (ch, plane) in out[start..].chunks_exact_mut(hw.max(1)).enumerate() {
                 let (m, s) = (norm.mean[ch], norm.std[ch]);
-                for y in 0..h {
-                    for x in 0..w {
-                        let sy = y as isize - dy;
-                        let sx0 = x as isize - dx;
-                        let sx = if flip { w as isize - 1 - sx0 } else { sx0 };
-                        let v = if sy >= 0 && sy < h as isize && sx >= 0 && sx < w as isize {
-                            f32::from(img[(ch * h + sy as usize) * w + sx as usize]) / 255.0
-                        } else {
-                            0.0
-                        };
-                        out.push((v - m) / s);
-                    }
+                for v in plane {
+                    *v = (*v - m) / s;
                 }
             }
         }
@@ -207,26 +210,6 @@ impl Normalization {
             mean: vec![0.0; channels],
             std: vec![1.0; channels],
         }
-    }
-}
-
-/// Random augmentation: horizontal flip with probability 1/2 and integer shifts of up to
-/// `max_shift` pixels in each direction (zero fill).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Augment {
-    /// Flip left-right with probability 1/2.
-    pub hflip: bool,
-    /// Maximum shift in pixels along each axis.
-    pub max_shift: usize,
-}
-
-impl Augment {
-    fn draw(&self, rng: &mut Stream) -> (bool, isize, isize) {
-        let flip = self.hflip && rng.below(2) == 1;
-        let span = 2 * self.max_shift as u64 + 1;
-        let dy = rng.below(span) as isize - self.max_shift as isize;
-        let dx = rng.below(span) as isize - self.max_shift as isize;
-        (flip, dy, dx)
     }
 }
 

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use biotasks::data::{
     epoch_order, load_cifar10, load_cifar10_binary, load_cifar10_folder, load_idx, load_image_folder,
-    load_image_folder_with_classes, load_mnist, Augment, CifarFormat, ColorMode, FolderOptions, Normalization, Split,
+    load_image_folder_with_classes, load_mnist, Augment, Augmentation, CifarFormat, ColorMode, FolderOptions,
+    Normalization, Split,
 };
 use biotasks::{Error, Stream};
 
@@ -193,10 +194,11 @@ fn batches_normalise_and_augment_reproducibly() {
     let var = xn.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / xn.len() as f32;
     assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-4, "{mean} {var}");
     // A flip-only augmentation mirrors rows when drawn; same seed, same batch.
-    let aug = Augment {
+    let aug: Augmentation = Augment {
         hflip: true,
         max_shift: 1,
-    };
+    }
+    .into();
     let a = ds
         .batch(
             &[0, 1, 2, 3],

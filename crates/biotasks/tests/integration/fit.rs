@@ -4,8 +4,8 @@
 use biolayers::bio::{BioConfig, BioConverter, BioModel, BioSchedule, Distribution};
 use biolayers::layers::{Activation, DenseConfig, Dropout, Module, Sequential};
 use biolayers::optim::{Convention, OptimizerConfig};
-use biotasks::data::{ImageDataset, Normalization};
-use biotasks::fit::{fit, fit_bio, history_csv, EpochRecord, FitConfig};
+use biotasks::data::{ImageDataset, KerasAugment, Normalization};
+use biotasks::fit::{fit, fit_bio, history_csv, lr_factor, EpochRecord, FitConfig, LrStep};
 use biotasks::Stream;
 
 /// Two classes of 4x4 greyscale images: bright top half vs bright bottom half, with noise.
@@ -48,6 +48,7 @@ fn cfg(epochs: usize, dir: Option<std::path::PathBuf>, resume: bool) -> FitConfi
         seed: 3,
         shuffle: true,
         augment: None,
+        lr_steps: Vec::new(),
         flatten_input: true,
         checkpoint_dir: dir,
         resume,
@@ -84,6 +85,102 @@ fn fit_learns_and_resume_reproduces_the_uninterrupted_run() {
     let csv = history_csv(&full.iter().map(|r| ("dense".to_string(), 0, *r)).collect::<Vec<_>>());
     assert!(csv.starts_with("setting,repeat,epoch,train_loss,train_acc,val_loss,val_acc\ndense,0,1,"));
     assert_eq!(csv.lines().count(), 5);
+}
+
+/// A learning-rate step and Keras augmentation: the step changes the run from the epoch after it
+/// on (not before), the optimiser ends at the stepped rate, and a run resumed across the step
+/// (checkpoint before it) reproduces the uninterrupted one bit for bit.
+#[test]
+fn lr_steps_and_keras_augmentation_resume_bit_for_bit() {
+    let steps = vec![LrStep {
+        after_epochs: 2,
+        factor: 0.2,
+    }];
+    assert_eq!(lr_factor(&steps, 2), 1.0);
+    assert_eq!(lr_factor(&steps, 3), 0.2);
+    assert_eq!(
+        lr_factor(
+            &[
+                steps[0],
+                LrStep {
+                    after_epochs: 3,
+                    factor: 0.5
+                }
+            ],
+            4
+        ),
+        0.2 * 0.5
+    );
+    let (train, val) = (toy(48, 1), toy(16, 2));
+    let norm = Normalization::unit(1);
+    let adam = OptimizerConfig::Adam {
+        lr: 0.01,
+        beta1: None,
+        beta2: None,
+        eps: None,
+        weight_decay: 0.0,
+        decay: 0.0,
+        convention: Convention::Keras,
+    };
+    let with = |epochs, dir: Option<std::path::PathBuf>, resume, stepped: bool| FitConfig {
+        augment: Some(KerasAugment::vgg16_schizo().into()),
+        lr_steps: if stepped { steps.clone() } else { Vec::new() },
+        ..cfg(epochs, dir, resume)
+    };
+    let mut o_plain = adam.build().unwrap();
+    let plain = fit(
+        &mut model(7),
+        &mut o_plain,
+        &train,
+        &val,
+        &norm,
+        &with(4, None, false, false),
+    )
+    .unwrap();
+    let mut o_full = adam.build().unwrap();
+    let full = fit(
+        &mut model(7),
+        &mut o_full,
+        &train,
+        &val,
+        &norm,
+        &with(4, None, false, true),
+    )
+    .unwrap();
+    assert_eq!(full[..2], plain[..2], "the step must not act before its epoch");
+    assert_ne!(full[2], plain[2], "the step must act from epoch 3");
+    assert_eq!(o_full.lr_scale(), 0.2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let ck = Some(dir.path().to_path_buf());
+    let first = fit(
+        &mut model(7),
+        &mut adam.build().unwrap(),
+        &train,
+        &val,
+        &norm,
+        &with(2, ck.clone(), false, true),
+    )
+    .unwrap();
+    assert_eq!(first[..], full[..2]);
+    let resumed = fit(
+        &mut model(99),
+        &mut adam.build().unwrap(),
+        &train,
+        &val,
+        &norm,
+        &with(4, ck, true, true),
+    )
+    .unwrap();
+    assert_eq!(resumed, full, "resumed across the step");
+    let bad = FitConfig {
+        lr_steps: vec![LrStep {
+            after_epochs: 1,
+            factor: f64::NAN,
+        }],
+        ..cfg(1, None, false)
+    };
+    assert!(fit(&mut model(7), &mut adam.build().unwrap(), &train, &val, &norm, &bad).is_err());
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! binary of its own; compiling and linking ~50 test binaries was most of CI's time on 2 cores).
 //! Run one file's tests with `cargo test -p biotasks --test integration <file>::`.
 
+mod augment_reference;
 mod checkpoint;
 mod cifar10g;
 mod data;
