@@ -4,10 +4,20 @@
 //! Per setting and metric: mean ± sample sd and the 95 % CI of the mean over the repeats
 //! ([`crate::stats::describe`]). Per claim (a setting against a baseline on one metric, with the
 //! direction the paper claims): the paired t-test over the repeats (repeat `k` of both settings
-//! trains from the same seed, so the runs are paired), and Welch's t-test for reference. The
-//! verdict, two-sided at 5 %: **holds** (significant in the claimed direction), **fails**
-//! (significant the other way) or **undecided** (not significant, or no test possible, with the
-//! reason). No correction for testing several claims is applied; the p-values are all shown.
+//! trains from the same seed, so the runs are paired), Welch's t-test for reference, and the
+//! 95 % CI of the mean paired difference `d̄ ± t_{0.975, n−1} · sd(d) / √n`,
+//! `d_k = setting_k − baseline_k`.
+//!
+//! The verdict of a superiority claim ([`ClaimTest::Superiority`], the default), two-sided at
+//! 5 %: **holds** (significant in the claimed direction), **fails** (significant the other way)
+//! or **undecided** (not significant, or no test possible, with the reason). A non-inferiority
+//! claim ([`ClaimTest::NonInferiority`], "not worse by more than the margin δ") reads the CI
+//! with the differences signed so that better is positive (`g_k = d_k` when higher is better,
+//! `−d_k` when lower is): **holds** when the whole CI of `ḡ` lies above `−δ` (a one-sided test at
+//! 2.5 %), **fails** when it lies wholly below `−δ` (worse by more than the margin), and is
+//! **undecided** when it contains `−δ` or cannot be computed (fewer than two pairs, all
+//! differences equal). No correction for testing several claims is applied; the p-values are all
+//! shown.
 //!
 //! A run whose metric is not finite (a diverged run) is counted and named, and left out of
 //! that metric's statistics and tests (a pair needs both runs finite).
@@ -119,6 +129,27 @@ pub enum Better {
     Higher,
 }
 
+/// What a claim asserts about `setting − baseline` (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClaimTest {
+    /// The setting is better in the claimed direction: the paired t-test.
+    #[default]
+    Superiority,
+    /// The setting is not worse than the baseline by more than `margin`, in the metric's units
+    /// (0.01 = one percentage point of accuracy): the 95 % CI of the mean paired difference.
+    NonInferiority {
+        /// The largest loss that still counts as "no loss" (> 0).
+        margin: f64,
+    },
+}
+
+impl ClaimTest {
+    fn is_superiority(&self) -> bool {
+        *self == ClaimTest::Superiority
+    }
+}
+
 /// One comparison a paper's claim makes: `setting` against `baseline` on `metric`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Claim {
@@ -130,12 +161,16 @@ pub struct Claim {
     pub baseline: String,
     /// The metric compared.
     pub metric: Metric,
-    /// Which way the claim says it moves.
+    /// Which way the claim says it moves (for a non-inferiority claim: which way is better).
     pub better: Better,
+    /// Superiority (the default, not written to `plan.toml`, so the plans of the superiority
+    /// targets keep their bytes) or non-inferiority.
+    #[serde(default, skip_serializing_if = "ClaimTest::is_superiority")]
+    pub test: ClaimTest,
 }
 
 impl Claim {
-    /// A claim about `setting` vs `baseline`.
+    /// A superiority claim about `setting` vs `baseline`.
     pub fn new(statement: &str, setting: &str, baseline: &str, metric: Metric, better: Better) -> Self {
         Claim {
             statement: statement.into(),
@@ -143,6 +178,40 @@ impl Claim {
             baseline: baseline.into(),
             metric,
             better,
+            test: ClaimTest::Superiority,
+        }
+    }
+
+    /// A non-inferiority claim: `setting` is not worse than `baseline` on `metric` (`better`
+    /// says which way is better) by more than `margin` (metric units).
+    ///
+    /// # Errors
+    /// A margin that is not finite and > 0.
+    pub fn non_inferior(
+        statement: &str,
+        setting: &str,
+        baseline: &str,
+        metric: Metric,
+        better: Better,
+        margin: f64,
+    ) -> Result<Self> {
+        if !(margin.is_finite() && margin > 0.0) {
+            return Err(crate::error::invalid("margin", margin, "must be finite and > 0"));
+        }
+        Ok(Claim {
+            test: ClaimTest::NonInferiority { margin },
+            ..Claim::new(statement, setting, baseline, metric, better)
+        })
+    }
+
+    /// The `claimed` column: `lower`, `higher`, or for non-inferiority e.g.
+    /// `not lower by > 0.01`.
+    fn claimed(&self) -> String {
+        match (self.test, self.better) {
+            (ClaimTest::Superiority, Better::Lower) => "lower".into(),
+            (ClaimTest::Superiority, Better::Higher) => "higher".into(),
+            (ClaimTest::NonInferiority { margin }, Better::Higher) => format!("not lower by > {margin}"),
+            (ClaimTest::NonInferiority { margin }, Better::Lower) => format!("not higher by > {margin}"),
         }
     }
 }
@@ -177,6 +246,8 @@ pub struct Comparison {
     pub pairs: usize,
     /// Mean of `setting − baseline` over those pairs (`NaN` without pairs).
     pub mean_difference: f64,
+    /// The 95 % CI of that mean, `(low, high)` (`NaN`s with fewer than two pairs).
+    pub difference_ci: (f64, f64),
     /// The paired t-test, or why it could not be computed.
     pub paired: std::result::Result<TTest, String>,
     /// Welch's t-test, or why not.
@@ -211,6 +282,7 @@ pub fn compare(claim: &Claim, results: &[SettingResult]) -> Comparison {
             claim: claim.clone(),
             pairs: 0,
             mean_difference: f64::NAN,
+            difference_ci: (f64::NAN, f64::NAN),
             paired: Err("a setting of the claim is not in this run".into()),
             welch: Err("a setting of the claim is not in this run".into()),
             verdict: Verdict::Undecided("this preset does not run both settings".into()),
@@ -230,7 +302,26 @@ pub fn compare(claim: &Claim, results: &[SettingResult]) -> Comparison {
     };
     let paired = paired_t_test(&pa, &pb).map_err(reason);
     let welch = welch_t_test(&finite(&a), &finite(&b)).map_err(reason);
-    let verdict = match &paired {
+    let diffs: Vec<f64> = pa.iter().zip(&pb).map(|(x, y)| x - y).collect();
+    let difference_ci = describe(&diffs).map_or((f64::NAN, f64::NAN), |d| (d.ci_low, d.ci_high));
+    let verdict = match claim.test {
+        ClaimTest::Superiority => superiority_verdict(claim, &paired, pairs),
+        ClaimTest::NonInferiority { margin } => non_inferiority_verdict(claim.better, margin, &diffs, difference_ci),
+    };
+    Comparison {
+        claim: claim.clone(),
+        pairs,
+        mean_difference,
+        difference_ci,
+        paired,
+        welch,
+        verdict,
+    }
+}
+
+/// The verdict of a superiority claim from the paired t-test.
+fn superiority_verdict(claim: &Claim, paired: &std::result::Result<TTest, String>, pairs: usize) -> Verdict {
+    match paired {
         Err(why) => Verdict::Undecided(format!("no paired test possible with {pairs} pair(s): {why}")),
         Ok(t) if t.p < ALPHA => {
             let claimed = match claim.better {
@@ -247,14 +338,37 @@ pub fn compare(claim: &Claim, results: &[SettingResult]) -> Comparison {
             "p = {} ≥ {ALPHA} with n = {pairs} pairs: the difference is within the run-to-run spread",
             fmt_p(t.p)
         )),
+    }
+}
+
+/// The verdict of a non-inferiority claim with margin `margin` from the 95 % CI `ci` of the mean
+/// of `diffs` (`setting − baseline`), signed so that better is positive.
+fn non_inferiority_verdict(better: Better, margin: f64, diffs: &[f64], ci: (f64, f64)) -> Verdict {
+    let n = diffs.len();
+    if n < 2 {
+        return Verdict::Undecided(format!("no confidence interval with {n} pair(s)"));
+    }
+    if diffs.iter().all(|&d| d == diffs[0]) {
+        return Verdict::Undecided(format!(
+            "all {n} differences are equal: no spread to estimate a confidence interval from"
+        ));
+    }
+    // Gains: the differences with better = positive.
+    let (lo, hi) = match better {
+        Better::Higher => ci,
+        Better::Lower => (-ci.1, -ci.0),
     };
-    Comparison {
-        claim: claim.clone(),
-        pairs,
-        mean_difference,
-        paired,
-        welch,
-        verdict,
+    if lo > -margin {
+        Verdict::Holds
+    } else if hi < -margin {
+        Verdict::Fails
+    } else {
+        Verdict::Undecided(format!(
+            "the 95 % CI of the mean difference, [{}, {}], contains the margin −{} (n = {n} pairs)",
+            sig(ci.0),
+            sig(ci.1),
+            sig(margin)
+        ))
     }
 }
 
@@ -283,13 +397,28 @@ pub fn sentence(c: &Comparison) -> String {
         setting,
         baseline,
         metric,
-        better,
+        ..
     } = &c.claim;
-    let dir = match better {
-        Better::Lower => "lower",
-        Better::Higher => "higher",
-    };
-    let what = format!("{statement} ({setting} vs {baseline}: {} {dir})", metric.name());
+    let what = format!(
+        "{statement} ({setting} vs {baseline}: {} {})",
+        metric.name(),
+        c.claim.claimed()
+    );
+    if let ClaimTest::NonInferiority { margin } = c.claim.test {
+        let ci = format!(
+            "95 % CI of the mean difference [{}, {}], margin −{}, n = {} pairs, mean difference {}",
+            sig(c.difference_ci.0),
+            sig(c.difference_ci.1),
+            sig(margin),
+            c.pairs,
+            sig(c.mean_difference)
+        );
+        return match &c.verdict {
+            Verdict::Holds => format!("{what}: **holds** at this scale: no loss beyond the margin ({ci})."),
+            Verdict::Fails => format!("{what}: **fails** at this scale: worse by more than the margin ({ci})."),
+            Verdict::Undecided(why) => format!("{what}: **undecided** at this scale ({why})."),
+        };
+    }
     match (&c.verdict, &c.paired) {
         (Verdict::Holds, Ok(t)) => format!(
             "{what}: **holds** at this scale (paired t-test p = {}, n = {} pairs, mean difference {}).",
@@ -351,7 +480,7 @@ pub(crate) fn write_statistics(out: &Path, plan: &Plan, results: &[SettingResult
     }
     write_text(&out.join("stats.csv"), &s)?;
     let mut c = String::from(
-        "setting,baseline,metric,claimed,pairs,mean_difference,paired_t,paired_df,paired_p,welch_t,welch_df,welch_p,verdict\n",
+        "setting,baseline,metric,claimed,pairs,mean_difference,diff_ci95_low,diff_ci95_high,paired_t,paired_df,paired_p,welch_t,welch_df,welch_p,verdict\n",
     );
     for claim in &plan.claims {
         let cmp = compare(claim, results);
@@ -362,16 +491,15 @@ pub(crate) fn write_statistics(out: &Path, plan: &Plan, results: &[SettingResult
                 .join(",")
         };
         c.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{}\n",
             claim.setting,
             claim.baseline,
             claim.metric.name(),
-            match claim.better {
-                Better::Lower => "lower",
-                Better::Higher => "higher",
-            },
+            claim.claimed(),
             cmp.pairs,
             csv_num(cmp.mean_difference),
+            csv_num(cmp.difference_ci.0),
+            csv_num(cmp.difference_ci.1),
             t(&cmp.paired),
             t(&cmp.welch),
             cmp.verdict.word()
@@ -398,9 +526,21 @@ pub(crate) fn summary_markdown(plan: &Plan, results: &[SettingResult]) -> String
     }
     s.push_str(&format!(
         "\nTwo-sided tests at 5 %, paired over the repeats (repeat k of every setting trains from seed + k); \
-         {} repeat(s) per setting; no correction for testing several claims.\n\n",
+         {} repeat(s) per setting; no correction for testing several claims.\n",
         plan.repeats
     ));
+    if plan
+        .claims
+        .iter()
+        .any(|c| matches!(c.test, ClaimTest::NonInferiority { .. }))
+    {
+        s.push_str(
+            "A non-inferiority claim (\"not worse by more than the margin\") holds when the whole 95 % CI of the mean paired \
+             difference lies on the better side of −margin (a one-sided test at 2.5 %), fails when it lies wholly on the \
+             worse side, and is undecided when it contains −margin.\n",
+        );
+    }
+    s.push('\n');
     s.push_str("## Per setting\n\nmean ± sd [95 % CI of the mean] over the repeats\n\n| setting | weight density |");
     for m in metrics {
         s.push_str(&format!(" {} |", m.name()));
@@ -441,7 +581,7 @@ pub(crate) fn summary_markdown(plan: &Plan, results: &[SettingResult]) -> String
         ));
     }
     if !comparisons.is_empty() {
-        s.push_str("\n## Tests\n\n| setting | baseline | metric | claimed | pairs | mean difference | paired t (df), p | Welch t (df), p | verdict |\n|---|---|---|---|---|---|---|---|---|\n");
+        s.push_str("\n## Tests\n\n| setting | baseline | metric | claimed | pairs | mean difference [95 % CI] | paired t (df), p | Welch t (df), p | verdict |\n|---|---|---|---|---|---|---|---|---|\n");
         let t = |r: &std::result::Result<TTest, String>| match r {
             Ok(t) => format!("{:.3} ({:.1}), {}", t.t, t.df, fmt_p(t.p)),
             Err(why) => format!("— ({why})"),
@@ -452,12 +592,18 @@ pub(crate) fn summary_markdown(plan: &Plan, results: &[SettingResult]) -> String
                 c.claim.setting,
                 c.claim.baseline,
                 c.claim.metric.name(),
-                match c.claim.better {
-                    Better::Lower => "lower",
-                    Better::Higher => "higher",
-                },
+                c.claim.claimed(),
                 c.pairs,
-                sig(c.mean_difference),
+                if c.difference_ci.0.is_nan() {
+                    sig(c.mean_difference)
+                } else {
+                    format!(
+                        "{} [{}, {}]",
+                        sig(c.mean_difference),
+                        sig(c.difference_ci.0),
+                        sig(c.difference_ci.1)
+                    )
+                },
                 t(&c.paired),
                 t(&c.welch),
                 c.verdict.word()
@@ -779,5 +925,114 @@ mod tests {
             !md.contains("acc"),
             "a regression summary has no accuracy column:\n{md}"
         );
+    }
+
+    fn accuracies(label: &str, accs: &[f64]) -> SettingResult {
+        SettingResult {
+            label: label.into(),
+            density: 1.0,
+            runs: accs
+                .iter()
+                .map(|&a| {
+                    vec![EpochRecord {
+                        epoch: 1,
+                        train_loss: 1.0,
+                        train_acc: a,
+                        val_loss: 1.0 - a,
+                        val_acc: a,
+                    }]
+                })
+                .collect(),
+        }
+    }
+
+    fn with_differences(d: &[f64]) -> [SettingResult; 2] {
+        let dense = [0.90, 0.91, 0.905, 0.895, 0.9];
+        let sparse: Vec<f64> = dense.iter().zip(d).map(|(a, d)| a + d).collect();
+        [accuracies("id=0.6", &sparse), accuracies("dense", &dense[..d.len()])]
+    }
+
+    fn no_loss(better: Better, metric: Metric) -> Claim {
+        Claim::non_inferior("60 % removed without loss", "id=0.6", "dense", metric, better, 0.01).unwrap()
+    }
+
+    /// Holds when the CI of the mean difference is above −margin, fails when it is below,
+    /// undecided when it straddles −margin or cannot be computed.
+    #[test]
+    fn non_inferiority_reads_the_ci_against_the_margin() {
+        let claim = no_loss(Better::Higher, Metric::FinalValAcc);
+        // Slightly worse, tightly: CI ≈ [−0.0031, −0.0009], above −0.01.
+        let c = compare(&claim, &with_differences(&[-0.002, -0.001, -0.003, -0.002]));
+        assert_eq!(c.verdict, Verdict::Holds, "{c:?}");
+        assert!(c.difference_ci.0 > -0.01 && c.difference_ci.1 < 0.0, "{c:?}");
+        assert!(sentence(&c).contains("**holds**"), "{}", sentence(&c));
+        // Clearly worse than the margin.
+        let c = compare(&claim, &with_differences(&[-0.05, -0.04, -0.045, -0.05]));
+        assert_eq!(c.verdict, Verdict::Fails, "{c:?}");
+        // Noisy: the CI contains −0.01.
+        let c = compare(&claim, &with_differences(&[-0.03, 0.02, -0.01, 0.015]));
+        assert!(
+            matches!(c.verdict, Verdict::Undecided(ref why) if why.contains("contains the margin")),
+            "{c:?}"
+        );
+        // Better by a lot is non-inferior too (the paired t-test would also call it superior).
+        let c = compare(&claim, &with_differences(&[0.03, 0.031, 0.029, 0.03]));
+        assert_eq!(c.verdict, Verdict::Holds);
+        for (d, why) in [(&[-0.001][..], "1 pair"), (&[-0.002, -0.002, -0.002][..], "equal")] {
+            let c = compare(&claim, &with_differences(d));
+            assert!(
+                matches!(c.verdict, Verdict::Undecided(ref w) if w.contains(why)),
+                "{c:?}"
+            );
+        }
+    }
+
+    /// Lower-is-better metrics flip the sign: a loss higher by more than the margin fails.
+    #[test]
+    fn non_inferiority_on_a_lower_is_better_metric() {
+        let claim = no_loss(Better::Lower, Metric::FinalValLoss);
+        // val_loss = 1 − acc: accuracies 0.002 lower are losses 0.002 higher.
+        let c = compare(&claim, &with_differences(&[-0.002, -0.001, -0.003, -0.002]));
+        assert_eq!(c.verdict, Verdict::Holds, "{c:?}");
+        let c = compare(&claim, &with_differences(&[-0.05, -0.04, -0.045, -0.05]));
+        assert_eq!(c.verdict, Verdict::Fails, "{c:?}");
+        assert_eq!(claim.claimed(), "not higher by > 0.01");
+        for bad in [0.0, -0.01, f64::NAN, f64::INFINITY] {
+            assert!(Claim::non_inferior("x", "a", "b", Metric::FinalValAcc, Better::Higher, bad).is_err());
+        }
+    }
+
+    /// The plan of a superiority target keeps its bytes (no `test` key); a non-inferiority claim
+    /// round-trips through TOML; the summary and the CSV say which test was made.
+    #[test]
+    fn non_inferiority_in_plans_summaries_and_csv() {
+        let plain = crate::common::toml_of(&claim()).unwrap();
+        assert!(!plain.contains("test"), "{plain}");
+        let ni = no_loss(Better::Higher, Metric::MaxValAcc);
+        let text = crate::common::toml_of(&ni).unwrap();
+        assert!(
+            text.contains("non_inferiority") && text.contains("margin = 0.01"),
+            "{text}"
+        );
+        assert_eq!(toml::from_str::<Claim>(&text).unwrap(), ni);
+        assert_eq!(toml::from_str::<Claim>(&plain).unwrap(), claim());
+        let plan = Plan {
+            name: "t".into(),
+            description: String::new(),
+            caveat: String::new(),
+            settings: vec!["id=0.6".into(), "dense".into()],
+            repeats: 4,
+            accuracy: true,
+            claims: vec![ni],
+        };
+        let results = with_differences(&[-0.002, -0.001, -0.003, -0.002]);
+        let md = summary_markdown(&plan, &results);
+        assert!(md.contains("non-inferiority claim"), "{md}");
+        assert!(md.contains("not lower by > 0.01"), "{md}");
+        let dir = tempfile::tempdir().unwrap();
+        write_statistics(dir.path(), &plan, &results).unwrap();
+        let csv = std::fs::read_to_string(dir.path().join("comparisons.csv")).unwrap();
+        let row = csv.lines().nth(1).unwrap();
+        assert!(row.contains("not lower by > 0.01") && row.ends_with(",holds"), "{csv}");
     }
 }
