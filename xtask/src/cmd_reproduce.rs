@@ -10,6 +10,7 @@ use bioexperiments::rnn_runs::{bio_vs_rand, RunOptions, RunsConfig, Shard};
 use bioexperiments::schizo_mnist::schizo_mnist;
 use bioexperiments::scoring::{InceptionFidScorer, PixelMomentDistance, SampleScorer};
 use bioexperiments::synaptic_diversity::synaptic_diversity;
+use bioexperiments::vgg16_schizo::{trainable_params, vgg16_schizo};
 use bioexperiments::{Overrides, Preset, ReproduceOptions, SettingResult};
 use biotasks::perturb::Perturbation;
 
@@ -18,7 +19,8 @@ use crate::CliResult;
 /// Arguments of `cargo xtask reproduce`.
 #[derive(clap::Args, Debug)]
 pub struct ReproduceArgs {
-    /// Experiment: bionet, rnn-memory, schizo-mnist, schizo-cifar, mouse-cifar, mouse-ddim, synaptic-diversity.
+    /// Experiment: bionet, rnn-memory, schizo-mnist, schizo-cifar, mouse-cifar, mouse-ddim,
+    /// mouse-gan, synaptic-diversity, vgg16-schizo.
     pub name: String,
     /// The sizes: quick (minutes), medium (about an hour on 2 cores, sized for the claim to
     /// show) or paper (the papers' settings) [default: paper]; rnn-memory also converge (seq_mem
@@ -95,14 +97,14 @@ pub struct ReproduceArgs {
     /// schizo-mnist medium: all three].
     #[arg(long, value_delimiter = ',')]
     pub forms: Vec<String>,
-    /// schizo-cifar / mouse-cifar: CIFAR-10 copy, binary (the official batches in
+    /// schizo-cifar / mouse-cifar / vgg16-schizo: CIFAR-10 copy, binary (the official batches in
     /// <data>/cifar-10-batches-bin) or jpeg (<data>/cifar10-jpeg) [default: binary when present].
     #[arg(long)]
     pub cifar_format: Option<String>,
     /// Training images, overriding the preset (image targets).
     #[arg(long)]
     pub train_images: Option<usize>,
-    /// bionet: override the preset's number of test images.
+    /// bionet / vgg16-schizo: override the preset's number of test (validation) images.
     #[arg(long)]
     pub test_images: Option<usize>,
     /// Epochs per run, overriding the preset.
@@ -217,7 +219,7 @@ fn run_bionet(a: &ReproduceArgs, opts: &ReproduceOptions) -> CliResult {
     Ok(())
 }
 
-const EXPERIMENTS: [&str; 8] = [
+const EXPERIMENTS: [&str; 9] = [
     "bionet",
     "rnn-memory",
     "schizo-mnist",
@@ -226,6 +228,7 @@ const EXPERIMENTS: [&str; 8] = [
     "mouse-ddim",
     "synaptic-diversity",
     "mouse-gan",
+    "vgg16-schizo",
 ];
 
 /// Refuses an unknown experiment and the flags that belong to another one (they would be
@@ -248,7 +251,6 @@ fn check_flags(a: &ReproduceArgs) -> CliResult {
         ("--interpolation", a.interpolation.is_some()),
         ("--trials", a.trials.is_some()),
         ("--smoke", a.smoke),
-        ("--test-images", a.test_images.is_some()),
         ("--input-size", a.input_size.is_some()),
         ("--perturbations", !a.perturbations.is_empty()),
     ];
@@ -262,10 +264,16 @@ fn check_flags(a: &ReproduceArgs) -> CliResult {
         }
     };
     only("bionet", &bionet_only)?;
-    only("rnn-memory", &[("--full", a.full)])?;
-    if a.cifar_format.is_some() && !matches!(a.name.as_str(), "schizo-cifar" | "mouse-cifar") {
+    if a.test_images.is_some() && !matches!(a.name.as_str(), "bionet" | "vgg16-schizo") {
         return Err(crate::cli::cli_err(format!(
-            "--cifar-format: only `reproduce schizo-cifar` and `reproduce mouse-cifar` take it, not `{}`",
+            "--test-images: only `reproduce bionet` and `reproduce vgg16-schizo` take it, not `{}`",
+            a.name
+        )));
+    }
+    only("rnn-memory", &[("--full", a.full)])?;
+    if a.cifar_format.is_some() && !matches!(a.name.as_str(), "schizo-cifar" | "mouse-cifar" | "vgg16-schizo") {
+        return Err(crate::cli::cli_err(format!(
+            "--cifar-format: only `reproduce schizo-cifar`, `mouse-cifar` and `vgg16-schizo` take it, not `{}`",
             a.name
         )));
     }
@@ -353,6 +361,7 @@ fn check_flags(a: &ReproduceArgs) -> CliResult {
         ("--epochs", a.epochs, 100_000),
         ("--repeats", a.repeats, 10_000),
         ("--train-images", a.train_images, 1_000_000),
+        ("--test-images", a.test_images, 1_000_000),
     ] {
         if let Some(v) = value {
             crate::cli::check_range(flag, v, 1, max)?;
@@ -468,12 +477,14 @@ pub fn run(a: &ReproduceArgs) -> CliResult {
             },
         )?,
         "rnn-memory" => rnn_memory(&opts)?,
-        other => {
-            return Err(format!(
-                "unknown experiment `{other}` (available: bionet, rnn-memory, schizo-mnist, schizo-cifar, mouse-cifar, mouse-ddim, synaptic-diversity)"
-            )
-            .into())
+        "vgg16-schizo" => {
+            println!(
+                "vgg16-schizo: VGG16 with {} trainable parameters (Keras' count), dense vs SzConv2D(individual, id = 0.6) last convolution",
+                trainable_params(1)
+            );
+            vgg16_schizo(&opts, a.test_images)?
         }
+        other => return Err(format!("unknown experiment `{other}` (available: {})", EXPERIMENTS.join(", ")).into()),
     };
     print_results(&results);
     if opts.out.join("summary.md").is_file() {

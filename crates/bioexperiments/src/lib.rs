@@ -8,6 +8,7 @@
 //! | [`schizo_mnist`] | `reproduce schizo-mnist` | `SzDense` MLP on MNIST over `param_reduction` |
 //! | [`cifar`] | `reproduce schizo-cifar`, `mouse-cifar` | the CIFAR-10 CNN with `SzDense` or `MConv2D` |
 //! | [`synaptic_diversity`] | `reproduce synaptic-diversity` | fuzzy learning rates, crystallisation, rejuvenation |
+//! | [`vgg16_schizo`] | `reproduce vgg16-schizo` | VGG16 on CIFAR-10, `SzConv2D(individual)` last convolution, Keras augmentation |
 //! | [`rnn_memory`] | `reproduce rnn-memory` | bio vs randomised RNN topology on `seq_mem` |
 //! | [`bionet`] | `reproduce bionet` | BioNet front ends, perturbations, CIFAR-10G |
 //! | [`mnist_latents`] | `mnist-latents` | the MNIST CNN whose 50-d layer is `pic_latent_mem`'s table |
@@ -17,7 +18,7 @@
 //!
 //! Shared plumbing: [`common`] (the options of `reproduce`, the results folder with
 //! `config.toml` and `env.txt`, `history.csv`, curves and `summary.md`), the image-classification
-//! sweep behind the first three rows (private `sweep` module, on [`biotasks::fit`]) and the one
+//! sweep behind the first three rows and `vgg16_schizo` (private `sweep` module, on [`biotasks::fit`]) and the one
 //! RNN pipeline ([`rnn`]: bio2art topology → model → training loop → trimmed loss) behind
 //! `rnn-memory`, `rnn-run` and `bench-rnn`. Data, tasks, the fit loop, checkpoints and plots are
 //! in `biotasks`.
@@ -55,6 +56,7 @@ pub mod stats;
 mod sweep;
 pub mod synaptic_diversity;
 pub mod torch_check;
+pub mod vgg16_schizo;
 mod weights_file;
 
 pub use common::{Overrides, Preset, ReproduceOptions, SettingResult};

@@ -259,6 +259,37 @@ pub fn reproduce() -> Group {
         ),
         r(&["bionet", "--repeats", "2", "--smoke", "--out", "r"], &["--repeats"]),
         r(&["bionet", "--shard", "0/2", "--smoke", "--out", "r"], &["--shard"]),
+        // vgg16-schizo: its sizes, --test-images (its and bionet's only), another target's flags,
+        // no data.
+        r(
+            &["vgg16-schizo", "--preset", "huge", "--out", "r"],
+            &["--preset", "huge"],
+        ),
+        r(
+            &["vgg16-schizo", "--test-images", "0", "--out", "r"],
+            &["--test-images", "0"],
+        ),
+        r(
+            &["vgg16-schizo", "--test-images", "99999999", "--out", "r"],
+            &["--test-images", "99999999"],
+        ),
+        r(&["vgg16-schizo", "--repeats", "0", "--out", "r"], &["--repeats", "0"]),
+        r(
+            &["schizo-cifar", "--test-images", "100", "--out", "r"],
+            &["--test-images", "vgg16-schizo"],
+        ),
+        r(
+            &["vgg16-schizo", "--cifar-format", "png", "--out", "r"],
+            &["--cifar-format", "png"],
+        ),
+        r(
+            &["vgg16-schizo", "--window2d-width", "0.5", "--out", "r"],
+            &["--window2d-width", "mouse-gan"],
+        ),
+        r(
+            &["vgg16-schizo", "--quick", "--data", "d", "--out", "r"],
+            &["cifar10-jpeg"],
+        ),
         // Merging reproduce folders: a job in two inputs; no partial merge.
         with(
             &["merge-results", "--inputs", "done", "done", "--out", "merged"],

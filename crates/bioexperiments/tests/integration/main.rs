@@ -14,3 +14,4 @@ mod shards;
 mod stats_reference;
 mod synaptic_diversity;
 mod torch_fixture;
+mod vgg16_schizo;
