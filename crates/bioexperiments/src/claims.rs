@@ -1023,7 +1023,10 @@ mod tests {
             settings: vec!["id=0.6".into(), "dense".into()],
             repeats: 4,
             accuracy: true,
+            metrics: Vec::new(),
             claims: vec![ni],
+            groups: Vec::new(),
+            early_stopping: None,
         };
         let results = with_differences(&[-0.002, -0.001, -0.003, -0.002]);
         let md = summary_markdown(&plan, &results);
