@@ -94,6 +94,32 @@ pub fn rng_kind_parser() -> impl TypedValueParser<Value = RngKind> {
     PossibleValuesParser::new(RngKind::ALL.map(RngKind::name)).try_map(|s| s.parse::<RngKind>())
 }
 
+/// A `--device` value: `cpu`, `cuda` (device 0), `cuda:N`, or `emulator` (the host emulator of
+/// the device backend). A device other than the host must be usable here (checked before any
+/// work: `cuda` without the feature or without a GPU is the typed error that says which).
+pub fn parse_device(flag: &str, value: &str) -> Result<bioautograd::Device, Box<dyn std::error::Error>> {
+    use bioautograd::Device;
+    let device = match value {
+        "cpu" => Device::Cpu,
+        "emulator" => Device::Cuda(bioautograd::cuda::EMULATOR),
+        "cuda" => Device::Cuda(0),
+        other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) if n < 64 => Device::Cuda(n),
+            _ => {
+                return Err(cli_err(format!(
+                    "{flag} {other}: expected cpu, cuda, cuda:N (N < 64) or emulator"
+                )))
+            }
+        },
+    };
+    if device != Device::Cpu {
+        device
+            .check_available()
+            .map_err(|e| cli_err(format!("{flag} {value}: {e}")))?;
+    }
+    Ok(device)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +133,19 @@ mod tests {
         let m = cmd.clone().try_get_matches_from(["t", "--rng", "numpy"]).unwrap();
         assert_eq!(m.get_one::<RngKind>("rng"), Some(&RngKind::Numpy));
         assert!(cmd.try_get_matches_from(["t", "--rng", "mt"]).is_err());
+    }
+
+    #[test]
+    fn device_values_parse_or_name_the_flag() {
+        use bioautograd::Device;
+        assert_eq!(super::parse_device("--device", "cpu").unwrap(), Device::Cpu);
+        assert_eq!(
+            super::parse_device("--device", "emulator").unwrap(),
+            Device::Cuda(bioautograd::cuda::EMULATOR)
+        );
+        for bad in ["gpu", "cuda:", "cuda:x", "cuda:64", "CPU"] {
+            let e = super::parse_device("--device", bad).unwrap_err().to_string();
+            assert!(e.contains("--device") && e.contains(bad), "{e}");
+        }
     }
 }

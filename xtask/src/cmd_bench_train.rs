@@ -1,5 +1,7 @@
-//! `cargo xtask bench-train`: training throughput of the `schizo-cifar` network (images/s), the
-//! Rust half of `benches/cifar_throughput.sh` ([`bioexperiments::bench_train`] does the work).
+//! `cargo xtask bench-train`: training throughput (images/s) of a reproduction's network, masked
+//! beside unmasked (`--net schizo-cifar|mouse-cifar|dcgan64|dcgan32`), the Rust half of
+//! `benches/cifar_throughput.sh` and `benches/dcgan_throughput.sh`
+//! ([`bioexperiments::bench_train`] does the work).
 //!
 //! `--device cuda` trains on CUDA device 0 through bioautograd's CUDA tensors (build with
 //! `--features cuda`): parameters, activations, gradients and the optimiser state stay on the
@@ -9,13 +11,17 @@
 use std::path::PathBuf;
 
 use bioautograd::{Device, Precision};
-use bioexperiments::bench_train::{run as bench_train, BenchTrainConfig};
+use bioexperiments::bench_train::{run as bench_train, BenchNet, BenchTrainConfig};
 
 use crate::CliResult;
 
 /// Arguments of `cargo xtask bench-train`.
 #[derive(clap::Args, Debug)]
 pub struct BenchTrainArgs {
+    /// The network: the schizo-cifar or mouse-cifar classifier, or upstream's DCGAN at 64×64
+    /// (dcgan64) or 32×32 (dcgan32).
+    #[arg(long, value_enum, default_value_t = Net::SchizoCifar)]
+    pub net: Net,
     /// Batch size (at most 1024).
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
@@ -35,6 +41,19 @@ pub struct BenchTrainArgs {
     /// tensor cores.
     #[arg(long, value_enum, default_value_t = GpuPrecision::F32)]
     pub precision: GpuPrecision,
+}
+
+/// `--net` of `bench-train`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Net {
+    /// The schizo-cifar CNN: dense vs SzDense diagonal r = 0.5.
+    SchizoCifar,
+    /// The mouse-cifar CNN: dense vs 2d w = 0.5 convolutions.
+    MouseCifar,
+    /// Upstream's DCGAN, 64×64: standard vs mouse 2d w = 0.4 (CPU only).
+    Dcgan64,
+    /// The 32×32 DCGAN variant: standard vs mouse 2d w = 0.4 (CPU only).
+    Dcgan32,
 }
 
 /// `--device` of `bench-train`.
@@ -90,21 +109,31 @@ pub fn run(a: &BenchTrainArgs) -> CliResult {
         (TrainDevice::Cuda, GpuPrecision::Tf32) => "rust-cuda-tf32".to_string(),
         (TrainDevice::Emulator, _) => "rust-emulator".to_string(),
     };
+    let net = match a.net {
+        Net::SchizoCifar => BenchNet::SchizoCifar,
+        Net::MouseCifar => BenchNet::MouseCifar,
+        Net::Dcgan64 => BenchNet::Dcgan { image_size: 64 },
+        Net::Dcgan32 => BenchNet::Dcgan { image_size: 32 },
+    };
     let results = bench_train(&BenchTrainConfig {
+        net,
         batch: a.batch,
         steps: a.steps,
         reps: a.reps,
         device,
     })?;
     let mut records = Vec::new();
+    let name = net.name();
     for res in &results {
-        let (r, ips, loss) = (res.r, res.images_per_s, res.last_loss);
+        let (setting, ips, loss) = (&res.setting, res.images_per_s, res.last_loss);
         println!(
-            "{label} r={r}: {ips:.1} images/s (batch {}, median of {} x {} steps; last loss {loss:.6})",
-            a.batch, a.reps, a.steps
+            "{label} {name} {setting} (density {:.3}): {ips:.1} images/s (batch {}, median of {} x {} steps; last loss {loss:.6})",
+            res.density, a.batch, a.reps, a.steps
         );
-        records
-            .push(serde_json::json!({"impl": label, "r": r, "batch": a.batch, "images_per_s": ips, "last_loss": loss}));
+        records.push(serde_json::json!({
+            "impl": label, "net": name, "setting": setting, "value": res.value, "density": res.density,
+            "batch": a.batch, "images_per_s": ips, "last_loss": loss,
+        }));
     }
     if let Some(p) = &a.json {
         bionpy::write_atomic(p, serde_json::to_string_pretty(&records)?.as_bytes())?;

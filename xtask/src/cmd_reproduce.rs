@@ -101,6 +101,11 @@ pub struct ReproduceArgs {
     /// <data>/cifar-10-batches-bin) or jpeg (<data>/cifar10-jpeg) [default: binary when present].
     #[arg(long)]
     pub cifar_format: Option<String>,
+    /// Where to train: cpu, cuda (device 0), cuda:N, or emulator (the device code path with
+    /// the host emulator's CPU kernels, to check it without a GPU; slow). schizo-mnist,
+    /// schizo-cifar and mouse-cifar so far.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Training images, overriding the preset (image targets).
     #[arg(long)]
     pub train_images: Option<usize>,
@@ -277,6 +282,14 @@ fn check_flags(a: &ReproduceArgs) -> CliResult {
             a.name
         )));
     }
+    if a.device != "cpu" && !DEVICE_TARGETS.contains(&a.name.as_str()) {
+        return Err(crate::cli::cli_err(format!(
+            "--device {}: `reproduce {}` trains on the host only so far (on a device: {})",
+            a.device,
+            a.name,
+            DEVICE_TARGETS.join(", ")
+        )));
+    }
     if !a.forms.is_empty() && !matches!(a.name.as_str(), "schizo-mnist" | "schizo-cifar") {
         return Err(crate::cli::cli_err(format!(
             "--forms: only `reproduce schizo-mnist` and `reproduce schizo-cifar` take it, not `{}`",
@@ -408,6 +421,10 @@ fn preset(a: &ReproduceArgs) -> CliResult<RnnMemoryPreset> {
     Ok(p)
 }
 
+/// The targets that train on `--device` (the image sweeps whose every op has a device path;
+/// vgg16-schizo's batch norm and synaptic-diversity's host-side mechanisms have none yet).
+const DEVICE_TARGETS: [&str; 3] = ["schizo-mnist", "schizo-cifar", "mouse-cifar"];
+
 /// Runs `cargo xtask reproduce`.
 pub fn run(a: &ReproduceArgs) -> CliResult {
     check_flags(a)?;
@@ -418,6 +435,7 @@ pub fn run(a: &ReproduceArgs) -> CliResult {
         None => Shard::ALL,
     };
     let choice = preset(a)?;
+    let device = crate::cli::parse_device("--device", &a.device)?;
     let default_out = match choice {
         RnnMemoryPreset::Converge => "rnn-memory-converge".to_string(),
         RnnMemoryPreset::Fixed(_) => a.name.clone(),
@@ -450,6 +468,7 @@ pub fn run(a: &ReproduceArgs) -> CliResult {
             .map(str::parse)
             .transpose()
             .map_err(|e| crate::cli::cli_err(format!("--cifar-format: {e}")))?,
+        device,
     };
     if a.name == "rnn-memory" && a.full {
         return rnn_memory_full(a, &opts);

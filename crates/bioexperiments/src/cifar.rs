@@ -193,6 +193,20 @@ pub fn schizo_cifar_model(r: f64, rng: &mut Stream) -> Result<(Sequential, f64)>
     cifar_cnn(rng, &|_, _| MaskSpec::Full, MaskSpec::diagonal(r))
 }
 
+/// The `mouse-cifar` network: convolutions 2–4 `MConv2D` with 2d windows of width `w` on grids
+/// of the divisor of the channel count nearest its square root (`w = 0`: the dense network),
+/// initialised from `rng`; returns it with the masked convolutions' weight density.
+pub fn mouse_cifar_model(w: f64, rng: &mut Stream) -> Result<(Sequential, f64)> {
+    let conv_mask = move |cin: usize, cout: usize| {
+        if w == 0.0 {
+            MaskSpec::Full
+        } else {
+            MaskSpec::two_d(grid_width(cin), grid_width(cout), w)
+        }
+    };
+    cifar_cnn(rng, &conv_mask, MaskSpec::Full)
+}
+
 /// `schizo-cifar` (`mouse = false`) or `mouse-cifar` (`mouse = true`).
 pub fn cifar(opts: &ReproduceOptions, mouse: bool) -> Result<Vec<SettingResult>> {
     opts.overrides.validate()?;
@@ -232,14 +246,7 @@ pub fn run(opts: &ReproduceOptions, cfg: &CifarConfig, mouse: bool) -> Result<Ve
         .map(|(label, v, form)| {
             let build: Builder = Box::new(move |rng: &mut Stream| {
                 if mouse {
-                    let conv_mask = move |cin: usize, cout: usize| {
-                        if v == 0.0 {
-                            MaskSpec::Full
-                        } else {
-                            MaskSpec::two_d(grid_width(cin), grid_width(cout), v)
-                        }
-                    };
-                    Ok(cifar_cnn(rng, &conv_mask, MaskSpec::Full)?.into())
+                    Ok(mouse_cifar_model(v, rng)?.into())
                 } else {
                     Ok(cifar_cnn(rng, &|_, _| MaskSpec::Full, form.spec(v, 2304, 512)?)?.into())
                 }

@@ -114,6 +114,9 @@ pub struct ReproduceOptions {
     /// `--cifar-format` of the CIFAR-10 targets (`None`: the binary batches when the data
     /// folder has them, the JPEG copy otherwise).
     pub cifar_format: Option<biotasks::data::CifarFormat>,
+    /// Where the image-classification sweeps train (`--device`; [`biotasks::fit`]): the host,
+    /// a CUDA device or the host emulator of the device backend.
+    pub device: bioautograd::Device,
 }
 
 impl ReproduceOptions {
@@ -130,6 +133,7 @@ impl ReproduceOptions {
             seed: 1,
             forms: Vec::new(),
             cifar_format: None,
+            device: bioautograd::Device::Cpu,
         }
     }
 

@@ -204,6 +204,7 @@ pub fn train_mnist_latents(
         checkpoint_dir: None,
         resume: false,
         progress,
+        device: bioautograd::Device::Cpu,
     };
     let norm = mnist_normalization();
     let history = fit(&mut model, &mut opt, &train, test, &norm, &fit_cfg)?;

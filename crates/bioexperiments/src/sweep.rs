@@ -109,6 +109,7 @@ pub(crate) fn run_sweep(
             checkpoint_dir: Some(opts.out.join("checkpoints").join(format!("{label}_r{repeat}"))),
             resume: opts.resume,
             progress: opts.progress,
+            device: opts.device,
         };
         let history = match bio {
             Some((mut b, schedule)) => fit_bio(&mut model, &mut b, &schedule, &mut opt, (train, val, &norm), &fit_cfg)?,

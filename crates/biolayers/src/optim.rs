@@ -551,9 +551,22 @@ impl Optimizer {
         }
         let slot = &mut self.device_states[index];
         if slot.as_ref().is_none_or(|s| s.first.len() != p.len()) {
-            *slot = Some(DeviceState {
-                first: p.zeros_like()?,
-                second: p.zeros_like()?,
+            // Moments restored from a checkpoint (`import_state`) or kept by host steps of this
+            // parameter move to the device with it; otherwise they start at zero.
+            let host = self.states.get_mut(index).filter(|h| h.first.len() == p.len());
+            *slot = Some(match host {
+                Some(h) => {
+                    let st = DeviceState {
+                        first: p.upload_like(&h.first, p.rows(), p.cols())?,
+                        second: p.upload_like(&h.second, p.rows(), p.cols())?,
+                    };
+                    *h = State::default();
+                    st
+                }
+                None => DeviceState {
+                    first: p.zeros_like()?,
+                    second: p.zeros_like()?,
+                },
             });
         }
         let Some(st) = slot.as_mut() else {
@@ -563,8 +576,8 @@ impl Optimizer {
         Ok(())
     }
 
-    /// The state to checkpoint (host parameters only: the moments of parameters on a CUDA
-    /// device are not part of it).
+    /// The state of the host parameters (the moments of parameters on a CUDA device are not
+    /// part of it: [`Optimizer::export_state_all`] downloads them too).
     pub fn export_state(&self) -> OptimizerState {
         OptimizerState {
             t: self.t,
@@ -576,10 +589,32 @@ impl Optimizer {
         }
     }
 
+    /// The whole state to checkpoint: [`Optimizer::export_state`] with the moments of the
+    /// parameters on a CUDA device downloaded into their slots (same layout). Imported with
+    /// [`Optimizer::import_state`], they resume on the host, or move back to a device at the
+    /// parameter's first device update there, so a checkpoint of a device run resumes on any
+    /// device.
+    ///
+    /// # Errors
+    /// Kernel errors of the downloads.
+    pub fn export_state_all(&self) -> Result<OptimizerState> {
+        let mut state = self.export_state();
+        for (i, dev) in self.device_states.iter().enumerate() {
+            if let Some(d) = dev {
+                if state.slots.len() <= i {
+                    state.slots.resize_with(i + 1, || (Vec::new(), Vec::new(), false));
+                }
+                state.slots[i] = (d.first.download()?, d.second.download()?, true);
+            }
+        }
+        Ok(state)
+    }
+
     /// Restores a state from [`Optimizer::export_state`] (of an optimiser with the same
     /// configuration).
     pub fn import_state(&mut self, state: OptimizerState) {
         self.t = state.t;
+        self.device_states.clear();
         self.states = state
             .slots
             .into_iter()

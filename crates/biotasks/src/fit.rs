@@ -15,6 +15,15 @@
 //! resumed run sets the rate of its first epoch exactly as the uninterrupted run did; nothing
 //! of it needs to be in the checkpoint.
 //!
+//! ## Devices
+//! With `device` a CUDA device (or the host emulator, `bioautograd::cuda::EMULATOR`), the model
+//! moves there after any resume, every batch is uploaded, forward, backward and the optimiser
+//! step run there, and the logits come back for the training accuracy and the validation
+//! metrics (`batch × classes` values per step). Checkpoints hold the parameters and the
+//! optimiser's moments downloaded from the device, so a run resumes bit-identically on the same
+//! kind of device and loads on any other. The synaptic-diversity mechanisms of [`fit_bio`] run
+//! on the host only (a typed error on a device).
+//!
 //! # Shapes
 //! The model maps `(batch, channels, height, width)` f32 (or the flattened `(batch, c·h·w)` when
 //! `flatten_input`) to logits `(batch, classes)`; the loss is the mean cross-entropy.
@@ -22,7 +31,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use bioautograd::Tensor;
+use bioautograd::{Device, Tensor};
 use biolayers::bio::{BioModel, BioSchedule};
 use biolayers::layers::{Module, Sequential};
 use biolayers::optim::Optimizer;
@@ -57,6 +66,8 @@ pub struct FitConfig {
     pub resume: bool,
     /// Show a progress bar.
     pub progress: bool,
+    /// Where to train (`Device::Cpu`, a CUDA device or the emulator; see the module docs).
+    pub device: Device,
 }
 
 /// One step of a learning-rate schedule: after `after_epochs` finished epochs the rate is
@@ -100,13 +111,13 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     seed ^ (epoch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
 
-fn batch_tensor(x: Vec<f32>, n: usize, ds: &ImageDataset, flatten: bool) -> Result<Tensor> {
+fn batch_tensor(x: Vec<f32>, n: usize, ds: &ImageDataset, flatten: bool, device: Device) -> Result<Tensor> {
     let shape: Vec<usize> = if flatten {
         vec![n, ds.image_len()]
     } else {
         vec![n, ds.channels, ds.height, ds.width]
     };
-    Ok(Tensor::from_vec(x, &shape).map_err(biolayers::Error::from)?)
+    Ok(Tensor::new(x, &shape, device).map_err(biolayers::Error::from)?)
 }
 
 /// Mean cross-entropy and accuracy of `logits (n, classes)` against `labels`.
@@ -137,7 +148,7 @@ pub fn loss_and_accuracy(logits: &[f32], labels: &[usize]) -> Result<(f64, f64)>
     Ok((loss / n as f64, correct as f64 / n as f64))
 }
 
-/// Evaluates `model` on `ds` in eval mode: `(mean loss, accuracy)`.
+/// Evaluates `model` (on the host) on `ds` in eval mode: `(mean loss, accuracy)`.
 pub fn evaluate(
     model: &mut Sequential,
     ds: &ImageDataset,
@@ -145,13 +156,26 @@ pub fn evaluate(
     batch_size: usize,
     flatten: bool,
 ) -> Result<(f64, f64)> {
+    evaluate_on(model, ds, norm, batch_size, flatten, Device::Cpu)
+}
+
+/// [`evaluate`] for a model on `device`: each batch is uploaded there and its logits read back.
+pub fn evaluate_on(
+    model: &mut Sequential,
+    ds: &ImageDataset,
+    norm: &Normalization,
+    batch_size: usize,
+    flatten: bool,
+    device: Device,
+) -> Result<(f64, f64)> {
     let mut rng = Stream::seeded(0);
     let (mut loss, mut acc) = (0.0, 0.0);
     let order: Vec<usize> = (0..ds.len()).collect();
     for chunk in order.chunks(batch_size.max(1)) {
         let (x, y) = ds.batch(chunk, norm, None, &mut rng)?;
-        let out = predict(model, batch_tensor(x, chunk.len(), ds, flatten)?)?;
-        let (l, a) = loss_and_accuracy(out.as_slice().map_err(biolayers::Error::from)?, &y)?;
+        let out = predict(model, batch_tensor(x, chunk.len(), ds, flatten, device)?)?;
+        let logits = out.to_vec().map_err(biolayers::Error::from)?;
+        let (l, a) = loss_and_accuracy(&logits, &y)?;
         loss += l * chunk.len() as f64;
         acc += a * chunk.len() as f64;
     }
@@ -222,12 +246,21 @@ fn fit_impl(
         .as_deref()
         .map(|dir| CheckpointFiles::new(dir, "checkpoint"));
     let mut history = Vec::new();
+    if bio.is_some() && cfg.device != Device::Cpu {
+        return Err(invalid(
+            "device",
+            format!("{:?}", cfg.device),
+            "the synaptic-diversity mechanisms (fit_bio) run on the host only",
+        ));
+    }
     if let (true, Some(files)) = (cfg.resume, &files) {
         let bio_state = bio.as_mut().map(|(b, _)| &mut **b);
         if let Some(state) = checkpoint::load_with_synapses(files, model, bio_state, opt, Some(cfg.seed))? {
             history = state.history;
         }
     }
+    // After the resume: a checkpoint's values are loaded into the host model.
+    model.to_device(cfg.device)?;
     for epoch in history.len() + 1..=cfg.epochs {
         let mut rng = Stream::seeded(epoch_seed(cfg.seed, epoch));
         model.reseed(epoch_seed(cfg.seed ^ 0x5EED, epoch));
@@ -239,15 +272,14 @@ fn fit_impl(
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0.0, 0usize);
         for (b, chunk) in order.chunks(cfg.batch_size).enumerate() {
             let (x, y) = train.batch(chunk, norm, cfg.augment.as_ref(), &mut rng)?;
-            let xt = batch_tensor(x, chunk.len(), train, cfg.flatten_input)?;
+            let xt = batch_tensor(x, chunk.len(), train, cfg.flatten_input, cfg.device)?;
             let mut batch_acc = 0.0;
             let loss_fn = |g: &bioautograd::Graph, out: &bioautograd::Var| {
-                if let Ok(v) = g.value(out) {
-                    if let Ok(s) = v.as_slice() {
-                        // A bad label is reported by cross_entropy just below.
-                        batch_acc = loss_and_accuracy(s, &y).map_or(0.0, |r| r.1);
-                    }
-                }
+                // On a device the logits are downloaded (`batch × classes` values); a failed
+                // read fails the step rather than leaving the accuracy at 0.
+                let logits = g.value(out)?.to_vec()?;
+                // A bad label is reported by cross_entropy just below.
+                batch_acc = loss_and_accuracy(&logits, &y).map_or(0.0, |r| r.1);
                 g.cross_entropy(out, &y)
             };
             let step = match bio.as_mut() {
@@ -274,7 +306,8 @@ fn fit_impl(
                 bar.set_message(format!("loss {:.4}  {rate:.0} img/s", loss_sum / seen as f64));
             }
         }
-        let (val_loss, val_acc) = evaluate(model, val, norm, cfg.batch_size.max(256), cfg.flatten_input)?;
+        let (val_loss, val_acc) =
+            evaluate_on(model, val, norm, cfg.batch_size.max(256), cfg.flatten_input, cfg.device)?;
         let rec = EpochRecord {
             epoch,
             train_loss: loss_sum / seen as f64,

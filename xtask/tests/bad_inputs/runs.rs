@@ -161,6 +161,14 @@ pub fn reproduce() -> Group {
             &["--cifar-format", "png"],
         ),
         r(
+            &["schizo-mnist", "--device", "gpu", "--out", "r"],
+            &["--device gpu", "emulator"],
+        ),
+        r(
+            &["rnn-memory", "--device", "emulator", "--out", "r"],
+            &["--device emulator", "rnn-memory", "schizo-mnist"],
+        ),
+        r(
             &["schizo-mnist", "--cifar-format", "binary", "--out", "r"],
             &["--cifar-format", "schizo-mnist"],
         ),

@@ -64,7 +64,10 @@ impl CudaBuffer {
     }
 
     /// `rows × cols` holding `data`, on this buffer's device.
-    pub(crate) fn upload_like(&self, data: &[f32], rows: usize, cols: usize) -> Result<Self> {
+    ///
+    /// # Errors
+    /// `data` not `rows × cols` values; kernel errors.
+    pub fn upload_like(&self, data: &[f32], rows: usize, cols: usize) -> Result<Self> {
         Ok(self.wrap(self.dev.upload(data, rows, cols)?))
     }
 

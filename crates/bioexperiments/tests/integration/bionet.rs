@@ -59,6 +59,7 @@ fn smoke_run_writes_upstream_layout_and_resumes() {
         seed: 3,
         forms: Vec::new(),
         cifar_format: None,
+        device: bioautograd::Device::Cpu,
     };
     let args = BioNetArgs {
         smoke: true,

@@ -680,3 +680,44 @@ fn mouse_ddim_tiny_end_to_end_resumes_to_the_same_result() {
     assert!(e.contains("batch_size") && e.contains('9'), "{e}");
     assert!(!out.path().join("bad").exists(), "a refused config writes nothing");
 }
+
+/// `reproduce schizo-mnist --device emulator` (the device code path on the host emulator):
+/// every epoch's losses and accuracies of every run within 1e-4 of the `--device cpu` run.
+#[test]
+fn schizo_mnist_on_the_emulator_matches_the_host() {
+    let data = tempfile::tempdir().unwrap();
+    common::write_fake_mnist(data.path());
+    let out = tempfile::tempdir().unwrap();
+    let opts = |name: &str, device| ReproduceOptions {
+        overrides: bioexperiments::Overrides {
+            epochs: Some(2),
+            repeats: Some(1),
+            train_images: Some(40),
+        },
+        device,
+        ..common::quick_options(out.path().join(name), Some(data.path()), 1)
+    };
+    let host = schizo_mnist(&opts("cpu", bioautograd::Device::Cpu)).unwrap();
+    let emulated = schizo_mnist(&opts("emu", bioautograd::Device::Cuda(bioautograd::cuda::EMULATOR))).unwrap();
+    assert_eq!(host.len(), emulated.len());
+    for (h, e) in host.iter().zip(&emulated) {
+        for (hr, er) in h.runs.iter().zip(&e.runs) {
+            assert_eq!(hr.len(), 2);
+            for (a, b) in hr.iter().zip(er) {
+                let pairs = [
+                    (a.train_loss, b.train_loss),
+                    (a.val_loss, b.val_loss),
+                    (a.train_acc, b.train_acc),
+                    (a.val_acc, b.val_acc),
+                ];
+                for (x, y) in pairs {
+                    assert!(
+                        (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+                        "{}: host {a:?} emulator {b:?}",
+                        h.label
+                    );
+                }
+            }
+        }
+    }
+}

@@ -349,7 +349,7 @@ pub fn save_with_synapses<M: Checkpointable + ?Sized>(
             data: v,
         });
     }
-    let opt_state = opt.export_state();
+    let opt_state = opt.export_state_all()?;
     arrays.extend(optimizer_arrays(&opt_state));
     let (hi, lo) = ((opt_state.t >> 24) as f32, (opt_state.t & 0xFF_FFFF) as f32);
     arrays.push(NamedArray {
