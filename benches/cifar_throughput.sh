@@ -17,6 +17,7 @@ if [[ ! -x "$venv/bin/python" ]]; then
   echo "no PyTorch venv: run with --setup first" >&2
   exit 1
 fi
+unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 cargo build --quiet --release -p xtask
 out=$(mktemp -d)
 lscpu | grep "Model name" || true
