@@ -350,12 +350,15 @@ pub fn differing_keys(a: &str, b: &str) -> std::result::Result<Vec<String>, toml
     Ok(out)
 }
 
-/// Mean and (population) standard deviation per epoch of `f` over the runs.
-pub(crate) fn mean_std(runs: &[Vec<EpochRecord>], f: impl Fn(&EpochRecord) -> f64) -> Vec<(f64, f64, f64)> {
-    let epochs = runs.iter().map(Vec::len).min().unwrap_or(0);
+/// Mean and (population) standard deviation per epoch of `f` over the runs, up to the shortest
+/// run (`ragged` false) or, over the runs that reached each epoch, up to the longest (`ragged`
+/// true: runs stopped early end at different epochs).
+fn epoch_stats(runs: &[Vec<EpochRecord>], f: impl Fn(&EpochRecord) -> f64, ragged: bool) -> Vec<(f64, f64, f64)> {
+    let lens = runs.iter().map(Vec::len);
+    let epochs = if ragged { lens.max() } else { lens.min() }.unwrap_or(0);
     (0..epochs)
         .map(|e| {
-            let v: Vec<f64> = runs.iter().map(|r| f(&r[e])).collect();
+            let v: Vec<f64> = runs.iter().filter_map(|r| r.get(e)).map(&f).collect();
             let m = v.iter().sum::<f64>() / v.len() as f64;
             let s = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
             ((e + 1) as f64, m, s)
@@ -363,11 +366,42 @@ pub(crate) fn mean_std(runs: &[Vec<EpochRecord>], f: impl Fn(&EpochRecord) -> f6
         .collect()
 }
 
+type EpochMetric = fn(&EpochRecord) -> f64;
+
+/// The plotted series of every setting: validation (solid, ±std band) and training (dashed)
+/// curves of one metric; returns them with the last epoch plotted.
+fn setting_series(
+    results: &[SettingResult],
+    train_f: EpochMetric,
+    val_f: EpochMetric,
+    ragged: bool,
+) -> (Vec<Series>, f64) {
+    let mut series = Vec::new();
+    let mut max_epoch = 1.0f64;
+    for res in results {
+        for (part, f) in [("val", val_f), ("train", train_f)] {
+            let ms = epoch_stats(&res.runs, f, ragged);
+            max_epoch = max_epoch.max(ms.len() as f64);
+            series.push(Series {
+                label: format!("{} {part}", res.label),
+                points: ms.iter().map(|&(e, m, _)| (e, m)).collect(),
+                companion: part == "train",
+                reference: false,
+                band: if part == "val" {
+                    ms.iter().map(|&(e, m, s)| (e, m - s, m + s)).collect()
+                } else {
+                    Vec::new()
+                },
+            });
+        }
+    }
+    (series, max_epoch)
+}
+
 /// Loss and accuracy curves per setting: validation solid with a ±std band over repeats,
 /// training dashed; `<out>/loss.{png,svg}` and `<out>/accuracy.{png,svg}`.
 pub fn write_curves(out: &Path, name: &str, results: &[SettingResult]) -> Result<()> {
-    type Metric = fn(&EpochRecord) -> f64;
-    let metrics: [(&str, &str, Metric, Metric); 2] = [
+    let metrics: [(&str, &str, EpochMetric, EpochMetric); 2] = [
         ("loss", "loss", |r| r.train_loss, |r| r.val_loss),
         ("accuracy", "accuracy", |r| r.train_acc, |r| r.val_acc),
     ];
@@ -379,25 +413,7 @@ pub fn write_curves(out: &Path, name: &str, results: &[SettingResult]) -> Result
         if !any_finite {
             continue;
         }
-        let mut series = Vec::new();
-        let mut max_epoch = 1.0f64;
-        for res in results {
-            for (part, f) in [("val", val_f), ("train", train_f)] {
-                let ms = mean_std(&res.runs, f);
-                max_epoch = max_epoch.max(ms.len() as f64);
-                series.push(Series {
-                    label: format!("{} {part}", res.label),
-                    points: ms.iter().map(|&(e, m, _)| (e, m)).collect(),
-                    companion: part == "train",
-                    reference: false,
-                    band: if part == "val" {
-                        ms.iter().map(|&(e, m, s)| (e, m - s, m + s)).collect()
-                    } else {
-                        Vec::new()
-                    },
-                });
-            }
-        }
+        let (series, max_epoch) = setting_series(results, train_f, val_f, false);
         let title = format!("{name}: {file} (validation solid, ±std band; training dashed)");
         let plot = LinePlot {
             title: &title,
@@ -413,20 +429,6 @@ pub fn write_curves(out: &Path, name: &str, results: &[SettingResult]) -> Result
     Ok(())
 }
 
-/// Mean and (population) standard deviation per epoch of `f` over the runs that reached the
-/// epoch (runs stopped early end at different epochs), up to the longest run.
-pub(crate) fn mean_std_ragged(runs: &[Vec<EpochRecord>], f: impl Fn(&EpochRecord) -> f64) -> Vec<(f64, f64, f64)> {
-    let epochs = runs.iter().map(Vec::len).max().unwrap_or(0);
-    (0..epochs)
-        .map(|e| {
-            let v: Vec<f64> = runs.iter().filter_map(|r| r.get(e)).map(&f).collect();
-            let m = v.iter().sum::<f64>() / v.len() as f64;
-            let s = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
-            ((e + 1) as f64, m, s)
-        })
-        .collect()
-}
-
 /// The curves of one [`crate::jobs::SettingGroup`] of a plan (`results`: its settings), as
 /// [`write_curves`] but into `<out>/loss_<group>.{png,svg}` and, for a task with an accuracy,
 /// `<out>/accuracy_<group>.{png,svg}`; each epoch's mean and band are over the runs still
@@ -437,31 +439,12 @@ pub fn write_group_curves(
     group: &crate::jobs::SettingGroup,
     results: &[SettingResult],
 ) -> Result<()> {
-    type Metric = fn(&EpochRecord) -> f64;
-    let mut metrics: Vec<(&str, Metric, Metric)> = vec![("loss", |r| r.train_loss, |r| r.val_loss)];
+    let mut metrics: Vec<(&str, EpochMetric, EpochMetric)> = vec![("loss", |r| r.train_loss, |r| r.val_loss)];
     if group.accuracy {
         metrics.push(("accuracy", |r| r.train_acc, |r| r.val_acc));
     }
     for (what, train_f, val_f) in metrics {
-        let mut series = Vec::new();
-        let mut max_epoch = 1.0f64;
-        for res in results {
-            for (part, f) in [("val", val_f), ("train", train_f)] {
-                let ms = mean_std_ragged(&res.runs, f);
-                max_epoch = max_epoch.max(ms.len() as f64);
-                series.push(Series {
-                    label: format!("{} {part}", res.label),
-                    points: ms.iter().map(|&(e, m, _)| (e, m)).collect(),
-                    companion: part == "train",
-                    reference: false,
-                    band: if part == "val" {
-                        ms.iter().map(|&(e, m, s)| (e, m - s, m + s)).collect()
-                    } else {
-                        Vec::new()
-                    },
-                });
-            }
-        }
+        let (series, max_epoch) = setting_series(results, train_f, val_f, true);
         let title = format!(
             "{name} {}: {what} (validation solid, ±std band over the runs still training; training dashed)",
             group.name

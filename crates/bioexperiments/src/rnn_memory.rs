@@ -37,7 +37,8 @@
 //! trial_length + 1` (6), logits `(128·T, 3)`.
 
 use bio2art::{random_w, Connectome, Orientation, RecurrentMatrix};
-use biolayers::optim::OptimizerConfig;
+use biolayers::layers::ElmanRnn;
+use biolayers::optim::{Optimizer, OptimizerConfig};
 use biorng::Stream;
 use biotasks::checkpoint::{self, CheckpointFiles, RunState};
 use biotasks::early_stopping::{EarlyStopping, EarlyStoppingState};
@@ -291,6 +292,21 @@ struct Setting {
     random: bool,
 }
 
+impl Setting {
+    /// The training of this setting's task (upstream's per-trial epoch mean and NLL scaling).
+    fn training<'a>(&self, model: &'a mut ElmanRnn, opt: &'a mut Optimizer, in_dim: usize) -> RnnTraining<'a> {
+        RnnTraining {
+            model,
+            opt,
+            steps: self.steps,
+            in_dim,
+            classification: self.classification,
+            mean: EpochMean::PerTrial,
+            nll: NllScaling::AfterSum,
+        }
+    }
+}
+
 /// The settings of `cfg`, in job order: `bio`, `random` (fixed-epoch presets) or `seq_mem bio`,
 /// `seq_mem random`, `nback_mem bio`, `nback_mem random` (`converge`).
 fn settings(cfg: &RnnMemoryConfig) -> Vec<Setting> {
@@ -487,15 +503,7 @@ pub fn run_with_budget(
             }
         };
         let Some(rule) = cfg.early_stopping() else {
-            let mut training = RnnTraining {
-                model: &mut model,
-                opt: &mut opt,
-                steps: setting.steps,
-                in_dim,
-                classification: setting.classification,
-                mean: EpochMean::PerTrial,
-                nll: NllScaling::AfterSum,
-            };
+            let mut training = setting.training(&mut model, &mut opt, in_dim);
             let mut history = Vec::with_capacity(cfg.epochs);
             for epoch in 1..=cfg.epochs {
                 history.push(training.epoch(epoch, &train_b, &val_b)?);
@@ -518,16 +526,10 @@ pub fn run_with_budget(
         let mut trained = 0;
         while rule.decision(&state).is_none() {
             let epoch = history.len() + 1;
-            let record = RnnTraining {
-                model: &mut model,
-                opt: &mut opt,
-                steps: setting.steps,
-                in_dim,
-                classification: setting.classification,
-                mean: EpochMean::PerTrial,
-                nll: NllScaling::AfterSum,
-            }
-            .epoch(epoch, &train_b, &val_b)?;
+            // (A fresh borrow each epoch: the checkpoint below reads the model and optimiser.)
+            let record = setting
+                .training(&mut model, &mut opt, in_dim)
+                .epoch(epoch, &train_b, &val_b)?;
             history.push(record);
             rule.observe(&mut state, record.val_loss);
             show(&bar, epoch, record.val_loss);
