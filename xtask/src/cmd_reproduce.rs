@@ -103,7 +103,7 @@ pub struct ReproduceArgs {
     pub cifar_format: Option<String>,
     /// Where to train: cpu, cuda (device 0), cuda:N, or emulator (the device code path with
     /// the host emulator's CPU kernels, to check it without a GPU; slow). schizo-mnist,
-    /// schizo-cifar and mouse-cifar so far.
+    /// schizo-cifar, mouse-cifar and rnn-memory (its fixed presets) so far.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Training images, overriding the preset (image targets).
@@ -421,9 +421,10 @@ fn preset(a: &ReproduceArgs) -> CliResult<RnnMemoryPreset> {
     Ok(p)
 }
 
-/// The targets that train on `--device` (the image sweeps whose every op has a device path;
-/// vgg16-schizo's batch norm and synaptic-diversity's host-side mechanisms have none yet).
-const DEVICE_TARGETS: [&str; 3] = ["schizo-mnist", "schizo-cifar", "mouse-cifar"];
+/// The targets that train on `--device` (the image sweeps and the seq_mem RNNs, whose every op
+/// has a device path; vgg16-schizo's batch norm, synaptic-diversity's host-side mechanisms and
+/// nback_mem's log-softmax have none yet).
+const DEVICE_TARGETS: [&str; 4] = ["schizo-mnist", "schizo-cifar", "mouse-cifar", "rnn-memory"];
 
 /// Runs `cargo xtask reproduce`.
 pub fn run(a: &ReproduceArgs) -> CliResult {

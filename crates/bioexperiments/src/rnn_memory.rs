@@ -37,7 +37,7 @@
 //! trial_length + 1` (6), logits `(128·T, 3)`.
 
 use bio2art::{random_w, Connectome, Orientation, RecurrentMatrix};
-use biolayers::layers::ElmanRnn;
+use biolayers::layers::{ElmanRnn, Module};
 use biolayers::optim::{Optimizer, OptimizerConfig};
 use biorng::Stream;
 use biotasks::checkpoint::{self, CheckpointFiles, RunState};
@@ -458,6 +458,13 @@ pub fn run_with_budget(
     interrupt_after: Option<usize>,
 ) -> Result<Vec<SettingResult>> {
     cfg.validate()?;
+    if opts.device != bioautograd::Device::Cpu && cfg.early_stopping().is_some() {
+        return Err(invalid(
+            "device",
+            format!("{:?}", opts.device),
+            "the converge preset trains on the host only (nback_mem's log-softmax has no device path)",
+        ));
+    }
     let bio_w = bio_matrix(cfg)?;
     let m = bio_w.hidden;
     let density = bio_w.density();
@@ -491,6 +498,8 @@ pub fn run_with_budget(
         };
         let out_dim = if setting.classification { 3 } else { 1 };
         let mut model = RnnSpec::default().build(in_dim, out_dim, &template, &mut rng)?;
+        // (The fixed presets only: a converge job loads its checkpoint into the host model.)
+        model.to_device(opts.device)?;
         let mut opt = OptimizerConfig::torch_adam(cfg.lr).build()?;
         let bar = opts
             .progress

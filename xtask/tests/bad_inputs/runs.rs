@@ -165,8 +165,20 @@ pub fn reproduce() -> Group {
             &["--device gpu", "emulator"],
         ),
         r(
-            &["rnn-memory", "--device", "emulator", "--out", "r"],
-            &["--device emulator", "rnn-memory", "schizo-mnist"],
+            &["synaptic-diversity", "--device", "emulator", "--out", "r"],
+            &["--device emulator", "synaptic-diversity", "schizo-mnist"],
+        ),
+        r(
+            &[
+                "rnn-memory",
+                "--preset",
+                "converge",
+                "--device",
+                "emulator",
+                "--out",
+                "r",
+            ],
+            &["converge", "host only"],
         ),
         r(
             &["schizo-mnist", "--cifar-format", "binary", "--out", "r"],

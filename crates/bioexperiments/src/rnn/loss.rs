@@ -20,11 +20,13 @@ pub fn trimmed_mse(g: &Graph, pred: &Var, y: &[f32]) -> bioautograd::Result<Var>
     let n = y.len();
     let mask: Vec<f32> = y.iter().map(|&v| f32::from(u8::from(v != 0.0))).collect();
     let count = mask.iter().sum::<f32>().max(1.0);
-    let target = g.input(Tensor::from_vec(y.to_vec(), &[n, 1])?);
-    let m = g.input(Tensor::from_vec(mask, &[n, 1])?);
+    // The constants live where the prediction does (a CUDA device or the host).
+    let device = g.value(pred)?.device();
+    let target = g.input(Tensor::new(y.to_vec(), &[n, 1], device)?);
+    let m = g.input(Tensor::new(mask, &[n, 1], device)?);
     let diff = g.sub(pred, &target)?;
     let sq = g.mul(&g.mul(&diff, &diff)?, &m)?;
-    g.mul(&g.sum(&sq)?, &g.input(Tensor::scalar(1.0 / count)))
+    g.mul(&g.sum(&sq)?, &g.input(Tensor::new(vec![1.0 / count], &[], device)?))
 }
 
 /// Where the trimmed NLL applies its `−1/n`: the same loss and gradient up to f32 rounding of

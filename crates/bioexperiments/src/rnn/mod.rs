@@ -215,8 +215,19 @@ pub struct RnnTraining<'a> {
 }
 
 impl RnnTraining<'_> {
+    /// Where the model lives (its first parameter's device): the batches go there.
+    fn device(&self) -> bioautograd::Device {
+        self.model
+            .params()
+            .first()
+            .map_or(bioautograd::Device::Cpu, |p| p.value.device())
+    }
+
     fn tensor(&self, b: &RnnBatch) -> Result<Tensor> {
-        Ok(Tensor::from_vec(b.x.clone(), &[b.size, self.steps, self.in_dim]).map_err(biolayers::Error::from)?)
+        Ok(
+            Tensor::new(b.x.clone(), &[b.size, self.steps, self.in_dim], self.device())
+                .map_err(biolayers::Error::from)?,
+        )
     }
 
     fn average(&self, sum: (f64, f64), batches: &[RnnBatch]) -> PassMetrics {
@@ -250,11 +261,8 @@ impl RnnTraining<'_> {
             let mut acc = f64::NAN;
             let loss = train_step(self.model, self.opt, x, |g, out| {
                 if classification {
-                    if let Ok(v) = g.value(out) {
-                        if let Ok(sl) = v.as_slice() {
-                            acc = trimmed_accuracy(sl, &b.y);
-                        }
-                    }
+                    // Read back from a device (a failed read fails the step).
+                    acc = trimmed_accuracy(&g.value(out)?.to_vec()?, &b.y);
                     trimmed_nll(g, out, &b.onehot, b.count, nll)
                 } else {
                     trimmed_mse(g, out, &b.y)
@@ -276,13 +284,14 @@ impl RnnTraining<'_> {
             let out = self.model.forward(&g, &x)?;
             let loss = if self.classification {
                 let v = g.value(&out)?;
-                acc_sum += trimmed_accuracy(v.as_slice()?, &b.y) * self.weight(b);
+                acc_sum += trimmed_accuracy(&v.to_vec()?, &b.y) * self.weight(b);
                 trimmed_nll(&g, &out, &b.onehot, b.count, self.nll)?
             } else {
                 trimmed_mse(&g, &out, &b.y)?
             };
             let v = g.value(&loss)?;
-            loss_sum += f64::from(v.as_slice()?[0]) * self.weight(b);
+            let first = v.to_vec()?.first().copied().unwrap_or(f32::NAN);
+            loss_sum += f64::from(first) * self.weight(b);
         }
         Ok(self.average((loss_sum, acc_sum), batches))
     }
