@@ -9,7 +9,9 @@
 #                                     # CNN/RNN training steps, each test its own process with
 #                                     # a timeout (a table in tests.txt); targeted
 #                                     # compute-sanitizer passes when present; then bench-kernels
-#                                     # --cuda --json and bench-train --device cuda (f32, tf32).
+#                                     # --cuda --json and bench-train --device cuda (f32, tf32),
+#                                     # then short reproductions on cuda and cpu (timed;
+#                                     # DATA=folder adds the image sweeps).
 #
 # Results (logs and bench_cuda.json) go to $OUT when it is set (the device tool's output
 # folder), else to ./gpu-results. See docs/cuda.md for the whole procedure.
@@ -117,6 +119,26 @@ PY
         "$BUNDLE/xtask" bench-train --device cuda --precision "$precision" \
             --json "$out/bench_train_cuda_$precision.json" 2>&1 | tee "$out/bench_train_cuda_$precision.log"
     done
+    # A short run of every reproduction that trains on a device (issue 18), on the GPU and on
+    # the CPU, timed: rnn-memory needs no data; the image sweeps run when DATA names a folder
+    # with mnist/ and cifar10-jpeg/ (or cifar-10-batches-bin/).
+    reproduce() {
+        local name=$1 device=$2
+        shift 2
+        local start=$SECONDS
+        "$BUNDLE/xtask" reproduce "$name" --quick --device "$device" --no-progress \
+            --out "$out/reproduce-$name-$device" "$@" >"$out/reproduce-$name-$device.log" 2>&1 &&
+            echo "reproduce $name --device $device: $((SECONDS - start)) s" ||
+            echo "reproduce $name --device $device: FAILED (see $out/reproduce-$name-$device.log)"
+    }
+    for device in cuda cpu; do
+        reproduce rnn-memory "$device" --epochs 20
+        if [ -n "${DATA:-}" ]; then
+            for name in schizo-mnist schizo-cifar mouse-cifar; do
+                reproduce "$name" "$device" --epochs 1 --repeats 1 --train-images 2000 --data "$DATA"
+            done
+        fi
+    done | tee "$out/reproduce.txt"
 }
 
 case "${1:-}" in

@@ -106,6 +106,11 @@ pub struct ReproduceArgs {
     /// schizo-cifar, mouse-cifar and rnn-memory (its fixed presets) so far.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Arithmetic of the device's matrix products and convolutions (with --device only): f32
+    /// (exact), tf32 (tensor cores, f32 accumulation and master weights) or bf16 (refused: the
+    /// device tensors are f32). The emulator computes f32 whatever is asked.
+    #[arg(long, default_value = "f32")]
+    pub precision: String,
     /// Training images, overriding the preset (image targets).
     #[arg(long)]
     pub train_images: Option<usize>,
@@ -437,6 +442,24 @@ pub fn run(a: &ReproduceArgs) -> CliResult {
     };
     let choice = preset(a)?;
     let device = crate::cli::parse_device("--device", &a.device)?;
+    let precision = match a.precision.as_str() {
+        "f32" => bioautograd::Precision::F32,
+        "tf32" => bioautograd::Precision::Tf32,
+        "bf16" => bioautograd::Precision::Bf16,
+        other => {
+            return Err(crate::cli::cli_err(format!(
+                "--precision {other}: expected f32, tf32 or bf16"
+            )))
+        }
+    };
+    if device == bioautograd::Device::Cpu && precision != bioautograd::Precision::F32 {
+        return Err(crate::cli::cli_err(format!(
+            "--precision {}: applies to a device (--device cuda|emulator), not the CPU",
+            a.precision
+        )));
+    }
+    bioautograd::cuda::set_default_precision(precision)
+        .map_err(|e| crate::cli::cli_err(format!("--precision {}: {e}", a.precision)))?;
     let default_out = match choice {
         RnnMemoryPreset::Converge => "rnn-memory-converge".to_string(),
         RnnMemoryPreset::Fixed(_) => a.name.clone(),

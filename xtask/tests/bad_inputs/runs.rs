@@ -161,6 +161,34 @@ pub fn reproduce() -> Group {
             &["--cifar-format", "png"],
         ),
         r(
+            &["schizo-mnist", "--precision", "tf32", "--out", "r"],
+            &["--precision tf32", "device"],
+        ),
+        r(
+            &[
+                "schizo-mnist",
+                "--device",
+                "emulator",
+                "--precision",
+                "bf16",
+                "--out",
+                "r",
+            ],
+            &["--precision bf16", "f32"],
+        ),
+        r(
+            &[
+                "schizo-mnist",
+                "--device",
+                "emulator",
+                "--precision",
+                "fp16",
+                "--out",
+                "r",
+            ],
+            &["--precision fp16"],
+        ),
+        r(
             &["schizo-mnist", "--device", "gpu", "--out", "r"],
             &["--device gpu", "emulator"],
         ),
