@@ -106,6 +106,25 @@ void new_kernels() {
         check(name, dxo, wdxo, 1e-5);
     }
     {
+        // LeakyReLU with the GAN discriminator's slope.
+        const float slope = 0.2f;
+        std::vector<float> y(n, NAN), dxz(n, NAN), dxo = dx0;
+        emu::launch(EmuDim3{small_grid, 1, 1}, NT, [&] { leaky_relu_fwd(x.data(), y.data(), n, slope); });
+        emu::launch(EmuDim3{small_grid, 1, 1}, NT,
+                    [&] { leaky_relu_bwd(x.data(), dy.data(), dxz.data(), n, slope, 0.f); });
+        emu::launch(EmuDim3{blocks(n), 1, 1}, NT, [&] { leaky_relu_bwd(x.data(), dy.data(), dxo.data(), n, slope, 1.f); });
+        std::vector<double> wy(n), wdx(n), wdxo(n);
+        for (int i = 0; i < n; ++i) {
+            const double v = x[i], d = v > 0 ? 1.0 : double(slope);
+            wy[i] = v * d;
+            wdx[i] = dy[i] * d;
+            wdxo[i] = dx0[i] + wdx[i];
+        }
+        check("leaky_relu_fwd", y, wy, 1e-6);
+        check("leaky_relu_bwd beta=0", dxz, wdx, 1e-6);
+        check("leaky_relu_bwd beta=1", dxo, wdxo, 1e-6);
+    }
+    {
         const auto a = rnd_vec(n), b = rnd_vec(n);
         const char* bn[3] = {"binary_ew add", "binary_ew sub", "binary_ew mul"};
         for (int op = 0; op < 3; ++op) {

@@ -183,6 +183,23 @@ __global__ void unary_bwd(const float* __restrict__ s, const float* __restrict__
     }
 }
 
+// y = x for x > 0, slope * x otherwise (bioautograd's leaky_relu).
+__global__ void leaky_relu_fwd(const float* __restrict__ x, float* __restrict__ y, int n, float slope) {
+    GRID_STRIDE(i, n) {
+        const float v = x[i];
+        y[i] = v > 0.f ? v : slope * v;
+    }
+}
+
+// dx = dy * (x > 0 ? 1 : slope) (beta = 0: dx is not read) or dx += that (beta = 1).
+__global__ void leaky_relu_bwd(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dx,
+                               int n, float slope, float beta) {
+    GRID_STRIDE(i, n) {
+        const float g = x[i] > 0.f ? dy[i] : slope * dy[i];
+        dx[i] = beta == 0.f ? g : dx[i] + g;
+    }
+}
+
 // out = a op b; op: 0 add, 1 sub, 2 mul.
 __global__ void binary_ew(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ out, int n,
                           int op) {

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! relu(x)        = max(x, 0)                    dx = g·[x > 0]
-//! leaky_relu(x)  = x if x > 0 else α·x          dx = g·(1 if x > 0 else α)
+//! leaky_relu(x)  = x if x > 0 else α·x          dx = g·(1 if x > 0 else α)   (α rounded to f32 on a device)
 //! tanh(x)                                       dx = g·(1 − y²)
 //! sigmoid(x)     = 1 / (1 + e^(−x))             dx = g·y·(1 − y)
 //! ```
@@ -37,6 +37,10 @@ impl<T: Float> Graph<T> {
     /// # Errors
     /// As [`Graph::relu`].
     pub fn leaky_relu(&self, x: &Var, alpha: f64) -> Result<Var> {
+        let xt = self.get_any("leaky_relu", x)?;
+        if xt.is_cuda() {
+            return self.gpu_leaky_relu(x, xt, alpha as f32);
+        }
         let a = T::from_f64(alpha);
         self.unary(
             "leaky_relu",

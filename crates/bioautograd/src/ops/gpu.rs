@@ -297,6 +297,23 @@ impl<T: Float> Graph<T> {
         )
     }
 
+    /// `leaky_relu` on the device (the slope as f32).
+    pub(crate) fn gpu_leaky_relu(&self, x: &Var, xt: Tensor<T>, slope: f32) -> Result<Var> {
+        const OP: &str = "leaky_relu";
+        let xb = dbuf(OP, &xt)?.clone();
+        let mut y = xb.zeros_like()?;
+        CudaBuffer::launch(OP, &mut y, &[&xb], |d, out| d.leaky_relu(slope, xb.matrix(), out))?;
+        Ok(
+            self.push_device(Tensor::from_cuda(y, xt.shape().to_vec()), &[*x], move |g, _| {
+                let mut dx = xb.zeros_like()?;
+                CudaBuffer::launch(OP, &mut dx, &[&xb, g], |d, out| {
+                    d.leaky_relu_backward(slope, xb.matrix(), g.matrix(), out, Beta::Zero)
+                })?;
+                Ok(vec![Some(dx)])
+            }),
+        )
+    }
+
     /// `max_pool2d` (no padding) on the device.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn gpu_max_pool(

@@ -132,6 +132,7 @@ fn elementwise_ops_match_the_cpu() {
     check("relu", vec![inp(&[3, 7], 15)], &|g, v| g.relu(&v[0]));
     check("tanh", vec![inp(&[3, 7], 16)], &|g, v| g.tanh(&v[0]));
     check("sigmoid", vec![inp(&[3, 7], 17)], &|g, v| g.sigmoid(&v[0]));
+    check("leaky_relu", vec![inp(&[3, 7], 20)], &|g, v| g.leaky_relu(&v[0], 0.2));
     check("sum", vec![inp(&[3, 7], 18)], &|g, v| g.sum(&v[0]));
     check("mean", vec![inp(&[3, 7], 19)], &|g, v| g.mean(&v[0]));
 }

@@ -368,6 +368,21 @@ impl ElementwiseOps for CudaDevice {
         match self.0 {}
     }
 
+    fn leaky_relu(&self, slope: f32, x: &DeviceMatrix, y: &mut DeviceMatrix) -> Result<()> {
+        match self.0 {}
+    }
+
+    fn leaky_relu_backward(
+        &self,
+        slope: f32,
+        x: &DeviceMatrix,
+        dy: &DeviceMatrix,
+        dx: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        match self.0 {}
+    }
+
     fn binary(&self, op: BinaryOp, a: &DeviceMatrix, b: &DeviceMatrix, out: &mut DeviceMatrix) -> Result<()> {
         match self.0 {}
     }

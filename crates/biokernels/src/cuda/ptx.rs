@@ -68,7 +68,7 @@ pub const TRAIN: KernelModule = KernelModule {
 
 /// The kernels of the training module (activations, bias, softmax cross-entropy, optimizers,
 /// elementwise ops, reductions, MSE, max pooling, dropout).
-pub const TRAIN_KERNELS: [&str; 22] = [
+pub const TRAIN_KERNELS: [&str; 24] = [
     "relu_fwd",
     "relu_bwd",
     "bias_add_rows",
@@ -80,6 +80,8 @@ pub const TRAIN_KERNELS: [&str; 22] = [
     "rmsprop_step",
     "unary_fwd",
     "unary_bwd",
+    "leaky_relu_fwd",
+    "leaky_relu_bwd",
     "binary_ew",
     "axpby",
     "fill_f32",

@@ -167,6 +167,23 @@ fn unary_backward(kind: UnaryOp, x: &HostMat, y: &HostMat, dy: &HostMat, dx: &mu
     Ok(())
 }
 
+fn leaky_relu(slope: f32, x: &HostMat, y: &mut HostMat) -> Result<()> {
+    same_len("leaky_relu", &[x.data.len(), y.data.len()])?;
+    for (o, &v) in y.data.iter_mut().zip(&x.data) {
+        *o = if v > 0.0 { v } else { slope * v };
+    }
+    Ok(())
+}
+
+fn leaky_relu_backward(slope: f32, x: &HostMat, dy: &HostMat, dx: &mut HostMat, beta: Beta) -> Result<()> {
+    same_len("leaky_relu", &[x.data.len(), dy.data.len(), dx.data.len()])?;
+    for ((o, &v), &g) in dx.data.iter_mut().zip(&x.data).zip(&dy.data) {
+        let d = if v > 0.0 { g } else { slope * g };
+        *o = if beta == Beta::One { *o + d } else { d };
+    }
+    Ok(())
+}
+
 fn bias_add_rows(y: &mut HostMat, bias: &HostMat) -> Result<()> {
     if bias.data.len() != y.cols {
         return Err(bad(
@@ -561,6 +578,22 @@ impl ElementwiseOps for HostDevice {
     ) -> Result<()> {
         let n = op.name();
         unary_backward(op, host(n, x)?, host(n, y)?, host(n, dy)?, host_mut(n, dx)?, beta)
+    }
+
+    fn leaky_relu(&self, slope: f32, x: &DeviceMatrix, y: &mut DeviceMatrix) -> Result<()> {
+        leaky_relu(slope, host("leaky_relu", x)?, host_mut("leaky_relu", y)?)
+    }
+
+    fn leaky_relu_backward(
+        &self,
+        slope: f32,
+        x: &DeviceMatrix,
+        dy: &DeviceMatrix,
+        dx: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "leaky_relu";
+        leaky_relu_backward(slope, host(OP, x)?, host(OP, dy)?, host_mut(OP, dx)?, beta)
     }
 
     fn binary(&self, op: BinaryOp, a: &DeviceMatrix, b: &DeviceMatrix, out: &mut DeviceMatrix) -> Result<()> {

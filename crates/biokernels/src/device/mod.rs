@@ -436,6 +436,17 @@ pub trait ElementwiseOps {
         dx: &mut DeviceMatrix,
         beta: Beta,
     ) -> Result<()>;
+    /// LeakyReLU: `y = x` where `x > 0`, `slope·x` elsewhere.
+    fn leaky_relu(&self, slope: f32, x: &DeviceMatrix, y: &mut DeviceMatrix) -> Result<()>;
+    /// `dx (+)= dy·(1 if x > 0 else slope)`.
+    fn leaky_relu_backward(
+        &self,
+        slope: f32,
+        x: &DeviceMatrix,
+        dy: &DeviceMatrix,
+        dx: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()>;
     /// `out = a op b` (same lengths).
     fn binary(&self, op: BinaryOp, a: &DeviceMatrix, b: &DeviceMatrix, out: &mut DeviceMatrix) -> Result<()>;
     /// `y = αx + βy` (`β = 0` does not read `y`).

@@ -66,6 +66,59 @@ impl CudaDevice {
         Ok(())
     }
 
+    /// LeakyReLU `y = x` where `x > 0`, `slope·x` elsewhere; `x` and `y` f32 with the same
+    /// number of elements.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn leaky_relu(&self, slope: f32, x: &GpuMatrix, y: &mut GpuMatrix) -> Result<()> {
+        const OP: &str = "leaky_relu";
+        let n = x.len();
+        let xs = Self::f32_buf(OP, "x", x, n)?;
+        let ys = Self::f32_buf_mut(OP, "y", y, n)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let ni = i32_dim(OP, n)?;
+        let f = self.train_fn("leaky_relu_fwd")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(xs).arg(ys).arg(&ni).arg(&slope);
+        // SAFETY: leaky_relu_fwd(x, y, n, slope) on two buffers of n f32 (checked above).
+        unsafe { lb.launch(Self::cfg_stride(n)) }.map_err(drv("launch leaky_relu_fwd"))?;
+        Ok(())
+    }
+
+    /// The input gradient of [`CudaDevice::leaky_relu`]: `dx = dy·(1 if x > 0 else slope)`
+    /// written (`Beta::Zero`) or added (`Beta::One`); three f32 operands of one length.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn leaky_relu_backward(
+        &self,
+        slope: f32,
+        x: &GpuMatrix,
+        dy: &GpuMatrix,
+        dx: &mut GpuMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "leaky_relu";
+        let n = dy.len();
+        let xs = Self::f32_buf(OP, "x", x, n)?;
+        let ds = Self::f32_buf(OP, "dy", dy, n)?;
+        let dxs = Self::f32_buf_mut(OP, "dx", dx, n)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let ni = i32_dim(OP, n)?;
+        let b = beta_f32(beta);
+        let f = self.train_fn("leaky_relu_bwd")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(xs).arg(ds).arg(dxs).arg(&ni).arg(&slope).arg(&b);
+        // SAFETY: leaky_relu_bwd(x, dy, dx, n, slope, beta) on three buffers of n f32.
+        unsafe { lb.launch(Self::cfg_stride(n)) }.map_err(drv("launch leaky_relu_bwd"))?;
+        Ok(())
+    }
+
     /// Elementwise `out = a op b` (see [`BinaryOp`]) on f32 operands with the same number of
     /// elements (no broadcasting; `out`'s `rows × cols` view is not checked against `a`'s).
     ///
@@ -174,6 +227,22 @@ impl ElementwiseOps for CudaDevice {
     ) -> Result<()> {
         let n = op.name();
         CudaDevice::unary_backward(self, op, gpu(n, x)?, gpu(n, y)?, gpu(n, dy)?, gpu_mut(n, dx)?, beta)
+    }
+
+    fn leaky_relu(&self, slope: f32, x: &DeviceMatrix, y: &mut DeviceMatrix) -> Result<()> {
+        CudaDevice::leaky_relu(self, slope, gpu("leaky_relu", x)?, gpu_mut("leaky_relu", y)?)
+    }
+
+    fn leaky_relu_backward(
+        &self,
+        slope: f32,
+        x: &DeviceMatrix,
+        dy: &DeviceMatrix,
+        dx: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "leaky_relu";
+        CudaDevice::leaky_relu_backward(self, slope, gpu(OP, x)?, gpu(OP, dy)?, gpu_mut(OP, dx)?, beta)
     }
 
     fn binary(&self, op: BinaryOp, a: &DeviceMatrix, b: &DeviceMatrix, out: &mut DeviceMatrix) -> Result<()> {
