@@ -9,8 +9,10 @@
 //! | `add` of a bias row (`(.., n) + (n)`) | `copy` + `bias_add_rows`; backward `sum_rows_into` |
 //! | `conv2d`, `conv_transpose2d` (mask, bias) | `masked_conv2d(_backward)`, `masked_conv_transpose2d`, `bias_grad` |
 //! | `relu`, `tanh`, `sigmoid` | `unary`, `unary_backward` |
+//! | `leaky_relu` | `leaky_relu`, `leaky_relu_backward` (the slope as f32) |
 //! | `max_pool2d` (no padding) | `max_pool2d`, `max_pool2d_backward` |
 //! | `reshape`, `flatten` | metadata only |
+//! | `concat` (any axis) | one `copy_columns` per input into its column block of the `outer`-row output; backward extracts the blocks |
 //! | `transpose` of two non-batch axes | a permutation product: `masked_gemm` on an all-ones `W` whose mask is the permutation, exact f32 |
 //! | `sum`, `mean` | `sum_all`; backward `fill` |
 //! | `cross_entropy` (labels) | `softmax_cross_entropy` + `sum_all` |
@@ -312,6 +314,49 @@ impl<T: Float> Graph<T> {
                 Ok(vec![Some(dx)])
             }),
         )
+    }
+
+    /// `concat` along `axis` on the device: as matrices of `outer` rows, input `i` is the
+    /// column block `[off_i·inner, (off_i + l_i)·inner)` of the output (a strided copy per
+    /// input, `select_columns`); backward extracts the blocks of the upstream gradient.
+    pub(crate) fn gpu_concat(
+        &self,
+        xs: &[Var],
+        ts: &[Tensor<T>],
+        axis: usize,
+        outer: usize,
+        inner: usize,
+    ) -> Result<Var> {
+        const OP: &str = "concat";
+        let bufs: Vec<CudaBuffer> = ts.iter().map(|t| dbuf(OP, t).cloned()).collect::<Result<_>>()?;
+        let lens: Vec<usize> = ts.iter().map(|t| t.shape()[axis]).collect();
+        let shapes: Vec<Vec<usize>> = ts.iter().map(|t| t.shape().to_vec()).collect();
+        let total: usize = lens.iter().sum();
+        let width = total * inner;
+        let mut out = bufs[0].zeros(outer, width)?;
+        let mut off = 0;
+        for (b, &l) in bufs.iter().zip(&lens) {
+            select_columns(b, outer, width, off * inner, l * inner, true, &mut out, Beta::Zero)?;
+            off += l;
+        }
+        let mut shape = shapes[0].clone();
+        shape[axis] = total;
+        let y = out.view_shape(&shape)?;
+        Ok(self.push_device(Tensor::from_cuda(y, shape), xs, move |g, needs| {
+            let mut grads = Vec::with_capacity(lens.len());
+            let mut off = 0;
+            for ((&l, s), &need) in lens.iter().zip(&shapes).zip(needs) {
+                grads.push(if need {
+                    let mut gi = g.zeros(outer, l * inner)?;
+                    select_columns(g, outer, width, off * inner, l * inner, false, &mut gi, Beta::Zero)?;
+                    Some(gi.view_shape(s)?)
+                } else {
+                    None
+                });
+                off += l;
+            }
+            Ok(grads)
+        }))
     }
 
     /// `max_pool2d` (no padding) on the device.

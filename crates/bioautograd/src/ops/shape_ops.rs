@@ -65,7 +65,7 @@ impl<T: Float> Graph<T> {
                 what: "no tensors to concatenate".into(),
             });
         }
-        let ts: Vec<Tensor<T>> = xs.iter().map(|v| self.get(OP, v)).collect::<Result<_>>()?;
+        let ts: Vec<Tensor<T>> = xs.iter().map(|v| self.get_any(OP, v)).collect::<Result<_>>()?;
         let s0 = ts[0].shape().to_vec();
         check_axis(OP, axis, &s0)?;
         for t in &ts[1..] {
@@ -88,6 +88,9 @@ impl<T: Float> Graph<T> {
         }
         let (outer, _, inner) = split_axis(&s0, axis);
         let lens: Vec<usize> = ts.iter().map(|t| t.shape()[axis]).collect();
+        if ts[0].is_cuda() {
+            return self.gpu_concat(xs, &ts, axis, outer, inner);
+        }
         let total: usize = lens.iter().sum();
         let mut y = Vec::with_capacity(outer * total * inner);
         for o in 0..outer {

@@ -146,6 +146,21 @@ fn shape_ops_match_the_cpu() {
         let a = g.transpose(&v[0], 1, 2)?;
         g.transpose(&a, 2, 3)
     });
+    // Channel concatenation (the DDIM U-Net's skips, the conditional GAN's class planes), and
+    // the first and last axes.
+    check(
+        "concat axis 1",
+        vec![inp(&[2, 3, 2, 2], 40), inp(&[2, 1, 2, 2], 41)],
+        &|g, v| g.concat(&[v[0], v[1]], 1),
+    );
+    check("concat axis 0", vec![inp(&[2, 5], 42), inp(&[3, 5], 43)], &|g, v| {
+        g.concat(&[v[0], v[1]], 0)
+    });
+    check(
+        "concat axis 2",
+        vec![inp(&[2, 3, 4], 44), inp(&[2, 3, 1], 45), inp(&[2, 3, 2], 46)],
+        &|g, v| g.concat(&[v[0], v[1], v[2]], 2),
+    );
 }
 
 #[test]
