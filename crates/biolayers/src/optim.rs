@@ -130,6 +130,8 @@ pub struct OptimizerState {
 struct DeviceState {
     first: CudaBuffer,
     second: CudaBuffer,
+    /// Whether a step was taken (PyTorch's SGD momentum starts its buffer at the gradient).
+    started: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -367,6 +369,63 @@ impl UpdateKernel {
     }
 }
 
+/// One SGD step of a parameter on a device, as `axpby` calls that round exactly as the host
+/// formulas of [`UpdateKernel::apply`] (each product rounded, then the sum; `g' = g + wd·w` in a
+/// private copy when there is weight decay):
+///
+/// ```text
+/// Keras:  v ← μv − lr·g';  w ← w + v        (Nesterov: w ← w + (μv − lr·g'))
+/// Torch:  b ← μb + g' (b₁ = g');  w ← w − lr·b   (Nesterov: w ← w − lr·(g' + μb))
+/// μ = 0:  w ← w − lr·g'
+/// ```
+fn sgd_on_device(
+    rule: Rule,
+    convention: Convention,
+    lr: f32,
+    weight_decay: f32,
+    w: &mut CudaBuffer,
+    g: &CudaBuffer,
+    st: &mut DeviceState,
+) -> Result<()> {
+    let Rule::Sgd { momentum, nesterov } = rule else {
+        return Ok(());
+    };
+    let gw = if weight_decay != 0.0 {
+        let mut c = g.deep_copy()?;
+        CudaBuffer::axpby(weight_decay, w, 1.0, &mut c)?;
+        c
+    } else {
+        g.clone()
+    };
+    if momentum == 0.0 {
+        return Ok(CudaBuffer::axpby(-lr, &gw, 1.0, w)?);
+    }
+    let v = &mut st.first;
+    match convention {
+        Convention::Keras => {
+            CudaBuffer::axpby(-lr, &gw, momentum, v)?;
+            if nesterov {
+                let mut step = gw.deep_copy()?;
+                CudaBuffer::axpby(momentum, v, -lr, &mut step)?;
+                CudaBuffer::axpby(1.0, &step, 1.0, w)?;
+            } else {
+                CudaBuffer::axpby(1.0, v, 1.0, w)?;
+            }
+        }
+        Convention::Torch => {
+            CudaBuffer::axpby(1.0, &gw, if st.started { momentum } else { 0.0 }, v)?;
+            if nesterov {
+                let mut step = gw.deep_copy()?;
+                CudaBuffer::axpby(momentum, v, 1.0, &mut step)?;
+                CudaBuffer::axpby(-lr, &step, 1.0, w)?;
+            } else {
+                CudaBuffer::axpby(-lr, v, 1.0, w)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The constants of one Adam or RMSprop step (learning rate of the step, bias corrections) for
 /// the per-element formula [`biokernels::optim::apply`], shared by the host update and the
 /// device step; `None` for SGD.
@@ -499,14 +558,14 @@ impl Optimizer {
     /// Updates parameter `index` from its gradient wherever both live: the host path of
     /// [`Optimizer::update`], or, for a parameter on a CUDA device, one
     /// `DeviceBackend::optimizer_step` there (Adam and RMSprop with the same hyper-parameters,
-    /// learning-rate decay and bias corrections as the host path; the moments are kept on the
-    /// device). On the device the gradient is not checked for non-finite values (that would
+    /// learning-rate decay and bias corrections as the host path; SGD as `axpby` calls; the
+    /// moments are kept on the device). On the device the gradient is not checked for non-finite values (that would
     /// cost a download per parameter; [`crate::train::train_step`] still rejects a non-finite
     /// loss).
     ///
     /// # Errors
     /// As [`Optimizer::update`]; `DeviceMismatch` when the two are on different devices;
-    /// `UnsupportedOnDevice` for SGD on a device; kernel errors.
+    /// kernel errors. (SGD runs on the device as `axpby` calls, `sgd_on_device`.)
     pub fn update_tensor(&mut self, index: usize, param: &mut Tensor, grad: &Tensor) -> Result<()> {
         let (pd, gd) = (param.device(), grad.device());
         if pd != gd {
@@ -534,13 +593,9 @@ impl Optimizer {
         }
         let lr = self.current_lr();
         let t = self.t;
-        let Some(step) = step_constants(self.rule, self.convention, lr, t, self.weight_decay) else {
-            return Err(bioautograd::Error::UnsupportedOnDevice {
-                op: "sgd optimizer step",
-                device: pd,
-            }
-            .into());
-        };
+        let (rule, convention, weight_decay) = (self.rule, self.convention, self.weight_decay);
+        // `None`: SGD, done with `axpby` below.
+        let step = step_constants(rule, convention, lr, t, weight_decay);
         let g = grad.cuda_buffer().ok_or(bioautograd::Error::UnsupportedOnDevice {
             op: "optimizer update",
             device: gd,
@@ -559,6 +614,7 @@ impl Optimizer {
                     let st = DeviceState {
                         first: p.upload_like(&h.first, p.rows(), p.cols())?,
                         second: p.upload_like(&h.second, p.rows(), p.cols())?,
+                        started: h.started,
                     };
                     *h = State::default();
                     st
@@ -566,13 +622,18 @@ impl Optimizer {
                 None => DeviceState {
                     first: p.zeros_like()?,
                     second: p.zeros_like()?,
+                    started: false,
                 },
             });
         }
         let Some(st) = slot.as_mut() else {
             return Ok(());
         };
-        p.optimizer_step(step, g, &mut st.first, &mut st.second)?;
+        match step {
+            Some(step) => p.optimizer_step(step, g, &mut st.first, &mut st.second)?,
+            None => sgd_on_device(rule, convention, lr as f32, weight_decay, p, g, st)?,
+        }
+        st.started = true;
         Ok(())
     }
 
@@ -604,7 +665,7 @@ impl Optimizer {
                 if state.slots.len() <= i {
                     state.slots.resize_with(i + 1, || (Vec::new(), Vec::new(), false));
                 }
-                state.slots[i] = (d.first.download()?, d.second.download()?, true);
+                state.slots[i] = (d.first.download()?, d.second.download()?, d.started);
             }
         }
         Ok(state)

@@ -140,7 +140,10 @@ impl CudaBuffer {
     }
 
     /// A private device copy (same dims).
-    pub(crate) fn deep_copy(&self) -> Result<Self> {
+    ///
+    /// # Errors
+    /// Kernel errors.
+    pub fn deep_copy(&self) -> Result<Self> {
         let mut out = self.zeros(self.rows(), self.cols())?;
         let dev = self.dev.clone();
         dev.copy(&self.mat, out.mat_mut()?)?;
@@ -212,8 +215,11 @@ impl CudaBuffer {
         Ok(run(&*dev, out.mat_mut()?)?)
     }
 
-    /// `y = alpha·x + beta·y` (`beta = 0`: `y` not read).
-    pub(crate) fn axpby(alpha: f32, x: &CudaBuffer, beta: f32, y: &mut CudaBuffer) -> Result<()> {
+    /// `y = alpha·x + beta·y` (`beta = 0`: `y` not read); `y` is copied first if shared.
+    ///
+    /// # Errors
+    /// Operands on different devices or of different lengths; kernel errors.
+    pub fn axpby(alpha: f32, x: &CudaBuffer, beta: f32, y: &mut CudaBuffer) -> Result<()> {
         let dev = on_one_device("axpby", y, &[x])?;
         Ok(dev.axpby(alpha, &x.mat, beta, y.mat_mut()?)?)
     }

@@ -191,8 +191,8 @@ fn moving_a_model_without_a_device_is_a_typed_error() {
     assert_eq!(p.to_vec().unwrap(), vec![0.95, 1.95]);
 }
 
-/// Every optimiser with a device step, in both conventions (momentum, weight decay, Keras
-/// decay included), gives the host update's parameters on each device over a few steps.
+/// Every optimiser, in both conventions (momentum, Nesterov, weight decay, Keras decay
+/// included), gives the host update's parameters on each device over a few steps.
 #[test]
 fn device_optimizer_steps_match_the_host_update() {
     use biolayers::optim::Convention::{Keras, Torch};
@@ -235,6 +235,47 @@ fn device_optimizer_steps_match_the_host_update() {
         },
         OptimizerConfig::keras_rmsprop(1e-3, 1e-6),
         OptimizerConfig::torch_adam(1e-3),
+        // SGD (axpby on the device): plain, momentum, Nesterov, both conventions, weight decay.
+        OptimizerConfig::Sgd {
+            lr: 0.1,
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: 0.01,
+            decay: 0.0,
+            convention: Torch,
+        },
+        OptimizerConfig::Sgd {
+            lr: 0.05,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 0.0,
+            decay: 0.0,
+            convention: Keras,
+        },
+        OptimizerConfig::Sgd {
+            lr: 0.05,
+            momentum: 0.8,
+            nesterov: true,
+            weight_decay: 0.0,
+            decay: 1e-3,
+            convention: Keras,
+        },
+        OptimizerConfig::Sgd {
+            lr: 0.05,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 0.01,
+            decay: 0.0,
+            convention: Torch,
+        },
+        OptimizerConfig::Sgd {
+            lr: 0.05,
+            momentum: 0.7,
+            nesterov: true,
+            weight_decay: 0.0,
+            decay: 0.0,
+            convention: Torch,
+        },
     ];
     let w0: Vec<f32> = (0..37).map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0).collect();
     let grads: Vec<Vec<f32>> = (0..4)
