@@ -35,6 +35,10 @@ pub struct MnistLatentsArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Where to train: cpu, cuda, cuda:N, or emulator (the device code path on the host
+    /// emulator's CPU kernels).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 /// Runs `cargo xtask mnist-latents`.
@@ -53,6 +57,7 @@ pub fn run(a: &MnistLatentsArgs) -> CliResult {
         batch_size: a.batch_size,
         train_images: a.train_images,
         seed: a.seed,
+        device: crate::cli::parse_device("--device", &a.device)?,
         ..MnistLatentsConfig::default()
     };
     let out = run_mnist_latents(a.data.as_deref(), &a.out, &labels, &cfg, !a.quiet)?;

@@ -32,7 +32,7 @@ use serde::Serialize;
 
 use crate::error::{invalid, Error, Result};
 use biotasks::data::{load_mnist, resolve_data_dir, ImageDataset, Normalization, Split};
-use biotasks::fit::{evaluate, fit, EpochRecord, FitConfig};
+use biotasks::fit::{evaluate_on, fit, EpochRecord, FitConfig};
 use biotasks::LatentTable;
 
 /// Width of the latent layer.
@@ -53,6 +53,9 @@ pub struct MnistLatentsConfig {
     pub train_images: Option<usize>,
     /// Seed of the weights, dropout and batch order.
     pub seed: u64,
+    /// Where to train and extract (`--device`; not part of the recorded settings).
+    #[serde(skip)]
+    pub device: bioautograd::Device,
 }
 
 impl MnistLatentsConfig {
@@ -89,6 +92,7 @@ impl Default for MnistLatentsConfig {
             momentum: 0.5,
             train_images: None,
             seed: 0,
+            device: bioautograd::Device::Cpu,
         }
     }
 }
@@ -134,8 +138,14 @@ pub fn mnist_cnn(with_head: bool, rng: &mut Stream, seed: u64) -> Result<Sequent
     Ok(model)
 }
 
-/// The latent `(n, 50)` of every image of `ds` (eval mode), in dataset order.
-pub fn latents_of(features: &mut Sequential, ds: &ImageDataset, batch_size: usize) -> Result<Vec<f32>> {
+/// The latent `(n, 50)` of every image of `ds` (eval mode), in dataset order, computed on
+/// `device` (where `features` lives).
+pub fn latents_of(
+    features: &mut Sequential,
+    ds: &ImageDataset,
+    batch_size: usize,
+    device: bioautograd::Device,
+) -> Result<Vec<f32>> {
     let norm = mnist_normalization();
     let mut rng = Stream::seeded(0);
     let mut out = Vec::with_capacity(ds.len() * LATENT_DIM);
@@ -143,9 +153,9 @@ pub fn latents_of(features: &mut Sequential, ds: &ImageDataset, batch_size: usiz
     for chunk in order.chunks(batch_size.max(1)) {
         let (x, _) = ds.batch(chunk, &norm, None, &mut rng)?;
         let xt =
-            Tensor::from_vec(x, &[chunk.len(), ds.channels, ds.height, ds.width]).map_err(biolayers::Error::from)?;
+            Tensor::new(x, &[chunk.len(), ds.channels, ds.height, ds.width], device).map_err(biolayers::Error::from)?;
         let y = predict(features, xt)?;
-        out.extend_from_slice(y.as_slice().map_err(biolayers::Error::from)?);
+        out.extend(y.to_vec().map_err(biolayers::Error::from)?);
     }
     Ok(out)
 }
@@ -204,18 +214,18 @@ pub fn train_mnist_latents(
         checkpoint_dir: None,
         resume: false,
         progress,
-        device: bioautograd::Device::Cpu,
+        device: cfg.device,
     };
     let norm = mnist_normalization();
     let history = fit(&mut model, &mut opt, &train, test, &norm, &fit_cfg)?;
-    let (_, test_accuracy) = evaluate(&mut model, test, &norm, 500, false)?;
+    let (_, test_accuracy) = evaluate_on(&mut model, test, &norm, 500, false, cfg.device)?;
     // The feature extractor: the same layers without the readout, sharing the trained values.
     let mut features = mnist_cnn(false, &mut Stream::seeded(0), 0)?;
     let trained: Vec<Tensor> = model.params().iter().map(|p| p.value.clone()).collect();
     for (p, v) in features.params_mut().into_iter().zip(trained) {
         p.value = v;
     }
-    let data = latents_of(&mut features, test, 500)?;
+    let data = latents_of(&mut features, test, 500, cfg.device)?;
     let labels: Vec<i64> = test.labels.iter().map(|&l| l as i64).collect();
     let table = LatentTable::new(data, labels, LATENT_DIM)?;
     Ok(MnistLatents {
@@ -336,5 +346,41 @@ mod tests {
         assert!(train_mnist_latents(&small, &small, &cfg, false).is_err());
         small.labels.clear();
         assert!(run_mnist_latents(Some(&tmp.path().join("missing")), &lat, &lab, &cfg, false).is_err());
+    }
+
+    /// The whole run on the host emulator of the device backend (SGD with momentum, convs,
+    /// pooling, dropout, the latent extraction): the CPU run's history and table within 1e-4.
+    #[test]
+    fn the_emulator_gives_the_host_table() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_idx(tmp.path(), "train", 64);
+        write_idx(tmp.path(), "t10k", 12);
+        let run = |device, name: &str| {
+            let cfg = MnistLatentsConfig {
+                epochs: 2,
+                batch_size: 16,
+                lr: 0.05,
+                device,
+                ..MnistLatentsConfig::default()
+            };
+            let (lat, lab) = (
+                tmp.path().join(format!("{name}/l.npy")),
+                tmp.path().join(format!("{name}/y.npy")),
+            );
+            run_mnist_latents(Some(tmp.path()), &lat, &lab, &cfg, false).unwrap()
+        };
+        let host = run(bioautograd::Device::Cpu, "cpu");
+        let emu = run(bioautograd::Device::Cuda(bioautograd::cuda::EMULATOR), "emu");
+        for (a, b) in host.history.iter().zip(&emu.history) {
+            assert!(
+                (a.train_loss - b.train_loss).abs() <= 1e-4 * a.train_loss,
+                "{a:?} vs {b:?}"
+            );
+            assert!((a.val_loss - b.val_loss).abs() <= 1e-4 * a.val_loss, "{a:?} vs {b:?}");
+        }
+        let scale = host.table.data().iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (a, b) in host.table.data().iter().zip(emu.table.data()) {
+            assert!((a - b).abs() <= 1e-4 * scale, "latent {a} vs {b}");
+        }
     }
 }
