@@ -276,6 +276,138 @@ void new_kernels() {
         check_exact(name, dx, wdx);
     }
 }
+
+// Batch norm (per channel) and group norm (per sample and group) through norm_stats,
+// norm_apply, norm_grad_sums and norm_grad_input, against float64 references of
+// bioautograd's batch_norm2d / group_norm (forward, dx, dgamma, dbeta), train and eval.
+void norm_kernels() {
+    const int n = 3, c = 6, hw = 37, len = n * c * hw;
+    const auto x = rnd_vec(len, 3.f), dy = rnd_vec(len), gamma = rnd_vec(c), beta = rnd_vec(c);
+    const float eps = 1e-3f;
+    for (int groups : {0, 2, 6}) {
+        // Layouts as the Rust wrapper computes them.
+        const bool bn = groups == 0;
+        const int cg = bn ? 1 : c / groups;
+        const int segs = bn ? c : n * groups, base = bn ? hw : cg * hw, inner = base;
+        const int stride = bn ? c * hw : 0, count = bn ? n * hw : cg * hw;
+        const int sdiv = bn ? hw : cg * hw, smod = bn ? c : n * groups;
+        auto stat_of = [&](int i) { return (i / sdiv) % smod; };
+        // float64 reference
+        std::vector<double> mu(segs, 0), var(segs, 0), cnt(segs, 0);
+        for (int i = 0; i < len; ++i) mu[stat_of(i)] += x[i], cnt[stat_of(i)] += 1;
+        for (int s = 0; s < segs; ++s) mu[s] /= cnt[s];
+        for (int i = 0; i < len; ++i) var[stat_of(i)] += (x[i] - mu[stat_of(i)]) * (x[i] - mu[stat_of(i)]);
+        for (int s = 0; s < segs; ++s) var[s] /= cnt[s];
+        std::vector<double> xh(len), wy(len), d(len), s1(segs, 0), s2(segs, 0), wdg(c, 0), wdb(c, 0), wdx(len);
+        for (int i = 0; i < len; ++i) {
+            const int st = stat_of(i), ch = (i / hw) % c;
+            xh[i] = (x[i] - mu[st]) / std::sqrt(var[st] + eps);
+            wy[i] = gamma[ch] * xh[i] + beta[ch];
+            d[i] = dy[i] * gamma[ch];
+            s1[st] += d[i];
+            s2[st] += d[i] * xh[i];
+            wdg[ch] += dy[i] * xh[i];
+            wdb[ch] += dy[i];
+        }
+        for (int i = 0; i < len; ++i) {
+            const int st = stat_of(i);
+            wdx[i] = (cnt[st] * d[i] - s1[st] - xh[i] * s2[st]) / (cnt[st] * std::sqrt(var[st] + eps));
+        }
+        std::vector<float> stats(3 * segs, NAN), y(len, NAN), sums(2 * segs, NAN), csums(2 * c, NAN), dx(len, NAN);
+        emu::launch(EmuDim3{2, 1, 1}, NT,
+                    [&] { norm_stats(x.data(), stats.data(), segs, base, inner, stride, count, eps); });
+        emu::launch(EmuDim3{3, 1, 1}, NT, [&] {
+            norm_apply(x.data(), stats.data(), gamma.data(), beta.data(), y.data(), len, segs, sdiv, smod, hw, c, 1);
+        });
+        emu::launch(EmuDim3{2, 1, 1}, NT, [&] {
+            norm_grad_sums(x.data(), dy.data(), stats.data(), gamma.data(), sums.data(), segs, base, inner, stride,
+                           count, segs, sdiv, smod, hw, c, 1);
+        });
+        // dgamma, dbeta: per channel (the batch-norm layout), without gamma.
+        emu::launch(EmuDim3{2, 1, 1}, NT, [&] {
+            norm_grad_sums(x.data(), dy.data(), stats.data(), gamma.data(), csums.data(), c, hw, hw, c * hw, n * hw,
+                           segs, sdiv, smod, hw, c, 0);
+        });
+        emu::launch(EmuDim3{2, 1, 1}, NT, [&] {
+            norm_grad_input(x.data(), dy.data(), stats.data(), gamma.data(), sums.data(), dx.data(), len, segs, sdiv,
+                            smod, hw, c, 1, 1, float(count), 0.f);
+        });
+        std::vector<double> wstats(3 * segs);
+        for (int s = 0; s < segs; ++s) {
+            wstats[s] = mu[s];
+            wstats[segs + s] = var[s];
+            wstats[2 * segs + s] = 1 / std::sqrt(var[s] + eps);
+        }
+        std::vector<double> wsums(2 * segs), wcsums(2 * c);
+        for (int s = 0; s < segs; ++s) wsums[s] = s1[s], wsums[segs + s] = s2[s];
+        for (int k = 0; k < c; ++k) wcsums[k] = wdb[k], wcsums[c + k] = wdg[k];
+        char name[64];
+        const char* kind = bn ? "batch" : (groups == c ? "group (1 ch)" : "group");
+        std::snprintf(name, sizeof name, "norm_stats %s", kind);
+        check(name, stats, wstats, 1e-5);
+        std::snprintf(name, sizeof name, "norm_apply %s", kind);
+        check(name, y, wy, 1e-5);
+        std::snprintf(name, sizeof name, "norm_grad_sums %s", kind);
+        check(name, sums, wsums, 1e-5);
+        std::snprintf(name, sizeof name, "norm_grad_sums %s dgamma/dbeta", kind);
+        check(name, csums, wcsums, 1e-5);
+        std::snprintf(name, sizeof name, "norm_grad_input %s", kind);
+        check(name, dx, wdx, 1e-4);
+        if (bn) {
+            // Eval: running statistics (here the batch's), dx = d * invstd, added to dx0.
+            const auto dx0 = rnd_vec(len);
+            std::vector<float> dxe = dx0;
+            emu::launch(EmuDim3{2, 1, 1}, NT, [&] {
+                norm_grad_input(x.data(), dy.data(), stats.data(), gamma.data(), sums.data(), dxe.data(), len, segs,
+                                sdiv, smod, hw, c, 1, 0, float(count), 1.f);
+            });
+            std::vector<double> wdxe(len);
+            for (int i = 0; i < len; ++i) wdxe[i] = dx0[i] + d[i] / std::sqrt(var[stat_of(i)] + eps);
+            check("norm_grad_input eval beta=1", dxe, wdxe, 1e-5);
+        }
+    }
+}
+
+// Row softmax / log-softmax (forward, backward) and BCE on logits.
+void softmax_bce_kernels() {
+    const int rows = 301, cols = 7, len = rows * cols;
+    const auto x = rnd_vec(len, 6.f), dy = rnd_vec(len), dx0 = rnd_vec(len);
+    for (int log : {0, 1}) {
+        std::vector<float> y(len, NAN), dx = dx0;
+        emu::launch(EmuDim3{1, 1, 1}, NT, [&] { softmax_rows_fwd(x.data(), y.data(), rows, cols, log); });
+        emu::launch(EmuDim3{1, 1, 1}, NT, [&] { softmax_rows_bwd(y.data(), dy.data(), dx.data(), rows, cols, log, 1.f); });
+        std::vector<double> wy(len), wdx(len);
+        for (int r = 0; r < rows; ++r) {
+            double mx = -1e300, sum = 0, sg = 0, sgy = 0;
+            for (int j = 0; j < cols; ++j) mx = std::max(mx, double(x[r * cols + j]));
+            for (int j = 0; j < cols; ++j) sum += std::exp(x[r * cols + j] - mx);
+            for (int j = 0; j < cols; ++j) {
+                const double p = std::exp(x[r * cols + j] - mx) / sum;
+                wy[r * cols + j] = log ? std::log(p) : p;
+                sg += dy[r * cols + j];
+                sgy += dy[r * cols + j] * p;
+            }
+            for (int j = 0; j < cols; ++j) {
+                const double p = std::exp(x[r * cols + j] - mx) / sum, g = dy[r * cols + j];
+                wdx[r * cols + j] = dx0[r * cols + j] + (log ? g - p * sg : p * (g - sgy));
+            }
+        }
+        check(log ? "log_softmax rows" : "softmax rows", y, wy, 1e-6);
+        check(log ? "log_softmax rows bwd beta=1" : "softmax rows bwd beta=1", dx, wdx, 1e-5);
+    }
+    const int n = 1237;
+    const auto z = rnd_vec(n, 30.f), t = rnd_vec(n);
+    std::vector<float> loss(n, NAN), dz(n, NAN);
+    emu::launch(EmuDim3{2, 1, 1}, NT, [&] { bce_logits(z.data(), t.data(), loss.data(), dz.data(), n, 0.5f); });
+    std::vector<double> wl(n), wd(n);
+    for (int i = 0; i < n; ++i) {
+        const double v = z[i];
+        wl[i] = std::max(v, 0.0) - v * t[i] + std::log1p(std::exp(-std::abs(v)));
+        wd[i] = (sigmoid_ref(v) - t[i]) * 0.5;
+    }
+    check("bce_logits loss", loss, wl, 1e-6);
+    check("bce_logits dz", dz, wd, 1e-6);
+}
 }  // namespace
 
 int main() {
@@ -421,6 +553,8 @@ int main() {
         }
     }
     new_kernels();
+    norm_kernels();
+    softmax_bce_kernels();
     std::printf("train kernels: %d/%d cases passed\n", cases - failures, cases);
     return failures == 0 ? 0 : 1;
 }

@@ -247,8 +247,8 @@ __global__ void copy_cols(const float* __restrict__ src, float* __restrict__ dst
 
 // ---- deterministic reductions ------------------------------------------------------------------
 
-// The sum of each thread's `s` over the CTA (NT threads), in a fixed tree order; valid in
-// thread 0. Every thread of the CTA must call it.
+// The sum of each thread's `s` over the CTA (NT threads), in a fixed tree order, returned to
+// every thread. Every thread of the CTA must call it.
 __device__ __forceinline__ float cta_sum(float s) {
     __shared__ float part[NT];
     part[threadIdx.x] = s;
@@ -350,6 +350,151 @@ __global__ void max_pool2d_bwd(const float* __restrict__ dy, const int* __restri
                 if (arg[o] == (int)idx) acc += dy[o];
             }
         dx[idx] = acc;
+    }
+}
+
+// ---- batch and group normalisation over NCHW ----------------------------------------------------
+//
+// A segment layout names the values one reduction runs over: segment s holds the `count` values
+// x[s * base + (m / inner) * stride + m % inner], m in [0, count). Batch norm per channel c:
+// base = inner = hw, stride = channels * hw, count = n * hw. Group norm per (sample, group):
+// base = inner = count = (channels / groups) * hw (one contiguous run). An element i belongs to
+// statistic (i / sdiv) % smod and to channel (i / hw) % channels. The statistics live in one
+// buffer of 3 rows of `stats` values: mean, biased variance, 1 / sqrt(variance + eps).
+
+__device__ __forceinline__ long long seg_at(long long s, long long m, int base, int inner, int stride) {
+    return s * base + (m / inner) * (long long)stride + m % inner;
+}
+
+// stats = [mean; var; invstd] of each of the `segs` segments, two passes (mean, then the squared
+// deviations from it, as the CPU), one CTA per segment (grid-stride), fixed order.
+__global__ void norm_stats(const float* __restrict__ x, float* __restrict__ stats, int segs, int base, int inner,
+                           int stride, int count, float eps) {
+    for (long long s = blockIdx.x; s < segs; s += gridDim.x) {
+        float acc = 0.f;
+        for (long long m = threadIdx.x; m < count; m += NT) acc += x[seg_at(s, m, base, inner, stride)];
+        const float mu = cta_sum(acc) / (float)count;
+        float acc2 = 0.f;
+        for (long long m = threadIdx.x; m < count; m += NT) {
+            const float d = x[seg_at(s, m, base, inner, stride)] - mu;
+            acc2 += d * d;
+        }
+        const float var = cta_sum(acc2) / (float)count;
+        if (threadIdx.x == 0) {
+            stats[s] = mu;
+            stats[segs + s] = var;
+            stats[2LL * segs + s] = 1.f / sqrtf(var + eps);
+        }
+    }
+}
+
+// y = gamma[c] * xhat + beta[c] (affine = 1) or xhat, xhat = (x - mean[st]) * invstd[st].
+__global__ void norm_apply(const float* __restrict__ x, const float* __restrict__ stats, const float* __restrict__ gamma,
+                           const float* __restrict__ beta, float* __restrict__ y, int n, int nstats, int sdiv,
+                           int smod, int hw, int channels, int affine) {
+    GRID_STRIDE(i, n) {
+        const long long st = (i / sdiv) % smod;
+        const float xh = (x[i] - stats[st]) * stats[2LL * nstats + st];
+        if (affine) {
+            const long long c = (i / hw) % channels;
+            y[i] = gamma[c] * xh + beta[c];
+        } else {
+            y[i] = xh;
+        }
+    }
+}
+
+// Per segment r of the reduction layout: sums[r] = sum of d, sums[segs + r] = sum of d * xhat,
+// d = dy * gamma[c] (use_gamma = 1) or dy, xhat from the element's own statistic. One CTA per
+// segment (grid-stride), fixed order.
+__global__ void norm_grad_sums(const float* __restrict__ x, const float* __restrict__ dy,
+                               const float* __restrict__ stats, const float* __restrict__ gamma,
+                               float* __restrict__ sums, int segs, int base, int inner, int stride, int count,
+                               int nstats, int sdiv, int smod, int hw, int channels, int use_gamma) {
+    for (long long r = blockIdx.x; r < segs; r += gridDim.x) {
+        float a1 = 0.f, a2 = 0.f;
+        for (long long m = threadIdx.x; m < count; m += NT) {
+            const long long i = seg_at(r, m, base, inner, stride);
+            const long long st = (i / sdiv) % smod;
+            const float xh = (x[i] - stats[st]) * stats[2LL * nstats + st];
+            const float d = use_gamma ? dy[i] * gamma[(i / hw) % channels] : dy[i];
+            a1 += d;
+            a2 += d * xh;
+        }
+        const float s1 = cta_sum(a1);
+        const float s2 = cta_sum(a2);
+        if (threadIdx.x == 0) {
+            sums[r] = s1;
+            sums[segs + r] = s2;
+        }
+    }
+}
+
+// train = 1: dx = invstd / M * (M * d - s1 - xhat * s2) with the statistic's sums (rows of
+// `sums`, one entry per statistic); train = 0 (running statistics): dx = d * invstd.
+// d = dy * gamma[c] (use_gamma = 1) or dy. Written (beta = 0, dx not read) or added (beta = 1).
+__global__ void norm_grad_input(const float* __restrict__ x, const float* __restrict__ dy,
+                                const float* __restrict__ stats, const float* __restrict__ gamma,
+                                const float* __restrict__ sums, float* __restrict__ dx, int n, int nstats, int sdiv,
+                                int smod, int hw, int channels, int use_gamma, int train, float m, float beta) {
+    GRID_STRIDE(i, n) {
+        const long long st = (i / sdiv) % smod;
+        const float inv = stats[2LL * nstats + st];
+        const float d = use_gamma ? dy[i] * gamma[(i / hw) % channels] : dy[i];
+        float g;
+        if (train) {
+            const float xh = (x[i] - stats[st]) * inv;
+            g = inv / m * (m * d - sums[st] - xh * sums[nstats + st]);
+        } else {
+            g = d * inv;
+        }
+        dx[i] = beta == 0.f ? g : dx[i] + g;
+    }
+}
+
+// ---- row softmax and binary cross-entropy -------------------------------------------------------
+
+// Per row of x (rows, cols): log = 1: y = x - m - log(sum exp(x - m)); log = 0: y = exp of that
+// (the CPU's softmax: exp(log_softmax)); m the row maximum. One thread per row (grid-stride).
+__global__ void softmax_rows_fwd(const float* __restrict__ x, float* __restrict__ y, int rows, int cols, int log) {
+    GRID_STRIDE(r, rows) {
+        const float* xr = x + r * cols;
+        float* yr = y + r * cols;
+        float mx = xr[0];  // cols > 0 (the wrapper checks)
+        for (int j = 1; j < cols; ++j) mx = xr[j] > mx ? xr[j] : mx;
+        float sum = 0.f;
+        for (int j = 0; j < cols; ++j) sum += expf(xr[j] - mx);
+        const float lse = logf(sum) + mx;
+        for (int j = 0; j < cols; ++j) yr[j] = log ? xr[j] - lse : expf(xr[j] - lse);
+    }
+}
+
+// From the forward's y: log = 1: dx = dy - exp(y) * sum(dy); log = 0: dx = y * (dy - sum(dy * y)).
+// Written (beta = 0) or added (beta = 1). One thread per row.
+__global__ void softmax_rows_bwd(const float* __restrict__ y, const float* __restrict__ dy, float* __restrict__ dx,
+                                 int rows, int cols, int log, float beta) {
+    GRID_STRIDE(r, rows) {
+        const float* yr = y + r * cols;
+        const float* gr = dy + r * cols;
+        float* dr = dx + r * cols;
+        float s = 0.f;
+        for (int j = 0; j < cols; ++j) s += log ? gr[j] : gr[j] * yr[j];
+        for (int j = 0; j < cols; ++j) {
+            const float g = log ? gr[j] - expf(yr[j]) * s : yr[j] * (gr[j] - s);
+            dr[j] = beta == 0.f ? g : dr[j] + g;
+        }
+    }
+}
+
+// Binary cross-entropy on logits, per element: loss = max(z, 0) - z t + log(1 + exp(-|z|)),
+// dz = (sigmoid(z) - t) * scale (the sigmoid that never overflows, as act_fwd).
+__global__ void bce_logits(const float* __restrict__ z, const float* __restrict__ t, float* __restrict__ loss,
+                           float* __restrict__ dz, int n, float scale) {
+    GRID_STRIDE(i, n) {
+        const float v = z[i], tv = t[i];
+        const float relu = v > 0.f ? v : 0.f, a = v > 0.f ? v : -v;
+        loss[i] = relu - v * tv + logf(1.f + expf(-a));
+        dz[i] = (act_fwd(v, 2) - tv) * scale;
     }
 }
 }

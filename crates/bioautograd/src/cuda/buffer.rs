@@ -236,6 +236,18 @@ impl CudaBuffer {
         Ok(dev.softmax_cross_entropy(&z.mat, &labels.mat, scale, loss.mat_mut()?, dz.mat_mut()?)?)
     }
 
+    /// Per-element BCE on logits and its scaled gradient.
+    pub(crate) fn bce_with_logits(
+        z: &CudaBuffer,
+        t: &CudaBuffer,
+        scale: f32,
+        loss: &mut CudaBuffer,
+        dz: &mut CudaBuffer,
+    ) -> Result<()> {
+        let dev = on_one_device("bce_with_logits", loss, &[z, t, &*dz])?;
+        Ok(dev.bce_with_logits(&z.mat, &t.mat, scale, loss.mat_mut()?, dz.mat_mut()?)?)
+    }
+
     /// MSE loss and its scaled gradient.
     pub(crate) fn mse(
         p: &CudaBuffer,

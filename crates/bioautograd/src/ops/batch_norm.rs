@@ -17,9 +17,12 @@
 //! # Shapes
 //! `x (n, c, h, w)`, `gamma (c)`, `beta (c)` → `y (n, c, h, w)`; running statistics `[c]`.
 
+use biokernels::device::NormLayout;
+
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::graph::{Graph, Var};
+use crate::ops::gpu_norm::NormStats;
 use crate::shape::check_rank;
 use crate::tensor::Tensor;
 
@@ -58,8 +61,8 @@ impl<T: Float> Graph<T> {
     /// value per channel.
     pub fn batch_norm2d(&self, x: &Var, gamma: &Var, beta: &Var, state: &mut BatchNormState<T>) -> Result<Var> {
         const OP: &str = "batch_norm2d";
-        let (xt, gt) = self.get2(OP, x, gamma)?;
-        let (_, bt) = self.get2(OP, x, beta)?;
+        let (xt, gt) = self.get2_any(OP, x, gamma)?;
+        let (_, bt) = self.get2_any(OP, x, beta)?;
         check_rank(OP, xt.shape(), 4)?;
         let (n, c, h, w) = (xt.shape()[0], xt.shape()[1], xt.shape()[2], xt.shape()[3]);
         for s in [
@@ -87,6 +90,20 @@ impl<T: Float> Graph<T> {
                     xt.shape()
                 ),
             });
+        }
+        if xt.is_cuda() {
+            let layout = NormLayout {
+                n,
+                channels: c,
+                hw,
+                groups: None,
+            };
+            let from = if train {
+                NormStats::BatchTrain(state)
+            } else {
+                NormStats::BatchEval(state)
+            };
+            return self.gpu_norm(OP, [x, gamma, beta], [xt, gt, bt], layout, from);
         }
         let xs = xt.as_slice()?;
         let idx = move |b: usize, ch: usize, k: usize| (b * c + ch) * hw + k;

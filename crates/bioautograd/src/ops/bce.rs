@@ -30,7 +30,19 @@ pub const KERAS_EPSILON: f64 = 1e-7;
 impl<T: Float> Graph<T> {
     /// Host values of a prediction and its targets, checked to have one non-empty shape.
     fn bce_inputs(&self, op: &'static str, x: &Var, t: &Var) -> Result<(Vec<T>, Vec<T>)> {
-        let (xt, tt) = self.get2(op, x, t)?;
+        let (xt, tt) = self.bce_operands(op, x, t)?;
+        if xt.is_cuda() {
+            return Err(Error::UnsupportedOnDevice {
+                op,
+                device: xt.device(),
+            });
+        }
+        Ok((xt.to_vec()?, tt.to_vec()?))
+    }
+
+    /// A prediction and its targets on one device, checked to have one non-empty shape.
+    fn bce_operands(&self, op: &'static str, x: &Var, t: &Var) -> Result<(Tensor<T>, Tensor<T>)> {
+        let (xt, tt) = self.get2_any(op, x, t)?;
         if xt.shape() != tt.shape() {
             return Err(Error::ShapeMismatch {
                 op,
@@ -44,7 +56,7 @@ impl<T: Float> Graph<T> {
                 what: "empty tensors".into(),
             });
         }
-        Ok((xt.to_vec()?, tt.to_vec()?))
+        Ok((xt, tt))
     }
 
     /// Binary cross-entropy of logits `z` against targets `t`, mean over all elements.
@@ -54,7 +66,11 @@ impl<T: Float> Graph<T> {
     /// when empty, [`Error::ForeignVar`].
     pub fn binary_cross_entropy_with_logits(&self, z: &Var, t: &Var) -> Result<Var> {
         const OP: &str = "binary_cross_entropy_with_logits";
-        let (zs, ts) = self.bce_inputs(OP, z, t)?;
+        let (zt, tt) = self.bce_operands(OP, z, t)?;
+        if zt.is_cuda() {
+            return self.gpu_bce_logits(OP, z, t, zt, tt);
+        }
+        let (zs, ts) = (zt.to_vec()?, tt.to_vec()?);
         let inv_n = T::ONE / T::from_usize(zs.len());
         let loss = zs
             .iter()

@@ -52,7 +52,7 @@ fn zeros_shape(like: &CudaBuffer, shape: &[usize]) -> Result<CudaBuffer> {
 }
 
 /// The one value of a one-element device gradient (a loss's upstream gradient).
-fn scalar(g: &CudaBuffer) -> Result<f32> {
+pub(crate) fn scalar(g: &CudaBuffer) -> Result<f32> {
     g.download()?.first().copied().ok_or(Error::InvalidArgument {
         op: "backward",
         what: "empty upstream gradient".into(),

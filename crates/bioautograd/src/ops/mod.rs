@@ -29,6 +29,7 @@ pub mod binary;
 pub mod conv;
 pub mod dropout;
 mod gpu;
+mod gpu_norm;
 pub mod loss;
 pub mod mae;
 pub mod matmul;

@@ -15,9 +15,12 @@
 //! # Shapes
 //! `x (n, c, h, w)`, `gamma (c)`, `beta (c)` → `y (n, c, h, w)`; `c` divisible by `groups`.
 
+use biokernels::device::NormLayout;
+
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::graph::{Graph, Var};
+use crate::ops::gpu_norm::NormStats;
 use crate::shape::check_rank;
 use crate::tensor::Tensor;
 
@@ -31,8 +34,8 @@ impl<T: Float> Graph<T> {
     /// `eps` is not positive and finite.
     pub fn group_norm(&self, x: &Var, gamma: &Var, beta: &Var, groups: usize, eps: f64) -> Result<Var> {
         const OP: &str = "group_norm";
-        let (xt, gt) = self.get2(OP, x, gamma)?;
-        let (_, bt) = self.get2(OP, x, beta)?;
+        let (xt, gt) = self.get2_any(OP, x, gamma)?;
+        let (_, bt) = self.get2_any(OP, x, beta)?;
         check_rank(OP, xt.shape(), 4)?;
         let (n, c, h, w) = (xt.shape()[0], xt.shape()[1], xt.shape()[2], xt.shape()[3]);
         for s in [gt.shape(), bt.shape()] {
@@ -57,6 +60,15 @@ impl<T: Float> Graph<T> {
             });
         }
         let hw = h * w;
+        if xt.is_cuda() {
+            let layout = NormLayout {
+                n,
+                channels: c,
+                hw,
+                groups: Some(groups),
+            };
+            return self.gpu_norm(OP, [x, gamma, beta], [xt, gt, bt], layout, NormStats::Group(eps));
+        }
         let cg = c / groups;
         // One group of one sample is a contiguous run of `cg·hw` values in NCHW.
         let m = cg * hw;

@@ -45,8 +45,11 @@ impl<T: Float> Graph<T> {
     /// # Errors
     /// [`Error::InvalidArgument`] for a rank-0 tensor or an empty last axis.
     pub fn softmax(&self, x: &Var) -> Result<Var> {
-        let xt = self.get("softmax", x)?;
+        let xt = self.get_any("softmax", x)?;
         let c = last_dim("softmax", xt.shape())?;
+        if xt.is_cuda() {
+            return self.gpu_softmax("softmax", x, xt, c, false);
+        }
         let y: Vec<T> = log_softmax_rows(xt.as_slice()?, c).into_iter().map(T::exp).collect();
         let yt = Tensor::from_parts(y, xt.shape().to_vec());
         let ys = yt.clone();
@@ -66,8 +69,11 @@ impl<T: Float> Graph<T> {
     /// # Errors
     /// As [`Graph::softmax`].
     pub fn log_softmax(&self, x: &Var) -> Result<Var> {
-        let xt = self.get("log_softmax", x)?;
+        let xt = self.get_any("log_softmax", x)?;
         let c = last_dim("log_softmax", xt.shape())?;
+        if xt.is_cuda() {
+            return self.gpu_softmax("log_softmax", x, xt, c, true);
+        }
         let y = log_softmax_rows(xt.as_slice()?, c);
         let yt = Tensor::from_parts(y, xt.shape().to_vec());
         let ys = yt.clone();

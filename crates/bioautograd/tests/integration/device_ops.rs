@@ -16,7 +16,8 @@
 use std::sync::Arc;
 
 use bioautograd::{
-    Conv2dOptions, ConvMask, Device, Error, Graph, Padding, Pool2d, RnnActivation, Tensor, TileMap, TileSize, Var,
+    BatchNormState, Conv2dOptions, ConvMask, Device, Error, Graph, Mode, Padding, Pool2d, RnnActivation, Tensor,
+    TileMap, TileSize, Var,
 };
 use biorng::Stream;
 
@@ -205,6 +206,69 @@ fn losses_and_dropout_match_the_cpu() {
     });
 }
 
+/// A batch-norm state with running statistics away from their defaults (the eval path reads
+/// them).
+fn bn_state(c: usize) -> BatchNormState {
+    let mut st = BatchNormState::new(c);
+    st.running_mean = values(c, 40).iter().map(|v| 0.3 * v).collect();
+    st.running_var = values(c, 41).iter().map(|v| 1.0 + 0.5 * v).collect();
+    st.momentum = 0.01;
+    st.eps = 1e-3;
+    st
+}
+
+#[test]
+fn normalisations_match_the_cpu() {
+    let (n, c, h, w) = (3, 6, 4, 5);
+    let shapes = || vec![inp(&[n, c, h, w], 42), inp(&[c], 43), inp(&[c], 44)];
+    check("batch_norm2d train", shapes(), &move |g, v| {
+        g.batch_norm2d(&v[0], &v[1], &v[2], &mut bn_state(c))
+    });
+    check("batch_norm2d eval", shapes(), &move |g, v| {
+        g.set_mode(Mode::Eval);
+        g.batch_norm2d(&v[0], &v[1], &v[2], &mut bn_state(c))
+    });
+    for groups in [1, 2, 6] {
+        check("group_norm", shapes(), &move |g, v| {
+            g.group_norm(&v[0], &v[1], &v[2], groups, 1e-3)
+        });
+    }
+    // The running statistics a training step leaves behind, on every device.
+    let run_state = |dev: Device| {
+        let g = Graph::new();
+        let [x, gamma, beta] = [(&[n, c, h, w][..], 42), (&[c][..], 43), (&[c][..], 44)]
+            .map(|(s, seed)| g.param(Tensor::new(values(s.iter().product(), seed), s, dev).unwrap()));
+        let mut st = bn_state(c);
+        g.batch_norm2d(&x, &gamma, &beta, &mut st).unwrap();
+        st
+    };
+    let cpu = run_state(Device::Cpu);
+    for dev in devices("batch_norm2d running statistics") {
+        let got = run_state(dev);
+        for (a, b) in [
+            (&got.running_mean, &cpu.running_mean),
+            (&got.running_var, &cpu.running_var),
+        ] {
+            let e = rel_err(a, b);
+            assert!(e < 1e-6, "running statistics on {dev:?}: rel err {e}");
+        }
+    }
+}
+
+#[test]
+fn softmaxes_and_bce_match_the_cpu() {
+    check("softmax", vec![inp(&[2, 3, 7], 45)], &|g, v| g.softmax(&v[0]));
+    check("log_softmax", vec![inp(&[9, 3], 46)], &|g, v| g.log_softmax(&v[0]));
+    // Logits of a wide range (both branches of the stable form), targets off {0, 1} as GAN
+    // label noise makes them; both gradients.
+    let z: Vec<f32> = values(12, 47).iter().map(|v| 12.0 * v).collect();
+    check(
+        "binary_cross_entropy_with_logits",
+        vec![(z, vec![12, 1]), inp(&[12, 1], 48)],
+        &|g, v| g.binary_cross_entropy_with_logits(&v[0], &v[1]),
+    );
+}
+
 #[test]
 fn elman_sequence_matches_the_cpu() {
     let (b, t, i, h) = (3, 5, 2, 6);
@@ -246,9 +310,9 @@ fn error_paths_on(dev: Device) {
     let c = g.input(Tensor::from_vec(values(6, 2), &[2, 3]).unwrap());
     assert!(matches!(g.add(&a, &c), Err(Error::DeviceMismatch { op: "add", .. })));
     assert_eq!(
-        g.softmax(&a).unwrap_err(),
+        g.sum_axis(&a, 1, false).unwrap_err(),
         Error::UnsupportedOnDevice {
-            op: "softmax",
+            op: "sum_axis",
             device: dev
         }
     );

@@ -67,8 +67,8 @@ pub const TRAIN: KernelModule = KernelModule {
 };
 
 /// The kernels of the training module (activations, bias, softmax cross-entropy, optimizers,
-/// elementwise ops, reductions, MSE, max pooling, dropout).
-pub const TRAIN_KERNELS: [&str; 24] = [
+/// elementwise ops, reductions, MSE, max pooling, dropout, batch and group norm, row softmax, BCE).
+pub const TRAIN_KERNELS: [&str; 31] = [
     "relu_fwd",
     "relu_bwd",
     "bias_add_rows",
@@ -82,6 +82,13 @@ pub const TRAIN_KERNELS: [&str; 24] = [
     "unary_bwd",
     "leaky_relu_fwd",
     "leaky_relu_bwd",
+    "norm_stats",
+    "norm_apply",
+    "norm_grad_sums",
+    "norm_grad_input",
+    "softmax_rows_fwd",
+    "softmax_rows_bwd",
+    "bce_logits",
     "binary_ew",
     "axpby",
     "fill_f32",

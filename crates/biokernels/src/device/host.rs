@@ -11,9 +11,10 @@
 
 use crate::conv::{Conv2dGeometry, ConvMask, ConvTranspose2dGeometry};
 use crate::cuda::{BinaryOp, GemmOp, Precision, UnaryOp};
+use crate::device::norm::check_lengths;
 use crate::device::{
     ConvOps, DeviceConv, DeviceIndex, DeviceMatrix, DeviceStorage, DeviceTiles, ElementwiseOps, GemmOps, LiveCounter,
-    LiveToken, LossOps, MemoryOps, OptimOps, PoolOps, ReduceOps,
+    LiveToken, LossOps, MemoryOps, NormLayout, NormOps, NormReduce, OptimOps, PoolOps, ReduceOps,
 };
 use crate::error::{Error, Result};
 use crate::gemm::{Beta, MatMut, MatRef};
@@ -281,6 +282,210 @@ fn mse(p: &HostMat, t: &HostMat, scale: f32, loss: &mut HostMat, dp: &mut HostMa
         dp.data[k] = 2.0 * d * scale;
     }
     loss.data[0] = s / n as f32;
+    Ok(())
+}
+
+fn rows_of<'a>(op: &'static str, x: &'a HostMat, others: &[usize]) -> Result<std::slice::ChunksExact<'a, f32>> {
+    if x.cols == 0 {
+        return Err(bad(op, "rows of 0 columns".into()));
+    }
+    let mut lens = vec![x.data.len()];
+    lens.extend_from_slice(others);
+    same_len(op, &lens)?;
+    Ok(x.data.chunks_exact(x.cols))
+}
+
+fn softmax_rows(x: &HostMat, log: bool, y: &mut HostMat) -> Result<()> {
+    let c = x.cols;
+    let rows = rows_of("softmax_rows", x, &[y.data.len()])?;
+    for (row, out) in rows.zip(y.data.chunks_exact_mut(c)) {
+        let m = row.iter().copied().fold(row[0], |a, b| if b > a { b } else { a });
+        let lse = row.iter().map(|&v| (v - m).exp()).sum::<f32>().ln() + m;
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o = if log { v - lse } else { (v - lse).exp() };
+        }
+    }
+    Ok(())
+}
+
+fn softmax_rows_backward(y: &HostMat, dy: &HostMat, log: bool, dx: &mut HostMat, beta: Beta) -> Result<()> {
+    let c = y.cols;
+    let rows = rows_of("softmax_rows_backward", y, &[dy.data.len(), dx.data.len()])?;
+    for ((yr, gr), dr) in rows.zip(dy.data.chunks_exact(c)).zip(dx.data.chunks_exact_mut(c)) {
+        let s: f32 = if log {
+            gr.iter().sum()
+        } else {
+            gr.iter().zip(yr).map(|(&g, &v)| g * v).sum()
+        };
+        for ((o, &v), &g) in dr.iter_mut().zip(yr).zip(gr) {
+            let d = if log { g - v.exp() * s } else { v * (g - s) };
+            *o = if beta == Beta::One { *o + d } else { d };
+        }
+    }
+    Ok(())
+}
+
+fn bce_with_logits(z: &HostMat, t: &HostMat, scale: f32, loss: &mut HostMat, dz: &mut HostMat) -> Result<()> {
+    same_len(
+        "bce_with_logits",
+        &[z.data.len(), t.data.len(), loss.data.len(), dz.data.len()],
+    )?;
+    for (k, (&v, &tv)) in z.data.iter().zip(&t.data).enumerate() {
+        let (relu, abs) = if v > 0.0 { (v, v) } else { (0.0, -v) };
+        loss.data[k] = relu - v * tv + (1.0 + (-abs).exp()).ln();
+        dz.data[k] = (unary_value(UnaryOp::Sigmoid, v) - tv) * scale;
+    }
+    Ok(())
+}
+
+/// The statistics `[mean; var; invstd]` of each statistic's values, two passes in order.
+fn norm_stats(x: &HostMat, layout: NormLayout, eps: f32, stats: &mut HostMat) -> Result<()> {
+    let s_count = layout.statistics();
+    check_lengths(
+        "norm_stats",
+        &layout,
+        &[
+            ("x", x.data.len(), layout.len()),
+            ("stats", stats.data.len(), 3 * s_count),
+        ],
+    )?;
+    let seg = layout.segments(NormReduce::Statistic);
+    let m = seg.count as f32;
+    for s in 0..s_count {
+        let mu = (0..seg.count).map(|k| x.data[seg.index(s, k)]).sum::<f32>() / m;
+        let var = (0..seg.count)
+            .map(|k| {
+                let d = x.data[seg.index(s, k)] - mu;
+                d * d
+            })
+            .sum::<f32>()
+            / m;
+        stats.data[s] = mu;
+        stats.data[s_count + s] = var;
+        stats.data[2 * s_count + s] = 1.0 / (var + eps).sqrt();
+    }
+    Ok(())
+}
+
+/// `x̂` of element `i` from the statistics.
+fn xhat(layout: &NormLayout, stats: &[f32], x: &[f32], i: usize) -> f32 {
+    let s = layout.statistic_of(i);
+    (x[i] - stats[s]) * stats[2 * layout.statistics() + s]
+}
+
+fn norm_apply(
+    x: &HostMat,
+    layout: NormLayout,
+    stats: &HostMat,
+    affine: Option<(&HostMat, &HostMat)>,
+    y: &mut HostMat,
+) -> Result<()> {
+    let (c, n) = (layout.channels, layout.len());
+    let (gl, bl) = affine.map_or((c, c), |(g, b)| (g.data.len(), b.data.len()));
+    check_lengths(
+        "norm_apply",
+        &layout,
+        &[
+            ("x", x.data.len(), n),
+            ("y", y.data.len(), n),
+            ("stats", stats.data.len(), 3 * layout.statistics()),
+            ("gamma", gl, c),
+            ("beta", bl, c),
+        ],
+    )?;
+    for i in 0..n {
+        let xh = xhat(&layout, &stats.data, &x.data, i);
+        y.data[i] = match affine {
+            Some((g, b)) => {
+                let ch = layout.channel_of(i);
+                g.data[ch] * xh + b.data[ch]
+            }
+            None => xh,
+        };
+    }
+    Ok(())
+}
+
+/// `d = dy·γ_c` or `dy` of element `i`.
+fn norm_d(layout: &NormLayout, dy: &[f32], gamma: Option<&HostMat>, i: usize) -> f32 {
+    gamma.map_or(dy[i], |g| dy[i] * g.data[layout.channel_of(i)])
+}
+
+#[allow(clippy::too_many_arguments)]
+fn norm_grad_sums(
+    x: &HostMat,
+    dy: &HostMat,
+    layout: NormLayout,
+    stats: &HostMat,
+    gamma: Option<&HostMat>,
+    over: NormReduce,
+    sums: &mut HostMat,
+) -> Result<()> {
+    let seg = layout.segments(over);
+    let (c, n) = (layout.channels, layout.len());
+    check_lengths(
+        "norm_grad_sums",
+        &layout,
+        &[
+            ("x", x.data.len(), n),
+            ("dy", dy.data.len(), n),
+            ("stats", stats.data.len(), 3 * layout.statistics()),
+            ("gamma", gamma.map_or(c, |g| g.data.len()), c),
+            ("sums", sums.data.len(), 2 * seg.segments),
+        ],
+    )?;
+    for r in 0..seg.segments {
+        let (mut s1, mut s2) = (0.0f32, 0.0f32);
+        for k in 0..seg.count {
+            let i = seg.index(r, k);
+            let d = norm_d(&layout, &dy.data, gamma, i);
+            s1 += d;
+            s2 += d * xhat(&layout, &stats.data, &x.data, i);
+        }
+        sums.data[r] = s1;
+        sums.data[seg.segments + r] = s2;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn norm_grad_input(
+    x: &HostMat,
+    dy: &HostMat,
+    layout: NormLayout,
+    stats: &HostMat,
+    gamma: Option<&HostMat>,
+    sums: Option<&HostMat>,
+    dx: &mut HostMat,
+    beta: Beta,
+) -> Result<()> {
+    let (c, n, s_count) = (layout.channels, layout.len(), layout.statistics());
+    check_lengths(
+        "norm_grad_input",
+        &layout,
+        &[
+            ("x", x.data.len(), n),
+            ("dy", dy.data.len(), n),
+            ("dx", dx.data.len(), n),
+            ("stats", stats.data.len(), 3 * s_count),
+            ("gamma", gamma.map_or(c, |g| g.data.len()), c),
+            ("sums", sums.map_or(2 * s_count, |m| m.data.len()), 2 * s_count),
+        ],
+    )?;
+    let m = layout.count() as f32;
+    for i in 0..n {
+        let s = layout.statistic_of(i);
+        let inv = stats.data[2 * s_count + s];
+        let d = norm_d(&layout, &dy.data, gamma, i);
+        let g = match sums {
+            Some(sm) => {
+                let xh = (x.data[i] - stats.data[s]) * inv;
+                inv / m * (m * d - sm.data[s] - xh * sm.data[s_count + s])
+            }
+            None => d * inv,
+        };
+        dx.data[i] = if beta == Beta::One { dx.data[i] + g } else { g };
+    }
     Ok(())
 }
 
@@ -657,6 +862,40 @@ impl LossOps for HostDevice {
         )
     }
 
+    fn softmax_rows(&self, x: &DeviceMatrix, log: bool, y: &mut DeviceMatrix) -> Result<()> {
+        softmax_rows(host("softmax_rows", x)?, log, host_mut("softmax_rows", y)?)
+    }
+
+    fn softmax_rows_backward(
+        &self,
+        y: &DeviceMatrix,
+        dy: &DeviceMatrix,
+        log: bool,
+        dx: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "softmax_rows_backward";
+        softmax_rows_backward(host(OP, y)?, host(OP, dy)?, log, host_mut(OP, dx)?, beta)
+    }
+
+    fn bce_with_logits(
+        &self,
+        z: &DeviceMatrix,
+        t: &DeviceMatrix,
+        grad_scale: f32,
+        loss: &mut DeviceMatrix,
+        dz: &mut DeviceMatrix,
+    ) -> Result<()> {
+        const OP: &str = "bce_with_logits";
+        bce_with_logits(
+            host(OP, z)?,
+            host(OP, t)?,
+            grad_scale,
+            host_mut(OP, loss)?,
+            host_mut(OP, dz)?,
+        )
+    }
+
     fn mse(
         &self,
         pred: &DeviceMatrix,
@@ -672,6 +911,77 @@ impl LossOps for HostDevice {
             grad_scale,
             host_mut(OP, loss)?,
             host_mut(OP, dpred)?,
+        )
+    }
+}
+
+impl NormOps for HostDevice {
+    fn norm_stats(&self, x: &DeviceMatrix, layout: NormLayout, eps: f32, stats: &mut DeviceMatrix) -> Result<()> {
+        norm_stats(host("norm_stats", x)?, layout, eps, host_mut("norm_stats", stats)?)
+    }
+
+    fn norm_apply(
+        &self,
+        x: &DeviceMatrix,
+        layout: NormLayout,
+        stats: &DeviceMatrix,
+        affine: Option<(&DeviceMatrix, &DeviceMatrix)>,
+        y: &mut DeviceMatrix,
+    ) -> Result<()> {
+        const OP: &str = "norm_apply";
+        let affine = match affine {
+            Some((g, b)) => Some((host(OP, g)?, host(OP, b)?)),
+            None => None,
+        };
+        norm_apply(host(OP, x)?, layout, host(OP, stats)?, affine, host_mut(OP, y)?)
+    }
+
+    fn norm_grad_sums(
+        &self,
+        x: &DeviceMatrix,
+        dy: &DeviceMatrix,
+        layout: NormLayout,
+        stats: &DeviceMatrix,
+        gamma: Option<&DeviceMatrix>,
+        over: NormReduce,
+        sums: &mut DeviceMatrix,
+    ) -> Result<()> {
+        const OP: &str = "norm_grad_sums";
+        let gamma = gamma.map(|g| host(OP, g)).transpose()?;
+        norm_grad_sums(
+            host(OP, x)?,
+            host(OP, dy)?,
+            layout,
+            host(OP, stats)?,
+            gamma,
+            over,
+            host_mut(OP, sums)?,
+        )
+    }
+
+    fn norm_grad_input(
+        &self,
+        x: &DeviceMatrix,
+        dy: &DeviceMatrix,
+        layout: NormLayout,
+        stats: &DeviceMatrix,
+        gamma: Option<&DeviceMatrix>,
+        sums: Option<&DeviceMatrix>,
+        dx: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "norm_grad_input";
+        let gamma = gamma.map(|g| host(OP, g)).transpose()?;
+        let sums = sums.map(|m| host(OP, m)).transpose()?;
+        norm_grad_input(
+            host(OP, x)?,
+            host(OP, dy)?,
+            layout,
+            host(OP, stats)?,
+            gamma,
+            sums,
+            host_mut(OP, dx)?,
+            beta,
         )
     }
 }

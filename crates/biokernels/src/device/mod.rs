@@ -36,6 +36,9 @@ use crate::optim::OptimizerStep;
 use crate::tile_map::TileMap;
 
 pub mod host;
+pub mod norm;
+
+pub use norm::{NormLayout, NormReduce, Segments};
 
 /// Launch and allocation limits that every backend checks the same way, so that a run on the
 /// host emulator refuses what a GPU would refuse, with the same typed error, before a GPU is
@@ -307,6 +310,7 @@ pub trait DeviceBackend:
     + ReduceOps
     + LossOps
     + PoolOps
+    + NormOps
     + OptimOps
     + Send
     + Sync
@@ -322,6 +326,7 @@ impl<T> DeviceBackend for T where
         + ReduceOps
         + LossOps
         + PoolOps
+        + NormOps
         + OptimOps
         + Send
         + Sync
@@ -480,6 +485,29 @@ pub trait LossOps {
         loss: &mut DeviceMatrix,
         dlogits: &mut DeviceMatrix,
     ) -> Result<()>;
+    /// Per row of `x (rows, cols)`: `log_softmax` (`log`) or `softmax`, the row maximum
+    /// subtracted first.
+    fn softmax_rows(&self, x: &DeviceMatrix, log: bool, y: &mut DeviceMatrix) -> Result<()>;
+    /// The input gradient from the forward's `y`: `dx (+)= dy − e^y·Σdy` (`log`) or
+    /// `y·(dy − Σ dy·y)`, sums per row.
+    fn softmax_rows_backward(
+        &self,
+        y: &DeviceMatrix,
+        dy: &DeviceMatrix,
+        log: bool,
+        dx: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()>;
+    /// Binary cross-entropy on logits per element, `loss = max(z, 0) − z·t + ln(1 + e^(−|z|))`,
+    /// and `dz = (σ(z) − t)·grad_scale`.
+    fn bce_with_logits(
+        &self,
+        z: &DeviceMatrix,
+        t: &DeviceMatrix,
+        grad_scale: f32,
+        loss: &mut DeviceMatrix,
+        dz: &mut DeviceMatrix,
+    ) -> Result<()>;
     /// `loss = Σ(p − t)²/N`, `dp = 2(p − t)·grad_scale`.
     fn mse(
         &self,
@@ -488,6 +516,49 @@ pub trait LossOps {
         grad_scale: f32,
         loss: &mut DeviceMatrix,
         dpred: &mut DeviceMatrix,
+    ) -> Result<()>;
+}
+
+/// Batch and group normalisation over NCHW values (`src/cuda/backend/norm.rs`; formulas and
+/// layouts in [`norm`]). The statistics are one `(3, S)` matrix: rows mean, biased variance and
+/// `invstd = 1/√(σ² + ε)`; the gradient sums one `(2, R)` matrix: rows `Σ d` and `Σ d·x̂`.
+pub trait NormOps {
+    /// The statistics of `x` (two passes: the mean, then the squared deviations from it).
+    fn norm_stats(&self, x: &DeviceMatrix, layout: NormLayout, eps: f32, stats: &mut DeviceMatrix) -> Result<()>;
+    /// `y = γ_c·x̂ + β_c` with `affine = Some((γ, β))`, else `y = x̂`; `x̂ = (x − μ_s)·invstd_s`.
+    fn norm_apply(
+        &self,
+        x: &DeviceMatrix,
+        layout: NormLayout,
+        stats: &DeviceMatrix,
+        affine: Option<(&DeviceMatrix, &DeviceMatrix)>,
+        y: &mut DeviceMatrix,
+    ) -> Result<()>;
+    /// `sums = [Σ d; Σ d·x̂]` over each segment of `over`, `d = dy·γ_c` (`gamma` given) or `dy`.
+    #[allow(clippy::too_many_arguments)]
+    fn norm_grad_sums(
+        &self,
+        x: &DeviceMatrix,
+        dy: &DeviceMatrix,
+        layout: NormLayout,
+        stats: &DeviceMatrix,
+        gamma: Option<&DeviceMatrix>,
+        over: NormReduce,
+        sums: &mut DeviceMatrix,
+    ) -> Result<()>;
+    /// With the per-statistic `sums` (batch statistics): `dx = invstd/M·(M·d − Σd − x̂·Σd·x̂)`;
+    /// without (running statistics): `dx = d·invstd`. `d` as in [`NormOps::norm_grad_sums`].
+    #[allow(clippy::too_many_arguments)]
+    fn norm_grad_input(
+        &self,
+        x: &DeviceMatrix,
+        dy: &DeviceMatrix,
+        layout: NormLayout,
+        stats: &DeviceMatrix,
+        gamma: Option<&DeviceMatrix>,
+        sums: Option<&DeviceMatrix>,
+        dx: &mut DeviceMatrix,
+        beta: Beta,
     ) -> Result<()>;
 }
 

@@ -85,6 +85,85 @@ impl CudaDevice {
     }
 }
 
+impl CudaDevice {
+    /// Per row of `x (rows, cols)`: `log_softmax` (`log`) or `softmax` into `y` (same view).
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`] (also for 0 columns), [`Error::Cuda`].
+    pub fn softmax_rows(&self, x: &GpuMatrix, log: bool, y: &mut GpuMatrix) -> Result<()> {
+        const OP: &str = "softmax_rows";
+        let (rows, cols) = (x.rows, x.cols);
+        limits::classes(OP, cols)?;
+        let xs = Self::f32_buf(OP, "x", x, rows * cols)?;
+        let ys = Self::f32_buf_mut(OP, "y", y, rows * cols)?;
+        let (ri, ci, li) = (i32_dim(OP, rows)?, i32_dim(OP, cols)?, i32::from(log));
+        let f = self.train_fn("softmax_rows_fwd")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(xs).arg(ys).arg(&ri).arg(&ci).arg(&li);
+        // SAFETY: softmax_rows_fwd(x, y, rows, cols, log) on two buffers of rows·cols f32, cols > 0.
+        unsafe { lb.launch(Self::cfg_stride(rows)) }.map_err(drv("launch softmax_rows_fwd"))?;
+        Ok(())
+    }
+
+    /// The input gradient of [`CudaDevice::softmax_rows`] from its output `y` (rows of `y`'s view).
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn softmax_rows_backward(
+        &self,
+        y: &GpuMatrix,
+        dy: &GpuMatrix,
+        log: bool,
+        dx: &mut GpuMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "softmax_rows_backward";
+        let (rows, cols) = (y.rows, y.cols);
+        limits::classes(OP, cols)?;
+        let ys = Self::f32_buf(OP, "y", y, rows * cols)?;
+        let ds = Self::f32_buf(OP, "dy", dy, rows * cols)?;
+        let xs = Self::f32_buf_mut(OP, "dx", dx, rows * cols)?;
+        let (ri, ci, li, b) = (i32_dim(OP, rows)?, i32_dim(OP, cols)?, i32::from(log), beta_f32(beta));
+        let f = self.train_fn("softmax_rows_bwd")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(ys).arg(ds).arg(xs).arg(&ri).arg(&ci).arg(&li).arg(&b);
+        // SAFETY: softmax_rows_bwd(y, dy, dx, rows, cols, log, beta) on three buffers of rows·cols f32.
+        unsafe { lb.launch(Self::cfg_stride(rows)) }.map_err(drv("launch softmax_rows_bwd"))?;
+        Ok(())
+    }
+
+    /// Binary cross-entropy on logits per element and its scaled gradient (four f32 operands
+    /// of one length).
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn bce_with_logits(
+        &self,
+        z: &GpuMatrix,
+        t: &GpuMatrix,
+        grad_scale: f32,
+        loss: &mut GpuMatrix,
+        dz: &mut GpuMatrix,
+    ) -> Result<()> {
+        const OP: &str = "bce_with_logits";
+        let n = z.len();
+        let zs = Self::f32_buf(OP, "z", z, n)?;
+        let ts = Self::f32_buf(OP, "t", t, n)?;
+        let ls = Self::f32_buf_mut(OP, "loss", loss, n)?;
+        let ds = Self::f32_buf_mut(OP, "dz", dz, n)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let ni = i32_dim(OP, n)?;
+        let f = self.train_fn("bce_logits")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(zs).arg(ts).arg(ls).arg(ds).arg(&ni).arg(&grad_scale);
+        // SAFETY: bce_logits(z, t, loss, dz, n, scale) on four buffers of n f32.
+        unsafe { lb.launch(Self::cfg_stride(n)) }.map_err(drv("launch bce_logits"))?;
+        Ok(())
+    }
+}
+
 /// [`LossOps`] on the device: the erased handles unwrapped, then the typed methods above.
 impl LossOps for CudaDevice {
     fn softmax_cross_entropy(
@@ -98,6 +177,35 @@ impl LossOps for CudaDevice {
         const OP: &str = "softmax_cross_entropy";
         let (z, l) = (gpu(OP, logits)?, gpu(OP, labels)?);
         CudaDevice::softmax_cross_entropy(self, z, l, grad_scale, gpu_mut(OP, loss)?, gpu_mut(OP, dlogits)?)
+    }
+
+    fn softmax_rows(&self, x: &DeviceMatrix, log: bool, y: &mut DeviceMatrix) -> Result<()> {
+        CudaDevice::softmax_rows(self, gpu("softmax_rows", x)?, log, gpu_mut("softmax_rows", y)?)
+    }
+
+    fn softmax_rows_backward(
+        &self,
+        y: &DeviceMatrix,
+        dy: &DeviceMatrix,
+        log: bool,
+        dx: &mut DeviceMatrix,
+        beta: Beta,
+    ) -> Result<()> {
+        const OP: &str = "softmax_rows_backward";
+        CudaDevice::softmax_rows_backward(self, gpu(OP, y)?, gpu(OP, dy)?, log, gpu_mut(OP, dx)?, beta)
+    }
+
+    fn bce_with_logits(
+        &self,
+        z: &DeviceMatrix,
+        t: &DeviceMatrix,
+        grad_scale: f32,
+        loss: &mut DeviceMatrix,
+        dz: &mut DeviceMatrix,
+    ) -> Result<()> {
+        const OP: &str = "bce_with_logits";
+        let (zm, tm) = (gpu(OP, z)?, gpu(OP, t)?);
+        CudaDevice::bce_with_logits(self, zm, tm, grad_scale, gpu_mut(OP, loss)?, gpu_mut(OP, dz)?)
     }
 
     fn mse(

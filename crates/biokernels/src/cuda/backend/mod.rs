@@ -2,7 +2,7 @@
 //!
 //! This file holds the device, its buffer types and the launch helpers; each op family binds
 //! its kernels in its own file beside it (`memory`, `gemm`, `conv`, `elementwise`, `reduce`,
-//! `loss`, `pool`, `optim`), with typed methods on [`GpuMatrix`] and that family's trait of
+//! `loss`, `norm`, `pool`, `optim`), with typed methods on [`GpuMatrix`] and that family's trait of
 //! [`crate::device::DeviceBackend`] (the erased handles unwrapped by the helpers at the end of
 //! this file, then the typed method called). A handle of another backend is
 //! [`Error::ForeignDeviceBuffer`].
@@ -12,6 +12,7 @@ mod elementwise;
 mod gemm;
 mod loss;
 mod memory;
+mod norm;
 mod optim;
 mod pool;
 mod reduce;
@@ -30,7 +31,7 @@ use super::{conv_params, ptx, BinaryOp, GemmOp, OptimizerStep, Precision, UnaryO
 use crate::conv::{Conv2dGeometry, ConvMask, ConvTranspose2dGeometry, Plan};
 use crate::device::{
     limits, ConvOps, DeviceConv, DeviceIndex, DeviceMatrix, DeviceStorage, DeviceTiles, ElementwiseOps, GemmOps,
-    LiveToken, LossOps, MemoryOps, OptimOps, PoolOps, ReduceOps,
+    LiveToken, LossOps, MemoryOps, NormLayout, NormOps, NormReduce, OptimOps, PoolOps, ReduceOps,
 };
 use crate::error::{Error, Result};
 use crate::gemm::Beta;
