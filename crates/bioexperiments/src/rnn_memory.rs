@@ -458,13 +458,6 @@ pub fn run_with_budget(
     interrupt_after: Option<usize>,
 ) -> Result<Vec<SettingResult>> {
     cfg.validate()?;
-    if opts.device != bioautograd::Device::Cpu && cfg.early_stopping().is_some() {
-        return Err(invalid(
-            "device",
-            format!("{:?}", opts.device),
-            "the converge preset trains on the host only (nback_mem's log-softmax has no device path)",
-        ));
-    }
     let bio_w = bio_matrix(cfg)?;
     let m = bio_w.hidden;
     let density = bio_w.density();
@@ -498,8 +491,6 @@ pub fn run_with_budget(
         };
         let out_dim = if setting.classification { 3 } else { 1 };
         let mut model = RnnSpec::default().build(in_dim, out_dim, &template, &mut rng)?;
-        // (The fixed presets only: a converge job loads its checkpoint into the host model.)
-        model.to_device(opts.device)?;
         let mut opt = OptimizerConfig::torch_adam(cfg.lr).build()?;
         let bar = opts
             .progress
@@ -512,6 +503,7 @@ pub fn run_with_budget(
             }
         };
         let Some(rule) = cfg.early_stopping() else {
+            model.to_device(opts.device)?;
             let mut training = setting.training(&mut model, &mut opt, in_dim);
             let mut history = Vec::with_capacity(cfg.epochs);
             for epoch in 1..=cfg.epochs {
@@ -529,6 +521,8 @@ pub fn run_with_budget(
             Some(saved) => resumed_state(&files, &rule, saved)?,
             None => (Vec::new(), EarlyStoppingState::default()),
         };
+        // After the checkpoint went into the host model (its saves download from the device).
+        model.to_device(opts.device)?;
         if let Some(bar) = &bar {
             bar.inc(history.len() as u64);
         }

@@ -50,17 +50,19 @@ pub fn trimmed_nll(
 ) -> bioautograd::Result<Var> {
     let shape = [onehot.len() / CLASSES, CLASSES];
     let scale = -1.0 / count.max(1) as f32;
+    // The constants live where the logits do (a CUDA device or the host).
+    let device = g.value(logits)?.device();
     match scaling {
         NllScaling::AfterSum => {
-            let t = g.input(Tensor::from_vec(onehot.to_vec(), &shape)?);
+            let t = g.input(Tensor::new(onehot.to_vec(), &shape, device)?);
             let ls = g.log_softmax(logits)?;
             let picked = g.sum(&g.mul(&ls, &t)?)?;
-            g.mul(&picked, &g.input(Tensor::scalar(scale)))
+            g.mul(&picked, &g.input(Tensor::new(vec![scale], &[], device)?))
         }
         NllScaling::InTargets => {
             let pick: Vec<f32> = onehot.iter().map(|&t| if t != 0.0 { scale } else { 0.0 }).collect();
             let ls = g.log_softmax(logits)?;
-            g.sum(&g.mul(&ls, &g.input(Tensor::from_vec(pick, &shape)?))?)
+            g.sum(&g.mul(&ls, &g.input(Tensor::new(pick, &shape, device)?))?)
         }
     }
 }

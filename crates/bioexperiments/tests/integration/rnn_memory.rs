@@ -147,6 +147,32 @@ fn tiny_converge_run_stops_every_job_by_the_rule_and_reports_each_task() {
     assert!(!ckpt.exists() || common::snapshot(&ckpt).is_empty());
 }
 
+/// `--preset converge --device emulator` (nback_mem's log-softmax and the trimmed NLL on the
+/// device): the host run's histories within 1e-4; and an emulator run interrupted after 5
+/// epochs resumes (the device optimiser state through its checkpoint) to the uninterrupted
+/// emulator run's histories bit for bit.
+#[test]
+fn converge_on_the_emulator_matches_the_host_and_resumes_exactly() {
+    use bioexperiments::rnn_memory::run_with_budget;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::tiny_rnn_converge(1);
+    let opts = |name: &str, device| bioexperiments::ReproduceOptions {
+        device,
+        ..common::quick_options(dir.path().join(name), None, 3)
+    };
+    let host = run(&opts("cpu", bioautograd::Device::Cpu), &cfg).unwrap();
+    let emulated = run(&opts("emu", common::EMULATOR), &cfg).unwrap();
+    assert!(host.iter().any(|h| h.label.starts_with("nback_mem")));
+    common::assert_same_histories(&host, &emulated);
+    let mut cut = opts("cut", common::EMULATOR);
+    let e = run_with_budget(&cut, &cfg, Some(5)).unwrap_err();
+    assert!(e.to_string().contains("after epoch 5"), "{e}");
+    cut.resume = true;
+    let resumed = run(&cut, &cfg).unwrap();
+    // Debug prints every f64 exactly (and NaN as NaN, which `==` would not equal).
+    assert_eq!(format!("{:?}", resumed), format!("{:?}", emulated));
+}
+
 /// `--resume` of a converge run interrupted inside its jobs (each stopped after 5 epochs of a
 /// call, then after 1 more, its checkpoint saved; some mid-patience), ends with the bytes of the
 /// uninterrupted run; a checkpoint whose early-stopping state does not match its history is

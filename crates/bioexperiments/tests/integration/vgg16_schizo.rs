@@ -85,3 +85,32 @@ fn vgg16_schizo_tiny_writes_every_output_and_resumes() {
     let again = run(&ReproduceOptions { resume: true, ..opts }, &cfg).unwrap();
     assert_eq!(again[1].runs, results[1].runs);
 }
+
+/// `reproduce vgg16-schizo --device emulator` on the tiny setting (batch norm in training and
+/// evaluation, the augmentation, dropout, the masked last convolution): every epoch of every
+/// run within 1e-4 of the `--device cpu` run.
+#[test]
+fn vgg16_schizo_on_the_emulator_matches_the_host() {
+    let data = tempfile::tempdir().unwrap();
+    write_cifar_like(&data.path().join("cifar10-jpeg/train"), 2);
+    write_cifar_like(&data.path().join("cifar10-jpeg/test"), 1);
+    let out = tempfile::tempdir().unwrap();
+    let cfg = Vgg16SchizoConfig {
+        epochs: 2,
+        repeats: 1,
+        batch_size: 10,
+        train_images: 20,
+        test_images: 10,
+        width_divisor: 16,
+        lr_steps: bioexperiments::vgg16_schizo::lr_steps_for(2),
+        ..Vgg16SchizoConfig::for_preset(Preset::Quick, 1)
+    };
+    let opts = |name: &str, device| ReproduceOptions {
+        device,
+        ..common::quick_options(out.path().join(name), Some(data.path()), 1)
+    };
+    let host = run(&opts("cpu", bioautograd::Device::Cpu), &cfg).unwrap();
+    let emulated = run(&opts("emu", common::EMULATOR), &cfg).unwrap();
+    assert!(host.iter().all(|h| h.runs.iter().all(|r| r.len() == 2)));
+    common::assert_same_histories(&host, &emulated);
+}

@@ -6,7 +6,34 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bioexperiments::rnn_memory::RnnMemoryConfig;
-use bioexperiments::{Preset, ReproduceOptions};
+use bioexperiments::{Preset, ReproduceOptions, SettingResult};
+
+/// The host emulator of the device backend (`--device emulator`).
+pub const EMULATOR: bioautograd::Device = bioautograd::Device::Cuda(bioautograd::cuda::EMULATOR);
+
+/// Asserts that a run on a device gave the host run's histories: the same settings, runs and
+/// epochs, every loss within `1e-4` relative and every accuracy within `1e-4·max(|acc|, 1)`
+/// (NaN where the host has NaN).
+pub fn assert_same_histories(host: &[SettingResult], device: &[SettingResult]) {
+    assert_eq!(host.len(), device.len());
+    for (h, d) in host.iter().zip(device) {
+        assert_eq!(h.runs.len(), d.runs.len(), "{}", h.label);
+        for (hr, dr) in h.runs.iter().zip(&d.runs) {
+            assert_eq!(hr.len(), dr.len(), "{}: epochs", h.label);
+            for (a, b) in hr.iter().zip(dr) {
+                for (x, y, scale) in [
+                    (a.train_loss, b.train_loss, a.train_loss.abs()),
+                    (a.val_loss, b.val_loss, a.val_loss.abs()),
+                    (a.train_acc, b.train_acc, a.train_acc.abs().max(1.0)),
+                    (a.val_acc, b.val_acc, a.val_acc.abs().max(1.0)),
+                ] {
+                    let same = (x.is_nan() && y.is_nan()) || (x - y).abs() <= 1e-4 * scale;
+                    assert!(same, "{}: host {a:?} device {b:?}", h.label);
+                }
+            }
+        }
+    }
+}
 
 /// `--quick` options without progress bars or resume.
 pub fn quick_options(out: PathBuf, data: Option<&Path>, seed: u64) -> ReproduceOptions {
