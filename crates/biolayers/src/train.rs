@@ -17,7 +17,7 @@ pub fn train_step(
     x: Tensor,
     loss_fn: impl FnOnce(&Graph, &Var) -> bioautograd::Result<Var>,
 ) -> Result<f32> {
-    train_step_with(model, opt, x, loss_fn, |_, _, _| Ok(()), |_| Ok(()))
+    train_step_with(model, opt, x, loss_fn, &[], |_, _, _| Ok(()), |_| Ok(()))
 }
 
 /// [`train_step`] with two hooks: `before_update(graph, model, grads)` may rewrite the
@@ -26,12 +26,17 @@ pub fn train_step(
 ///
 /// A model moved to a CUDA device ([`Module::to_device`]; `x` on the same device) trains
 /// there: forward, backward and the optimiser step run on the device, and only the loss is
-/// read back. Its gradients stay on the device, so `before_update` sees `None` for them.
+/// read back. Its gradients stay on the device, except those of the parameters listed in
+/// `host_grads` (indices into [`Module::params`]): they are read back for `before_update`, and
+/// what it leaves in them is uploaded for the optimiser step. `before_update` sees `None` for
+/// the other device gradients. On the host every gradient is a host vector and `host_grads`
+/// changes nothing.
 pub fn train_step_with<M: Module + ?Sized>(
     model: &mut M,
     opt: &mut Optimizer,
     x: Tensor,
     loss_fn: impl FnOnce(&Graph, &Var) -> bioautograd::Result<Var>,
+    host_grads: &[usize],
     before_update: impl FnOnce(&Graph, &M, &mut [Option<Vec<f32>>]) -> Result<()>,
     after_update: impl FnOnce(&mut M) -> Result<()>,
 ) -> Result<f32> {
@@ -53,12 +58,18 @@ pub fn train_step_with<M: Module + ?Sized>(
             .iter()
             .map(|p| p.var().and_then(|v| grads.slice(&v)).map(<[f32]>::to_vec))
             .collect();
-        // Gradients on a CUDA device stay there (the hook does not see them).
-        let device_grads: Vec<Option<Tensor>> = model
+        // Gradients on a CUDA device stay there (the hook does not see them), but for the
+        // parameters the hook asked for, which are read back.
+        let mut device_grads: Vec<Option<Tensor>> = model
             .params()
             .iter()
             .map(|p| p.var().and_then(|v| grads.get(&v)).filter(|t| t.is_cuda()).cloned())
             .collect();
+        for &i in host_grads {
+            if let Some(t) = device_grads.get_mut(i).and_then(Option::take) {
+                per_param[i] = Some(t.to_vec()?);
+            }
+        }
         before_update(&g, model, &mut per_param)?;
         (value, per_param.into_iter().zip(device_grads).collect::<Vec<_>>())
     };
@@ -72,7 +83,13 @@ pub fn train_step_with<M: Module + ?Sized>(
         if let Some(dg) = dg {
             opt.update_tensor(i, &mut p.value, &dg)?;
         } else if let Some(g) = g {
-            opt.update(i, p.value.data_mut()?, &g)?;
+            if p.value.is_cuda() {
+                // A gradient the hook read back (and may have rewritten) goes up again.
+                let up = Tensor::new(g, p.value.shape(), p.value.device())?;
+                opt.update_tensor(i, &mut p.value, &up)?;
+            } else {
+                opt.update(i, p.value.data_mut()?, &g)?;
+            }
         }
     }
     after_update(model)?;

@@ -22,7 +22,9 @@
 //! metrics (`batch × classes` values per step). Checkpoints hold the parameters and the
 //! optimiser's moments downloaded from the device, so a run resumes bit-identically on the same
 //! kind of device and loads on any other. The synaptic-diversity mechanisms of [`fit_bio`] run
-//! on the host only (a typed error on a device).
+//! on the host: on a device, each step reads back the converted weights, their gradients (and,
+//! for the `activity` distribution, their layers' outputs), and uploads the rewritten gradients
+//! and, after rejuvenation or Dale's principle, the weights.
 //!
 //! # Shapes
 //! The model maps `(batch, channels, height, width)` f32 (or the flattened `(batch, c·h·w)` when
@@ -246,13 +248,6 @@ fn fit_impl(
         .as_deref()
         .map(|dir| CheckpointFiles::new(dir, "checkpoint"));
     let mut history = Vec::new();
-    if bio.is_some() && cfg.device != Device::Cpu {
-        return Err(invalid(
-            "device",
-            format!("{:?}", cfg.device),
-            "the synaptic-diversity mechanisms (fit_bio) run on the host only",
-        ));
-    }
     if let (true, Some(files)) = (cfg.resume, &files) {
         let bio_state = bio.as_mut().map(|(b, _)| &mut **b);
         if let Some(state) = checkpoint::load_with_synapses(files, model, bio_state, opt, Some(cfg.seed))? {

@@ -69,3 +69,21 @@ fn an_interrupted_synaptic_diversity_sweep_resumes_to_the_same_numbers() {
         std::fs::read(out.path().join("full/history.csv")).unwrap()
     );
 }
+
+/// `reproduce synaptic-diversity --device emulator`: the mechanisms run on the host between
+/// device steps (gradients and weights read back and uploaded again); every epoch of every
+/// setting within 1e-4 of the `--device cpu` run.
+#[test]
+fn synaptic_diversity_on_the_emulator_matches_the_host() {
+    let data = tempfile::tempdir().unwrap();
+    common::write_fake_mnist(data.path());
+    let out = tempfile::tempdir().unwrap();
+    let opts = |name: &str, device| ReproduceOptions {
+        device,
+        ..common::quick_options(out.path().join(name), Some(data.path()), 1)
+    };
+    let host = run(&opts("cpu", bioautograd::Device::Cpu), &tiny(2)).unwrap();
+    let emulated = run(&opts("emu", common::EMULATOR), &tiny(2)).unwrap();
+    assert_eq!(host.len(), 5);
+    common::assert_same_histories(&host, &emulated);
+}

@@ -16,6 +16,8 @@
 //! that would get either is refused with [`crate::Error::InvalidConfig`] naming its path (see
 //! `docs/synaptic-diversity.md`).
 
+use std::borrow::Cow;
+
 use bioautograd::{Graph, Tensor, Var};
 use biorng::{Stream, StreamState};
 
@@ -487,11 +489,8 @@ impl BioModel {
         // The layers by path, only when activity counting reads their outputs.
         let visits = if activity { visit_layers(model) } else { Vec::new() };
         for cl in &mut self.layers {
-            let weight = params
-                .get(cl.param)
-                .ok_or_else(|| wrong_model(cl.param))?
-                .value
-                .as_slice()?;
+            let weight = host_values(&params.get(cl.param).ok_or_else(|| wrong_model(cl.param))?.value)?;
+            let weight = &weight[..];
             if schedule.update_fuzzy {
                 let out = if cl.synapses.config().fuzzy_lr_distribution == Distribution::Activity {
                     let layer = visits.iter().find(|v| v.path == cl.path).ok_or_else(|| {
@@ -510,8 +509,11 @@ impl BioModel {
                     None
                 };
                 let outputs = out.as_ref().map(activity_view).transpose()?;
-                cl.synapses
-                    .update_fuzzy_learning_rates(weight, outputs, &mut self.rng)?;
+                cl.synapses.update_fuzzy_learning_rates(
+                    weight,
+                    outputs.as_ref().map(|(v, n, s)| (&v[..], *n, *s)),
+                    &mut self.rng,
+                )?;
             }
             let Some(grad) = grads.get_mut(cl.param).and_then(Option::as_mut) else {
                 continue;
@@ -538,16 +540,21 @@ impl BioModel {
         }
         let mut params = model.params_mut();
         for cl in &self.layers {
-            let w = params
-                .get_mut(cl.param)
-                .ok_or_else(|| wrong_model(cl.param))?
-                .value
-                .data_mut()?;
+            let value = &mut params.get_mut(cl.param).ok_or_else(|| wrong_model(cl.param))?.value;
+            // A weight on a device is read back, changed on the host and uploaded again.
+            let mut on_host = value.is_cuda().then(|| value.to_vec()).transpose()?;
+            let w = match on_host.as_mut() {
+                Some(v) => &mut v[..],
+                None => value.data_mut()?,
+            };
             if rejuvenate {
                 cl.synapses.rejuvenate_weights(w, &mut self.rng)?;
             }
             if schedule.enforce_dales_principle {
                 cl.synapses.enforce_dales_principle(w)?;
+            }
+            if let Some(v) = on_host {
+                *value = Tensor::new(v, value.shape(), value.device())?;
             }
         }
         Ok(())
@@ -565,11 +572,14 @@ impl BioModel {
         loss_fn: impl FnOnce(&Graph, &Var) -> bioautograd::Result<Var>,
         schedule: &BioSchedule,
     ) -> Result<f32> {
+        // On a device the converted weights' gradients are read back for the mechanisms.
+        let converted: Vec<usize> = self.layers.iter().map(|cl| cl.param).collect();
         let loss = train_step_with(
             model,
             opt,
             x,
             loss_fn,
+            &converted,
             |g, m, grads| self.before_update(g, m, grads, schedule),
             |_| Ok(()),
         )?;
@@ -582,9 +592,18 @@ fn wrong_model(param: usize) -> crate::Error {
     invalid("model", param, "is not the model this BioModel was converted from")
 }
 
+/// The values of `t`: borrowed on the host, read back from a device.
+fn host_values(t: &Tensor) -> Result<Cow<'_, [f32]>> {
+    Ok(if t.is_cuda() {
+        Cow::Owned(t.to_vec()?)
+    } else {
+        Cow::Borrowed(t.as_slice()?)
+    })
+}
+
 /// `(values, batch, spatial)` of a layer output `(n, c)` or `(n, c, h, w)`.
-fn activity_view(t: &Tensor) -> Result<(&[f32], usize, usize)> {
+fn activity_view(t: &Tensor) -> Result<(Cow<'_, [f32]>, usize, usize)> {
     let s = t.shape();
     let spatial: usize = s.iter().skip(2).product();
-    Ok((t.as_slice()?, s.first().copied().unwrap_or(0), spatial))
+    Ok((host_values(t)?, s.first().copied().unwrap_or(0), spatial))
 }
