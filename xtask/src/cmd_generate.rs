@@ -1,4 +1,4 @@
-//! `cargo xtask generate --checkpoint DIR --n 64 [--seed S] [--steps N] --out grid.png`: a grid
+//! `cargo xtask generate --checkpoint DIR --n 64 [--seed S] [--steps N] [--device D] --out grid.png`: a grid
 //! of samples of the network a finished run folder holds: the generator of `reproduce
 //! mouse-gan` (`model.toml` + `generator.npz`, e.g. `results/mouse-gan/runs/cat_w0.4_r000`;
 //! a conditional run's, e.g. `runs/conditional_w0.4_r000`, draws one row per class of
@@ -31,6 +31,10 @@ pub struct GenerateArgs {
     /// Output PNG.
     #[arg(long)]
     pub out: PathBuf,
+    /// Where a GAN generator draws its samples: cpu, cuda (device 0), cuda:N, or emulator
+    /// (mouse-ddim samples on the host only).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 /// Runs `cargo xtask generate`.
@@ -39,6 +43,7 @@ pub fn run(a: &GenerateArgs) -> CliResult {
     if let Some(steps) = a.steps {
         crate::cli::check_range("--steps", steps, 1, MAX_DIFFUSION_STEPS)?;
     }
+    let device = crate::cli::parse_device("--device", &a.device)?;
     crate::cli::require_extension("--out", &a.out, "png")?;
     crate::cli::check_output_file("--out", &a.out)?;
     if !a.checkpoint.is_dir() {
@@ -48,6 +53,13 @@ pub fn run(a: &GenerateArgs) -> CliResult {
         )));
     }
     let png = if a.checkpoint.join("denoiser.npz").is_file() {
+        if device != bioautograd::Device::Cpu {
+            return Err(crate::cli::cli_err(format!(
+                "--device {}: {} is a mouse-ddim run, whose sampler runs on the host only so far",
+                a.device,
+                a.checkpoint.display()
+            )));
+        }
         mouse_ddim::generate_grid(&a.checkpoint, a.n, a.seed, a.steps)?
     } else if a.steps.is_some() {
         return Err(crate::cli::cli_err(format!(
@@ -57,7 +69,7 @@ pub fn run(a: &GenerateArgs) -> CliResult {
     } else {
         // Read before sampling: a conditional folder without its classes.toml is refused.
         let rows = grid_rows(&a.checkpoint)?;
-        let png = generate_grid(&a.checkpoint, a.n, a.seed)?;
+        let png = generate_grid(&a.checkpoint, a.n, a.seed, device)?;
         if !rows.is_empty() {
             let per = a.n.div_ceil(rows.len());
             bionpy::write_atomic(&a.out, &png)?;

@@ -427,15 +427,16 @@ fn preset(a: &ReproduceArgs) -> CliResult<RnnMemoryPreset> {
 }
 
 /// The targets that train on `--device` (every op of their models has a device path;
-/// synaptic-diversity runs its mechanisms on the host between device steps). The generative
-/// models and BioNet have their own training loops, not yet on a device.
-const DEVICE_TARGETS: [&str; 6] = [
+/// synaptic-diversity runs its mechanisms on the host between device steps, mouse-gan its
+/// spectral norm's power iteration). mouse-ddim and BioNet have no device path yet.
+const DEVICE_TARGETS: [&str; 7] = [
     "schizo-mnist",
     "schizo-cifar",
     "mouse-cifar",
     "rnn-memory",
     "vgg16-schizo",
     "synaptic-diversity",
+    "mouse-gan",
 ];
 
 /// Runs `cargo xtask reproduce`.

@@ -525,7 +525,12 @@ fn sample_inner(
             Some(c) => train::one_hot_inputs(&z, &vec![c; b], spec.num_classes)?,
             None => z,
         };
-        out.extend(train::generate_batch(generator, input)?.to_vec()?);
+        // On the generator's device (its first parameter's), read back.
+        let device = generator
+            .params()
+            .first()
+            .map_or(bioautograd::Device::Cpu, |p| p.value.device());
+        out.extend(train::generate_batch(generator, input.to_device(device)?)?.to_vec()?);
         left -= b;
     }
     generator.set_buffers(&saved)?;
@@ -587,18 +592,19 @@ pub fn grid_png(images: &[f32], n: usize, side: usize, cols: usize) -> Result<Ve
 pub const MAX_GENERATE: usize = 1024;
 
 /// `generate`: `n` samples of the generator in the finished run folder `dir` (latents from
-/// `seed`), as the PNG bytes of a square-ish grid. A conditional generator draws one row per
+/// `seed`), drawn on `device`, as the PNG bytes of a square-ish grid. A conditional generator draws one row per
 /// class, in the order of [`grid_rows`], of `⌈n / K⌉` images each (so `K·⌈n / K⌉` images),
 /// class after class from one stream. Nothing is written here: the caller writes the bytes
 /// atomically.
 ///
 /// # Errors
 /// `n` outside `[1, MAX_GENERATE]`; those of [`load_generator`]; forward errors.
-pub fn generate_grid(dir: &Path, n: usize, seed: u64) -> Result<Vec<u8>> {
+pub fn generate_grid(dir: &Path, n: usize, seed: u64, device: bioautograd::Device) -> Result<Vec<u8>> {
     if n == 0 || n > MAX_GENERATE {
         return Err(invalid("n", n, format!("must be in [1, {MAX_GENERATE}]")));
     }
     let (mut g, spec) = load_generator(dir)?;
+    g.to_device(device)?;
     let mut rng = Stream::seeded(seed);
     if spec.is_conditional() {
         let per = n.div_ceil(spec.num_classes);
@@ -684,9 +690,9 @@ fn run_job<'s>(
     set: &TrainSet<'_>,
     repeat: usize,
     mut scorer: Option<&mut (dyn SampleScorer + 's)>,
-    resume: bool,
-    progress: bool,
+    opts: &ReproduceOptions,
 ) -> Result<Vec<RunResult>> {
+    let (resume, progress, device) = (opts.resume, opts.progress, opts.device);
     let spec = cfg.spec(window);
     let seed = cfg.seed + repeat as u64;
     let mut rng = Stream::seeded(seed);
@@ -704,6 +710,8 @@ fn run_job<'s>(
             history = state.history;
         }
     }
+    // After the checkpoint went into the host models (its saves read back from the device).
+    gan.to_device(device)?;
     let side = cfg.image_size;
     let per = 3 * side * side;
     let n = set.images.len() / per;
@@ -725,7 +733,7 @@ fn run_job<'s>(
             for &i in picked {
                 batch.extend_from_slice(&set.images[i * per..(i + 1) * per]);
             }
-            let real = bioautograd::Tensor::from_vec(batch, &[cfg.batch_size, 3, side, side])?;
+            let real = bioautograd::Tensor::new(batch, &[cfg.batch_size, 3, side, side], device)?;
             let (dl, gl) = match set.labels {
                 Some(labels) => {
                     let classes: Vec<usize> = picked.iter().map(|&i| labels[i]).collect();
@@ -930,8 +938,7 @@ pub fn run<'s>(
             &set,
             job.repeat,
             scorer.as_deref_mut(),
-            opts.resume,
-            opts.progress,
+            opts,
         )?;
         report.ran += 1;
     }

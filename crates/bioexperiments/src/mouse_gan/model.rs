@@ -264,6 +264,10 @@ impl Module for Gan {
     fn name(&self) -> String {
         "gan".into()
     }
+    fn to_device(&mut self, device: bioautograd::Device) -> biolayers::Result<()> {
+        self.generator.to_device(device)?;
+        self.discriminator.to_device(device)
+    }
     fn children(&self) -> Vec<(String, &dyn Module)> {
         vec![
             ("generator".into(), &self.generator as &dyn Module),

@@ -39,7 +39,7 @@
 //! `real (n, 3, s, s)` in [0, 1]; `real_classes (n)` in `0..K`; generator input
 //! `(n, latent + K)`; discriminator input `(2n, 3 + K, s, s)` (`K = 0`: unconditional).
 
-use bioautograd::{Graph, Mode, Tensor};
+use bioautograd::{Device, Graph, Mode, Tensor};
 use biolayers::layers::Module;
 use biolayers::optim::Optimizer;
 use biorng::Stream;
@@ -62,11 +62,12 @@ pub fn generate_batch(generator: &mut dyn Module, z: Tensor) -> Result<Tensor> {
     Ok(g.value(&y).map_err(biolayers::Error::from)?)
 }
 
+/// The loss value (read back) and the gradient of every parameter, wherever it lives.
 fn loss_and_grads(
     g: &Graph,
     loss: &bioautograd::Var,
     params: Vec<&biolayers::layers::Param>,
-) -> Result<(f32, Vec<Option<Vec<f32>>>)> {
+) -> Result<(f32, Vec<Option<Tensor>>)> {
     let value = g
         .value(loss)
         .map_err(biolayers::Error::from)?
@@ -83,9 +84,14 @@ fn loss_and_grads(
         value,
         params
             .iter()
-            .map(|p| p.var().and_then(|v| grads.slice(&v)).map(<[f32]>::to_vec))
+            .map(|p| p.var().and_then(|v| grads.get(&v)).cloned())
             .collect(),
     ))
+}
+
+/// `data` as a tensor of `shape` on `device`.
+fn on(device: Device, data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
+    Ok(Tensor::new(data, shape, device).map_err(biolayers::Error::from)?)
 }
 
 /// `n` classes drawn uniformly from `0..k`.
@@ -262,9 +268,16 @@ fn step(
             "must be (n, channels, h, w) with n ≥ 1",
         ));
     }
+    // The GAN trains where the real batch is (the models moved there with `to_device`); the
+    // inputs are drawn on the host and uploaded, and the fakes go through the host to join
+    // the real images (and their class planes).
+    let device = real.device();
     let k = cond.as_ref().map(|c| c.k);
     let (zin, fake_classes) = draw_inputs(rng, n, latent_dim, k)?;
-    let fake = generate_batch(&mut gan.generator, zin)?;
+    let fake = generate_batch(
+        &mut gan.generator,
+        zin.to_device(device).map_err(biolayers::Error::from)?,
+    )?;
     let mut combined = fake.to_vec().map_err(biolayers::Error::from)?;
     combined.extend(real.to_vec().map_err(biolayers::Error::from)?);
     let mut cshape = shape.clone();
@@ -285,9 +298,9 @@ fn step(
     // Discriminator half-step.
     let (d_loss, grads) = {
         let g = Graph::with_mode(Mode::Train);
-        let x = g.input(Tensor::from_vec(combined, &cshape).map_err(biolayers::Error::from)?);
+        let x = g.input(on(device, combined, &cshape)?);
         let logits = gan.discriminator.forward(&g, &x)?;
-        let t = g.input(Tensor::from_vec(labels, &[2 * n, 1]).map_err(biolayers::Error::from)?);
+        let t = g.input(on(device, labels, &[2 * n, 1])?);
         let loss = g
             .binary_cross_entropy_with_logits(&logits, &t)
             .map_err(biolayers::Error::from)?;
@@ -295,7 +308,7 @@ fn step(
     };
     for (i, (p, grad)) in gan.discriminator.params_mut().into_iter().zip(grads).enumerate() {
         if let Some(grad) = grad {
-            opt.update(slots + i, p.value.data_mut().map_err(biolayers::Error::from)?, &grad)?;
+            opt.update_tensor(slots + i, &mut p.value, &grad)?;
         }
     }
 
@@ -303,10 +316,11 @@ fn step(
     let (zin, fake_classes) = draw_inputs(rng, n, latent_dim, k)?;
     // The class planes of the fakes are constants beside the generator's output.
     let planes = match &cond {
-        Some(c) => Some(
-            Tensor::from_vec(class_planes(&fake_classes, c.k, plane)?, &[n, c.k, shape[2], shape[3]])
-                .map_err(biolayers::Error::from)?,
-        ),
+        Some(c) => Some(on(
+            device,
+            class_planes(&fake_classes, c.k, plane)?,
+            &[n, c.k, shape[2], shape[3]],
+        )?),
         None => None,
     };
     for p in gan.discriminator.params_mut() {
@@ -314,7 +328,7 @@ fn step(
     }
     let result = (|| {
         let g = Graph::with_mode(Mode::Train);
-        let x = g.input(zin);
+        let x = g.input(zin.to_device(device).map_err(biolayers::Error::from)?);
         let logits = match planes {
             Some(planes) => {
                 let fake = gan.generator.forward(&g, &x)?;
@@ -324,7 +338,7 @@ fn step(
             }
             None => gan.forward(&g, &x)?,
         };
-        let t = g.input(Tensor::from_vec(vec![0.0; n], &[n, 1]).map_err(biolayers::Error::from)?);
+        let t = g.input(on(device, vec![0.0; n], &[n, 1])?);
         let loss = g
             .binary_cross_entropy_with_logits(&logits, &t)
             .map_err(biolayers::Error::from)?;
@@ -336,7 +350,7 @@ fn step(
     let (g_loss, grads) = result?;
     for (i, (p, grad)) in gan.generator.params_mut().into_iter().zip(grads).enumerate() {
         if let Some(grad) = grad {
-            opt.update(i, p.value.data_mut().map_err(biolayers::Error::from)?, &grad)?;
+            opt.update_tensor(i, &mut p.value, &grad)?;
         }
     }
     Ok((d_loss, g_loss))

@@ -340,6 +340,59 @@ fn write_tiny_image_folder(dir: &std::path::Path) {
     }
 }
 
+/// `reproduce mouse-gan --device emulator`, unconditional and conditional (class planes
+/// concatenated on the device, one-hot latents), 2 epochs at toy width: each run's last
+/// discriminator and generator losses and the score of its samples (drawn on the device)
+/// within 1e-4 of the `--device cpu` run.
+#[test]
+fn mouse_gan_on_the_emulator_matches_the_host() {
+    use bioexperiments::mouse_gan::{run, ChannelStatsFrechet, MouseGanConfig};
+    let data = tempfile::tempdir().unwrap();
+    write_tiny_image_folder(data.path());
+    for conditional in [false, true] {
+        let mut cfg = if conditional {
+            MouseGanConfig::for_preset_conditional(bioexperiments::Preset::Quick, 3)
+        } else {
+            MouseGanConfig::for_preset(bioexperiments::Preset::Quick, 3)
+        };
+        cfg.classes = if conditional {
+            vec!["cat".into(), "bird".into()]
+        } else {
+            vec!["cat".into()]
+        };
+        cfg.windows = vec![0.4];
+        cfg.epochs = 2;
+        cfg.train_images = 8;
+        cfg.batch_size = 4;
+        cfg.base_channels = 256;
+        cfg.score_samples = 4;
+        cfg.image_folder = Some(data.path().to_path_buf());
+        cfg.image_size = 32;
+        let out = tempfile::tempdir().unwrap();
+        let opts = |name: &str, device| ReproduceOptions {
+            device,
+            ..common::quick_options(out.path().join(name), None, 3)
+        };
+        let host = run(
+            &opts("cpu", bioautograd::Device::Cpu),
+            &cfg,
+            Some(&mut ChannelStatsFrechet),
+        )
+        .unwrap();
+        let emulated = run(&opts("emu", common::EMULATOR), &cfg, Some(&mut ChannelStatsFrechet)).unwrap();
+        assert_eq!(host.results.len(), emulated.results.len());
+        for (h, e) in host.results.iter().zip(&emulated.results) {
+            assert_eq!((&h.class, &h.window, h.epochs), (&e.class, &e.window, 2));
+            for (a, b) in [(h.d_loss, e.d_loss), (h.g_loss, e.g_loss), (h.score, e.score)] {
+                assert!(
+                    (a - b).abs() <= 1e-4 * a.abs(),
+                    "conditional {conditional}: host {h:?} emulator {e:?}"
+                );
+            }
+        }
+    }
+}
+
 /// `reproduce mouse-gan` end to end at toy width (2 steps of 4 images per run): every output,
 /// sharded halves joined by `--resume` into the same bytes as one deterministic run, and
 /// `generate` from a finished run folder (a corrupt one is a typed error).
@@ -406,16 +459,31 @@ fn mouse_gan_tiny_run_resumes_and_generates() {
     );
 
     // generate: a grid from the finished run, the same bytes for the same seed.
-    let png = generate_grid(&run_dir, 9, 5).unwrap();
-    assert_eq!(png, generate_grid(&run_dir, 9, 5).unwrap());
+    let png = generate_grid(&run_dir, 9, 5, bioautograd::Device::Cpu).unwrap();
+    assert_eq!(png, generate_grid(&run_dir, 9, 5, bioautograd::Device::Cpu).unwrap());
+    // Drawn on the emulator: the same image up to the 8-bit rounding of a few pixels.
+    let emulated = generate_grid(&run_dir, 9, 5, common::EMULATOR).unwrap();
+    let (a, b) = (
+        image::load_from_memory(&png).unwrap(),
+        image::load_from_memory(&emulated).unwrap(),
+    );
+    let (a, b) = (a.to_rgb8(), b.to_rgb8());
+    assert_eq!(a.dimensions(), b.dimensions());
+    let off = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .filter(|(x, y)| x.abs_diff(**y) > 1)
+        .count();
+    assert_eq!(off, 0, "pixels differing by more than one level");
     let img = image::load_from_memory(&png).unwrap();
     assert_eq!((img.width(), img.height()), (3 * 34 + 2, 3 * 34 + 2));
-    assert!(generate_grid(out.path(), 4, 1)
+    assert!(generate_grid(out.path(), 4, 1, bioautograd::Device::Cpu)
         .unwrap_err()
         .to_string()
         .contains("model.toml"));
     std::fs::write(run_dir.join("generator.npz"), b"not a zip").unwrap();
-    assert!(generate_grid(&run_dir, 4, 1)
+    assert!(generate_grid(&run_dir, 4, 1, bioautograd::Device::Cpu)
         .unwrap_err()
         .to_string()
         .contains("generator.npz"));
@@ -513,8 +581,8 @@ fn conditional_mouse_gan_tiny_run_resumes_and_generates() {
 
     // generate: one row per class of ⌈5 / 2⌉ = 3 images, deterministic for a seed.
     assert_eq!(grid_rows(&run_dir).unwrap(), ["cat", "bird"]);
-    let png = generate_grid(&run_dir, 5, 9).unwrap();
-    assert_eq!(png, generate_grid(&run_dir, 5, 9).unwrap());
+    let png = generate_grid(&run_dir, 5, 9, bioautograd::Device::Cpu).unwrap();
+    assert_eq!(png, generate_grid(&run_dir, 5, 9, bioautograd::Device::Cpu).unwrap());
     let img = image::load_from_memory(&png).unwrap();
     assert_eq!((img.width(), img.height()), (3 * 34 + 2, 2 * 34 + 2));
     std::fs::write(run_dir.join("classes.toml"), "classes = [\"cat\"]\n").unwrap();

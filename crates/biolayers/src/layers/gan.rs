@@ -203,7 +203,13 @@ impl SpectralNormConv2d {
         let Some(kernel) = self.conv.params_mut().into_iter().next() else {
             return Err(invalid("spectral_norm layer", self.conv.name(), "has no kernel"));
         };
-        let w = kernel.value.data_mut()?;
+        // On a device the kernel is read back, normalised on the host and uploaded again (a
+        // small kernel, once per training call).
+        let mut on_host = kernel.value.is_cuda().then(|| kernel.value.to_vec()).transpose()?;
+        let w = match on_host.as_mut() {
+            Some(v) => &mut v[..],
+            None => kernel.value.data_mut()?,
+        };
         if w.iter().all(|&v| v == 0.0) {
             return Ok(());
         }
@@ -213,6 +219,9 @@ impl SpectralNormConv2d {
         w.iter_mut().for_each(|v| *v *= inv);
         self.u = it.u;
         self.last_sigma = Some(it.sigma);
+        if let Some(v) = on_host {
+            kernel.value = bioautograd::Tensor::new(v, kernel.value.shape(), kernel.value.device())?;
+        }
         Ok(())
     }
 }
