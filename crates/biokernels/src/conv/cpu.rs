@@ -572,7 +572,7 @@ fn backward_input_chunked(
 pub(crate) fn backward_weight(p: &Plan, x: &[f32], dy: &[f32], mask: Option<&ConvMask>, dw: &mut [f32]) -> Result<()> {
     if super::direct::applies(p, mask) {
         match mask {
-            Some(m) => match super::skip::forward_lists(m) {
+            Some(m) => match super::skip::weight_gradient_lists(m) {
                 Some(lists) => super::skip::backward_weight(p, lists, m, x, dy, dw),
                 None => {
                     super::direct::backward_weight(p, x, dy, dw);

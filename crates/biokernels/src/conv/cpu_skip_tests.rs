@@ -220,7 +220,9 @@ fn dispatch_takes_the_skipping_path_for_mouse_masks() {
     let fwd = skip::forward_lists(&mask).expect("forward skips");
     let adj = skip::adjoint_lists(&mask).expect("input gradient skips");
     let full = ConvMask::full((3, 3), 64, 64, 1, TileSize::CPU_DEFAULT).unwrap();
+    assert!(skip::weight_gradient_lists(&mask).is_some());
     assert!(skip::forward_lists(&full).is_none() && skip::adjoint_lists(&full).is_none());
+    assert!(skip::weight_gradient_lists(&full).is_none());
     let x = values(geom.input_len(), 1);
     let w = values(geom.weight_len(), 2);
     let wm = direct::masked_weights(&mask, &w);

@@ -46,9 +46,10 @@
 //!   The 2d and band masks of narrow layers (the paper CNN's 32- and 64-channel convolutions)
 //!   leave no empty tile, but blocks of 4 output channels use only part of the reduction
 //!   indices (input channel × tap): per mask the kept indices of each block are listed once
-//!   (`skip.rs`), and when at most 90 % of the `(index, block)` pairs are kept the skipping
-//!   kernels run over those only (forward; input gradient on blocks of 4 input channels;
-//!   weight gradient on blocks of 4 kept indices × 4 output channels). Otherwise the layer
+//!   (`skip.rs`), and when at most 90 % of the `(index, block)` pairs are kept (80 % for the
+//!   weight gradient) the skipping kernels run over those only (forward; input gradient on
+//!   blocks of 4 input channels; weight gradient on blocks of 6 kept indices × 4 output
+//!   channels). Otherwise the layer
 //!   runs densely on `W ⊙ M` (a select). Either way `dW` is exactly 0 off the mask;
 //! * every other layer takes the im2col path above, where the masked GEMM decides per
 //!   micro-panel of `NR` columns of its weight operand (32 with AVX-512; output channels in the
