@@ -468,9 +468,20 @@ pub fn paper_cnn_layers(batch: usize) -> Vec<ConvBenchLayer> {
     ]
 }
 
+/// The grid width of a mouse-mimetic layer of `n` channels: the divisor of `n` closest to
+/// `√n` (as `bioexperiments::cifar` builds the mouse-cifar masks: 4 for 32 channels, 8 for 64).
+fn mouse_grid_width(n: usize) -> usize {
+    let s = (n as f64).sqrt();
+    (1..=n)
+        .filter(|d| n.is_multiple_of(*d))
+        .min_by(|a, b| (*a as f64 - s).abs().total_cmp(&(*b as f64 - s).abs()))
+        .unwrap_or(1)
+}
+
 /// Times [`conv2d`], [`conv2d_backward_input`] and [`conv2d_backward_weight`] on each layer,
-/// unmasked (`full`) and with diagonal `r = 0.5` and 2d `w = 0.4` masks (grid widths ≈ the
-/// square roots of the channel counts) through the tile map, variants interleaved as in
+/// unmasked (`full`), with diagonal `r = 0.5` and 2d `w = 0.4` masks (grid widths ≈ the
+/// square roots of the channel counts), and with the mouse-cifar network's 2d `w = 0.5` masks
+/// (grid widths: the divisors nearest the square roots), variants interleaved as in
 /// [`run_cases`]. Records use the im2col GEMM shape: `m = batch·oh·ow`, `k = kh·kw·cin`,
 /// `n = cout`, op `conv_forward` / `conv_dx` / `conv_dw`, name `op/layer/form(param)`;
 /// `speedup_vs_dense` is against the unmasked convolution. `opts.shapes` and
@@ -495,10 +506,17 @@ pub fn run_conv_cases(
         let dy = values(g.output_len()?, 3);
         let isqrt = |v: usize| ((v as f64).sqrt().round() as usize).clamp(1, v);
         let (a, b) = (isqrt(nx), isqrt(g.out_channels));
+        let (ma, mb) = (mouse_grid_width(nx), mouse_grid_width(g.out_channels));
         let mut masks: Vec<(&'static str, String, Option<ConvMask>)> = vec![("full", String::new(), None)];
         for (form, spec, param) in [
             ("diagonal", biomask::MaskSpec::diagonal(0.5), "r=0.5".to_string()),
             ("2d", biomask::MaskSpec::two_d(a, b, 0.4), format!("a={a},b={b},w=0.4")),
+            // The mouse-cifar network's masks (`bioexperiments::cifar::mouse_cifar_model`).
+            (
+                "2d",
+                biomask::MaskSpec::two_d(ma, mb, 0.5),
+                format!("a={ma},b={mb},w=0.5"),
+            ),
         ] {
             let mut rng = biomask::Rng::seeded(0);
             let mask = spec.conv(
@@ -671,7 +689,7 @@ mod tests {
             geom: Conv2dGeometry::new(2, 16, (6, 5), 16, (3, 3)).with_padding(Padding::Same),
         }];
         let recs = run_conv_cases(&opts, &layers, |_| {}).unwrap();
-        assert_eq!(recs.len(), 3 * 3);
+        assert_eq!(recs.len(), 3 * 4);
         for r in &recs {
             assert_eq!((r.m, r.k, r.n), (2 * 6 * 5, 9 * 16, 16), "{r:?}");
             assert!(r.median_s > 0.0 && r.gflops_useful > 0.0, "{r:?}");
@@ -680,6 +698,9 @@ mod tests {
         assert!(recs
             .iter()
             .any(|r| r.form == "2d" && r.param == "a=4,b=4,w=0.4" && r.density < 1.0));
+        assert!(recs
+            .iter()
+            .any(|r| r.form == "2d" && r.param == "a=4,b=4,w=0.5" && r.density < 1.0));
         assert!(recs.iter().any(|r| r.form == "diagonal" && r.density < 0.8));
         assert_eq!(recs[0].speedup_vs_dense, 1.0);
         let cnn = paper_cnn_layers(8);

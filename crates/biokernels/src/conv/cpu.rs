@@ -453,7 +453,13 @@ pub(crate) fn forward(
 ) -> Result<()> {
     if super::direct::applies(p, mask) {
         match mask {
-            Some(m) => super::direct::forward(p, x, &super::direct::masked_weights(m, w), bias, y),
+            Some(m) => {
+                let wm = super::direct::masked_weights(m, w);
+                match super::skip::forward_lists(m) {
+                    Some(lists) => super::skip::forward(p, lists, x, &wm, bias, y),
+                    None => super::direct::forward(p, x, &wm, bias, y),
+                }
+            }
             None => super::direct::forward(p, x, w, bias, y),
         }
         return Ok(());
@@ -509,8 +515,12 @@ pub(crate) fn backward_input(
 ) -> Result<()> {
     if let Some(adj) = super::direct::adjoint_plan(p, mask) {
         match mask {
-            Some(m) => super::direct::backward_input(p, &adj, dy, &super::direct::masked_weights(m, w), init, dx),
-            None => super::direct::backward_input(p, &adj, dy, w, init, dx),
+            Some(m) => {
+                let wm = super::direct::masked_weights(m, w);
+                let lists = super::skip::adjoint_lists(m);
+                super::direct::backward_input(p, &adj, lists, dy, &wm, init, dx);
+            }
+            None => super::direct::backward_input(p, &adj, None, dy, w, init, dx),
         }
         return Ok(());
     }
@@ -561,9 +571,15 @@ fn backward_input_chunked(
 /// `dw = (col(x)ᵀ · dy) ⊙ M`, overwriting `dw` (exactly 0 off the mask).
 pub(crate) fn backward_weight(p: &Plan, x: &[f32], dy: &[f32], mask: Option<&ConvMask>, dw: &mut [f32]) -> Result<()> {
     if super::direct::applies(p, mask) {
-        super::direct::backward_weight(p, x, dy, dw);
-        if let Some(m) = mask {
-            super::direct::zero_off_mask(m, dw);
+        match mask {
+            Some(m) => match super::skip::weight_gradient_lists(m) {
+                Some(lists) => super::skip::backward_weight(p, lists, m, x, dy, dw),
+                None => {
+                    super::direct::backward_weight(p, x, dy, dw);
+                    super::direct::zero_off_mask(m, dw);
+                }
+            },
+            None => super::direct::backward_weight(p, x, dy, dw),
         }
         return Ok(());
     }
@@ -640,3 +656,7 @@ pub(crate) fn bias_grad(shape: [usize; 4], dy: &[f32], db: &mut [f32]) {
 #[cfg(test)]
 #[path = "cpu_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "cpu_skip_tests.rs"]
+mod skip_tests;

@@ -1,7 +1,8 @@
 //! Direct convolutions (AVX-512) for stride 1, no dilation and one group, with weights that fit
 //! L2 ([`MAX_WEIGHTS`]): the convolutions of the paper CNNs. Forward, input gradient and weight
 //! gradient; a mask that leaves at least [`MASKED_MIN_WORK`] of the work is applied to the
-//! weights (`W ⊙ M`) instead of being skipped tile by tile.
+//! weights (`W ⊙ M`) instead of being skipped tile by tile, and then skipped per register
+//! block by [`super::skip`] when that pays.
 //!
 //! The im2col path writes `kh·kw` copies of the input and reads them back, which in a training
 //! step (operands cold in cache) costs as much as the arithmetic. Here each image is copied once
@@ -82,11 +83,15 @@ pub(crate) fn applies(p: &Plan, mask: Option<&ConvMask>) -> bool {
 /// Copies one image (`C_in` planes of `h × w`) into the zero-filled padded buffer `xpad`
 /// (planes of `(oh + kh − 1) × wp`) at the top/left padding; what falls outside stays 0.
 fn pad_image(p: &Plan, image: &[f32], wp: usize, xpad: &mut [f32]) {
+    pad_image_strided(p, image, wp, (p.oh + p.kh - 1) * wp, xpad);
+}
+
+/// [`pad_image`] with the planes `plane` floats apart (at least `(oh + kh − 1)·wp`).
+pub(super) fn pad_image_strided(p: &Plan, image: &[f32], wp: usize, plane: usize, xpad: &mut [f32]) {
     let (hw, hp) = (p.h * p.w, p.oh + p.kh - 1);
     if hw == 0 {
         return;
     }
-    let plane = hp * wp;
     for (c, src) in image.chunks_exact(hw).enumerate() {
         for yy in 0..p.h {
             let (py, px) = (yy + p.pt, p.pl);
@@ -231,8 +236,18 @@ pub(crate) fn zero_off_mask(mask: &ConvMask, dw: &mut [f32]) {
     }
 }
 
-/// `dx = convᵀ(dy, w) (+ init[c])` through [`forward`] on the [`adjoint_plan`] `adj` of `p`.
-pub(crate) fn backward_input(p: &Plan, adj: &Plan, dy: &[f32], w: &[f32], init: Option<&[f32]>, dx: &mut [f32]) {
+/// `dx = convᵀ(dy, w) (+ init[c])` through [`forward`] on the [`adjoint_plan`] `adj` of `p`,
+/// or through the skipping forward ([`super::skip::forward`]) over the adjoint `lists` of a
+/// mask (then `w` must be `W ⊙ M`).
+pub(crate) fn backward_input(
+    p: &Plan,
+    adj: &Plan,
+    lists: Option<&super::skip::BlockLists>,
+    dy: &[f32],
+    w: &[f32],
+    init: Option<&[f32]>,
+    dx: &mut [f32],
+) {
     let (kh, kw, cin, cout) = (p.kh, p.kw, p.cin, p.cout);
     // W'[i', j', co, ci] = W[kh − 1 − i', kw − 1 − j', ci, co] (Keras layout on both sides).
     let mut flipped = vec![0f32; w.len()];
@@ -247,7 +262,10 @@ pub(crate) fn backward_input(p: &Plan, adj: &Plan, dy: &[f32], w: &[f32], init: 
             }
         }
     }
-    forward(adj, dy, &flipped, init, dx);
+    match lists {
+        Some(l) => super::skip::forward(adj, l, dy, &flipped, init, dx),
+        None => forward(adj, dy, &flipped, init, dx),
+    }
 }
 
 /// Images per step of the weight gradient: the partial sums of each step are added to the

@@ -1,5 +1,6 @@
 //! `ConvMask`: a convolution mask compiled into one tile map per group.
 
+use super::skip::{SkipCache, SkipLists};
 use crate::device::DeviceCopies;
 use crate::error::{Error, Result};
 use crate::tile_map::{TileMap, TileSize};
@@ -27,6 +28,9 @@ pub struct ConvMask {
     ones: usize,
     /// This mask's uploaded conv tile lists (see [`ConvMask::device_copies`]).
     device_copies: DeviceCopies,
+    /// The kept reduction indices of its register blocks for the direct kernels, built on
+    /// first use (see [`super::skip`]).
+    skip: SkipCache,
 }
 
 const OP: &str = "ConvMask";
@@ -143,6 +147,7 @@ impl ConvMask {
             maps,
             ones,
             device_copies: DeviceCopies::default(),
+            skip: SkipCache::default(),
         })
     }
 
@@ -209,6 +214,11 @@ impl ConvMask {
     /// Fraction of kept weights.
     pub fn density(&self) -> f64 {
         self.ones as f64 / (self.kernel.0 * self.kernel.1 * self.nx * self.ny) as f64
+    }
+    /// The block lists of the skipping direct kernels (built once, on first use); `None`
+    /// for a grouped mask.
+    pub(crate) fn skip_lists(&self) -> Option<&SkipLists> {
+        self.skip.get(self)
     }
     /// The fraction of the dense GEMM work left after tile skipping (see
     /// [`TileMap::work_fraction`]), averaged over the groups.

@@ -42,11 +42,15 @@
 //!
 //! * the *direct* AVX-512 kernels (`direct.rs`: forward, input gradient as the adjoint
 //!   convolution, weight gradient) take stride-1, undilated, ungrouped layers whose weights fit
-//!   512 KiB, unmasked **or masked** when tile skipping would keep at least 67 % of the work: a
-//!   masked layer then runs densely on `W ⊙ M` (a select), with `dW` set to exactly 0 off the
-//!   mask. The 2d and band masks of narrow layers (the paper CNN's 32- and 64-channel
-//!   convolutions) leave no empty tile, so there the masked convolution costs what the
-//!   unmasked one does, on the faster kernel;
+//!   512 KiB, unmasked **or masked** when tile skipping would keep at least 67 % of the work.
+//!   The 2d and band masks of narrow layers (the paper CNN's 32- and 64-channel convolutions)
+//!   leave no empty tile, but blocks of 4 output channels use only part of the reduction
+//!   indices (input channel × tap): per mask the kept indices of each block are listed once
+//!   (`skip.rs`), and when at most 90 % of the `(index, block)` pairs are kept (80 % for the
+//!   weight gradient) the skipping kernels run over those only (forward; input gradient on
+//!   blocks of 4 input channels; weight gradient on blocks of 6 kept indices × 4 output
+//!   channels). Otherwise the layer
+//!   runs densely on `W ⊙ M` (a select). Either way `dW` is exactly 0 off the mask;
 //! * every other layer takes the im2col path above, where the masked GEMM decides per
 //!   micro-panel of `NR` columns of its weight operand (32 with AVX-512; output channels in the
 //!   forward, unrolled input channels in `dX`) which reduction indices to skip: those outside
@@ -127,6 +131,7 @@ mod cpu;
 mod direct;
 mod geometry;
 mod mask;
+mod skip;
 
 pub use cpu::COL_BUDGET;
 use geometry::mul_all;
