@@ -111,6 +111,10 @@ pub fn reproduce() -> Group {
         ),
         gen(&["--checkpoint", "gan_no_classes", "--out", "g.png"], &["classes.toml"]),
         gen(&["--checkpoint", "nope", "--out", "g.png"], &["--checkpoint", "nope"]),
+        gen(
+            &["--checkpoint", ".", "--device", "gpu", "--out", "g.png"],
+            &["--device gpu", "emulator"],
+        ),
         gen(&["--checkpoint", ".", "--n", "0", "--out", "g.png"], &["--n", "0"]),
         gen(&["--checkpoint", ".", "--out", "g.jpg"], &["--out", "g.jpg"]),
         gen(&["--checkpoint", ".", "--out", "g.png"], &["model.toml"]),
@@ -193,20 +197,12 @@ pub fn reproduce() -> Group {
             &["--device gpu", "emulator"],
         ),
         r(
-            &["synaptic-diversity", "--device", "emulator", "--out", "r"],
-            &["--device emulator", "synaptic-diversity", "schizo-mnist"],
+            &["mouse-ddim", "--device", "emulator", "--out", "r"],
+            &["--device emulator", "mouse-ddim", "host only", "mouse-gan"],
         ),
         r(
-            &[
-                "rnn-memory",
-                "--preset",
-                "converge",
-                "--device",
-                "emulator",
-                "--out",
-                "r",
-            ],
-            &["converge", "host only"],
+            &["bionet", "--device", "emulator", "--out", "r"],
+            &["--device emulator", "bionet", "host only"],
         ),
         r(
             &["schizo-mnist", "--cifar-format", "binary", "--out", "r"],
