@@ -8,16 +8,21 @@
 //! | `group_norm` | as batch norm in training, one statistic per (sample, group), no read-back |
 //! | `softmax`, `log_softmax` | `softmax_rows`, `softmax_rows_backward` |
 //! | `binary_cross_entropy_with_logits` | `bce_with_logits` + `sum_all`; `dt = −z·g/N` by `scaled` |
+//! | `slice` along any axis | as `outer`-row matrices the slice is a column block: `copy_columns` out; backward places it into zeros |
+//! | `sum_axis`, `mean_axis` of the last axis | a product with a ones column, `(outer, len)·1 (len, 1)`, then the scale; backward `g (outer, 1)·1 (1, len)` |
+//! | `sum_axis`, `mean_axis` of the first axis | `sum_rows_into` on the `(len, inner)` view; backward the product `1 (len, 1)·g (1, inner)` |
 
+use biokernels::cuda::{GemmOp, Precision};
 use biokernels::device::{NormLayout, NormReduce};
 use biokernels::gemm::Beta;
 
 use crate::cuda::{select_columns, CudaBuffer};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::graph::{Graph, Var};
 use crate::ops::batch_norm::BatchNormState;
 use crate::ops::gpu::dbuf;
+use crate::shape::numel;
 use crate::tensor::Tensor;
 
 /// Where a device normalisation takes its statistics from.
@@ -170,6 +175,98 @@ impl<T: Float> Graph<T> {
             d.norm_stats(xb.matrix(), layout, eps as f32, out)
         })?;
         Ok(stats)
+    }
+
+    /// `slice(x, axis, start, ..)` on the device (`shape` the slice's, checked by the caller).
+    pub(crate) fn gpu_slice(
+        &self,
+        x: &Var,
+        xt: Tensor<T>,
+        axis: usize,
+        start: usize,
+        shape: Vec<usize>,
+    ) -> Result<Var> {
+        const OP: &str = "slice";
+        let xb = dbuf(OP, &xt)?.clone();
+        let outer = numel(&xt.shape()[..axis]);
+        let width = numel(&xt.shape()[axis..]);
+        let inner = numel(&xt.shape()[axis + 1..]);
+        let (off, len) = (start * inner, shape[axis] * inner);
+        if outer == 0 || len == 0 {
+            return Err(Error::UnsupportedOnDevice {
+                op: OP,
+                device: xt.device(),
+            });
+        }
+        let mut y = xb.zeros(outer, len)?;
+        select_columns(&xb, outer, width, off, len, false, &mut y, Beta::Zero)?;
+        let y = y.view_shape(&shape)?;
+        let x_shape = xt.shape().to_vec();
+        Ok(self.push_device(Tensor::from_cuda(y, shape), &[*x], move |g, _| {
+            let mut dx = xb.zeros(outer, width)?;
+            select_columns(g, outer, width, off, len, true, &mut dx, Beta::Zero)?;
+            Ok(vec![Some(dx.view_shape(&x_shape)?)])
+        }))
+    }
+
+    /// `sum_axis` / `mean_axis` (`scale` = 1 or 1/len) on the device, for the last axis
+    /// (`inner` = 1) or the first (`outer` = 1); any other axis is `UnsupportedOnDevice`.
+    pub(crate) fn gpu_reduce_axis(
+        &self,
+        op: &'static str,
+        x: &Var,
+        xt: Tensor<T>,
+        (outer, len, inner): (usize, usize, usize),
+        scale: f32,
+        shape: Vec<usize>,
+    ) -> Result<Var> {
+        let xb = dbuf(op, &xt)?.clone();
+        let x_shape = xt.shape().to_vec();
+        if outer * len * inner == 0 || (inner != 1 && outer != 1) {
+            return Err(Error::UnsupportedOnDevice {
+                op,
+                device: xt.device(),
+            });
+        }
+        // Both forms are one product with a ones vector on the masked GEMM (a full tile map),
+        // the same sums as the CPU's up to their order.
+        let product = |a: &CudaBuffer, (m, k): (usize, usize), b: &CudaBuffer, n: usize| -> Result<CudaBuffer> {
+            let tiles = a.tile_map_or_full(None, k, n)?;
+            let mut out = a.zeros(m, n)?;
+            CudaBuffer::gemm(
+                GemmOp::Forward,
+                Precision::F32,
+                a,
+                (m, k),
+                b,
+                (k, n),
+                &tiles,
+                &mut out,
+                Beta::Zero,
+            )?;
+            Ok(out)
+        };
+        let y = if inner == 1 {
+            product(&xb.view(outer, len)?, (outer, len), &xb.ones(len, 1)?, 1)?
+        } else {
+            let mut y = xb.zeros(1, inner)?;
+            let xv = xb.view(len, inner)?;
+            CudaBuffer::launch(op, &mut y, &[&xv], |d, out| {
+                d.sum_rows_into(xv.matrix(), out, Beta::Zero)
+            })?;
+            y
+        };
+        let y = if scale == 1.0 { y } else { y.scaled(scale)? };
+        let y = y.view_shape(&shape)?;
+        Ok(self.push_device(Tensor::from_cuda(y, shape), &[*x], move |g, _| {
+            let dx = if inner == 1 {
+                product(&g.view(outer, 1)?, (outer, 1), &xb.ones(1, len)?, len)?
+            } else {
+                product(&xb.ones(len, 1)?, (len, 1), &g.view(1, inner)?, inner)?
+            };
+            let dx = if scale == 1.0 { dx } else { dx.scaled(scale)? };
+            Ok(vec![Some(dx.view_shape(&x_shape)?)])
+        }))
     }
 
     /// `softmax` / `log_softmax` along the last axis (`c` of it) on the device.

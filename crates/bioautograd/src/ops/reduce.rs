@@ -63,9 +63,19 @@ impl<T: Float> Graph<T> {
     }
 
     fn reduce_axis(&self, op: &'static str, x: &Var, axis: usize, keepdim: bool, mean: bool) -> Result<Var> {
-        let xt = self.get(op, x)?;
+        let xt = self.get_any(op, x)?;
         check_axis(op, axis, xt.shape())?;
         let (outer, len, inner) = split_axis(xt.shape(), axis);
+        let mut shape = xt.shape().to_vec();
+        if keepdim {
+            shape[axis] = 1;
+        } else {
+            shape.remove(axis);
+        }
+        if xt.is_cuda() {
+            let scale = if mean { 1.0 / len as f32 } else { 1.0 };
+            return self.gpu_reduce_axis(op, x, xt, (outer, len, inner), scale, shape);
+        }
         let scale = if mean { T::ONE / T::from_usize(len) } else { T::ONE };
         let xs = xt.as_slice()?;
         let mut y = vec![T::ZERO; outer * inner];
@@ -77,12 +87,6 @@ impl<T: Float> Graph<T> {
             }
         }
         y.iter_mut().for_each(|v| *v *= scale);
-        let mut shape = xt.shape().to_vec();
-        if keepdim {
-            shape[axis] = 1;
-        } else {
-            shape.remove(axis);
-        }
         Ok(self.push(Tensor::from_parts(y, shape), &[*x], move |g, _| {
             let mut dx = vec![T::ZERO; outer * len * inner];
             for o in 0..outer {

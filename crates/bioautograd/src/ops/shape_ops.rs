@@ -125,7 +125,7 @@ impl<T: Float> Graph<T> {
     /// [`Error::AxisOutOfRange`], [`Error::SliceOutOfRange`] unless `start <= end <= dim`.
     pub fn slice(&self, x: &Var, axis: usize, start: usize, end: usize) -> Result<Var> {
         const OP: &str = "slice";
-        let xt = self.get(OP, x)?;
+        let xt = self.get_any(OP, x)?;
         check_axis(OP, axis, xt.shape())?;
         if start > end || end > xt.shape()[axis] {
             return Err(Error::SliceOutOfRange {
@@ -138,6 +138,9 @@ impl<T: Float> Graph<T> {
         }
         let mut shape = xt.shape().to_vec();
         shape[axis] = end - start;
+        if xt.is_cuda() {
+            return self.gpu_slice(x, xt, axis, start, shape);
+        }
         let st = strides(xt.shape());
         let base = start * st[axis];
         let offs: Vec<usize> = gather_offsets(&shape, &st).into_iter().map(|o| o + base).collect();
