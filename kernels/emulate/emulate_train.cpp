@@ -51,9 +51,9 @@ std::vector<float> rnd_vec(size_t n, float scale = 1.f) {
 double sigmoid_ref(double v) { return 1.0 / (1.0 + std::exp(-v)); }
 
 // The CPU bioautograd max_pool2d (valid padding), in float: y, argmax, and the backward scatter.
-void max_pool_ref(const std::vector<float>& x, int planes, int h, int w, int kh, int kw, int sh, int sw,
-                  std::vector<float>& y, std::vector<int>& arg) {
-    const int oh = (h - kh) / sh + 1, ow = (w - kw) / sw + 1;
+void max_pool_ref(const std::vector<float>& x, int planes, int h, int w, int kh, int kw, int sh, int sw, int ph,
+                  int pw, std::vector<float>& y, std::vector<int>& arg) {
+    const int oh = (h + 2 * ph - kh) / sh + 1, ow = (w + 2 * pw - kw) / sw + 1;
     y.assign(size_t(planes) * oh * ow, 0.f);
     arg.assign(y.size(), -1);
     for (int p = 0; p < planes; ++p)
@@ -63,7 +63,9 @@ void max_pool_ref(const std::vector<float>& x, int planes, int h, int w, int kh,
                 long best_at = -1;
                 for (int di = 0; di < kh; ++di)
                     for (int dj = 0; dj < kw; ++dj) {
-                        long at = (long(p) * h + i * sh + di) * w + j * sw + dj;
+                        const int r = i * sh + di - ph, c = j * sw + dj - pw;
+                        if (r < 0 || r >= h || c < 0 || c >= w) continue;
+                        long at = (long(p) * h + r) * w + c;
                         if (best_at < 0 || x[at] > best) {
                             best = x[at];
                             best_at = at;
@@ -72,6 +74,30 @@ void max_pool_ref(const std::vector<float>& x, int planes, int h, int w, int kh,
                 size_t o = (size_t(p) * oh + i) * ow + j;
                 y[o] = best;
                 arg[o] = int(best_at);
+            }
+}
+
+// The CPU avg_pool2d (padding counted in the divisor) and its backward scatter, in float.
+void avg_pool_ref(const std::vector<float>& x, const std::vector<float>& g, int planes, int h, int w, int kh, int kw,
+                  int sh, int sw, int ph, int pw, std::vector<float>& y, std::vector<float>& dx) {
+    const int oh = (h + 2 * ph - kh) / sh + 1, ow = (w + 2 * pw - kw) / sw + 1;
+    const float inv = 1.f / float(kh * kw);
+    y.assign(size_t(planes) * oh * ow, 0.f);
+    dx.assign(x.size(), 0.f);
+    for (int p = 0; p < planes; ++p)
+        for (int i = 0; i < oh; ++i)
+            for (int j = 0; j < ow; ++j) {
+                const size_t o = (size_t(p) * oh + i) * ow + j;
+                float sum = 0.f;
+                const float gv = g[o] * inv;
+                for (int di = 0; di < kh; ++di)
+                    for (int dj = 0; dj < kw; ++dj) {
+                        const int r = i * sh + di - ph, c = j * sw + dj - pw;
+                        if (r < 0 || r >= h || c < 0 || c >= w) continue;
+                        sum += x[(size_t(p) * h + r) * w + c];
+                        dx[(size_t(p) * h + r) * w + c] += gv;
+                    }
+                y[o] = sum * inv;
             }
 }
 
@@ -232,15 +258,16 @@ void new_kernels() {
     // maximum in row-major window order must win); the last geometry also has NaNs (a NaN wins
     // only in a window's first position, as on the CPU).
     struct PoolCase {
-        int n, c, h, w, kh, kw, sh, sw;
+        int n, c, h, w, kh, kw, sh, sw, ph, pw;
         bool nans;
     };
-    const PoolCase pcs[4] = {{2, 3, 9, 11, 3, 3, 2, 2, false},
-                             {3, 2, 8, 7, 2, 2, 2, 2, false},
-                             {1, 5, 6, 9, 2, 3, 1, 2, false},
-                             {2, 2, 9, 9, 3, 3, 2, 2, true}};
+    // The last two are padded: ResNet's 3x3/2 stem pool with padding 1, and 2x2/1 padding (1, 0).
+    const PoolCase pcs[6] = {{2, 3, 9, 11, 3, 3, 2, 2, 0, 0, false}, {3, 2, 8, 7, 2, 2, 2, 2, 0, 0, false},
+                             {1, 5, 6, 9, 2, 3, 1, 2, 0, 0, false}, {2, 2, 9, 9, 3, 3, 2, 2, 0, 0, true},
+                             {2, 3, 10, 9, 3, 3, 2, 2, 1, 1, false}, {1, 4, 5, 6, 2, 2, 1, 1, 1, 0, false}};
     for (const auto& pc : pcs) {
-        const int planes = pc.n * pc.c, oh = (pc.h - pc.kh) / pc.sh + 1, ow = (pc.w - pc.kw) / pc.sw + 1;
+        const int planes = pc.n * pc.c, oh = (pc.h + 2 * pc.ph - pc.kh) / pc.sh + 1,
+                  ow = (pc.w + 2 * pc.pw - pc.kw) / pc.sw + 1;
         const int in_len = planes * pc.h * pc.w, out_len = planes * oh * ow;
         std::vector<float> x(in_len);
         for (auto& v : x) v = std::round(rnd() * 2.f) / 2.f;  // {-1, -0.5, 0, 0.5, 1}: ties
@@ -249,31 +276,40 @@ void new_kernels() {
         std::vector<float> y(out_len, pc.nans ? 1e30f : NAN), wy;
         std::vector<int> arg(out_len, -7), warg;
         emu::launch(EmuDim3{3, 1, 1}, NT, [&] {
-            max_pool2d_fwd(x.data(), y.data(), arg.data(), planes, pc.h, pc.w, pc.kh, pc.kw, pc.sh, pc.sw, oh, ow);
+            max_pool2d_fwd(x.data(), y.data(), arg.data(), planes, pc.h, pc.w, pc.kh, pc.kw, pc.sh, pc.sw, oh, ow, pc.ph,
+                           pc.pw);
         });
-        max_pool_ref(x, planes, pc.h, pc.w, pc.kh, pc.kw, pc.sh, pc.sw, wy, warg);
+        max_pool_ref(x, planes, pc.h, pc.w, pc.kh, pc.kw, pc.sh, pc.sw, pc.ph, pc.pw, wy, warg);
         const auto g = rnd_vec(out_len);
         std::vector<float> dx(in_len, NAN), wdx(in_len, 0.f);
-        for (int o = 0; o < out_len; ++o) wdx[warg[o]] += g[o];  // the CPU scatter, in order
+        for (int o = 0; o < out_len; ++o)
+            if (warg[o] >= 0) wdx[warg[o]] += g[o];  // the CPU scatter, in order
         emu::launch(EmuDim3{2, 1, 1}, NT, [&] {
-            max_pool2d_bwd(g.data(), arg.data(), dx.data(), planes, pc.h, pc.w, pc.kh, pc.kw, pc.sh, pc.sw, oh, ow);
+            max_pool2d_bwd(g.data(), arg.data(), dx.data(), planes, pc.h, pc.w, pc.kh, pc.kw, pc.sh, pc.sw, oh, ow, pc.ph,
+                           pc.pw);
         });
-        int ties = 0;
-        for (int o = 0; o < out_len; ++o) {
-            const int p = o / (oh * ow), i = (o % (oh * ow)) / ow, j = o % ow;
-            int eq = 0;
-            for (int di = 0; di < pc.kh; ++di)
-                for (int dj = 0; dj < pc.kw; ++dj) eq += x[(size_t(p) * pc.h + i * pc.sh + di) * pc.w + j * pc.sw + dj] == wy[o];
-            ties += eq > 1;
-        }
         char name[96];
-        std::snprintf(name, sizeof name, "max_pool2d %dx%d/%d,%d on %dx%d%s y", pc.kh, pc.kw, pc.sh, pc.sw, pc.h, pc.w,
-                      pc.nans ? " NaN" : "");
+        std::snprintf(name, sizeof name, "max_pool2d %dx%d/%d,%d pad %d,%d on %dx%d%s y", pc.kh, pc.kw, pc.sh, pc.sw,
+                      pc.ph, pc.pw, pc.h, pc.w, pc.nans ? " NaN" : "");
         check_exact(name, y, wy);
-        std::snprintf(name, sizeof name, "  argmax (%d windows tie)", ties);
-        check_exact(name, arg, warg);
-        std::snprintf(name, sizeof name, "  backward (bit-exact)");
-        check_exact(name, dx, wdx);
+        check_exact("  argmax (ties: first maximum)", arg, warg);
+        check_exact("  backward (bit-exact)", dx, wdx);
+        if (pc.nans) continue;
+        // Average pooling on the same geometry, bit-exact against the CPU's order.
+        const float inv = 1.f / float(pc.kh * pc.kw);
+        const auto xa = rnd_vec(in_len);
+        std::vector<float> ya(out_len, NAN), dxa(in_len, NAN), wya, wdxa;
+        emu::launch(EmuDim3{2, 1, 1}, NT, [&] {
+            avg_pool2d_fwd(xa.data(), ya.data(), planes, pc.h, pc.w, pc.kh, pc.kw, pc.sh, pc.sw, oh, ow, pc.ph, pc.pw,
+                           inv);
+        });
+        emu::launch(EmuDim3{2, 1, 1}, NT, [&] {
+            avg_pool2d_bwd(g.data(), dxa.data(), planes, pc.h, pc.w, pc.kh, pc.kw, pc.sh, pc.sw, oh, ow, pc.ph, pc.pw,
+                           inv);
+        });
+        avg_pool_ref(xa, g, planes, pc.h, pc.w, pc.kh, pc.kw, pc.sh, pc.sw, pc.ph, pc.pw, wya, wdxa);
+        check_exact("  avg_pool2d y (bit-exact)", ya, wya);
+        check_exact("  avg_pool2d backward (bit-exact)", dxa, wdxa);
     }
 }
 

@@ -304,26 +304,31 @@ __global__ void sum_rows(const float* __restrict__ x, float* __restrict__ out, i
     }
 }
 
-// ---- max pooling (valid padding) ----------------------------------------------------------------
+// ---- max and average pooling (zero padding ph, pw on each side) --------------------------------
 
-// y (planes, oh, ow) = max over each kh x kw window of x (planes, h, w) with stride (sh, sw);
-// arg = flat index into x of the first maximum in row-major window order (a later value wins
-// only if strictly greater, so a NaN wins only in the first position), as the CPU max_pool2d.
+// y (planes, oh, ow) = max over each kh x kw window of x (planes, h, w) with stride (sh, sw),
+// window (i, j) starting at row i * sh - ph, column j * sw - pw; positions in the padding are
+// skipped. arg = flat index into x of the first maximum in row-major window order (a later value
+// wins only if strictly greater, so a NaN wins only in the first position), as the CPU
+// max_pool2d; a window wholly in the padding gives -inf and arg -1 (no gradient).
 __global__ void max_pool2d_fwd(const float* __restrict__ x, float* __restrict__ y, int* __restrict__ arg, int planes,
-                               int h, int w, int kh, int kw, int sh, int sw, int oh, int ow) {
+                               int h, int w, int kh, int kw, int sh, int sw, int oh, int ow, int ph, int pw) {
     GRID_STRIDE(o, (long long)planes * oh * ow) {
         const long long p = o / ((long long)oh * ow);
         const int rem = (int)(o - p * oh * ow), i = rem / ow, j = rem % ow;
         const long long base = p * h * w;
-        float best = 0.f;
+        float best = -HUGE_VALF;
         long long best_at = -1;
         for (int di = 0; di < kh; ++di) {
-            const long long row = base + (long long)(i * sh + di) * w + j * sw;
+            const int r = i * sh + di - ph;
+            if (r < 0 || r >= h) continue;
             for (int dj = 0; dj < kw; ++dj) {
-                const float v = x[row + dj];
+                const int c = j * sw + dj - pw;
+                if (c < 0 || c >= w) continue;
+                const float v = x[base + (long long)r * w + c];
                 if (best_at < 0 || v > best) {
                     best = v;
-                    best_at = row + dj;
+                    best_at = base + (long long)r * w + c;
                 }
             }
         }
@@ -332,23 +337,64 @@ __global__ void max_pool2d_fwd(const float* __restrict__ x, float* __restrict__ 
     }
 }
 
+// The windows (i in [i0, i1], j in [j0, j1]) that contain input element (r, c).
+#define POOL_WINDOWS_OF(r, c)                                                        \
+    const int rp = (r) + ph, cp = (c) + pw;                                         \
+    const int i0 = rp >= kh ? (rp - kh) / sh + 1 : 0, i1 = min(rp / sh, oh - 1);   \
+    const int j0 = cp >= kw ? (cp - kw) / sw + 1 : 0, j1 = min(cp / sw, ow - 1);
+
 // dx (planes, h, w): each input element sums, in increasing output order, dy of the windows
 // whose argmax it is (0 if none). A gather, so overlapping windows need no atomics and the sum
 // order equals the CPU's scatter dx[arg[o]] += dy[o] over increasing o.
 __global__ void max_pool2d_bwd(const float* __restrict__ dy, const int* __restrict__ arg, float* __restrict__ dx,
-                               int planes, int h, int w, int kh, int kw, int sh, int sw, int oh, int ow) {
+                               int planes, int h, int w, int kh, int kw, int sh, int sw, int oh, int ow, int ph,
+                               int pw) {
     GRID_STRIDE(idx, (long long)planes * h * w) {
         const long long p = idx / ((long long)h * w);
         const int rem = (int)(idx - p * h * w), r = rem / w, c = rem % w;
-        // Windows i with i*sh <= r <= i*sh + kh - 1, likewise for the columns.
-        const int i0 = r >= kh ? (r - kh) / sh + 1 : 0, i1 = min(r / sh, oh - 1);
-        const int j0 = c >= kw ? (c - kw) / sw + 1 : 0, j1 = min(c / sw, ow - 1);
+        POOL_WINDOWS_OF(r, c)
         float acc = 0.f;
         for (int i = i0; i <= i1; ++i)
             for (int j = j0; j <= j1; ++j) {
                 const long long o = (p * oh + i) * ow + j;
                 if (arg[o] == (int)idx) acc += dy[o];
             }
+        dx[idx] = acc;
+    }
+}
+
+// y = inv * (sum of the window's values inside the input, row-major order): average pooling
+// with the padding counted in the divisor (inv = 1 / (kh kw)), as the CPU avg_pool2d.
+__global__ void avg_pool2d_fwd(const float* __restrict__ x, float* __restrict__ y, int planes, int h, int w, int kh,
+                               int kw, int sh, int sw, int oh, int ow, int ph, int pw, float inv) {
+    GRID_STRIDE(o, (long long)planes * oh * ow) {
+        const long long p = o / ((long long)oh * ow);
+        const int rem = (int)(o - p * oh * ow), i = rem / ow, j = rem % ow;
+        const long long base = p * h * w;
+        float sum = 0.f;
+        for (int di = 0; di < kh; ++di) {
+            const int r = i * sh + di - ph;
+            if (r < 0 || r >= h) continue;
+            for (int dj = 0; dj < kw; ++dj) {
+                const int c = j * sw + dj - pw;
+                if (c >= 0 && c < w) sum += x[base + (long long)r * w + c];
+            }
+        }
+        y[o] = sum * inv;
+    }
+}
+
+// dx = sum over the windows containing the element, in increasing output order, of dy * inv
+// (the CPU's scatter of g * inv, same products and order).
+__global__ void avg_pool2d_bwd(const float* __restrict__ dy, float* __restrict__ dx, int planes, int h, int w, int kh,
+                               int kw, int sh, int sw, int oh, int ow, int ph, int pw, float inv) {
+    GRID_STRIDE(idx, (long long)planes * h * w) {
+        const long long p = idx / ((long long)h * w);
+        const int rem = (int)(idx - p * h * w), r = rem / w, c = rem % w;
+        POOL_WINDOWS_OF(r, c)
+        float acc = 0.f;
+        for (int i = i0; i <= i1; ++i)
+            for (int j = j0; j <= j1; ++j) acc += dy[(p * oh + i) * ow + j] * inv;
         dx[idx] = acc;
     }
 }

@@ -10,7 +10,7 @@
 //! | `conv2d`, `conv_transpose2d` (mask, bias) | `masked_conv2d(_backward)`, `masked_conv_transpose2d`, `bias_grad` |
 //! | `relu`, `tanh`, `sigmoid` | `unary`, `unary_backward` |
 //! | `leaky_relu` | `leaky_relu`, `leaky_relu_backward` (the slope as f32) |
-//! | `max_pool2d` (no padding) | `max_pool2d`, `max_pool2d_backward` |
+//! | `max_pool2d`, `avg_pool2d` (with padding) | `max_pool2d` / `max_pool2d_backward`, `avg_pool2d` / `avg_pool2d_backward` |
 //! | `reshape`, `flatten` | metadata only |
 //! | `concat` (any axis) | one `copy_columns` per input into its column block of the `outer`-row output; backward extracts the blocks |
 //! | `transpose` of two non-batch axes | a permutation product: `masked_gemm` on an all-ones `W` whose mask is the permutation, exact f32 |
@@ -359,28 +359,39 @@ impl<T: Float> Graph<T> {
         }))
     }
 
-    /// `max_pool2d` (no padding) on the device.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn gpu_max_pool(
+    /// `max_pool2d` (argmax kept on the device) or `avg_pool2d` on the device, with padding.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn gpu_pool(
         &self,
         op: &'static str,
         x: &Var,
         xt: Tensor<T>,
-        dims: [usize; 4],
-        kernel: [usize; 2],
-        stride: [usize; 2],
+        (dims, kernel, stride, padding): ([usize; 4], [usize; 2], [usize; 2], [usize; 2]),
+        max: bool,
         out_shape: Vec<usize>,
     ) -> Result<Var> {
         let xb = dbuf(op, &xt)?.clone();
         let mut y = zeros_shape(&xb, &out_shape)?;
-        let argmax = CudaBuffer::launch("max_pool2d", &mut y, &[&xb], |d, out| {
-            d.max_pool2d(xb.matrix(), dims, kernel, stride, out)
-        })?;
         let x_shape = xt.shape().to_vec();
+        if max {
+            let argmax = CudaBuffer::launch(op, &mut y, &[&xb], |d, out| {
+                d.max_pool2d(xb.matrix(), dims, kernel, stride, padding, out)
+            })?;
+            return Ok(self.push_device(Tensor::from_cuda(y, out_shape), &[*x], move |g, _| {
+                let mut dx = zeros_shape(&xb, &x_shape)?;
+                CudaBuffer::launch("max_pool2d_backward", &mut dx, &[g], |d, out| {
+                    d.max_pool2d_backward(g.matrix(), &argmax, out)
+                })?;
+                Ok(vec![Some(dx)])
+            }));
+        }
+        CudaBuffer::launch(op, &mut y, &[&xb], |d, out| {
+            d.avg_pool2d(xb.matrix(), dims, kernel, stride, padding, out)
+        })?;
         Ok(self.push_device(Tensor::from_cuda(y, out_shape), &[*x], move |g, _| {
             let mut dx = zeros_shape(&xb, &x_shape)?;
-            CudaBuffer::launch("max_pool2d_backward", &mut dx, &[g], |d, out| {
-                d.max_pool2d_backward(g.matrix(), &argmax, out)
+            CudaBuffer::launch("avg_pool2d_backward", &mut dx, &[g], |d, out| {
+                d.avg_pool2d_backward(g.matrix(), dims, kernel, stride, padding, out)
             })?;
             Ok(vec![Some(dx)])
         }))

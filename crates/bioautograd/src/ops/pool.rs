@@ -110,14 +110,8 @@ impl<T: Float> Graph<T> {
         let (oh, ow) = p.output_hw(op, h, w)?;
         let ([kh, kw], [sh, sw], [ph, pw]) = (p.kernel, p.stride, p.padding);
         if xt.is_cuda() {
-            // The device kernel pools without padding (Keras `padding="valid"`).
-            if !max || ph != 0 || pw != 0 {
-                return Err(Error::UnsupportedOnDevice {
-                    op,
-                    device: xt.device(),
-                });
-            }
-            return self.gpu_max_pool(op, x, xt, [n, c, h, w], [kh, kw], [sh, sw], vec![n, c, oh, ow]);
+            let geom = ([n, c, h, w], [kh, kw], [sh, sw], [ph, pw]);
+            return self.gpu_pool(op, x, xt, geom, max, vec![n, c, oh, ow]);
         }
         let xs = xt.as_slice()?;
         let planes = n * c;

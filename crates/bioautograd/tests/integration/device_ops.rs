@@ -188,6 +188,17 @@ fn conv_and_pool_match_the_cpu() {
     check("max_pool2d", vec![inp(&[2, 3, 6, 6], 29)], &|g, v| {
         g.max_pool2d(&v[0], Pool2d::new(2))
     });
+    // ResNet's stem pool (3×3, stride 2, padding 1) and the DDIM's 2×2 average pool; a padded
+    // 3×3 average pool with stride 1.
+    check("max_pool2d padded", vec![inp(&[2, 3, 7, 8], 55)], &|g, v| {
+        g.max_pool2d(&v[0], Pool2d::new(3).with_stride(2, 2).with_padding(1, 1))
+    });
+    check("avg_pool2d", vec![inp(&[2, 3, 6, 6], 56)], &|g, v| {
+        g.avg_pool2d(&v[0], Pool2d::new(2))
+    });
+    check("avg_pool2d padded", vec![inp(&[1, 2, 5, 6], 57)], &|g, v| {
+        g.avg_pool2d(&v[0], Pool2d::new(3).with_stride(1, 1).with_padding(1, 1))
+    });
 }
 
 #[test]
@@ -349,11 +360,6 @@ fn error_paths_on(dev: Device) {
             device: dev
         }
     );
-    let padded = Pool2d::new(2).with_padding(1, 1);
-    assert!(matches!(
-        g.max_pool2d(&img, padded),
-        Err(Error::UnsupportedOnDevice { op: "max_pool2d", .. })
-    ));
     assert!(matches!(
         g.transpose(&img, 0, 1),
         Err(Error::UnsupportedOnDevice { op: "transpose", .. })

@@ -523,8 +523,33 @@ impl PoolOps for CudaDevice {
         dims: [usize; 4],
         pool: [usize; 2],
         stride: [usize; 2],
+        padding: [usize; 2],
         y: &mut DeviceMatrix,
     ) -> Result<DeviceIndex> {
+        match self.0 {}
+    }
+
+    fn avg_pool2d(
+        &self,
+        x: &DeviceMatrix,
+        dims: [usize; 4],
+        pool: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        y: &mut DeviceMatrix,
+    ) -> Result<()> {
+        match self.0 {}
+    }
+
+    fn avg_pool2d_backward(
+        &self,
+        dy: &DeviceMatrix,
+        dims: [usize; 4],
+        pool: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dx: &mut DeviceMatrix,
+    ) -> Result<()> {
         match self.0 {}
     }
 

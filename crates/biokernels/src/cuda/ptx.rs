@@ -67,8 +67,8 @@ pub const TRAIN: KernelModule = KernelModule {
 };
 
 /// The kernels of the training module (activations, bias, softmax cross-entropy, optimizers,
-/// elementwise ops, reductions, MSE, max pooling, dropout, batch and group norm, row softmax, BCE).
-pub const TRAIN_KERNELS: [&str; 31] = [
+/// elementwise ops, reductions, MSE, max and average pooling, dropout, batch and group norm, row softmax, BCE).
+pub const TRAIN_KERNELS: [&str; 33] = [
     "relu_fwd",
     "relu_bwd",
     "bias_add_rows",
@@ -99,6 +99,8 @@ pub const TRAIN_KERNELS: [&str; 31] = [
     "sum_rows",
     "max_pool2d_fwd",
     "max_pool2d_bwd",
+    "avg_pool2d_fwd",
+    "avg_pool2d_bwd",
     "copy_cols",
 ];
 

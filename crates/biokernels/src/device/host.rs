@@ -497,46 +497,125 @@ fn dropout(x: &HostMat, keep: &HostMat, scale: f32, y: &mut HostMat) -> Result<(
     Ok(())
 }
 
-fn max_pool2d(
-    x: &HostMat,
-    [n, c, h, w]: [usize; 4],
+/// The in-range input positions of output window `(i, j)`, in row-major window order.
+fn window(
+    (i, j): (usize, usize),
+    [h, w]: [usize; 2],
     [kh, kw]: [usize; 2],
     [sh, sw]: [usize; 2],
+    [ph, pw]: [usize; 2],
+) -> impl Iterator<Item = usize> {
+    (0..kh).flat_map(move |di| {
+        (0..kw).filter_map(move |dj| {
+            let r = (i * sh + di).checked_sub(ph).filter(|&r| r < h)?;
+            let c = (j * sw + dj).checked_sub(pw).filter(|&c| c < w)?;
+            Some(r * w + c)
+        })
+    })
+}
+
+/// Checks a pooling's lengths; returns `(planes, oh, ow)`.
+fn pool_check(
+    op: &'static str,
+    x_len: usize,
+    y_len: usize,
+    dims: [usize; 4],
+    pool: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> Result<(usize, usize, usize)> {
+    let (oh, ow) = super::pool_output(op, dims, pool, stride, padding)?;
+    let [n, c, h, w] = dims;
+    if x_len != n * c * h * w || y_len != n * c * oh * ow {
+        return Err(bad(op, format!("operand lengths {x_len}, {y_len} do not fit {dims:?}")));
+    }
+    Ok((n * c, oh, ow))
+}
+
+fn max_pool2d(
+    x: &HostMat,
+    dims: [usize; 4],
+    pool: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
     y: &mut HostMat,
 ) -> Result<Vec<usize>> {
-    if kh == 0 || kw == 0 || sh == 0 || sw == 0 || kh > h || kw > w || x.data.len() != n * c * h * w {
-        return Err(bad("max_pool2d", "window, stride or input size".into()));
-    }
-    let (oh, ow) = ((h - kh) / sh + 1, (w - kw) / sw + 1);
-    if y.data.len() != n * c * oh * ow {
-        return Err(bad("max_pool2d", "output length".into()));
-    }
-    let mut arg = vec![0usize; y.data.len()];
-    for p in 0..n * c {
+    let (planes, oh, ow) = pool_check("max_pool2d", x.data.len(), y.data.len(), dims, pool, stride, padding)?;
+    let [_, _, h, w] = dims;
+    // usize::MAX: a window wholly in the padding (no gradient), as the CPU max_pool2d.
+    let mut arg = vec![usize::MAX; y.data.len()];
+    for p in 0..planes {
         for i in 0..oh {
             for j in 0..ow {
-                let mut best_at = p * h * w + i * sh * w + j * sw;
-                for di in 0..kh {
-                    for dj in 0..kw {
-                        let at = p * h * w + (i * sh + di) * w + j * sw + dj;
-                        if x.data[at] > x.data[best_at] {
-                            best_at = at;
-                        }
+                let o = (p * oh + i) * ow + j;
+                let mut best = f32::NEG_INFINITY;
+                for at in window((i, j), [h, w], pool, stride, padding).map(|k| p * h * w + k) {
+                    if arg[o] == usize::MAX || x.data[at] > best {
+                        best = x.data[at];
+                        arg[o] = at;
                     }
                 }
-                let o = (p * oh + i) * ow + j;
-                y.data[o] = x.data[best_at];
-                arg[o] = best_at;
+                y.data[o] = best;
             }
         }
     }
     Ok(arg)
 }
 
+fn avg_pool2d(
+    x: &HostMat,
+    dims: [usize; 4],
+    pool: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    y: &mut HostMat,
+) -> Result<()> {
+    let (planes, oh, ow) = pool_check("avg_pool2d", x.data.len(), y.data.len(), dims, pool, stride, padding)?;
+    let [_, _, h, w] = dims;
+    let inv = 1.0 / (pool[0] * pool[1]) as f32;
+    for p in 0..planes {
+        for i in 0..oh {
+            for j in 0..ow {
+                let sum: f32 = window((i, j), [h, w], pool, stride, padding)
+                    .map(|k| x.data[p * h * w + k])
+                    .sum();
+                y.data[(p * oh + i) * ow + j] = sum * inv;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn avg_pool2d_backward(
+    dy: &HostMat,
+    dims: [usize; 4],
+    pool: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dx: &mut HostMat,
+) -> Result<()> {
+    let op = "avg_pool2d_backward";
+    let (planes, oh, ow) = pool_check(op, dx.data.len(), dy.data.len(), dims, pool, stride, padding)?;
+    let [_, _, h, w] = dims;
+    let inv = 1.0 / (pool[0] * pool[1]) as f32;
+    dx.data.iter_mut().for_each(|v| *v = 0.0);
+    for p in 0..planes {
+        for i in 0..oh {
+            for j in 0..ow {
+                let gv = dy.data[(p * oh + i) * ow + j] * inv;
+                for k in window((i, j), [h, w], pool, stride, padding) {
+                    dx.data[p * h * w + k] += gv;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn max_pool2d_backward(dy: &HostMat, arg: &[usize], dx: &mut HostMat) -> Result<()> {
     same_len("max_pool2d_backward", &[dy.data.len(), arg.len()])?;
     dx.data.iter_mut().for_each(|v| *v = 0.0);
-    for (&a, &g) in arg.iter().zip(&dy.data) {
+    for (&a, &g) in arg.iter().zip(&dy.data).filter(|(&a, _)| a != usize::MAX) {
         let slot = dx
             .data
             .get_mut(a)
@@ -993,10 +1072,44 @@ impl PoolOps for HostDevice {
         dims: [usize; 4],
         pool: [usize; 2],
         stride: [usize; 2],
+        padding: [usize; 2],
         y: &mut DeviceMatrix,
     ) -> Result<DeviceIndex> {
-        let arg = max_pool2d(host("max_pool2d", x)?, dims, pool, stride, host_mut("max_pool2d", y)?)?;
+        const OP: &str = "max_pool2d";
+        let arg = max_pool2d(host(OP, x)?, dims, pool, stride, padding, host_mut(OP, y)?)?;
         Ok(self.live.opaque(arg))
+    }
+
+    fn avg_pool2d(
+        &self,
+        x: &DeviceMatrix,
+        dims: [usize; 4],
+        pool: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        y: &mut DeviceMatrix,
+    ) -> Result<()> {
+        avg_pool2d(
+            host("avg_pool2d", x)?,
+            dims,
+            pool,
+            stride,
+            padding,
+            host_mut("avg_pool2d", y)?,
+        )
+    }
+
+    fn avg_pool2d_backward(
+        &self,
+        dy: &DeviceMatrix,
+        dims: [usize; 4],
+        pool: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dx: &mut DeviceMatrix,
+    ) -> Result<()> {
+        const OP: &str = "avg_pool2d_backward";
+        avg_pool2d_backward(host(OP, dy)?, dims, pool, stride, padding, host_mut(OP, dx)?)
     }
 
     fn max_pool2d_backward(&self, dy: &DeviceMatrix, argmax: &DeviceIndex, dx: &mut DeviceMatrix) -> Result<()> {

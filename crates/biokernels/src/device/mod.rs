@@ -564,18 +564,66 @@ pub trait NormOps {
 
 /// Max pooling with the argmax kept on the device (`src/cuda/backend/pool.rs`).
 pub trait PoolOps {
-    /// Valid max pooling of NCHW `x` (`dims = [N, C, H, W]`) into `y`; the argmax (first
-    /// maximum of a window in row-major order) for the backward.
+    /// Max pooling of NCHW `x` (`dims = [N, C, H, W]`, zero `padding` per side, padded
+    /// positions skipped) into `y`; the argmax (first maximum of a window in row-major order)
+    /// for the backward.
     fn max_pool2d(
         &self,
         x: &DeviceMatrix,
         dims: [usize; 4],
         pool: [usize; 2],
         stride: [usize; 2],
+        padding: [usize; 2],
         y: &mut DeviceMatrix,
     ) -> Result<DeviceIndex>;
     /// `dx = 0`, then `dx[argmax[o]] += dy[o]`.
     fn max_pool2d_backward(&self, dy: &DeviceMatrix, argmax: &DeviceIndex, dx: &mut DeviceMatrix) -> Result<()>;
+    /// Average pooling (the padding counted in the divisor `kh·kw`, as the CPU `avg_pool2d`).
+    fn avg_pool2d(
+        &self,
+        x: &DeviceMatrix,
+        dims: [usize; 4],
+        pool: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        y: &mut DeviceMatrix,
+    ) -> Result<()>;
+    /// `dx` = each element's sum of `dy/(kh·kw)` over the windows that contain it (written).
+    fn avg_pool2d_backward(
+        &self,
+        dy: &DeviceMatrix,
+        dims: [usize; 4],
+        pool: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dx: &mut DeviceMatrix,
+    ) -> Result<()>;
+}
+
+/// The output `(oh, ow)` of a pooling of `dims = [N, C, H, W]`, checked: positive window and
+/// stride, padding at most half the window, the window inside the padded input.
+///
+/// # Errors
+/// [`Error::CudaOperand`] naming the geometry.
+pub fn pool_output(
+    op: &'static str,
+    [_, _, h, w]: [usize; 4],
+    [kh, kw]: [usize; 2],
+    [sh, sw]: [usize; 2],
+    [ph, pw]: [usize; 2],
+) -> Result<(usize, usize)> {
+    if kh == 0 || kw == 0 || sh == 0 || sw == 0 || 2 * ph > kh || 2 * pw > kw || kh > h + 2 * ph || kw > w + 2 * pw {
+        return Err(Error::CudaOperand {
+            op,
+            reason: format!(
+                "window {:?} with stride {:?} and padding {:?} does not fit a {h}x{w} input",
+                [kh, kw],
+                [sh, sw],
+                [ph, pw]
+            ),
+        });
+    }
+    Ok(((h + 2 * ph - kh) / sh + 1, (w + 2 * pw - kw) / sw + 1))
 }
 
 /// Optimiser steps with the formulas and state layout of [`crate::optim`] (`src/cuda/backend/optim.rs`).

@@ -481,7 +481,8 @@ fn train_ops_outputs(dev: &Device, inp: &TrainOpsInputs) -> Vec<(String, Vec<f32
             for (dims, pool, stride, x, dy) in &inp.pools {
                 let mut y = nan(dy.len());
                 let mut arg = d.alloc_index(dy.len()).unwrap();
-                d.max_pool2d(&up(x), *dims, *pool, *stride, &mut y, &mut arg).unwrap();
+                d.max_pool2d(&up(x), *dims, *pool, *stride, [0, 0], &mut y, &mut arg)
+                    .unwrap();
                 let mut dx = nan(x.len());
                 d.max_pool2d_backward(&up(dy), &arg, &mut dx).unwrap();
                 out.push((format!("max_pool2d {dims:?} {pool:?}/{stride:?} y"), down(&y)));
@@ -690,22 +691,26 @@ fn training_path_ops_reject_bad_operands_with_typed_errors() {
         let x = m(1, 2 * 9 * 9);
         let mut idx = d.alloc_index(2 * 4 * 4).unwrap();
         operand(
-            d.max_pool2d(&x, [1, 2, 9, 9], [10, 2], [2, 2], &mut m(1, 32), &mut idx),
+            d.max_pool2d(&x, [1, 2, 9, 9], [10, 2], [2, 2], [0, 0], &mut m(1, 32), &mut idx),
             "window larger than the input",
         );
         operand(
-            d.max_pool2d(&x, [1, 2, 9, 9], [3, 3], [0, 2], &mut m(1, 32), &mut idx),
+            d.max_pool2d(&x, [1, 2, 9, 9], [3, 3], [0, 2], [0, 0], &mut m(1, 32), &mut idx),
             "zero stride",
         );
         operand(
-            d.max_pool2d(&x, [1, 2, 9, 9], [3, 3], [2, 2], &mut m(1, 31), &mut idx),
+            d.max_pool2d(&x, [1, 2, 9, 9], [3, 3], [2, 2], [0, 0], &mut m(1, 31), &mut idx),
             "y length",
+        );
+        operand(
+            d.max_pool2d(&x, [1, 2, 9, 9], [3, 3], [2, 2], [2, 2], &mut m(1, 32), &mut idx),
+            "padding over half the window",
         );
         operand(
             d.max_pool2d_backward(&m(1, 32), &idx, &mut m(1, 162)),
             "argmax never written by max_pool2d",
         );
-        d.max_pool2d(&x, [1, 2, 9, 9], [3, 3], [2, 2], &mut m(1, 32), &mut idx)
+        d.max_pool2d(&x, [1, 2, 9, 9], [3, 3], [2, 2], [0, 0], &mut m(1, 32), &mut idx)
             .unwrap();
         operand(d.max_pool2d_backward(&m(1, 32), &idx, &mut m(1, 161)), "dx length");
         let bf = d.upload(&[1.0; 12], 3, 4, Precision::Bf16).unwrap();

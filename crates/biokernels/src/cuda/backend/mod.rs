@@ -30,8 +30,8 @@ use super::tile_list::{GpuTileLists, GPU_TILE};
 use super::{conv_params, ptx, BinaryOp, GemmOp, OptimizerStep, Precision, UnaryOp};
 use crate::conv::{Conv2dGeometry, ConvMask, ConvTranspose2dGeometry, Plan};
 use crate::device::{
-    limits, ConvOps, DeviceConv, DeviceIndex, DeviceMatrix, DeviceStorage, DeviceTiles, ElementwiseOps, GemmOps,
-    LiveToken, LossOps, MemoryOps, NormLayout, NormOps, NormReduce, OptimOps, PoolOps, ReduceOps,
+    limits, pool_output, ConvOps, DeviceConv, DeviceIndex, DeviceMatrix, DeviceStorage, DeviceTiles, ElementwiseOps,
+    GemmOps, LiveToken, LossOps, MemoryOps, NormLayout, NormOps, NormReduce, OptimOps, PoolOps, ReduceOps,
 };
 use crate::error::{Error, Result};
 use crate::gemm::Beta;
@@ -161,6 +161,8 @@ struct PoolGeom {
     sw: i32,
     oh: i32,
     ow: i32,
+    ph: i32,
+    pw: i32,
 }
 
 /// An i32 index buffer in device memory: the argmax of [`CudaDevice::max_pool2d`] (flat NCHW

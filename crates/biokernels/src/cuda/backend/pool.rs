@@ -1,49 +1,70 @@
-//! Max pooling with the argmax kept on the device (`max_pool2d_fwd`, `max_pool2d_bwd` of
-//! `kernels/train/train.cu`).
+//! Max pooling with the argmax kept on the device and average pooling (`max_pool2d_fwd`,
+//! `max_pool2d_bwd`, `avg_pool2d_fwd`, `avg_pool2d_bwd` of `kernels/train/train.cu`), with zero
+//! padding on each side (padded positions skipped; average pooling counts them in its divisor).
 
 use super::*;
 
 impl CudaDevice {
-    /// 2-D max pooling of NCHW `x` (`dims = [N, C, H, W]`) with window `pool = [kh, kw]` and
-    /// `stride = [sh, sw]`, valid padding (Keras `MaxPooling2D(padding="valid")`): `y (N, C,
-    /// OH, OW)` with `OH = (H − kh)/sh + 1`, `OW = (W − kw)/sw + 1`, and `argmax` (same length
-    /// as `y`) the flat NCHW index into `x` of each maximum. Ties go to the first maximum in
-    /// row-major window order, and a NaN only wins in a window's first position, exactly as the
-    /// CPU `bioautograd` `max_pool2d`. `argmax` remembers the geometry for the backward.
+    /// The checked geometry of a pooling of `dims = [N, C, H, W]` (see [`pool_output`]) as the
+    /// kernels' i32 arguments, with the input and output lengths.
+    fn pool_geom(
+        op: &'static str,
+        dims: [usize; 4],
+        pool: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Result<(PoolGeom, usize, usize)> {
+        let [n, c, h, w] = dims;
+        let (oh, ow) = pool_output(op, dims, pool, stride, padding)?;
+        let overflow = || Error::CudaOperand {
+            op,
+            reason: format!("dims {dims:?} overflow"),
+        };
+        let planes = n.checked_mul(c).ok_or_else(overflow)?;
+        let in_len = planes.checked_mul(h * w).ok_or_else(overflow)?;
+        let out_len = planes.checked_mul(oh * ow).ok_or_else(overflow)?;
+        // The argmax holds flat input indices as i32.
+        i32_dim(op, in_len)?;
+        let geom = PoolGeom {
+            planes: i32_dim(op, planes)?,
+            h: i32_dim(op, h)?,
+            w: i32_dim(op, w)?,
+            kh: i32_dim(op, pool[0])?,
+            kw: i32_dim(op, pool[1])?,
+            sh: i32_dim(op, stride[0])?,
+            sw: i32_dim(op, stride[1])?,
+            oh: i32_dim(op, oh)?,
+            ow: i32_dim(op, ow)?,
+            ph: i32_dim(op, padding[0])?,
+            pw: i32_dim(op, padding[1])?,
+        };
+        Ok((geom, in_len, out_len))
+    }
+
+    /// 2-D max pooling of NCHW `x` (`dims = [N, C, H, W]`) with window `pool = [kh, kw]`,
+    /// `stride = [sh, sw]` and zero `padding = [ph, pw]` on each side (padded positions are
+    /// skipped): `y (N, C, OH, OW)` with `OH = (H + 2ph − kh)/sh + 1` (likewise `OW`), and
+    /// `argmax` (same length as `y`) the flat NCHW index into `x` of each maximum (−1 for a
+    /// window wholly in the padding, whose `y` is −∞). Ties go to the first maximum in
+    /// row-major window order, and a NaN only wins in a window's first position, exactly as
+    /// the CPU `bioautograd` `max_pool2d`. `argmax` remembers the geometry for the backward.
     ///
     /// # Errors
-    /// [`Error::CudaOperand`] for a zero window or stride, a window larger than the input,
-    /// buffer lengths that do not match, or sizes beyond i32; [`Error::Cuda`].
+    /// [`Error::CudaOperand`] for a geometry [`pool_output`] refuses, buffer lengths that do
+    /// not match, or sizes beyond i32; [`Error::Cuda`].
+    #[allow(clippy::too_many_arguments)]
     pub fn max_pool2d(
         &self,
         x: &GpuMatrix,
         dims: [usize; 4],
         pool: [usize; 2],
         stride: [usize; 2],
+        padding: [usize; 2],
         y: &mut GpuMatrix,
         argmax: &mut GpuIndex,
     ) -> Result<()> {
         const OP: &str = "max_pool2d";
-        let [n, c, h, w] = dims;
-        let ([kh, kw], [sh, sw]) = (pool, stride);
-        if kh == 0 || kw == 0 || sh == 0 || sw == 0 || kh > h || kw > w {
-            return Err(Error::CudaOperand {
-                op: OP,
-                reason: format!("window {pool:?} with stride {stride:?} does not fit a {h}x{w} input"),
-            });
-        }
-        let (oh, ow) = ((h - kh) / sh + 1, (w - kw) / sw + 1);
-        let planes = n.checked_mul(c).ok_or(Error::CudaOperand {
-            op: OP,
-            reason: format!("dims {dims:?} overflow"),
-        })?;
-        let in_len = planes.checked_mul(h * w).ok_or(Error::CudaOperand {
-            op: OP,
-            reason: format!("dims {dims:?} overflow"),
-        })?;
-        let out_len = planes * oh * ow;
-        // The argmax holds flat input indices as i32.
-        i32_dim(OP, in_len)?;
+        let (geom, in_len, out_len) = Self::pool_geom(OP, dims, pool, stride, padding)?;
         let xs = Self::f32_buf(OP, "x", x, in_len)?;
         let ys = Self::f32_buf_mut(OP, "y", y, out_len)?;
         if argmax.len != out_len {
@@ -52,17 +73,6 @@ impl CudaDevice {
                 reason: format!("`argmax` has {} indices, expected {out_len}", argmax.len),
             });
         }
-        let geom = PoolGeom {
-            planes: i32_dim(OP, planes)?,
-            h: i32_dim(OP, h)?,
-            w: i32_dim(OP, w)?,
-            kh: i32_dim(OP, kh)?,
-            kw: i32_dim(OP, kw)?,
-            sh: i32_dim(OP, sh)?,
-            sw: i32_dim(OP, sw)?,
-            oh: i32_dim(OP, oh)?,
-            ow: i32_dim(OP, ow)?,
-        };
         argmax.geom = Some(geom);
         if out_len == 0 {
             return Ok(());
@@ -71,9 +81,77 @@ impl CudaDevice {
         let mut lb = self.stream.launch_builder(&f);
         lb.arg(xs).arg(ys).arg(&mut argmax.data);
         Self::pool_args(&mut lb, &geom);
-        // SAFETY: max_pool2d_fwd(x, y, arg, planes, h, w, kh, kw, sh, sw, oh, ow) with x of
-        // planes·h·w f32 and y, arg of planes·oh·ow elements (checked above).
+        // SAFETY: max_pool2d_fwd(x, y, arg, planes, h, w, kh, kw, sh, sw, oh, ow, ph, pw) with x
+        // of planes·h·w f32 and y, arg of planes·oh·ow elements (checked above); every read is
+        // bounds-tested against the plane.
         unsafe { lb.launch(Self::cfg_stride(out_len)) }.map_err(drv("launch max_pool2d_fwd"))?;
+        Ok(())
+    }
+
+    /// Average pooling of NCHW `x` (geometry as [`CudaDevice::max_pool2d`]): the sum of each
+    /// window's in-range values divided by `kh·kw` (the padding counts in the divisor), summed
+    /// in the CPU's row-major order.
+    ///
+    /// # Errors
+    /// As [`CudaDevice::max_pool2d`].
+    pub fn avg_pool2d(
+        &self,
+        x: &GpuMatrix,
+        dims: [usize; 4],
+        pool: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        y: &mut GpuMatrix,
+    ) -> Result<()> {
+        const OP: &str = "avg_pool2d";
+        let (geom, in_len, out_len) = Self::pool_geom(OP, dims, pool, stride, padding)?;
+        let xs = Self::f32_buf(OP, "x", x, in_len)?;
+        let ys = Self::f32_buf_mut(OP, "y", y, out_len)?;
+        if out_len == 0 {
+            return Ok(());
+        }
+        let inv = 1.0 / (pool[0] * pool[1]) as f32;
+        let f = self.train_fn("avg_pool2d_fwd")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(xs).arg(ys);
+        Self::pool_args(&mut lb, &geom);
+        lb.arg(&inv);
+        // SAFETY: avg_pool2d_fwd(x, y, geometry, inv) with x of planes·h·w and y of
+        // planes·oh·ow f32 (checked above); every read is bounds-tested against the plane.
+        unsafe { lb.launch(Self::cfg_stride(out_len)) }.map_err(drv("launch avg_pool2d_fwd"))?;
+        Ok(())
+    }
+
+    /// The input gradient of [`CudaDevice::avg_pool2d`]: each input element sums `dy/(kh·kw)`
+    /// of the windows containing it, in output order (a gather; the CPU scatter's sums).
+    ///
+    /// # Errors
+    /// As [`CudaDevice::max_pool2d`].
+    pub fn avg_pool2d_backward(
+        &self,
+        dy: &GpuMatrix,
+        dims: [usize; 4],
+        pool: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dx: &mut GpuMatrix,
+    ) -> Result<()> {
+        const OP: &str = "avg_pool2d_backward";
+        let (geom, in_len, out_len) = Self::pool_geom(OP, dims, pool, stride, padding)?;
+        let ds = Self::f32_buf(OP, "dy", dy, out_len)?;
+        let xs = Self::f32_buf_mut(OP, "dx", dx, in_len)?;
+        if in_len == 0 {
+            return Ok(());
+        }
+        let inv = 1.0 / (pool[0] * pool[1]) as f32;
+        let f = self.train_fn("avg_pool2d_bwd")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(ds).arg(xs);
+        Self::pool_args(&mut lb, &geom);
+        lb.arg(&inv);
+        // SAFETY: avg_pool2d_bwd(dy, dx, geometry, inv) with dy of planes·oh·ow and dx of
+        // planes·h·w f32; the window ranges are clamped to the output.
+        unsafe { lb.launch(Self::cfg_stride(in_len)) }.map_err(drv("launch avg_pool2d_bwd"))?;
         Ok(())
     }
 
@@ -86,7 +164,9 @@ impl CudaDevice {
             .arg(&g.sh)
             .arg(&g.sw)
             .arg(&g.oh)
-            .arg(&g.ow);
+            .arg(&g.ow)
+            .arg(&g.ph)
+            .arg(&g.pw);
     }
 
     /// The input gradient of [`CudaDevice::max_pool2d`]: `dx (N, C, H, W)` is zero except
@@ -131,13 +211,40 @@ impl PoolOps for CudaDevice {
         dims: [usize; 4],
         pool: [usize; 2],
         stride: [usize; 2],
+        padding: [usize; 2],
         y: &mut DeviceMatrix,
     ) -> Result<DeviceIndex> {
         const OP: &str = "max_pool2d";
         let y = gpu_mut(OP, y)?;
         let mut argmax = CudaDevice::alloc_index(self, y.len())?;
-        CudaDevice::max_pool2d(self, gpu(OP, x)?, dims, pool, stride, y, &mut argmax)?;
+        CudaDevice::max_pool2d(self, gpu(OP, x)?, dims, pool, stride, padding, y, &mut argmax)?;
         Ok(self.live.opaque(argmax))
+    }
+
+    fn avg_pool2d(
+        &self,
+        x: &DeviceMatrix,
+        dims: [usize; 4],
+        pool: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        y: &mut DeviceMatrix,
+    ) -> Result<()> {
+        const OP: &str = "avg_pool2d";
+        CudaDevice::avg_pool2d(self, gpu(OP, x)?, dims, pool, stride, padding, gpu_mut(OP, y)?)
+    }
+
+    fn avg_pool2d_backward(
+        &self,
+        dy: &DeviceMatrix,
+        dims: [usize; 4],
+        pool: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dx: &mut DeviceMatrix,
+    ) -> Result<()> {
+        const OP: &str = "avg_pool2d_backward";
+        CudaDevice::avg_pool2d_backward(self, gpu(OP, dy)?, dims, pool, stride, padding, gpu_mut(OP, dx)?)
     }
 
     fn max_pool2d_backward(&self, dy: &DeviceMatrix, argmax: &DeviceIndex, dx: &mut DeviceMatrix) -> Result<()> {
