@@ -428,8 +428,8 @@ fn preset(a: &ReproduceArgs) -> CliResult<RnnMemoryPreset> {
 
 /// The targets that train on `--device` (every op of their models has a device path;
 /// synaptic-diversity runs its mechanisms on the host between device steps, mouse-gan its
-/// spectral norm's power iteration). mouse-ddim and BioNet have no device path yet.
-const DEVICE_TARGETS: [&str; 7] = [
+/// spectral norm's power iteration). mouse-ddim has no device path yet.
+const DEVICE_TARGETS: [&str; 8] = [
     "schizo-mnist",
     "schizo-cifar",
     "mouse-cifar",
@@ -437,6 +437,7 @@ const DEVICE_TARGETS: [&str; 7] = [
     "vgg16-schizo",
     "synaptic-diversity",
     "mouse-gan",
+    "bionet",
 ];
 
 /// Runs `cargo xtask reproduce`.

@@ -617,4 +617,11 @@ impl Module for FilterBankLayer {
     fn name(&self) -> String {
         format!("{}_conv", self.name.replace('-', "_"))
     }
+    /// The kernel and bias move too when frozen (they are constants of the tape, not
+    /// parameters, so the default, which moves `params_mut`, would leave them behind).
+    fn to_device(&mut self, device: bioautograd::Device) -> Result<()> {
+        self.kernel.value = self.kernel.value.to_device(device)?;
+        self.bias.value = self.bias.value.to_device(device)?;
+        Ok(())
+    }
 }

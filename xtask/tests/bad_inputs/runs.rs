@@ -201,10 +201,6 @@ pub fn reproduce() -> Group {
             &["--device emulator", "mouse-ddim", "host only", "mouse-gan"],
         ),
         r(
-            &["bionet", "--device", "emulator", "--out", "r"],
-            &["--device emulator", "bionet", "host only"],
-        ),
-        r(
             &["schizo-mnist", "--cifar-format", "binary", "--out", "r"],
             &["--cifar-format", "schizo-mnist"],
         ),

@@ -1,6 +1,7 @@
 //! Scoring a trained BioNet model on clean and perturbed evaluation images.
 
 use bioautograd::Tensor;
+use biolayers::layers::Module;
 use biolayers::layers::Sequential;
 use biolayers::train::predict;
 use biorng::Stream;
@@ -124,9 +125,14 @@ pub(crate) fn score(
             }
         };
         let x = network_input(&perturbed, stats.0, stats.1);
-        let t = Tensor::from_vec(x, &[end - start, 1, set.size, set.size]).map_err(biolayers::Error::from)?;
-        let out = predict(model, t)?;
-        let (l, a) = loss_and_accuracy(out.as_slice().map_err(biolayers::Error::from)?, &set.labels[start..end])?;
+        // On the model's device (its first parameter's); the logits are read back.
+        let device = model
+            .params()
+            .first()
+            .map_or(bioautograd::Device::Cpu, |p| p.value.device());
+        let t = Tensor::new(x, &[end - start, 1, set.size, set.size], device).map_err(biolayers::Error::from)?;
+        let out = predict(model, t)?.to_vec().map_err(biolayers::Error::from)?;
+        let (l, a) = loss_and_accuracy(&out, &set.labels[start..end])?;
         loss += l * (end - start) as f64;
         correct += a * (end - start) as f64;
     }

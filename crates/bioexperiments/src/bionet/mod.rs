@@ -138,7 +138,7 @@ fn run_trial(
         checkpoint_dir: Some(opts.out.join("checkpoints").join(format!("{model_name}_{trial}"))),
         resume: opts.resume,
         progress: opts.progress,
-        device: bioautograd::Device::Cpu,
+        device: opts.device,
     };
     if opts.progress {
         eprintln!("training {model_name} (trial {trial}/{})", cfg.trials);

@@ -167,3 +167,64 @@ fn smoke_run_writes_upstream_layout_and_resumes() {
     };
     assert!(reproduce_bionet(&missing, &args).is_err());
 }
+
+/// `reproduce bionet --device emulator` against `--device cpu` on the smoke setting: ALL-CNN
+/// with the standard and the Gabor first layer, and ResNet-50 (padded stem max-pool, batch norm,
+/// global average pooling) with a retinal bottleneck and a ConvLSTM first layer; every epoch
+/// of every trial within 1e-4, and the CIFAR-10G and perturbed scores (evaluated on the
+/// device) within 1e-4 too.
+#[test]
+fn bionet_on_the_emulator_matches_the_host() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    fake_data(&data);
+    let opts = |name: &str, device| ReproduceOptions {
+        preset: bioexperiments::Preset::Paper,
+        overrides: bioexperiments::Overrides::default(),
+        shard: bioexperiments::rnn_runs::Shard::ALL,
+        data: Some(data.clone()),
+        out: tmp.path().join(name),
+        resume: false,
+        progress: false,
+        seed: 3,
+        forms: Vec::new(),
+        cifar_format: None,
+        device,
+    };
+    let all_cnn = BioNetArgs {
+        smoke: true,
+        overrides: (Some(30), Some(10), Some(1)),
+        input_size: Some(16),
+        ..Default::default()
+    };
+    let resnet = BioNetArgs {
+        base: biolayers::bionet::Base::Resnet50,
+        bottleneck: Some(2),
+        recurrent: bioexperiments::bionet::RecurrentOption::ConvLstm,
+        steps: 2,
+        convolutions: vec![Convolution::Standard],
+        ..all_cnn.clone()
+    };
+    for (k, args) in [all_cnn, resnet].iter().enumerate() {
+        let host = reproduce_bionet(&opts(&format!("cpu{k}"), bioautograd::Device::Cpu), args).unwrap();
+        let emulated = reproduce_bionet(&opts(&format!("emu{k}"), crate::common::EMULATOR), args).unwrap();
+        assert_eq!(host.len(), emulated.len());
+        let close = |a: f64, b: f64, what: &str| {
+            let same = (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-4 * a.abs().max(1.0);
+            assert!(same, "{what}: host {a} emulator {b}");
+        };
+        for (h, e) in host.iter().zip(&emulated) {
+            assert_eq!(h.history.len(), e.history.len());
+            for (a, b) in h.history.iter().zip(&e.history) {
+                close(a.train_loss, b.train_loss, &format!("{} train loss", h.model));
+                close(a.val_loss, b.val_loss, &format!("{} val loss", h.model));
+            }
+            for ((set, a), (_, b)) in h.generalisation.iter().zip(&e.generalisation) {
+                close(a.loss, b.loss, &format!("{} {set}", h.model));
+            }
+            for ((p, l, a), (_, _, b)) in h.perturbed.iter().zip(&e.perturbed) {
+                close(a.loss, b.loss, &format!("{} {p:?} level {l}", h.model));
+            }
+        }
+    }
+}
