@@ -108,18 +108,20 @@ void new_kernels() {
     const int n = 1237;
     const unsigned small_grid = 2;
     const auto x = rnd_vec(n, 8.f), dy = rnd_vec(n), dx0 = rnd_vec(n);
-    const char* names[3] = {"relu", "tanh", "sigmoid"};
-    for (int op = 0; op < 3; ++op) {
+    const char* names[4] = {"relu", "tanh", "sigmoid", "swish"};
+    for (int op = 0; op < 4; ++op) {
         std::vector<float> y(n, NAN), dxz(n, NAN), dxo = dx0;
         emu::launch(EmuDim3{small_grid, 1, 1}, NT, [&] { unary_fwd(x.data(), y.data(), n, op); });
-        const std::vector<float>& saved = op == 0 ? x : y;
+        const std::vector<float>& saved = op == 0 || op == 3 ? x : y;
         emu::launch(EmuDim3{small_grid, 1, 1}, NT, [&] { unary_bwd(saved.data(), dy.data(), dxz.data(), n, op, 0.f); });
         emu::launch(EmuDim3{blocks(n), 1, 1}, NT, [&] { unary_bwd(saved.data(), dy.data(), dxo.data(), n, op, 1.f); });
         std::vector<double> wy(n), wdx(n), wdxo(n);
         for (int i = 0; i < n; ++i) {
             double v = x[i];
-            wy[i] = op == 0 ? (v > 0 ? v : 0) : (op == 1 ? std::tanh(v) : sigmoid_ref(v));
-            double d = op == 0 ? (v > 0 ? 1 : 0) : (op == 1 ? 1 - wy[i] * wy[i] : wy[i] * (1 - wy[i]));
+            const double sg = sigmoid_ref(v);
+            wy[i] = op == 0 ? (v > 0 ? v : 0) : (op == 1 ? std::tanh(v) : (op == 3 ? v * sg : sg));
+            double d = op == 0 ? (v > 0 ? 1 : 0)
+                               : (op == 1 ? 1 - wy[i] * wy[i] : (op == 3 ? sg + v * sg * (1 - sg) : sg * (1 - sg)));
             wdx[i] = dy[i] * d;
             wdxo[i] = dx0[i] + wdx[i];
         }
@@ -130,6 +132,16 @@ void new_kernels() {
         check(name, dxz, wdx, 1e-5);
         std::snprintf(name, sizeof name, "unary_bwd %s beta=1", names[op]);
         check(name, dxo, wdxo, 1e-5);
+    }
+    {
+        // sign(a - b) for the mean absolute error, ties included.
+        auto a = rnd_vec(n), b = rnd_vec(n);
+        for (int i = 0; i < n; i += 5) b[i] = a[i];
+        std::vector<float> sgn(n, NAN);
+        std::vector<double> want(n);
+        emu::launch(EmuDim3{small_grid, 1, 1}, NT, [&] { sign_diff(a.data(), b.data(), sgn.data(), n); });
+        for (int i = 0; i < n; ++i) want[i] = a[i] > b[i] ? 1 : (a[i] < b[i] ? -1 : 0);
+        check("sign_diff", sgn, want, 0.0 + 1e-12);
     }
     {
         // LeakyReLU with the GAN discriminator's slope.

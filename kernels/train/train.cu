@@ -151,14 +151,20 @@ __global__ void rmsprop_step(float* __restrict__ w, const float* __restrict__ g,
 }
 // ---- elementwise ops (grid-stride) --------------------------------------------------------------
 
-// The activations of bioautograd::ops::activation; op: 0 relu, 1 tanh, 2 sigmoid.
-__device__ __forceinline__ float act_fwd(float v, int op) {
-    if (op == 0) return v > 0.f ? v : 0.f;
-    if (op == 1) return tanhf(v);
-    // The sigmoid form that never overflows (as the CPU).
+// The logistic sigmoid in the form that never overflows (as the CPU).
+__device__ __forceinline__ float sigmoid_f(float v) {
     if (v >= 0.f) return 1.f / (1.f + expf(-v));
     const float e = expf(v);
     return e / (1.f + e);
+}
+
+// The activations of bioautograd::ops::activation and swish; op: 0 relu, 1 tanh, 2 sigmoid,
+// 3 swish (x sigmoid(x)).
+__device__ __forceinline__ float act_fwd(float v, int op) {
+    if (op == 0) return v > 0.f ? v : 0.f;
+    if (op == 1) return tanhf(v);
+    if (op == 3) return v * sigmoid_f(v);
+    return sigmoid_f(v);
 }
 
 // y = act(x)
@@ -167,7 +173,8 @@ __global__ void unary_fwd(const float* __restrict__ x, float* __restrict__ y, in
 }
 
 // dx = dy * act'(.) (beta = 0: dx is not read) or dx += dy * act'(.) (beta = 1). `s` is what
-// the derivative needs: x for relu (dy where x > 0), y for tanh (1 - y^2) and sigmoid (y(1 - y)).
+// the derivative needs: x for relu (dy where x > 0), y for tanh (1 - y^2) and sigmoid (y(1 - y)),
+// x for swish (s + x s (1 - s) with s = sigmoid(x), the CPU's form).
 __global__ void unary_bwd(const float* __restrict__ s, const float* __restrict__ dy, float* __restrict__ dx, int n,
                           int op, float beta) {
     GRID_STRIDE(i, n) {
@@ -177,7 +184,10 @@ __global__ void unary_bwd(const float* __restrict__ s, const float* __restrict__
             g = v > 0.f ? dy[i] : 0.f;
         else if (op == 1)
             g = dy[i] * (1.f - v * v);
-        else
+        else if (op == 3) {
+            const float sg = sigmoid_f(v);
+            g = dy[i] * (sg + v * sg * (1.f - sg));
+        } else
             g = dy[i] * (v * (1.f - v));
         dx[i] = beta == 0.f ? g : dx[i] + g;
     }
@@ -206,6 +216,15 @@ __global__ void binary_ew(const float* __restrict__ a, const float* __restrict__
     GRID_STRIDE(i, n) {
         const float u = a[i], v = b[i];
         out[i] = op == 0 ? u + v : (op == 1 ? u - v : u * v);
+    }
+}
+
+// s = sign(a - b) (0 where a == b or either is NaN): the mean absolute error's gradient
+// direction, and |a - b| = (a - b) s.
+__global__ void sign_diff(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ s, int n) {
+    GRID_STRIDE(i, n) {
+        const float u = a[i], v = b[i];
+        s[i] = u > v ? 1.f : (u < v ? -1.f : 0.f);
     }
 }
 
@@ -540,7 +559,7 @@ __global__ void bce_logits(const float* __restrict__ z, const float* __restrict_
         const float v = z[i], tv = t[i];
         const float relu = v > 0.f ? v : 0.f, a = v > 0.f ? v : -v;
         loss[i] = relu - v * tv + logf(1.f + expf(-a));
-        dz[i] = (act_fwd(v, 2) - tv) * scale;
+        dz[i] = (sigmoid_f(v) - tv) * scale;
     }
 }
 }

@@ -8,7 +8,7 @@
 //! | `add`, `sub`, `mul` (same shape) | `binary`; backward `axpby` / `binary` |
 //! | `add` of a bias row (`(.., n) + (n)`) | `copy` + `bias_add_rows`; backward `sum_rows_into` |
 //! | `conv2d`, `conv_transpose2d` (mask, bias) | `masked_conv2d(_backward)`, `masked_conv_transpose2d`, `bias_grad` |
-//! | `relu`, `tanh`, `sigmoid` | `unary`, `unary_backward` |
+//! | `relu`, `tanh`, `sigmoid`, `swish` | `unary`, `unary_backward` |
 //! | `leaky_relu` | `leaky_relu`, `leaky_relu_backward` (the slope as f32) |
 //! | `max_pool2d`, `avg_pool2d` (with padding) | `max_pool2d` / `max_pool2d_backward`, `avg_pool2d` / `avg_pool2d_backward` |
 //! | `reshape`, `flatten` | metadata only |
@@ -277,6 +277,7 @@ impl<T: Float> Graph<T> {
             "relu" => UnaryOp::Relu,
             "tanh" => UnaryOp::Tanh,
             "sigmoid" => UnaryOp::Sigmoid,
+            "swish" => UnaryOp::Swish,
             _ => {
                 return Err(Error::UnsupportedOnDevice {
                     op,

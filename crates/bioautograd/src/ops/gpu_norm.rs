@@ -8,11 +8,12 @@
 //! | `group_norm` | as batch norm in training, one statistic per (sample, group), no read-back |
 //! | `softmax`, `log_softmax` | `softmax_rows`, `softmax_rows_backward` |
 //! | `binary_cross_entropy_with_logits` | `bce_with_logits` + `sum_all`; `dt = −z·g/N` by `scaled` |
+//! | `mae` | `sign_diff`, then `(a − b)·sign` summed by `sum_all` and scaled; backward `±sign·g/N` |
 //! | `slice` along any axis | as `outer`-row matrices the slice is a column block: `copy_columns` out; backward places it into zeros |
 //! | `sum_axis`, `mean_axis` of the last axis | a product with a ones column, `(outer, len)·1 (len, 1)`, then the scale; backward `g (outer, 1)·1 (1, len)` |
 //! | `sum_axis`, `mean_axis` of the first axis | `sum_rows_into` on the `(len, inner)` view; backward the product `1 (len, 1)·g (1, inner)` |
 
-use biokernels::cuda::{GemmOp, Precision};
+use biokernels::cuda::{BinaryOp, GemmOp, Precision};
 use biokernels::device::{NormLayout, NormReduce};
 use biokernels::gemm::Beta;
 
@@ -283,6 +284,38 @@ impl<T: Float> Graph<T> {
                     d.softmax_rows_backward(ys.matrix(), gv.matrix(), log, out, Beta::Zero)
                 })?;
                 Ok(vec![Some(dx)])
+            }),
+        )
+    }
+
+    /// `mae` on the device (`a`, `b` of one checked shape): `|a − b| = (a − b)·sign(a − b)`.
+    pub(crate) fn gpu_mae(&self, a: &Var, b: &Var, at: Tensor<T>, bt: Tensor<T>) -> Result<Var> {
+        const OP: &str = "mae";
+        let ab = dbuf(OP, &at)?.clone();
+        let bb = dbuf(OP, &bt)?.view(ab.rows(), ab.cols())?;
+        let inv_n = 1.0 / at.numel() as f32;
+        let mut sign = ab.zeros_like()?;
+        CudaBuffer::launch(OP, &mut sign, &[&ab, &bb], |d, out| {
+            d.sign_diff(ab.matrix(), bb.matrix(), out)
+        })?;
+        let mut diff = ab.zeros_like()?;
+        CudaBuffer::launch(OP, &mut diff, &[&ab, &bb], |d, out| {
+            d.binary(BinaryOp::Sub, ab.matrix(), bb.matrix(), out)
+        })?;
+        let mut abs = ab.zeros_like()?;
+        CudaBuffer::launch(OP, &mut abs, &[&diff, &sign], |d, out| {
+            d.binary(BinaryOp::Mul, diff.matrix(), sign.matrix(), out)
+        })?;
+        let mut loss = ab.zeros(1, 1)?;
+        CudaBuffer::launch("sum_all", &mut loss, &[&abs], |d, out| d.sum_all(abs.matrix(), out))?;
+        let loss = loss.scaled(inv_n)?;
+        Ok(
+            self.push_device(Tensor::from_cuda(loss, Vec::new()), &[*a, *b], move |g, needs| {
+                let s = crate::ops::gpu::scalar(g)? * inv_n;
+                Ok(vec![
+                    needs[0].then(|| sign.scaled(s)).transpose()?,
+                    needs[1].then(|| sign.scaled(-s)).transpose()?,
+                ])
             }),
         )
     }

@@ -22,8 +22,11 @@ impl<T: Float> Graph<T> {
     /// empty.
     pub fn mae(&self, a: &Var, b: &Var) -> Result<Var> {
         const OP: &str = "mae";
-        let (at, bt) = self.get2(OP, a, b)?;
+        let (at, bt) = self.get2_any(OP, a, b)?;
         let n = same_shape_numel(OP, at.shape(), bt.shape())?;
+        if at.is_cuda() {
+            return self.gpu_mae(a, b, at, bt);
+        }
         let inv_n = T::ONE / T::from_usize(n);
         let sign: Vec<T> = at
             .as_slice()?

@@ -297,6 +297,14 @@ fn slices_and_axis_reductions_match_the_cpu() {
 fn softmaxes_and_bce_match_the_cpu() {
     check("softmax", vec![inp(&[2, 3, 7], 45)], &|g, v| g.softmax(&v[0]));
     check("log_softmax", vec![inp(&[9, 3], 46)], &|g, v| g.log_softmax(&v[0]));
+    check(
+        "swish",
+        vec![(values(40, 58).iter().map(|v| 9.0 * v).collect(), vec![5, 8])],
+        &|g, v| g.swish(&v[0]),
+    );
+    check("mae", vec![inp(&[5, 4], 59), inp(&[5, 4], 60)], &|g, v| {
+        g.mae(&v[0], &v[1])
+    });
     // Logits of a wide range (both branches of the stable form), targets off {0, 1} as GAN
     // label noise makes them; both gradients.
     let z: Vec<f32> = values(12, 47).iter().map(|v| 12.0 * v).collect();

@@ -387,6 +387,10 @@ impl ElementwiseOps for CudaDevice {
         match self.0 {}
     }
 
+    fn sign_diff(&self, a: &DeviceMatrix, b: &DeviceMatrix, s: &mut DeviceMatrix) -> Result<()> {
+        match self.0 {}
+    }
+
     fn axpby(&self, alpha: f32, x: &DeviceMatrix, beta: f32, y: &mut DeviceMatrix) -> Result<()> {
         match self.0 {}
     }

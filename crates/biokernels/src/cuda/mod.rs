@@ -60,16 +60,24 @@ pub enum UnaryOp {
     Tanh,
     /// The logistic sigmoid, in the form that never overflows. Its backward reads `y`.
     Sigmoid,
+    /// `x·σ(x)` (SiLU), `dx = dy·(σ + x·σ·(1 − σ))`. Its backward reads `x`.
+    Swish,
 }
 
 impl UnaryOp {
-    /// `relu`, `tanh`, `sigmoid`.
+    /// `relu`, `tanh`, `sigmoid`, `swish`.
     pub fn name(self) -> &'static str {
         match self {
             UnaryOp::Relu => "relu",
             UnaryOp::Tanh => "tanh",
             UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Swish => "swish",
         }
+    }
+
+    /// Whether the backward reads the input `x` (else the output `y`).
+    pub fn backward_reads_input(self) -> bool {
+        matches!(self, UnaryOp::Relu | UnaryOp::Swish)
     }
 
     /// The `op` argument of the `unary_fwd` / `unary_bwd` kernels.
@@ -79,6 +87,7 @@ impl UnaryOp {
             UnaryOp::Relu => 0,
             UnaryOp::Tanh => 1,
             UnaryOp::Sigmoid => 2,
+            UnaryOp::Swish => 3,
         }
     }
 }

@@ -68,7 +68,7 @@ pub const TRAIN: KernelModule = KernelModule {
 
 /// The kernels of the training module (activations, bias, softmax cross-entropy, optimizers,
 /// elementwise ops, reductions, MSE, max and average pooling, dropout, batch and group norm, row softmax, BCE).
-pub const TRAIN_KERNELS: [&str; 33] = [
+pub const TRAIN_KERNELS: [&str; 34] = [
     "relu_fwd",
     "relu_bwd",
     "bias_add_rows",
@@ -90,6 +90,7 @@ pub const TRAIN_KERNELS: [&str; 33] = [
     "softmax_rows_bwd",
     "bce_logits",
     "binary_ew",
+    "sign_diff",
     "axpby",
     "fill_f32",
     "dropout_apply",

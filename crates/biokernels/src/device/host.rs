@@ -129,14 +129,18 @@ fn unary_value(kind: UnaryOp, v: f32) -> f32 {
             }
         }
         UnaryOp::Tanh => v.tanh(),
-        UnaryOp::Sigmoid => {
-            if v >= 0.0 {
-                1.0 / (1.0 + (-v).exp())
-            } else {
-                let e = v.exp();
-                e / (1.0 + e)
-            }
-        }
+        UnaryOp::Sigmoid => sigmoid(v),
+        UnaryOp::Swish => v * sigmoid(v),
+    }
+}
+
+/// The logistic sigmoid in the form that never overflows.
+fn sigmoid(v: f32) -> f32 {
+    if v >= 0.0 {
+        1.0 / (1.0 + (-v).exp())
+    } else {
+        let e = v.exp();
+        e / (1.0 + e)
     }
 }
 
@@ -161,6 +165,10 @@ fn unary_backward(kind: UnaryOp, x: &HostMat, y: &HostMat, dy: &HostMat, dx: &mu
             }
             UnaryOp::Tanh => 1.0 - y.data[k] * y.data[k],
             UnaryOp::Sigmoid => y.data[k] * (1.0 - y.data[k]),
+            UnaryOp::Swish => {
+                let (v, s) = (x.data[k], sigmoid(x.data[k]));
+                s + v * s * (1.0 - s)
+            }
         };
         let v = dy.data[k] * d;
         *o = if beta == Beta::One { *o + v } else { v };
@@ -333,7 +341,7 @@ fn bce_with_logits(z: &HostMat, t: &HostMat, scale: f32, loss: &mut HostMat, dz:
     for (k, (&v, &tv)) in z.data.iter().zip(&t.data).enumerate() {
         let (relu, abs) = if v > 0.0 { (v, v) } else { (0.0, -v) };
         loss.data[k] = relu - v * tv + (1.0 + (-abs).exp()).ln();
-        dz.data[k] = (unary_value(UnaryOp::Sigmoid, v) - tv) * scale;
+        dz.data[k] = (sigmoid(v) - tv) * scale;
     }
     Ok(())
 }
@@ -883,6 +891,22 @@ impl ElementwiseOps for HostDevice {
     fn binary(&self, op: BinaryOp, a: &DeviceMatrix, b: &DeviceMatrix, out: &mut DeviceMatrix) -> Result<()> {
         let n = op.name();
         binary(op, host(n, a)?, host(n, b)?, host_mut(n, out)?)
+    }
+
+    fn sign_diff(&self, a: &DeviceMatrix, b: &DeviceMatrix, s: &mut DeviceMatrix) -> Result<()> {
+        const OP: &str = "sign_diff";
+        let (a, b, s) = (host(OP, a)?, host(OP, b)?, host_mut(OP, s)?);
+        same_len(OP, &[a.data.len(), b.data.len(), s.data.len()])?;
+        for ((o, &u), &v) in s.data.iter_mut().zip(&a.data).zip(&b.data) {
+            *o = if u > v {
+                1.0
+            } else if u < v {
+                -1.0
+            } else {
+                0.0
+            };
+        }
+        Ok(())
     }
 
     fn axpby(&self, alpha: f32, x: &DeviceMatrix, beta: f32, y: &mut DeviceMatrix) -> Result<()> {

@@ -454,6 +454,8 @@ pub trait ElementwiseOps {
     ) -> Result<()>;
     /// `out = a op b` (same lengths).
     fn binary(&self, op: BinaryOp, a: &DeviceMatrix, b: &DeviceMatrix, out: &mut DeviceMatrix) -> Result<()>;
+    /// `s = sign(a − b)` (0 on ties and NaN; same lengths).
+    fn sign_diff(&self, a: &DeviceMatrix, b: &DeviceMatrix, s: &mut DeviceMatrix) -> Result<()>;
     /// `y = αx + βy` (`β = 0` does not read `y`).
     fn axpby(&self, alpha: f32, x: &DeviceMatrix, beta: f32, y: &mut DeviceMatrix) -> Result<()>;
     /// Every value of `m` set to `value`.

@@ -177,10 +177,11 @@ struct TrainOpsInputs {
 /// `([n, c, h, w], pool, stride, x, dy)`.
 type PoolCase = ([usize; 4], [usize; 2], [usize; 2], Vec<f32>, Vec<f32>);
 
-const UNARY_OPS: [biokernels::cuda::UnaryOp; 3] = [
+const UNARY_OPS: [biokernels::cuda::UnaryOp; 4] = [
     biokernels::cuda::UnaryOp::Relu,
     biokernels::cuda::UnaryOp::Tanh,
     biokernels::cuda::UnaryOp::Sigmoid,
+    biokernels::cuda::UnaryOp::Swish,
 ];
 const BINARY_OPS: [biokernels::cuda::BinaryOp; 3] = [
     biokernels::cuda::BinaryOp::Add,
@@ -247,16 +248,19 @@ mod cpu_ops {
                     }
                 }
                 UnaryOp::Tanh => v.tanh(),
-                UnaryOp::Sigmoid => {
-                    if v >= 0.0 {
-                        1.0 / (1.0 + (-v).exp())
-                    } else {
-                        let e = v.exp();
-                        e / (1.0 + e)
-                    }
-                }
+                UnaryOp::Sigmoid => sigmoid(v),
+                UnaryOp::Swish => v * sigmoid(v),
             })
             .collect()
+    }
+
+    fn sigmoid(v: f32) -> f32 {
+        if v >= 0.0 {
+            1.0 / (1.0 + (-v).exp())
+        } else {
+            let e = v.exp();
+            e / (1.0 + e)
+        }
     }
 
     pub fn unary_grad(op: UnaryOp, x: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32> {
@@ -267,6 +271,10 @@ mod cpu_ops {
                         UnaryOp::Relu => f32::from(u8::from(x[i] > 0.0)),
                         UnaryOp::Tanh => 1.0 - y[i] * y[i],
                         UnaryOp::Sigmoid => y[i] * (1.0 - y[i]),
+                        UnaryOp::Swish => {
+                            let s = sigmoid(x[i]);
+                            s + x[i] * s * (1.0 - s)
+                        }
                     }
             })
             .collect()
@@ -512,6 +520,7 @@ fn train_ops_reference(inp: &TrainOpsInputs) -> Vec<Vec<f64>> {
                 biokernels::cuda::UnaryOp::Relu => v.max(0.0),
                 biokernels::cuda::UnaryOp::Tanh => v.tanh(),
                 biokernels::cuda::UnaryOp::Sigmoid => 1.0 / (1.0 + (-v).exp()),
+                biokernels::cuda::UnaryOp::Swish => v / (1.0 + (-v).exp()),
             })
             .collect();
         let g: Vec<f64> = (0..x.len())
@@ -521,6 +530,10 @@ fn train_ops_reference(inp: &TrainOpsInputs) -> Vec<Vec<f64>> {
                         biokernels::cuda::UnaryOp::Relu => f64::from(u8::from(x[i] > 0.0)),
                         biokernels::cuda::UnaryOp::Tanh => 1.0 - y[i] * y[i],
                         biokernels::cuda::UnaryOp::Sigmoid => y[i] * (1.0 - y[i]),
+                        biokernels::cuda::UnaryOp::Swish => {
+                            let s = 1.0 / (1.0 + (-x[i]).exp());
+                            s + x[i] * s * (1.0 - s)
+                        }
                     }
             })
             .collect();

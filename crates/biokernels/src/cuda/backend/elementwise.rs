@@ -46,7 +46,7 @@ impl CudaDevice {
         let name = op.name();
         let n = dy.len();
         Self::same_len(name, n, &[("x", x), ("y", y)])?;
-        let saved = if op == UnaryOp::Relu {
+        let saved = if op.backward_reads_input() {
             Self::f32_buf(name, "x", x, n)?
         } else {
             Self::f32_buf(name, "y", y, n)?
@@ -116,6 +116,27 @@ impl CudaDevice {
         lb.arg(xs).arg(ds).arg(dxs).arg(&ni).arg(&slope).arg(&b);
         // SAFETY: leaky_relu_bwd(x, dy, dx, n, slope, beta) on three buffers of n f32.
         unsafe { lb.launch(Self::cfg_stride(n)) }.map_err(drv("launch leaky_relu_bwd"))?;
+        Ok(())
+    }
+
+    /// `s = sign(a − b)` elementwise (0 on ties and NaN), three f32 operands of one length.
+    ///
+    /// # Errors
+    /// [`Error::CudaOperand`], [`Error::Cuda`].
+    pub fn sign_diff(&self, a: &GpuMatrix, b: &GpuMatrix, s: &mut GpuMatrix) -> Result<()> {
+        const OP: &str = "sign_diff";
+        let n = a.len();
+        let (as_, bs) = (Self::f32_buf(OP, "a", a, n)?, Self::f32_buf(OP, "b", b, n)?);
+        let ss = Self::f32_buf_mut(OP, "s", s, n)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let ni = i32_dim(OP, n)?;
+        let f = self.train_fn("sign_diff")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(as_).arg(bs).arg(ss).arg(&ni);
+        // SAFETY: sign_diff(a, b, s, n) on three buffers of n f32.
+        unsafe { lb.launch(Self::cfg_stride(n)) }.map_err(drv("launch sign_diff"))?;
         Ok(())
     }
 
@@ -248,6 +269,11 @@ impl ElementwiseOps for CudaDevice {
     fn binary(&self, op: BinaryOp, a: &DeviceMatrix, b: &DeviceMatrix, out: &mut DeviceMatrix) -> Result<()> {
         let n = op.name();
         CudaDevice::binary(self, op, gpu(n, a)?, gpu(n, b)?, gpu_mut(n, out)?)
+    }
+
+    fn sign_diff(&self, a: &DeviceMatrix, b: &DeviceMatrix, s: &mut DeviceMatrix) -> Result<()> {
+        const OP: &str = "sign_diff";
+        CudaDevice::sign_diff(self, gpu(OP, a)?, gpu(OP, b)?, gpu_mut(OP, s)?)
     }
 
     fn axpby(&self, alpha: f32, x: &DeviceMatrix, beta: f32, y: &mut DeviceMatrix) -> Result<()> {
