@@ -1,5 +1,6 @@
-//! The CUDA paths of batch norm, group norm, the row softmaxes and BCE on logits (formulas and
-//! `# Shapes` in [`super::batch_norm`], [`super::norm`], [`super::softmax`], [`super::bce`]).
+//! The CUDA paths of batch norm, group norm, the row softmaxes, BCE on logits, MAE, slices and
+//! axis reductions (formulas and `# Shapes` in [`super::batch_norm`], [`super::norm`],
+//! [`super::softmax`], [`super::bce`], [`super::mae`], [`super::shape_ops`], [`super::reduce`]).
 //!
 //! | op | device kernels ([`biokernels::device::NormOps`], [`biokernels::device::LossOps`]) |
 //! |---|---|
