@@ -676,8 +676,14 @@ fn run_mouse_gan(a: &ReproduceArgs, opts: &ReproduceOptions) -> CliResult {
         );
     }
     if report.missing == 0 {
+        // The plot shows converged runs only: without one there is none.
+        let plot = if opts.out.join("score_vs_usage.png").is_file() {
+            " and the plot"
+        } else {
+            " (no plot: no run converged)"
+        };
         println!(
-            "{} run(s) trained now, {} already done; wrote summary.md, scores.csv and the plot to {}",
+            "{} run(s) trained now, {} already done; wrote summary.md, scores.csv{plot} to {}",
             report.ran,
             report.skipped,
             opts.out.display()

@@ -1074,7 +1074,11 @@ fn finish(out: &Path, cfg: &MouseGanConfig, results: &[RunResult]) -> Result<()>
             verdicts.push_str(&verdict(class, w, &mouse, &standard, scorer));
         }
     }
-    md.push_str("\nRuns scoring above the scorer's divergence threshold (FID > 200, the paper's rule) are counted as not converged and left out of the means; they are never dropped silently.\n\n## The paper's claim at this scale\n\n");
+    md.push_str("\nRuns scoring above the scorer's divergence threshold (FID > 200, the paper's rule) are counted as not converged and left out of the means; they are never dropped silently.\n");
+    if series.iter().all(|s| s.points.is_empty()) {
+        md.push_str("No run converged, so there is no score-vs-usage plot; every run's score is in scores.csv.\n");
+    }
+    md.push_str("\n## The paper's claim at this scale\n\n");
     md.push_str(&verdicts);
     write_text(&out.join("summary.md"), &md)?;
     if scorer != "none" && series.iter().any(|s| !s.points.is_empty()) {
