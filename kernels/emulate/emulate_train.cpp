@@ -6,6 +6,9 @@
 #define KERNELS_HOST_EMULATION 1
 #include "../train/train.cu"
 
+#include <algorithm>
+#include <array>
+#include <cmath>
 #include <cstdio>
 
 namespace {
@@ -458,6 +461,59 @@ void softmax_bce_kernels() {
 }
 }  // namespace
 
+// plane_map: bilinear upsampling of 5x3 planes by 2 (four taps per output, half-pixel centres,
+// clamped at the borders) and its adjoint (the backward), against a float replica of the CPU
+// op's gather and scatter, bit-exact; a grid of 2 CTAs exercises the grid-stride loop.
+void plane_map_kernels() {
+    const int h = 5, w = 3, oh = 10, ow = 6, planes = 7, in_len = h * w, out_len = oh * ow;
+    auto taps = [](int i, int size) {
+        const double s = (i + 0.5) / 2.0 - 0.5, fl = std::floor(s), lam = s - fl;
+        auto clamp = [&](double v) { return std::min(int(std::max(v, 0.0)), size - 1); };
+        return std::array<std::pair<int, double>, 2>{{{clamp(fl), 1.0 - lam}, {clamp(fl + 1.0), lam}}};
+    };
+    std::vector<int> off{0}, src;
+    std::vector<float> wt;
+    for (int i = 0; i < oh; ++i)
+        for (int j = 0; j < ow; ++j) {
+            const auto r = taps(i, h), c = taps(j, w);
+            for (int k = 0; k < 4; ++k) {
+                src.push_back(r[k / 2].first * w + c[k % 2].first);
+                wt.push_back(float(r[k / 2].second * c[k % 2].second));
+            }
+            off.push_back(int(src.size()));
+        }
+    // The adjoint: per input, its taps in increasing output order.
+    std::vector<int> aoff(in_len + 1, 0), asrc(src.size());
+    std::vector<float> awt(src.size());
+    for (int s : src) aoff[s + 1]++;
+    for (int j = 0; j < in_len; ++j) aoff[j + 1] += aoff[j];
+    std::vector<int> next(aoff.begin(), aoff.end() - 1);
+    for (int i = 0; i < out_len; ++i)
+        for (int t = off[i]; t < off[i + 1]; ++t) {
+            asrc[next[src[t]]] = i;
+            awt[next[src[t]]++] = wt[t];
+        }
+    const auto x = rnd_vec(size_t(planes) * in_len), g = rnd_vec(size_t(planes) * out_len);
+    std::vector<float> y(size_t(planes) * out_len, NAN), dx(x.size(), NAN), wy(y.size()), wdx(x.size(), 0.f);
+    for (int p = 0; p < planes; ++p)
+        for (int i = 0; i < out_len; ++i) {
+            float acc = -0.f;
+            for (int t = off[i]; t < off[i + 1]; ++t) {
+                acc += wt[t] * x[size_t(p) * in_len + src[t]];
+                wdx[size_t(p) * in_len + src[t]] += g[size_t(p) * out_len + i] * wt[t];
+            }
+            wy[size_t(p) * out_len + i] = acc;
+        }
+    emu::launch(EmuDim3{2, 1, 1}, NT, [&] {
+        plane_map(x.data(), y.data(), off.data(), src.data(), wt.data(), planes, in_len, out_len);
+    });
+    emu::launch(EmuDim3{2, 1, 1}, NT, [&] {
+        plane_map(g.data(), dx.data(), aoff.data(), asrc.data(), awt.data(), planes, out_len, in_len);
+    });
+    check_exact("plane_map bilinear x2 (bit-exact)", y, wy);
+    check_exact("plane_map adjoint = the CPU scatter (bit-exact)", dx, wdx);
+}
+
 int main() {
     // relu forward / backward
     {
@@ -602,6 +658,7 @@ int main() {
     }
     new_kernels();
     norm_kernels();
+    plane_map_kernels();
     softmax_bce_kernels();
     std::printf("train kernels: %d/%d cases passed\n", cases - failures, cases);
     return failures == 0 ? 0 : 1;

@@ -51,6 +51,10 @@ inline uint32_t __float_as_uint(float f) {
 }
 // CUDA's integer min for device code.
 inline int min(int a, int b) { return a < b ? a : b; }
+// Round-to-nearest product and sum that nvcc never contracts into an FMA (g++ does not contract
+// with -std=c++17 either).
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fadd_rn(float a, float b) { return a + b; }
 
 inline float __bfloat162float(__nv_bfloat16 h) { return __uint_as_float(uint32_t(h.bits) << 16); }
 inline __nv_bfloat16 __float2bfloat16_rn(float f) {

@@ -562,4 +562,24 @@ __global__ void bce_logits(const float* __restrict__ z, const float* __restrict_
         dz[i] = (sigmoid_f(v) - tv) * scale;
     }
 }
+
+// ---- sparse linear maps per plane (upsampling, transposes) --------------------------------------
+//
+// y[p * out_len + i] = sum over t in [off[i], off[i + 1]) of w[t] * x[p * in_len + src[t]], summed
+// from -0 (the additive identity: a one-tap map of weight 1 copies exactly) in tap order. The
+// backward of a map is its adjoint, a map of the same kind built on the host, so no atomics.
+__global__ void plane_map(const float* __restrict__ x, float* __restrict__ y, const int* __restrict__ off,
+                          const int* __restrict__ src, const float* __restrict__ w, int planes, int in_len,
+                          int out_len) {
+    GRID_STRIDE(o, (long long)planes * out_len) {
+        const long long p = o / out_len;
+        const int i = (int)(o - p * out_len);
+        const float* xp = x + p * in_len;
+        float acc = -0.f;
+        // Rounded product, then sum: nvcc would contract `acc += w * x` into an FMA, which
+        // rounds once and so differs from the CPU op in the last bit.
+        for (int t = off[i]; t < off[i + 1]; ++t) acc = __fadd_rn(acc, __fmul_rn(w[t], xp[src[t]]));
+        y[o] = acc;
+    }
+}
 }

@@ -28,8 +28,12 @@ const TOOLKIT: &str = "cuda-toolkit[nvcc,cudart,cccl,crt,nvvm]==13.0.2";
 const ARCHS: [(&str, &str); 2] = [("compute_80", "sm_80"), ("compute_90", "sm_90")];
 /// Where the PTX goes, relative to the workspace root: inside the crate that embeds it.
 const PTX_DIR: &str = "crates/biokernels/ptx";
-/// nvcc flags (besides `-ptx -arch`); changing them changes the committed PTX.
-const NVCC_FLAGS: [&str; 2] = ["-O3", "-std=c++17"];
+/// nvcc flags (besides `-ptx -arch`); changing them changes the committed PTX. `-fmad=false`:
+/// nvcc would otherwise contract `a * b + c` into one FMA (one rounding), so kernels written in
+/// the CPU's operation order (optimiser steps, `axpby`, pooling and plane-map sums, the norms)
+/// would differ from the CPU and the host emulator in the last bit; the GEMM and convolution
+/// inner loops call `fmaf` explicitly and keep it.
+const NVCC_FLAGS: [&str; 3] = ["-O3", "-std=c++17", "-fmad=false"];
 
 /// Arguments of `cargo xtask ptx`.
 #[derive(clap::Args, Debug)]

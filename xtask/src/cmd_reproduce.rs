@@ -102,8 +102,8 @@ pub struct ReproduceArgs {
     #[arg(long)]
     pub cifar_format: Option<String>,
     /// Where to train: cpu, cuda (device 0), cuda:N, or emulator (the device code path with
-    /// the host emulator's CPU kernels, to check it without a GPU; slow). schizo-mnist,
-    /// schizo-cifar, mouse-cifar and rnn-memory (its fixed presets) so far.
+    /// the host emulator's CPU kernels, to check it without a GPU; slow). Every target
+    /// (docs/gpu-training.md lists the steps that still run on the host).
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Arithmetic of the device's matrix products and convolutions (with --device only): f32
@@ -287,14 +287,6 @@ fn check_flags(a: &ReproduceArgs) -> CliResult {
             a.name
         )));
     }
-    if a.device != "cpu" && !DEVICE_TARGETS.contains(&a.name.as_str()) {
-        return Err(crate::cli::cli_err(format!(
-            "--device {}: `reproduce {}` trains on the host only so far (on a device: {})",
-            a.device,
-            a.name,
-            DEVICE_TARGETS.join(", ")
-        )));
-    }
     if !a.forms.is_empty() && !matches!(a.name.as_str(), "schizo-mnist" | "schizo-cifar") {
         return Err(crate::cli::cli_err(format!(
             "--forms: only `reproduce schizo-mnist` and `reproduce schizo-cifar` take it, not `{}`",
@@ -425,20 +417,6 @@ fn preset(a: &ReproduceArgs) -> CliResult<RnnMemoryPreset> {
     }
     Ok(p)
 }
-
-/// The targets that train on `--device` (every op of their models has a device path;
-/// synaptic-diversity runs its mechanisms on the host between device steps, mouse-gan its
-/// spectral norm's power iteration). mouse-ddim has no device path yet.
-const DEVICE_TARGETS: [&str; 8] = [
-    "schizo-mnist",
-    "schizo-cifar",
-    "mouse-cifar",
-    "rnn-memory",
-    "vgg16-schizo",
-    "synaptic-diversity",
-    "mouse-gan",
-    "bionet",
-];
 
 /// Runs `cargo xtask reproduce`.
 pub fn run(a: &ReproduceArgs) -> CliResult {

@@ -8,7 +8,8 @@
 //! model's weights with the average (call it again to swap back), so that no second model has
 //! to be built. [`Ema::state`] / [`Ema::set_state`] give the average as named `f32` arrays for
 //! checkpoints (`ema.<i>`, in [`Module::params`] order), so a resumed run continues the same
-//! average.
+//! average. [`Ema::to_device`] keeps the average on a device beside the model, where the update
+//! is one `axpby` per parameter.
 //!
 //! # Shapes
 //! One shadow tensor per model parameter, of its shape.
@@ -78,11 +79,32 @@ impl Ema {
             if s.shape() != p.value.shape() {
                 return Err(invalid("ema", &p.name, "parameter shape changed"));
             }
+            if let (true, Some(w)) = (s.is_cuda(), p.value.cuda_buffer()) {
+                // On the device: s = e·w + d·s (the same two products and sum).
+                bioautograd::cuda::CudaBuffer::axpby(e, w, d, s.cuda_buffer_mut()?)?;
+                continue;
+            }
             let w = p.value.to_vec()?;
             for (sv, wv) in s.data_mut()?.iter_mut().zip(w) {
                 *sv = d * *sv + e * wv;
             }
         }
+        Ok(())
+    }
+
+    /// Moves the average to `device` (beside a model moved there with
+    /// [`Module::to_device`]): [`Ema::update`] then runs on the device and [`Ema::swap`]
+    /// exchanges device tensors.
+    ///
+    /// # Errors
+    /// The device errors of [`Tensor::to_device`]; on error the average stays where it was.
+    pub fn to_device(&mut self, device: bioautograd::Device) -> Result<()> {
+        let moved = self
+            .shadow
+            .iter()
+            .map(|t| t.to_device(device))
+            .collect::<bioautograd::Result<Vec<_>>>()?;
+        self.shadow = moved;
         Ok(())
     }
 

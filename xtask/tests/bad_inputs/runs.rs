@@ -197,10 +197,6 @@ pub fn reproduce() -> Group {
             &["--device gpu", "emulator"],
         ),
         r(
-            &["mouse-ddim", "--device", "emulator", "--out", "r"],
-            &["--device emulator", "mouse-ddim", "host only", "mouse-gan"],
-        ),
-        r(
             &["schizo-mnist", "--cifar-format", "binary", "--out", "r"],
             &["--cifar-format", "schizo-mnist"],
         ),

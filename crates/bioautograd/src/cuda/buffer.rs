@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use biokernels::cuda::{GemmOp, Precision};
-use biokernels::device::{DeviceBackend, DeviceConv, DeviceMatrix, DeviceTiles};
+use biokernels::device::{DeviceBackend, DeviceConv, DeviceMatrix, DevicePlaneMap, DeviceTiles};
 use biokernels::gemm::Beta;
 use biokernels::optim::OptimizerStep;
 
@@ -213,6 +213,13 @@ impl CudaBuffer {
     ) -> Result<R> {
         let dev = on_one_device(op, out, inputs)?;
         Ok(run(&*dev, out.mat_mut()?)?)
+    }
+
+    /// `map` applied to every plane of this buffer, as a new `rows × cols` buffer.
+    pub(crate) fn mapped(&self, map: &DevicePlaneMap, rows: usize, cols: usize) -> Result<CudaBuffer> {
+        let mut y = self.zeros(rows, cols)?;
+        CudaBuffer::launch("plane_map", &mut y, &[self], |d, out| d.plane_map(map, &self.mat, out))?;
+        Ok(y)
     }
 
     /// `y = alpha·x + beta·y` (`beta = 0`: `y` not read); `y` is copied first if shared.

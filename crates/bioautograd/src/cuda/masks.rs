@@ -2,14 +2,15 @@
 //! copy ([`biokernels::device::DeviceCopies`], one per device): it is uploaded on first use and
 //! freed with the mask, so a sweep that builds and drops many masked models does not keep their
 //! masks on the device. The constant maps this crate makes itself (a full `(k, n)` map, the
-//! permutation of a transpose, an all-ones matrix, an unmasked conv's lists) are cached per
-//! device and dims: their number is bounded by the shapes a process uses.
+//! plane maps of a transpose or an upsampling and their adjoints, an all-ones matrix, an
+//! unmasked conv's lists) are cached per device and dims: their number is bounded by the shapes
+//! a process uses.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use biokernels::cuda::GPU_TILE;
-use biokernels::device::{DeviceConv, DeviceTiles};
+use biokernels::device::{DeviceConv, DevicePlaneMap, DeviceTiles, PlaneMap};
 use biokernels::{ConvMask, TileMap, TileSize};
 
 use super::CudaBuffer;
@@ -20,10 +21,23 @@ use crate::error::Result;
 enum ConstKey {
     /// A full `(k, n)` map.
     Full(usize, usize),
-    /// The per-sample permutation of `transpose(shape, a, b)`.
-    Permutation { shape: Vec<usize>, a: usize, b: usize },
+    /// A plane map (`adjoint`: its backward).
+    Plane { key: PlaneKey, adjoint: bool },
     /// The lists of an unmasked conv layer with mask dims `[kh, kw, nx, ny, groups]`.
     UnmaskedConv([usize; 5]),
+}
+
+/// What a plane map is made for.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) enum PlaneKey {
+    /// `transpose(shape, a, b)`.
+    Transpose { shape: Vec<usize>, a: usize, b: usize },
+    /// `upsample2d` of `(h, w)` planes by `factor`, bilinear or nearest.
+    Upsample {
+        hw: (usize, usize),
+        factor: (usize, usize),
+        bilinear: bool,
+    },
 }
 
 type ConstCache = HashMap<(usize, ConstKey), Arc<DeviceTiles>>;
@@ -67,21 +81,35 @@ impl CudaBuffer {
         })
     }
 
-    /// The tile lists of the per-sample permutation of `transpose(shape, a, b)` (built by
-    /// `build` on first use only).
-    pub(crate) fn permutation_tile_map(
+    /// The plane map under `key` and its adjoint (the backward) on this device, built by
+    /// `build` on first use only.
+    pub(crate) fn plane_maps(
         &self,
-        shape: &[usize],
-        a: usize,
-        b: usize,
-        build: impl FnOnce() -> Result<TileMap>,
-    ) -> Result<Arc<DeviceTiles>> {
-        let key = ConstKey::Permutation {
-            shape: shape.to_vec(),
-            a,
-            b,
-        };
-        cached(self, key, || Ok(self.backend().upload_tile_map(&build()?)?))
+        key: PlaneKey,
+        build: impl Fn() -> Result<PlaneMap>,
+    ) -> Result<[Arc<DevicePlaneMap>; 2]> {
+        let mut host = None;
+        let forward = cached(
+            self,
+            ConstKey::Plane {
+                key: key.clone(),
+                adjoint: false,
+            },
+            || {
+                let m = build()?;
+                let d = self.backend().upload_plane_map(&m)?;
+                host = Some(m);
+                Ok(d)
+            },
+        )?;
+        let adjoint = cached(self, ConstKey::Plane { key, adjoint: true }, || {
+            let m = match host.take() {
+                Some(m) => m,
+                None => build()?,
+            };
+            Ok(self.backend().upload_plane_map(&m.adjoint())?)
+        })?;
+        Ok([forward, adjoint])
     }
 
     /// The tile lists of an optional mask: the mask's, or a full `(k, n)` one.
@@ -121,11 +149,4 @@ impl CudaBuffer {
         cache.insert((self.ordinal, rows, cols), b.clone());
         Ok(b)
     }
-}
-
-/// The `(s, s)` mask of a per-sample permutation: output `c` reads input `src[c]`, so
-/// `y = x · (1 ⊙ P)` gathers and `dx = dy · (1 ⊙ P)ᵀ` scatters back.
-pub(crate) fn permutation_map(src: &[usize], tile: TileSize) -> Result<TileMap> {
-    let s = src.len();
-    Ok(TileMap::from_fn(s, s, tile, |r, c| src[c] == r)?)
 }

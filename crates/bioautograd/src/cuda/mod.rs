@@ -40,7 +40,7 @@ mod masks;
 
 pub(crate) use buffer::select_columns;
 pub use buffer::CudaBuffer;
-pub(crate) use masks::permutation_map;
+pub(crate) use masks::PlaneKey;
 
 /// The ordinal of the host emulator of the device backend (see the [module docs](self)).
 pub const EMULATOR: usize = usize::MAX;
@@ -170,8 +170,6 @@ pub(crate) fn mat_dims(shape: &[usize]) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use biokernels::gemm::Beta;
-    use biokernels::{TileMap, TileSize};
 
     #[test]
     fn matrix_dims_follow_the_leading_axis() {
@@ -179,49 +177,6 @@ mod tests {
         assert_eq!(mat_dims(&[7]), (1, 7));
         assert_eq!(mat_dims(&[2, 3]), (2, 3));
         assert_eq!(mat_dims(&[2, 3, 4, 5]), (2, 60));
-    }
-
-    /// The permutation mask, run through the CPU masked GEMM (the same `Y = X(W⊙M)`,
-    /// `dX = dY(W⊙M)ᵀ` as the device kernels) with an all-ones `W`, moves values exactly where
-    /// the device `transpose` expects them.
-    #[test]
-    fn permutation_masks_move_values_exactly() {
-        use biokernels::gemm::{masked_matmul, masked_matmul_dx, MatMut, MatRef};
-        let mm = |a: &[f32], ar: usize, ac: usize, map: &TileMap, beta: Beta, out: &mut [f32]| {
-            let [k, n] = map.shape();
-            let ones = vec![1.0f32; k * n];
-            let (a, w) = (MatRef::new(a, ar, ac).unwrap(), MatRef::new(&ones, k, n).unwrap());
-            masked_matmul(a, w, map, MatMut::new(out, ar, n).unwrap(), beta).unwrap();
-        };
-        // A permutation: NCHW → NHWC of one (C=2, H=2, W=3) sample, gathered and scattered back.
-        let (c, h, w) = (2, 2, 3);
-        let s = c * h * w;
-        let src: Vec<usize> = (0..s)
-            .map(|o| {
-                let (p, ch) = (o / c, o % c);
-                ch * h * w + p
-            })
-            .collect();
-        let perm = permutation_map(&src, TileSize::CPU_DEFAULT).unwrap();
-        let xs: Vec<f32> = (0..2 * s).map(|v| v as f32 + 0.5).collect();
-        let mut y = vec![f32::NAN; 2 * s];
-        mm(&xs, 2, s, &perm, Beta::Zero, &mut y);
-        for n in 0..2 {
-            for o in 0..s {
-                assert_eq!(y[n * s + o], xs[n * s + src[o]]);
-            }
-        }
-        let ones = vec![1.0f32; s * s];
-        let mut dx = vec![f32::NAN; 2 * s];
-        masked_matmul_dx(
-            MatRef::new(&y, 2, s).unwrap(),
-            MatRef::new(&ones, s, s).unwrap(),
-            &perm,
-            MatMut::new(&mut dx, 2, s).unwrap(),
-            Beta::Zero,
-        )
-        .unwrap();
-        assert_eq!(dx, xs);
     }
 
     #[test]

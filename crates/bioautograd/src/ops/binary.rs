@@ -1,4 +1,4 @@
-//! Element-wise `add`, `sub`, `mul`, `div` with NumPy broadcasting.
+//! Element-wise `add`, `sub`, `mul`, `div` with NumPy broadcasting, and `scale` by a constant.
 //!
 //! Shapes are aligned on the right; each pair of dims must be equal or one of them 1 (a
 //! missing dim counts as 1). The gradient of a broadcast operand is the upstream gradient
@@ -85,6 +85,25 @@ impl<T: Float> Graph<T> {
     /// As [`Graph::add`].
     pub fn div(&self, a: &Var, b: &Var) -> Result<Var> {
         self.binary("div", a, b, Bin::Div)
+    }
+
+    /// `factor · x` for a constant `factor` (a scalar that is no graph value, so it needs no
+    /// broadcast and gets no gradient); the same products as `mul` by a one-element tensor.
+    ///
+    /// # Errors
+    /// A value of another graph.
+    pub fn scale(&self, x: &Var, factor: f32) -> Result<Var> {
+        let xt = self.get_any("scale", x)?;
+        if xt.is_cuda() {
+            return self.gpu_scale(x, xt, factor);
+        }
+        let f = T::from_f64(f64::from(factor));
+        let y = xt.as_slice()?.iter().map(|&v| v * f).collect();
+        Ok(
+            self.push(Tensor::from_parts(y, xt.shape().to_vec()), &[*x], move |g, _| {
+                Ok(vec![Some(g.iter().map(|&v| v * f).collect())])
+            }),
+        )
     }
 
     fn binary(&self, op: &'static str, a: &Var, b: &Var, kind: Bin) -> Result<Var> {

@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `matmul`, `masked_matmul` | `masked_gemm` forward / dX / dW (a full tile map without a mask), [`Graph::gpu_precision`] |
 //! | `add`, `sub`, `mul` (same shape) | `binary`; backward `axpby` / `binary` |
+//! | `scale` (by a constant) | `axpby` (β = 0), both ways |
 //! | `add` of a bias row (`(.., n) + (n)`) | `copy` + `bias_add_rows`; backward `sum_rows_into` |
 //! | `conv2d`, `conv_transpose2d` (mask, bias) | `masked_conv2d(_backward)`, `masked_conv_transpose2d`, `bias_grad` |
 //! | `relu`, `tanh`, `sigmoid`, `swish` | `unary`, `unary_backward` |
@@ -13,7 +14,8 @@
 //! | `max_pool2d`, `avg_pool2d` (with padding) | `max_pool2d` / `max_pool2d_backward`, `avg_pool2d` / `avg_pool2d_backward` |
 //! | `reshape`, `flatten` | metadata only |
 //! | `concat` (any axis) | one `copy_columns` per input into its column block of the `outer`-row output; backward extracts the blocks |
-//! | `transpose` of two non-batch axes | a permutation product: `masked_gemm` on an all-ones `W` whose mask is the permutation, exact f32 |
+//! | `transpose` (any two axes) | `plane_map` with one tap of weight 1 per output (the sample's permutation, or the whole tensor's when the batch axis moves), exact; backward the adjoint map |
+//! | `upsample2d` (nearest, bilinear) | `plane_map` with the CPU op's four taps per output; backward the adjoint map (the CPU scatter's order) |
 //! | `sum`, `mean` | `sum_all`; backward `fill` |
 //! | `cross_entropy` (labels) | `softmax_cross_entropy` + `sum_all` |
 //! | `mse` | `mse` |
@@ -26,16 +28,18 @@
 
 use std::sync::Arc;
 
-use biokernels::cuda::{BinaryOp, GemmOp, Precision, UnaryOp, GPU_TILE};
+use biokernels::cuda::{BinaryOp, GemmOp, UnaryOp};
+use biokernels::device::PlaneMap;
 use biokernels::gemm::Beta;
-use biokernels::{ConvMask, TileMap, TileSize};
+use biokernels::{ConvMask, TileMap};
 
-use crate::cuda::{mat_dims, permutation_map, select_columns, CudaBuffer};
+use crate::cuda::{mat_dims, select_columns, CudaBuffer, PlaneKey};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::graph::{Graph, Var};
 use crate::ops::conv::ConvGeometry;
 use crate::ops::rnn::RnnActivation;
+use crate::ops::upsample::{plane_taps, Interpolation};
 use crate::shape::numel;
 use crate::tensor::Tensor;
 
@@ -67,10 +71,6 @@ fn times(b: &CudaBuffer, s: f32) -> Result<CudaBuffer> {
         b.scaled(s)
     }
 }
-
-/// Largest per-sample size a device `transpose` handles: the permutation product keeps an
-/// all-ones `S × S` matrix on the device (8192² f32 = 256 MiB).
-const MAX_TRANSPOSE_SAMPLE: usize = 8192;
 
 impl<T: Float> Graph<T> {
     /// `matmul` / `masked_matmul` on the device.
@@ -404,10 +404,8 @@ impl<T: Float> Graph<T> {
         self.push_device(y, &[*x], |g, _| Ok(vec![Some(g.clone())]))
     }
 
-    /// `transpose(x, a, b)` of two non-batch axes on the device: per sample, a permutation of
-    /// its `S` values, computed as `y (N, S) = x (N, S) · (1 ⊙ P)` on the masked GEMM with the
-    /// permutation `P` as the mask (exact f32: one product by 1 per output, masked entries never
-    /// read); the backward is the dX product `dy · (1 ⊙ P)ᵀ`.
+    /// `transpose` on the device: a one-tap plane map (the sample's permutation when both axes
+    /// are within a sample, else the whole tensor's), exact; the backward is its adjoint.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn gpu_transpose(
         &self,
@@ -420,45 +418,70 @@ impl<T: Float> Graph<T> {
         offs: &[usize],
     ) -> Result<Var> {
         let xb = dbuf(op, &xt)?.clone();
-        let n = xt.shape()[0];
-        let s = numel(&xt.shape()[1..]);
-        if a == 0 || b == 0 || s > MAX_TRANSPOSE_SAMPLE || n == 0 || s == 0 {
-            return Err(Error::UnsupportedOnDevice {
-                op,
-                device: xt.device(),
-            });
-        }
-        // offs[j] is the source of output j; within the first sample that is the permutation.
-        let tiles = xb.permutation_tile_map(xt.shape(), a, b, || {
-            permutation_map(&offs[..s], TileSize::square(GPU_TILE))
-        })?;
-        let ones = xb.ones(s, s)?;
-        let mut y = xb.zeros(n, s)?;
-        CudaBuffer::gemm(
-            GemmOp::Forward,
-            Precision::F32,
-            &xb,
-            (n, s),
-            &ones,
-            (s, s),
-            &tiles,
-            &mut y,
-            Beta::Zero,
-        )?;
+        // offs[j] is the source of output j; within the first sample (or the whole tensor when
+        // the batch axis moves) that is the permutation every plane repeats.
+        let plane = if a == 0 || b == 0 {
+            xt.numel()
+        } else {
+            numel(&xt.shape()[1..])
+        };
+        let key = PlaneKey::Transpose {
+            shape: xt.shape().to_vec(),
+            a,
+            b,
+        };
+        let [forward, adjoint] = xb.plane_maps(key, || Ok(PlaneMap::gather(plane, &offs[..plane])?))?;
+        let (rows, cols) = mat_dims(&shape);
+        let y = xb.mapped(&forward, rows, cols)?;
+        let (xr, xc) = (xb.rows(), xb.cols());
         Ok(self.push_device(Tensor::from_cuda(y, shape), &[*x], move |g, _| {
-            let mut dx = xb.zeros(n, s)?;
-            CudaBuffer::gemm(
-                GemmOp::Dx,
-                Precision::F32,
-                g,
-                (n, s),
-                &ones,
-                (s, s),
-                &tiles,
-                &mut dx,
-                Beta::Zero,
-            )?;
-            Ok(vec![Some(dx)])
+            Ok(vec![Some(g.mapped(&adjoint, xr, xc)?)])
+        }))
+    }
+
+    /// `scale` on the device: `axpby` with `β = 0` both ways.
+    pub(crate) fn gpu_scale(&self, x: &Var, xt: Tensor<T>, factor: f32) -> Result<Var> {
+        let y = dbuf("scale", &xt)?.scaled(factor)?;
+        Ok(
+            self.push_device(Tensor::from_cuda(y, xt.shape().to_vec()), &[*x], move |g, _| {
+                Ok(vec![Some(g.scaled(factor)?)])
+            }),
+        )
+    }
+
+    /// `upsample2d` on the device: the CPU op's four taps per output pixel as a plane map over
+    /// the `(h, w)` planes; the backward is the adjoint map (each input sums its taps in the
+    /// CPU scatter's order).
+    pub(crate) fn gpu_upsample(
+        &self,
+        x: &Var,
+        xt: Tensor<T>,
+        (h, w): (usize, usize),
+        factor: (usize, usize),
+        interp: Interpolation,
+    ) -> Result<Var> {
+        const OP: &str = "upsample2d";
+        let xb = dbuf(OP, &xt)?.clone();
+        let key = PlaneKey::Upsample {
+            hw: (h, w),
+            factor,
+            bilinear: interp == Interpolation::Bilinear,
+        };
+        let [forward, adjoint] = xb.plane_maps(key, || {
+            let taps: Vec<[(usize, f32); 4]> = plane_taps(interp, (h, w), factor)
+                .into_iter()
+                .map(|p| p.map(|(k, wt)| (k, wt as f32)))
+                .collect();
+            Ok(PlaneMap::new(h * w, taps.iter().map(|t| &t[..]))?)
+        })?;
+        let mut shape = xt.shape().to_vec();
+        shape[2] = h * factor.0;
+        shape[3] = w * factor.1;
+        let (rows, cols) = mat_dims(&shape);
+        let y = xb.mapped(&forward, rows, cols)?;
+        let (xr, xc) = (xb.rows(), xb.cols());
+        Ok(self.push_device(Tensor::from_cuda(y, shape), &[*x], move |g, _| {
+            Ok(vec![Some(g.mapped(&adjoint, xr, xc)?)])
         }))
     }
 

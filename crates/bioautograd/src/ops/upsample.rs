@@ -45,6 +45,31 @@ fn taps(interp: Interpolation, i: usize, factor: usize, size: usize) -> [(usize,
     }
 }
 
+/// Each output pixel of an `(h, w)` plane's upsampling reads four inputs of its plane:
+/// `(offset in the plane, weight)`, row-major over the output (the CPU op's and the device
+/// map's taps).
+pub(crate) fn plane_taps(
+    interp: Interpolation,
+    (h, w): (usize, usize),
+    (sh, sw): (usize, usize),
+) -> Vec<[(usize, f64); 4]> {
+    let rows: Vec<[(usize, f64); 2]> = (0..h * sh).map(|i| taps(interp, i, sh, h)).collect();
+    let cols: Vec<[(usize, f64); 2]> = (0..w * sw).map(|j| taps(interp, j, sw, w)).collect();
+    let mut plan = Vec::with_capacity(rows.len() * cols.len());
+    for r in &rows {
+        for cc in &cols {
+            let mut p = [(0usize, 0.0); 4];
+            for (k, slot) in p.iter_mut().enumerate() {
+                let (a, wa) = r[k / 2];
+                let (b, wb) = cc[k % 2];
+                *slot = (a * w + b, wa * wb);
+            }
+            plan.push(p);
+        }
+    }
+    plan
+}
+
 impl<T: Float> Graph<T> {
     /// Upsamples the two spatial axes by `(sh, sw)`. See the [module docs](self).
     ///
@@ -53,7 +78,7 @@ impl<T: Float> Graph<T> {
     /// spatial axis.
     pub fn upsample2d(&self, x: &Var, factor: (usize, usize), interp: Interpolation) -> Result<Var> {
         const OP: &str = "upsample2d";
-        let xt = self.get(OP, x)?;
+        let xt = self.get_any(OP, x)?;
         check_rank(OP, xt.shape(), 4)?;
         let (n, c, h, w) = (xt.shape()[0], xt.shape()[1], xt.shape()[2], xt.shape()[3]);
         let (sh, sw) = factor;
@@ -64,21 +89,13 @@ impl<T: Float> Graph<T> {
             });
         }
         let (oh, ow) = (h * sh, w * sw);
-        let rows: Vec<[(usize, f64); 2]> = (0..oh).map(|i| taps(interp, i, sh, h)).collect();
-        let cols: Vec<[(usize, f64); 2]> = (0..ow).map(|j| taps(interp, j, sw, w)).collect();
-        // Each output pixel reads at most four inputs of its plane: (offset in plane, weight).
-        let mut plan: Vec<[(usize, T); 4]> = Vec::with_capacity(oh * ow);
-        for r in &rows {
-            for cc in &cols {
-                let mut p = [(0usize, T::ZERO); 4];
-                for (k, slot) in p.iter_mut().enumerate() {
-                    let (a, wa) = r[k / 2];
-                    let (b, wb) = cc[k % 2];
-                    *slot = (a * w + b, T::from_f64(wa * wb));
-                }
-                plan.push(p);
-            }
+        if xt.is_cuda() {
+            return self.gpu_upsample(x, xt, (h, w), factor, interp);
         }
+        let plan: Vec<[(usize, T); 4]> = plane_taps(interp, (h, w), factor)
+            .into_iter()
+            .map(|p| p.map(|(k, wt)| (k, T::from_f64(wt))))
+            .collect();
         let xs = xt.as_slice()?;
         let mut y = vec![T::ZERO; n * c * oh * ow];
         for (plane, out) in xs.chunks(h * w).zip(y.chunks_mut(oh * ow)) {

@@ -194,8 +194,8 @@ impl Module for Trainee {
         "ddim".into()
     }
     fn buffers(&self) -> Vec<(String, Vec<f32>)> {
-        // A host tensor always converts; a failure would leave the checkpoint without the EMA,
-        // which its restore then refuses by name.
+        // Host and device tensors convert; a failed read-back would leave the checkpoint
+        // without the EMA, which its restore then refuses by name.
         self.ema.state().unwrap_or_default()
     }
     fn set_buffers(&mut self, buffers: &[(String, Vec<f32>)]) -> biolayers::Result<()> {
@@ -443,6 +443,11 @@ fn run_setting(
             history = state.history;
         }
     }
+    // After the checkpoint went into the host model: the network and its average train on
+    // the device (the checkpoint saves read them back).
+    let device = opts.device;
+    model.net.to_device(device)?;
+    model.ema.to_device(device)?;
     let schedule = CosineSchedule::default();
     for epoch in history.len()..cfg.epochs {
         let seed = epoch_seed(cfg.seed, epoch);
@@ -467,8 +472,8 @@ fn run_setting(
                 x.extend(std::iter::repeat_n(nr * nr, plane));
                 noises.extend(noise);
             }
-            let xt = Tensor::from_vec(x, &[b, channels + 1, side, side])?;
-            let target = Tensor::from_vec(noises, &[b, channels, side, side])?;
+            let xt = Tensor::new(x, &[b, channels + 1, side, side], device)?;
+            let target = Tensor::new(noises, &[b, channels, side, side], device)?;
             let loss_kind = cfg.loss;
             let loss = train_step(&mut model, &mut opt, xt, move |g, y| {
                 let t = g.input(target);
@@ -622,13 +627,19 @@ pub fn load_denoiser(dir: &Path) -> Result<(DdimUnet, DdimModelSpec)> {
 }
 
 /// `generate` for a finished `mouse-ddim` run folder `dir`: `n` samples from noise drawn with
-/// `seed`, with `steps` DDIM steps (`None`: the run's), as the PNG bytes of a square-ish grid.
-/// Nothing is written here.
+/// `seed`, with `steps` DDIM steps (`None`: the run's), the denoiser on `device`, as the PNG
+/// bytes of a square-ish grid. Nothing is written here.
 ///
 /// # Errors
 /// `n` outside `[1, MAX_GENERATE]`, bad `steps`, a non-RGB network; those of
 /// [`load_denoiser`]; forward errors.
-pub fn generate_grid(dir: &Path, n: usize, seed: u64, steps: Option<usize>) -> Result<Vec<u8>> {
+pub fn generate_grid(
+    dir: &Path,
+    n: usize,
+    seed: u64,
+    steps: Option<usize>,
+    device: bioautograd::Device,
+) -> Result<Vec<u8>> {
     let max = crate::mouse_gan::MAX_GENERATE;
     if n == 0 || n > max {
         return Err(invalid("n", n, format!("must be in [1, {max}]")));
@@ -645,6 +656,7 @@ pub fn generate_grid(dir: &Path, n: usize, seed: u64, steps: Option<usize>) -> R
         ));
     }
     let steps = steps.unwrap_or(spec.diffusion_steps);
+    net.to_device(device)?;
     let images = generate(
         &mut net,
         &CosineSchedule::default(),
@@ -659,7 +671,9 @@ pub fn generate_grid(dir: &Path, n: usize, seed: u64, steps: Option<usize>) -> R
 }
 
 /// Deterministic DDIM sampling of `count` images with `steps` steps from noise drawn with
-/// `seed`, denormalised with the per-channel `mean`/`std` and clipped to `[0, 1]`.
+/// `seed`, denormalised with the per-channel `mean`/`std` and clipped to `[0, 1]`. A network
+/// on a device predicts the noise there; each step's update runs on the host (one upload and
+/// one read-back per step).
 ///
 /// # Errors
 /// Tape errors.
@@ -678,6 +692,11 @@ pub fn generate(
     let per = c * plane;
     let mut rng = Stream::seeded(seed);
     let mut out = Vec::with_capacity(count * per);
+    // Sample where the network is: the denoiser runs there, each DDIM step on the host.
+    let device = net
+        .params()
+        .first()
+        .map_or(bioautograd::Device::Cpu, |p| p.value.device());
     let chunk = 16;
     for start in (0..count).step_by(chunk) {
         let b = chunk.min(count - start);
@@ -688,7 +707,7 @@ pub fn generate(
             let t = 1.0 - k as f64 * dt;
             let (nr, _) = schedule.rates(t);
             let g = Graph::with_mode(Mode::Eval);
-            let x = g.input(Tensor::from_vec(noisy.clone(), &[b, c, side, side])?);
+            let x = g.input(Tensor::new(noisy.clone(), &[b, c, side, side], device)?);
             let variances = vec![(nr * nr) as f32; b];
             let pred = net.denoise(&g, &x, &variances)?;
             let pred = g.value(&pred)?.to_vec()?;

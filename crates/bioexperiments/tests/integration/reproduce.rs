@@ -670,6 +670,55 @@ fn tiny_ddim_config() -> bioexperiments::mouse_ddim::MouseDdimConfig {
     cfg
 }
 
+const CPU: bioautograd::Device = bioautograd::Device::Cpu;
+
+/// `reproduce mouse-ddim --device emulator` at toy width with attention at the 8×8 stages
+/// (upsampling, the attention's transposes and scale, GroupNorm, swish, dropout and the EMA on
+/// the device): every epoch's loss, the samples (drawn with the device EMA weights) and their
+/// score within 1e-4 of the `--device cpu` run; `generate --device emulator` from the device
+/// run's folder draws the same grid (PNG bytes) as `generate --device cpu` from the host run's.
+#[test]
+fn mouse_ddim_on_the_emulator_matches_the_host() {
+    use bioexperiments::mouse_ddim::run_on;
+    use bioexperiments::scoring::PixelMomentDistance;
+    let mut rng = biorng::Stream::seeded(6);
+    let images: Vec<f32> = (0..8 * 3 * 64).map(|_| rng.uniform01() as f32).collect();
+    let mut cfg = tiny_ddim_config();
+    cfg.attention_resolution = Some(8);
+    let out = tempfile::tempdir().unwrap();
+    let opts = |name: &str, device| ReproduceOptions {
+        device,
+        ..ReproduceOptions::quick(out.path().join(name))
+    };
+    let host = run_on(&opts("cpu", CPU), &cfg, &images, 8, 3, &mut PixelMomentDistance).unwrap();
+    let emulated = run_on(
+        &opts("emu", common::EMULATOR),
+        &cfg,
+        &images,
+        8,
+        3,
+        &mut PixelMomentDistance,
+    )
+    .unwrap();
+    for (h, e) in host.settings.iter().zip(&emulated.settings) {
+        assert_eq!((h.losses.len(), &h.label), (2, &e.label));
+        for (a, b) in h.losses.iter().zip(&e.losses).chain([(&h.score, &e.score)]) {
+            assert!((a - b).abs() <= 1e-4 * a.abs(), "{}: host {a} emulator {b}", h.label);
+        }
+        let worst = h
+            .samples
+            .iter()
+            .zip(&e.samples)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst <= 1e-4, "{}: samples differ by {worst}", h.label);
+    }
+    let mouse = |name: &str| out.path().join(name).join("runs").join("mouse_w_0.5");
+    let from_device = bioexperiments::mouse_ddim::generate_grid(&mouse("emu"), 3, 7, Some(2), common::EMULATOR);
+    let from_host = bioexperiments::mouse_ddim::generate_grid(&mouse("cpu"), 3, 7, Some(2), CPU);
+    assert_eq!(from_device.unwrap(), from_host.unwrap());
+}
+
 #[test]
 fn mouse_ddim_tiny_end_to_end_resumes_to_the_same_result() {
     use bioexperiments::mouse_ddim::run_on;
@@ -718,18 +767,18 @@ fn mouse_ddim_tiny_end_to_end_resumes_to_the_same_result() {
         .map(|e| e.unwrap().path())
         .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("mouse"))
         .unwrap();
-    let grid = bioexperiments::mouse_ddim::generate_grid(&mouse_dir, 3, cfg.seed ^ 0x5A5A, None).unwrap();
+    let grid = bioexperiments::mouse_ddim::generate_grid(&mouse_dir, 3, cfg.seed ^ 0x5A5A, None, CPU).unwrap();
     assert_eq!(
         grid,
         bioexperiments::mouse_gan::grid_png(&mouse_run.samples, 3, 8, 2).unwrap()
     );
-    let other = bioexperiments::mouse_ddim::generate_grid(&mouse_dir, 3, 1, Some(1)).unwrap();
+    let other = bioexperiments::mouse_ddim::generate_grid(&mouse_dir, 3, 1, Some(1), CPU).unwrap();
     assert_ne!(other, grid);
-    assert!(bioexperiments::mouse_ddim::generate_grid(&mouse_dir, 3, 1, Some(0)).is_err());
+    assert!(bioexperiments::mouse_ddim::generate_grid(&mouse_dir, 3, 1, Some(0), CPU).is_err());
     let npz = mouse_dir.join("denoiser.npz");
     let bytes = std::fs::read(&npz).unwrap();
     std::fs::write(&npz, &bytes[..bytes.len() / 2]).unwrap();
-    let e = bioexperiments::mouse_ddim::generate_grid(&mouse_dir, 3, 1, None)
+    let e = bioexperiments::mouse_ddim::generate_grid(&mouse_dir, 3, 1, None, CPU)
         .unwrap_err()
         .to_string();
     assert!(e.contains("denoiser.npz"), "{e}");

@@ -10,8 +10,8 @@ use std::convert::Infallible;
 use super::{BinaryOp, GemmOp, OptimizerStep, Precision, UnaryOp};
 use crate::conv::{Conv2dGeometry, ConvMask, ConvTranspose2dGeometry};
 use crate::device::{
-    ConvOps, DeviceConv, DeviceIndex, DeviceMatrix, DeviceTiles, ElementwiseOps, GemmOps, LossOps, MemoryOps,
-    NormLayout, NormOps, NormReduce, OptimOps, PoolOps, ReduceOps,
+    ConvOps, DeviceConv, DeviceIndex, DeviceMatrix, DevicePlaneMap, DeviceTiles, ElementwiseOps, GemmOps, LossOps,
+    MemoryOps, NormLayout, NormOps, NormReduce, OptimOps, PlaneMap, PoolOps, ReduceOps, ResampleOps,
 };
 use crate::error::{Error, Result};
 use crate::gemm::Beta;
@@ -515,6 +515,16 @@ impl NormOps for CudaDevice {
         dx: &mut DeviceMatrix,
         beta: Beta,
     ) -> Result<()> {
+        match self.0 {}
+    }
+}
+
+impl ResampleOps for CudaDevice {
+    fn upload_plane_map(&self, _map: &PlaneMap) -> Result<DevicePlaneMap> {
+        match self.0 {}
+    }
+
+    fn plane_map(&self, _map: &DevicePlaneMap, _x: &DeviceMatrix, _y: &mut DeviceMatrix) -> Result<()> {
         match self.0 {}
     }
 }

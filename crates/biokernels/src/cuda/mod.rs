@@ -30,7 +30,9 @@ pub mod tile_list;
 #[cfg(feature = "cuda")]
 mod backend;
 #[cfg(feature = "cuda")]
-pub use backend::{CublasHandle, CudaDevice, DeviceConvMask, DeviceTileMap, GpuIndex, GpuMatrix, KernelSource};
+pub use backend::{
+    CublasHandle, CudaDevice, DeviceConvMask, DeviceTileMap, GpuIndex, GpuMatrix, GpuPlaneMap, KernelSource,
+};
 
 #[cfg(not(feature = "cuda"))]
 mod dummy;

@@ -13,8 +13,9 @@ use crate::conv::{Conv2dGeometry, ConvMask, ConvTranspose2dGeometry};
 use crate::cuda::{BinaryOp, GemmOp, Precision, UnaryOp};
 use crate::device::norm::check_lengths;
 use crate::device::{
-    ConvOps, DeviceConv, DeviceIndex, DeviceMatrix, DeviceStorage, DeviceTiles, ElementwiseOps, GemmOps, LiveCounter,
-    LiveToken, LossOps, MemoryOps, NormLayout, NormOps, NormReduce, OptimOps, PoolOps, ReduceOps,
+    ConvOps, DeviceConv, DeviceIndex, DeviceMatrix, DevicePlaneMap, DeviceStorage, DeviceTiles, ElementwiseOps,
+    GemmOps, LiveCounter, LiveToken, LossOps, MemoryOps, NormLayout, NormOps, NormReduce, OptimOps, PlaneMap, PoolOps,
+    ReduceOps, ResampleOps,
 };
 use crate::error::{Error, Result};
 use crate::gemm::{Beta, MatMut, MatRef};
@@ -1140,6 +1141,18 @@ impl PoolOps for HostDevice {
         const OP: &str = "max_pool2d_backward";
         let arg = argmax.value::<Vec<usize>>(OP)?;
         max_pool2d_backward(host(OP, dy)?, arg, host_mut(OP, dx)?)
+    }
+}
+
+impl ResampleOps for HostDevice {
+    fn upload_plane_map(&self, map: &PlaneMap) -> Result<DevicePlaneMap> {
+        Ok(self.live.opaque(map.clone()))
+    }
+
+    fn plane_map(&self, map: &DevicePlaneMap, x: &DeviceMatrix, y: &mut DeviceMatrix) -> Result<()> {
+        const OP: &str = "plane_map";
+        let map = map.value::<PlaneMap>(OP)?;
+        map.apply(&host(OP, x)?.data, &mut host_mut(OP, y)?.data)
     }
 }
 

@@ -37,8 +37,10 @@ use crate::tile_map::TileMap;
 
 pub mod host;
 pub mod norm;
+pub mod resample;
 
 pub use norm::{NormLayout, NormReduce, Segments};
+pub use resample::PlaneMap;
 
 /// Launch and allocation limits that every backend checks the same way, so that a run on the
 /// host emulator refuses what a GPU would refuse, with the same typed error, before a GPU is
@@ -241,6 +243,8 @@ pub type DeviceIndex = Opaque;
 pub type DeviceTiles = Opaque;
 /// The uploaded tile lists of a conv mask ([`DeviceBackend::upload_conv_mask`]).
 pub type DeviceConv = Opaque;
+/// An uploaded [`PlaneMap`] ([`ResampleOps::upload_plane_map`]).
+pub type DevicePlaneMap = Opaque;
 
 /// Uploaded copies of one host mask, owned by the mask ([`TileMap`], [`ConvMask`]): they are
 /// freed with it, so a process that builds and drops many masked models does not keep their
@@ -311,6 +315,7 @@ pub trait DeviceBackend:
     + LossOps
     + PoolOps
     + NormOps
+    + ResampleOps
     + OptimOps
     + Send
     + Sync
@@ -327,6 +332,7 @@ impl<T> DeviceBackend for T where
         + LossOps
         + PoolOps
         + NormOps
+        + ResampleOps
         + OptimOps
         + Send
         + Sync
@@ -600,6 +606,15 @@ pub trait PoolOps {
         padding: [usize; 2],
         dx: &mut DeviceMatrix,
     ) -> Result<()>;
+}
+
+/// Sparse linear maps applied per plane: upsampling, transposes (`src/cuda/backend/resample.rs`;
+/// formula and sum order in [`resample`]).
+pub trait ResampleOps {
+    /// The map on the device.
+    fn upload_plane_map(&self, map: &PlaneMap) -> Result<DevicePlaneMap>;
+    /// `y = M x` plane by plane (`y` written).
+    fn plane_map(&self, map: &DevicePlaneMap, x: &DeviceMatrix, y: &mut DeviceMatrix) -> Result<()>;
 }
 
 /// The output `(oh, ow)` of a pooling of `dims = [N, C, H, W]`, checked: positive window and

@@ -739,22 +739,29 @@ fn a_reshape(d: &CudaDevice) -> biokernels::Result<()> {
     a.reshape(5, 2)
 }
 
-/// What a GPU refuses, every backend refuses the same way: the host emulator gives the typed
-/// error (or the NaN rows) a CUDA device gives, so an emulator run finds these before a GPU does.
-#[test]
-fn bad_labels_and_empty_buffers_behave_alike_on_every_backend() {
-    use biokernels::device::host::HostDevice;
-    use biokernels::device::{limits, DeviceBackend};
-    let mut backends: Vec<(&str, Box<dyn DeviceBackend>)> = vec![("emulator", Box::new(HostDevice::new()))];
+/// The host emulator and, when usable, CUDA device 0 (a skip is printed; under
+/// `BIOKERNELS_REQUIRE_CUDA=1` a missing device fails `test`).
+fn emulator_and_gpu(test: &str) -> Vec<(&'static str, Box<dyn biokernels::device::DeviceBackend>)> {
+    let mut backends: Vec<(&str, Box<dyn biokernels::device::DeviceBackend>)> =
+        vec![("emulator", Box::new(biokernels::device::host::HostDevice::new()))];
     match CudaDevice::new(0) {
         Ok(d) => backends.push(("cuda:0", Box::new(d))),
         Err(e) => {
             if std::env::var("BIOKERNELS_REQUIRE_CUDA").is_ok_and(|v| v == "1") {
-                panic!("bad_labels_and_empty_buffers: BIOKERNELS_REQUIRE_CUDA=1 but {e}");
+                panic!("{test}: BIOKERNELS_REQUIRE_CUDA=1 but {e}");
             }
-            let _ = writeln!(std::io::stderr(), "SKIPPED cuda:0 in bad_labels_and_empty_buffers: {e}");
+            let _ = writeln!(std::io::stderr(), "SKIPPED cuda:0 in {test}: {e}");
         }
     }
+    backends
+}
+
+/// What a GPU refuses, every backend refuses the same way: the host emulator gives the typed
+/// error (or the NaN rows) a CUDA device gives, so an emulator run finds these before a GPU does.
+#[test]
+fn bad_labels_and_empty_buffers_behave_alike_on_every_backend() {
+    use biokernels::device::limits;
+    let backends = emulator_and_gpu("bad_labels_and_empty_buffers");
     for (name, dev) in &backends {
         for (rows, cols) in [(0, 3), (2, 0)] {
             let e = dev
@@ -791,5 +798,61 @@ fn bad_labels_and_empty_buffers_behave_alike_on_every_backend() {
     for (x, y, z) in [(1, 65_536, 1), (1, 1, 65_536), (1 << 31, 1, 1)] {
         let e = limits::grid("t", x, y, z).unwrap_err();
         assert!(e.to_string().contains("over the limit"), "{e}");
+    }
+}
+
+/// `plane_map` on every backend: a bilinear-style map with repeated sources and zero weights,
+/// and its adjoint, bit for bit as `PlaneMap::apply` (the kernel rounds each product, then
+/// sums from −0, with nvcc's FMA contraction off); a transpose copies a −0 and a NaN exactly;
+/// operands that are not whole planes are typed errors.
+#[test]
+fn plane_maps_match_the_host_definition_on_every_backend() {
+    use biokernels::device::PlaneMap;
+    let backends = emulator_and_gpu("plane_maps");
+    let (in_len, out_len, planes) = (37, 70, 5);
+    let taps: Vec<Vec<(usize, f32)>> = (0..out_len)
+        .map(|i| {
+            let a = (i * 7) % in_len;
+            vec![
+                (a, 0.5625),
+                (a, 0.0),
+                ((a + 3) % in_len, 0.1875),
+                ((i * 11) % in_len, 0.25),
+            ]
+        })
+        .collect();
+    let map = PlaneMap::new(in_len, taps.iter().map(|t| &t[..])).unwrap();
+    let adjoint = map.adjoint();
+    let x = random(planes * in_len, 21);
+    let g = random(planes * out_len, 22);
+    let (mut want_y, mut want_dx) = (vec![0.0; planes * out_len], vec![0.0; planes * in_len]);
+    map.apply(&x, &mut want_y).unwrap();
+    adjoint.apply(&g, &mut want_dx).unwrap();
+    let perm = PlaneMap::gather(4, &[3, 0, 2, 1]).unwrap();
+    for (name, dev) in &backends {
+        let run = |m: &PlaneMap, v: &[f32], rows: usize, cols: usize| {
+            let dm = dev.upload_plane_map(m).unwrap();
+            let xs = dev.upload(v, 1, v.len()).unwrap();
+            let mut y = dev.zeros(rows, cols).unwrap();
+            dev.plane_map(&dm, &xs, &mut y).unwrap();
+            dev.download(&y).unwrap()
+        };
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&run(&map, &x, planes, out_len)), bits(&want_y), "{name}: forward");
+        assert_eq!(
+            bits(&run(&adjoint, &g, planes, in_len)),
+            bits(&want_dx),
+            "{name}: adjoint"
+        );
+        let y = run(&perm, &[1.0, -0.0, f32::NAN, 4.0], 1, 4);
+        assert!(
+            y[0] == 4.0 && y[1] == 1.0 && y[2].is_nan() && y[3].to_bits() == (-0.0f32).to_bits(),
+            "{name}: {y:?}"
+        );
+        let dm = dev.upload_plane_map(&map).unwrap();
+        let xs = dev.upload(&x[..in_len + 1], 1, in_len + 1).unwrap();
+        let mut y = dev.zeros(1, out_len).unwrap();
+        let e = dev.plane_map(&dm, &xs, &mut y).unwrap_err();
+        assert!(e.to_string().contains("not whole planes of 37"), "{name}: {e}");
     }
 }

@@ -271,13 +271,13 @@ impl Module for AttentionBlock {
         let q = self.query.forward(g, &xn)?;
         let k = self.key.forward(g, &xn)?;
         let v = self.value.forward(g, &xn)?;
-        let scale = g.input(Tensor::from_vec(vec![(self.units as f32).powf(-0.5)], &[1, 1])?);
+        let scale = (self.units as f32).powf(-0.5);
         let mut outs = Vec::with_capacity(n);
         for b in 0..n {
             // (1, c, h, w) → (c, h·w): a column per position.
             let per = |t: &Var| -> Result<Var> { Ok(g.reshape(&g.slice(t, 0, b, b + 1)?, &[c, h * w])?) };
             let (qb, kb, vb) = (per(&q)?, per(&k)?, per(&v)?);
-            let scores = g.mul(&g.matmul(&g.transpose(&qb, 0, 1)?, &kb)?, &scale)?;
+            let scores = g.scale(&g.matmul(&g.transpose(&qb, 0, 1)?, &kb)?, scale)?;
             let attn = g.softmax(&scores)?;
             // out[p, c] = Σ_P attn[p, P]·v[P, c]
             let o = g.matmul(&attn, &g.transpose(&vb, 0, 1)?)?;
@@ -602,7 +602,9 @@ impl DdimUnet {
         }
         let d = cfg.embedding_dims;
         let e = sinusoidal_embedding(noise_variances, d, 1.0, cfg.embedding_max_frequency);
-        let e = g.input(Tensor::from_vec(e, &[n, d, 1, 1])?);
+        // The embedding goes where the images are (a device run computes it on the host).
+        let device = g.value(images)?.device();
+        let e = g.input(Tensor::new(e, &[n, d, 1, 1], device)?);
         let e = g.upsample2d(&e, (s, s), Interpolation::Nearest)?;
         let x = self.stem.forward(g, images)?;
         let mut x = g.concat(&[x, e], 1)?;
@@ -645,7 +647,8 @@ impl DdimUnet {
 
 impl Module for DdimUnet {
     /// `x (n, channels + 1, s, s)`: the images and, in the last channel, each image's noise
-    /// variance (read at pixel `(0, 0)`; the variance is an input, never differentiated).
+    /// variance (read at pixel `(0, 0)`; the variance is an input, never differentiated). On a
+    /// device the variance planes are read back to the host for the embedding.
     fn forward(&mut self, g: &Graph, x: &Var) -> Result<Var> {
         let shape = g.shape(x)?;
         let c = self.config.channels;
@@ -656,10 +659,10 @@ impl Module for DdimUnet {
                 format!("must be (n, {}, s, s)", c + 1),
             ));
         }
+        // The variance planes, read back from a device (one plane per image).
+        let planes = g.value(&g.slice(x, 1, c, c + 1)?)?.to_vec()?;
         let plane = shape[2] * shape[3];
-        let value = g.value(x)?;
-        let data = value.as_slice()?;
-        let variances: Vec<f32> = (0..shape[0]).map(|b| data[(b * (c + 1) + c) * plane]).collect();
+        let variances: Vec<f32> = (0..shape[0]).map(|b| planes[b * plane]).collect();
         let images = g.slice(x, 1, 0, c)?;
         self.denoise(g, &images, &variances)
     }

@@ -2,7 +2,7 @@
 //!
 //! This file holds the device, its buffer types and the launch helpers; each op family binds
 //! its kernels in its own file beside it (`memory`, `gemm`, `conv`, `elementwise`, `reduce`,
-//! `loss`, `norm`, `pool`, `optim`), with typed methods on [`GpuMatrix`] and that family's trait of
+//! `loss`, `norm`, `pool`, `resample`, `optim`), with typed methods on [`GpuMatrix`] and that family's trait of
 //! [`crate::device::DeviceBackend`] (the erased handles unwrapped by the helpers at the end of
 //! this file, then the typed method called). A handle of another backend is
 //! [`Error::ForeignDeviceBuffer`].
@@ -16,6 +16,8 @@ mod norm;
 mod optim;
 mod pool;
 mod reduce;
+mod resample;
+pub use resample::GpuPlaneMap;
 
 use std::sync::Arc;
 
@@ -30,8 +32,9 @@ use super::tile_list::{GpuTileLists, GPU_TILE};
 use super::{conv_params, ptx, BinaryOp, GemmOp, OptimizerStep, Precision, UnaryOp};
 use crate::conv::{Conv2dGeometry, ConvMask, ConvTranspose2dGeometry, Plan};
 use crate::device::{
-    limits, pool_output, ConvOps, DeviceConv, DeviceIndex, DeviceMatrix, DeviceStorage, DeviceTiles, ElementwiseOps,
-    GemmOps, LiveToken, LossOps, MemoryOps, NormLayout, NormOps, NormReduce, OptimOps, PoolOps, ReduceOps,
+    limits, pool_output, ConvOps, DeviceConv, DeviceIndex, DeviceMatrix, DevicePlaneMap, DeviceStorage, DeviceTiles,
+    ElementwiseOps, GemmOps, LiveToken, LossOps, MemoryOps, NormLayout, NormOps, NormReduce, OptimOps, PlaneMap,
+    PoolOps, ReduceOps, ResampleOps,
 };
 use crate::error::{Error, Result};
 use crate::gemm::Beta;
