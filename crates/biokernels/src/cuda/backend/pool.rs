@@ -4,6 +4,13 @@
 
 use super::*;
 
+/// Which average-pooling kernel a launch runs.
+#[derive(Clone, Copy)]
+enum AvgPoolPass {
+    Forward,
+    Backward,
+}
+
 impl CudaDevice {
     /// The checked geometry of a pooling of `dims = [N, C, H, W]` (see [`pool_output`]) as the
     /// kernels' i32 arguments, with the input and output lengths.
@@ -103,23 +110,7 @@ impl CudaDevice {
         padding: [usize; 2],
         y: &mut GpuMatrix,
     ) -> Result<()> {
-        const OP: &str = "avg_pool2d";
-        let (geom, in_len, out_len) = Self::pool_geom(OP, dims, pool, stride, padding)?;
-        let xs = Self::f32_buf(OP, "x", x, in_len)?;
-        let ys = Self::f32_buf_mut(OP, "y", y, out_len)?;
-        if out_len == 0 {
-            return Ok(());
-        }
-        let inv = 1.0 / (pool[0] * pool[1]) as f32;
-        let f = self.train_fn("avg_pool2d_fwd")?;
-        let mut lb = self.stream.launch_builder(&f);
-        lb.arg(xs).arg(ys);
-        Self::pool_args(&mut lb, &geom);
-        lb.arg(&inv);
-        // SAFETY: avg_pool2d_fwd(x, y, geometry, inv) with x of planes·h·w and y of
-        // planes·oh·ow f32 (checked above); every read is bounds-tested against the plane.
-        unsafe { lb.launch(Self::cfg_stride(out_len)) }.map_err(drv("launch avg_pool2d_fwd"))?;
-        Ok(())
+        self.avg_pool_launch(AvgPoolPass::Forward, x, dims, pool, stride, padding, y)
     }
 
     /// The input gradient of [`CudaDevice::avg_pool2d`]: each input element sums `dy/(kh·kw)`
@@ -136,22 +127,47 @@ impl CudaDevice {
         padding: [usize; 2],
         dx: &mut GpuMatrix,
     ) -> Result<()> {
-        const OP: &str = "avg_pool2d_backward";
-        let (geom, in_len, out_len) = Self::pool_geom(OP, dims, pool, stride, padding)?;
-        let ds = Self::f32_buf(OP, "dy", dy, out_len)?;
-        let xs = Self::f32_buf_mut(OP, "dx", dx, in_len)?;
-        if in_len == 0 {
+        self.avg_pool_launch(AvgPoolPass::Backward, dy, dims, pool, stride, padding, dx)
+    }
+
+    /// One launch of `avg_pool2d_fwd` (`src = x`, `dst = y`) or `avg_pool2d_bwd` (`src = dy`,
+    /// `dst = dx`).
+    #[allow(clippy::too_many_arguments)]
+    fn avg_pool_launch(
+        &self,
+        pass: AvgPoolPass,
+        src: &GpuMatrix,
+        dims: [usize; 4],
+        [kh, kw]: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dst: &mut GpuMatrix,
+    ) -> Result<()> {
+        let (op, kernel, src_name, dst_name) = match pass {
+            AvgPoolPass::Forward => ("avg_pool2d", "avg_pool2d_fwd", "x", "y"),
+            AvgPoolPass::Backward => ("avg_pool2d_backward", "avg_pool2d_bwd", "dy", "dx"),
+        };
+        let (geom, in_len, out_len) = Self::pool_geom(op, dims, [kh, kw], stride, padding)?;
+        let (src_len, dst_len) = match pass {
+            AvgPoolPass::Forward => (in_len, out_len),
+            AvgPoolPass::Backward => (out_len, in_len),
+        };
+        let ss = Self::f32_buf(op, src_name, src, src_len)?;
+        let ds = Self::f32_buf_mut(op, dst_name, dst, dst_len)?;
+        if dst_len == 0 {
             return Ok(());
         }
-        let inv = 1.0 / (pool[0] * pool[1]) as f32;
-        let f = self.train_fn("avg_pool2d_bwd")?;
+        let inv = 1.0 / (kh * kw) as f32;
+        let f = self.train_fn(kernel)?;
         let mut lb = self.stream.launch_builder(&f);
-        lb.arg(ds).arg(xs);
+        lb.arg(ss).arg(ds);
         Self::pool_args(&mut lb, &geom);
         lb.arg(&inv);
-        // SAFETY: avg_pool2d_bwd(dy, dx, geometry, inv) with dy of planes·oh·ow and dx of
-        // planes·h·w f32; the window ranges are clamped to the output.
-        unsafe { lb.launch(Self::cfg_stride(in_len)) }.map_err(drv("launch avg_pool2d_bwd"))?;
+        // SAFETY: avg_pool2d_fwd(x, y, geometry, inv) / avg_pool2d_bwd(dy, dx, geometry, inv)
+        // with x, dx of planes·h·w and y, dy of planes·oh·ow f32 (checked above); the forward
+        // bounds-tests every read against the plane, the backward clamps its window ranges to
+        // the output.
+        unsafe { lb.launch(Self::cfg_stride(dst_len)) }.map_err(drv("launch avg_pool2d"))?;
         Ok(())
     }
 
