@@ -306,6 +306,26 @@ impl CudaBuffer {
         Ok(dev.masked_gemm(op, precision, &a.mat, &b.mat, tiles, out.mat_mut()?, beta)?)
     }
 
+    /// One masked GEMM into a fresh output of the op's dims: `Forward` `a (m, k)` ·
+    /// `b (k, n)` → `(m, n)`, `Dx` `a (m, n)` · `b (k, n)`ᵀ → `(m, k)`, `Dw` `a (m, k)`ᵀ ·
+    /// `b (m, n)` → `(k, n)` (see [`CudaBuffer::gemm`]).
+    pub(crate) fn product(
+        op: GemmOp,
+        precision: Precision,
+        (a, a_dims): (&CudaBuffer, (usize, usize)),
+        (b, b_dims): (&CudaBuffer, (usize, usize)),
+        tiles: &DeviceTiles,
+    ) -> Result<CudaBuffer> {
+        let (rows, cols) = match op {
+            GemmOp::Forward => (a_dims.0, b_dims.1),
+            GemmOp::Dx => (a_dims.0, b_dims.0),
+            GemmOp::Dw => (a_dims.1, b_dims.1),
+        };
+        let mut out = a.zeros(rows, cols)?;
+        Self::gemm(op, precision, a, a_dims, b, b_dims, tiles, &mut out, Beta::Zero)?;
+        Ok(out)
+    }
+
     /// A convolution product: `Forward` (`a = x`, `b = w`, `bias`), `Dx` (`a = dy`, `b = w`)
     /// or `Dw` (`a = x`, `b = dy`) of a convolution or a transposed convolution; `out` is
     /// overwritten.

@@ -88,34 +88,15 @@ impl<T: Float> Graph<T> {
         let (xb, wb) = (dbuf(op, &xt)?.clone(), dbuf(op, &wt)?.clone());
         let prec = self.gpu_precision();
         let tiles = xb.tile_map_or_full(mask.as_ref(), k, n)?;
-        let mut y = xb.zeros(m, n)?;
-        CudaBuffer::gemm(
-            GemmOp::Forward,
-            prec,
-            &xb,
-            (m, k),
-            &wb,
-            (k, n),
-            &tiles,
-            &mut y,
-            Beta::Zero,
-        )?;
+        let y = CudaBuffer::product(GemmOp::Forward, prec, (&xb, (m, k)), (&wb, (k, n)), &tiles)?;
         Ok(
             self.push_device(Tensor::from_cuda(y, vec![m, n]), &[*x, *w], move |g, needs| {
-                let dx = if needs[0] {
-                    let mut dx = xb.zeros(m, k)?;
-                    CudaBuffer::gemm(GemmOp::Dx, prec, g, (m, n), &wb, (k, n), &tiles, &mut dx, Beta::Zero)?;
-                    Some(dx)
-                } else {
-                    None
-                };
-                let dw = if needs[1] {
-                    let mut dw = xb.zeros(k, n)?;
-                    CudaBuffer::gemm(GemmOp::Dw, prec, &xb, (m, k), g, (m, n), &tiles, &mut dw, Beta::Zero)?;
-                    Some(dw)
-                } else {
-                    None
-                };
+                let dx = needs[0]
+                    .then(|| CudaBuffer::product(GemmOp::Dx, prec, (g, (m, n)), (&wb, (k, n)), &tiles))
+                    .transpose()?;
+                let dw = needs[1]
+                    .then(|| CudaBuffer::product(GemmOp::Dw, prec, (&xb, (m, k)), (g, (m, n)), &tiles))
+                    .transpose()?;
                 Ok(vec![dx, dw])
             }),
         )

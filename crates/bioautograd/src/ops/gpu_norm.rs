@@ -233,20 +233,8 @@ impl<T: Float> Graph<T> {
         // Both forms are one product with a ones vector on the masked GEMM (a full tile map),
         // the same sums as the CPU's up to their order.
         let product = |a: &CudaBuffer, (m, k): (usize, usize), b: &CudaBuffer, n: usize| -> Result<CudaBuffer> {
-            let tiles = a.tile_map_or_full(None, k, n)?;
-            let mut out = a.zeros(m, n)?;
-            CudaBuffer::gemm(
-                GemmOp::Forward,
-                Precision::F32,
-                a,
-                (m, k),
-                b,
-                (k, n),
-                &tiles,
-                &mut out,
-                Beta::Zero,
-            )?;
-            Ok(out)
+            let tiles = a.full_tile_map(k, n)?;
+            CudaBuffer::product(GemmOp::Forward, Precision::F32, (a, (m, k)), (b, (k, n)), &tiles)
         };
         let y = if inner == 1 {
             product(&xb.view(outer, len)?, (outer, len), &xb.ones(len, 1)?, 1)?
