@@ -20,7 +20,7 @@
 //!
 //! The conditioning of the Keras "Conditional GAN" example: the generator reads
 //! `[z ‖ onehot(c)]`, the discriminator `[x ‖ onehot(c)·1_{s×s}]` (the class as `K` constant
-//! planes after the colour channels, [`with_class_planes`]). The real images carry their own
+//! planes after the colour channels, [`discriminator_input`]). The real images carry their own
 //! classes `c_real` (from the batch); the fakes' classes are drawn uniformly from the stream:
 //!
 //! ```text
@@ -142,36 +142,32 @@ pub fn class_planes(classes: &[usize], k: usize, plane: usize) -> Result<Vec<f32
     Ok(out)
 }
 
-/// `images` (one per entry of `classes`, `channels · plane` values each) with each image's
-/// [`class_planes`] appended after its channels: `(n, channels + k, plane)`.
+/// The discriminator's input on `g`: `images (n, channels, h, w)` and, for a conditional
+/// GAN (`Some((classes, k))`, one class per image), each image's [`class_planes`] after its
+/// channels, `(n, channels + k, h, w)`, joined where the images are.
 ///
 /// # Errors
-/// `images` not `classes.len()` images of `channels · plane` values; a class outside `0..k`.
-pub fn with_class_planes(
-    images: &[f32],
-    classes: &[usize],
-    k: usize,
-    channels: usize,
-    plane: usize,
-) -> Result<Vec<f32>> {
-    let per = channels * plane;
-    if per == 0 || images.len() != classes.len() * per {
+/// A class outside `0..k` or a count that is not one per image; tape errors.
+pub fn discriminator_input(
+    g: &Graph,
+    images: &bioautograd::Var,
+    cond: Option<(&[usize], usize)>,
+) -> Result<bioautograd::Var> {
+    let Some((classes, k)) = cond else {
+        return Ok(*images);
+    };
+    let shape = g.shape(images).map_err(biolayers::Error::from)?;
+    if shape.len() != 4 || shape[0] != classes.len() {
         return Err(invalid(
-            "images",
-            images.len(),
-            format!("must be {} images of {channels}×{plane} values", classes.len()),
+            "classes",
+            classes.len(),
+            format!("need one class per image of {shape:?}"),
         ));
     }
-    if k == 0 {
-        return Ok(images.to_vec());
-    }
-    let planes = class_planes(classes, k, plane)?;
-    let mut out = Vec::with_capacity(classes.len() * (channels + k) * plane);
-    for (img, p) in images.chunks(per).zip(planes.chunks(k * plane)) {
-        out.extend_from_slice(img);
-        out.extend_from_slice(p);
-    }
-    Ok(out)
+    let device = g.value(images).map_err(biolayers::Error::from)?.device();
+    let planes = class_planes(classes, k, shape[2] * shape[3])?;
+    let planes = g.input(on(device, planes, &[shape[0], k, shape[2], shape[3]])?);
+    Ok(g.concat(&[*images, planes], 1).map_err(biolayers::Error::from)?)
 }
 
 fn check_classes(classes: &[usize], k: usize) -> Result<()> {
@@ -268,9 +264,9 @@ fn step(
             "must be (n, channels, h, w) with n ≥ 1",
         ));
     }
-    // The GAN trains where the real batch is (the models moved there with `to_device`); the
-    // inputs are drawn on the host and uploaded, and the fakes go through the host to join
-    // the real images (and their class planes).
+    // The GAN trains where the real batch is (the models moved there with `to_device`): the
+    // inputs are drawn on the host and uploaded; the fakes join the real images (and their
+    // class planes) on the graph, where they are.
     let device = real.device();
     let k = cond.as_ref().map(|c| c.k);
     let (zin, fake_classes) = draw_inputs(rng, n, latent_dim, k)?;
@@ -278,16 +274,14 @@ fn step(
         &mut gan.generator,
         zin.to_device(device).map_err(biolayers::Error::from)?,
     )?;
-    let mut combined = fake.to_vec().map_err(biolayers::Error::from)?;
-    combined.extend(real.to_vec().map_err(biolayers::Error::from)?);
-    let mut cshape = shape.clone();
-    cshape[0] = 2 * n;
-    let plane = shape[2] * shape[3];
+    // Fakes first, as the images: their drawn classes, then the batch's own.
+    let classes: Vec<usize> = match &cond {
+        Some(c) => fake_classes.iter().chain(c.real).copied().collect(),
+        None => Vec::new(),
+    };
+    // Checked before the optimiser's step count moves.
     if let Some(c) = &cond {
-        // Fakes first, as the images: their drawn classes, then the batch's own.
-        let classes: Vec<usize> = fake_classes.iter().chain(c.real).copied().collect();
-        combined = with_class_planes(&combined, &classes, c.k, shape[1], plane)?;
-        cshape[1] += c.k;
+        check_classes(&classes, c.k)?;
     }
     let labels: Vec<f32> = (0..2 * n)
         .map(|i| if i < n { 1.0 } else { 0.0 } + 0.05 * rng.uniform01() as f32)
@@ -298,7 +292,9 @@ fn step(
     // Discriminator half-step.
     let (d_loss, grads) = {
         let g = Graph::with_mode(Mode::Train);
-        let x = g.input(on(device, combined, &cshape)?);
+        let (fake, real) = (g.input(fake), g.input(real.clone()));
+        let images = g.concat(&[fake, real], 0).map_err(biolayers::Error::from)?;
+        let x = discriminator_input(&g, &images, cond.as_ref().map(|c| (&classes[..], c.k)))?;
         let logits = gan.discriminator.forward(&g, &x)?;
         let t = g.input(on(device, labels, &[2 * n, 1])?);
         let loss = g
@@ -314,26 +310,17 @@ fn step(
 
     // Generator half-step: the discriminator's parameters enter as constants.
     let (zin, fake_classes) = draw_inputs(rng, n, latent_dim, k)?;
-    // The class planes of the fakes are constants beside the generator's output.
-    let planes = match &cond {
-        Some(c) => Some(on(
-            device,
-            class_planes(&fake_classes, c.k, plane)?,
-            &[n, c.k, shape[2], shape[3]],
-        )?),
-        None => None,
-    };
     for p in gan.discriminator.params_mut() {
         p.set_trainable(false);
     }
     let result = (|| {
         let g = Graph::with_mode(Mode::Train);
         let x = g.input(zin.to_device(device).map_err(biolayers::Error::from)?);
-        let logits = match planes {
-            Some(planes) => {
+        // The class planes of the fakes are constants beside the generator's output.
+        let logits = match &cond {
+            Some(c) => {
                 let fake = gan.generator.forward(&g, &x)?;
-                let planes = g.input(planes);
-                let xin = g.concat(&[fake, planes], 1).map_err(biolayers::Error::from)?;
+                let xin = discriminator_input(&g, &fake, Some((&fake_classes[..], c.k)))?;
                 gan.discriminator.forward(&g, &xin)?
             }
             None => gan.forward(&g, &x)?,
@@ -366,11 +353,18 @@ mod tests {
         let x = one_hot_inputs(&z, &[2, 0], 3).unwrap();
         assert_eq!(x.shape(), &[2, 5]);
         assert_eq!(x.to_vec().unwrap(), [0.5, -1.0, 0.0, 0.0, 1.0, 2.0, 3.0, 1.0, 0.0, 0.0]);
-        // Two 1-channel images of 2 pixels, 2 classes: [image, plane 0, plane 1] each.
-        let with = with_class_planes(&[0.1, 0.2, 0.3, 0.4], &[1, 0], 2, 1, 2).unwrap();
-        assert_eq!(with, [0.1, 0.2, 0.0, 0.0, 1.0, 1.0, 0.3, 0.4, 1.0, 1.0, 0.0, 0.0]);
+        // Two 1-channel images of 1×2 pixels, 2 classes: [image, plane 0, plane 1] each.
+        let g = Graph::new();
+        let images = g.input(Tensor::from_vec(vec![0.1, 0.2, 0.3, 0.4], &[2, 1, 1, 2]).unwrap());
+        let with = discriminator_input(&g, &images, Some((&[1, 0], 2))).unwrap();
+        assert_eq!(g.shape(&with).unwrap(), [2, 3, 1, 2]);
+        assert_eq!(
+            g.value(&with).unwrap().to_vec().unwrap(),
+            [0.1, 0.2, 0.0, 0.0, 1.0, 1.0, 0.3, 0.4, 1.0, 1.0, 0.0, 0.0]
+        );
         assert!(one_hot_inputs(&z, &[3, 0], 3).is_err());
         assert!(one_hot_inputs(&z, &[0], 3).is_err());
-        assert!(with_class_planes(&[0.1], &[0], 2, 1, 2).is_err());
+        assert!(discriminator_input(&g, &images, Some((&[0], 2))).is_err());
+        assert!(discriminator_input(&g, &images, Some((&[0, 2], 2))).is_err());
     }
 }
