@@ -119,9 +119,10 @@ PY
         "$BUNDLE/xtask" bench-train --device cuda --precision "$precision" \
             --json "$out/bench_train_cuda_$precision.json" 2>&1 | tee "$out/bench_train_cuda_$precision.log"
     done
-    # A short run of every reproduction that trains on a device (issue 18), on the GPU and on
+    # A short run of every reproduction (all train on a device, issue 18), on the GPU and on
     # the CPU, timed: rnn-memory needs no data; the image sweeps run when DATA names a folder
-    # with mnist/ and cifar10-jpeg/ (or cifar-10-batches-bin/).
+    # with mnist/ and cifar10-jpeg/ (or cifar-10-batches-bin/). The generative models score
+    # with channel statistics (no FID weights on the GPU machine).
     reproduce() {
         local name=$1 device=$2
         shift 2
@@ -134,9 +135,13 @@ PY
     for device in cuda cpu; do
         reproduce rnn-memory "$device" --epochs 20
         if [ -n "${DATA:-}" ]; then
-            for name in schizo-mnist schizo-cifar mouse-cifar; do
+            for name in schizo-mnist schizo-cifar mouse-cifar vgg16-schizo synaptic-diversity; do
                 reproduce "$name" "$device" --epochs 1 --repeats 1 --train-images 2000 --data "$DATA"
             done
+            reproduce mouse-gan "$device" --epochs 1 --repeats 1 --train-images 512 \
+                --score channel-stats --data "$DATA"
+            reproduce mouse-ddim "$device" --epochs 1 --train-images 256 --score channel-stats --data "$DATA"
+            reproduce bionet "$device" --epochs 1 --trials 1 --train-images 2000 --data "$DATA"
         fi
     done | tee "$out/reproduce.txt"
 }
