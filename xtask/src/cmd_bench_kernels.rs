@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use biokernels::bench::{
-    format_table, kernel_info, paper_cnn_layers, run_cases, run_conv_cases, BenchOptions, ConvBenchLayer,
+    format_table, kernel_info, paper_cnn_layers, run_cases, run_conv_cases, BenchOptions, BenchShape, ConvBenchLayer,
 };
 use biokernels::conv::{Conv2dGeometry, Padding};
 
@@ -28,6 +28,44 @@ pub struct BenchKernelsArgs {
     /// instead of the GEMM cases.
     #[arg(long)]
     pub conv: bool,
+    /// GEMM shapes `MxKxN[,MxKxN..]` instead of the two (the 2d mask's grid widths: the
+    /// divisors of K and N closest to their square roots).
+    #[arg(long, value_delimiter = ',')]
+    pub shapes: Vec<String>,
+    /// Only the forward product `Y = X (W ⊙ M)`, without the one-thread and ndarray baselines
+    /// (what `benches/gemm_vs_openblas.sh` compares with NumPy/OpenBLAS).
+    #[arg(long)]
+    pub forward_only: bool,
+}
+
+/// The divisor of `v` closest to `√v` (a 2d mask's grid width).
+fn grid_width(v: usize) -> usize {
+    let root = (v as f64).sqrt();
+    (1..=v)
+        .filter(|d| v % d == 0)
+        .min_by(|a, b| (*a as f64 - root).abs().total_cmp(&(*b as f64 - root).abs()))
+        .unwrap_or(1)
+}
+
+/// `MxKxN` as a benchmark shape.
+fn parse_shape(text: &str) -> Result<BenchShape, String> {
+    let dims: Vec<usize> = text
+        .split('x')
+        .map(|d| d.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("--shapes {text}: {e} (expected MxKxN, e.g. 2048x2048x2048)"))?;
+    match dims[..] {
+        [m, k, n] if m > 0 && k > 0 && n > 0 && m.saturating_mul(k).saturating_mul(n) <= 1 << 36 => Ok(BenchShape {
+            m,
+            k,
+            n,
+            a: grid_width(k),
+            b: grid_width(n),
+        }),
+        _ => Err(format!(
+            "--shapes {text}: expected three positive sizes MxKxN with M·K·N at most 2^36"
+        )),
+    }
 }
 
 /// The CPU model name from `/proc/cpuinfo`, if there is one.
@@ -83,11 +121,21 @@ pub fn run(args: &BenchKernelsArgs) -> Result<(), Box<dyn std::error::Error>> {
     if args.cuda {
         return run_cuda(args);
     }
-    let opts = if args.quick {
+    let mut opts = if args.quick {
         BenchOptions::quick()
     } else {
         BenchOptions::standard()
     };
+    if !args.shapes.is_empty() {
+        if args.conv {
+            return Err("--shapes: the GEMM cases only (not with --conv)".into());
+        }
+        opts.shapes = args.shapes.iter().map(|t| parse_shape(t)).collect::<Result<_, _>>()?;
+    }
+    if args.forward_only {
+        opts.ops = vec![biokernels::bench::Op::Forward];
+        opts.baselines = false;
+    }
     println!("machine: {}", cpu_model().unwrap_or_else(|| "unknown CPU".to_string()));
     println!("{} (warm-up {}, median of {})", kernel_info(), opts.warmup, opts.reps);
     let progress = |r: &biokernels::bench::BenchRecord| {

@@ -336,6 +336,13 @@ pub fn misc() -> Group {
         ),
         case(&["bench-kernels", "--cuda"], &["cuda"]),
         case(&["bench-kernels", "--json", "missing/k.json", "--quick"], &["missing"]),
+        case(&["bench-kernels", "--shapes", "64x0x8"], &["--shapes 64x0x8", "MxKxN"]),
+        case(&["bench-kernels", "--shapes", "64x8"], &["--shapes 64x8"]),
+        case(&["bench-kernels", "--shapes", "4096x4096x8192"], &["2^36"]),
+        case(
+            &["bench-kernels", "--conv", "--shapes", "8x8x8"],
+            &["--shapes", "--conv"],
+        ),
         case(&["validate", "--python", "missing/python3"], &["missing/python3"]),
         case(&["nope"], &["nope"]),
         case(&["mask", "--nope"], &["--nope"]),
