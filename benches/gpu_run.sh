@@ -115,7 +115,7 @@ PY
         exit 1
     fi
     "$BUNDLE/xtask" bench-kernels --cuda "$@" --json "$out/bench_cuda.json" 2>&1 | tee "$out/bench_cuda.log"
-    for precision in f32 tf32; do
+    for precision in f32 tf32 bf16; do
         "$BUNDLE/xtask" bench-train --device cuda --precision "$precision" \
             --json "$out/bench_train_cuda_$precision.json" 2>&1 | tee "$out/bench_train_cuda_$precision.log"
     done

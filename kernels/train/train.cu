@@ -11,6 +11,7 @@
 #ifdef KERNELS_HOST_EMULATION
 #include "../emulate/host_emulation.h"
 #else
+#include <cuda_bf16.h>
 #include <stdint.h>
 #endif
 
@@ -581,5 +582,13 @@ __global__ void plane_map(const float* __restrict__ x, float* __restrict__ y, co
         for (int t = off[i]; t < off[i + 1]; ++t) acc = __fadd_rn(acc, __fmul_rn(w[t], xp[src[t]]));
         y[o] = acc;
     }
+}
+
+// ---- bf16 operands of the mixed-precision products ----------------------------------------------
+//
+// y = bf16(x), round to nearest even (NaN stays NaN): the operands of the bf16 GEMM and
+// convolution kernels, made from the f32 tensors (master weights and activations stay f32).
+__global__ void f32_to_bf16(const float* __restrict__ x, __nv_bfloat16* __restrict__ y, long long n) {
+    GRID_STRIDE(i, n) y[i] = __float2bfloat16_rn(x[i]);
 }
 }

@@ -75,6 +75,8 @@ pub enum GpuPrecision {
     F32,
     /// TF32 tensor cores (f32 accumulation).
     Tf32,
+    /// bf16 operand copies on bf16 tensor cores (f32 accumulation and master weights).
+    Bf16,
 }
 
 /// Runs `cargo xtask bench-train`.
@@ -99,6 +101,7 @@ pub fn run(a: &BenchTrainArgs) -> CliResult {
         bioautograd::cuda::set_default_precision(match a.precision {
             GpuPrecision::F32 => Precision::F32,
             GpuPrecision::Tf32 => Precision::Tf32,
+            GpuPrecision::Bf16 => Precision::Bf16,
         })?;
     } else if a.precision != GpuPrecision::F32 {
         return Err("--precision applies to a device (--device cuda) only".into());
@@ -107,6 +110,7 @@ pub fn run(a: &BenchTrainArgs) -> CliResult {
         (TrainDevice::Cpu, _) => "rust".to_string(),
         (TrainDevice::Cuda, GpuPrecision::F32) => "rust-cuda".to_string(),
         (TrainDevice::Cuda, GpuPrecision::Tf32) => "rust-cuda-tf32".to_string(),
+        (TrainDevice::Cuda, GpuPrecision::Bf16) => "rust-cuda-bf16".to_string(),
         (TrainDevice::Emulator, _) => "rust-emulator".to_string(),
     };
     let net = match a.net {

@@ -107,8 +107,9 @@ pub struct ReproduceArgs {
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Arithmetic of the device's matrix products and convolutions (with --device only): f32
-    /// (exact), tf32 (tensor cores, f32 accumulation and master weights) or bf16 (refused: the
-    /// device tensors are f32). The emulator computes f32 whatever is asked.
+    /// (exact), tf32 (tensor cores, f32 accumulation and master weights) or bf16 (each
+    /// product's operands rounded to bf16 copies, f32 sums and master weights; the emulator
+    /// rounds the operands the same way).
     #[arg(long, default_value = "f32")]
     pub precision: String,
     /// Training images, overriding the preset (image targets).

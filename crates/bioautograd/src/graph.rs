@@ -178,18 +178,13 @@ impl<T: Float> Graph<T> {
         self.precision.get()
     }
 
-    /// Sets [`Graph::gpu_precision`] for the ops recorded from now on.
+    /// Sets [`Graph::gpu_precision`] for the ops recorded from now on. With
+    /// [`Precision::Bf16`] each product's operands are rounded to bf16 copies on the device
+    /// (mixed precision: the tensors and master weights stay f32, the sums are f32).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for [`Precision::Bf16`]: CUDA tensors are f32 buffers, and
-    /// the bf16 kernels need operands stored as bf16.
+    /// None today; `Result` for precisions a device may refuse.
     pub fn set_gpu_precision(&self, precision: Precision) -> Result<()> {
-        if precision == Precision::Bf16 {
-            return Err(Error::InvalidArgument {
-                op: "set_gpu_precision",
-                what: "bf16 needs bf16 operands; tensors on CUDA are f32 (use F32 or Tf32)".into(),
-            });
-        }
         self.precision.set(precision);
         Ok(())
     }

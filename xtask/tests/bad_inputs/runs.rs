@@ -174,18 +174,6 @@ pub fn reproduce() -> Group {
                 "--device",
                 "emulator",
                 "--precision",
-                "bf16",
-                "--out",
-                "r",
-            ],
-            &["--precision bf16", "f32"],
-        ),
-        r(
-            &[
-                "schizo-mnist",
-                "--device",
-                "emulator",
-                "--precision",
                 "fp16",
                 "--out",
                 "r",

@@ -300,8 +300,8 @@ impl CudaBuffer {
         out: &mut CudaBuffer,
         beta: Beta,
     ) -> Result<()> {
-        let a = a.view(a_dims.0, a_dims.1)?;
-        let b = b.view(b_dims.0, b_dims.1)?;
+        let a = a.view(a_dims.0, a_dims.1)?.operand(precision)?;
+        let b = b.view(b_dims.0, b_dims.1)?.operand(precision)?;
         let dev = on_one_device("masked_gemm", out, &[&a, &b])?;
         Ok(dev.masked_gemm(op, precision, &a.mat, &b.mat, tiles, out.mat_mut()?, beta)?)
     }
@@ -326,6 +326,16 @@ impl CudaBuffer {
         Ok(out)
     }
 
+    /// This buffer as the kernels of `precision` read it: a bf16 copy (same view, round to
+    /// nearest even) for [`Precision::Bf16`], else itself. The tensors, master weights
+    /// included, stay f32; only the product's operands are bf16.
+    fn operand(&self, precision: Precision) -> Result<CudaBuffer> {
+        match precision {
+            Precision::Bf16 => Ok(self.wrap(self.dev.to_bf16(&self.mat)?)),
+            _ => Ok(self.clone()),
+        }
+    }
+
     /// A convolution product: `Forward` (`a = x`, `b = w`, `bias`), `Dx` (`a = dy`, `b = w`)
     /// or `Dw` (`a = x`, `b = dy`) of a convolution or a transposed convolution; `out` is
     /// overwritten.
@@ -341,6 +351,7 @@ impl CudaBuffer {
         out: &mut CudaBuffer,
     ) -> Result<()> {
         use crate::ops::conv::ConvGeometry as G;
+        let (a, b) = (&a.operand(precision)?, &b.operand(precision)?);
         let mut inputs = vec![a, b];
         inputs.extend(bias);
         let dev = on_one_device("conv", out, &inputs)?;

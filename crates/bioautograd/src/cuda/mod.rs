@@ -127,17 +127,12 @@ static DEFAULT_PRECISION: std::sync::atomic::AtomicU8 = std::sync::atomic::Atomi
 /// set), for code that builds its graphs itself (e.g. `biolayers::train::train_step`).
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] for `Bf16` (CUDA tensors are f32 buffers).
+/// None today; `Result` for precisions a device may refuse.
 pub fn set_default_precision(precision: Precision) -> Result<()> {
     let code = match precision {
         Precision::F32 => 0,
         Precision::Tf32 => 1,
-        Precision::Bf16 => {
-            return Err(Error::InvalidArgument {
-                op: "set_default_precision",
-                what: "bf16 needs bf16 operands; tensors on CUDA are f32 (use F32 or Tf32)".into(),
-            })
-        }
+        Precision::Bf16 => 2,
     };
     DEFAULT_PRECISION.store(code, std::sync::atomic::Ordering::Relaxed);
     Ok(())
@@ -147,6 +142,7 @@ pub fn set_default_precision(precision: Precision) -> Result<()> {
 pub fn default_precision() -> Precision {
     match DEFAULT_PRECISION.load(std::sync::atomic::Ordering::Relaxed) {
         1 => Precision::Tf32,
+        2 => Precision::Bf16,
         _ => Precision::F32,
     }
 }

@@ -57,7 +57,18 @@ fn rel_err(a: &[f32], b: &[f32]) -> f64 {
 type Build = dyn Fn(&Graph, &[Var]) -> bioautograd::Result<Var>;
 
 fn run(device: Device, inputs: &[(Vec<f32>, Vec<usize>)], build: &Build) -> (Vec<f32>, Vec<Vec<f32>>) {
+    run_at(device, bioautograd::Precision::F32, inputs, build)
+}
+
+/// [`run`] with the graph's device products at `precision`.
+fn run_at(
+    device: Device,
+    precision: bioautograd::Precision,
+    inputs: &[(Vec<f32>, Vec<usize>)],
+    build: &Build,
+) -> (Vec<f32>, Vec<Vec<f32>>) {
     let g = Graph::new();
+    g.set_gpu_precision(precision).unwrap();
     let vars: Vec<Var> = inputs
         .iter()
         .map(|(v, s)| g.param(Tensor::new(v.clone(), s, device).unwrap()))
@@ -406,4 +417,54 @@ fn error_paths_on(dev: Device) {
         Tensor::<f64>::zeros(&[2], dev),
         Err(Error::UnsupportedDtype { dtype: "f64", .. })
     ));
+}
+
+/// Mixed precision: under `Precision::Bf16` every device product reads bf16 copies of its
+/// operands (f32 sums, f32 tensors). The forward of a matmul, a masked conv and a transposed
+/// conv equals the CPU op on the bf16-rounded inputs (relative 1e-5: sum order only), and
+/// output and gradients stay within bf16 rounding of the exact f32 CPU results (1e-2) while
+/// differing from them (> 1e-5: the rounding happened).
+#[test]
+fn bf16_products_read_rounded_operands() {
+    use biokernels::device::host::round_to_bf16;
+    let keep: Vec<f32> = (0..3 * 3 * 3 * 5).map(|k| f32::from(u8::from(k % 4 != 1))).collect();
+    let cm = Arc::new(ConvMask::from_values(&keep, (3, 3), 3, 5, 1, TileSize::CPU_DEFAULT).unwrap());
+    let topts = Conv2dOptions::default().with_stride(2, 2).with_padding(Padding::Same);
+    type Case = (&'static str, Vec<(Vec<f32>, Vec<usize>)>, Box<Build>);
+    let cases: Vec<Case> = vec![
+        (
+            "matmul",
+            vec![inp(&[5, 70], 61), inp(&[70, 9], 62)],
+            Box::new(|g: &Graph, v: &[Var]| g.matmul(&v[0], &v[1])),
+        ),
+        (
+            "masked conv2d",
+            vec![inp(&[2, 3, 6, 6], 63), inp(&[3, 3, 3, 5], 64)],
+            Box::new(move |g: &Graph, v: &[Var]| g.conv2d(&v[0], &v[1], None, &Conv2dOptions::default(), Some(&cm))),
+        ),
+        (
+            "conv_transpose2d",
+            vec![inp(&[2, 4, 3, 3], 65), inp(&[3, 3, 5, 4], 66)],
+            Box::new(move |g: &Graph, v: &[Var]| g.conv_transpose2d(&v[0], &v[1], None, &topts, None)),
+        ),
+    ];
+    for (name, inputs, build) in &cases {
+        let (cpu_y, cpu_d) = run(Device::Cpu, inputs, build.as_ref());
+        let rounded: Vec<(Vec<f32>, Vec<usize>)> = inputs
+            .iter()
+            .map(|(v, s)| (v.iter().map(|&x| round_to_bf16(x)).collect(), s.clone()))
+            .collect();
+        let (ref_y, _) = run(Device::Cpu, &rounded, build.as_ref());
+        for dev in devices("bf16_products") {
+            let (y, d) = run_at(dev, bioautograd::Precision::Bf16, inputs, build.as_ref());
+            let e_ref = rel_err(&y, &ref_y);
+            assert!(e_ref < 1e-5, "{name} on {dev:?}: forward vs rounded inputs {e_ref}");
+            let e = rel_err(&y, &cpu_y);
+            assert!(e > 1e-5 && e < 1e-2, "{name} on {dev:?}: forward vs f32 {e}");
+            for (k, (a, b)) in d.iter().zip(&cpu_d).enumerate() {
+                let e = rel_err(a, b);
+                assert!(e > 1e-5 && e < 1e-2, "{name} on {dev:?}: gradient {k} vs f32 {e}");
+            }
+        }
+    }
 }

@@ -402,6 +402,10 @@ impl ElementwiseOps for CudaDevice {
     fn dropout(&self, x: &DeviceMatrix, keep: &DeviceMatrix, scale: f32, y: &mut DeviceMatrix) -> Result<()> {
         match self.0 {}
     }
+
+    fn to_bf16(&self, x: &DeviceMatrix) -> Result<DeviceMatrix> {
+        match self.0 {}
+    }
 }
 
 #[allow(unused_variables)]

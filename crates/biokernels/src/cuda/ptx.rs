@@ -67,8 +67,8 @@ pub const TRAIN: KernelModule = KernelModule {
 };
 
 /// The kernels of the training module (activations, bias, softmax cross-entropy, optimizers,
-/// elementwise ops, reductions, MSE, max and average pooling, dropout, batch and group norm, row softmax, BCE, plane maps).
-pub const TRAIN_KERNELS: [&str; 35] = [
+/// elementwise ops, reductions, MSE, max and average pooling, dropout, batch and group norm, row softmax, BCE, plane maps, bf16 operands).
+pub const TRAIN_KERNELS: [&str; 36] = [
     "relu_fwd",
     "relu_bwd",
     "bias_add_rows",
@@ -104,6 +104,7 @@ pub const TRAIN_KERNELS: [&str; 35] = [
     "avg_pool2d_bwd",
     "copy_cols",
     "plane_map",
+    "f32_to_bf16",
 ];
 
 /// The kernels (`extern "C"` entry points) of the masked GEMM module (GEMM and conv).

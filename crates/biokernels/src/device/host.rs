@@ -506,6 +506,16 @@ fn dropout(x: &HostMat, keep: &HostMat, scale: f32, y: &mut HostMat) -> Result<(
     Ok(())
 }
 
+/// `v` rounded to the nearest bf16 (ties to even; NaN stays NaN), widened back to f32: what a
+/// bf16 operand holds.
+pub fn round_to_bf16(v: f32) -> f32 {
+    if v.is_nan() {
+        return v;
+    }
+    let u = v.to_bits();
+    f32::from_bits(u.wrapping_add(0x7fff + ((u >> 16) & 1)) & 0xffff_0000)
+}
+
 /// The in-range input positions of output window `(i, j)`, in row-major window order.
 fn window(
     (i, j): (usize, usize),
@@ -927,6 +937,13 @@ impl ElementwiseOps for HostDevice {
             host_mut("dropout", y)?,
         )
     }
+
+    /// The emulator's matrices are f32: the copy holds the bf16 values widened, so its f32
+    /// products compute what the bf16 kernels do (bf16 operands, f32 sums) up to sum order.
+    fn to_bf16(&self, x: &DeviceMatrix) -> Result<DeviceMatrix> {
+        let x = host("to_bf16", x)?;
+        self.mat(x.data.iter().map(|&v| round_to_bf16(v)).collect(), x.rows, x.cols)
+    }
 }
 
 impl ReduceOps for HostDevice {
@@ -1173,5 +1190,26 @@ impl OptimOps for HostDevice {
             &mut host_mut(OP, first)?.data,
             &mut host_mut(OP, second)?.data,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_to_bf16;
+
+    /// Round to nearest, ties to even, on bf16's 8 significant bits; NaN stays NaN, values past
+    /// bf16's largest finite round to infinity (as `__float2bfloat16_rn`).
+    #[test]
+    fn bf16_rounding_is_nearest_even() {
+        let one_ulp = 1.0 / 128.0; // bf16's spacing in [1, 2)
+        assert_eq!(round_to_bf16(1.0), 1.0);
+        assert_eq!(round_to_bf16(1.0 + one_ulp / 2.0), 1.0); // tie → even (1.0)
+        assert_eq!(round_to_bf16(1.0 + 3.0 * one_ulp / 2.0), 1.0 + 2.0 * one_ulp); // tie → even
+        assert_eq!(round_to_bf16(1.0 + 0.6 * one_ulp), 1.0 + one_ulp);
+        assert_eq!(round_to_bf16(-1.0 - 0.4 * one_ulp), -1.0);
+        assert_eq!(round_to_bf16(f32::MAX), f32::INFINITY);
+        assert_eq!(round_to_bf16(f32::NEG_INFINITY), f32::NEG_INFINITY);
+        assert!(round_to_bf16(f32::NAN).is_nan());
+        assert_eq!(round_to_bf16(-0.0).to_bits(), (-0.0f32).to_bits());
     }
 }

@@ -468,6 +468,9 @@ pub trait ElementwiseOps {
     fn fill(&self, m: &mut DeviceMatrix, value: f32) -> Result<()>;
     /// Inverted dropout: `y = x·keep·scale` (`keep` 0/1).
     fn dropout(&self, x: &DeviceMatrix, keep: &DeviceMatrix, scale: f32, y: &mut DeviceMatrix) -> Result<()>;
+    /// A bf16 copy of `x` with its view (round to nearest even): the operands of a product
+    /// with [`Precision::Bf16`], whose kernels read bf16 and accumulate in f32.
+    fn to_bf16(&self, x: &DeviceMatrix) -> Result<DeviceMatrix>;
 }
 
 /// Bias adds and deterministic reductions (`src/cuda/backend/reduce.rs`).

@@ -231,6 +231,31 @@ impl CudaDevice {
     }
 }
 
+impl CudaDevice {
+    /// A bf16 copy of the f32 `x` (same view, round to nearest even): the operands of the
+    /// [`Precision::Bf16`] products.
+    ///
+    /// # Errors
+    /// `x` not f32, an empty `x`; [`Error::Cuda`].
+    pub fn to_bf16(&self, x: &GpuMatrix) -> Result<GpuMatrix> {
+        const OP: &str = "to_bf16";
+        let n = limits::allocation(OP, x.rows, x.cols)?;
+        let xs = Self::f32_buf(OP, "x", x, n)?;
+        let mut y = self.stream.alloc_zeros::<bf16>(n).map_err(drv("alloc bf16"))?;
+        let nl = n as i64;
+        let f = self.train_fn("f32_to_bf16")?;
+        let mut lb = self.stream.launch_builder(&f);
+        lb.arg(xs).arg(&mut y).arg(&nl);
+        // SAFETY: f32_to_bf16(x, y, n) with x of n f32 and y of n bf16 (allocated above).
+        unsafe { lb.launch(Self::cfg_stride(n)) }.map_err(drv("launch f32_to_bf16"))?;
+        Ok(GpuMatrix {
+            rows: x.rows,
+            cols: x.cols,
+            data: GpuData::Bf16(y),
+        })
+    }
+}
+
 /// [`ElementwiseOps`] on the device: the erased handles unwrapped, then the typed methods above.
 impl ElementwiseOps for CudaDevice {
     fn unary(&self, op: UnaryOp, x: &DeviceMatrix, y: &mut DeviceMatrix) -> Result<()> {
@@ -287,5 +312,9 @@ impl ElementwiseOps for CudaDevice {
     fn dropout(&self, x: &DeviceMatrix, keep: &DeviceMatrix, scale: f32, y: &mut DeviceMatrix) -> Result<()> {
         const OP: &str = "dropout";
         CudaDevice::dropout(self, gpu(OP, x)?, gpu(OP, keep)?, scale, gpu_mut(OP, y)?)
+    }
+
+    fn to_bf16(&self, x: &DeviceMatrix) -> Result<DeviceMatrix> {
+        Ok(self.wrap(CudaDevice::to_bf16(self, gpu("to_bf16", x)?)?))
     }
 }
