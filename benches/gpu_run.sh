@@ -9,7 +9,8 @@
 #                                     # CNN/RNN training steps, each test its own process with
 #                                     # a timeout (a table in tests.txt); targeted
 #                                     # compute-sanitizer passes when present; then bench-kernels
-#                                     # --cuda --json and bench-train --device cuda (f32, tf32),
+#                                     # --cuda --json and bench-train --device cuda (f32, tf32, bf16;
+#                                     # PyTorch on the GPU beside it when present),
 #                                     # then short reproductions on cuda and cpu (timed;
 #                                     # DATA=folder adds the image sweeps).
 #
@@ -127,9 +128,23 @@ PY
     fi
     "$BUNDLE/xtask" bench-kernels --cuda "$@" --json "$out/bench_cuda.json" 2>&1 | tee "$out/bench_cuda.log"
     for precision in f32 tf32 bf16; do
-        "$BUNDLE/xtask" bench-train --device cuda --precision "$precision" \
-            --json "$out/bench_train_cuda_$precision.json" 2>&1 | tee "$out/bench_train_cuda_$precision.log"
+        for net in schizo-cifar mouse-cifar; do
+            "$BUNDLE/xtask" bench-train --device cuda --net "$net" --precision "$precision" \
+                --json "$out/bench_train_cuda_${net}_$precision.json" 2>&1 |
+                tee "$out/bench_train_cuda_${net}_$precision.log"
+        done
     done
+    # PyTorch on the same GPU, the same networks (upstream's weight × mask, dense ops), when the
+    # machine's Python has a CUDA torch (TORCH_PYTHON to choose another interpreter; nothing is
+    # installed here: the GPU machine has no network).
+    local py=${TORCH_PYTHON:-python3}
+    if "$py" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+        for net in schizo-cifar mouse-cifar; do
+            "$py" benches/pytorch_cifar.py --net "$net" --device cuda | tee "$out/torch_cuda_$net.jsonl"
+        done
+    else
+        echo "no CUDA PyTorch in $py: the PyTorch side of the GPU comparison is skipped" | tee "$out/torch_cuda.txt"
+    fi
     # A short run of every reproduction (all train on a device, issue 18), on the GPU and on
     # the CPU, timed: rnn-memory needs no data; the image sweeps run when DATA names a folder
     # with mnist/ and cifar10-jpeg/ (or cifar-10-batches-bin/). The generative models score

@@ -6,7 +6,8 @@ mConv2d). Random input (N, 3, 32, 32), batch 32, RMSprop lr 1e-4, cross-entropy.
 --net schizo-cifar: dense vs the 2304->512 layer with the diagonal band mask r = 0.5.
 --net mouse-cifar: dense vs convolutions 2-4 with 2d masks w = 0.5 (grids 4x8, 8x8).
 The two settings are interleaved per repetition; one JSON line per setting with the median
-images/s.
+images/s. --device cuda runs it on the GPU (the masks and data moved there; each timed block
+ends with a synchronisation), for benches/gpu_run.sh.
 """
 import argparse
 import json
@@ -75,30 +76,40 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--net", choices=["schizo-cifar", "mouse-cifar"], default="schizo-cifar")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    x = torch.rand(a.batch, 3, 32, 32)
-    y = torch.arange(a.batch) % 10
+    dev = torch.device(a.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    x = torch.rand(a.batch, 3, 32, 32, device=dev)
+    y = torch.arange(a.batch, device=dev) % 10
     runs = []
     settings = [("dense", 0.0), ("r=0.5", 0.5)] if a.net == "schizo-cifar" else [("dense", 0.0), ("w=0.5", 0.5)]
     for label, v in settings:
         net = Net(v) if a.net == "schizo-cifar" else Net(0.0, v)
+        net.to(dev)
+        if net.mask is not None:
+            net.mask = net.mask.to(dev)
+        net.cmask = {k: m.to(dev) for k, m in net.cmask.items()}
         runs.append((label, net, torch.optim.RMSprop(net.parameters(), lr=1e-4)))
     times = {r: [] for r, _, _ in runs}
     for rep in range(a.reps + 1):
         for r, net, opt in runs:
             net.train()
+            sync()
             t0 = time.perf_counter()
             for _ in range(a.steps):
                 opt.zero_grad()
                 F.cross_entropy(net(x), y).backward()
                 opt.step()
+            sync()
             if rep > 0:
                 times[r].append(time.perf_counter() - t0)
     for r, _, _ in runs:
         med = float(np.median(times[r]))
-        print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
+        print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "device": a.device,
+                          "threads": torch.get_num_threads(),
                           "net": a.net, "setting": r, "batch": a.batch, "images_per_s": a.batch * a.steps / med}))
 
 
