@@ -38,15 +38,6 @@ pub struct BenchKernelsArgs {
     pub forward_only: bool,
 }
 
-/// The divisor of `v` closest to `√v` (a 2d mask's grid width).
-fn grid_width(v: usize) -> usize {
-    let root = (v as f64).sqrt();
-    (1..=v)
-        .filter(|d| v % d == 0)
-        .min_by(|a, b| (*a as f64 - root).abs().total_cmp(&(*b as f64 - root).abs()))
-        .unwrap_or(1)
-}
-
 /// `MxKxN` as a benchmark shape.
 fn parse_shape(text: &str) -> Result<BenchShape, String> {
     let dims: Vec<usize> = text
@@ -59,8 +50,8 @@ fn parse_shape(text: &str) -> Result<BenchShape, String> {
             m,
             k,
             n,
-            a: grid_width(k),
-            b: grid_width(n),
+            a: biomask::square_grid_width(k),
+            b: biomask::square_grid_width(n),
         }),
         _ => Err(format!(
             "--shapes {text}: expected three positive sizes MxKxN with M·K·N at most 2^36"

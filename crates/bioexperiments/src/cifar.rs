@@ -109,15 +109,6 @@ impl CifarConfig {
     }
 }
 
-/// The divisor of `n` closest to `sqrt(n)` (the grid width of a mouse-mimetic layer).
-fn grid_width(n: usize) -> usize {
-    let s = (n as f64).sqrt();
-    (1..=n)
-        .filter(|d| n % d == 0)
-        .min_by(|a, b| (*a as f64 - s).abs().total_cmp(&(*b as f64 - s).abs()))
-        .unwrap_or(1)
-}
-
 /// The paper CNN: conv 32-32-pool-64-64-pool → flatten (channels last, 2304) → 512 → 10.
 /// `conv_mask(cin, cout)` gives the mask of convolutions 2–4, `dense_mask` that of the 512 layer.
 fn cifar_cnn(
@@ -201,7 +192,7 @@ pub fn mouse_cifar_model(w: f64, rng: &mut Stream) -> Result<(Sequential, f64)> 
         if w == 0.0 {
             MaskSpec::Full
         } else {
-            MaskSpec::two_d(grid_width(cin), grid_width(cout), w)
+            MaskSpec::two_d(biomask::square_grid_width(cin), biomask::square_grid_width(cout), w)
         }
     };
     cifar_cnn(rng, &conv_mask, MaskSpec::Full)

@@ -37,7 +37,7 @@ mod rng;
 mod spec;
 
 pub use error::{Error, Result};
-pub use forms::two_d::two_d_density_limit;
+pub use forms::two_d::{square_grid_width, two_d_density_limit};
 pub use mask::{Layout, Mask};
 pub use matrix::MatrixMask;
 pub use rng::Rng;

@@ -43,16 +43,6 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|f| f.to_bits()).collect()
 }
 
-/// The grid width of a mouse-mimetic layer: the divisor of `n` closest to `√n`
-/// (`bioexperiments::cifar`'s `grid_width`).
-fn grid_width(n: usize) -> usize {
-    let s = (n as f64).sqrt();
-    (1..=n)
-        .filter(|d| n.is_multiple_of(*d))
-        .min_by(|a, b| (*a as f64 - s).abs().total_cmp(&(*b as f64 - s).abs()))
-        .unwrap_or(1)
-}
-
 /// A `biomask` form compiled for `geom` (one group).
 fn spec_mask(geom: &Conv2dGeometry, spec: biomask::MaskSpec) -> ConvMask {
     let mut rng = biomask::Rng::seeded(0);
@@ -71,7 +61,10 @@ fn spec_mask(geom: &Conv2dGeometry, spec: biomask::MaskSpec) -> ConvMask {
 
 /// The mouse-cifar mask of a layer: 2d, grid widths the divisors nearest the square roots.
 fn mouse_mask(geom: &Conv2dGeometry, w: f64) -> ConvMask {
-    let (a, b) = (grid_width(geom.in_channels), grid_width(geom.out_channels));
+    let (a, b) = (
+        biomask::square_grid_width(geom.in_channels),
+        biomask::square_grid_width(geom.out_channels),
+    );
     spec_mask(geom, biomask::MaskSpec::two_d(a, b, w))
 }
 

@@ -51,6 +51,16 @@ fn ceil_clamped(v: f64, upper: usize) -> usize {
     }
 }
 
+/// The divisor of `n` closest to `√n` (the first of two equally close): the grid width the
+/// reproductions give a mouse-mimetic (2d) layer of `n` channels or units (32 → 4, 64 → 8).
+pub fn square_grid_width(n: usize) -> usize {
+    let root = (n as f64).sqrt();
+    (1..=n)
+        .filter(|d| n % d == 0)
+        .min_by(|a, b| (*a as f64 - root).abs().total_cmp(&(*b as f64 - root).abs()))
+        .unwrap_or(1)
+}
+
 /// The fine-grid limit of the `2d` density: the probability that two uniform points of the unit
 /// square lie within distance `w`, `πw² - (8/3)w³ + w⁴/2`, defined here for `0 <= w <= 1`
 /// (`None` outside; the mask is full for `w >= √2`).
