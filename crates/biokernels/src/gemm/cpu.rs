@@ -307,22 +307,36 @@ fn run<K: MicroKernel>(p: &Problem<'_>, c: &mut [f32]) {
             pack_b::<K>(p, &plan, bbuf);
             compute::<K>(p, &plan, APanels::Packed(abuf), bbuf, c);
         }),
-        ASrc::Transposed(src) if n <= DIRECT_A_MAX_N * K::NR => {
-            // A = Sᵀ is used by at most DIRECT_A_MAX_N column panels: the kernel reads MR
-            // contiguous values per k straight from S (stride m); only a partial last row
+        ASrc::Transposed(src) | ASrc::RowMajor(src) if n <= DIRECT_A_MAX_N * K::NR => {
+            // A is used by at most DIRECT_A_MAX_N column panels (a thin product: an im2col
+            // convolution with 32 output channels, a weight gradient): the kernel reads it in
+            // place, MR contiguous values per k from S (stride m) for A = Sᵀ, or one value
+            // per row from row-major A (`run_rows`, row stride k). Only a partial last row
             // block is packed (zero padded).
+            let in_rows = matches!(p.a, ASrc::RowMajor(_));
             let full = m / mr;
             let tail = m - full * mr;
             let na = if tail > 0 { k * mr } else { 0 };
             with_scratch(na, nb, |abuf, bbuf| {
                 if tail > 0 {
                     for (kk, d) in abuf.chunks_exact_mut(mr).enumerate() {
-                        d[..tail].copy_from_slice(&src[kk * m + full * mr..kk * m + m]);
-                        d[tail..].fill(0.0);
+                        for (ii, v) in d.iter_mut().enumerate() {
+                            let r = full * mr + ii;
+                            *v = match (ii < tail, in_rows) {
+                                (false, _) => 0.0,
+                                (true, true) => src[r * k + kk],
+                                (true, false) => src[kk * m + r],
+                            };
+                        }
                     }
                 }
                 pack_b::<K>(p, &plan, bbuf);
-                let a = APanels::Direct { src, full, tail: abuf };
+                let a = APanels::Direct {
+                    src,
+                    full,
+                    tail: abuf,
+                    in_rows,
+                };
                 compute::<K>(p, &plan, a, bbuf, c);
             });
         }
@@ -421,28 +435,35 @@ const DIRECT_A_MAX_N: usize = 2;
 enum APanels<'a> {
     /// All row blocks packed: block `rb` at `rb · k · MR`, stride `MR`.
     Packed(&'a [f32]),
-    /// A = Sᵀ with S `(k × m)`: the `full` complete row blocks read from `src` (stride `m`),
-    /// the partial last one packed in `tail` (stride `MR`).
+    /// A read in place: the `full` complete row blocks from `src`, the partial last one
+    /// packed in `tail` (stride `MR`). `src` is S `(k × m)` for A = Sᵀ (MR contiguous values
+    /// per k, stride `m`), or row-major A when `in_rows` (the kernel's `run_rows`, row stride
+    /// `k`).
     Direct {
         src: &'a [f32],
         full: usize,
         tail: &'a [f32],
+        in_rows: bool,
     },
 }
 
 impl APanels<'_> {
-    /// `(pointer, lda)` of row block `rb`.
+    /// `(pointer, lda, rows)` of row block `rb`; `rows` says the block is read from row-major
+    /// rows in place (the kernel's `run_rows`) instead of `MR` values per `k`.
     #[inline]
-    fn panel(&self, rb: usize, m: usize, k: usize, mr: usize) -> (*const f32, usize) {
+    fn panel(&self, rb: usize, m: usize, k: usize, mr: usize) -> (*const f32, usize, bool) {
         match *self {
-            APanels::Packed(buf) => (buf[rb * k * mr..].as_ptr(), mr),
-            APanels::Direct { src, full, tail } => {
-                if rb < full {
-                    (src[rb * mr..].as_ptr(), m)
-                } else {
-                    (tail.as_ptr(), mr)
-                }
-            }
+            APanels::Packed(buf) => (buf[rb * k * mr..].as_ptr(), mr, false),
+            APanels::Direct {
+                src,
+                full,
+                tail,
+                in_rows,
+            } => match (rb < full, in_rows) {
+                (false, _) => (tail.as_ptr(), mr, false),
+                (true, false) => (src[rb * mr..].as_ptr(), m, false),
+                (true, true) => (src[rb * mr * k..].as_ptr(), k, true),
+            },
         }
     }
 }
@@ -853,7 +874,8 @@ fn compute<K: MicroKernel>(p: &Problem<'_>, plan: &Plan, apanels: APanels<'_>, b
                 let bptr = bbuf[cr.b_off..].as_ptr();
                 for rb in rb0..rb1 {
                     let (r0, rows) = (rb * mr, mr.min(m - rb * mr));
-                    let (aptr, lda) = apanels.panel(rb, m, k, mr);
+                    let (aptr, lda, in_rows) = apanels.panel(rb, m, k, mr);
+                    let kernel = if in_rows { K::run_rows } else { K::run };
                     let idx = (panel - p0) * nrb + (rb - rb0);
                     let class = classes.get(idx).copied().unwrap_or(CLS_FULL);
                     // SAFETY: A (packed, or S read in place: MR values at every k · lda, k < k) and packed B
@@ -869,9 +891,9 @@ fn compute<K: MicroKernel>(p: &Problem<'_>, plan: &Plan, apanels: APanels<'_>, b
                                 }
                             }
                         } else if class == CLS_FULL && rows == mr && cols == nr {
-                            K::run(runs, aptr, lda, bptr, cblk, n, load_c);
+                            kernel(runs, aptr, lda, bptr, cblk, n, load_c);
                         } else {
-                            K::run(runs, aptr, lda, bptr, tmp.as_mut_ptr(), nr, false);
+                            kernel(runs, aptr, lda, bptr, tmp.as_mut_ptr(), nr, false);
                             let bits = if class == CLS_MIXED {
                                 Some(&class_bits[idx * mr..idx * mr + rows])
                             } else {
@@ -920,6 +942,7 @@ mod pack_tests {
             const MR: usize = 8;
             const NR: usize = 16;
             unsafe fn run(_: &[Run], _: *const f32, _: usize, _: *const f32, _: *mut f32, _: usize, _: bool) {}
+            unsafe fn run_rows(_: &[Run], _: *const f32, _: usize, _: *const f32, _: *mut f32, _: usize, _: bool) {}
         }
         for (m, k) in [(8, 8), (16, 64), (13, 70), (8, 3), (40, 131), (1, 9), (24, 200)] {
             let a: Vec<f32> = (0..m * k).map(|i| i as f32 * 0.5 - 7.0).collect();
