@@ -364,7 +364,20 @@ impl<T: Float> Graph<T> {
                     };
                     let dwih = if needs[1] {
                         let mut d = vec![T::ZERO; i * h];
-                        T::mm_db_into(&x_tm, &dz, None, &mut d, steps * b, i, h)?;
+                        if i < h {
+                            // Few inputs: dW_ihᵀ = dzᵀ·x, a thin product that reads dz in place,
+                            // instead of packing all of dz for the few rows of x_tmᵀ·dz. The
+                            // same products summed in the same order: the same values.
+                            let mut dt = vec![T::ZERO; h * i];
+                            T::mm_db_into(&dz, &x_tm, None, &mut dt, steps * b, h, i)?;
+                            for (j, row) in dt.chunks_exact(i).enumerate() {
+                                for (q, &v) in row.iter().enumerate() {
+                                    d[q * h + j] = v;
+                                }
+                            }
+                        } else {
+                            T::mm_db_into(&x_tm, &dz, None, &mut d, steps * b, i, h)?;
+                        }
                         Some(d)
                     } else {
                         None
