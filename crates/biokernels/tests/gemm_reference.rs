@@ -394,12 +394,12 @@ fn identical_results_for_any_thread_count() {
     assert_eq!(one, run(3));
 }
 
-/// `matmul_tn` reads its transposed A in place when C is at most two micro-kernel panels wide
-/// and packs it otherwise: the same columns come out bit-identical either way, for every
-/// micro-kernel, with a partial last row block (m = 8·k + 5 and 6·k + 5) and several reduction
-/// chunks.
+/// `matmul_tn` (A = Sᵀ) and `matmul` (row-major A) read A in place when C is at most two
+/// micro-kernel panels wide and pack it otherwise: the same columns come out bit-identical
+/// either way, for every micro-kernel, with a partial last row block (m = 8·k + 5 and
+/// 6·k + 5) and several reduction chunks.
 #[test]
-fn transposed_a_in_place_matches_packed() {
+fn a_in_place_matches_packed() {
     let (m, k) = (53, 700);
     for isa in Isa::available() {
         let nr = isa.micro_tile().1;
@@ -407,34 +407,32 @@ fn transposed_a_in_place_matches_packed() {
         let a = values(k * m, 11);
         let b_big = values(k * n_big, 12);
         let b_small: Vec<f32> = b_big.chunks(n_big).flat_map(|r| r[..n_small].to_vec()).collect();
-        let mut c_small = vec![0.0; m * n_small];
-        let mut c_big = vec![0.0; m * n_big];
         let opts = Options {
             beta: Beta::Zero,
             isa: Some(isa),
         };
-        matmul_tn(
-            MatRef::new(&a, k, m).unwrap(),
-            MatRef::new(&b_small, k, n_small).unwrap(),
-            MatMut::new(&mut c_small, m, n_small).unwrap(),
-            opts,
-        )
-        .unwrap();
-        matmul_tn(
-            MatRef::new(&a, k, m).unwrap(),
-            MatRef::new(&b_big, k, n_big).unwrap(),
-            MatMut::new(&mut c_big, m, n_big).unwrap(),
-            opts,
-        )
-        .unwrap();
-        for i in 0..m {
-            for j in 0..n_small {
-                assert_eq!(
-                    c_small[i * n_small + j].to_bits(),
-                    c_big[i * n_big + j].to_bits(),
-                    "{} ({i}, {j})",
-                    isa.name()
-                );
+        for transposed in [true, false] {
+            let product = |b: &[f32], n: usize| {
+                let mut c = vec![0.0; m * n];
+                let cm = MatMut::new(&mut c, m, n).unwrap();
+                let bm = MatRef::new(b, k, n).unwrap();
+                if transposed {
+                    matmul_tn(MatRef::new(&a, k, m).unwrap(), bm, cm, opts).unwrap();
+                } else {
+                    matmul(MatRef::new(&a, m, k).unwrap(), bm, cm, opts).unwrap();
+                }
+                c
+            };
+            let (c_small, c_big) = (product(&b_small, n_small), product(&b_big, n_big));
+            for i in 0..m {
+                for j in 0..n_small {
+                    assert_eq!(
+                        c_small[i * n_small + j].to_bits(),
+                        c_big[i * n_big + j].to_bits(),
+                        "{} transposed {transposed} ({i}, {j})",
+                        isa.name()
+                    );
+                }
             }
         }
     }
