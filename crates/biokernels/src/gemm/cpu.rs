@@ -233,6 +233,13 @@ impl AlignedBuf {
     fn slice(&mut self, len: usize) -> &mut [f32] {
         let lines = len.div_ceil(16);
         if self.0.len() < lines {
+            if self.0.capacity() < lines {
+                // Scratch: the old values are not needed. A fresh allocation is advised to use
+                // huge pages before its first touch (see `advise_huge_pages`).
+                let fresh: Vec<Line> = Vec::with_capacity(lines);
+                advise_huge_pages(fresh.as_ptr().cast(), lines * std::mem::size_of::<Line>());
+                self.0 = fresh;
+            }
             self.0.resize(lines, Line([0.0; 16]));
         }
         // SAFETY: `Line` is `repr(C)` around `[f32; 16]`, so `lines` lines hold `16 * lines >= len`
@@ -251,6 +258,32 @@ impl AlignedBuf {
             self.0 = Vec::new();
         }
     }
+}
+
+/// Buffers at least this large are advised to use transparent huge pages.
+const HUGE_PAGE_MIN: usize = 4 << 20;
+
+/// Asks Linux to back `len` bytes at `ptr` with transparent huge pages (on machines where THP
+/// is `madvise`, the common default, plain allocations get 4 KiB pages). The packed operands
+/// of a large product span more memory than the TLB covers with small pages; huge pages made
+/// 2048³ and 256×2304×512 2-5 % faster in alternated runs on an AMD EPYC (Zen 5). Only a
+/// hint: failure (or another OS) changes nothing.
+fn advise_huge_pages(ptr: *const u8, len: usize) {
+    #[cfg(target_os = "linux")]
+    if len >= HUGE_PAGE_MIN {
+        const PAGE: usize = 4096;
+        let start = (ptr as usize).next_multiple_of(PAGE);
+        let end = (ptr as usize + len) / PAGE * PAGE;
+        if end > start {
+            // SAFETY: the page-aligned range lies inside an allocation this buffer owns, and
+            // MADV_HUGEPAGE only changes how the kernel backs it, never its contents.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (ptr, len);
 }
 
 thread_local! {
@@ -705,32 +738,17 @@ fn pack_b<K: MicroKernel>(p: &Problem<'_>, plan: &Plan, buf: &mut [f32]) {
             // walk reads NR values per row at a stride of n and waits on memory.
             let g = (np / (2 * rayon::current_num_threads())).clamp(1, 8);
             let pack_group = |(gi, group): (usize, &mut [&mut [f32]])| {
-                let mut cursor = vec![(0usize, 0usize); group.len()];
-                for kk in 0..k {
-                    for (q, dst) in group.iter_mut().enumerate() {
-                        let panel = gi * g + q;
-                        let runs = &plan.merged[plan.merged_start[panel]..plan.merged_start[panel + 1]];
-                        let (ri, o) = &mut cursor[q];
-                        while *ri < runs.len() && runs[*ri].k0 + runs[*ri].len <= kk {
-                            *ri += 1;
-                        }
-                        if *ri >= runs.len() || runs[*ri].k0 > kk {
-                            continue;
-                        }
-                        let c0 = panel * nr;
-                        let cols = nr.min(n - c0);
-                        let d = &mut dst[*o..*o + nr];
-                        let bits = p.b_mask.map_or(u64::MAX, |tm| tm.row_bits(kk, c0, cols));
-                        if cols == nr && bits == low_ones(nr) {
-                            // Constant length (NR is a constant here): an inlined vector copy.
-                            d.copy_from_slice(&src[kk * n + c0..kk * n + c0 + nr]);
-                        } else {
-                            masked_copy(&mut d[..cols], &src[kk * n + c0..kk * n + c0 + cols], bits);
-                            d[cols..].fill(0.0);
-                        }
-                        *o += nr;
-                    }
-                }
+                let c0 = gi * g * nr;
+                pack_b_group::<K>(
+                    RowPanels {
+                        src,
+                        k,
+                        n,
+                        c0,
+                        mask: p.b_mask,
+                    },
+                    group,
+                )
             };
             if big {
                 slices.par_chunks_mut(g).enumerate().for_each(pack_group);
@@ -775,6 +793,116 @@ fn pack_b<K: MicroKernel>(p: &Problem<'_>, plan: &Plan, buf: &mut [f32]) {
                 slices.into_par_iter().enumerate().for_each(pack);
             } else {
                 slices.into_iter().enumerate().for_each(pack);
+            }
+        }
+    }
+}
+
+/// A group of row-major B panels to pack: B `(k × n)`, the group's first column `c0`, the mask.
+#[derive(Clone, Copy)]
+struct RowPanels<'a> {
+    src: &'a [f32],
+    k: usize,
+    n: usize,
+    c0: usize,
+    mask: Option<&'a TileMap>,
+}
+
+/// Packs a group of row-major B panels (one destination per panel), with or without a mask,
+/// walking B row by row across the group so that its reads stream. With AVX-512 the copies
+/// move whole lines (one 64-byte load and store instead of four 16-byte ones).
+fn pack_b_group<K: MicroKernel>(b: RowPanels<'_>, group: &mut [&mut [f32]]) {
+    #[inline(always)]
+    fn walk<K: MicroKernel>(b: RowPanels<'_>, group: &mut [&mut [f32]]) {
+        match b.mask {
+            None => pack_dense_rows::<K>(b, group),
+            Some(tm) => pack_masked_rows::<K>(b, tm, group),
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn walk_avx512<K: MicroKernel>(b: RowPanels<'_>, group: &mut [&mut [f32]]) {
+            walk::<K>(b, group)
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F was detected; the body is safe code.
+            return unsafe { walk_avx512::<K>(b, group) };
+        }
+    }
+    walk::<K>(b, group)
+}
+
+/// Dense panels (every panel keeps `0..k`, row `kk` at `kk · NR`). The general walk this
+/// replaced (per-row cursors over the kept runs) took twice as long.
+#[inline(always)]
+fn pack_dense_rows<K: MicroKernel>(b: RowPanels<'_>, group: &mut [&mut [f32]]) {
+    let (src, k, n, c0, nr) = (b.src, b.k, b.n, b.c0, K::NR);
+    for kk in 0..k {
+        let row = &src[kk * n..(kk + 1) * n];
+        for (q, dst) in group.iter_mut().enumerate() {
+            let c = c0 + q * nr;
+            let d = &mut dst[kk * nr..(kk + 1) * nr];
+            if c + nr <= n {
+                d.copy_from_slice(&row[c..c + nr]);
+            } else {
+                d[..n - c].copy_from_slice(&row[c..]);
+                d[n - c..].fill(0.0);
+            }
+        }
+    }
+}
+
+/// Masked panels (mask rows along k, columns along n) in the layout of [`Plan`]: a panel
+/// keeps the mask's tile rows in which any of its tiles is non-empty, back to back. The kind
+/// of each panel's tiles is looked up once per tile row: rows under only full tiles are plain
+/// copies, the others go through their mask bits. (A per-row cursor over the kept runs and a
+/// `row_bits` call for every kept row cost a fifth of a masked product's time.)
+#[inline(always)]
+fn pack_masked_rows<K: MicroKernel>(b: RowPanels<'_>, tm: &TileMap, group: &mut [&mut [f32]]) {
+    let (src, k, n, c0) = (b.src, b.k, b.n, b.c0);
+    const SKIP: u8 = 0;
+    const COPY: u8 = 1;
+    const BITS: u8 = 2;
+    let nr = K::NR;
+    let ts = tm.tile_size();
+    let (_, gc) = tm.grid();
+    let kinds = tm.kinds();
+    let mut off = vec![0usize; group.len()];
+    let mut how = vec![SKIP; group.len()];
+    for tr in 0..k.div_ceil(ts.rows) {
+        for (q, h) in how.iter_mut().enumerate() {
+            let c = c0 + q * nr;
+            let cols = nr.min(n - c);
+            let tiles = &kinds[tr * gc + c / ts.cols..=tr * gc + (c + cols - 1) / ts.cols];
+            *h = if tiles.iter().all(|&t| t == TileKind::Empty) {
+                SKIP
+            } else if cols == nr && tiles.iter().all(|&t| t == TileKind::Full) {
+                COPY
+            } else {
+                BITS
+            };
+        }
+        for kk in tr * ts.rows..((tr + 1) * ts.rows).min(k) {
+            for (q, dst) in group.iter_mut().enumerate() {
+                if how[q] == SKIP {
+                    continue;
+                }
+                let c = c0 + q * nr;
+                let d = &mut dst[off[q]..off[q] + nr];
+                if how[q] == COPY {
+                    // `K::NR` long (a constant): an inlined copy, not a `memmove` call.
+                    d.copy_from_slice(&src[kk * n + c..kk * n + c + K::NR]);
+                } else {
+                    let cols = nr.min(n - c);
+                    masked_copy(
+                        &mut d[..cols],
+                        &src[kk * n + c..kk * n + c + cols],
+                        tm.row_bits(kk, c, cols),
+                    );
+                    d[cols..].fill(0.0);
+                }
+                off[q] += nr;
             }
         }
     }
