@@ -36,6 +36,7 @@ pub mod error;
 pub mod gemm;
 pub mod optim;
 pub mod tile_map;
+mod transpose;
 
 pub use conv::{
     conv2d, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, conv_transpose2d,

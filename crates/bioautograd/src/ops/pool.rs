@@ -86,6 +86,40 @@ impl Pool2d {
     }
 }
 
+/// The interior max-pool loop for a 2 × 2 window (the CNNs' pooling), with the window
+/// unrolled: the same comparisons in the same order (the first strict maximum in row-major
+/// order wins, as in the general loop), without the loop overhead that made pooling 5 % of a
+/// training step.
+fn max_2x2<T: Float>(
+    plane: &[T],
+    w: usize,
+    (oh, ow): (usize, usize),
+    (sh, sw): (usize, usize),
+    base: usize,
+    yp: &mut [T],
+    ap: &mut [usize],
+) {
+    for i in 0..oh {
+        let top = i * sh * w;
+        let (r0, r1) = (&plane[top..top + w], &plane[top + w..top + 2 * w]);
+        for ((j, y), a) in yp[i * ow..(i + 1) * ow]
+            .iter_mut()
+            .enumerate()
+            .zip(&mut ap[i * ow..(i + 1) * ow])
+        {
+            let s = j * sw;
+            let (mut best, mut at) = (r0[s], s);
+            for (v, off) in [(r0[s + 1], s + 1), (r1[s], w + s), (r1[s + 1], w + s + 1)] {
+                let gt = v > best;
+                best = if gt { v } else { best };
+                at = if gt { off } else { at };
+            }
+            *y = best;
+            *a = base + top + at;
+        }
+    }
+}
+
 impl<T: Float> Graph<T> {
     /// Max pooling. See the [module docs](self).
     ///
@@ -126,6 +160,10 @@ impl<T: Float> Graph<T> {
         let interior = ph == 0 && pw == 0;
         let pool_plane = |pl: usize, yp: &mut [T], ap: &mut [usize]| {
             let base = pl * h * w;
+            if interior && max && (kh, kw) == (2, 2) {
+                max_2x2(&xs[base..base + h * w], w, (oh, ow), (sh, sw), base, yp, ap);
+                return;
+            }
             if interior && max {
                 let plane = &xs[base..base + h * w];
                 for i in 0..oh {

@@ -281,6 +281,48 @@ const WGRAD_CO: usize = 32;
 /// [`WGRAD_IMAGES`] images in registers; a junk pixel contributes `x · 0` (a NaN or infinite
 /// input there gives NaN, where the im2col path would not read it; the forward output is
 /// then already non-finite).
+/// `dyw[(oy · wp + ox) · ld + co] = dy[co][oy][ox]`: one image's output gradient (`cout`
+/// planes `oh × ow`) pixel-major, rows of `ld` values on the padded width `wp` (the other
+/// entries untouched). 8 channels × 8 pixels at a time are transposed in AVX registers: the
+/// scalar gather, one value from each of `cout` planes per pixel, took most of the first
+/// layer's weight gradient (3 → 32 channels, 32 × 32 pixels: 1.1 ms of a 56-MFLOP pass).
+fn pixel_major(dy: &[f32], cout: usize, oh: usize, ow: usize, wp: usize, ld: usize, dyw: &mut [f32]) {
+    let ohw = oh * ow;
+    let (co8, ox8) = if crate::transpose::available() {
+        (cout - cout % 8, ow - ow % 8)
+    } else {
+        (0, 0)
+    };
+    for oy in 0..oh {
+        let row = &mut dyw[oy * wp * ld..];
+        if ox8 > 0 {
+            for c0 in (0..co8).step_by(8) {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX was detected. Source rows c0..c0+8 (stride ohw) hold the ox8
+                // values from oy·ow on; the destination rows ox < ox8 ≤ ow of `row` (stride
+                // ld) take 8 values from c0 ≤ cout − 8, and row ox ends at oy·wp·ld + ox·ld
+                // + cout ≤ dyw.len() (the caller's oh·wp rows of ld ≥ cout).
+                unsafe {
+                    crate::transpose::transpose8_avx(
+                        dy[c0 * ohw + oy * ow..].as_ptr(),
+                        ohw,
+                        row[c0..].as_mut_ptr(),
+                        ld,
+                        ox8 / 8,
+                    );
+                }
+            }
+        }
+        for ox in 0..ow {
+            let first = if ox < ox8 { co8 } else { 0 };
+            let dst = &mut row[ox * ld..][..cout];
+            for (co, d) in dst.iter_mut().enumerate().skip(first) {
+                *d = dy[co * ohw + oy * ow + ox];
+            }
+        }
+    }
+}
+
 pub(crate) fn backward_weight(p: &Plan, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let (cin, cout, taps) = (p.cin, p.cout, p.kh * p.kw);
     let (hp, wp) = (p.oh + p.kh - 1, p.ow + p.kw - 1);
@@ -320,18 +362,7 @@ pub(crate) fn backward_weight(p: &Plan, x: &[f32], dy: &[f32], dw: &mut [f32]) {
                 xp.fill(0.0);
                 pad_image(p, &x[n * cin * hw..][..cin * hw], wp, xp);
                 dyw.fill(0.0);
-                // Pixel-major rows written contiguously; the cout source rows are read in
-                // step (cout sequential streams).
-                let dyn_ = &dy[n * cout * ohw..][..cout * ohw];
-                for oy in 0..p.oh {
-                    for ox in 0..p.ow {
-                        let dst = &mut dyw[(oy * wp + ox) * cout_pad..][..cout];
-                        let at = oy * p.ow + ox;
-                        for (co, d) in dst.iter_mut().enumerate() {
-                            *d = dyn_[co * ohw + at];
-                        }
-                    }
-                }
+                pixel_major(&dy[n * cout * ohw..][..cout * ohw], cout, p.oh, p.ow, wp, cout_pad, dyw);
             });
         let (xpads, dyws) = (&xpads[..imgs * img_len], &dyws[..imgs * dyw_len]);
         sums.par_chunks_mut(CO_BLOCK * WGRAD_CO)

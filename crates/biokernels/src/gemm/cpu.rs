@@ -516,7 +516,7 @@ fn pack_a<K: MicroKernel>(p: &Problem<'_>, buf: &mut [f32]) {
         // Already packed: `run` never calls this for it.
         ASrc::Packed(_) => return,
     };
-    let transpose8 = mr == 8 && avx_transpose_available();
+    let transpose8 = mr == 8 && crate::transpose::available();
     let pack = |(rb, dst): (usize, &mut [f32])| {
         let r0 = rb * mr;
         let rows = mr.min(m - r0);
@@ -530,9 +530,10 @@ fn pack_a<K: MicroKernel>(p: &Problem<'_>, buf: &mut [f32]) {
             if done > 0 {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: AVX was detected; rows r0..r0+8 of A hold columns k0..k0+done
-                // (`done <= kb <= k - k0`), and `block` holds `kb · 8 >= done · 8` values.
+                // (`done <= kb <= k - k0`), and `block` holds `kb · 8 >= done · 8` values
+                // (column c at 8 · c).
                 unsafe {
-                    transpose8_avx(src[r0 * k + k0..].as_ptr(), k, block.as_mut_ptr(), done / 8);
+                    crate::transpose::transpose8_avx(src[r0 * k + k0..].as_ptr(), k, block.as_mut_ptr(), 8, done / 8);
                 }
             }
             for ii in 0..rows {
@@ -553,68 +554,6 @@ fn pack_a<K: MicroKernel>(p: &Problem<'_>, buf: &mut [f32]) {
         buf.par_chunks_mut(k * mr).enumerate().for_each(pack);
     } else {
         buf.chunks_mut(k * mr).enumerate().for_each(pack);
-    }
-}
-
-/// Whether [`transpose8_avx`] can run here (always false off x86-64).
-fn avx_transpose_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Transposes `blocks` 8 × 8 blocks of 8 rows (row `i` at `src + i · lds`, columns
-/// `8·q .. 8·q + 8` for block `q`) into column-major order: column `c` of the rows lands at
-/// `dst + 8 · c` (the A micro-panel layout for `MR = 8`). Pure data movement.
-///
-/// The classic three-stage AVX transpose: `unpack{lo,hi}` interleaves row pairs, `shuffle`
-/// gathers four rows of one column per 128-bit lane, `permute2f128` joins the two halves.
-///
-/// # Safety
-/// AVX must be available; the 8 rows must be readable for `8 · blocks` values each and `dst`
-/// writable for `64 · blocks` values.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-unsafe fn transpose8_avx(src: *const f32, lds: usize, dst: *mut f32, blocks: usize) {
-    use std::arch::x86_64::*;
-    for q in 0..blocks {
-        // SAFETY: the caller's contract covers rows 0..8, columns 8q..8q+8 and the 64 values
-        // written at dst + 64q.
-        unsafe {
-            let s = src.add(8 * q);
-            let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(s.add(i * lds)));
-            let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-            // Per 128-bit lane: columns (0, 4), (1, 5), (2, 6), (3, 7) of rows 0-3 and 4-7.
-            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-            let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-            let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-            let d = dst.add(64 * q);
-            _mm256_storeu_ps(d, _mm256_permute2f128_ps::<0x20>(u0, u4));
-            _mm256_storeu_ps(d.add(8), _mm256_permute2f128_ps::<0x20>(u1, u5));
-            _mm256_storeu_ps(d.add(16), _mm256_permute2f128_ps::<0x20>(u2, u6));
-            _mm256_storeu_ps(d.add(24), _mm256_permute2f128_ps::<0x20>(u3, u7));
-            _mm256_storeu_ps(d.add(32), _mm256_permute2f128_ps::<0x31>(u0, u4));
-            _mm256_storeu_ps(d.add(40), _mm256_permute2f128_ps::<0x31>(u1, u5));
-            _mm256_storeu_ps(d.add(48), _mm256_permute2f128_ps::<0x31>(u2, u6));
-            _mm256_storeu_ps(d.add(56), _mm256_permute2f128_ps::<0x31>(u3, u7));
-        }
     }
 }
 
