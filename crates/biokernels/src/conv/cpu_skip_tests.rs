@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::conv::direct;
-use crate::conv::skip::{self, BlockLists, SKIP_CO};
+use crate::conv::skip::{self, BlockLists, NO_CHANNEL, SKIP_CO};
 use crate::conv::{Conv2dGeometry, Padding};
 use crate::tile_map::TileSize;
 
@@ -244,13 +244,15 @@ fn dispatch_takes_the_skipping_path_for_mouse_masks() {
 #[test]
 fn mouse_mask_kept_fractions() {
     let cases = [
-        (Conv2dGeometry::new(1, 32, (32, 32), 32, (3, 3)), 0.6875, 0.6875),
+        // 2 × 2 squares of channels on the masks' grids (consecutive channels: 0.6875 /
+        // 0.6875, 0.58203125 / 0.6875, 0.58984375 / 0.58984375).
+        (Conv2dGeometry::new(1, 32, (32, 32), 32, (3, 3)), 0.59375, 0.59375),
         (
             Conv2dGeometry::new(1, 32, (15, 15), 64, (3, 3)).with_padding(Padding::Same),
-            0.58203125,
-            0.6875,
+            0.546875,
+            0.609375,
         ),
-        (Conv2dGeometry::new(1, 64, (15, 15), 64, (3, 3)), 0.58984375, 0.58984375),
+        (Conv2dGeometry::new(1, 64, (15, 15), 64, (3, 3)), 0.5625, 0.5625),
     ];
     for (geom, fwd, adj) in cases {
         let mask = mouse_mask(&geom, 0.5);
@@ -281,16 +283,31 @@ fn mouse_mask_kept_fractions() {
     }
 }
 
-/// Every kept pair of the mask lies in its block's list and every listed index is used by a
-/// row of the block (forward and adjoint).
+/// Every channel sits in exactly one block row, every kept pair of the mask lies in its
+/// block's list and every listed index is used by a row of the block (forward and adjoint).
 fn check_lists(mask: &ConvMask, fwd: &BlockLists, adj: &BlockLists) {
     let (kh, kw) = mask.kernel();
     let (taps, nx, ny) = (kh * kw, mask.nx(), mask.ny());
+    let channels = |lists: &BlockLists, b: usize| -> Vec<usize> {
+        (0..SKIP_CO)
+            .map(|r| lists.channel(b, r))
+            .filter(|&c| c != NO_CHANNEL)
+            .collect()
+    };
+    for (lists, n, what) in [(fwd, ny, "forward"), (adj, nx, "adjoint")] {
+        let mut all: Vec<usize> = (0..lists.blocks()).flat_map(|b| channels(lists, b)).collect();
+        all.sort_unstable();
+        assert_eq!(
+            all,
+            (0..n).collect::<Vec<_>>(),
+            "{what} blocks must hold every channel once"
+        );
+    }
     for b in 0..fwd.blocks() {
         let list = fwd.block(b);
         for kk in 0..taps * nx {
             let (t, c) = (kk / nx, kk % nx);
-            let used = (b * SKIP_CO..ny.min((b + 1) * SKIP_CO)).any(|co| mask.get(t / kw, t % kw, c, co));
+            let used = channels(fwd, b).into_iter().any(|co| mask.get(t / kw, t % kw, c, co));
             assert_eq!(list.binary_search(&kk).is_ok(), used, "forward block {b}, kk {kk}");
         }
     }
@@ -298,7 +315,7 @@ fn check_lists(mask: &ConvMask, fwd: &BlockLists, adj: &BlockLists) {
         let list = adj.block(b);
         for kk in 0..taps * ny {
             let (t, co) = (taps - 1 - kk / ny, kk % ny);
-            let used = (b * SKIP_CO..nx.min((b + 1) * SKIP_CO)).any(|ci| mask.get(t / kw, t % kw, ci, co));
+            let used = channels(adj, b).into_iter().any(|ci| mask.get(t / kw, t % kw, ci, co));
             assert_eq!(list.binary_search(&kk).is_ok(), used, "adjoint block {b}, kk {kk}");
         }
     }

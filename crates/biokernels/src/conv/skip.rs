@@ -5,10 +5,10 @@
 //! A channel mask of a narrow layer (the mouse-mimetic 2d windows of the paper CNN's 32- and
 //! 64-channel convolutions, band masks) leaves no empty 16 × 16 tile, but a few output
 //! channels next to each other on the mask's output grid connect to only part of the input
-//! channels. For each block `b` of 4 output channels the mask (once, cached in the
-//! [`ConvMask`]) lists the reduction indices `kk = (i·kw + j)·C_in + c` where at least one of
-//! the block's rows is kept, `K_b = { kk : ∃ co ∈ b, M[kk, co] = 1 }`, and the kernel sums
-//! over those only:
+//! channels. For each block `b` of 4 output channels (which ones: see below) the mask (once,
+//! cached in the [`ConvMask`]) lists the reduction indices `kk = (i·kw + j)·C_in + c` where at
+//! least one of the block's rows is kept, `K_b = { kk : ∃ co ∈ b, M[kk, co] = 1 }`, and the
+//! kernel sums over those only:
 //!
 //! ```text
 //! forward  y[co, q] = bias[co] + Σ_{chunk} Σ_{kk ∈ K_b ∩ chunk} (W ⊙ M)[kk, co] · xpad[c(kk), q + off(kk)]
@@ -30,10 +30,16 @@
 //! rounding), still independent of the number of threads.
 //!
 //! Four output channels per block (not the dense kernel's 8): on the 2d masks of the paper
-//! layers at `w = 0.5`, 4-channel blocks keep 0.59 of the `(kk, block)` pairs of the 64 → 64
-//! and 32 → 64 layers and 0.69 of the 32 → 32 layer, against 0.69 / 0.69 / 0.75 for 8-channel
-//! blocks. The forward kernel keeps the register block at 16 accumulators (4 channels × 64
-//! pixels: 4 vector loads and 4 broadcasts per kk, as many as the 8 × 32 kernel's 2 + 8).
+//! layers at `w = 0.5`, blocks of 4 consecutive channels keep 0.59 of the `(kk, block)` pairs
+//! of the 64 → 64 and 32 → 64 layers and 0.69 of the 32 → 32 layer, against 0.69 / 0.69 /
+//! 0.75 for 8-channel blocks. A block need not hold consecutive channels: the lists group the
+//! channels in whichever candidate grouping keeps the fewest pairs (consecutive, or 2 × 2
+//! squares of the channels laid out on a grid, see [`groupings`]): squares keep 0.56 / 0.55 /
+//! 0.59 on those layers (forward; 0.56 / 0.61 / 0.59 adjoint). Which channels share a block
+//! changes no result for finite inputs: a channel's own products are the same, in the same
+//! order, and the others it meets have an exact 0 weight (see above). The forward kernel keeps
+//! the register block at 16 accumulators (4 channels × 64 pixels: 4 vector loads and 4
+//! broadcasts per kk, as many as the 8 × 32 kernel's 2 + 8).
 //!
 //! # Shapes
 //! As [`super::direct`]: `x (N, C_in, H, W)`, `w (kh, kw, C_in, C_out)` (Keras), `y (N, C_out,
@@ -71,6 +77,9 @@ pub(crate) const SKIP_MAX_KEPT_DW: f64 = 0.8;
 /// the reduction ends in them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BlockLists {
+    /// The channels of block `b`: `members[b][r]` for its rows `r`, [`NO_CHANNEL`] for the
+    /// padding of a last partial block.
+    members: Vec<[usize; SKIP_CO]>,
     /// Block `b` keeps `kk[starts[b]..starts[b + 1]]`, increasing.
     starts: Vec<usize>,
     kk: Vec<usize>,
@@ -82,28 +91,59 @@ pub(crate) struct BlockLists {
     k: usize,
 }
 
+/// A padding row of a block (no channel).
+pub(crate) const NO_CHANNEL: usize = usize::MAX;
+
 impl BlockLists {
-    /// `keep(b, kk)`: whether block `b` uses reduction index `kk`.
-    fn build(blocks: usize, k: usize, keep: impl Fn(usize, usize) -> bool) -> Self {
+    /// The lists of `n` channels over `k` reduction indices, `uses(kk, c)`: whether channel
+    /// `c` has a kept weight at `kk`. The channels are grouped into blocks of [`SKIP_CO`] in
+    /// whichever of [`groupings`] keeps the fewest `(kk, block)` pairs.
+    fn build(n: usize, k: usize, uses: impl Fn(usize, usize) -> bool) -> Self {
+        let sets: Vec<Vec<bool>> = (0..n).map(|c| (0..k).map(|kk| uses(kk, c)).collect()).collect();
+        let kept = |members: &[[usize; SKIP_CO]]| -> usize {
+            members
+                .iter()
+                .map(|m| {
+                    (0..k)
+                        .filter(|&kk| m.iter().any(|&c| c != NO_CHANNEL && sets[c][kk]))
+                        .count()
+                })
+                .sum()
+        };
+        // The first grouping (consecutive channels) wins ties.
+        let members = groupings(n)
+            .into_iter()
+            .map(|m| (kept(&m), m))
+            .min_by_key(|(kept, _)| *kept)
+            .map(|(_, m)| m)
+            .unwrap_or_default();
         let chunks = k.div_ceil(KC).max(1);
-        let mut starts = Vec::with_capacity(blocks + 1);
+        let mut starts = Vec::with_capacity(members.len() + 1);
         let mut kk = Vec::new();
-        let mut chunk_ends = Vec::with_capacity(blocks * chunks);
-        for b in 0..blocks {
+        let mut chunk_ends = Vec::with_capacity(members.len() * chunks);
+        for m in &members {
             starts.push(kk.len());
             for ch in 0..chunks {
-                kk.extend((ch * KC..k.min((ch + 1) * KC)).filter(|&r| keep(b, r)));
+                kk.extend(
+                    (ch * KC..k.min((ch + 1) * KC)).filter(|&r| m.iter().any(|&c| c != NO_CHANNEL && sets[c][r])),
+                );
                 chunk_ends.push(kk.len());
             }
         }
         starts.push(kk.len());
         BlockLists {
+            members,
             starts,
             kk,
             chunk_ends,
             chunks,
             k,
         }
+    }
+
+    /// The channel of row `r` of block `b` ([`NO_CHANNEL`] for a padding row).
+    pub(crate) fn channel(&self, b: usize, r: usize) -> usize {
+        self.members[b][r]
     }
 
     /// Number of blocks.
@@ -133,6 +173,48 @@ impl BlockLists {
     }
 }
 
+/// Candidate groupings of `n` channels into blocks of [`SKIP_CO`] (the last one padded with
+/// [`NO_CHANNEL`]): consecutive channels, and for every factorisation `n = rows × width` with
+/// both even, the 2 × 2 squares of the channels laid out row-major on that grid. The mouse
+/// masks are windows on such a grid (`biomask::square_grid_width`), and a square's four
+/// windows overlap more than a row's four: on the paper CNN at 2d `w = 0.5` squares keep 0.59
+/// instead of 0.69 of the `(kk, block)` pairs of the 32 → 32 layer, 0.56 instead of 0.59 of
+/// the 64 → 64 layer.
+fn groupings(n: usize) -> Vec<Vec<[usize; SKIP_CO]>> {
+    let consecutive = (0..n.div_ceil(SKIP_CO))
+        .map(|b| {
+            std::array::from_fn(|r| {
+                if b * SKIP_CO + r < n {
+                    b * SKIP_CO + r
+                } else {
+                    NO_CHANNEL
+                }
+            })
+        })
+        .collect();
+    let mut all = vec![consecutive];
+    for width in (2..n).step_by(2) {
+        if !n.is_multiple_of(width) || !(n / width).is_multiple_of(2) {
+            continue;
+        }
+        let squares = (0..n / width)
+            .step_by(2)
+            .flat_map(|r| {
+                (0..width).step_by(2).map(move |c| {
+                    [
+                        r * width + c,
+                        r * width + c + 1,
+                        (r + 1) * width + c,
+                        (r + 1) * width + c + 1,
+                    ]
+                })
+            })
+            .collect();
+        all.push(squares);
+    }
+    all
+}
+
 /// The block lists of a one-group mask: forward (and weight gradient) and adjoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SkipLists {
@@ -153,15 +235,11 @@ impl SkipLists {
                 adj: BlockLists::build(0, 0, |_, _| false),
             };
         };
-        let fwd = BlockLists::build(ny.div_ceil(SKIP_CO), taps * nx, |b, kk| {
-            let c0 = b * SKIP_CO;
-            map.row_bits(kk, c0, SKIP_CO.min(ny - c0)) != 0
-        });
-        let adj = BlockLists::build(nx.div_ceil(SKIP_CO), taps * ny, |b, kk| {
+        let fwd = BlockLists::build(ny, taps * nx, |kk, co| map.get(kk, co));
+        let adj = BlockLists::build(nx, taps * ny, |kk, ci| {
             // Adjoint tap t' = i'·kw + j' reads the forward tap (kh − 1 − i', kw − 1 − j').
             let (t, co) = (kk / ny, kk % ny);
-            let ft = taps - 1 - t;
-            (b * SKIP_CO..nx.min((b + 1) * SKIP_CO)).any(|ci| map.get(ft * nx + ci, co))
+            map.get((taps - 1 - t) * nx + ci, co)
         });
         SkipLists { fwd, adj }
     }
@@ -263,8 +341,11 @@ pub(crate) fn forward(p: &Plan, lists: &BlockLists, x: &[f32], wm: &[f32], bias:
     for b in 0..blocks {
         let s = lists.starts[b];
         for (e, &kk) in lists.block(b).iter().enumerate() {
-            for r in 0..SKIP_CO.min(cout - b * SKIP_CO) {
-                panels[(s + e) * SKIP_CO + r] = wm[kk * cout + b * SKIP_CO + r];
+            for r in 0..SKIP_CO {
+                let co = lists.channel(b, r);
+                if co != NO_CHANNEL {
+                    panels[(s + e) * SKIP_CO + r] = wm[kk * cout + co];
+                }
             }
             offs[s + e] = (kk % cin) * plane + tap_offset(p, wp, kk / cin);
         }
@@ -306,9 +387,14 @@ pub(crate) fn forward(p: &Plan, lists: &BlockLists, x: &[f32], wm: &[f32], bias:
                     q += SKIP_PIX;
                 }
             }
-            for co in 0..cout {
+            // Row `slot` of the full-width output is channel `lists.channel(slot / 4, slot % 4)`.
+            for slot in 0..blocks * SKIP_CO {
+                let co = lists.channel(slot / SKIP_CO, slot % SKIP_CO);
+                if co == NO_CHANNEL {
+                    continue;
+                }
                 let b = bias.map_or(0.0, |b| b[co]);
-                let src = &yfull[co * full_padded..];
+                let src = &yfull[slot * full_padded..];
                 let dst = &mut yn[co * ohw..][..ohw];
                 for oy in 0..p.oh {
                     for (d, &v) in dst[oy * p.ow..][..p.ow].iter_mut().zip(&src[oy * wp..][..p.ow]) {
@@ -398,9 +484,15 @@ pub(crate) fn backward_weight(p: &Plan, lists: &BlockLists, mask: &ConvMask, x: 
                 xp.fill(0.0);
                 pad_image_strided(p, &x[n * cin * hw..][..cin * hw], wp, plane, xp);
                 dyf.fill(0.0);
-                for (co, src) in dy[n * cout * ohw..][..cout * ohw].chunks_exact(ohw.max(1)).enumerate() {
+                // Plane `slot` holds the gradient of the block row's channel.
+                for slot in 0..blocks * SKIP_CO {
+                    let co = lists.channel(slot / SKIP_CO, slot % SKIP_CO);
+                    if co == NO_CHANNEL {
+                        continue;
+                    }
+                    let src = &dy[(n * cout + co) * ohw..][..ohw];
                     for oy in 0..p.oh {
-                        dyf[co * dplane + oy * wp..][..p.ow].copy_from_slice(&src[oy * p.ow..][..p.ow]);
+                        dyf[slot * dplane + oy * wp..][..p.ow].copy_from_slice(&src[oy * p.ow..][..p.ow]);
                     }
                 }
             });
@@ -443,9 +535,12 @@ pub(crate) fn backward_weight(p: &Plan, lists: &BlockLists, mask: &ConvMask, x: 
     for (b, (v, acc)) in order.iter().zip(&accs).enumerate() {
         for (e, &kk) in v.iter().enumerate() {
             let (g, r) = (e / WG_ROWS, e % WG_ROWS);
-            for c in 0..SKIP_CO.min(cout - b * SKIP_CO) {
-                let lanes = &acc[g * ACC + (r * SKIP_CO + c) * LANES..][..LANES];
-                dw[kk * cout + b * SKIP_CO + c] = lanes.iter().sum();
+            for c in 0..SKIP_CO {
+                let co = lists.channel(b, c);
+                if co != NO_CHANNEL {
+                    let lanes = &acc[g * ACC + (r * SKIP_CO + c) * LANES..][..LANES];
+                    dw[kk * cout + co] = lanes.iter().sum();
+                }
             }
         }
     }
