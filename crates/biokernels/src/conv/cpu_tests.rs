@@ -190,6 +190,40 @@ fn masked_convs_on_the_direct_path_match_tile_skipping() {
     assert!(!super::super::direct::applies(&wide.plan("test").unwrap(), None));
 }
 
+/// The padded-image buffer keeps its zero padding between images of one layout and is
+/// cleared when the layout changes: two layouts that differ only in where the padding sits
+/// (same image, buffer and plane sizes), run one after the other on one thread.
+#[test]
+fn padded_image_buffer_is_cleared_when_only_the_padding_moves() {
+    if !Isa::Avx512.is_available() {
+        eprintln!("SKIPPED padded_image_buffer_is_cleared_when_only_the_padding_moves: no AVX-512");
+        return;
+    }
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let pads = [(2, 0, 2, 0), (0, 2, 0, 2), (1, 1, 1, 1), (2, 0, 2, 0)];
+    pool.install(|| {
+        for (k, &(top, bottom, left, right)) in pads.iter().enumerate() {
+            let geom = Conv2dGeometry::new(2, 5, (6, 7), 8, (3, 3)).with_padding(Padding::Explicit {
+                top,
+                bottom,
+                left,
+                right,
+            });
+            let p = geom.plan("test").unwrap();
+            assert!(super::super::direct::applies(&p, None));
+            let x = values(geom.input_len(), 90 + k as u64);
+            let w = values(geom.weight_len(), 95 + k as u64);
+            let mut want = vec![f32::NAN; geom.output_len().unwrap()];
+            forward_chunked(&p, &x, &w, None, None, &mut want, p.chunk_lines(COL_BUDGET)).unwrap();
+            let mut got = vec![f32::NAN; want.len()];
+            super::super::direct::forward(&p, &x, &w, None, &mut got);
+            for (i, (g, e)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(g.to_bits(), e.to_bits(), "padding {k}, output {i}: {g} vs {e}");
+            }
+        }
+    });
+}
+
 #[test]
 fn direct_forward_matches_im2col_bit_for_bit() {
     if !Isa::Avx512.is_available() {

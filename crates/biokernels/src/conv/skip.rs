@@ -53,7 +53,7 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 
 use super::cpu::Plan;
-use super::direct::pad_image_strided;
+use super::direct::{pad_image_strided, PaddedImage};
 use super::ConvMask;
 use crate::gemm::KC;
 
@@ -308,7 +308,7 @@ pub(crate) fn adjoint_lists(mask: &ConvMask) -> Option<&BlockLists> {
 
 thread_local! {
     /// The padded image and the full-width output of the image this thread works on.
-    static IMAGE: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static IMAGE: RefCell<(PaddedImage, Vec<f32>)> = const { RefCell::new((PaddedImage::new(), Vec::new())) };
 }
 
 /// The distance in floats between the padded input planes: at least `plane`, a multiple of
@@ -360,11 +360,9 @@ pub(crate) fn forward(p: &Plan, lists: &BlockLists, x: &[f32], wm: &[f32], bias:
     let image = |n: usize, yn: &mut [f32]| {
         IMAGE.with(|cell| {
             let mut bufs = cell.borrow_mut();
-            let (xpad, yfull) = &mut *bufs;
-            xpad.clear();
-            xpad.resize(xpad_len, 0.0);
+            let (pad, yfull) = &mut *bufs;
             yfull.resize(blocks * SKIP_CO * full_padded, 0.0);
-            pad_image_strided(p, &x[n * cin * hw..][..cin * hw], wp, plane, xpad);
+            let xpad = pad.fill(p, &x[n * cin * hw..][..cin * hw], wp, plane, xpad_len);
             for (b, ends) in ends.iter().enumerate() {
                 let s = lists.starts[b];
                 let (bo, bp) = (&offs[s..lists.starts[b + 1]], &panels[s * SKIP_CO..]);
@@ -481,9 +479,9 @@ pub(crate) fn backward_weight(p: &Plan, lists: &BlockLists, mask: &ConvMask, x: 
             .enumerate()
             .for_each(|(i, (xp, dyf))| {
                 let n = n0 + i;
-                xp.fill(0.0);
+                // The buffers start zeroed and every step writes the same entries: the
+                // padding, junk columns and padding rows of the blocks stay 0.
                 pad_image_strided(p, &x[n * cin * hw..][..cin * hw], wp, plane, xp);
-                dyf.fill(0.0);
                 // Plane `slot` holds the gradient of the block row's channel.
                 for slot in 0..blocks * SKIP_CO {
                     let co = lists.channel(slot / SKIP_CO, slot % SKIP_CO);
