@@ -100,14 +100,12 @@ impl BlockLists {
     /// whichever of [`groupings`] keeps the fewest `(kk, block)` pairs.
     fn build(n: usize, k: usize, uses: impl Fn(usize, usize) -> bool) -> Self {
         let sets: Vec<Vec<bool>> = (0..n).map(|c| (0..k).map(|kk| uses(kk, c)).collect()).collect();
+        // Whether the block of channels `m` uses `kk`.
+        let block_uses = |m: &[usize; SKIP_CO], kk: usize| m.iter().any(|&c| c != NO_CHANNEL && sets[c][kk]);
         let kept = |members: &[[usize; SKIP_CO]]| -> usize {
             members
                 .iter()
-                .map(|m| {
-                    (0..k)
-                        .filter(|&kk| m.iter().any(|&c| c != NO_CHANNEL && sets[c][kk]))
-                        .count()
-                })
+                .map(|m| (0..k).filter(|&kk| block_uses(m, kk)).count())
                 .sum()
         };
         // The first grouping (consecutive channels) wins ties.
@@ -124,9 +122,7 @@ impl BlockLists {
         for m in &members {
             starts.push(kk.len());
             for ch in 0..chunks {
-                kk.extend(
-                    (ch * KC..k.min((ch + 1) * KC)).filter(|&r| m.iter().any(|&c| c != NO_CHANNEL && sets[c][r])),
-                );
+                kk.extend((ch * KC..k.min((ch + 1) * KC)).filter(|&r| block_uses(m, r)));
                 chunk_ends.push(kk.len());
             }
         }
